@@ -1,0 +1,33 @@
+#!/bin/bash
+# Build the guest root image: a Debian trixie minbase userland (bash, coreutils, attr,
+# util-linux, e2fsprogs, kmod, procps) on ext4, booted read-write with QEMU snapshot=on so
+# every boot starts clean. /sbin/tether-init mounts the repo (9p tag "tether", read-only)
+# and the VM's run directory (9p tag "out") and hands over to qemu/guest-init.sh.
+. "$(dirname "$0")/lib.sh"
+
+INCLUDE=attr,e2fsprogs,util-linux,kmod,procps,iproute2,busybox-static
+[ -e "$IMAGE" ] && exit 0
+host_pkgs debootstrap e2fsprogs
+mkdir -p "$CACHE"
+root="$CACHE/rootfs.tmp"
+rm -rf "$root"
+log "debootstrap guest userland (about 1 min)"
+debootstrap --variant=minbase --include=$INCLUDE trixie "$root" "$MIRROR" >"$CACHE/image.log" 2>&1 ||
+	die "debootstrap failed, see $CACHE/image.log"
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/{doc,man,locale}
+mkdir -p "$root/tether" "$root/out"
+cat >"$root/sbin/tether-init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro tether /tether
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /out
+exec /bin/bash /tether/qemu/guest-init.sh
+INIT
+chmod 755 "$root/sbin/tether-init"
+rm -f "$IMAGE.tmp"
+mkfs.ext4 -q -L tetherroot -d "$root" "$IMAGE.tmp" 1G || die "mkfs.ext4 -d failed"
+mv "$IMAGE.tmp" "$IMAGE"
+rm -rf "$root"
+log "guest image ready: $IMAGE"

@@ -1,0 +1,88 @@
+//! Frame kinds. Numbers are append-only: a kind keeps its number forever.
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Kind {
+    /// Client → server: first frame of a connection ([`crate::msg::Hello`]).
+    Hello = 1,
+    /// Server → client: handshake answer ([`crate::msg::Welcome`]).
+    Welcome = 2,
+    /// Either way: liveness; answered with [`crate::frame::F_REPLY`] set. Empty body.
+    Heartbeat = 3,
+    /// Either way: the sender closes the connection and says why ([`crate::msg::ErrorMsg`]).
+    Error = 4,
+    /// Client → server: echo the body back (round-trip measurements, transport checks).
+    EchoReq = 5,
+    /// Server → client: the body of an [`Kind::EchoReq`], unchanged.
+    EchoReply = 6,
+    /// Client → server: bulk data, counted and discarded; with
+    /// [`crate::frame::F_ACK_REQ`] the server answers [`Kind::SinkAck`].
+    Sink = 7,
+    /// Server → client: bytes and checksum of the [`Kind::Sink`] bodies since the last ack
+    /// ([`crate::msg::SinkAck`]).
+    SinkAck = 8,
+}
+
+impl Kind {
+    /// All kinds this version knows, in number order.
+    pub const ALL: [Kind; 8] = [
+        Kind::Hello,
+        Kind::Welcome,
+        Kind::Heartbeat,
+        Kind::Error,
+        Kind::EchoReq,
+        Kind::EchoReply,
+        Kind::Sink,
+        Kind::SinkAck,
+    ];
+
+    /// Decodes a kind number; `None` for numbers this version does not know.
+    pub fn from_u16(v: u16) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| *k as u16 == v)
+    }
+
+    /// This kind's bit in a kinds bitmap (`HELLO.kinds`, `WELCOME.kinds`).
+    pub fn bit(self) -> u64 {
+        1u64 << (self as u16 % 64)
+    }
+
+    /// Bitmap of every kind this version knows.
+    pub fn all_bits() -> u64 {
+        Self::ALL.iter().fold(0, |m, k| m | k.bit())
+    }
+
+    /// Name for log lines, as the design document spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hello => "HELLO",
+            Kind::Welcome => "WELCOME",
+            Kind::Heartbeat => "HEARTBEAT",
+            Kind::Error => "ERROR",
+            Kind::EchoReq => "ECHO_REQ",
+            Kind::EchoReply => "ECHO_REPLY",
+            Kind::Sink => "SINK",
+            Kind::SinkAck => "SINK_ACK",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_u16(k as u16), Some(k));
+        }
+        assert_eq!(Kind::from_u16(0), None);
+        assert_eq!(Kind::from_u16(9), None);
+        assert_eq!(Kind::from_u16(u16::MAX), None);
+    }
+
+    #[test]
+    fn bits_are_distinct() {
+        assert_eq!(Kind::all_bits().count_ones() as usize, Kind::ALL.len());
+    }
+}

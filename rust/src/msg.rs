@@ -1,0 +1,271 @@
+//! Message bodies of the handshake, errors and transfer checks.
+
+use crate::codec::{Reader, Writer};
+use crate::error::{ProtoError, Result};
+use crate::frame::{MAX_FRAME, MIN_FRAME, VERSION};
+
+/// `HELLO`: what the client speaks and wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Lowest protocol version the client speaks.
+    pub min_version: u16,
+    /// Highest protocol version the client speaks.
+    pub max_version: u16,
+    /// Changes whenever the client's module is (re)loaded.
+    pub boot_verifier: u64,
+    /// Largest body the client accepts.
+    pub max_frame: u32,
+    /// The client's heartbeat interval.
+    pub heartbeat_ms: u32,
+    /// Bitmap of the kinds the client will use ([`crate::kind::Kind::bit`]).
+    pub kinds: u64,
+}
+
+impl Hello {
+    /// Encoded size.
+    pub const LEN: usize = 28;
+
+    /// Encodes into `buf`, returning the length used.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut w = Writer::new(buf);
+        w.u16(self.min_version)?;
+        w.u16(self.max_version)?;
+        w.u64(self.boot_verifier)?;
+        w.u32(self.max_frame)?;
+        w.u32(self.heartbeat_ms)?;
+        w.u64(self.kinds)?;
+        Ok(w.len())
+    }
+
+    /// Decodes a `HELLO` body. Trailing bytes (fields of later versions) are ignored.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf);
+        Ok(Self {
+            min_version: r.u16()?,
+            max_version: r.u16()?,
+            boot_verifier: r.u64()?,
+            max_frame: r.u32()?,
+            heartbeat_ms: r.u32()?,
+            kinds: r.u64()?,
+        })
+    }
+}
+
+/// `WELCOME`: the server's answer to [`Hello`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Welcome {
+    /// The protocol version both sides now speak.
+    pub version: u16,
+    /// Changes whenever the server's module is (re)loaded: a new value means the server
+    /// lost every session's state.
+    pub boot_verifier: u64,
+    /// Largest body either side may send from now on.
+    pub max_frame: u32,
+    /// The server's heartbeat interval.
+    pub heartbeat_ms: u32,
+    /// Session id; every later frame of this connection carries it.
+    pub session: u32,
+    /// Bitmap of the kinds the server supports.
+    pub kinds: u64,
+}
+
+impl Welcome {
+    /// Encoded size.
+    pub const LEN: usize = 30;
+
+    /// Encodes into `buf`, returning the length used.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut w = Writer::new(buf);
+        w.u16(self.version)?;
+        w.u64(self.boot_verifier)?;
+        w.u32(self.max_frame)?;
+        w.u32(self.heartbeat_ms)?;
+        w.u32(self.session)?;
+        w.u64(self.kinds)?;
+        Ok(w.len())
+    }
+
+    /// Decodes a `WELCOME` body. Trailing bytes are ignored.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf);
+        Ok(Self {
+            version: r.u16()?,
+            boot_verifier: r.u64()?,
+            max_frame: r.u32()?,
+            heartbeat_ms: r.u32()?,
+            session: r.u32()?,
+            kinds: r.u64()?,
+        })
+    }
+}
+
+/// What the server settles on for a [`Hello`]: `(version, max_frame)`.
+///
+/// Fails with [`ProtoError::BadVersion`] when the version ranges do not meet and with
+/// [`ProtoError::BadValue`] for a nonsensical maximum frame size.
+pub fn negotiate(hello: &Hello, server_max_frame: u32) -> Result<(u16, u32)> {
+    if hello.min_version > hello.max_version || hello.min_version > VERSION || hello.max_version < 1
+    {
+        return Err(ProtoError::BadVersion);
+    }
+    if hello.max_frame < MIN_FRAME {
+        return Err(ProtoError::BadValue);
+    }
+    let version = hello.max_version.min(VERSION);
+    Ok((
+        version,
+        hello.max_frame.min(server_max_frame).min(MAX_FRAME),
+    ))
+}
+
+/// `ERROR`: why the sender is closing the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorMsg {
+    /// A [`ProtoError`] number.
+    pub code: u32,
+    /// Kind-specific detail (e.g. the unknown kind number).
+    pub detail: u32,
+}
+
+impl ErrorMsg {
+    /// Encoded size.
+    pub const LEN: usize = 8;
+
+    /// Encodes into `buf`, returning the length used.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut w = Writer::new(buf);
+        w.u32(self.code)?;
+        w.u32(self.detail)?;
+        Ok(w.len())
+    }
+
+    /// Decodes an `ERROR` body.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf);
+        Ok(Self {
+            code: r.u32()?,
+            detail: r.u32()?,
+        })
+    }
+}
+
+/// `SINK_ACK`: what the server received in `SINK` bodies since the previous ack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinkAck {
+    /// Number of body bytes.
+    pub bytes: u64,
+    /// [`crate::codec::sum64`] of the bodies, in order.
+    pub sum: u64,
+}
+
+impl SinkAck {
+    /// Encoded size.
+    pub const LEN: usize = 16;
+
+    /// Encodes into `buf`, returning the length used.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut w = Writer::new(buf);
+        w.u64(self.bytes)?;
+        w.u64(self.sum)?;
+        Ok(w.len())
+    }
+
+    /// Decodes a `SINK_ACK` body.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf);
+        Ok(Self {
+            bytes: r.u64()?,
+            sum: r.u64()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello {
+            min_version: 1,
+            max_version: 1,
+            boot_verifier: 0xabcdef,
+            max_frame: 65536,
+            heartbeat_ms: 500,
+            kinds: 0x1fe,
+        }
+    }
+
+    #[test]
+    fn bodies_round_trip() {
+        let mut b = [0u8; 64];
+        let h = hello();
+        assert_eq!(h.encode(&mut b), Ok(Hello::LEN));
+        assert_eq!(Hello::decode(&b[..Hello::LEN]), Ok(h));
+        let w = Welcome {
+            version: 1,
+            boot_verifier: 9,
+            max_frame: 4096,
+            heartbeat_ms: 250,
+            session: 3,
+            kinds: 6,
+        };
+        assert_eq!(w.encode(&mut b), Ok(Welcome::LEN));
+        assert_eq!(Welcome::decode(&b[..Welcome::LEN]), Ok(w));
+        let e = ErrorMsg {
+            code: 4,
+            detail: 99,
+        };
+        assert_eq!(e.encode(&mut b), Ok(ErrorMsg::LEN));
+        assert_eq!(ErrorMsg::decode(&b[..ErrorMsg::LEN]), Ok(e));
+        let s = SinkAck {
+            bytes: 1 << 40,
+            sum: 5,
+        };
+        assert_eq!(s.encode(&mut b), Ok(SinkAck::LEN));
+        assert_eq!(SinkAck::decode(&b[..SinkAck::LEN]), Ok(s));
+    }
+
+    #[test]
+    fn short_bodies_are_truncated() {
+        let mut b = [0u8; 64];
+        let n = hello().encode(&mut b).unwrap_or(0);
+        for i in 0..n {
+            assert_eq!(Hello::decode(&b[..i]), Err(ProtoError::Truncated));
+        }
+        assert_eq!(hello().encode(&mut b[..10]), Err(ProtoError::TooLong));
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(&hello(), 1 << 20), Ok((1, 65536)));
+        assert_eq!(negotiate(&hello(), 4096), Ok((1, 4096)));
+        let h = Hello {
+            max_frame: u32::MAX,
+            ..hello()
+        };
+        assert_eq!(negotiate(&h, u32::MAX), Ok((1, MAX_FRAME)));
+        let h = Hello {
+            min_version: 2,
+            max_version: 5,
+            ..hello()
+        };
+        assert_eq!(negotiate(&h, 4096), Err(ProtoError::BadVersion));
+        let h = Hello {
+            min_version: 1,
+            max_version: 7,
+            ..hello()
+        };
+        assert_eq!(negotiate(&h, 4096), Ok((1, 4096)));
+        let h = Hello {
+            min_version: 0,
+            max_version: 0,
+            ..hello()
+        };
+        assert_eq!(negotiate(&h, 4096), Err(ProtoError::BadVersion));
+        let h = Hello {
+            max_frame: 100,
+            ..hello()
+        };
+        assert_eq!(negotiate(&h, 4096), Err(ProtoError::BadValue));
+    }
+}

@@ -1,0 +1,9 @@
+//! tether wire protocol: frame header, message bodies, codec.
+//!
+//! Pure functions over byte slices: no allocation, and no input makes them panic.
+
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod kind;
+pub mod msg;
