@@ -1,6 +1,6 @@
 //! Little-endian cursors over byte slices, checked at every step.
 
-use crate::error::{ProtoError, Result};
+use super::error::{ProtoError, Result};
 
 /// Reads little-endian integers from a byte slice.
 pub struct Reader<'a> {

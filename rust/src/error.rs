@@ -8,7 +8,7 @@
 pub enum ProtoError {
     /// Fewer bytes than the structure needs.
     Truncated = 1,
-    /// The header does not start with [`crate::frame::MAGIC`].
+    /// The header does not start with [`super::frame::MAGIC`].
     BadMagic = 2,
     /// A protocol version this peer does not speak.
     BadVersion = 3,

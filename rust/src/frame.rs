@@ -4,7 +4,7 @@
 //! offset size field
 //!      0    4 magic   "TTHR"
 //!      4    2 version protocol version (1)
-//!      6    2 kind    crate::kind::Kind
+//!      6    2 kind    super::kind::Kind
 //!      8    4 flags   F_*
 //!     12    4 len     body length in bytes
 //!     16    4 session session id given by WELCOME (0 before)
@@ -13,9 +13,9 @@
 //! ```
 //! All fields are little-endian.
 
-use crate::codec::{Reader, Writer};
-use crate::error::{ProtoError, Result};
-use crate::kind::Kind;
+use super::codec::{Reader, Writer};
+use super::error::{ProtoError, Result};
+use super::kind::Kind;
 
 /// First four bytes of every frame.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"TTHR");

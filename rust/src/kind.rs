@@ -4,23 +4,23 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
 pub enum Kind {
-    /// Client → server: first frame of a connection ([`crate::msg::Hello`]).
+    /// Client → server: first frame of a connection ([`super::msg::Hello`]).
     Hello = 1,
-    /// Server → client: handshake answer ([`crate::msg::Welcome`]).
+    /// Server → client: handshake answer ([`super::msg::Welcome`]).
     Welcome = 2,
-    /// Either way: liveness; answered with [`crate::frame::F_REPLY`] set. Empty body.
+    /// Either way: liveness; answered with [`super::frame::F_REPLY`] set. Empty body.
     Heartbeat = 3,
-    /// Either way: the sender closes the connection and says why ([`crate::msg::ErrorMsg`]).
+    /// Either way: the sender closes the connection and says why ([`super::msg::ErrorMsg`]).
     Error = 4,
     /// Client → server: echo the body back (round-trip measurements, transport checks).
     EchoReq = 5,
     /// Server → client: the body of an [`Kind::EchoReq`], unchanged.
     EchoReply = 6,
     /// Client → server: bulk data, counted and discarded; with
-    /// [`crate::frame::F_ACK_REQ`] the server answers [`Kind::SinkAck`].
+    /// [`super::frame::F_ACK_REQ`] the server answers [`Kind::SinkAck`].
     Sink = 7,
     /// Server → client: bytes and checksum of the [`Kind::Sink`] bodies since the last ack
-    /// ([`crate::msg::SinkAck`]).
+    /// ([`super::msg::SinkAck`]).
     SinkAck = 8,
 }
 

@@ -1,8 +1,8 @@
 //! Message bodies of the handshake, errors and transfer checks.
 
-use crate::codec::{Reader, Writer};
-use crate::error::{ProtoError, Result};
-use crate::frame::{MAX_FRAME, MIN_FRAME, VERSION};
+use super::codec::{Reader, Writer};
+use super::error::{ProtoError, Result};
+use super::frame::{MAX_FRAME, MIN_FRAME, VERSION};
 
 /// `HELLO`: what the client speaks and wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct Hello {
     pub max_frame: u32,
     /// The client's heartbeat interval.
     pub heartbeat_ms: u32,
-    /// Bitmap of the kinds the client will use ([`crate::kind::Kind::bit`]).
+    /// Bitmap of the kinds the client will use ([`super::kind::Kind::bit`]).
     pub kinds: u64,
 }
 
@@ -154,7 +154,7 @@ impl ErrorMsg {
 pub struct SinkAck {
     /// Number of body bytes.
     pub bytes: u64,
-    /// [`crate::codec::sum64`] of the bodies, in order.
+    /// [`super::codec::sum64`] of the bodies, in order.
     pub sum: u64,
 }
 

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! vsock transport shared by both modules: kernel sockets, split sends, framed receives.
+//!
+//! vhost-device-vsock 0.3.0 truncates guest-to-guest sends above about 3.7 KiB, so every send
+//! is cut into pieces of at most `split` bytes (a module parameter, default
+//! [`DEFAULT_SPLIT`](crate::proto::frame::DEFAULT_SPLIT)).
+
+use core::ptr::NonNull;
+use kernel::{
+    alloc::KVVec,
+    bindings,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+    sync::Arc,
+    workqueue::Queue,
+};
+
+use crate::proto::error::ProtoError;
+use crate::proto::frame::{Header, HEADER_LEN};
+
+mod ffi {
+    use kernel::bindings::{socket, workqueue_struct};
+    use kernel::ffi::{c_char, c_int, c_uint, c_void};
+
+    extern "C" {
+        pub(super) fn tether_vsock_listen(port: u32, backlog: c_int, res: *mut *mut socket) -> c_int;
+        pub(super) fn tether_vsock_accept(l: *mut socket, res: *mut *mut socket, cid: *mut u32) -> c_int;
+        pub(super) fn tether_vsock_connect(cid: u32, port: u32, res: *mut *mut socket) -> c_int;
+        pub(super) fn tether_sock_send(s: *mut socket, buf: *const c_void, len: usize) -> c_int;
+        pub(super) fn tether_sock_recv(s: *mut socket, buf: *mut c_void, len: usize) -> c_int;
+        pub(super) fn tether_sock_set_timeouts(s: *mut socket, rcv_ms: c_uint, snd_ms: c_uint);
+        pub(super) fn tether_sock_shutdown(s: *mut socket);
+        pub(super) fn tether_sock_release(s: *mut socket);
+        pub(super) fn tether_wq_alloc(name: *const c_char) -> *mut workqueue_struct;
+    }
+}
+
+/// A kernel vsock stream socket.
+///
+/// # Invariants
+///
+/// `sock` points to a `struct socket` created by the socket layer and owned by this value;
+/// it is released exactly once, on drop.
+pub(crate) struct Socket {
+    sock: NonNull<bindings::socket>,
+}
+
+// SAFETY: The socket layer serialises concurrent calls on one socket internally; sending,
+// receiving and shutting down from different threads is allowed.
+unsafe impl Send for Socket {}
+// SAFETY: As above: every method takes `&self` and the socket layer does the locking.
+unsafe impl Sync for Socket {}
+
+impl Socket {
+    fn from_raw(ret: i32, sock: *mut bindings::socket) -> Result<Self> {
+        kernel::error::to_result(ret)?;
+        // INVARIANT: the shim returned 0, so `sock` is a new socket that we now own.
+        Ok(Self { sock: NonNull::new(sock).ok_or(EINVAL)? })
+    }
+
+    /// A socket listening on vsock `port` of any local CID.
+    pub(crate) fn listen(port: u32, backlog: i32) -> Result<Self> {
+        let mut sock = core::ptr::null_mut();
+        // SAFETY: `sock` is a valid out-pointer for the duration of the call.
+        let ret = unsafe { ffi::tether_vsock_listen(port, backlog, &mut sock) };
+        Self::from_raw(ret, sock)
+    }
+
+    /// Accepts one connection; returns it with the peer's CID. `EAGAIN` after the receive
+    /// timeout.
+    pub(crate) fn accept(&self) -> Result<(Self, u32)> {
+        let mut sock = core::ptr::null_mut();
+        let mut cid = 0u32;
+        // SAFETY: `self.sock` is valid by the type invariant; the out-pointers are valid.
+        let ret = unsafe { ffi::tether_vsock_accept(self.sock.as_ptr(), &mut sock, &mut cid) };
+        Ok((Self::from_raw(ret, sock)?, cid))
+    }
+
+    /// Connects to vsock `cid`:`port`.
+    pub(crate) fn connect(cid: u32, port: u32) -> Result<Self> {
+        let mut sock = core::ptr::null_mut();
+        // SAFETY: `sock` is a valid out-pointer for the duration of the call.
+        let ret = unsafe { ffi::tether_vsock_connect(cid, port, &mut sock) };
+        Self::from_raw(ret, sock)
+    }
+
+    /// Sets the receive (and accept) and send timeouts; 0 waits forever.
+    pub(crate) fn set_timeouts(&self, rcv_ms: u32, snd_ms: u32) {
+        // SAFETY: `self.sock` is valid by the type invariant.
+        unsafe { ffi::tether_sock_set_timeouts(self.sock.as_ptr(), rcv_ms, snd_ms) };
+    }
+
+    /// Shuts both directions down: blocked and later sends and receives return at once.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: `self.sock` is valid by the type invariant.
+        unsafe { ffi::tether_sock_shutdown(self.sock.as_ptr()) };
+    }
+
+    /// Sends all of `buf`, in pieces of at most `split` bytes.
+    fn send_all(&self, mut buf: &[u8], split: usize) -> Result {
+        while !buf.is_empty() {
+            let n = buf.len().min(split);
+            // SAFETY: `self.sock` is valid; `buf` is readable for `n <= buf.len()` bytes.
+            let ret = unsafe { ffi::tether_sock_send(self.sock.as_ptr(), buf.as_ptr().cast(), n) };
+            kernel::error::to_result(ret)?;
+            // A short send (timeout or signal after some bytes) just continues.
+            let sent = usize::try_from(ret).map_err(|_| EIO)?.min(n);
+            if sent == 0 {
+                return Err(EPIPE);
+            }
+            buf = &buf[sent..];
+        }
+        Ok(())
+    }
+
+    /// Receives up to `buf.len()` bytes: `Ok(0)` at end of stream, `EAGAIN` on timeout.
+    fn recv_some(&self, buf: &mut [u8]) -> Result<usize> {
+        // SAFETY: `self.sock` is valid; `buf` is writable for `buf.len()` bytes.
+        let ret = unsafe { ffi::tether_sock_recv(self.sock.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        kernel::error::to_result(ret)?;
+        usize::try_from(ret).map_err(|_| EIO)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own the socket and this is the only release.
+        unsafe { ffi::tether_sock_release(self.sock.as_ptr()) };
+    }
+}
+
+/// Traffic counters of one link (or the sum of several).
+pub(crate) struct Stats {
+    pub(crate) frames_in: Atomic<u64>,
+    pub(crate) frames_out: Atomic<u64>,
+    pub(crate) bytes_in: Atomic<u64>,
+    pub(crate) bytes_out: Atomic<u64>,
+}
+
+impl Stats {
+    /// All counters at zero.
+    pub(crate) const fn new() -> Self {
+        Self {
+            frames_in: Atomic::new(0),
+            frames_out: Atomic::new(0),
+            bytes_in: Atomic::new(0),
+            bytes_out: Atomic::new(0),
+        }
+    }
+
+    /// Writes the counters as `key=value` lines.
+    pub(crate) fn show(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(f, "frames_in={}", self.frames_in.load(Relaxed))?;
+        writeln!(f, "frames_out={}", self.frames_out.load(Relaxed))?;
+        writeln!(f, "bytes_in={}", self.bytes_in.load(Relaxed))?;
+        writeln!(f, "bytes_out={}", self.bytes_out.load(Relaxed))
+    }
+
+    fn count(frames: &Atomic<u64>, bytes: &Atomic<u64>, n: usize) {
+        frames.add(1, Relaxed);
+        bytes.add(u64::try_from(n).unwrap_or(u64::MAX), Relaxed);
+    }
+}
+
+/// Why receiving a frame failed.
+pub(crate) enum RecvError {
+    /// The peer closed the stream between frames.
+    Closed,
+    /// No byte arrived within the receive timeout (between frames).
+    Timeout,
+    /// The bytes broke the protocol.
+    Proto(ProtoError),
+    /// The socket failed (including a peer that stalled in the middle of a frame).
+    Io(Error),
+}
+
+impl From<ProtoError> for RecvError {
+    fn from(e: ProtoError) -> Self {
+        RecvError::Proto(e)
+    }
+}
+
+/// Receive timeouts in a row after which a frame that started arriving is given up.
+const MAX_STALLS: u32 = 3;
+
+/// Counters a link updates: its own and the module's totals.
+pub(crate) type StatsPair = [Arc<Stats>; 2];
+
+/// The sending half of a framed connection.
+pub(crate) struct Sender {
+    sock: Arc<Socket>,
+    split: usize,
+    stats: StatsPair,
+}
+
+impl Sender {
+    /// Sends frames on `sock` in pieces of at most `split` bytes.
+    pub(crate) fn new(sock: Arc<Socket>, split: usize, stats: StatsPair) -> Self {
+        Self { sock, split: split.max(HEADER_LEN), stats }
+    }
+
+    /// Sends one frame: `hdr` (its `len` is set from `body`) then `body`.
+    pub(crate) fn send(&mut self, mut hdr: Header, body: &[u8]) -> Result {
+        hdr.len = u32::try_from(body.len()).map_err(|_| EMSGSIZE)?;
+        // The header goes out with the start of the body: one send for small frames.
+        let mut piece = [0u8; 512];
+        let first = body.len().min(piece.len().min(self.split) - HEADER_LEN);
+        let (head, rest) = body.split_at(first);
+        piece[..HEADER_LEN].copy_from_slice(&hdr.encode());
+        piece[HEADER_LEN..HEADER_LEN + first].copy_from_slice(head);
+        self.sock.send_all(&piece[..HEADER_LEN + first], self.split)?;
+        self.sock.send_all(rest, self.split)?;
+        for s in &self.stats {
+            Stats::count(&s.frames_out, &s.bytes_out, HEADER_LEN + body.len());
+        }
+        Ok(())
+    }
+}
+
+/// The receiving half of a framed connection.
+pub(crate) struct Receiver {
+    sock: Arc<Socket>,
+    buf: KVVec<u8>,
+    stats: StatsPair,
+}
+
+impl Receiver {
+    /// Receives frames from `sock` with bodies of at most `max_frame` bytes.
+    pub(crate) fn new(sock: Arc<Socket>, max_frame: u32, stats: StatsPair) -> Result<Self> {
+        let mut rx = Self { sock, buf: KVVec::new(), stats };
+        rx.set_max_frame(max_frame)?;
+        Ok(rx)
+    }
+
+    /// Resizes the receive buffer for a newly negotiated maximum body length.
+    pub(crate) fn set_max_frame(&mut self, max_frame: u32) -> Result {
+        let n = usize::try_from(max_frame).map_err(|_| EINVAL)?;
+        self.buf.clear();
+        self.buf.resize(n, 0, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn max_frame(&self) -> u32 {
+        u32::try_from(self.buf.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Fills `buf` from the stream. `first` marks the first bytes of a frame: only there is
+    /// a timeout or an end of stream a normal outcome.
+    fn recv_exact(sock: &Socket, buf: &mut [u8], first: bool) -> core::result::Result<(), RecvError> {
+        let mut got = 0;
+        let mut stalls = 0;
+        while got < buf.len() {
+            match sock.recv_some(&mut buf[got..]) {
+                Ok(0) if first && got == 0 => return Err(RecvError::Closed),
+                Ok(0) => return Err(RecvError::Proto(ProtoError::Truncated)),
+                Ok(n) => {
+                    got += n;
+                    stalls = 0;
+                }
+                Err(e) if e == EAGAIN && first && got == 0 => return Err(RecvError::Timeout),
+                Err(e) if e == EAGAIN && stalls < MAX_STALLS => stalls += 1,
+                Err(e) if e == EAGAIN => return Err(RecvError::Io(ETIMEDOUT)),
+                Err(e) => return Err(RecvError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives one frame whose body is at most `limit` bytes (and at most the buffer):
+    /// its checked header and its body.
+    pub(crate) fn recv(&mut self, limit: u32) -> core::result::Result<(Header, &[u8]), RecvError> {
+        let mut head = [0u8; HEADER_LEN];
+        Self::recv_exact(&self.sock, &mut head, true)?;
+        let hdr = Header::decode(&head, limit.min(self.max_frame()))?;
+        // `decode` checked `hdr.len <= self.buf.len()`.
+        let body = &mut self.buf[..hdr.len as usize];
+        Self::recv_exact(&self.sock, body, false)?;
+        for s in &self.stats {
+            Stats::count(&s.frames_in, &s.bytes_in, HEADER_LEN + body.len());
+        }
+        Ok((hdr, body))
+    }
+}
+
+/// A workqueue owned by a module: sessions and listeners run as its work items.
+///
+/// # Invariants
+///
+/// `wq` was returned by `alloc_workqueue` and is destroyed exactly once, on drop.
+pub(crate) struct OwnedQueue {
+    wq: NonNull<bindings::workqueue_struct>,
+}
+
+// SAFETY: Workqueues may be used and destroyed from any thread.
+unsafe impl Send for OwnedQueue {}
+// SAFETY: Enqueueing through a shared reference is what workqueues are for.
+unsafe impl Sync for OwnedQueue {}
+
+impl OwnedQueue {
+    /// Allocates an unbound workqueue called `name`.
+    pub(crate) fn new(name: &'static CStr) -> Result<Self> {
+        // SAFETY: `name` is a valid NUL-terminated string that outlives the queue.
+        let wq = unsafe { ffi::tether_wq_alloc(name.as_char_ptr()) };
+        // INVARIANT: a non-null result is a new workqueue we own.
+        Ok(Self { wq: NonNull::new(wq).ok_or(ENOMEM)? })
+    }
+
+    /// The queue, to enqueue work on.
+    pub(crate) fn queue(&self) -> &Queue {
+        // SAFETY: `wq` is valid until `self` is dropped, which the returned lifetime ensures.
+        unsafe { Queue::from_raw(self.wq.as_ptr()) }
+    }
+}
+
+impl Drop for OwnedQueue {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant this is the only destruction. It waits for every
+        // work item, including ones they queue while draining.
+        unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };
+    }
+}
+
+/// A random 64-bit number (boot verifiers).
+pub(crate) fn random_u64() -> u64 {
+    // SAFETY: `get_random_u64` has no preconditions.
+    unsafe { bindings::get_random_u64() }
+}

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The accept loop: admits clients on the allow-list and starts a session for each.
+
+use kernel::{prelude::*, sync::atomic::Relaxed, sync::Arc, time::Delta};
+
+use crate::proto::error::ProtoError;
+use crate::server::Shared;
+use crate::session;
+use crate::transport::{OwnedQueue, Socket};
+
+/// How often the accept loop looks at the stop flag.
+const ACCEPT_POLL_MS: u32 = 200;
+
+extern "C" {
+    fn tether_cid_allowed(cid: u32) -> bool;
+}
+
+fn cid_allowed(cid: u32) -> bool {
+    // SAFETY: `tether_cid_allowed` only reads the module's parameter array.
+    unsafe { tether_cid_allowed(cid) }
+}
+
+/// Starts the accept loop on `queue`.
+pub(crate) fn start(queue: &OwnedQueue, shared: Arc<Shared>, listener: Arc<Socket>) -> Result {
+    listener.set_timeouts(ACCEPT_POLL_MS, 0);
+    let q = queue.queue();
+    // The queue outlives its work items: the module destroys it only after they return.
+    let qptr: *const kernel::workqueue::Queue = q;
+    let qref = QueueRef(qptr);
+    q.try_spawn(GFP_KERNEL, move || run(&qref, &shared, &listener))?;
+    Ok(())
+}
+
+/// A pointer to the module's queue, handed to the accept loop that runs on it.
+///
+/// # Invariants
+///
+/// Points to a queue that is destroyed only after every work item on it has returned.
+struct QueueRef(*const kernel::workqueue::Queue);
+
+// SAFETY: A `Queue` may be used from any thread.
+unsafe impl Send for QueueRef {}
+
+fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
+    // SAFETY: By the type invariant the queue outlives this work item, which holds the
+    // reference only while it runs.
+    let queue = unsafe { &*qref.0 };
+    while !shared.is_stopping() {
+        let (sock, cid) = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) if e == EAGAIN || e == EINTR || e == ERESTARTSYS => continue,
+            Err(e) => {
+                if !shared.is_stopping() {
+                    pr_err!("accept failed: {:?}\n", e);
+                    kernel::time::delay::fsleep(Delta::from_millis(100));
+                }
+                continue;
+            }
+        };
+        let sock = match Arc::new(sock, GFP_KERNEL) {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if !cid_allowed(cid) {
+            session::refuse(shared, &sock, cid, ProtoError::NotAllowed, "peer not allowed");
+            continue;
+        }
+        match shared.add_session(sock.clone(), cid) {
+            Ok(s) => {
+                shared.accepted.add(1, Relaxed);
+                let (sh, id) = (shared.clone(), s.id);
+                if queue.try_spawn(GFP_KERNEL, move || session::serve(sh, s)).is_err() {
+                    shared.remove_session(id);
+                    session::refuse(shared, &sock, cid, ProtoError::BadValue, "out of memory");
+                }
+            }
+            Err(e) if e == ESHUTDOWN => break,
+            Err(_) => session::refuse(shared, &sock, cid, ProtoError::BadValue, "too many sessions"),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! tether server module: serves tethered clients over vsock.
+//!
+//! A listener accepts connections from the CIDs on the allow-list; each connection becomes a
+//! session that does the handshake, answers heartbeats and serves requests.
+
+use kernel::prelude::*;
+
+#[path = "../rust/src/proto.rs"]
+mod proto;
+#[path = "../rust/kernel/transport.rs"]
+mod transport;
+
+mod listener;
+mod server;
+mod session;
+
+module! {
+    type: server::TetherServer,
+    name: "tether_server",
+    authors: ["tether developers"],
+    description: "tether: runs the OS side of applications tethered from another machine",
+    license: "GPL",
+    params: {
+        port: u32 {
+            default: 7777,
+            description: "vsock port to listen on",
+        },
+        heartbeat_ms: u32 {
+            default: 500,
+            description: "heartbeat interval in ms; a client silent for 3 intervals is dropped",
+        },
+        max_frame: u32 {
+            default: 1048576,
+            description: "largest frame body accepted, in bytes (512..1048576)",
+        },
+        split: u32 {
+            default: 3584,
+            description: "largest single vsock send, in bytes (vhost-device-vsock 0.3.0 needs <= 3584)",
+        },
+        max_sessions: u32 {
+            default: 64,
+            description: "most sessions served at once",
+        },
+    },
+}

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One client connection: handshake, heartbeats, and the requests it serves.
+
+use kernel::{prelude::*, sync::atomic::Relaxed, sync::Arc};
+
+use crate::proto::codec::{sum64, SUM_INIT};
+use crate::proto::error::ProtoError;
+use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSION};
+use crate::proto::kind::Kind;
+use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
+use crate::server::{Session, Shared};
+use crate::transport::{Receiver, RecvError, Sender, Socket, Stats};
+
+/// Receive timeouts in a row after which a client counts as dead.
+const MAX_MISSES: u32 = 3;
+
+/// How a session ended.
+enum End {
+    /// The client closed the connection (or sent `ERROR`).
+    Closed,
+    /// The module is being unloaded.
+    Stopping,
+    /// Nothing arrived for [`MAX_MISSES`] heartbeat intervals.
+    Silent,
+    /// The client broke the protocol.
+    Bad(ProtoError, u32),
+    /// The socket failed.
+    Io(Error),
+}
+
+impl From<RecvError> for End {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Closed => End::Closed,
+            // Callers count timeouts themselves; one reaching here is a stall.
+            RecvError::Timeout => End::Silent,
+            RecvError::Proto(p) => End::Bad(p, 0),
+            RecvError::Io(e) => End::Io(e),
+        }
+    }
+}
+
+impl From<Error> for End {
+    fn from(e: Error) -> Self {
+        End::Io(e)
+    }
+}
+
+/// Refuses a connection: one log line, a best-effort `ERROR` frame, close.
+pub(crate) fn refuse(shared: &Shared, sock: &Arc<Socket>, cid: u32, code: ProtoError, reason: &str) {
+    shared.rejected.add(1, Relaxed);
+    pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
+    let stats = [shared.totals.clone(), shared.totals.clone()];
+    let mut tx = Sender::new(sock.clone(), shared.config.split, stats);
+    send_error(&mut tx, 0, code, 0);
+}
+
+fn send_error(tx: &mut Sender, session: u32, code: ProtoError, detail: u32) {
+    let mut body = [0u8; ErrorMsg::LEN];
+    if ErrorMsg { code: code as u32, detail }.encode(&mut body).is_ok() {
+        let _ = tx.send(Header { session, ..Header::new(Kind::Error, 0) }, &body);
+    }
+}
+
+/// Serves session `s` until it ends, then forgets it.
+pub(crate) fn serve(shared: Arc<Shared>, s: Arc<Session>) {
+    let cfg = &shared.config;
+    let stats: [Arc<Stats>; 2] = [s.stats.clone(), shared.totals.clone()];
+    s.sock.set_timeouts(cfg.heartbeat_ms, cfg.heartbeat_ms.saturating_mul(MAX_MISSES));
+    let mut tx = Sender::new(s.sock.clone(), cfg.split, stats.clone());
+    let end = match Receiver::new(s.sock.clone(), HANDSHAKE_MAX_FRAME, stats) {
+        Ok(mut rx) => run(&shared, &s, &mut rx, &mut tx),
+        Err(e) => End::Io(e),
+    };
+    match end {
+        End::Closed => pr_info!("session {} (cid {}) closed\n", s.id, s.cid),
+        End::Stopping => (),
+        End::Silent => {
+            shared.heartbeat_misses.add(1, Relaxed);
+            pr_notice!("dropping connection from cid {}: silent for {} heartbeats\n", s.cid, MAX_MISSES);
+        }
+        End::Bad(code, detail) => {
+            shared.bad_frames.add(1, Relaxed);
+            pr_notice!("dropping connection from cid {}: {}\n", s.cid, code.name());
+            send_error(&mut tx, s.id, code, detail);
+        }
+        End::Io(e) => pr_info!("session {} (cid {}) failed: {:?}\n", s.id, s.cid, e),
+    }
+    shared.remove_session(s.id);
+}
+
+fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End {
+    let max_frame = match handshake(shared, s, rx, tx) {
+        Ok(m) => m,
+        Err(end) => return end,
+    };
+    let reply = |kind, seq| Header { session: s.id, seq, ..Header::new(kind, 0) };
+    let (mut sink_bytes, mut sink_sum) = (0u64, SUM_INIT);
+    let mut misses = 0;
+    let mut heartbeat_seq = 0u64;
+    loop {
+        if shared.is_stopping() {
+            return End::Stopping;
+        }
+        let (hdr, body) = match rx.recv(max_frame) {
+            Ok(frame) => frame,
+            Err(RecvError::Timeout) => {
+                misses += 1;
+                if misses >= MAX_MISSES {
+                    return End::Silent;
+                }
+                heartbeat_seq = heartbeat_seq.wrapping_add(1);
+                if let Err(e) = tx.send(reply(Kind::Heartbeat, heartbeat_seq), &[]) {
+                    return End::Io(e);
+                }
+                continue;
+            }
+            Err(e) => return e.into(),
+        };
+        misses = 0;
+        let sent = match hdr.kind {
+            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => {
+                tx.send(Header { flags: F_REPLY, ..reply(Kind::Heartbeat, hdr.seq) }, &[])
+            }
+            Kind::Heartbeat => Ok(()),
+            Kind::EchoReq => tx.send(reply(Kind::EchoReply, hdr.seq), body),
+            Kind::Sink => {
+                sink_bytes = sink_bytes.wrapping_add(body.len() as u64);
+                sink_sum = sum64(sink_sum, body);
+                if hdr.flags & F_ACK_REQ == 0 {
+                    Ok(())
+                } else {
+                    let mut ack = [0u8; SinkAck::LEN];
+                    let _ = SinkAck { bytes: sink_bytes, sum: sink_sum }.encode(&mut ack);
+                    (sink_bytes, sink_sum) = (0, SUM_INIT);
+                    tx.send(reply(Kind::SinkAck, hdr.seq), &ack)
+                }
+            }
+            Kind::Error => {
+                let why = ErrorMsg::decode(body).ok().and_then(|m| ProtoError::from_u32(m.code));
+                pr_info!(
+                    "cid {} closed session {}: {}\n",
+                    s.cid,
+                    s.id,
+                    why.map_or("unknown reason", ProtoError::name)
+                );
+                return End::Closed;
+            }
+            other => return End::Bad(ProtoError::Unexpected, other as u32),
+        };
+        if let Err(e) = sent {
+            return End::Io(e);
+        }
+    }
+}
+
+/// Waits for `HELLO`, answers `WELCOME`; returns the negotiated maximum body length.
+fn handshake(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> Result<u32, End> {
+    let cfg = &shared.config;
+    let mut misses = 0;
+    let (hdr, hello) = loop {
+        match rx.recv(HANDSHAKE_MAX_FRAME) {
+            Ok((hdr, body)) if hdr.kind == Kind::Hello => {
+                break (hdr, Hello::decode(body).map_err(|e| End::Bad(e, 0))?)
+            }
+            Ok((hdr, _)) => return Err(End::Bad(ProtoError::Unexpected, hdr.kind as u32)),
+            Err(RecvError::Timeout) if misses + 1 < MAX_MISSES && !shared.is_stopping() => misses += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (version, max_frame) =
+        negotiate(&hello, cfg.max_frame).map_err(|e| End::Bad(e, u32::from(VERSION)))?;
+    rx.set_max_frame(max_frame)?;
+    let welcome = Welcome {
+        version,
+        boot_verifier: shared.boot_verifier,
+        max_frame,
+        heartbeat_ms: cfg.heartbeat_ms,
+        session: s.id,
+        kinds: Kind::all_bits(),
+    };
+    let mut body = [0u8; Welcome::LEN];
+    welcome.encode(&mut body).map_err(|e| End::Bad(e, 0))?;
+    tx.send(Header { session: s.id, seq: hdr.seq, ..Header::new(Kind::Welcome, 0) }, &body)?;
+    pr_info!("session {} (cid {}) up: max_frame {}\n", s.id, s.cid, max_frame);
+    Ok(max_frame)
+}

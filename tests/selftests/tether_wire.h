@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tether wire format, written independently of rust/src (it cross-checks it):
+ * a 32-byte little-endian header {magic "TTHR", u16 version, u16 kind, u32 flags, u32 len,
+ * u32 session, u32 rpid, u64 seq} then len body bytes. Plus vsock helpers that split every
+ * send into writes of at most TETHER_SPLIT bytes (vhost-device-vsock 0.3.0 mangles larger
+ * guest-to-guest sends).
+ */
+#ifndef TETHER_WIRE_H
+#define TETHER_WIRE_H
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#define TT_HDR_LEN 32
+#define TT_VERSION 1
+#define TT_MAX_FRAME (1u << 20)
+#define TT_HANDSHAKE_MAX 4096
+#define TT_MIN_FRAME 512
+#define TT_F_REPLY 1u
+#define TT_F_ACK_REQ 2u
+#define TT_SUM_INIT 0xcbf29ce484222325ull
+
+enum tt_kind {
+	TT_HELLO = 1, TT_WELCOME, TT_HEARTBEAT, TT_ERROR,
+	TT_ECHO_REQ, TT_ECHO_REPLY, TT_SINK, TT_SINK_ACK,
+};
+enum tt_err {
+	TT_E_TRUNCATED = 1, TT_E_BAD_MAGIC, TT_E_BAD_VERSION, TT_E_UNKNOWN_KIND,
+	TT_E_TOO_LONG, TT_E_BAD_VALUE, TT_E_UNEXPECTED, TT_E_NOT_ALLOWED,
+};
+#define TT_ALL_KINDS 0x1feull /* bit n for kind n, kinds 1..8 */
+
+struct tt_hdr {
+	uint32_t magic;
+	uint16_t version, kind;
+	uint32_t flags, len, session, rpid;
+	uint64_t seq;
+};
+
+struct tt_welcome {
+	uint16_t version;
+	uint64_t boot_verifier;
+	uint32_t max_frame, heartbeat_ms, session;
+	uint64_t kinds;
+};
+
+static inline void tt_put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
+static inline void tt_put32(uint8_t *p, uint32_t v) { tt_put16(p, v); tt_put16(p + 2, v >> 16); }
+static inline void tt_put64(uint8_t *p, uint64_t v) { tt_put32(p, v); tt_put32(p + 4, v >> 32); }
+static inline uint16_t tt_get16(const uint8_t *p) { return p[0] | p[1] << 8; }
+static inline uint32_t tt_get32(const uint8_t *p) { return tt_get16(p) | (uint32_t)tt_get16(p + 2) << 16; }
+static inline uint64_t tt_get64(const uint8_t *p) { return tt_get32(p) | (uint64_t)tt_get32(p + 4) << 32; }
+
+/* Encodes a header with the right magic and version into out[32]. */
+static inline void tt_hdr_put(uint8_t *out, uint16_t kind, uint32_t flags, uint32_t len,
+			      uint32_t session, uint64_t seq)
+{
+	memcpy(out, "TTHR", 4);
+	tt_put16(out + 4, TT_VERSION);
+	tt_put16(out + 6, kind);
+	tt_put32(out + 8, flags);
+	tt_put32(out + 12, len);
+	tt_put32(out + 16, session);
+	tt_put32(out + 20, 0);
+	tt_put64(out + 24, seq);
+}
+
+static inline void tt_hdr_get(const uint8_t *in, struct tt_hdr *h)
+{
+	h->magic = tt_get32(in);
+	h->version = tt_get16(in + 4);
+	h->kind = tt_get16(in + 6);
+	h->flags = tt_get32(in + 8);
+	h->len = tt_get32(in + 12);
+	h->session = tt_get32(in + 16);
+	h->rpid = tt_get32(in + 20);
+	h->seq = tt_get64(in + 24);
+}
+
+/* HELLO body (28 bytes). */
+static inline size_t tt_hello_put(uint8_t *out, uint16_t minv, uint16_t maxv, uint64_t bv,
+				  uint32_t max_frame, uint32_t hb_ms, uint64_t kinds)
+{
+	tt_put16(out, minv);
+	tt_put16(out + 2, maxv);
+	tt_put64(out + 4, bv);
+	tt_put32(out + 12, max_frame);
+	tt_put32(out + 16, hb_ms);
+	tt_put64(out + 20, kinds);
+	return 28;
+}
+
+/* WELCOME body (30 bytes); returns 0 when too short. */
+static inline int tt_welcome_get(const uint8_t *in, size_t len, struct tt_welcome *w)
+{
+	if (len < 30)
+		return 0;
+	w->version = tt_get16(in);
+	w->boot_verifier = tt_get64(in + 2);
+	w->max_frame = tt_get32(in + 10);
+	w->heartbeat_ms = tt_get32(in + 14);
+	w->session = tt_get32(in + 18);
+	w->kinds = tt_get64(in + 22);
+	return 1;
+}
+
+/* The checksum of SINK bodies (rust/src/codec.rs sum64, chained over bodies). */
+static inline uint64_t tt_sum64(uint64_t s, const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8)
+		s = (((s << 5) | (s >> 59)) ^ tt_get64(p + i)) * 0x9E3779B97F4A7C15ull;
+	if (i < n) {
+		uint8_t w[8] = { 0 };
+
+		memcpy(w, p + i, n - i);
+		w[7] = n - i;
+		s = (((s << 5) | (s >> 59)) ^ tt_get64(w)) * 0x9E3779B97F4A7C15ull;
+	}
+	return s;
+}
+
+static inline uint64_t tt_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static inline long tt_env(const char *name, long def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtol(v, NULL, 0) : def;
+}
+
+static inline size_t tt_split(void) { return tt_env("TETHER_SPLIT", 3584); }
+
+/* Connects to cid:port; returns the fd or -errno. */
+static inline int tt_connect(unsigned int cid, unsigned int port)
+{
+	struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
+	struct timeval tv = { .tv_sec = 10 };
+	int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* Writes all of buf in writes of at most tt_split() bytes; 0 or -errno. */
+static inline int tt_send(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t chunk = tt_split();
+
+	while (len) {
+		ssize_t n = send(fd, p, len < chunk ? len : chunk, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Sends one frame (header + body). */
+static inline int tt_send_frame(int fd, uint16_t kind, uint32_t flags, uint32_t session,
+				uint64_t seq, const void *body, uint32_t len)
+{
+	uint8_t *buf = malloc(TT_HDR_LEN + (size_t)len);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	tt_hdr_put(buf, kind, flags, len, session, seq);
+	if (len)
+		memcpy(buf + TT_HDR_LEN, body, len);
+	r = tt_send(fd, buf, TT_HDR_LEN + (size_t)len);
+	free(buf);
+	return r;
+}
+
+/*
+ * Reads exactly len bytes within timeout_ms. Returns len, the bytes read before EOF
+ * (0 on an immediate EOF), -ETIMEDOUT, or -errno (e.g. -ECONNRESET).
+ */
+static inline ssize_t tt_recv(int fd, void *buf, size_t len, int timeout_ms)
+{
+	uint64_t end = tt_now_ns() + timeout_ms * 1000000ull;
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint64_t now = tt_now_ns();
+		ssize_t n;
+
+		if (now >= end)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, (end - now) / 1000000 + 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			continue;
+		n = recv(fd, (uint8_t *)buf + got, len - got, 0);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return got;
+		got += n;
+	}
+	return got;
+}
+
+/*
+ * Receives one frame into h and body (at most max bytes). Heartbeats the server sends
+ * on its own (no F_REPLY) are answered and skipped. Returns the body length, 0 for
+ * an empty body, -EPIPE on EOF, -EPROTO for a malformed frame, -EMSGSIZE when the body
+ * does not fit, or another -errno.
+ */
+static inline ssize_t tt_recv_frame(int fd, struct tt_hdr *h, void *body, size_t max,
+				    int timeout_ms)
+{
+	uint8_t raw[TT_HDR_LEN];
+	ssize_t n;
+
+	for (;;) {
+		n = tt_recv(fd, raw, TT_HDR_LEN, timeout_ms);
+		if (n >= 0 && n < TT_HDR_LEN)
+			return -EPIPE;
+		if (n < 0)
+			return n;
+		tt_hdr_get(raw, h);
+		if (memcmp(raw, "TTHR", 4) || h->version != TT_VERSION)
+			return -EPROTO;
+		if (h->len > max)
+			return -EMSGSIZE;
+		n = tt_recv(fd, body, h->len, timeout_ms);
+		if (n >= 0 && (size_t)n < h->len)
+			return -EPIPE;
+		if (n < 0)
+			return n;
+		if (h->kind == TT_HEARTBEAT && !(h->flags & TT_F_REPLY)) {
+			n = tt_send_frame(fd, TT_HEARTBEAT, TT_F_REPLY, h->session, h->seq, NULL, 0);
+			if (n < 0)
+				return n;
+			continue;
+		}
+		return h->len;
+	}
+}
+
+/* HELLO with the usual values; then WELCOME into w. 0 or -errno (-EPROTO: bad answer). */
+static inline int tt_handshake(int fd, uint32_t max_frame, struct tt_welcome *w)
+{
+	uint8_t body[TT_HANDSHAKE_MAX];
+	struct tt_hdr h;
+	ssize_t n;
+
+	tt_hello_put(body, 1, 1, 0x7e57000000000000ull | (uint64_t)getpid(), max_frame,
+		     tt_env("TETHER_HEARTBEAT_MS", 500), TT_ALL_KINDS);
+	n = tt_send_frame(fd, TT_HELLO, 0, 0, 1, body, 28);
+	if (n < 0)
+		return n;
+	n = tt_recv_frame(fd, &h, body, sizeof(body), 10000);
+	if (n < 0)
+		return n;
+	if (h.kind != TT_WELCOME || h.seq != 1 || !tt_welcome_get(body, n, w))
+		return -EPROTO;
+	return 0;
+}
+
+/* One heartbeat round trip; 0 when answered (F_REPLY, same seq) in time. */
+static inline int tt_heartbeat(int fd, uint32_t session, uint64_t seq, int timeout_ms)
+{
+	uint8_t body[64];
+	struct tt_hdr h;
+	ssize_t n = tt_send_frame(fd, TT_HEARTBEAT, 0, session, seq, NULL, 0);
+
+	if (n < 0)
+		return n;
+	n = tt_recv_frame(fd, &h, body, sizeof(body), timeout_ms);
+	if (n < 0)
+		return n;
+	if (h.kind != TT_HEARTBEAT || !(h.flags & TT_F_REPLY) || h.seq != seq || n != 0)
+		return -EPROTO;
+	return 0;
+}
+
+#endif
