@@ -10,7 +10,7 @@ use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSI
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
 use crate::server::{Session, Shared};
-use crate::transport::{Receiver, RecvError, Sender, Socket, Stats};
+use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
 
 /// Receive timeouts in a row after which a client counts as dead.
 const MAX_MISSES: u32 = 3;
@@ -51,7 +51,7 @@ impl From<Error> for End {
 pub(crate) fn refuse(shared: &Shared, sock: &Arc<Socket>, cid: u32, code: ProtoError, reason: &str) {
     shared.rejected.add(1, Relaxed);
     pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
-    let stats = [shared.totals.clone(), shared.totals.clone()];
+    let stats = Counters { link: None, total: shared.totals.clone() };
     let mut tx = Sender::new(sock.clone(), shared.config.split, stats);
     send_error(&mut tx, 0, code, 0);
 }
@@ -66,7 +66,7 @@ fn send_error(tx: &mut Sender, session: u32, code: ProtoError, detail: u32) {
 /// Serves session `s` until it ends, then forgets it.
 pub(crate) fn serve(shared: Arc<Shared>, s: Arc<Session>) {
     let cfg = &shared.config;
-    let stats: [Arc<Stats>; 2] = [s.stats.clone(), shared.totals.clone()];
+    let stats = Counters { link: Some(s.stats.clone()), total: shared.totals.clone() };
     s.sock.set_timeouts(cfg.heartbeat_ms, cfg.heartbeat_ms.saturating_mul(MAX_MISSES));
     let mut tx = Sender::new(s.sock.clone(), cfg.split, stats.clone());
     let end = match Receiver::new(s.sock.clone(), HANDSHAKE_MAX_FRAME, stats) {

@@ -184,19 +184,29 @@ impl From<ProtoError> for RecvError {
 /// Receive timeouts in a row after which a frame that started arriving is given up.
 const MAX_STALLS: u32 = 3;
 
-/// Counters a link updates: its own and the module's totals.
-pub(crate) type StatsPair = [Arc<Stats>; 2];
+/// The counters a link updates: its own (if it has any) and the module's totals.
+#[derive(Clone)]
+pub(crate) struct Counters {
+    pub(crate) link: Option<Arc<Stats>>,
+    pub(crate) total: Arc<Stats>,
+}
+
+impl Counters {
+    fn each(&self) -> impl Iterator<Item = &Stats> {
+        self.link.as_deref().into_iter().chain(core::iter::once(&*self.total))
+    }
+}
 
 /// The sending half of a framed connection.
 pub(crate) struct Sender {
     sock: Arc<Socket>,
     split: usize,
-    stats: StatsPair,
+    stats: Counters,
 }
 
 impl Sender {
     /// Sends frames on `sock` in pieces of at most `split` bytes.
-    pub(crate) fn new(sock: Arc<Socket>, split: usize, stats: StatsPair) -> Self {
+    pub(crate) fn new(sock: Arc<Socket>, split: usize, stats: Counters) -> Self {
         Self { sock, split: split.max(HEADER_LEN), stats }
     }
 
@@ -211,7 +221,7 @@ impl Sender {
         piece[HEADER_LEN..HEADER_LEN + first].copy_from_slice(head);
         self.sock.send_all(&piece[..HEADER_LEN + first], self.split)?;
         self.sock.send_all(rest, self.split)?;
-        for s in &self.stats {
+        for s in self.stats.each() {
             Stats::count(&s.frames_out, &s.bytes_out, HEADER_LEN + body.len());
         }
         Ok(())
@@ -222,12 +232,12 @@ impl Sender {
 pub(crate) struct Receiver {
     sock: Arc<Socket>,
     buf: KVVec<u8>,
-    stats: StatsPair,
+    stats: Counters,
 }
 
 impl Receiver {
     /// Receives frames from `sock` with bodies of at most `max_frame` bytes.
-    pub(crate) fn new(sock: Arc<Socket>, max_frame: u32, stats: StatsPair) -> Result<Self> {
+    pub(crate) fn new(sock: Arc<Socket>, max_frame: u32, stats: Counters) -> Result<Self> {
         let mut rx = Self { sock, buf: KVVec::new(), stats };
         rx.set_max_frame(max_frame)?;
         Ok(rx)
@@ -239,6 +249,11 @@ impl Receiver {
         self.buf.clear();
         self.buf.resize(n, 0, GFP_KERNEL)?;
         Ok(())
+    }
+
+    /// The body of the frame `hdr` that [`Receiver::recv`] returned last.
+    pub(crate) fn last_body(&self, hdr: &Header) -> &[u8] {
+        self.buf.get(..hdr.len as usize).unwrap_or_default()
     }
 
     fn max_frame(&self) -> u32 {
@@ -276,7 +291,7 @@ impl Receiver {
         // `decode` checked `hdr.len <= self.buf.len()`.
         let body = &mut self.buf[..hdr.len as usize];
         Self::recv_exact(&self.sock, body, false)?;
-        for s in &self.stats {
+        for s in self.stats.each() {
             Stats::count(&s.frames_in, &s.bytes_in, HEADER_LEN + body.len());
         }
         Ok((hdr, body))

@@ -1,0 +1,34 @@
+# tether: top-level Makefile. The modules are built by the kernel's Kbuild (see ./Kbuild),
+# inside a pinned Debian trixie chroot; everything slow is cached in $(TETHER_CACHE).
+KVARIANT ?= debug
+export KVARIANT
+
+.PHONY: all modules clippy rustfmt rustfmtcheck toolchain kernel image check bench demo clean
+
+all: modules
+
+toolchain:
+	qemu/toolchain.sh
+kernel:
+	qemu/kernel.sh
+image:
+	qemu/image.sh
+modules:
+	qemu/modules.sh
+clippy:
+	CLIPPY=1 qemu/modules.sh
+rustfmt:
+	qemu/modules.sh rustfmt
+	cd rust && cargo fmt
+rustfmtcheck:
+	qemu/modules.sh rustfmtcheck
+	cd rust && cargo fmt --check
+check:
+	tests/check.sh
+bench:
+	tests/bench.sh
+demo:
+	qemu/demo.sh
+clean:
+	qemu/modules.sh clean
+	cd rust && cargo clean

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Module state: configuration, connection state, counters and the debugfs view.
+
+use core::fmt;
+use kernel::{
+    debugfs, new_condvar, new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, CondVar, Mutex,
+    },
+};
+
+use crate::bench::{BenchReq, BenchResult};
+use crate::proto::frame::{HEADER_LEN, MAX_FRAME, MIN_FRAME};
+use crate::transport::{random_u64, OwnedQueue, Socket, Stats};
+use crate::{connection, module_parameters as params};
+
+/// Settings taken from the module parameters at load time.
+pub(crate) struct Config {
+    pub(crate) server_cid: u32,
+    pub(crate) port: u32,
+    pub(crate) heartbeat_ms: u32,
+    pub(crate) max_frame: u32,
+    pub(crate) split: usize,
+    pub(crate) reconnect_max_ms: u32,
+}
+
+impl Config {
+    fn from_params() -> Result<Self> {
+        let c = Self {
+            server_cid: params::server_cid.value(),
+            port: params::port.value(),
+            heartbeat_ms: params::heartbeat_ms.value(),
+            max_frame: params::max_frame.value(),
+            split: params::split.value() as usize,
+            reconnect_max_ms: params::reconnect_max_ms.value(),
+        };
+        if !(MIN_FRAME..=MAX_FRAME).contains(&c.max_frame) {
+            pr_err!("max_frame={} is outside {}..={}\n", c.max_frame, MIN_FRAME, MAX_FRAME);
+            return Err(EINVAL);
+        }
+        if !(HEADER_LEN + 1..=65536).contains(&c.split) {
+            pr_err!("split={} is outside {}..=65536\n", c.split, HEADER_LEN + 1);
+            return Err(EINVAL);
+        }
+        if !(40..=60000).contains(&c.heartbeat_ms) {
+            pr_err!("heartbeat_ms={} is outside 40..=60000\n", c.heartbeat_ms);
+            return Err(EINVAL);
+        }
+        if !(50..=600000).contains(&c.reconnect_max_ms) {
+            pr_err!("reconnect_max_ms={} is outside 50..=600000\n", c.reconnect_max_ms);
+            return Err(EINVAL);
+        }
+        Ok(c)
+    }
+}
+
+/// Connection state, as the debugfs `state` file names it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum LinkState {
+    /// Not connected; waiting before the next attempt.
+    Down = 0,
+    /// Connecting or in the handshake.
+    Connecting = 1,
+    /// Handshake done; heartbeats flowing.
+    Connected = 2,
+}
+
+impl LinkState {
+    fn name(v: u32) -> &'static str {
+        match v {
+            1 => "connecting",
+            2 => "connected",
+            _ => "down",
+        }
+    }
+}
+
+/// The fields [`Shared::inner`] guards.
+pub(crate) struct Inner {
+    /// The current connection's socket, so that unload can shut it down.
+    pub(crate) sock: Option<Arc<Socket>>,
+    /// Set once at unload.
+    pub(crate) stopping: bool,
+    /// A benchmark waiting for the connection worker.
+    pub(crate) bench_req: Option<BenchReq>,
+    /// The last benchmark's outcome.
+    pub(crate) bench_result: Option<Result<BenchResult>>,
+    /// A benchmark is queued or running.
+    pub(crate) bench_busy: bool,
+}
+
+/// State shared by the connection worker and the debugfs files.
+#[pin_data]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    /// Random at every load.
+    pub(crate) boot_verifier: u64,
+    pub(crate) totals: Arc<Stats>,
+    /// A [`LinkState`].
+    pub(crate) state: Atomic<u32>,
+    pub(crate) session: Atomic<u32>,
+    pub(crate) peer_boot_verifier: Atomic<u64>,
+    pub(crate) connects: Atomic<u64>,
+    pub(crate) disconnects: Atomic<u64>,
+    pub(crate) heartbeats_sent: Atomic<u64>,
+    pub(crate) heartbeat_misses: Atomic<u64>,
+    pub(crate) last_down_detect_ms: Atomic<u64>,
+    /// Copy of `inner.stopping`, readable without the lock.
+    stopping: Atomic<bool>,
+    #[pin]
+    pub(crate) inner: Mutex<Inner>,
+    /// Signalled when a benchmark finishes.
+    #[pin]
+    pub(crate) bench_done: CondVar,
+}
+
+impl Shared {
+    /// Whether the module is being unloaded.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+
+    pub(crate) fn set_state(&self, s: LinkState) {
+        self.state.store(s as u32, Relaxed);
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.state.load(Relaxed) == LinkState::Connected as u32
+    }
+
+    /// Publishes the socket of a new connection (`None` when it is gone). Fails once the
+    /// module is stopping, so that unload never misses a socket to shut down.
+    pub(crate) fn set_socket(&self, sock: Option<Arc<Socket>>) -> Result {
+        let mut inner = self.inner.lock();
+        if inner.stopping && sock.is_some() {
+            return Err(ESHUTDOWN);
+        }
+        inner.sock = sock;
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let mut inner = self.inner.lock();
+        inner.stopping = true;
+        self.stopping.store(true, Relaxed);
+        if let Some(s) = &inner.sock {
+            s.shutdown();
+        }
+        self.bench_done.notify_all();
+    }
+
+    /// The debugfs `state` file.
+    fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &this.config;
+        writeln!(f, "state={}", LinkState::name(this.state.load(Relaxed)))?;
+        writeln!(f, "server_cid={}", c.server_cid)?;
+        writeln!(f, "port={}", c.port)?;
+        writeln!(f, "session={}", this.session.load(Relaxed))?;
+        writeln!(f, "boot_verifier={:#018x}", this.boot_verifier)?;
+        writeln!(f, "peer_boot_verifier={:#018x}", this.peer_boot_verifier.load(Relaxed))?;
+        writeln!(f, "heartbeat_ms={}", c.heartbeat_ms)?;
+        writeln!(f, "split={}", c.split)?;
+        writeln!(f, "connects={}", this.connects.load(Relaxed))?;
+        writeln!(f, "disconnects={}", this.disconnects.load(Relaxed))?;
+        writeln!(f, "heartbeats_sent={}", this.heartbeats_sent.load(Relaxed))?;
+        writeln!(f, "heartbeat_misses={}", this.heartbeat_misses.load(Relaxed))?;
+        writeln!(f, "last_down_detect_ms={}", this.last_down_detect_ms.load(Relaxed))?;
+        this.totals.show(f)
+    }
+}
+
+/// The loaded module.
+///
+/// Field order is drop order: the debugfs files go first, the directory last.
+pub(crate) struct TetherClient {
+    _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    shared: Arc<Shared>,
+    queue: Option<OwnedQueue>,
+    _dir: debugfs::Dir,
+}
+
+impl kernel::Module for TetherClient {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let shared = Arc::pin_init(
+            pin_init!(Shared {
+                config: Config::from_params()?,
+                boot_verifier: random_u64(),
+                totals: Arc::new(Stats::new(), GFP_KERNEL)?,
+                state: Atomic::new(LinkState::Down as u32),
+                session: Atomic::new(0),
+                peer_boot_verifier: Atomic::new(0),
+                connects: Atomic::new(0),
+                disconnects: Atomic::new(0),
+                heartbeats_sent: Atomic::new(0),
+                heartbeat_misses: Atomic::new(0),
+                last_down_detect_ms: Atomic::new(0),
+                stopping: Atomic::new(false),
+                inner <- new_mutex!(
+                    Inner {
+                        sock: None,
+                        stopping: false,
+                        bench_req: None,
+                        bench_result: None,
+                        bench_busy: false,
+                    },
+                    "Shared::inner"
+                ),
+                bench_done <- new_condvar!("Shared::bench_done"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let queue = OwnedQueue::new(c"tether_client")?;
+        let dir = debugfs::Dir::new(c"tether_client");
+        let state_file =
+            KBox::pin_init(dir.read_callback_file(c"state", shared.clone(), &Shared::show), GFP_KERNEL)?;
+        let bench_file = KBox::pin_init(
+            dir.read_write_callback_file(c"bench", shared.clone(), &crate::bench::show, &crate::bench::request),
+            GFP_KERNEL,
+        )?;
+        let sh = shared.clone();
+        queue.queue().try_spawn(GFP_KERNEL, move || connection::run(sh))?;
+        pr_info!(
+            "connecting to vsock {}:{}, boot verifier {:#x}\n",
+            shared.config.server_cid,
+            shared.config.port,
+            shared.boot_verifier
+        );
+        Ok(Self { _state_file: state_file, _bench_file: bench_file, shared, queue: Some(queue), _dir: dir })
+    }
+}
+
+impl Drop for TetherClient {
+    fn drop(&mut self) {
+        self.shared.stop();
+        // Waits for the connection worker to return.
+        drop(self.queue.take());
+        pr_info!("unloaded\n");
+    }
+}

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! tether client module: connects this machine to a tether server over vsock.
+//!
+//! One connection worker connects, does the handshake, exchanges heartbeats, notices a dead
+//! server within three heartbeat intervals and reconnects with backoff.
+
+use kernel::prelude::*;
+
+#[path = "../rust/src/proto.rs"]
+mod proto;
+#[path = "../rust/kernel/transport.rs"]
+mod transport;
+
+mod bench;
+mod client;
+mod connection;
+
+module! {
+    type: client::TetherClient,
+    name: "tether_client",
+    authors: ["tether developers"],
+    description: "tether: runs the OS side of tethered applications on a server machine",
+    license: "GPL",
+    params: {
+        server_cid: u32 {
+            default: 4,
+            description: "vsock CID of the tether server",
+        },
+        port: u32 {
+            default: 7777,
+            description: "vsock port of the tether server",
+        },
+        heartbeat_ms: u32 {
+            default: 500,
+            description: "heartbeat interval in ms; the server is declared dead after 3 silent intervals",
+        },
+        max_frame: u32 {
+            default: 1048576,
+            description: "largest frame body accepted, in bytes (512..1048576)",
+        },
+        split: u32 {
+            default: 3584,
+            description: "largest single vsock send, in bytes (vhost-device-vsock 0.3.0 needs <= 3584)",
+        },
+        reconnect_max_ms: u32 {
+            default: 2000,
+            description: "longest wait between reconnection attempts, in ms (backoff doubles from 50)",
+        },
+    },
+}

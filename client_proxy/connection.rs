@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The connection worker: connect, handshake, heartbeats, dead-server detection, backoff.
+
+use kernel::{
+    prelude::*,
+    sync::{atomic::Relaxed, Arc},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
+};
+
+use crate::bench;
+use crate::client::{LinkState, Shared};
+use crate::proto::error::ProtoError;
+use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
+use crate::proto::kind::Kind;
+use crate::proto::msg::{ErrorMsg, Hello, Welcome};
+use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
+
+/// Heartbeat intervals of silence after which the server counts as dead.
+pub(crate) const MAX_MISSES: i64 = 3;
+/// First wait before reconnecting; doubles up to `reconnect_max_ms`.
+const BACKOFF_MIN_MS: u32 = 50;
+/// Granularity of sleeps that must notice an unload.
+const SLEEP_SLICE_MS: u32 = 50;
+
+/// A live, handshaken connection.
+pub(crate) struct Conn {
+    pub(crate) tx: Sender,
+    pub(crate) rx: Receiver,
+    pub(crate) session: u32,
+    pub(crate) max_frame: u32,
+    pub(crate) last_rx: Instant<Monotonic>,
+    pub(crate) seq: u64,
+}
+
+impl Conn {
+    /// A header of `kind` for this session with the next sequence number.
+    pub(crate) fn header(&mut self, kind: Kind) -> Header {
+        self.seq = self.seq.wrapping_add(1);
+        Header { session: self.session, seq: self.seq, ..Header::new(kind, 0) }
+    }
+}
+
+/// How a connection ended.
+enum End {
+    Stopping,
+    /// The server went silent; the value is how long it had been silent.
+    Silent(i64),
+    Closed,
+    Bad(ProtoError),
+    Io(Error),
+}
+
+/// Runs until the module is unloaded.
+pub(crate) fn run(shared: Arc<Shared>) {
+    let cfg = &shared.config;
+    let mut backoff = BACKOFF_MIN_MS;
+    let mut reported_unreachable = false;
+    while !shared.is_stopping() {
+        shared.set_state(LinkState::Connecting);
+        match connect(&shared) {
+            Ok(mut conn) => {
+                backoff = BACKOFF_MIN_MS;
+                reported_unreachable = false;
+                let end = serve(&shared, &mut conn);
+                shared.disconnects.add(1, Relaxed);
+                report(&shared, end);
+            }
+            Err(e) => {
+                if !reported_unreachable && !shared.is_stopping() {
+                    pr_info!("server cid {} port {} unreachable ({:?}), retrying\n", cfg.server_cid, cfg.port, e);
+                    reported_unreachable = true;
+                }
+            }
+        }
+        let _ = shared.set_socket(None);
+        shared.set_state(LinkState::Down);
+        bench::fail_pending(&shared, ENOTCONN);
+        sleep(&shared, backoff);
+        backoff = backoff.saturating_mul(2).min(cfg.reconnect_max_ms);
+    }
+}
+
+fn report(shared: &Shared, end: End) {
+    let cid = shared.config.server_cid;
+    match end {
+        End::Stopping => (),
+        End::Silent(ms) => {
+            shared.last_down_detect_ms.store(ms as u64, Relaxed);
+            pr_notice!("server cid {} silent for {} ms ({} heartbeats): connection down\n", cid, ms, MAX_MISSES);
+        }
+        End::Closed => pr_notice!("server cid {} closed the connection\n", cid),
+        End::Bad(e) => pr_notice!("server cid {} broke the protocol: {}\n", cid, e.name()),
+        End::Io(e) => pr_notice!("connection to server cid {} failed: {:?}\n", cid, e),
+    }
+}
+
+/// Sleeps `ms`, returning early when the module is unloaded.
+fn sleep(shared: &Shared, ms: u32) {
+    let mut left = ms;
+    while left > 0 && !shared.is_stopping() {
+        let step = left.min(SLEEP_SLICE_MS);
+        fsleep(Delta::from_millis(i64::from(step)));
+        left -= step;
+    }
+}
+
+/// The receive timeout: a quarter heartbeat, so silence is noticed soon after it passes
+/// [`MAX_MISSES`] intervals.
+fn poll_ms(shared: &Shared) -> u32 {
+    (shared.config.heartbeat_ms / 4).max(10)
+}
+
+fn connect(shared: &Shared) -> Result<Conn> {
+    let cfg = &shared.config;
+    let sock = Arc::new(Socket::connect(cfg.server_cid, cfg.port)?, GFP_KERNEL)?;
+    sock.set_timeouts(poll_ms(shared), cfg.heartbeat_ms.saturating_mul(MAX_MISSES as u32));
+    shared.set_socket(Some(sock.clone()))?;
+    let counters = Counters { link: None, total: shared.totals.clone() };
+    let mut conn = Conn {
+        tx: Sender::new(sock.clone(), cfg.split, counters.clone()),
+        rx: Receiver::new(sock, HANDSHAKE_MAX_FRAME, counters)?,
+        session: 0,
+        max_frame: HANDSHAKE_MAX_FRAME,
+        last_rx: Instant::now(),
+        seq: 0,
+    };
+    let hello = Hello {
+        min_version: VERSION,
+        max_version: VERSION,
+        boot_verifier: shared.boot_verifier,
+        max_frame: cfg.max_frame,
+        heartbeat_ms: cfg.heartbeat_ms,
+        kinds: Kind::all_bits(),
+    };
+    let mut body = [0u8; Hello::LEN];
+    hello.encode(&mut body).map_err(|_| EINVAL)?;
+    let h = conn.header(Kind::Hello);
+    conn.tx.send(h, &body)?;
+    let started = Instant::<Monotonic>::now();
+    let welcome = loop {
+        match conn.rx.recv(HANDSHAKE_MAX_FRAME) {
+            Ok((hdr, body)) if hdr.kind == Kind::Welcome => break Welcome::decode(body).map_err(|_| EPROTO)?,
+            Ok((hdr, body)) if hdr.kind == Kind::Error => {
+                let why = ErrorMsg::decode(body).ok().and_then(|m| ProtoError::from_u32(m.code));
+                pr_notice!("server refused the handshake: {}\n", why.map_or("unknown reason", ProtoError::name));
+                return Err(ECONNREFUSED);
+            }
+            Ok(_) => return Err(EPROTO),
+            Err(RecvError::Timeout) if !shared.is_stopping() && !silent_too_long(shared, started) => (),
+            Err(_) => return Err(ECONNRESET),
+        }
+    };
+    if welcome.version != VERSION || !(MIN_FRAME..=cfg.max_frame).contains(&welcome.max_frame) {
+        pr_notice!("server offered version {} max_frame {}: refused\n", welcome.version, welcome.max_frame);
+        return Err(EPROTO);
+    }
+    conn.rx.set_max_frame(welcome.max_frame)?;
+    conn.max_frame = welcome.max_frame;
+    conn.session = welcome.session;
+    conn.last_rx = Instant::now();
+    shared.session.store(welcome.session, Relaxed);
+    shared.peer_boot_verifier.store(welcome.boot_verifier, Relaxed);
+    shared.connects.add(1, Relaxed);
+    shared.set_state(LinkState::Connected);
+    pr_info!(
+        "connected to server cid {} (session {}, server boot verifier {:#x})\n",
+        cfg.server_cid,
+        welcome.session,
+        welcome.boot_verifier
+    );
+    Ok(conn)
+}
+
+/// Whether `since` lies more than [`MAX_MISSES`] heartbeat intervals back.
+fn silent_too_long(shared: &Shared, since: Instant<Monotonic>) -> bool {
+    since.elapsed().as_millis() >= MAX_MISSES * i64::from(shared.config.heartbeat_ms)
+}
+
+fn serve(shared: &Shared, conn: &mut Conn) -> End {
+    let interval = Delta::from_millis(i64::from(shared.config.heartbeat_ms));
+    let mut last_heartbeat = Instant::<Monotonic>::now();
+    let mut missed = 0;
+    loop {
+        if shared.is_stopping() {
+            return End::Stopping;
+        }
+        if let Some(req) = bench::take_pending(shared) {
+            let result = bench::run(conn, &req);
+            bench::complete(shared, result);
+        }
+        if last_heartbeat.elapsed() >= interval {
+            let h = conn.header(Kind::Heartbeat);
+            if let Err(e) = conn.tx.send(h, &[]) {
+                return End::Io(e);
+            }
+            shared.heartbeats_sent.add(1, Relaxed);
+            last_heartbeat = Instant::now();
+        }
+        let (hdr, _body) = match conn.rx.recv(conn.max_frame) {
+            Ok(frame) => frame,
+            Err(RecvError::Timeout) => {
+                let silent = conn.last_rx.elapsed().as_millis();
+                let now_missed = silent / i64::from(shared.config.heartbeat_ms);
+                if now_missed > missed {
+                    shared.heartbeat_misses.add((now_missed - missed) as u64, Relaxed);
+                    missed = now_missed;
+                }
+                if silent_too_long(shared, conn.last_rx) {
+                    return End::Silent(silent);
+                }
+                continue;
+            }
+            Err(RecvError::Closed) => return End::Closed,
+            Err(RecvError::Proto(e)) => return End::Bad(e),
+            Err(RecvError::Io(e)) => return End::Io(e),
+        };
+        conn.last_rx = Instant::now();
+        missed = 0;
+        match hdr.kind {
+            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => {
+                let reply = Header { flags: F_REPLY, ..hdr };
+                if let Err(e) = conn.tx.send(Header { len: 0, ..reply }, &[]) {
+                    return End::Io(e);
+                }
+            }
+            Kind::Heartbeat => (),
+            Kind::Error => return End::Closed,
+            _ => return End::Bad(ProtoError::Unexpected),
+        }
+    }
+}
