@@ -1,0 +1,37 @@
+#!/bin/bash
+# PID 1 of a test VM, exec'd by the image's /sbin/tether-init once /tether (the repo,
+# read-only) and /out (this VM's run directory) are mounted. Sources /out/env (ROLE, CID,
+# ... written by qemu/run-vm.sh), loads the role's module, writes /out/ready, runs the
+# role's script (ROLE_SCRIPT, default tests/vm/$ROLE.sh) with its output in /out/role.log,
+# then powers off.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mkdir -p /shared && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shared /shared
+# Stream the kernel log to the host, so it survives a killed VM.
+dmesg -w >/out/dmesg.log 2>&1 &
+dmesg_pid=$!
+set -a
+. /out/env
+set +a
+busybox hostname "tether-$ROLE-$CID"
+cd /tmp
+
+case $ROLE in
+server) mod=/tether/server_comm/tether_server.ko params=${SERVER_PARAMS:-} ;;
+client) mod=/tether/client_proxy/tether_client.ko params=${CLIENT_PARAMS:-} ;;
+*) mod= ;;
+esac
+if [ -n "$mod" ] && [ "${LOAD_MODULE:-1}" = 1 ]; then
+	# shellcheck disable=SC2086
+	insmod "$mod" $params >/out/insmod.log 2>&1 || echo "insmod $mod $params failed: $(cat /out/insmod.log)" >&2
+fi
+touch /out/ready
+script=${ROLE_SCRIPT:-/tether/tests/vm/$ROLE.sh}
+bash "$script" >/out/role.log 2>&1
+echo $? >/out/exit
+
+sleep 0.5            # let dmesg -w write the last lines
+kill $dmesg_pid
+sync
+echo o >/proc/sysrq-trigger
+sleep 60

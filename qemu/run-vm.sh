@@ -1,0 +1,63 @@
+#!/bin/bash
+# Boot one test VM (TCG by default) with QEMU from the toolchain chroot and wait until it
+# powers off. Background it with & to run several; kill it (TERM) or kill -9 the PID in
+# VMDIR/qemu.pid (a crash) to stop the VM.
+#   run-vm.sh ROLE CID VMDIR VHOST_SOCK [DISK...]
+# VMDIR (under $CACHE) is the guest's /out: run-vm.sh writes VMDIR/env (ROLE, CID and the
+# lines of $VM_ENV), the guest writes ready, dmesg.log, results... ; console.log is the
+# serial console. Each DISK is a persistent raw drive (/dev/vdb, /dev/vdc, ...).
+# VMDIR's parent is shared with every VM of the run as /shared.
+# Env: VM_MEM (512M), VM_TIMEOUT (seconds, 900), VM_ENV, TETHER_ACCEL (tcg | kvm).
+. "$(dirname "$0")/lib.sh"
+
+[ $# -ge 4 ] || die "usage: $0 ROLE CID VMDIR VHOST_SOCK [DISK...]"
+role=$1 cid=$2 vmdir=$(realpath -m "$3") sock=$(realpath -m "$4")
+shift 4
+mem=${VM_MEM:-512M}
+kernel="$CACHE/$KBUILD_DIR/bzImage"
+[ -e "$kernel" ] || die "no kernel: run qemu/kernel.sh"
+[ -e "$IMAGE" ] || die "no guest image: run qemu/image.sh"
+
+# Host path under $CACHE -> the same file inside the chroot.
+cpath() {
+	case $1 in
+	"$CACHE"/*) echo "/cache/${1#"$CACHE"/}" ;;
+	*) die "$1 is not under $CACHE (the chroot cannot see it)" ;;
+	esac
+}
+
+mkdir -p "$vmdir"
+rm -f "$vmdir"/{ready,qemu.pid,boot_ms,console.log}
+{ echo "ROLE=$role"; echo "CID=$cid"; echo "${VM_ENV:-}"; } >"$vmdir/env"
+
+if [ "${TETHER_ACCEL:-tcg}" = kvm ]; then accel=(-accel kvm -cpu host); else accel=(-accel tcg,thread=multi -cpu max); fi
+drives=(-drive "file=$(cpath "$IMAGE"),format=raw,if=virtio,snapshot=on")
+for d in "$@"; do drives+=(-drive "file=$(cpath "$(realpath "$d")"),format=raw,if=virtio,cache=writeback"); done
+cv=$(cpath "$vmdir")
+
+start=$(date +%s%N)
+in_chroot timeout -s KILL "${VM_TIMEOUT:-900}" qemu-system-x86_64 -name "tether-$role-$cid" \
+	"${accel[@]}" -smp 1 -m "$mem" \
+	-object memory-backend-memfd,id=mem,size="$mem",share=on -numa node,memdev=mem \
+	-nodefaults -serial "file:$cv/console.log" -monitor none -display none -no-reboot \
+	-kernel "$(cpath "$kernel")" \
+	-append "console=ttyS0 quiet panic=-1 root=/dev/vda rootfstype=ext4 rw init=/sbin/tether-init" \
+	"${drives[@]}" \
+	-virtfs local,path=/work,mount_tag=tether,security_model=none,readonly=on \
+	-virtfs "local,path=$cv,mount_tag=out,security_model=none" \
+	-virtfs "local,path=$(dirname "$cv"),mount_tag=shared,security_model=none" \
+	-chardev socket,id=vsock,path="$(cpath "$sock")" -device vhost-user-vsock-pci,chardev=vsock \
+	-pidfile "$cv/qemu.pid" &
+qemu=$!
+trap '[ -s "$vmdir/qemu.pid" ] && kill -9 "$(cat "$vmdir/qemu.pid")" 2>/dev/null; wait $qemu; exit 143' TERM INT
+
+while [ ! -e "$vmdir/ready" ] && kill -0 $qemu 2>/dev/null; do sleep 0.05; done
+if [ -e "$vmdir/ready" ]; then
+	ms=$((($(date +%s%N) - start) / 1000000))
+	echo $ms >"$vmdir/boot_ms"
+	log "$role (cid $cid): boot-to-ready $((ms / 1000)).$(printf %03d $((ms % 1000))) s"
+fi
+rc=0
+wait $qemu || rc=$?
+[ -e "$vmdir/ready" ] || log "$role (cid $cid): QEMU exited ($rc) before the guest was ready; see $vmdir/console.log"
+exit $rc

@@ -1,0 +1,15 @@
+#!/bin/bash
+# Build the in-VM test programs (kselftest-style C tests, vsock bench) in the toolchain
+# chroot against trixie's glibc (the guest image's), into tests/build/.
+. "$(dirname "$0")/../qemu/lib.sh"
+
+"$TETHER_ROOT/qemu/toolchain.sh"
+[ -e "$CACHE/linux-src-7.3/.done" ] || "$TETHER_ROOT/qemu/kernel.sh"   # unpacks the sources
+mkdir -p "$TETHER_ROOT/tests/build"
+in_chroot /bin/sh -ec '
+	cc="gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Werror"
+	sel=/cache/linux-src-7.3/tools/testing/selftests
+	cd /work/tests
+	$cc -I$sel -o build/server_proto selftests/server_proto.c
+	$cc -o build/vsock_bench bench/vsock_bench.c
+'

@@ -1,0 +1,82 @@
+# Host-side helpers for tests/vmtest.sh, tests/bench.sh and qemu/demo.sh (sourced).
+# shellcheck shell=bash
+. "$(dirname "${BASH_SOURCE[0]}")/../qemu/lib.sh"
+
+SERVER_CID=4 CLIENT_CID=3 PORT=7777 HB=500
+COMMON_ENV=(
+	SERVER_CID=$SERVER_CID TETHER_SERVER_CID=$SERVER_CID PORT=$PORT TETHER_PORT=$PORT
+	HEARTBEAT_MS=$HB TETHER_HEARTBEAT_MS=$HB TETHER_SPLIT=3584
+	"SERVER_PARAMS='port=$PORT allowed_cids=3,5 heartbeat_ms=$HB max_frame=1048576 split=3584'"
+	"CLIENT_PARAMS='server_cid=$SERVER_CID port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'"
+)
+KMODS=(server_comm/tether_server.ko client_proxy/tether_client.ko)
+PIDS=()
+declare -A VMPID
+
+# prepare : build whatever is missing (toolchain, kernel, image, modules, test programs, relay).
+prepare() {
+	"$TETHER_ROOT/qemu/toolchain.sh"
+	[ -e "$CACHE/$KBUILD_DIR/.done" ] || "$TETHER_ROOT/qemu/kernel.sh"
+	"$TETHER_ROOT/qemu/image.sh"
+	"$TETHER_ROOT/qemu/vsock-relay.sh" --install
+	if grep -q '^modules:' "$TETHER_ROOT/Makefile" 2>/dev/null; then
+		make -C "$TETHER_ROOT" modules >"$CACHE/modules.log" 2>&1 || die "make modules failed, see $CACHE/modules.log"
+	fi
+	"$TETHER_ROOT/tests/build.sh"
+}
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+
+# start_run NAME : a fresh run directory $RUN with the server's data disk, and the relay.
+start_run() {
+	RUN="$CACHE/runs/$1-$(date +%Y%m%d-%H%M%S)"
+	mkdir -p "$RUN"
+	truncate -s 256M "$RUN/server-data.img"
+	mkfs.ext4 -q -F -L tetherdata "$RUN/server-data.img"
+	trap cleanup EXIT
+	timeout -s KILL "${RUN_TIMEOUT:-1800}" "$TETHER_ROOT/qemu/vsock-relay.sh" "$RUN" 3 4 5 >"$RUN/relay.log" 2>&1 &
+	PIDS+=($!)
+	wait_file 20 "$RUN/vhost-5.sock" $! || die "relay did not start, see $RUN/relay.log"
+}
+
+# boot NAME ROLE CID [KEY=VALUE...] : boot a VM in the background, its /out is $RUN/NAME.
+boot() {
+	local name=$1 role=$2 cid=$3 disks=()
+	shift 3
+	[ "$role" = server ] && disks=("$RUN/server-data.img")
+	VM_ENV="$(printf '%s\n' "${COMMON_ENV[@]}" "$@")" timeout "${VM_TIMEOUT:-900}" \
+		"$TETHER_ROOT/qemu/run-vm.sh" "$role" "$cid" "$RUN/$name" "$RUN/vhost-$cid.sock" "${disks[@]}" \
+		>"$RUN/$name.log" 2>&1 &
+	VMPID[$name]=$!
+	PIDS+=($!)
+}
+
+# wait_file SECONDS FILE [PID] : until FILE exists; fails on timeout or when PID has exited.
+wait_file() {
+	local end=$(($(date +%s) + $1))
+	until [ -e "$2" ]; do
+		[ "$(date +%s)" -lt $end ] || return 1
+		[ -z "${3:-}" ] || kill -0 "$3" 2>/dev/null || { [ -e "$2" ]; return; }
+		sleep 0.1
+	done
+}
+
+# wait_vm NAME SECONDS : until the VM powered off (then killed).
+wait_vm() {
+	local pid=${VMPID[$1]} end=$(($(date +%s) + $2))
+	while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt $end ]; do sleep 0.2; done
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# crash_vm NAME : SIGKILL the VM's QEMU (a power cut).
+crash_vm() {
+	kill -9 "$(cat "$RUN/$1/qemu.pid")"
+	wait "${VMPID[$1]}" 2>/dev/null || true
+}
+
+boot_ms() { cat "$RUN/$1/boot_ms" 2>/dev/null || echo '-'; }

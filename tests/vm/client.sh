@@ -1,0 +1,103 @@
+#!/bin/bash
+# Client VM (CID 3) test sequence; tether_client.ko was loaded by qemu/guest-init.sh.
+# Talks to the host through files in /out (kill-server -> host kills the server VM,
+# server-down -> host boots it again, client-done), reads the server's debugfs state
+# from /shared/server-state (copied there by the server VM).
+. /tether/tests/vm/lib.sh
+set -u
+KO=/tether/client_proxy/tether_client.ko
+SKO=/tether/server_comm/tether_server.ko
+D=/sys/kernel/debug/tether_client
+S=/shared/server-state
+HB=${HEARTBEAT_MS:-500}
+CLIENT_KEYS=(state server_cid session boot_verifier peer_boot_verifier connects disconnects frames_in
+	frames_out bytes_in bytes_out heartbeats_sent heartbeat_misses last_down_detect_ms)
+SERVER_KEYS=(port boot_verifier sessions accepted rejected bad_frames frames_in frames_out bytes_in
+	bytes_out heartbeat_misses)
+
+c() { key $D/state "$1"; }
+s() { key $S "$1"; }
+connected() { [ "$(c state)" = connected ]; }
+loaded() { grep -q '^tether_client ' /proc/modules; }
+unloaded() { ! loaded && [ ! -e $D ]; }
+# Our own stale kmemleak reports (boot-time false positives) are not the modules' fault.
+[ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
+
+# --- parameters -----------------------------------------------------------------------
+check "modinfo: tether_client parameters all described" params_described $KO \
+	server_cid port heartbeat_ms split reconnect_max_ms
+check "modinfo: tether_server parameters all described" params_described $SKO \
+	port allowed_cids heartbeat_ms max_frame split
+
+# --- load, handshake, debugfs ---------------------------------------------------------
+check "client module loaded by insmod" loaded
+check "client connects within 30 s" wait_until 30 connected
+check "client debugfs state parses" state_parses $D/state "${CLIENT_KEYS[@]}"
+check "client debugfs: server_cid=$SERVER_CID" test "$(c server_cid)" = "$SERVER_CID"
+check "client debugfs: own boot_verifier non-zero" test "$(( $(c boot_verifier) ))" != 0
+check "client debugfs: peer_boot_verifier non-zero" test "$(( $(c peer_boot_verifier) ))" != 0
+check "client debugfs: connects=1" test "$(c connects)" = 1
+check "server debugfs state parses" wait_until 10 state_parses $S "${SERVER_KEYS[@]}"
+check "server sees a session from cid $CID" wait_until 10 grep -q "^session id=[0-9]* cid=$CID " $S
+check "server sessions >= 1" test "$(s sessions)" -ge 1
+check "server boot_verifier = client's peer_boot_verifier" test "$(s boot_verifier)" = "$(c peer_boot_verifier)"
+hb0=$(c heartbeats_sent) in0=$(c frames_in)
+sleep "$(printf %d.%03d $((HB * 5 / 1000)) $((HB * 5 % 1000)))"
+check "heartbeats flow: >= 3 sent in 5 intervals, answered" \
+	test "$(c heartbeats_sent)" -ge $((hb0 + 3)) -a "$(c frames_in)" -gt "$in0" -a "$(c state)" = connected
+
+# --- module-to-module quick bench (correctness, not speed) -------------------------------
+bench() { echo "$1" >$D/bench && cat $D/bench; }
+out=$(bench "ping 200 64") || true
+echo "$out"
+check "module bench ping 200 64" eval '[[ $out =~ ^ping\ count=200\ size=64\ min_ns=[1-9][0-9]*\ p50_ns=[1-9][0-9]*\ p99_ns=[1-9][0-9]*$ ]]'
+out=$(bench "bulk 4194304 65536") || true
+echo "$out"
+check "module bench bulk 4 MiB in 64 KiB messages verified" eval '[[ $out =~ ^bulk\ bytes=4194304\ msg=65536\ .*verified=1$ ]]'
+
+# --- unload / reload --------------------------------------------------------------------
+bv0=$(c boot_verifier) pbv0=$(c peer_boot_verifier)
+check "rmmod tether_client" rmmod tether_client
+check "debugfs and module gone after rmmod" unloaded
+check "server drops the session after rmmod" wait_until 10 eval '! grep -q "^session id=[0-9]* cid=$CID " $S'
+check "insmod tether_client again" insmod $KO $CLIENT_PARAMS
+check "reconnects after reload" wait_until 30 connected
+check "new own boot_verifier, same peer_boot_verifier" test "$(c boot_verifier)" != "$bv0" -a "$(c peer_boot_verifier)" = "$pbv0"
+
+# --- protocol selftests against the server ----------------------------------------------
+bad0=$(s bad_frames)
+selftest $TB/server_proto 600
+nbad=$(grep -cE '^(ok|not ok) [0-9]+ bad_input\.' /out/server_proto.tap)
+check "server bad_frames grew by the $nbad bad-input cases" \
+	wait_until 10 eval '[ "$(s bad_frames)" = $((bad0 + nbad)) ]'
+echo "server bad_frames: before $bad0, now $(s bad_frames)"
+check "client still connected after the selftests" connected
+
+# --- crash: the host kills the server VM, then boots it again -----------------------------
+pbv=$(c peer_boot_verifier) disc=$(c disconnects) conn=$(c connects)
+touch /out/kill-server
+check "client notices the server crash (state leaves connected) within 30 s" wait_until 30 eval '! connected'
+wait_until 5 eval '[ "$(c last_down_detect_ms)" -gt 0 ]' || true
+det=$(c last_down_detect_ms)
+echo "last_down_detect_ms=$det (heartbeat ${HB} ms)"
+check "down detected in ${det} ms <= 3 heartbeats + 1 slack ($((HB * 4)) ms)" test "${det:-99999}" -le $((HB * 4))
+check "disconnects counted" test "$(c disconnects)" = $((disc + 1))
+touch /out/server-down
+check "reconnects to the rebooted server within 180 s" wait_until 180 connected
+check "new peer_boot_verifier after the server reboot" test "$(c peer_boot_verifier)" != "$pbv" -a "$(( $(c peer_boot_verifier) ))" != 0
+check "connects counted" test "$(c connects)" = $((conn + 1))
+
+# --- 100 load/unload cycles with the server connected -----------------------------------
+cp $KO /tmp/tc.ko
+check "rmmod before the cycles" rmmod tether_client
+fails=0 t0=$(now_ms)
+for i in $(seq 100); do
+	insmod /tmp/tc.ko $CLIENT_PARAMS || { fails=$((fails + 1)); continue; }
+	wait_until 20 connected || { echo "cycle $i: not connected: $(c state)"; fails=$((fails + 1)); }
+	rmmod tether_client || { echo "cycle $i: rmmod failed"; fails=$((fails + 1)); }
+done
+echo "100 cycles in $(($(now_ms) - t0)) ms, $fails failures"
+check "100 insmod/connect/rmmod cycles" test $fails = 0
+check "module gone after the cycles" unloaded
+check "kmemleak: no leaks on the client" kmemleak_clean
+touch /out/client-done

@@ -1,0 +1,87 @@
+# Helpers for the in-VM test scripts (sourced). Results go to /out/results, one line each:
+# "ok - DESC", "not ok - DESC" or "ok - DESC # SKIP why"; tests/vmtest.sh numbers them.
+# shellcheck shell=bash
+RESULTS=/out/results
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+TB=/tether/tests/build
+
+ok() { echo "ok - $*" | tee -a $RESULTS; }
+nok() { echo "not ok - $*" | tee -a $RESULTS; }
+skip() { echo "ok - $1 # SKIP $2" | tee -a $RESULTS; }
+# check DESC CMD... : one result from CMD's exit status (CMD's output goes to the log).
+check() {
+	local desc=$1
+	shift
+	echo "# check: $desc" >&2
+	if "$@"; then ok "$desc"; else nok "$desc"; fi
+}
+# wait_until SECONDS CMD... : poll CMD every 20 ms until it succeeds; fails after SECONDS.
+wait_until() {
+	local end=$(($(date +%s%N) + $1 * 1000000000))
+	shift
+	until "$@"; do
+		[ "$(date +%s%N)" -lt $end ] || return 1
+		sleep 0.02
+	done
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# key FILE KEY : value of KEY= in a debugfs state file (empty when absent).
+key() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n1; }
+
+# state_parses FILE KEY... : every line is key=value (number, 0x-hex or word) or a
+# "session id=N cid=C k=v..." line, and every KEY is present exactly once.
+state_parses() {
+	local f=$1 line k bad=0
+	shift
+	[ -s "$f" ] || { echo "$f: empty or missing"; return 1; }
+	while IFS= read -r line; do
+		[[ $line =~ ^[a-z_]+=(0x[0-9a-f]+|[0-9]+|[a-z_]+)$ ]] && continue
+		[[ $line =~ ^session\ id=[0-9]+\ cid=[0-9]+(\ [a-z_]+=[0-9]+)*$ ]] && continue
+		echo "$f: bad line: $line"
+		bad=1
+	done <"$f"
+	for k in "$@"; do
+		[ "$(grep -c "^$k=" "$f")" = 1 ] || { echo "$f: key $k missing or repeated"; bad=1; }
+	done
+	return $bad
+}
+
+# params_described KO NAME... : modinfo lists exactly these parameters, each with a description.
+params_described() {
+	local ko=$1 name desc bad=0 names
+	shift
+	names=$(modinfo -F parmtype "$ko" | cut -d: -f1 | sort | tr '\n' ' ')
+	[ "$names" = "$(printf '%s\n' "$@" | sort | tr '\n' ' ')" ] || { echo "$ko: parameters '$names', want '$*'"; bad=1; }
+	while IFS=: read -r name desc; do
+		desc=${desc%(*)}
+		[ -n "${desc// /}" ] || { echo "$ko: parameter $name has no description"; bad=1; }
+	done < <(modinfo -F parm "$ko")
+	[ "$(modinfo -F parm "$ko" | wc -l)" = "$#" ] || { echo "$ko: parm lines != parameters"; bad=1; }
+	return $bad
+}
+
+# kmemleak_clean : two scans, then no unreferenced object may be reported.
+kmemleak_clean() {
+	local k=/sys/kernel/debug/kmemleak
+	[ -e $k ] || { echo "no $k"; return 1; }
+	echo scan >$k && sleep 1 && echo scan >$k
+	cat $k >/tmp/kmemleak.txt
+	[ -s /tmp/kmemleak.txt ] || return 0
+	cp /tmp/kmemleak.txt "/out/kmemleak-$(date +%s).txt"
+	head -n 30 /tmp/kmemleak.txt
+	return 1
+}
+
+# selftest BIN [TIMEOUT] : run a kselftest binary, one result per test case plus one
+# for the whole run (exit status, and as many results as the plan announced).
+selftest() {
+	local bin=$1 name rc=0 plan got
+	name=$(basename "$bin")
+	timeout "${2:-600}" "$bin" >"/out/$name.tap" 2>&1 || rc=$?
+	plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "/out/$name.tap" | head -n1)
+	sed -nE 's/^(ok|not ok) [0-9]+ (.*)$/\1 - '"$name"': \2/p' "/out/$name.tap" | tee -a $RESULTS
+	got=$(grep -cE '^(ok|not ok) [0-9]+ ' "/out/$name.tap")
+	if [ $rc = 0 ] && [ -n "$plan" ] && [ "$got" = "$plan" ]; then ok "$name: complete run ($got cases)"
+	else nok "$name: complete run (exit $rc, $got of ${plan:-?} cases)"; fi
+}
