@@ -1,0 +1,50 @@
+#!/bin/bash
+# make check: host unit tests (each passing cargo test counts), the bounded protocol fuzz,
+# clippy, the kernel modules' build, then the VM integration tests (tests/vmtest.sh).
+# Builds whatever is missing. Last line: "N passed, N failed, N skipped"; exit 1 on failure.
+. "$(dirname "$0")/../qemu/lib.sh"
+set +e
+
+host_pkgs coreutils util-linux e2fsprogs debootstrap gawk make sed grep
+export PATH="$PATH:$HOME/.cargo/bin"
+command -v cargo >/dev/null || host_pkgs cargo rustc
+LOGS="$CACHE/check-logs"
+mkdir -p "$LOGS"
+pass=0 fail=0 skip=0
+res() { # ok|"not ok" DESC
+	case $1 in ok) pass=$((pass + 1)) ;; *) fail=$((fail + 1)) ;; esac
+	echo "$1 - $2"
+}
+# step DESC LOG CMD... : one result from CMD's exit status, output in $LOGS/LOG
+step() {
+	local desc=$1 logf="$LOGS/$2"
+	shift 2
+	if "$@" >"$logf" 2>&1; then res ok "$desc"; else res "not ok" "$desc (see $logf)"; tail -n 15 "$logf"; fi
+}
+
+cd "$TETHER_ROOT/rust" || exit 1
+timeout 1200 cargo test >"$LOGS/cargo-test.log" 2>&1
+rc=$?
+n_ok=$(grep -cE '^test .* \.\.\. ok$' "$LOGS/cargo-test.log")
+n_bad=$(grep -cE '^test .* \.\.\. FAILED$' "$LOGS/cargo-test.log")
+n_ign=$(grep -cE '^test .* \.\.\. ignored' "$LOGS/cargo-test.log")
+pass=$((pass + n_ok)) fail=$((fail + n_bad)) skip=$((skip + n_ign))
+echo "# cargo test: $n_ok passed, $n_bad failed, $n_ign ignored"
+grep -E '^test .* \.\.\. FAILED$' "$LOGS/cargo-test.log"
+[ $rc = 0 ] || [ "$n_bad" != 0 ] || res "not ok" "cargo test ran (exit $rc, see $LOGS/cargo-test.log)"
+step "protocol fuzz, 1000000 iterations" fuzz.log timeout 1800 cargo run --release --bin tether-proto-fuzz -- 1000000
+step "cargo clippy --all-targets -D warnings" clippy.log timeout 1200 cargo clippy --all-targets -- -D warnings
+cd "$TETHER_ROOT" || exit 1
+step "kernel modules build (make modules)" modules.log make modules
+
+timeout 2400 "$TETHER_ROOT/tests/vmtest.sh" 2>"$LOGS/vmtest.stderr" | tee "$LOGS/vmtest.ktap"
+totals=$(sed -n 's/^# totals: pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3/p' "$LOGS/vmtest.ktap")
+if [ -n "$totals" ]; then
+	read -r p f s <<<"$totals"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+else
+	res "not ok" "vmtest.sh completed (see $LOGS/vmtest.stderr)"
+	tail -n 15 "$LOGS/vmtest.stderr"
+fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail = 0 ]
