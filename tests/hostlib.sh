@@ -80,3 +80,25 @@ crash_vm() {
 }
 
 boot_ms() { cat "$RUN/$1/boot_ms" 2>/dev/null || echo '-'; }
+
+# drive_client SECONDS : while the client VM runs, SIGKILL the server VM when the client
+# writes /out/kill-server and boot it again (same data disk) on /out/server-down. Sets
+# SERVER (the server VM now running) and appends booted VMs to VMS.
+drive_client() {
+	local end=$(($(date +%s) + $1))
+	SERVER=server0
+	while kill -0 "${VMPID[client]}" 2>/dev/null && [ "$(date +%s)" -lt $end ]; do
+		if [ -e "$RUN/client/kill-server" ] && [ ! -e "$RUN/server0.killed" ]; then
+			log "killing the server VM (SIGKILL to QEMU)"
+			crash_vm server0
+			touch "$RUN/server0.killed"
+		fi
+		if [ -e "$RUN/client/server-down" ] && [ $SERVER = server0 ]; then
+			log "booting the server VM again (same data disk)"
+			SERVER=server1
+			VMS+=(server1)
+			boot server1 server $SERVER_CID BOOT_INDEX=1
+		fi
+		sleep 0.2
+	done
+}

@@ -12,35 +12,20 @@ prepare >&2
 for m in "${KMODS[@]}"; do [ -e "$TETHER_ROOT/$m" ] || die "$m not built"; done
 start_run vmtest
 log "run directory: $RUN"
-vms=(server0)
+VMS=(server0)
 boot server0 server $SERVER_CID BOOT_INDEX=0
 wait_file 180 "$RUN/server0/ready" "${VMPID[server0]}" || log "server0 did not get ready"
-vms+=(client)
+VMS+=(client)
 boot client client $CLIENT_CID
-server=server0
-end=$(($(date +%s) + 900))
-while kill -0 "${VMPID[client]}" 2>/dev/null && [ "$(date +%s)" -lt $end ]; do
-	if [ -e "$RUN/client/kill-server" ] && [ $server = server0 ] && [ ! -e "$RUN/server0.killed" ]; then
-		log "killing the server VM (SIGKILL to QEMU)"
-		crash_vm server0
-		touch "$RUN/server0.killed"
-	fi
-	if [ -e "$RUN/client/server-down" ] && [ $server = server0 ]; then
-		log "booting the server VM again (same data disk)"
-		server=server1
-		vms+=(server1)
-		boot server1 server $SERVER_CID BOOT_INDEX=1
-	fi
-	sleep 0.2
-done
+drive_client 900
 wait_vm client 10
-touch "$RUN/$server/stop"
-wait_vm $server 120
+touch "$RUN/$SERVER/stop"
+wait_vm $SERVER 120
 
 # --- KTAP ---------------------------------------------------------------------------------
 results=()
 add() { results+=("$1 - $2"); }
-for vm in "${vms[@]}"; do
+for vm in "${VMS[@]}"; do
 	d="$RUN/$vm"
 	if [ -e "$d/ready" ]; then add ok "$vm: boots (boot-to-ready $(boot_ms "$vm") ms)"; else add "not ok" "$vm: boots"; fi
 	if [ -e "$RUN/$vm.killed" ]; then
@@ -70,7 +55,7 @@ for r in "${results[@]}"; do
 	*) pass=$((pass + 1)) ;;
 	esac
 done
-echo "# boot-to-ready ms:$(for vm in "${vms[@]}"; do printf ' %s=%s' "$vm" "$(boot_ms "$vm")"; done)"
+echo "# boot-to-ready ms:$(for vm in "${VMS[@]}"; do printf ' %s=%s' "$vm" "$(boot_ms "$vm")"; done)"
 echo "# vmtest took $(($(date +%s) - t0)) s; logs in $RUN"
 echo "# totals: pass=$pass fail=$fail skip=$skip"
 [ $fail = 0 ]
