@@ -12,4 +12,5 @@ in_chroot /bin/sh -ec '
 	cd /work/tests
 	$cc -I$sel -o build/server_proto selftests/server_proto.c
 	$cc -o build/vsock_bench bench/vsock_bench.c
+	$cc -o build/wire_xcheck selftests/wire_xcheck.c
 '

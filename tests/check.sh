@@ -36,6 +36,14 @@ step "protocol fuzz, 1000000 iterations" fuzz.log timeout 1800 cargo run --relea
 step "cargo clippy --all-targets -D warnings" clippy.log timeout 1200 cargo clippy --all-targets -- -D warnings
 cd "$TETHER_ROOT" || exit 1
 step "kernel modules build (make modules)" modules.log make modules
+xcheck() { # the selftests' C wire encoder against rust/ (tether-proto): same bytes
+	"$TETHER_ROOT/tests/build.sh" &&
+		cargo run -q --manifest-path "$TETHER_ROOT/tests/xcheck/Cargo.toml" \
+			--target-dir "$CACHE/xcheck-target" >"$LOGS/xcheck-rust.txt" &&
+		in_chroot /work/tests/build/wire_xcheck >"$LOGS/xcheck-c.txt" &&
+		diff "$LOGS/xcheck-rust.txt" "$LOGS/xcheck-c.txt"
+}
+step "wire format: C test encoder = Rust tether-proto" xcheck.log xcheck
 
 timeout 2400 "$TETHER_ROOT/tests/vmtest.sh" 2>"$LOGS/vmtest.stderr" | tee "$LOGS/vmtest.ktap"
 totals=$(sed -n 's/^# totals: pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3/p' "$LOGS/vmtest.ktap")

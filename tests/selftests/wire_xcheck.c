@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The C side of the wire cross-check (see tests/xcheck/src/main.rs): the same table. */
+#include <stdio.h>
+#include "tether_wire.h"
+
+static void hex(const char *tag, const uint8_t *b, size_t n)
+{
+	printf("%s ", tag);
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", b[i]);
+	printf("\n");
+}
+
+int main(void)
+{
+	static uint8_t data[70000];
+	static const size_t lens[] = { 0, 1, 7, 8, 9, 15, 16, 17, 3584, 65536, 70000 };
+	uint8_t b[64];
+	struct tt_welcome w;
+	uint64_t s = TT_SUM_INIT;
+
+	tt_hdr_put(b, TT_HELLO, 0, 28, 0, 1);
+	hex("hdr", b, TT_HDR_LEN);
+	tt_hdr_put(b, TT_HEARTBEAT, TT_F_REPLY, 0, 7, UINT64_MAX);
+	hex("hdr", b, TT_HDR_LEN);
+	tt_hdr_put(b, TT_SINK, TT_F_ACK_REQ, 65536, 0xdeadbeef, 0x0102030405060708ull);
+	hex("hdr", b, TT_HDR_LEN);
+	hex("hello", b, tt_hello_put(b, 1, 1, 0x0102030405060708ull, 1 << 20, 500, TT_ALL_KINDS));
+	/* WELCOME: the C side only decodes; re-encode the decoded fields by hand. */
+	memset(b, 0, sizeof(b));
+	tt_put16(b, 1);
+	tt_put64(b + 2, 0x1122334455667788ull);
+	tt_put32(b + 10, 65536);
+	tt_put32(b + 14, 250);
+	tt_put32(b + 18, 9);
+	tt_put64(b + 22, 0x1fe);
+	if (!tt_welcome_get(b, 30, &w) || w.version != 1 || w.boot_verifier != 0x1122334455667788ull ||
+	    w.max_frame != 65536 || w.heartbeat_ms != 250 || w.session != 9 || w.kinds != 0x1fe)
+		return 1;
+	hex("welcome", b, 30);
+	tt_put32(b, TT_E_TOO_LONG);
+	tt_put32(b + 4, 4097);
+	hex("error", b, 8);
+	tt_put64(b, 1 << 20);
+	tt_put64(b + 8, 0xfeed);
+	hex("sinkack", b, 16);
+	for (uint32_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)((i * 131u) >> 3);
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		printf("sum64 %zu %016llx\n", lens[i],
+		       (unsigned long long)tt_sum64(TT_SUM_INIT, data, lens[i]));
+	for (size_t off = 0; off < 65536; off += 4096)
+		s = tt_sum64(s, data + off, 4096);
+	printf("sum64 chained %016llx\n", (unsigned long long)s);
+	printf("allkinds %llx\n", (unsigned long long)TT_ALL_KINDS);
+	return 0;
+}
