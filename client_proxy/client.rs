@@ -38,7 +38,12 @@ impl Config {
             reconnect_max_ms: params::reconnect_max_ms.value(),
         };
         if !(MIN_FRAME..=MAX_FRAME).contains(&c.max_frame) {
-            pr_err!("max_frame={} is outside {}..={}\n", c.max_frame, MIN_FRAME, MAX_FRAME);
+            pr_err!(
+                "max_frame={} is outside {}..={}\n",
+                c.max_frame,
+                MIN_FRAME,
+                MAX_FRAME
+            );
             return Err(EINVAL);
         }
         if !(HEADER_LEN + 1..=65536).contains(&c.split) {
@@ -50,7 +55,10 @@ impl Config {
             return Err(EINVAL);
         }
         if !(50..=600000).contains(&c.reconnect_max_ms) {
-            pr_err!("reconnect_max_ms={} is outside 50..=600000\n", c.reconnect_max_ms);
+            pr_err!(
+                "reconnect_max_ms={} is outside 50..=600000\n",
+                c.reconnect_max_ms
+            );
             return Err(EINVAL);
         }
         Ok(c)
@@ -161,14 +169,26 @@ impl Shared {
         writeln!(f, "port={}", c.port)?;
         writeln!(f, "session={}", this.session.load(Relaxed))?;
         writeln!(f, "boot_verifier={:#018x}", this.boot_verifier)?;
-        writeln!(f, "peer_boot_verifier={:#018x}", this.peer_boot_verifier.load(Relaxed))?;
+        writeln!(
+            f,
+            "peer_boot_verifier={:#018x}",
+            this.peer_boot_verifier.load(Relaxed)
+        )?;
         writeln!(f, "heartbeat_ms={}", c.heartbeat_ms)?;
         writeln!(f, "split={}", c.split)?;
         writeln!(f, "connects={}", this.connects.load(Relaxed))?;
         writeln!(f, "disconnects={}", this.disconnects.load(Relaxed))?;
         writeln!(f, "heartbeats_sent={}", this.heartbeats_sent.load(Relaxed))?;
-        writeln!(f, "heartbeat_misses={}", this.heartbeat_misses.load(Relaxed))?;
-        writeln!(f, "last_down_detect_ms={}", this.last_down_detect_ms.load(Relaxed))?;
+        writeln!(
+            f,
+            "heartbeat_misses={}",
+            this.heartbeat_misses.load(Relaxed)
+        )?;
+        writeln!(
+            f,
+            "last_down_detect_ms={}",
+            this.last_down_detect_ms.load(Relaxed)
+        )?;
         this.totals.show(f)
     }
 }
@@ -186,11 +206,13 @@ pub(crate) struct TetherClient {
 
 impl kernel::Module for TetherClient {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let config = Config::from_params()?;
+        let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
-                config: Config::from_params()?,
+                config,
                 boot_verifier: random_u64(),
-                totals: Arc::new(Stats::new(), GFP_KERNEL)?,
+                totals,
                 state: Atomic::new(LinkState::Down as u32),
                 session: Atomic::new(0),
                 peer_boot_verifier: Atomic::new(0),
@@ -216,21 +238,36 @@ impl kernel::Module for TetherClient {
         )?;
         let queue = OwnedQueue::new(c"tether_client")?;
         let dir = debugfs::Dir::new(c"tether_client");
-        let state_file =
-            KBox::pin_init(dir.read_callback_file(c"state", shared.clone(), &Shared::show), GFP_KERNEL)?;
+        let state_file = KBox::pin_init(
+            dir.read_callback_file(c"state", shared.clone(), &Shared::show),
+            GFP_KERNEL,
+        )?;
         let bench_file = KBox::pin_init(
-            dir.read_write_callback_file(c"bench", shared.clone(), &crate::bench::show, &crate::bench::request),
+            dir.read_write_callback_file(
+                c"bench",
+                shared.clone(),
+                &crate::bench::show,
+                &crate::bench::request,
+            ),
             GFP_KERNEL,
         )?;
         let sh = shared.clone();
-        queue.queue().try_spawn(GFP_KERNEL, move || connection::run(sh))?;
+        queue
+            .queue()
+            .try_spawn(GFP_KERNEL, move || connection::run(sh))?;
         pr_info!(
             "connecting to vsock {}:{}, boot verifier {:#x}\n",
             shared.config.server_cid,
             shared.config.port,
             shared.boot_verifier
         );
-        Ok(Self { _state_file: state_file, _bench_file: bench_file, shared, queue: Some(queue), _dir: dir })
+        Ok(Self {
+            _state_file: state_file,
+            _bench_file: bench_file,
+            shared,
+            queue: Some(queue),
+            _dir: dir,
+        })
     }
 }
 

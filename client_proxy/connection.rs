@@ -37,7 +37,11 @@ impl Conn {
     /// A header of `kind` for this session with the next sequence number.
     pub(crate) fn header(&mut self, kind: Kind) -> Header {
         self.seq = self.seq.wrapping_add(1);
-        Header { session: self.session, seq: self.seq, ..Header::new(kind, 0) }
+        Header {
+            session: self.session,
+            seq: self.seq,
+            ..Header::new(kind, 0)
+        }
     }
 }
 
@@ -68,7 +72,12 @@ pub(crate) fn run(shared: Arc<Shared>) {
             }
             Err(e) => {
                 if !reported_unreachable && !shared.is_stopping() {
-                    pr_info!("server cid {} port {} unreachable ({:?}), retrying\n", cfg.server_cid, cfg.port, e);
+                    pr_info!(
+                        "server cid {} port {} unreachable ({:?}), retrying\n",
+                        cfg.server_cid,
+                        cfg.port,
+                        e
+                    );
                     reported_unreachable = true;
                 }
             }
@@ -87,7 +96,12 @@ fn report(shared: &Shared, end: End) {
         End::Stopping => (),
         End::Silent(ms) => {
             shared.last_down_detect_ms.store(ms as u64, Relaxed);
-            pr_notice!("server cid {} silent for {} ms ({} heartbeats): connection down\n", cid, ms, MAX_MISSES);
+            pr_notice!(
+                "server cid {} silent for {} ms ({} heartbeats): connection down\n",
+                cid,
+                ms,
+                MAX_MISSES
+            );
         }
         End::Closed => pr_notice!("server cid {} closed the connection\n", cid),
         End::Bad(e) => pr_notice!("server cid {} broke the protocol: {}\n", cid, e.name()),
@@ -114,9 +128,15 @@ fn poll_ms(shared: &Shared) -> u32 {
 fn connect(shared: &Shared) -> Result<Conn> {
     let cfg = &shared.config;
     let sock = Arc::new(Socket::connect(cfg.server_cid, cfg.port)?, GFP_KERNEL)?;
-    sock.set_timeouts(poll_ms(shared), cfg.heartbeat_ms.saturating_mul(MAX_MISSES as u32));
+    sock.set_timeouts(
+        poll_ms(shared),
+        cfg.heartbeat_ms.saturating_mul(MAX_MISSES as u32),
+    );
     shared.set_socket(Some(sock.clone()))?;
-    let counters = Counters { link: None, total: shared.totals.clone() };
+    let counters = Counters {
+        link: None,
+        total: shared.totals.clone(),
+    };
     let mut conn = Conn {
         tx: Sender::new(sock.clone(), cfg.split, counters.clone()),
         rx: Receiver::new(sock, HANDSHAKE_MAX_FRAME, counters)?,
@@ -140,19 +160,31 @@ fn connect(shared: &Shared) -> Result<Conn> {
     let started = Instant::<Monotonic>::now();
     let welcome = loop {
         match conn.rx.recv(HANDSHAKE_MAX_FRAME) {
-            Ok((hdr, body)) if hdr.kind == Kind::Welcome => break Welcome::decode(body).map_err(|_| EPROTO)?,
+            Ok((hdr, body)) if hdr.kind == Kind::Welcome => {
+                break Welcome::decode(body).map_err(|_| EPROTO)?
+            }
             Ok((hdr, body)) if hdr.kind == Kind::Error => {
-                let why = ErrorMsg::decode(body).ok().and_then(|m| ProtoError::from_u32(m.code));
-                pr_notice!("server refused the handshake: {}\n", why.map_or("unknown reason", ProtoError::name));
+                let why = ErrorMsg::decode(body)
+                    .ok()
+                    .and_then(|m| ProtoError::from_u32(m.code));
+                pr_notice!(
+                    "server refused the handshake: {}\n",
+                    why.map_or("unknown reason", ProtoError::name)
+                );
                 return Err(ECONNREFUSED);
             }
             Ok(_) => return Err(EPROTO),
-            Err(RecvError::Timeout) if !shared.is_stopping() && !silent_too_long(shared, started) => (),
+            Err(RecvError::Timeout)
+                if !shared.is_stopping() && !silent_too_long(shared, started) => {}
             Err(_) => return Err(ECONNRESET),
         }
     };
     if welcome.version != VERSION || !(MIN_FRAME..=cfg.max_frame).contains(&welcome.max_frame) {
-        pr_notice!("server offered version {} max_frame {}: refused\n", welcome.version, welcome.max_frame);
+        pr_notice!(
+            "server offered version {} max_frame {}: refused\n",
+            welcome.version,
+            welcome.max_frame
+        );
         return Err(EPROTO);
     }
     conn.rx.set_max_frame(welcome.max_frame)?;
@@ -160,7 +192,9 @@ fn connect(shared: &Shared) -> Result<Conn> {
     conn.session = welcome.session;
     conn.last_rx = Instant::now();
     shared.session.store(welcome.session, Relaxed);
-    shared.peer_boot_verifier.store(welcome.boot_verifier, Relaxed);
+    shared
+        .peer_boot_verifier
+        .store(welcome.boot_verifier, Relaxed);
     shared.connects.add(1, Relaxed);
     shared.set_state(LinkState::Connected);
     pr_info!(
@@ -201,9 +235,13 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
             Ok(frame) => frame,
             Err(RecvError::Timeout) => {
                 let silent = conn.last_rx.elapsed().as_millis();
-                let now_missed = silent / i64::from(shared.config.heartbeat_ms);
+                let now_missed = silent
+                    .checked_div(i64::from(shared.config.heartbeat_ms))
+                    .unwrap_or(0);
                 if now_missed > missed {
-                    shared.heartbeat_misses.add((now_missed - missed) as u64, Relaxed);
+                    shared
+                        .heartbeat_misses
+                        .add((now_missed - missed) as u64, Relaxed);
                     missed = now_missed;
                 }
                 if silent_too_long(shared, conn.last_rx) {
@@ -219,7 +257,10 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
         missed = 0;
         match hdr.kind {
             Kind::Heartbeat if hdr.flags & F_REPLY == 0 => {
-                let reply = Header { flags: F_REPLY, ..hdr };
+                let reply = Header {
+                    flags: F_REPLY,
+                    ..hdr
+                };
                 if let Err(e) = conn.tx.send(Header { len: 0, ..reply }, &[]) {
                     return End::Io(e);
                 }

@@ -63,20 +63,35 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
             Err(_) => continue,
         };
         if !cid_allowed(cid) {
-            session::refuse(shared, &sock, cid, ProtoError::NotAllowed, "peer not allowed");
+            session::refuse(
+                shared,
+                &sock,
+                cid,
+                ProtoError::NotAllowed,
+                "peer not allowed",
+            );
             continue;
         }
         match shared.add_session(sock.clone(), cid) {
             Ok(s) => {
                 shared.accepted.add(1, Relaxed);
                 let (sh, id) = (shared.clone(), s.id);
-                if queue.try_spawn(GFP_KERNEL, move || session::serve(sh, s)).is_err() {
+                if queue
+                    .try_spawn(GFP_KERNEL, move || session::serve(sh, s))
+                    .is_err()
+                {
                     shared.remove_session(id);
                     session::refuse(shared, &sock, cid, ProtoError::BadValue, "out of memory");
                 }
             }
             Err(e) if e == ESHUTDOWN => break,
-            Err(_) => session::refuse(shared, &sock, cid, ProtoError::BadValue, "too many sessions"),
+            Err(_) => session::refuse(
+                shared,
+                &sock,
+                cid,
+                ProtoError::BadValue,
+                "too many sessions",
+            ),
         }
     }
 }

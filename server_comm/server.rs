@@ -4,8 +4,7 @@
 
 use core::fmt;
 use kernel::{
-    debugfs,
-    new_mutex,
+    debugfs, new_mutex,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
@@ -36,7 +35,12 @@ impl Config {
             max_sessions: params::max_sessions.value() as usize,
         };
         if !(MIN_FRAME..=MAX_FRAME).contains(&c.max_frame) {
-            pr_err!("max_frame={} is outside {}..={}\n", c.max_frame, MIN_FRAME, MAX_FRAME);
+            pr_err!(
+                "max_frame={} is outside {}..={}\n",
+                c.max_frame,
+                MIN_FRAME,
+                MAX_FRAME
+            );
             return Err(EINVAL);
         }
         if !(HEADER_LEN + 1..=65536).contains(&c.split) {
@@ -109,7 +113,12 @@ impl Shared {
         }
         inner.next_id = inner.next_id.wrapping_add(1).max(1);
         let session = Arc::new(
-            Session { id: inner.next_id, cid, sock, stats: Arc::new(Stats::new(), GFP_KERNEL)? },
+            Session {
+                id: inner.next_id,
+                cid,
+                sock,
+                stats: Arc::new(Stats::new(), GFP_KERNEL)?,
+            },
             GFP_KERNEL,
         )?;
         inner.sessions.push(session.clone(), GFP_KERNEL)?;
@@ -120,7 +129,7 @@ impl Shared {
     pub(crate) fn remove_session(&self, id: u32) {
         let mut inner = self.inner.lock();
         if let Some(i) = inner.sessions.iter().position(|s| s.id == id) {
-            inner.sessions.swap_remove(i);
+            let _ = inner.sessions.remove(i);
         }
     }
 
@@ -147,7 +156,11 @@ impl Shared {
         writeln!(f, "accepted={}", this.accepted.load(Relaxed))?;
         writeln!(f, "rejected={}", this.rejected.load(Relaxed))?;
         writeln!(f, "bad_frames={}", this.bad_frames.load(Relaxed))?;
-        writeln!(f, "heartbeat_misses={}", this.heartbeat_misses.load(Relaxed))?;
+        writeln!(
+            f,
+            "heartbeat_misses={}",
+            this.heartbeat_misses.load(Relaxed)
+        )?;
         this.totals.show(f)?;
         for s in inner.sessions.iter() {
             writeln!(
@@ -180,11 +193,12 @@ impl kernel::Module for TetherServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
         let port = config.port;
+        let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
                 config,
                 boot_verifier: random_u64(),
-                totals: Arc::new(Stats::new(), GFP_KERNEL)?,
+                totals,
                 accepted: Atomic::new(0),
                 rejected: Atomic::new(0),
                 bad_frames: Atomic::new(0),
@@ -198,16 +212,29 @@ impl kernel::Module for TetherServer {
             GFP_KERNEL,
         )?;
         let listener = Arc::new(
-            Socket::listen(port, 16).inspect_err(|e| pr_err!("cannot listen on vsock port {}: {:?}\n", port, e))?,
+            Socket::listen(port, 16)
+                .inspect_err(|e| pr_err!("cannot listen on vsock port {}: {:?}\n", port, e))?,
             GFP_KERNEL,
         )?;
         let queue = OwnedQueue::new(c"tether_server")?;
         let dir = debugfs::Dir::new(c"tether_server");
-        let state_file =
-            KBox::pin_init(dir.read_callback_file(c"state", shared.clone(), &Shared::show), GFP_KERNEL)?;
+        let state_file = KBox::pin_init(
+            dir.read_callback_file(c"state", shared.clone(), &Shared::show),
+            GFP_KERNEL,
+        )?;
         listener::start(&queue, shared.clone(), listener.clone())?;
-        pr_info!("listening on vsock port {}, boot verifier {:#x}\n", port, shared.boot_verifier);
-        Ok(Self { _state_file: state_file, shared, listener, queue: Some(queue), _dir: dir })
+        pr_info!(
+            "listening on vsock port {}, boot verifier {:#x}\n",
+            port,
+            shared.boot_verifier
+        );
+        Ok(Self {
+            _state_file: state_file,
+            shared,
+            listener,
+            queue: Some(queue),
+            _dir: dir,
+        })
     }
 }
 

@@ -7,8 +7,11 @@
 
 use kernel::prelude::*;
 
+// Shared with the other tether module (and, for `proto`, the host crate): each uses a subset.
+#[allow(dead_code, unreachable_pub)]
 #[path = "../rust/src/proto.rs"]
 mod proto;
+#[allow(dead_code)]
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
 

@@ -48,26 +48,51 @@ impl From<Error> for End {
 }
 
 /// Refuses a connection: one log line, a best-effort `ERROR` frame, close.
-pub(crate) fn refuse(shared: &Shared, sock: &Arc<Socket>, cid: u32, code: ProtoError, reason: &str) {
+pub(crate) fn refuse(
+    shared: &Shared,
+    sock: &Arc<Socket>,
+    cid: u32,
+    code: ProtoError,
+    reason: &str,
+) {
     shared.rejected.add(1, Relaxed);
     pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
-    let stats = Counters { link: None, total: shared.totals.clone() };
+    let stats = Counters {
+        link: None,
+        total: shared.totals.clone(),
+    };
     let mut tx = Sender::new(sock.clone(), shared.config.split, stats);
     send_error(&mut tx, 0, code, 0);
 }
 
 fn send_error(tx: &mut Sender, session: u32, code: ProtoError, detail: u32) {
     let mut body = [0u8; ErrorMsg::LEN];
-    if ErrorMsg { code: code as u32, detail }.encode(&mut body).is_ok() {
-        let _ = tx.send(Header { session, ..Header::new(Kind::Error, 0) }, &body);
+    let msg = ErrorMsg {
+        code: code as u32,
+        detail,
+    };
+    if msg.encode(&mut body).is_ok() {
+        let _ = tx.send(
+            Header {
+                session,
+                ..Header::new(Kind::Error, 0)
+            },
+            &body,
+        );
     }
 }
 
 /// Serves session `s` until it ends, then forgets it.
 pub(crate) fn serve(shared: Arc<Shared>, s: Arc<Session>) {
     let cfg = &shared.config;
-    let stats = Counters { link: Some(s.stats.clone()), total: shared.totals.clone() };
-    s.sock.set_timeouts(cfg.heartbeat_ms, cfg.heartbeat_ms.saturating_mul(MAX_MISSES));
+    let stats = Counters {
+        link: Some(s.stats.clone()),
+        total: shared.totals.clone(),
+    };
+    s.sock.set_timeouts(
+        cfg.heartbeat_ms,
+        cfg.heartbeat_ms.saturating_mul(MAX_MISSES),
+    );
     let mut tx = Sender::new(s.sock.clone(), cfg.split, stats.clone());
     let end = match Receiver::new(s.sock.clone(), HANDSHAKE_MAX_FRAME, stats) {
         Ok(mut rx) => run(&shared, &s, &mut rx, &mut tx),
@@ -78,7 +103,11 @@ pub(crate) fn serve(shared: Arc<Shared>, s: Arc<Session>) {
         End::Stopping => (),
         End::Silent => {
             shared.heartbeat_misses.add(1, Relaxed);
-            pr_notice!("dropping connection from cid {}: silent for {} heartbeats\n", s.cid, MAX_MISSES);
+            pr_notice!(
+                "dropping connection from cid {}: silent for {} heartbeats\n",
+                s.cid,
+                MAX_MISSES
+            );
         }
         End::Bad(code, detail) => {
             shared.bad_frames.add(1, Relaxed);
@@ -95,7 +124,11 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End 
         Ok(m) => m,
         Err(end) => return end,
     };
-    let reply = |kind, seq| Header { session: s.id, seq, ..Header::new(kind, 0) };
+    let reply = |kind, seq| Header {
+        session: s.id,
+        seq,
+        ..Header::new(kind, 0)
+    };
     let (mut sink_bytes, mut sink_sum) = (0u64, SUM_INIT);
     let mut misses = 0;
     let mut heartbeat_seq = 0u64;
@@ -120,9 +153,13 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End 
         };
         misses = 0;
         let sent = match hdr.kind {
-            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => {
-                tx.send(Header { flags: F_REPLY, ..reply(Kind::Heartbeat, hdr.seq) }, &[])
-            }
+            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => tx.send(
+                Header {
+                    flags: F_REPLY,
+                    ..reply(Kind::Heartbeat, hdr.seq)
+                },
+                &[],
+            ),
             Kind::Heartbeat => Ok(()),
             Kind::EchoReq => tx.send(reply(Kind::EchoReply, hdr.seq), body),
             Kind::Sink => {
@@ -132,13 +169,19 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End 
                     Ok(())
                 } else {
                     let mut ack = [0u8; SinkAck::LEN];
-                    let _ = SinkAck { bytes: sink_bytes, sum: sink_sum }.encode(&mut ack);
+                    let _ = SinkAck {
+                        bytes: sink_bytes,
+                        sum: sink_sum,
+                    }
+                    .encode(&mut ack);
                     (sink_bytes, sink_sum) = (0, SUM_INIT);
                     tx.send(reply(Kind::SinkAck, hdr.seq), &ack)
                 }
             }
             Kind::Error => {
-                let why = ErrorMsg::decode(body).ok().and_then(|m| ProtoError::from_u32(m.code));
+                let why = ErrorMsg::decode(body)
+                    .ok()
+                    .and_then(|m| ProtoError::from_u32(m.code));
                 pr_info!(
                     "cid {} closed session {}: {}\n",
                     s.cid,
@@ -165,7 +208,9 @@ fn handshake(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -
                 break (hdr, Hello::decode(body).map_err(|e| End::Bad(e, 0))?)
             }
             Ok((hdr, _)) => return Err(End::Bad(ProtoError::Unexpected, hdr.kind as u32)),
-            Err(RecvError::Timeout) if misses + 1 < MAX_MISSES && !shared.is_stopping() => misses += 1,
+            Err(RecvError::Timeout) if misses + 1 < MAX_MISSES && !shared.is_stopping() => {
+                misses += 1
+            }
             Err(e) => return Err(e.into()),
         }
     };
@@ -182,7 +227,19 @@ fn handshake(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -
     };
     let mut body = [0u8; Welcome::LEN];
     welcome.encode(&mut body).map_err(|e| End::Bad(e, 0))?;
-    tx.send(Header { session: s.id, seq: hdr.seq, ..Header::new(Kind::Welcome, 0) }, &body)?;
-    pr_info!("session {} (cid {}) up: max_frame {}\n", s.id, s.cid, max_frame);
+    tx.send(
+        Header {
+            session: s.id,
+            seq: hdr.seq,
+            ..Header::new(Kind::Welcome, 0)
+        },
+        &body,
+    )?;
+    pr_info!(
+        "session {} (cid {}) up: max_frame {}\n",
+        s.id,
+        s.cid,
+        max_frame
+    );
     Ok(max_frame)
 }

@@ -20,12 +20,27 @@ use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, HEADER_LEN};
 
 mod ffi {
-    use kernel::bindings::{socket, workqueue_struct};
+    use kernel::bindings::workqueue_struct;
     use kernel::ffi::{c_char, c_int, c_uint, c_void};
 
+    /// `struct socket`, only ever handled through pointers.
+    #[repr(C)]
+    pub(crate) struct socket {
+        _opaque: [u8; 0],
+        _pin: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+    }
+
     extern "C" {
-        pub(super) fn tether_vsock_listen(port: u32, backlog: c_int, res: *mut *mut socket) -> c_int;
-        pub(super) fn tether_vsock_accept(l: *mut socket, res: *mut *mut socket, cid: *mut u32) -> c_int;
+        pub(super) fn tether_vsock_listen(
+            port: u32,
+            backlog: c_int,
+            res: *mut *mut socket,
+        ) -> c_int;
+        pub(super) fn tether_vsock_accept(
+            l: *mut socket,
+            res: *mut *mut socket,
+            cid: *mut u32,
+        ) -> c_int;
         pub(super) fn tether_vsock_connect(cid: u32, port: u32, res: *mut *mut socket) -> c_int;
         pub(super) fn tether_sock_send(s: *mut socket, buf: *const c_void, len: usize) -> c_int;
         pub(super) fn tether_sock_recv(s: *mut socket, buf: *mut c_void, len: usize) -> c_int;
@@ -43,7 +58,7 @@ mod ffi {
 /// `sock` points to a `struct socket` created by the socket layer and owned by this value;
 /// it is released exactly once, on drop.
 pub(crate) struct Socket {
-    sock: NonNull<bindings::socket>,
+    sock: NonNull<ffi::socket>,
 }
 
 // SAFETY: The socket layer serialises concurrent calls on one socket internally; sending,
@@ -53,10 +68,12 @@ unsafe impl Send for Socket {}
 unsafe impl Sync for Socket {}
 
 impl Socket {
-    fn from_raw(ret: i32, sock: *mut bindings::socket) -> Result<Self> {
+    fn from_raw(ret: i32, sock: *mut ffi::socket) -> Result<Self> {
         kernel::error::to_result(ret)?;
         // INVARIANT: the shim returned 0, so `sock` is a new socket that we now own.
-        Ok(Self { sock: NonNull::new(sock).ok_or(EINVAL)? })
+        Ok(Self {
+            sock: NonNull::new(sock).ok_or(EINVAL)?,
+        })
     }
 
     /// A socket listening on vsock `port` of any local CID.
@@ -117,7 +134,9 @@ impl Socket {
     /// Receives up to `buf.len()` bytes: `Ok(0)` at end of stream, `EAGAIN` on timeout.
     fn recv_some(&self, buf: &mut [u8]) -> Result<usize> {
         // SAFETY: `self.sock` is valid; `buf` is writable for `buf.len()` bytes.
-        let ret = unsafe { ffi::tether_sock_recv(self.sock.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let ret = unsafe {
+            ffi::tether_sock_recv(self.sock.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        };
         kernel::error::to_result(ret)?;
         usize::try_from(ret).map_err(|_| EIO)
     }
@@ -140,7 +159,7 @@ pub(crate) struct Stats {
 
 impl Stats {
     /// All counters at zero.
-    pub(crate) const fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             frames_in: Atomic::new(0),
             frames_out: Atomic::new(0),
@@ -192,8 +211,18 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    fn each(&self) -> impl Iterator<Item = &Stats> {
-        self.link.as_deref().into_iter().chain(core::iter::once(&*self.total))
+    fn count_in(&self, n: usize) {
+        if let Some(s) = &self.link {
+            Stats::count(&s.frames_in, &s.bytes_in, n);
+        }
+        Stats::count(&self.total.frames_in, &self.total.bytes_in, n);
+    }
+
+    fn count_out(&self, n: usize) {
+        if let Some(s) = &self.link {
+            Stats::count(&s.frames_out, &s.bytes_out, n);
+        }
+        Stats::count(&self.total.frames_out, &self.total.bytes_out, n);
     }
 }
 
@@ -207,7 +236,11 @@ pub(crate) struct Sender {
 impl Sender {
     /// Sends frames on `sock` in pieces of at most `split` bytes.
     pub(crate) fn new(sock: Arc<Socket>, split: usize, stats: Counters) -> Self {
-        Self { sock, split: split.max(HEADER_LEN), stats }
+        Self {
+            sock,
+            split: split.max(HEADER_LEN),
+            stats,
+        }
     }
 
     /// Sends one frame: `hdr` (its `len` is set from `body`) then `body`.
@@ -219,11 +252,10 @@ impl Sender {
         let (head, rest) = body.split_at(first);
         piece[..HEADER_LEN].copy_from_slice(&hdr.encode());
         piece[HEADER_LEN..HEADER_LEN + first].copy_from_slice(head);
-        self.sock.send_all(&piece[..HEADER_LEN + first], self.split)?;
+        self.sock
+            .send_all(&piece[..HEADER_LEN + first], self.split)?;
         self.sock.send_all(rest, self.split)?;
-        for s in self.stats.each() {
-            Stats::count(&s.frames_out, &s.bytes_out, HEADER_LEN + body.len());
-        }
+        self.stats.count_out(HEADER_LEN + body.len());
         Ok(())
     }
 }
@@ -238,7 +270,11 @@ pub(crate) struct Receiver {
 impl Receiver {
     /// Receives frames from `sock` with bodies of at most `max_frame` bytes.
     pub(crate) fn new(sock: Arc<Socket>, max_frame: u32, stats: Counters) -> Result<Self> {
-        let mut rx = Self { sock, buf: KVVec::new(), stats };
+        let mut rx = Self {
+            sock,
+            buf: KVVec::new(),
+            stats,
+        };
         rx.set_max_frame(max_frame)?;
         Ok(rx)
     }
@@ -262,7 +298,11 @@ impl Receiver {
 
     /// Fills `buf` from the stream. `first` marks the first bytes of a frame: only there is
     /// a timeout or an end of stream a normal outcome.
-    fn recv_exact(sock: &Socket, buf: &mut [u8], first: bool) -> core::result::Result<(), RecvError> {
+    fn recv_exact(
+        sock: &Socket,
+        buf: &mut [u8],
+        first: bool,
+    ) -> core::result::Result<(), RecvError> {
         let mut got = 0;
         let mut stalls = 0;
         while got < buf.len() {
@@ -291,9 +331,7 @@ impl Receiver {
         // `decode` checked `hdr.len <= self.buf.len()`.
         let body = &mut self.buf[..hdr.len as usize];
         Self::recv_exact(&self.sock, body, false)?;
-        for s in self.stats.each() {
-            Stats::count(&s.frames_in, &s.bytes_in, HEADER_LEN + body.len());
-        }
+        self.stats.count_in(HEADER_LEN + body.len());
         Ok((hdr, body))
     }
 }
@@ -318,7 +356,9 @@ impl OwnedQueue {
         // SAFETY: `name` is a valid NUL-terminated string that outlives the queue.
         let wq = unsafe { ffi::tether_wq_alloc(name.as_char_ptr()) };
         // INVARIANT: a non-null result is a new workqueue we own.
-        Ok(Self { wq: NonNull::new(wq).ok_or(ENOMEM)? })
+        Ok(Self {
+            wq: NonNull::new(wq).ok_or(ENOMEM)?,
+        })
     }
 
     /// The queue, to enqueue work on.
