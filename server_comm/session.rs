@@ -208,9 +208,8 @@ fn handshake(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -
                 break (hdr, Hello::decode(body).map_err(|e| End::Bad(e, 0))?)
             }
             Ok((hdr, _)) => return Err(End::Bad(ProtoError::Unexpected, hdr.kind as u32)),
-            Err(RecvError::Timeout) if misses + 1 < MAX_MISSES && !shared.is_stopping() => {
-                misses += 1
-            }
+            Err(RecvError::Timeout) if shared.is_stopping() => return Err(End::Stopping),
+            Err(RecvError::Timeout) if misses + 1 < MAX_MISSES => misses += 1,
             Err(e) => return Err(e.into()),
         }
     };
