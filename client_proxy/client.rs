@@ -13,6 +13,7 @@ use kernel::{
 };
 
 use crate::bench::{BenchReq, BenchResult};
+use crate::hook::Hooks;
 use crate::proto::frame::{HEADER_LEN, MAX_FRAME, MIN_FRAME};
 use crate::transport::{random_u64, OwnedQueue, Socket, Stats};
 use crate::{connection, module_parameters as params};
@@ -197,6 +198,8 @@ impl Shared {
 ///
 /// Field order is drop order: the debugfs files go first, the directory last.
 pub(crate) struct TetherClient {
+    _hooks: Hooks,
+    _tasks_file: Pin<KBox<debugfs::File<()>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
@@ -251,6 +254,10 @@ impl kernel::Module for TetherClient {
             ),
             GFP_KERNEL,
         )?;
+        let tasks_file = KBox::pin_init(
+            dir.read_callback_file(c"tasks", (), &crate::hook::show_tasks::<()>),
+            GFP_KERNEL,
+        )?;
         let sh = shared.clone();
         queue
             .queue()
@@ -261,7 +268,10 @@ impl kernel::Module for TetherClient {
             shared.config.port,
             shared.boot_verifier
         );
+        let hooks = Hooks::start()?;
         Ok(Self {
+            _hooks: hooks,
+            _tasks_file: tasks_file,
             _state_file: state_file,
             _bench_file: bench_file,
             shared,

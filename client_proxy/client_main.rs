@@ -18,6 +18,8 @@ mod transport;
 mod bench;
 mod client;
 mod connection;
+mod hook;
+mod route;
 
 module! {
     type: client::TetherClient,

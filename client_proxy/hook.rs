@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tethered tasks: the set, exec-time marking, and the syscall hooks (`hook.c`).
+
+use core::fmt;
+use kernel::{bindings, ffi::c_long, prelude::*};
+
+use crate::route::HookLists;
+
+/// A `__x64_sys_*` function.
+pub(crate) type SysFn = unsafe extern "C" fn(*const bindings::pt_regs) -> c_long;
+
+mod ffi {
+    use kernel::bindings::{gfp_t, pid_t};
+    use kernel::ffi::{c_char, c_int, c_uint};
+
+    extern "C" {
+        pub(super) fn tether_hook_start(
+            routed: *const *const c_char,
+            all: *const *const c_char,
+        ) -> c_int;
+        pub(super) fn tether_hook_stop();
+        pub(super) fn tether_is_tethered(pid: pid_t) -> bool;
+        pub(super) fn tether_tether(pid: pid_t, gfp: gfp_t) -> c_int;
+        pub(super) fn tether_untether(pid: pid_t);
+        pub(super) fn tether_nr_tethered() -> c_uint;
+        pub(super) fn tether_tethered_pids(out: *mut pid_t, max: c_uint) -> c_int;
+        pub(super) fn tether_exe_marked() -> bool;
+    }
+}
+
+/// The installed hooks; dropping them removes them.
+///
+/// # Invariants
+///
+/// The hooks are installed while a value exists (there is at most one).
+pub(crate) struct Hooks(());
+
+impl Hooks {
+    /// Hooks the routed syscalls, exec, fork and exit.
+    pub(crate) fn start() -> Result<Self> {
+        let lists = HookLists::new();
+        // SAFETY: Both lists are NULL-terminated arrays of pointers to static NUL-terminated
+        // strings; the C side reads them only during the call.
+        kernel::error::to_result(unsafe {
+            ffi::tether_hook_start(lists.routed.as_ptr(), lists.all_tasks.as_ptr())
+        })?;
+        // INVARIANT: the hooks were installed just now.
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        // SAFETY: The hooks were installed by `start`; this removes them and waits until no
+        // task runs in them any more.
+        unsafe { ffi::tether_hook_stop() };
+    }
+}
+
+fn current_pid() -> bindings::pid_t {
+    kernel::current!().pid()
+}
+
+/// Whether task `pid` is tethered.
+pub(crate) fn is_tethered(pid: bindings::pid_t) -> bool {
+    // SAFETY: Reads the XArray under RCU; any pid value is fine.
+    unsafe { ffi::tether_is_tethered(pid) }
+}
+
+/// Tethers task `pid` (from process context).
+pub(crate) fn tether(pid: bindings::pid_t) -> Result {
+    // SAFETY: Any pid value is fine; GFP_KERNEL is allowed in process context.
+    kernel::error::to_result(unsafe { ffi::tether_tether(pid, bindings::GFP_KERNEL) })
+}
+
+fn untether(pid: bindings::pid_t) {
+    // SAFETY: Any pid value is fine.
+    unsafe { ffi::tether_untether(pid) }
+}
+
+/// Runs the original syscall function.
+pub(crate) fn call(f: SysFn, regs: *const bindings::pt_regs) -> c_long {
+    // SAFETY: `f` is the hooked `__x64_sys_*` function and `regs` the caller's registers,
+    // as `tether_route` was given them. The ftrace hook sees this module as the caller and
+    // lets the call through.
+    unsafe { f(regs) }
+}
+
+/// `execve`/`execveat` for every task: runs it; on success the task is tethered when it
+/// was already (tethering survives exec) or when its new executable carries the loader flag.
+pub(crate) fn exec(regs: *const bindings::pt_regs, orig: SysFn) -> c_long {
+    let before = current_pid();
+    let was = is_tethered(before);
+    let ret = call(orig, regs);
+    if ret != 0 {
+        return ret;
+    }
+    let now = current_pid();
+    if was && now != before {
+        // A non-leader thread exec'd and took over the thread group leader's pid.
+        untether(before);
+    }
+    // SAFETY: Called by the task that just exec'd, as `tether_exe_marked` requires.
+    if !was && !unsafe { ffi::tether_exe_marked() } {
+        return ret;
+    }
+    match tether(now) {
+        Err(_) => pr_notice!("cannot tether pid {}: out of memory\n", now),
+        Ok(()) if !was => pr_info!(
+            "pid {} tethered: its executable carries trusted.tether.loader\n",
+            now
+        ),
+        Ok(()) => (),
+    }
+    ret
+}
+
+/// The debugfs `tasks` file: the number of tethered tasks, then their pids.
+pub(crate) fn show_tasks<T>(_: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut pids = [0 as bindings::pid_t; 128];
+    // SAFETY: `pids` has room for `pids.len()` entries.
+    let n = unsafe { ffi::tether_tethered_pids(pids.as_mut_ptr(), pids.len() as u32) };
+    // SAFETY: No preconditions.
+    writeln!(f, "tethered={}", unsafe { ffi::tether_nr_tethered() })?;
+    for pid in pids.iter().take(n.max(0) as usize) {
+        writeln!(f, "{pid}")?;
+    }
+    Ok(())
+}
