@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use tether_proto::frame::{Header, HEADER_LEN, MAX_FRAME};
 use tether_proto::kind::Kind;
 use tether_proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
+use tether_proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
 
 struct Rng(u64);
 
@@ -63,6 +64,35 @@ fn seeds() -> Vec<Vec<u8>> {
     };
     let n = w.encode(&mut b).unwrap_or(0);
     out.push(b[..n].to_vec());
+    let mut req = SyscallReq {
+        nr: 0,
+        nbufs: 2,
+        args: [3, 0, 64, 0, 0, 0],
+        ..Default::default()
+    };
+    req.bufs[0] = BufDesc {
+        arg: 1,
+        dir: DIR_OUT | DIR_RET,
+        len: 64,
+    };
+    req.bufs[1] = BufDesc {
+        arg: 2,
+        dir: DIR_IN,
+        len: 4,
+    };
+    let n = req.encode(&mut b).unwrap_or(0);
+    let mut v = b[..n].to_vec();
+    v.extend_from_slice(b"abcd");
+    out.push(v);
+    let rep = SyscallReply {
+        ret: 5,
+        nbufs: 1,
+        lens: [5, 0, 0, 0],
+    };
+    let n = rep.encode(&mut b).unwrap_or(0);
+    let mut v = b[..n].to_vec();
+    v.extend_from_slice(b"hello");
+    out.push(v);
     out
 }
 
@@ -82,6 +112,21 @@ fn check(input: &[u8]) {
     if let Ok(m) = Welcome::decode(input) {
         let n = m.encode(&mut b).expect("encode welcome");
         assert_eq!(&b[..n], &input[..n]);
+    }
+    if let Ok((req, data)) = SyscallReq::decode(input) {
+        assert_eq!(data.len() as u64, req.in_len());
+        let mut b = [0u8; 128];
+        let n = req.encode(&mut b).expect("encode request");
+        assert_eq!(&b[..n], &input[..n]);
+    }
+    if let Ok((rep, data)) = SyscallReply::decode(input) {
+        assert_eq!(
+            data.len() as u64,
+            rep.lens[..rep.nbufs as usize]
+                .iter()
+                .map(|l| u64::from(*l))
+                .sum::<u64>()
+        );
     }
     let _ = ErrorMsg::decode(input);
     let _ = SinkAck::decode(input);

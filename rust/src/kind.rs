@@ -22,11 +22,23 @@ pub enum Kind {
     /// Server → client: bytes and checksum of the [`Kind::Sink`] bodies since the last ack
     /// ([`super::msg::SinkAck`]).
     SinkAck = 8,
+    /// Client → server: run a system call in the shadow of process `rpid`
+    /// ([`super::syscall::SyscallReq`]).
+    ClientSystemCall = 9,
+    /// Server → client: the outcome of a [`Kind::ClientSystemCall`], same `seq`
+    /// ([`super::syscall::SyscallReply`]).
+    ServerReply = 10,
+    /// Client → server: process `rpid` forked; body: the child's pid (`u32`). Answered with
+    /// [`Kind::ServerReply`].
+    ClientFork = 11,
+    /// Client → server: process `rpid` exited; its shadow exits. Answered with
+    /// [`Kind::ServerReply`].
+    ClientExit = 12,
 }
 
 impl Kind {
     /// All kinds this version knows, in number order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Heartbeat,
@@ -35,6 +47,10 @@ impl Kind {
         Kind::EchoReply,
         Kind::Sink,
         Kind::SinkAck,
+        Kind::ClientSystemCall,
+        Kind::ServerReply,
+        Kind::ClientFork,
+        Kind::ClientExit,
     ];
 
     /// Decodes a kind number; `None` for numbers this version does not know.
@@ -63,6 +79,10 @@ impl Kind {
             Kind::EchoReply => "ECHO_REPLY",
             Kind::Sink => "SINK",
             Kind::SinkAck => "SINK_ACK",
+            Kind::ClientSystemCall => "CLIENT_SYSTEM_CALL",
+            Kind::ServerReply => "SERVER_REPLY",
+            Kind::ClientFork => "CLIENT_FORK",
+            Kind::ClientExit => "CLIENT_EXIT",
         }
     }
 }
@@ -77,7 +97,7 @@ mod tests {
             assert_eq!(Kind::from_u16(k as u16), Some(k));
         }
         assert_eq!(Kind::from_u16(0), None);
-        assert_eq!(Kind::from_u16(9), None);
+        assert_eq!(Kind::from_u16(13), None);
         assert_eq!(Kind::from_u16(u16::MAX), None);
     }
 

@@ -7,3 +7,4 @@ pub mod error;
 pub mod frame;
 pub mod kind;
 pub mod msg;
+pub mod syscall;
