@@ -12,6 +12,13 @@ use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
 use crate::server::{Session, Shared};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
 
+/// The kinds this server serves (`WELCOME.kinds`).
+fn served_kinds() -> u64 {
+    [Kind::Hello, Kind::Heartbeat, Kind::Error, Kind::EchoReq, Kind::Sink]
+        .iter()
+        .fold(0, |m, k| m | k.bit())
+}
+
 /// Receive timeouts in a row after which a client counts as dead.
 const MAX_MISSES: u32 = 3;
 
@@ -222,7 +229,7 @@ fn handshake(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -
         max_frame,
         heartbeat_ms: cfg.heartbeat_ms,
         session: s.id,
-        kinds: Kind::all_bits(),
+        kinds: served_kinds(),
     };
     let mut body = [0u8; Welcome::LEN];
     welcome.encode(&mut body).map_err(|e| End::Bad(e, 0))?;

@@ -36,7 +36,7 @@ enum tt_err {
 	TT_E_TRUNCATED = 1, TT_E_BAD_MAGIC, TT_E_BAD_VERSION, TT_E_UNKNOWN_KIND,
 	TT_E_TOO_LONG, TT_E_BAD_VALUE, TT_E_UNEXPECTED, TT_E_NOT_ALLOWED,
 };
-#define TT_ALL_KINDS 0x1feull /* bit n for kind n, kinds 1..8 */
+#define TT_ALL_KINDS 0x1ffeull /* bit n for kind n, kinds 1..12 */
 
 struct tt_hdr {
 	uint32_t magic;
