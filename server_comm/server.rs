@@ -4,7 +4,9 @@
 
 use core::fmt;
 use kernel::{
-    debugfs, new_mutex,
+    debugfs,
+    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
@@ -13,7 +15,8 @@ use kernel::{
 };
 
 use crate::proto::frame::{HEADER_LEN, MAX_FRAME, MIN_FRAME};
-use crate::transport::{random_u64, OwnedQueue, Socket, Stats};
+use crate::shadow::{self, Shadow, ShadowFile};
+use crate::transport::{random_u64, OwnedQueue, Sender, Socket, Stats};
 use crate::{listener, module_parameters as params};
 
 /// Settings taken from the module parameters at load time.
@@ -67,6 +70,10 @@ pub(crate) struct Session {
 struct Inner {
     /// Sessions being served.
     sessions: KVec<Arc<Session>>,
+    /// Shadows of the client processes of every session.
+    shadows: KVec<Arc<Shadow>>,
+    /// Token of the next shadow.
+    next_token: u64,
     /// Id of the next session.
     next_id: u32,
     /// Set once at unload: no session may be added afterwards.
@@ -133,13 +140,97 @@ impl Shared {
         }
     }
 
-    /// Stops accepting sessions and shuts every session's socket down.
+    /// Stops accepting sessions, shuts every session's socket down, tells every shadow to
+    /// exit.
     fn stop(&self) {
         let mut inner = self.inner.lock();
         inner.stopping = true;
         self.stopping.store(true, Relaxed);
         for s in inner.sessions.iter() {
             s.sock.shutdown();
+        }
+        for s in inner.shadows.iter() {
+            s.exit();
+        }
+    }
+
+    /// The shadow of process `rpid` of `session`; started (with `tx` for its replies) when
+    /// there is none yet.
+    pub(crate) fn shadow_for(
+        &self,
+        session: u32,
+        rpid: u32,
+        tx: &Arc<Mutex<Sender>>,
+    ) -> Result<Arc<Shadow>> {
+        let shadow = {
+            let mut inner = self.inner.lock();
+            if let Some(s) = inner
+                .shadows
+                .iter()
+                .find(|s| s.session == session && s.rpid == rpid)
+            {
+                return Ok(s.clone());
+            }
+            if inner.stopping {
+                return Err(ESHUTDOWN);
+            }
+            inner.next_token = inner.next_token.wrapping_add(1);
+            let token = inner.next_token ^ self.boot_verifier;
+            let shadow = Shadow::new(session, rpid, token, tx.clone())?;
+            inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
+            shadow
+        };
+        if let Err(e) = shadow::spawn(&shadow) {
+            pr_err!(
+                "cannot start a shadow for session {} pid {}: {:?}\n",
+                session,
+                rpid,
+                e
+            );
+            self.remove_shadow(&shadow);
+            return Err(e);
+        }
+        Ok(shadow)
+    }
+
+    /// The shadow of process `rpid` of `session`, if it has one.
+    pub(crate) fn find_process(&self, session: u32, rpid: u32) -> Option<Arc<Shadow>> {
+        self.inner
+            .lock()
+            .shadows
+            .iter()
+            .find(|s| s.session == session && s.rpid == rpid)
+            .cloned()
+    }
+
+    /// The shadow started with `token`.
+    pub(crate) fn find_shadow(&self, token: u64) -> Option<Arc<Shadow>> {
+        self.inner
+            .lock()
+            .shadows
+            .iter()
+            .find(|s| s.token == token)
+            .cloned()
+    }
+
+    /// Forgets `shadow`.
+    pub(crate) fn remove_shadow(&self, shadow: &Arc<Shadow>) {
+        let mut inner = self.inner.lock();
+        if let Some(i) = inner.shadows.iter().position(|s| Arc::ptr_eq(s, shadow)) {
+            let _ = inner.shadows.remove(i);
+        }
+    }
+
+    /// Tells every shadow of `session` to exit (the client is gone).
+    pub(crate) fn end_shadows(&self, session: u32) {
+        for s in self
+            .inner
+            .lock()
+            .shadows
+            .iter()
+            .filter(|s| s.session == session)
+        {
+            s.exit();
         }
     }
 
@@ -153,6 +244,7 @@ impl Shared {
         writeln!(f, "split={}", c.split)?;
         let inner = this.inner.lock();
         writeln!(f, "sessions={}", inner.sessions.len())?;
+        writeln!(f, "shadows={}", inner.shadows.len())?;
         writeln!(f, "accepted={}", this.accepted.load(Relaxed))?;
         writeln!(f, "rejected={}", this.rejected.load(Relaxed))?;
         writeln!(f, "bad_frames={}", this.bad_frames.load(Relaxed))?;
@@ -182,6 +274,7 @@ impl Shared {
 ///
 /// Field order is drop order: the debugfs view goes first, the directory last.
 pub(crate) struct TetherServer {
+    _shadow_dev: Pin<KBox<MiscDeviceRegistration<ShadowFile>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     listener: Arc<Socket>,
@@ -205,7 +298,13 @@ impl kernel::Module for TetherServer {
                 heartbeat_misses: Atomic::new(0),
                 stopping: Atomic::new(false),
                 inner <- new_mutex!(
-                    Inner { sessions: KVec::new(), next_id: 0, stopping: false },
+                    Inner {
+                        sessions: KVec::new(),
+                        shadows: KVec::new(),
+                        next_token: 0,
+                        next_id: 0,
+                        stopping: false
+                    },
                     "Shared::inner"
                 ),
             }),
@@ -222,13 +321,23 @@ impl kernel::Module for TetherServer {
             dir.read_callback_file(c"state", shared.clone(), &Shared::show),
             GFP_KERNEL,
         )?;
-        listener::start(&queue, shared.clone(), listener.clone())?;
+        shadow::publish(Some(shared.clone()));
+        let shadow_dev = KBox::pin_init(
+            MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"tether_shadow",
+            }),
+            GFP_KERNEL,
+        )
+        .inspect_err(|_| shadow::publish(None))?;
+        listener::start(&queue, shared.clone(), listener.clone())
+            .inspect_err(|_| shadow::publish(None))?;
         pr_info!(
             "listening on vsock port {}, boot verifier {:#x}\n",
             port,
             shared.boot_verifier
         );
         Ok(Self {
+            _shadow_dev: shadow_dev,
             _state_file: state_file,
             shared,
             listener,
@@ -244,6 +353,7 @@ impl Drop for TetherServer {
         self.listener.shutdown();
         // Waits for the listener and every session to return.
         drop(self.queue.take());
+        shadow::publish(None);
         pr_info!("unloaded\n");
     }
 }

@@ -18,6 +18,7 @@ mod transport;
 mod listener;
 mod server;
 mod session;
+mod shadow;
 
 module! {
     type: server::TetherServer,

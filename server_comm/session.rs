@@ -2,21 +2,34 @@
 
 //! One client connection: handshake, heartbeats, and the requests it serves.
 
-use kernel::{prelude::*, sync::atomic::Relaxed, sync::Arc};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{atomic::Relaxed, Arc, Mutex},
+};
 
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
+use crate::proto::syscall::{SyscallReply, SyscallReq};
 use crate::server::{Session, Shared};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
 
 /// The kinds this server serves (`WELCOME.kinds`).
 fn served_kinds() -> u64 {
-    [Kind::Hello, Kind::Heartbeat, Kind::Error, Kind::EchoReq, Kind::Sink]
-        .iter()
-        .fold(0, |m, k| m | k.bit())
+    [
+        Kind::Hello,
+        Kind::Heartbeat,
+        Kind::Error,
+        Kind::EchoReq,
+        Kind::Sink,
+        Kind::ClientSystemCall,
+        Kind::ClientExit,
+    ]
+    .iter()
+    .fold(0, |m, k| m | k.bit())
 }
 
 /// Receive timeouts in a row after which a client counts as dead.
@@ -100,11 +113,16 @@ pub(crate) fn serve(shared: Arc<Shared>, s: Arc<Session>) {
         cfg.heartbeat_ms,
         cfg.heartbeat_ms.saturating_mul(MAX_MISSES),
     );
-    let mut tx = Sender::new(s.sock.clone(), cfg.split, stats.clone());
+    let sender = Sender::new(s.sock.clone(), cfg.split, stats.clone());
+    let Ok(tx) = Arc::pin_init(new_mutex!(sender, "Session::tx"), GFP_KERNEL) else {
+        shared.remove_session(s.id);
+        return;
+    };
     let end = match Receiver::new(s.sock.clone(), HANDSHAKE_MAX_FRAME, stats) {
-        Ok(mut rx) => run(&shared, &s, &mut rx, &mut tx),
+        Ok(mut rx) => run(&shared, &s, &mut rx, &tx),
         Err(e) => End::Io(e),
     };
+    shared.end_shadows(s.id);
     match end {
         End::Closed => pr_info!("session {} (cid {}) closed\n", s.id, s.cid),
         End::Stopping => (),
@@ -119,15 +137,15 @@ pub(crate) fn serve(shared: Arc<Shared>, s: Arc<Session>) {
         End::Bad(code, detail) => {
             shared.bad_frames.add(1, Relaxed);
             pr_notice!("dropping connection from cid {}: {}\n", s.cid, code.name());
-            send_error(&mut tx, s.id, code, detail);
+            send_error(&mut tx.lock(), s.id, code, detail);
         }
         End::Io(e) => pr_info!("session {} (cid {}) failed: {:?}\n", s.id, s.cid, e),
     }
     shared.remove_session(s.id);
 }
 
-fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End {
-    let max_frame = match handshake(shared, s, rx, tx) {
+fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &Arc<Mutex<Sender>>) -> End {
+    let max_frame = match handshake(shared, s, rx, &mut tx.lock()) {
         Ok(m) => m,
         Err(end) => return end,
     };
@@ -151,7 +169,7 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End 
                     return End::Silent;
                 }
                 heartbeat_seq = heartbeat_seq.wrapping_add(1);
-                if let Err(e) = tx.send(reply(Kind::Heartbeat, heartbeat_seq), &[]) {
+                if let Err(e) = tx.lock().send(reply(Kind::Heartbeat, heartbeat_seq), &[]) {
                     return End::Io(e);
                 }
                 continue;
@@ -160,7 +178,7 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End 
         };
         misses = 0;
         let sent = match hdr.kind {
-            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => tx.send(
+            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => tx.lock().send(
                 Header {
                     flags: F_REPLY,
                     ..reply(Kind::Heartbeat, hdr.seq)
@@ -168,7 +186,7 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End 
                 &[],
             ),
             Kind::Heartbeat => Ok(()),
-            Kind::EchoReq => tx.send(reply(Kind::EchoReply, hdr.seq), body),
+            Kind::EchoReq => tx.lock().send(reply(Kind::EchoReply, hdr.seq), body),
             Kind::Sink => {
                 sink_bytes = sink_bytes.wrapping_add(body.len() as u64);
                 sink_sum = sum64(sink_sum, body);
@@ -182,8 +200,26 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End 
                     }
                     .encode(&mut ack);
                     (sink_bytes, sink_sum) = (0, SUM_INIT);
-                    tx.send(reply(Kind::SinkAck, hdr.seq), &ack)
+                    tx.lock().send(reply(Kind::SinkAck, hdr.seq), &ack)
                 }
+            }
+            Kind::ClientSystemCall => match SyscallReq::decode(body) {
+                Ok(_) => system_call(shared, s, tx, &hdr, body),
+                Err(e) => return End::Bad(e, hdr.kind as u32),
+            },
+            Kind::ClientExit => {
+                if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
+                    shadow.exit();
+                }
+                let mut ok = [0u8; SyscallReply::head_len(0)];
+                let _ = SyscallReply::default().encode(&mut ok);
+                tx.lock().send(
+                    Header {
+                        rpid: hdr.rpid,
+                        ..reply(Kind::ServerReply, hdr.seq)
+                    },
+                    &ok,
+                )
             }
             Kind::Error => {
                 let why = ErrorMsg::decode(body)
@@ -201,6 +237,42 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &mut Sender) -> End 
         };
         if let Err(e) = sent {
             return End::Io(e);
+        }
+    }
+}
+
+/// Hands a `CLIENT_SYSTEM_CALL` to the shadow of its process (started on first use). A
+/// shadow that cannot take it answers `-EAGAIN` at once; the session goes on.
+fn system_call(
+    shared: &Shared,
+    s: &Session,
+    tx: &Arc<Mutex<Sender>>,
+    hdr: &Header,
+    body: &[u8],
+) -> Result {
+    match shared.shadow_for(s.id, hdr.rpid, tx) {
+        Ok(shadow) => {
+            if let Err(e) = shadow.push(hdr.seq, body) {
+                return shadow.fail(hdr.seq, e.to_errno().unsigned_abs());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let mut out = [0u8; SyscallReply::head_len(0)];
+            let rep = SyscallReply {
+                ret: i64::from(e.to_errno()),
+                ..Default::default()
+            };
+            let _ = rep.encode(&mut out);
+            tx.lock().send(
+                Header {
+                    session: s.id,
+                    rpid: hdr.rpid,
+                    seq: hdr.seq,
+                    ..Header::new(Kind::ServerReply, 0)
+                },
+                &out,
+            )
         }
     }
 }

@@ -4,6 +4,7 @@
  * cannot declare yet (an array).
  */
 #include <linux/moduleparam.h>
+#include <linux/umh.h>
 #include "../rust/kernel/vsock_shim.c"
 
 static unsigned int allowed_cids[16];
@@ -20,4 +21,23 @@ bool tether_cid_allowed(u32 cid)
 		if (allowed_cids[i] == cid)
 			return true;
 	return false;
+}
+
+static char *shadow_path = "/sbin/tether-shadow";
+module_param(shadow_path, charp, 0444);
+MODULE_PARM_DESC(shadow_path, "the tether-shadow binary started for every client process");
+
+static char *export_root = "/";
+module_param_named(root, export_root, charp, 0444);
+MODULE_PARM_DESC(root, "export root: shadows are confined to this directory");
+
+int tether_spawn_shadow(u64 token);
+int tether_spawn_shadow(u64 token)
+{
+	static char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	char tok[24];
+	char *argv[] = { shadow_path, "--token", tok, "--root", export_root, NULL };
+
+	snprintf(tok, sizeof(tok), "%llu", token);
+	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
 }

@@ -63,7 +63,7 @@ pub struct SyscallReq {
 
 impl SyscallReq {
     /// Encoded size of the fixed part with `nbufs` buffer descriptors.
-    pub fn head_len(nbufs: usize) -> usize {
+    pub const fn head_len(nbufs: usize) -> usize {
         56usize.saturating_add(nbufs.saturating_mul(8))
     }
 
@@ -145,7 +145,7 @@ pub struct SyscallReply {
 
 impl SyscallReply {
     /// Encoded size of the fixed part with `nbufs` lengths.
-    pub fn head_len(nbufs: usize) -> usize {
+    pub const fn head_len(nbufs: usize) -> usize {
         16usize.saturating_add(nbufs.saturating_mul(4))
     }
 

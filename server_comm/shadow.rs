@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Shadow processes: for every client process the server runs a real process, started from
+//! the `tether-shadow` binary, that makes the client's system calls with the standard entry
+//! points. Shadows talk to this module through the misc device `/dev/tether_shadow`:
+//! `ATTACH` (which client process they serve), `NEXT` (wait for a request body), `REPLY`
+//! (send the reply body back to the client).
+//!
+//! Lock order: `Shared::inner` → `Shadow::inner`; `Session::tx` is taken alone.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::{
+    alloc::KVVec,
+    fs::File,
+    ioctl::{_IOW, _IOWR},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
+    new_condvar, new_mutex,
+    prelude::*,
+    sync::{Arc, ArcBorrow, CondVar, Mutex},
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::proto::frame::Header;
+use crate::proto::kind::Kind;
+use crate::proto::syscall::SyscallReply;
+use crate::server::Shared;
+use crate::transport::Sender;
+
+/// `ATTACH`: argument is the token the shadow was started with (`u64`).
+pub(crate) const SHADOW_ATTACH: u32 = _IOW::<u64>(b'T' as u32, 1);
+/// `NEXT`: waits for a request; argument is a [`NextArgs`]. Returns 0 when the shadow must
+/// exit, 1 with a request.
+pub(crate) const SHADOW_NEXT: u32 = _IOWR::<NextArgs>(b'T' as u32, 2);
+/// `REPLY`: argument is a [`ReplyArgs`].
+pub(crate) const SHADOW_REPLY: u32 = _IOW::<ReplyArgs>(b'T' as u32, 3);
+
+/// Argument of [`SHADOW_NEXT`].
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct NextArgs {
+    /// In: user buffer for the request body.
+    buf: u64,
+    /// In: its size.
+    cap: u32,
+    /// Out: the body's length.
+    len: u32,
+    /// Out: the request's sequence number, to pass to `REPLY`.
+    seq: u64,
+}
+
+/// Argument of [`SHADOW_REPLY`].
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ReplyArgs {
+    /// User buffer holding the reply body.
+    buf: u64,
+    /// Its length.
+    len: u32,
+    _pad: u32,
+    /// The request's sequence number.
+    seq: u64,
+}
+
+// SAFETY: Plain integers; any bit pattern is valid.
+unsafe impl kernel::transmute::FromBytes for NextArgs {}
+// SAFETY: Plain integers without padding.
+unsafe impl kernel::transmute::AsBytes for NextArgs {}
+// SAFETY: Plain integers; any bit pattern is valid.
+unsafe impl kernel::transmute::FromBytes for ReplyArgs {}
+
+/// One queued request.
+struct Request {
+    seq: u64,
+    body: KVVec<u8>,
+}
+
+/// The fields [`Shadow::inner`] guards.
+struct ShadowInner {
+    queue: KVec<Request>,
+    /// The shadow must exit (client process exited, session or module gone).
+    exiting: bool,
+    /// A process attached to this shadow.
+    attached: bool,
+}
+
+/// The server side of one client process.
+#[pin_data]
+pub(crate) struct Shadow {
+    pub(crate) session: u32,
+    pub(crate) rpid: u32,
+    /// Identifies the shadow to the process started for it.
+    pub(crate) token: u64,
+    /// The session's sender, for replies.
+    tx: Arc<Mutex<Sender>>,
+    #[pin]
+    inner: Mutex<ShadowInner>,
+    /// Signalled when a request is queued or the shadow must exit.
+    #[pin]
+    wake: CondVar,
+}
+
+impl Shadow {
+    /// A shadow of client process `rpid` of `session`, not started yet.
+    pub(crate) fn new(
+        session: u32,
+        rpid: u32,
+        token: u64,
+        tx: Arc<Mutex<Sender>>,
+    ) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                session,
+                rpid,
+                token,
+                tx,
+                inner <- new_mutex!(
+                    ShadowInner { queue: KVec::new(), exiting: false, attached: false },
+                    "Shadow::inner"
+                ),
+                wake <- new_condvar!("Shadow::wake"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Queues a request body for the shadow process.
+    pub(crate) fn push(&self, seq: u64, body: &[u8]) -> Result {
+        let mut copy = KVVec::new();
+        copy.extend_from_slice(body, GFP_KERNEL)?;
+        let mut inner = self.inner.lock();
+        if inner.exiting {
+            return Err(ESRCH);
+        }
+        inner.queue.push(Request { seq, body: copy }, GFP_KERNEL)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Tells the shadow process to exit once it asks for the next request.
+    pub(crate) fn exit(&self) {
+        self.inner.lock().exiting = true;
+        self.wake.notify_all();
+    }
+
+    /// Sends a reply body to the client.
+    fn reply(&self, seq: u64, body: &[u8]) -> Result {
+        let hdr = Header {
+            session: self.session,
+            rpid: self.rpid,
+            seq,
+            ..Header::new(Kind::ServerReply, 0)
+        };
+        self.tx.lock().send(hdr, body)
+    }
+
+    /// Answers `seq` with `-errno` and no output.
+    pub(crate) fn fail(&self, seq: u64, errno: u32) -> Result {
+        let mut body = [0u8; SyscallReply::head_len(0)];
+        let rep = SyscallReply {
+            ret: -i64::from(errno),
+            ..Default::default()
+        };
+        rep.encode(&mut body).map_err(|_| EINVAL)?;
+        self.reply(seq, &body)
+    }
+}
+
+/// The module state, for `open` of the misc device.
+///
+/// # Invariants
+///
+/// Null, or a pointer from `Arc::into_raw` whose reference this static owns.
+static SHARED: AtomicPtr<Shared> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Publishes the module state to the misc device (`Some`) or withdraws it (`None`).
+pub(crate) fn publish(shared: Option<Arc<Shared>>) {
+    let new = shared.map_or(core::ptr::null_mut(), |s| Arc::into_raw(s).cast_mut());
+    // INVARIANT: `new` is null or owns a reference, which the static now holds.
+    let old = SHARED.swap(new, Ordering::AcqRel);
+    if !old.is_null() {
+        // SAFETY: By the invariant `old` came from `Arc::into_raw` and its reference was
+        // owned by the static, which gave it up just now.
+        drop(unsafe { Arc::from_raw(old) });
+    }
+}
+
+/// An open `/dev/tether_shadow`.
+#[pin_data]
+pub(crate) struct ShadowFile {
+    shared: Arc<Shared>,
+    /// The shadow this process attached to.
+    #[pin]
+    shadow: Mutex<Option<Arc<Shadow>>>,
+}
+
+#[vtable]
+impl MiscDevice for ShadowFile {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        let ptr = SHARED.load(Ordering::Acquire);
+        if ptr.is_null() {
+            return Err(ENODEV);
+        }
+        // SAFETY: The static holds a reference while the device is registered, and the
+        // device is deregistered before the static lets go of it.
+        let shared: Arc<Shared> = unsafe { ArcBorrow::from_raw(ptr) }.into();
+        KBox::try_pin_init(
+            try_pin_init!(Self { shared, shadow <- new_mutex!(None, "ShadowFile::shadow") }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn release(me: Pin<KBox<Self>>, _file: &File) {
+        let Some(shadow) = me.shadow.lock().take() else {
+            return;
+        };
+        // The process died or closed the device: fail what it left unanswered.
+        let pending = {
+            let mut inner = shadow.inner.lock();
+            inner.exiting = true;
+            core::mem::take(&mut inner.queue)
+        };
+        if !pending.is_empty() || !me.shared.is_stopping() {
+            pr_info!(
+                "shadow of cid session {} pid {} is gone\n",
+                shadow.session,
+                shadow.rpid
+            );
+        }
+        for r in pending.iter() {
+            let _ = shadow.fail(r.seq, kernel::bindings::EIO);
+        }
+        me.shared.remove_shadow(&shadow);
+    }
+
+    fn ioctl(me: Pin<&ShadowFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            SHADOW_ATTACH => me.attach(arg),
+            SHADOW_NEXT => me.next(arg),
+            SHADOW_REPLY => me.reply(arg),
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+impl ShadowFile {
+    fn attach(&self, arg: usize) -> Result<isize> {
+        let token: u64 = UserSlice::new(UserPtr::from_addr(arg), 8).reader().read()?;
+        let mut mine = self.shadow.lock();
+        if mine.is_some() {
+            return Err(EBUSY);
+        }
+        let shadow = self.shared.find_shadow(token).ok_or(ENOENT)?;
+        {
+            let mut inner = shadow.inner.lock();
+            if inner.attached {
+                return Err(EBUSY);
+            }
+            inner.attached = true;
+        }
+        *mine = Some(shadow);
+        Ok(0)
+    }
+
+    fn current(&self) -> Result<Arc<Shadow>> {
+        self.shadow.lock().clone().ok_or(EINVAL)
+    }
+
+    fn next(&self, arg: usize) -> Result<isize> {
+        let shadow = self.current()?;
+        let slice = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<NextArgs>());
+        let (mut reader, mut writer) = slice.reader_writer();
+        let mut args: NextArgs = reader.read()?;
+        let req = {
+            let mut inner = shadow.inner.lock();
+            loop {
+                if inner.exiting {
+                    return Ok(0);
+                }
+                if !inner.queue.is_empty() {
+                    break inner.queue.remove(0).map_err(|_| EINVAL)?;
+                }
+                if shadow.wake.wait_interruptible(&mut inner) {
+                    return Err(ERESTARTSYS);
+                }
+            }
+        };
+        if req.body.len() > args.cap as usize {
+            let _ = shadow.fail(req.seq, kernel::bindings::E2BIG);
+            return Err(EMSGSIZE);
+        }
+        UserSlice::new(UserPtr::from_addr(args.buf as usize), req.body.len())
+            .writer()
+            .write_slice(&req.body)?;
+        args.len = req.body.len() as u32;
+        args.seq = req.seq;
+        writer.write(&args)?;
+        Ok(1)
+    }
+
+    fn reply(&self, arg: usize) -> Result<isize> {
+        let shadow = self.current()?;
+        let args: ReplyArgs =
+            UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<ReplyArgs>())
+                .reader()
+                .read()?;
+        if args.len > self.shared.config.max_frame {
+            return Err(EMSGSIZE);
+        }
+        let mut body = KVVec::new();
+        UserSlice::new(UserPtr::from_addr(args.buf as usize), args.len as usize)
+            .read_all(&mut body, GFP_KERNEL)?;
+        SyscallReply::decode(&body).map_err(|_| EINVAL)?;
+        shadow.reply(args.seq, &body)?;
+        Ok(0)
+    }
+}
+
+extern "C" {
+    fn tether_spawn_shadow(token: u64) -> kernel::ffi::c_int;
+}
+
+/// Starts the shadow process for `shadow` (returns once it exec'd).
+pub(crate) fn spawn(shadow: &Shadow) -> Result {
+    // SAFETY: No preconditions: the shim starts `shadow_path` with the token as argument.
+    kernel::error::to_result(unsafe { tether_spawn_shadow(shadow.token) })
+}
