@@ -31,12 +31,17 @@ static char *export_root = "/";
 module_param_named(root, export_root, charp, 0444);
 MODULE_PARM_DESC(root, "export root: shadows are confined to this directory");
 
+static bool squash_root = true;
+module_param(squash_root, bool, 0444);
+MODULE_PARM_DESC(squash_root, "run shadows as nobody (65534) instead of root");
+
 int tether_spawn_shadow(u64 token);
 int tether_spawn_shadow(u64 token)
 {
 	static char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	char tok[24];
-	char *argv[] = { shadow_path, "--token", tok, "--root", export_root, NULL };
+	char *argv[] = { shadow_path, "--token", tok, "--root", export_root,
+			 "--uid", squash_root ? "65534" : "0", NULL };
 
 	snprintf(tok, sizeof(tok), "%llu", token);
 	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tether-shadow: the server-side body of one tethered client process.
+ *
+ * Started by tether_server.ko (user-mode helper) as
+ *     tether-shadow --token N --root DIR --uid UID
+ * it attaches to its client process through /dev/tether_shadow, confines itself to the
+ * export root, drops to UID, then loops: take the next CLIENT_SYSTEM_CALL body, make the
+ * real system call with the buffers placed in its own memory, send the SERVER_REPLY body.
+ * Wire format: rust/src/syscall.rs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct next_args { uint64_t buf; uint32_t cap; uint32_t len; uint64_t seq; };
+struct reply_args { uint64_t buf; uint32_t len; uint32_t pad; uint64_t seq; };
+#define SHADOW_ATTACH _IOW('T', 1, uint64_t)
+#define SHADOW_NEXT _IOWR('T', 2, struct next_args)
+#define SHADOW_REPLY _IOW('T', 3, struct reply_args)
+
+#define MAX_FRAME (1u << 20)
+#define MAX_BUFS 4
+#define DIR_IN 1
+#define DIR_OUT 2
+#define DIR_RET 4
+#define REQ_HEAD 56
+#define DEV_FD 1023
+
+/* System calls a shadow makes for its client: the file system and fd families. */
+static const int allowed[] = {
+	SYS_read, SYS_write, SYS_close, SYS_stat, SYS_fstat, SYS_lstat, SYS_lseek,
+	SYS_pread64, SYS_pwrite64, SYS_access, SYS_dup, SYS_dup2, SYS_dup3, SYS_fcntl,
+	SYS_flock, SYS_fsync, SYS_fdatasync, SYS_truncate, SYS_ftruncate, SYS_getdents64,
+	SYS_getcwd, SYS_chdir, SYS_fchdir, SYS_rename, SYS_mkdir, SYS_rmdir, SYS_creat,
+	SYS_link, SYS_unlink, SYS_symlink, SYS_readlink, SYS_chmod, SYS_fchmod, SYS_chown,
+	SYS_fchown, SYS_lchown, SYS_umask, SYS_statfs, SYS_fstatfs, SYS_openat, SYS_mkdirat,
+	SYS_fchownat, SYS_newfstatat, SYS_unlinkat, SYS_renameat, SYS_linkat, SYS_symlinkat,
+	SYS_readlinkat, SYS_fchmodat, SYS_faccessat, SYS_utimensat, SYS_fallocate,
+	SYS_renameat2, SYS_statx, SYS_faccessat2, SYS_copy_file_range, SYS_sync_file_range,
+	SYS_openat2, SYS_sendfile, SYS_open,
+};
+
+static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+static int is_allowed(uint32_t nr)
+{
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if ((uint32_t)allowed[i] == nr)
+			return 1;
+	return 0;
+}
+
+/* Runs one request; writes the reply body into rep and returns its length. */
+static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
+{
+	uint64_t args[6];
+	uint32_t nr, nbufs, nout = 0, lens[MAX_BUFS];
+	uint8_t *out[MAX_BUFS];
+	uint8_t dirs[MAX_BUFS];
+	uint32_t blen[MAX_BUFS];
+	size_t off, used = 0, pos;
+	int64_t ret;
+
+	if (len < REQ_HEAD)
+		goto bad;
+	nr = le32(req);
+	nbufs = le32(req + 4);
+	if (nbufs > MAX_BUFS || len < REQ_HEAD + 8 * nbufs)
+		goto bad;
+	for (int i = 0; i < 6; i++)
+		args[i] = le64(req + 8 + 8 * i);
+	off = REQ_HEAD + 8 * nbufs;
+	for (uint32_t i = 0; i < nbufs; i++) {
+		const uint8_t *d = req + REQ_HEAD + 8 * i;
+		uint8_t arg = d[0], dir = d[1];
+		uint32_t l = le32(d + 4);
+		uint8_t *p;
+
+		if (arg >= 6 || l > MAX_FRAME)
+			goto bad;
+		if (dir & DIR_IN) {
+			if (l > len - off)
+				goto bad;
+			p = req + off;  /* in place; writable for in/out buffers too */
+			off += l;
+		} else {
+			if (l > MAX_FRAME - used)
+				goto bad;
+			p = scratch + used;
+			used += l;
+		}
+		args[arg] = (uint64_t)(uintptr_t)p;
+		dirs[i] = dir;
+		blen[i] = l;
+		out[i] = p;
+	}
+	if (off != len)
+		goto bad;
+	if (!is_allowed(nr)) {
+		ret = -ENOSYS;
+	} else {
+		ret = syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
+		if (ret == -1)
+			ret = -errno;
+	}
+	/* Reply: i64 ret, u32 nout, u32 0, nout x u32 len, then the output bytes. */
+	for (uint32_t i = 0; i < nbufs; i++)
+		nout += !!(dirs[i] & DIR_OUT);
+	pos = 16 + 4 * nout;
+	nout = 0;
+	for (uint32_t i = 0; i < nbufs; i++) {
+		uint32_t l = blen[i];
+
+		if (!(dirs[i] & DIR_OUT))
+			continue;
+		if (ret < 0)
+			l = 0;
+		else if ((dirs[i] & DIR_RET) && (uint64_t)ret < l)
+			l = (uint32_t)ret;
+		memcpy(rep + pos, out[i], l);
+		pos += l;
+		lens[nout++] = l;
+	}
+	memcpy(rep, &ret, 8);
+	memcpy(rep + 8, &nout, 4);
+	memset(rep + 12, 0, 4);
+	memcpy(rep + 16, lens, 4 * nout);
+	return pos;
+bad:
+	ret = -EINVAL;
+	memcpy(rep, &ret, 8);
+	memset(rep + 8, 0, 8);
+	return 16;
+}
+
+int main(int argc, char **argv)
+{
+	const char *root = "/";
+	uint64_t token = 0;
+	long uid = 65534;
+	static uint8_t req[MAX_FRAME], rep[MAX_FRAME + 64], scratch[MAX_FRAME];
+	int dev, null;
+
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--token"))
+			token = strtoull(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--root"))
+			root = argv[i + 1];
+		else if (!strcmp(argv[i], "--uid"))
+			uid = strtol(argv[i + 1], NULL, 10);
+	}
+	/* Started with no open files: keep 0-2 taken, the device out of the way. */
+	null = open("/dev/null", O_RDWR);
+	while (null >= 0 && null < 2)
+		null = dup(null);
+	dev = open("/dev/tether_shadow", O_RDWR | O_CLOEXEC);
+	if (dev < 0 || dup3(dev, DEV_FD, O_CLOEXEC) < 0 || close(dev) ||
+	    ioctl(DEV_FD, SHADOW_ATTACH, &token)) {
+		fprintf(stderr, "tether-shadow: cannot attach: %s\n", strerror(errno));
+		return 1;
+	}
+	if (chdir(root) || chroot(".") || chdir("/")) {
+		fprintf(stderr, "tether-shadow: cannot confine to %s: %s\n", root, strerror(errno));
+		return 1;
+	}
+	if (uid != 0 && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))
+		return 1;
+	umask(022);
+	for (;;) {
+		struct next_args na = { .buf = (uintptr_t)req, .cap = sizeof(req) };
+		struct reply_args ra;
+		int r = ioctl(DEV_FD, SHADOW_NEXT, &na);
+
+		if (r == 0)
+			return 0;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		ra = (struct reply_args){ .buf = (uintptr_t)rep, .seq = na.seq };
+		ra.len = serve(req, na.len, rep, scratch);
+		if (ioctl(DEV_FD, SHADOW_REPLY, &ra) && errno != EINTR)
+			return 1;
+	}
+}
