@@ -173,7 +173,7 @@ fn await_reply(conn: &mut Conn, kind: Kind, seq: u64) -> Result<Header> {
             Ok((hdr, _)) if hdr.kind == Kind::Heartbeat => {
                 conn.last_rx = Instant::now();
                 if hdr.flags & F_REPLY == 0 {
-                    conn.tx.send(
+                    conn.tx.lock().send(
                         Header {
                             flags: F_REPLY,
                             len: 0,
@@ -204,7 +204,7 @@ fn ping(conn: &mut Conn, count: u32, size: u32) -> Result<BenchResult> {
         }
         let t0 = Instant::<Monotonic>::now();
         let h = conn.header(Kind::EchoReq);
-        conn.tx.send(h, &body)?;
+        conn.tx.lock().send(h, &body)?;
         let reply = await_reply(conn, Kind::EchoReply, h.seq)?;
         let ns = t0.elapsed().as_nanos();
         if conn.rx.last_body(&reply) != &body[..] {
@@ -277,7 +277,7 @@ fn bulk(conn: &mut Conn, total: u64, msg: u32) -> Result<BenchResult> {
             h.flags = F_ACK_REQ;
             last_seq = h.seq;
         }
-        conn.tx.send(h, &buf[..len])?;
+        conn.tx.lock().send(h, &buf[..len])?;
     }
     let reply = await_reply(conn, Kind::SinkAck, last_seq)?;
     let ns = t0.elapsed().as_nanos() as u64;

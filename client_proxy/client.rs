@@ -15,7 +15,8 @@ use kernel::{
 use crate::bench::{BenchReq, BenchResult};
 use crate::hook::Hooks;
 use crate::proto::frame::{HEADER_LEN, MAX_FRAME, MIN_FRAME};
-use crate::transport::{random_u64, OwnedQueue, Socket, Stats};
+use crate::rpc::Pending;
+use crate::transport::{random_u64, OwnedQueue, Sender, Socket, Stats};
 use crate::{connection, module_parameters as params};
 
 /// Settings taken from the module parameters at load time.
@@ -125,6 +126,15 @@ pub(crate) struct Shared {
     /// Signalled when a benchmark finishes.
     #[pin]
     pub(crate) bench_done: CondVar,
+    /// The live connection's sender and session id, for remote calls.
+    #[pin]
+    pub(crate) link: Mutex<Option<(Arc<Mutex<Sender>>, u32)>>,
+    /// Remote calls waiting for their reply.
+    #[pin]
+    pub(crate) calls: Mutex<KVec<Pending>>,
+    /// Signalled when a reply arrives or the connection goes down.
+    #[pin]
+    pub(crate) call_done: CondVar,
 }
 
 impl Shared {
@@ -150,6 +160,11 @@ impl Shared {
         }
         inner.sock = sock;
         Ok(())
+    }
+
+    /// Publishes the sender and session id of a new connection (`None`: it is gone).
+    pub(crate) fn set_link(&self, link: Option<(Arc<Mutex<Sender>>, u32)>) {
+        *self.link.lock() = link;
     }
 
     fn stop(&self) {
@@ -198,7 +213,7 @@ impl Shared {
 ///
 /// Field order is drop order: the debugfs files go first, the directory last.
 pub(crate) struct TetherClient {
-    _hooks: Hooks,
+    hooks: Option<Hooks>,
     _tasks_file: Pin<KBox<debugfs::File<()>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
@@ -236,6 +251,9 @@ impl kernel::Module for TetherClient {
                     "Shared::inner"
                 ),
                 bench_done <- new_condvar!("Shared::bench_done"),
+                link <- new_mutex!(None, "Shared::link"),
+                calls <- new_mutex!(KVec::new(), "Shared::calls"),
+                call_done <- new_condvar!("Shared::call_done"),
             }),
             GFP_KERNEL,
         )?;
@@ -268,9 +286,10 @@ impl kernel::Module for TetherClient {
             shared.config.port,
             shared.boot_verifier
         );
-        let hooks = Hooks::start()?;
+        crate::fs::publish(Some(shared.clone()));
+        let hooks = Hooks::start().inspect_err(|_| crate::fs::publish(None))?;
         Ok(Self {
-            _hooks: hooks,
+            hooks: Some(hooks),
             _tasks_file: tasks_file,
             _state_file: state_file,
             _bench_file: bench_file,
@@ -283,6 +302,9 @@ impl kernel::Module for TetherClient {
 
 impl Drop for TetherClient {
     fn drop(&mut self) {
+        // No task can be in a remote call: each tethered task holds a module reference.
+        drop(self.hooks.take());
+        crate::fs::publish(None);
         self.shared.stop();
         // Waits for the connection worker to return.
         drop(self.queue.take());

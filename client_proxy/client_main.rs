@@ -18,8 +18,10 @@ mod transport;
 mod bench;
 mod client;
 mod connection;
+mod fs;
 mod hook;
 mod route;
+mod rpc;
 
 module! {
     type: client::TetherClient,

@@ -3,18 +3,19 @@
 //! The connection worker: connect, handshake, heartbeats, dead-server detection, backoff.
 
 use kernel::{
+    new_mutex,
     prelude::*,
-    sync::{atomic::Relaxed, Arc},
+    sync::{atomic::Relaxed, Arc, Mutex},
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
-use crate::bench;
 use crate::client::{LinkState, Shared};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{ErrorMsg, Hello, Welcome};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
+use crate::{bench, rpc};
 
 /// Heartbeat intervals of silence after which the server counts as dead.
 pub(crate) const MAX_MISSES: i64 = 3;
@@ -25,21 +26,20 @@ const SLEEP_SLICE_MS: u32 = 50;
 
 /// A live, handshaken connection.
 pub(crate) struct Conn {
-    pub(crate) tx: Sender,
+    /// Shared with tasks making remote calls (`Shared::link`).
+    pub(crate) tx: Arc<Mutex<Sender>>,
     pub(crate) rx: Receiver,
     pub(crate) session: u32,
     pub(crate) max_frame: u32,
     pub(crate) last_rx: Instant<Monotonic>,
-    pub(crate) seq: u64,
 }
 
 impl Conn {
     /// A header of `kind` for this session with the next sequence number.
     pub(crate) fn header(&mut self, kind: Kind) -> Header {
-        self.seq = self.seq.wrapping_add(1);
         Header {
             session: self.session,
-            seq: self.seq,
+            seq: rpc::next_seq(),
             ..Header::new(kind, 0)
         }
     }
@@ -83,6 +83,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
             }
         }
         let _ = shared.set_socket(None);
+        shared.set_link(None);
+        rpc::fail_all(&shared, EIO);
         shared.set_state(LinkState::Down);
         bench::fail_pending(&shared, ENOTCONN);
         sleep(&shared, backoff);
@@ -137,13 +139,13 @@ fn connect(shared: &Shared) -> Result<Conn> {
         link: None,
         total: shared.totals.clone(),
     };
+    let sender = Sender::new(sock.clone(), cfg.split, counters.clone());
     let mut conn = Conn {
-        tx: Sender::new(sock.clone(), cfg.split, counters.clone()),
+        tx: Arc::pin_init(new_mutex!(sender, "Conn::tx"), GFP_KERNEL)?,
         rx: Receiver::new(sock, HANDSHAKE_MAX_FRAME, counters)?,
         session: 0,
         max_frame: HANDSHAKE_MAX_FRAME,
         last_rx: Instant::now(),
-        seq: 0,
     };
     let hello = Hello {
         min_version: VERSION,
@@ -156,7 +158,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
     let mut body = [0u8; Hello::LEN];
     hello.encode(&mut body).map_err(|_| EINVAL)?;
     let h = conn.header(Kind::Hello);
-    conn.tx.send(h, &body)?;
+    conn.tx.lock().send(h, &body)?;
     let started = Instant::<Monotonic>::now();
     let welcome = loop {
         match conn.rx.recv(HANDSHAKE_MAX_FRAME) {
@@ -196,6 +198,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
         .peer_boot_verifier
         .store(welcome.boot_verifier, Relaxed);
     shared.connects.add(1, Relaxed);
+    shared.set_link(Some((conn.tx.clone(), conn.session)));
     shared.set_state(LinkState::Connected);
     pr_info!(
         "connected to server cid {} (session {}, server boot verifier {:#x})\n",
@@ -225,13 +228,13 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
         }
         if last_heartbeat.elapsed() >= interval {
             let h = conn.header(Kind::Heartbeat);
-            if let Err(e) = conn.tx.send(h, &[]) {
+            if let Err(e) = conn.tx.lock().send(h, &[]) {
                 return End::Io(e);
             }
             shared.heartbeats_sent.add(1, Relaxed);
             last_heartbeat = Instant::now();
         }
-        let (hdr, _body) = match conn.rx.recv(conn.max_frame) {
+        let (hdr, _) = match conn.rx.recv(conn.max_frame) {
             Ok(frame) => frame,
             Err(RecvError::Timeout) => {
                 let silent = conn.last_rx.elapsed().as_millis();
@@ -261,11 +264,12 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
                     flags: F_REPLY,
                     ..hdr
                 };
-                if let Err(e) = conn.tx.send(Header { len: 0, ..reply }, &[]) {
+                if let Err(e) = conn.tx.lock().send(Header { len: 0, ..reply }, &[]) {
                     return End::Io(e);
                 }
             }
             Kind::Heartbeat => (),
+            Kind::ServerReply => rpc::deliver(shared, hdr.seq, conn.rx.last_body(&hdr)),
             Kind::Error => return End::Closed,
             _ => return End::Bad(ProtoError::Unexpected),
         }

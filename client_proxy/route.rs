@@ -8,13 +8,16 @@
 
 use kernel::{bindings, ffi::c_long, prelude::*};
 
+use crate::fs::{self, Dispatch, Handler};
 use crate::hook;
 
 /// What happens to one system call of a tethered task.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(crate) enum Route {
     /// Runs on this machine, unchanged (memory, signals, futex, clocks, scheduling, ...).
     Local,
+    /// Runs on the server when it concerns remote files (see `fs.rs`).
+    Remote(Handler),
     /// Fails with this errno: the call would bypass the proxy (e.g. io_uring).
     Deny(u32),
     /// `execve`/`execveat`, hooked for every task: exec of a file carrying
@@ -34,7 +37,107 @@ struct Entry {
 pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
-const ROUTED: [Entry; 5] = [
+const ROUTED: [Entry; 25] = [
+    Entry {
+        nr: 0,
+        sym: c"__x64_sys_read",
+        route: Route::Remote(fs::read),
+    },
+    Entry {
+        nr: 1,
+        sym: c"__x64_sys_write",
+        route: Route::Remote(fs::write),
+    },
+    Entry {
+        nr: 2,
+        sym: c"__x64_sys_open",
+        route: Route::Remote(fs::open),
+    },
+    Entry {
+        nr: 5,
+        sym: c"__x64_sys_newfstat",
+        route: Route::Remote(fs::fstat),
+    },
+    Entry {
+        nr: 8,
+        sym: c"__x64_sys_lseek",
+        route: Route::Remote(fs::lseek),
+    },
+    Entry {
+        nr: 17,
+        sym: c"__x64_sys_pread64",
+        route: Route::Remote(fs::pread64),
+    },
+    Entry {
+        nr: 18,
+        sym: c"__x64_sys_pwrite64",
+        route: Route::Remote(fs::pwrite64),
+    },
+    Entry {
+        nr: 74,
+        sym: c"__x64_sys_fsync",
+        route: Route::Remote(fs::fsync),
+    },
+    Entry {
+        nr: 75,
+        sym: c"__x64_sys_fdatasync",
+        route: Route::Remote(fs::fdatasync),
+    },
+    Entry {
+        nr: 77,
+        sym: c"__x64_sys_ftruncate",
+        route: Route::Remote(fs::ftruncate),
+    },
+    Entry {
+        nr: 79,
+        sym: c"__x64_sys_getcwd",
+        route: Route::Remote(fs::getcwd),
+    },
+    Entry {
+        nr: 80,
+        sym: c"__x64_sys_chdir",
+        route: Route::Remote(fs::chdir),
+    },
+    Entry {
+        nr: 81,
+        sym: c"__x64_sys_fchdir",
+        route: Route::Remote(fs::fchdir),
+    },
+    Entry {
+        nr: 83,
+        sym: c"__x64_sys_mkdir",
+        route: Route::Remote(fs::mkdir),
+    },
+    Entry {
+        nr: 84,
+        sym: c"__x64_sys_rmdir",
+        route: Route::Remote(fs::rmdir),
+    },
+    Entry {
+        nr: 87,
+        sym: c"__x64_sys_unlink",
+        route: Route::Remote(fs::unlink),
+    },
+    Entry {
+        nr: 217,
+        sym: c"__x64_sys_getdents64",
+        route: Route::Remote(fs::getdents64),
+    },
+    Entry {
+        nr: 257,
+        sym: c"__x64_sys_openat",
+        route: Route::Remote(fs::openat),
+    },
+    Entry {
+        nr: 262,
+        sym: c"__x64_sys_newfstatat",
+        route: Route::Remote(fs::newfstatat),
+    },
+    Entry {
+        nr: 332,
+        sym: c"__x64_sys_statx",
+        route: Route::Remote(fs::statx),
+    },
     Entry {
         nr: 59,
         sym: c"__x64_sys_execve",
@@ -102,7 +205,7 @@ impl HookLists {
                     lists.all_tasks[a] = e.sym.as_char_ptr();
                     a += 1;
                 }
-                Route::Deny(_) => {
+                Route::Deny(_) | Route::Remote(_) => {
                     lists.routed[r] = e.sym.as_char_ptr();
                     r += 1;
                 }
@@ -126,5 +229,20 @@ unsafe extern "C" fn tether_route(regs: *const bindings::pt_regs, orig: hook::Sy
         Route::Local => hook::call(orig, regs),
         Route::Deny(errno) => -(errno as c_long),
         Route::Exec => hook::exec(regs, orig),
+        Route::Remote(handler) => {
+            // SAFETY: As above.
+            let r = unsafe { &*regs };
+            match handler(&[
+                r.di as u64,
+                r.si as u64,
+                r.dx as u64,
+                r.r10 as u64,
+                r.r8 as u64,
+                r.r9 as u64,
+            ]) {
+                Dispatch::Local => hook::call(orig, regs),
+                Dispatch::Done(ret) => ret,
+            }
+        }
     }
 }

@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Remote file-system calls of tethered tasks.
+//!
+//! Every handler has the same signature: it gets the call's six arguments and either runs
+//! the call on the server (through the process's shadow) or lets it run locally. Paths
+//! under a local prefix (`/dev`, `/proc`, `/sys`) and fds that are not proxy files stay
+//! local; remote fds are proxy files (`proxy.c`) whose offsets live on the client.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::{
+    alloc::KVVec,
+    bindings,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::client::Shared;
+use crate::proto::syscall::{BufDesc, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
+use crate::rpc;
+
+/// The outcome of a handler.
+pub(crate) enum Dispatch {
+    /// Run the original system call on this machine.
+    Local,
+    /// The call's return value.
+    Done(isize),
+}
+
+/// A remote-call handler: gets the six syscall arguments.
+pub(crate) type Handler = fn(&[u64; 6]) -> Dispatch;
+
+/// The module state, for the handlers (which run in tethered tasks).
+///
+/// # Invariants
+///
+/// Null, or a pointer from `Arc::into_raw` whose reference this static owns.
+static CLIENT: AtomicPtr<Shared> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Publishes the module state to the handlers (`Some`) or withdraws it (`None`).
+pub(crate) fn publish(shared: Option<Arc<Shared>>) {
+    let new = shared.map_or(core::ptr::null_mut(), |s| Arc::into_raw(s).cast_mut());
+    // INVARIANT: `new` is null or owns a reference, which the static now holds.
+    let old = CLIENT.swap(new, Ordering::AcqRel);
+    if !old.is_null() {
+        // SAFETY: By the invariant `old` came from `Arc::into_raw` and the static owned its
+        // reference, which it gave up just now.
+        drop(unsafe { Arc::from_raw(old) });
+    }
+}
+
+fn client() -> Option<Arc<Shared>> {
+    let ptr = CLIENT.load(Ordering::Acquire);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: The static holds a reference until `publish(None)`, which the module calls
+    // only after the hooks that lead here are removed.
+    Some(unsafe { ArcBorrow::from_raw(ptr) }.into())
+}
+
+/// Local path prefixes: the console, the terminal and the kernel's own file systems.
+const LOCAL_PREFIXES: [&[u8]; 3] = [b"/dev", b"/proc", b"/sys"];
+
+fn is_local(path: &[u8]) -> bool {
+    LOCAL_PREFIXES
+        .iter()
+        .any(|p| path.starts_with(p) && matches!(path.get(p.len()), None | Some(b'/')))
+}
+
+const AT_FDCWD: i32 = -100;
+const AT_EMPTY_PATH: u64 = 0x1000;
+const PATH_MAX: usize = 4096;
+/// Largest data transfer per remote call (the rest of a frame is headers).
+const MAX_IO: usize = 512 * 1024;
+
+/// A path argument copied from the task, with its NUL.
+struct PathArg {
+    buf: KVVec<u8>,
+}
+
+impl PathArg {
+    fn from_user(ptr: u64) -> Result<Self> {
+        let mut buf = KVVec::new();
+        buf.resize(PATH_MAX, 0, GFP_KERNEL)?;
+        let len = UserSlice::new(UserPtr::from_addr(ptr as usize), PATH_MAX)
+            .reader()
+            .strcpy_into_buf(&mut buf)?
+            .to_bytes_with_nul()
+            .len();
+        buf.truncate(len);
+        Ok(Self { buf })
+    }
+
+    /// The path without its NUL.
+    fn bytes(&self) -> &[u8] {
+        self.buf.split_last().map_or(&[], |(_, p)| p)
+    }
+
+    fn is_absolute(&self) -> bool {
+        self.bytes().first() == Some(&b'/')
+    }
+}
+
+/// A proxy file (a reference to it) and what it stands for.
+struct Proxy {
+    file: *mut ffi::file,
+    rpid: u32,
+    sfd: i32,
+}
+
+mod ffi {
+    use kernel::ffi::{c_int, c_uint};
+
+    /// `struct file`, only ever handled through pointers.
+    #[repr(C)]
+    pub(super) struct file {
+        _opaque: [u8; 0],
+        _pin: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+    }
+
+    extern "C" {
+        pub(super) fn tether_proxy_install(rpid: u32, sfd: c_int, flags: c_uint) -> c_int;
+        pub(super) fn tether_proxy_get(fd: c_int, rpid: *mut u32, sfd: *mut c_int) -> *mut file;
+        pub(super) fn tether_proxy_put(f: *mut file);
+        pub(super) fn tether_proxy_pos(f: *mut file) -> *mut i64;
+        pub(super) fn tether_proxy_flags(f: *mut file) -> c_uint;
+    }
+}
+
+impl Proxy {
+    /// The proxy file behind `fd`, if it is one.
+    fn get(fd: u64) -> Option<Self> {
+        let (mut rpid, mut sfd) = (0, 0);
+        // SAFETY: The out-pointers are valid; any fd value is fine.
+        let file = unsafe { ffi::tether_proxy_get(fd as i32, &mut rpid, &mut sfd) };
+        (!file.is_null()).then_some(Self { file, rpid, sfd })
+    }
+
+    fn pos(&self) -> i64 {
+        // SAFETY: `file` is a live proxy file we hold a reference to.
+        unsafe { *ffi::tether_proxy_pos(self.file) }
+    }
+
+    fn set_pos(&self, pos: i64) {
+        // SAFETY: As in `pos`.
+        unsafe { *ffi::tether_proxy_pos(self.file) = pos };
+    }
+
+    fn flags(&self) -> u32 {
+        // SAFETY: As in `pos`.
+        unsafe { ffi::tether_proxy_flags(self.file) }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // SAFETY: We own the reference `tether_proxy_get` took.
+        unsafe { ffi::tether_proxy_put(self.file) };
+    }
+}
+
+/// The calling process's id on the server: its thread-group id.
+fn rpid() -> u32 {
+    kernel::current!().tgid() as u32
+}
+
+fn errno(e: Error) -> Dispatch {
+    Dispatch::Done(e.to_errno() as isize)
+}
+
+fn done(r: Result<i64>) -> Dispatch {
+    match r {
+        Ok(v) => Dispatch::Done(v as isize),
+        Err(e) => errno(e),
+    }
+}
+
+/// A request for syscall `nr` with arguments `args` and buffers `bufs`.
+fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
+    let mut req = SyscallReq {
+        nr,
+        args,
+        nbufs: bufs.len() as u32,
+        ..Default::default()
+    };
+    for (slot, b) in req.bufs.iter_mut().zip(bufs) {
+        *slot = *b;
+    }
+    req
+}
+
+fn call(rpid: u32, req: &SyscallReq, ins: &[&[u8]], outs: &mut [&mut [u8]]) -> Result<i64> {
+    let shared = client().ok_or(EIO)?;
+    rpc::call(&shared, rpid, req, ins, outs)
+}
+
+fn path_buf(arg: u8, path: &PathArg) -> BufDesc {
+    BufDesc {
+        arg,
+        dir: DIR_IN,
+        len: path.buf.len() as u32,
+    }
+}
+
+/// Resolves a `(dirfd, path)` pair: `None` when the call stays local, else the dirfd to
+/// use on the server.
+fn remote_dirfd(dirfd: u64, path: &PathArg) -> Option<u64> {
+    if is_local(path.bytes()) {
+        return None;
+    }
+    if path.is_absolute() || dirfd as i32 == AT_FDCWD {
+        return Some(dirfd);
+    }
+    Proxy::get(dirfd).map(|p| p.sfd as u64)
+}
+
+/// Implements remote `openat(2)`.
+pub(crate) fn openat(a: &[u64; 6]) -> Dispatch {
+    open_common(a[0], a[1], a[2], a[3])
+}
+
+/// Implements remote `open(2)`.
+pub(crate) fn open(a: &[u64; 6]) -> Dispatch {
+    open_common(AT_FDCWD as u64, a[0], a[1], a[2])
+}
+
+fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
+    let path = match PathArg::from_user(path) {
+        Ok(p) => p,
+        Err(e) => return errno(e),
+    };
+    let Some(dirfd) = remote_dirfd(dirfd, &path) else {
+        return Dispatch::Local;
+    };
+    let rpid = rpid();
+    let cloexec = u64::from(bindings::O_CLOEXEC);
+    let req = request(
+        257,
+        [dirfd, 0, flags & !cloexec, mode, 0, 0],
+        &[path_buf(1, &path)],
+    );
+    let sfd = match call(rpid, &req, &[&path.buf], &mut []) {
+        Ok(fd) if fd >= 0 => fd as i32,
+        other => return done(other),
+    };
+    // SAFETY: No preconditions beyond valid values.
+    let fd = unsafe { ffi::tether_proxy_install(rpid, sfd, flags as u32) };
+    if fd < 0 {
+        close_remote(rpid, sfd);
+    }
+    Dispatch::Done(fd as isize)
+}
+
+fn close_remote(rpid: u32, sfd: i32) {
+    let _ = call(
+        rpid,
+        &request(3, [sfd as u64, 0, 0, 0, 0, 0], &[]),
+        &[],
+        &mut [],
+    );
+}
+
+/// Called by `proxy.c` when the last reference to a proxy file goes.
+#[no_mangle]
+extern "C" fn tether_proxy_released(rpid: u32, sfd: i32) {
+    close_remote(rpid, sfd);
+}
+
+/// Reads up to `len` bytes at `pos` (or at the server's offset when `pos` is `None`)
+/// into user memory at `buf`.
+fn read_to_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> {
+    let len = (len as usize).min(MAX_IO);
+    let mut data = KVVec::new();
+    data.resize(len, 0, GFP_KERNEL)?;
+    let out = BufDesc {
+        arg: 1,
+        dir: DIR_OUT | DIR_RET,
+        len: len as u32,
+    };
+    let req = match pos {
+        Some(pos) => request(17, [p.sfd as u64, 0, len as u64, pos as u64, 0, 0], &[out]),
+        None => request(0, [p.sfd as u64, 0, len as u64, 0, 0, 0], &[out]),
+    };
+    let n = call(p.rpid, &req, &[], &mut [&mut data])?;
+    if n > 0 {
+        let n = (n as usize).min(len);
+        UserSlice::new(UserPtr::from_addr(buf as usize), n)
+            .writer()
+            .write_slice(&data[..n])?;
+    }
+    Ok(n)
+}
+
+/// Writes `len` bytes from user memory at `buf` at `pos` (`None`: append).
+fn write_from_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> {
+    let len = (len as usize).min(MAX_IO);
+    let mut data = KVVec::new();
+    UserSlice::new(UserPtr::from_addr(buf as usize), len).read_all(&mut data, GFP_KERNEL)?;
+    let inb = BufDesc {
+        arg: 1,
+        dir: DIR_IN,
+        len: len as u32,
+    };
+    let req = match pos {
+        Some(pos) => request(18, [p.sfd as u64, 0, len as u64, pos as u64, 0, 0], &[inb]),
+        None => request(1, [p.sfd as u64, 0, len as u64, 0, 0, 0], &[inb]),
+    };
+    call(p.rpid, &req, &[&data], &mut [])
+}
+
+/// Implements remote `read(2)`: a `pread64` at the proxy file's offset.
+pub(crate) fn read(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    let r = read_to_user(&p, a[1], a[2], Some(p.pos()));
+    if let Ok(n) = r {
+        p.set_pos(p.pos() + n.max(0));
+    }
+    done(r)
+}
+
+/// Implements remote `write(2)`: a `pwrite64` at the proxy file's offset; `O_APPEND`
+/// files append on the server.
+pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    let append = p.flags() & bindings::O_APPEND != 0;
+    let r = write_from_user(&p, a[1], a[2], (!append).then(|| p.pos()));
+    if let (Ok(n), false) = (r, append) {
+        p.set_pos(p.pos() + n.max(0));
+    }
+    done(r)
+}
+
+/// Implements remote `pread64(2)`.
+pub(crate) fn pread64(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    done(read_to_user(&p, a[1], a[2], Some(a[3] as i64)))
+}
+
+/// Implements remote `pwrite64(2)`.
+pub(crate) fn pwrite64(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    done(write_from_user(&p, a[1], a[2], Some(a[3] as i64)))
+}
+
+/// Implements remote `lseek(2)`: `SEEK_SET`/`SEEK_CUR` on the client, the others (which
+/// need the file's size or layout) on the server.
+pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    let off = a[1] as i64;
+    let pos = match a[2] {
+        0 => off,
+        1 => p.pos().saturating_add(off),
+        _ => match call(
+            p.rpid,
+            &request(8, [p.sfd as u64, a[1], a[2], 0, 0, 0], &[]),
+            &[],
+            &mut [],
+        ) {
+            Ok(pos) => pos,
+            Err(e) => return errno(e),
+        },
+    };
+    if pos < 0 {
+        return errno(EINVAL);
+    }
+    p.set_pos(pos);
+    Dispatch::Done(pos as isize)
+}
+
+/// Runs a call whose only buffer is one output of `len` bytes at argument `arg`, on the
+/// server fd of proxy `a[0]` (`fd_call`) and copies the output to the task.
+fn out_call(
+    rpid: u32,
+    nr: u32,
+    args: [u64; 6],
+    arg: u8,
+    len: usize,
+    ret_len: bool,
+    ins: Option<(u8, &PathArg)>,
+) -> Dispatch {
+    let user = args[arg as usize];
+    let mut data = KVVec::new();
+    if let Err(e) = data.resize(len, 0, GFP_KERNEL) {
+        return errno(e.into());
+    }
+    let dir = if ret_len { DIR_OUT | DIR_RET } else { DIR_OUT };
+    let out = BufDesc {
+        arg,
+        dir,
+        len: len as u32,
+    };
+    let r = match ins {
+        Some((parg, path)) => call(
+            rpid,
+            &request(nr, args, &[path_buf(parg, path), out]),
+            &[&path.buf],
+            &mut [&mut data],
+        ),
+        None => call(rpid, &request(nr, args, &[out]), &[], &mut [&mut data]),
+    };
+    match r {
+        Ok(n) if n >= 0 => {
+            let copy = if ret_len { (n as usize).min(len) } else { len };
+            match UserSlice::new(UserPtr::from_addr(user as usize), copy)
+                .writer()
+                .write_slice(&data[..copy])
+            {
+                Ok(()) => Dispatch::Done(n as isize),
+                Err(e) => errno(e),
+            }
+        }
+        other => done(other),
+    }
+}
+
+/// Size of `struct stat` on x86-64.
+const STAT_LEN: usize = 144;
+/// Size of `struct statx`.
+const STATX_LEN: usize = 256;
+
+/// Implements remote `fstat(2)`.
+pub(crate) fn fstat(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    out_call(
+        p.rpid,
+        5,
+        [p.sfd as u64, a[1], 0, 0, 0, 0],
+        1,
+        STAT_LEN,
+        false,
+        None,
+    )
+}
+
+/// Implements remote `newfstatat(2)` (`stat`, `lstat`, and `fstat` by `AT_EMPTY_PATH`).
+pub(crate) fn newfstatat(a: &[u64; 6]) -> Dispatch {
+    let path = match PathArg::from_user(a[1]) {
+        Ok(p) => p,
+        Err(e) => return errno(e),
+    };
+    let dirfd = if path.bytes().is_empty() && a[3] & AT_EMPTY_PATH != 0 {
+        match Proxy::get(a[0]) {
+            Some(p) => p.sfd as u64,
+            None => return Dispatch::Local,
+        }
+    } else {
+        match remote_dirfd(a[0], &path) {
+            Some(d) => d,
+            None => return Dispatch::Local,
+        }
+    };
+    out_call(
+        rpid(),
+        262,
+        [dirfd, a[1], a[2], a[3], 0, 0],
+        2,
+        STAT_LEN,
+        false,
+        Some((1, &path)),
+    )
+}
+
+/// Implements remote `statx(2)`.
+pub(crate) fn statx(a: &[u64; 6]) -> Dispatch {
+    let path = match PathArg::from_user(a[1]) {
+        Ok(p) => p,
+        Err(e) => return errno(e),
+    };
+    let dirfd = if path.bytes().is_empty() && a[2] & AT_EMPTY_PATH != 0 {
+        match Proxy::get(a[0]) {
+            Some(p) => p.sfd as u64,
+            None => return Dispatch::Local,
+        }
+    } else {
+        match remote_dirfd(a[0], &path) {
+            Some(d) => d,
+            None => return Dispatch::Local,
+        }
+    };
+    out_call(
+        rpid(),
+        332,
+        [dirfd, a[1], a[2], a[3], a[4], 0],
+        4,
+        STATX_LEN,
+        false,
+        Some((1, &path)),
+    )
+}
+
+/// Implements remote `getdents64(2)`.
+pub(crate) fn getdents64(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    let len = (a[2] as usize).min(MAX_IO);
+    out_call(
+        p.rpid,
+        217,
+        [p.sfd as u64, a[1], len as u64, 0, 0, 0],
+        1,
+        len,
+        true,
+        None,
+    )
+}
+
+/// Implements remote `getcwd(2)`: the cwd lives on the server.
+pub(crate) fn getcwd(a: &[u64; 6]) -> Dispatch {
+    let len = (a[1] as usize).min(PATH_MAX);
+    out_call(
+        rpid(),
+        79,
+        [a[0], len as u64, 0, 0, 0, 0],
+        0,
+        len,
+        true,
+        None,
+    )
+}
+
+/// A call whose only buffer is the path at argument `parg` (`chdir`, `mkdir`, `rmdir`,
+/// `unlink`, `truncate`, ...); local for local paths.
+fn path_call(nr: u32, a: &[u64; 6], parg: u8) -> Dispatch {
+    let path = match PathArg::from_user(a[parg as usize]) {
+        Ok(p) => p,
+        Err(e) => return errno(e),
+    };
+    if is_local(path.bytes()) {
+        return Dispatch::Local;
+    }
+    done(call(
+        rpid(),
+        &request(nr, *a, &[path_buf(parg, &path)]),
+        &[&path.buf],
+        &mut [],
+    ))
+}
+
+/// Implements remote `chdir(2)`.
+pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {
+    path_call(80, a, 0)
+}
+
+/// Implements remote `mkdir(2)`.
+pub(crate) fn mkdir(a: &[u64; 6]) -> Dispatch {
+    path_call(83, a, 0)
+}
+
+/// Implements remote `rmdir(2)`.
+pub(crate) fn rmdir(a: &[u64; 6]) -> Dispatch {
+    path_call(84, a, 0)
+}
+
+/// Implements remote `unlink(2)`.
+pub(crate) fn unlink(a: &[u64; 6]) -> Dispatch {
+    path_call(87, a, 0)
+}
+
+/// A call on the server fd behind proxy `a[0]` with scalar arguments only (`fsync`,
+/// `ftruncate`, `fchmod`, ...).
+fn fd_call(nr: u32, a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    let mut args = *a;
+    args[0] = p.sfd as u64;
+    done(call(p.rpid, &request(nr, args, &[]), &[], &mut []))
+}
+
+/// Implements remote `fsync(2)`.
+pub(crate) fn fsync(a: &[u64; 6]) -> Dispatch {
+    fd_call(74, a)
+}
+
+/// Implements remote `fdatasync(2)`.
+pub(crate) fn fdatasync(a: &[u64; 6]) -> Dispatch {
+    fd_call(75, a)
+}
+
+/// Implements remote `ftruncate(2)`.
+pub(crate) fn ftruncate(a: &[u64; 6]) -> Dispatch {
+    fd_call(77, a)
+}
+
+/// Implements remote `fchdir(2)`.
+pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
+    fd_call(81, a)
+}

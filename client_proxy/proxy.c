@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Proxy files: a remote fd is a real file in the client's fd table (an anonymous inode
+ * whose private data names the server-side fd), so that the client kernel does fd
+ * allocation, dup, close, CLOEXEC and fork inheritance. Offsets live in f_pos. The calls on
+ * proxy fds are intercepted (fs.rs); release tells the server (tether_proxy_released()).
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/slab.h>
+
+struct tether_proxy {
+	u32 rpid;
+	int sfd;
+};
+
+void tether_proxy_released(u32 rpid, int sfd); /* fs.rs */
+int tether_proxy_install(u32 rpid, int sfd, unsigned int flags);
+struct file *tether_proxy_get(int fd, u32 *rpid, int *sfd);
+void tether_proxy_put(struct file *file);
+loff_t *tether_proxy_pos(struct file *file);
+unsigned int tether_proxy_flags(struct file *file);
+
+static int tether_proxy_release(struct inode *inode, struct file *file)
+{
+	struct tether_proxy *p = file->private_data;
+
+	tether_proxy_released(p->rpid, p->sfd);
+	kfree(p);
+	return 0;
+}
+
+static const struct file_operations tether_proxy_fops = {
+	.owner = THIS_MODULE,
+	.release = tether_proxy_release,
+};
+
+/* Installs a proxy for server fd `sfd` of process `rpid`; returns the new fd or -errno. */
+int tether_proxy_install(u32 rpid, int sfd, unsigned int flags)
+{
+	struct tether_proxy *p = kmalloc(sizeof(*p), GFP_KERNEL);
+	struct file *file;
+	int fd;
+
+	if (!p)
+		return -ENOMEM;
+	p->rpid = rpid;
+	p->sfd = sfd;
+	fd = get_unused_fd_flags(flags & O_CLOEXEC);
+	if (fd < 0) {
+		kfree(p);
+		return fd;
+	}
+	file = anon_inode_getfile("[tether]", &tether_proxy_fops, p,
+				  flags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		kfree(p);
+		return PTR_ERR(file);
+	}
+	fd_install(fd, file);
+	return fd;
+}
+
+/* The proxy file behind `fd` (a reference the caller puts back), or NULL. */
+struct file *tether_proxy_get(int fd, u32 *rpid, int *sfd)
+{
+	struct file *file = fget(fd);
+	struct tether_proxy *p;
+
+	if (!file)
+		return NULL;
+	if (file->f_op != &tether_proxy_fops) {
+		fput(file);
+		return NULL;
+	}
+	p = file->private_data;
+	*rpid = p->rpid;
+	*sfd = p->sfd;
+	return file;
+}
+
+void tether_proxy_put(struct file *file)
+{
+	fput(file);
+}
+
+loff_t *tether_proxy_pos(struct file *file)
+{
+	return &file->f_pos;
+}
+
+unsigned int tether_proxy_flags(struct file *file)
+{
+	return file->f_flags;
+}

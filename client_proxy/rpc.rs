@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Remote calls: a tethered task sends one `CLIENT_SYSTEM_CALL` and sleeps until the
+//! connection worker hands it the `SERVER_REPLY` with the same sequence number.
+//!
+//! Lock order: `Shared::link` and `Shared::calls` are never held together; `Conn::tx` is
+//! taken alone.
+
+use kernel::{
+    alloc::KVVec,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+use crate::client::Shared;
+use crate::proto::frame::Header;
+use crate::proto::kind::Kind;
+use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
+
+static NEXT_SEQ: Atomic<u64> = Atomic::new(1);
+
+/// A fresh sequence number (frames of every kind share one space).
+pub(crate) fn next_seq() -> u64 {
+    NEXT_SEQ.fetch_add(1, Relaxed)
+}
+
+/// A remote call waiting for its reply.
+pub(crate) struct Pending {
+    seq: u64,
+    /// The reply body, or why there will be none.
+    reply: Option<Result<KVVec<u8>>>,
+}
+
+/// Hands a reply to the task waiting for `seq` (connection worker).
+pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
+    let mut copy = KVVec::new();
+    let reply = copy
+        .extend_from_slice(body, GFP_KERNEL)
+        .map(|()| copy)
+        .map_err(|_| ENOMEM);
+    let mut calls = shared.calls.lock();
+    if let Some(p) = calls.iter_mut().find(|p| p.seq == seq) {
+        p.reply = Some(reply);
+        shared.call_done.notify_all();
+    }
+}
+
+/// Fails every waiting call with `err` (the connection went down).
+pub(crate) fn fail_all(shared: &Shared, err: Error) {
+    let mut calls = shared.calls.lock();
+    for p in calls.iter_mut().filter(|p| p.reply.is_none()) {
+        p.reply = Some(Err(err));
+    }
+    shared.call_done.notify_all();
+}
+
+/// Runs `req` in the shadow of process `rpid`: `ins` are the input buffers and `outs` the
+/// output buffers, in the order of `req.bufs()`. Returns the call's return value.
+pub(crate) fn call(
+    shared: &Shared,
+    rpid: u32,
+    req: &SyscallReq,
+    ins: &[&[u8]],
+    outs: &mut [&mut [u8]],
+) -> Result<i64> {
+    let (tx, session) = shared.link.lock().clone().ok_or(EIO)?;
+    let mut body = KVVec::new();
+    body.resize(SyscallReq::head_len(req.bufs().len()), 0, GFP_KERNEL)?;
+    req.encode(&mut body).map_err(|_| EINVAL)?;
+    for b in ins {
+        body.extend_from_slice(b, GFP_KERNEL)?;
+    }
+    let seq = next_seq();
+    shared
+        .calls
+        .lock()
+        .push(Pending { seq, reply: None }, GFP_KERNEL)?;
+    let hdr = Header {
+        session,
+        rpid,
+        seq,
+        ..Header::new(Kind::ClientSystemCall, 0)
+    };
+    let sent = tx.lock().send(hdr, &body);
+    let reply = {
+        let mut calls = shared.calls.lock();
+        if let Err(e) = sent {
+            if let Some(p) = calls.iter_mut().find(|p| p.seq == seq) {
+                p.reply = Some(Err(e));
+            }
+        }
+        loop {
+            let i = calls.iter().position(|p| p.seq == seq).ok_or(EIO)?;
+            if calls[i].reply.is_some() {
+                break calls.remove(i).map_err(|_| EIO)?.reply.ok_or(EIO)??;
+            }
+            shared.call_done.wait(&mut calls);
+        }
+    };
+    let (rep, mut data) = SyscallReply::decode(&reply).map_err(|_| EPROTO)?;
+    let out_dirs = req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count();
+    if rep.nbufs as usize != out_dirs || outs.len() != out_dirs {
+        return Err(EPROTO);
+    }
+    for (out, &len) in outs.iter_mut().zip(rep.lens.iter()) {
+        let len = len as usize;
+        let (head, rest) = data.split_at_checked(len).ok_or(EPROTO)?;
+        out.get_mut(..len).ok_or(EPROTO)?.copy_from_slice(head);
+        data = rest;
+    }
+    Ok(rep.ret)
+}
