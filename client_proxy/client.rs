@@ -4,18 +4,18 @@
 
 use core::fmt;
 use kernel::{
-    debugfs, new_condvar, new_mutex,
+    debugfs, new_condvar, new_mutex, new_spinlock,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, CondVar, Mutex,
+        Arc, CondVar, Mutex, SpinLock,
     },
 };
 
 use crate::bench::{BenchReq, BenchResult};
 use crate::hook::Hooks;
 use crate::proto::frame::{HEADER_LEN, MAX_FRAME, MIN_FRAME};
-use crate::rpc::Pending;
+use crate::rpc::{Pending, ProcEvent};
 use crate::transport::{random_u64, OwnedQueue, Sender, Socket, Stats};
 use crate::{connection, module_parameters as params};
 
@@ -129,6 +129,9 @@ pub(crate) struct Shared {
     /// The live connection's sender and session id, for remote calls.
     #[pin]
     pub(crate) link: Mutex<Option<(Arc<Mutex<Sender>>, u32)>>,
+    /// Forks and exits of tethered processes not yet sent (filled in atomic context).
+    #[pin]
+    pub(crate) events: SpinLock<KVec<ProcEvent>>,
     /// Remote calls waiting for their reply.
     #[pin]
     pub(crate) calls: Mutex<KVec<Pending>>,
@@ -252,6 +255,7 @@ impl kernel::Module for TetherClient {
                 ),
                 bench_done <- new_condvar!("Shared::bench_done"),
                 link <- new_mutex!(None, "Shared::link"),
+                events <- new_spinlock!(KVec::new(), "Shared::events"),
                 calls <- new_mutex!(KVec::new(), "Shared::calls"),
                 call_done <- new_condvar!("Shared::call_done"),
             }),

@@ -226,6 +226,9 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
             let result = bench::run(conn, &req);
             bench::complete(shared, result);
         }
+        if let Err(e) = rpc::flush_events(shared, &mut conn.tx.lock(), conn.session) {
+            return End::Io(e);
+        }
         if last_heartbeat.elapsed() >= interval {
             let h = conn.header(Kind::Heartbeat);
             if let Err(e) = conn.tx.lock().send(h, &[]) {

@@ -50,7 +50,7 @@ pub(crate) fn publish(shared: Option<Arc<Shared>>) {
     }
 }
 
-fn client() -> Option<Arc<Shared>> {
+pub(crate) fn client() -> Option<Arc<Shared>> {
     let ptr = CLIENT.load(Ordering::Acquire);
     if ptr.is_null() {
         return None;
@@ -60,12 +60,18 @@ fn client() -> Option<Arc<Shared>> {
     Some(unsafe { ArcBorrow::from_raw(ptr) }.into())
 }
 
-/// Local path prefixes: the console, the terminal and the kernel's own file systems.
-const LOCAL_PREFIXES: [&[u8]; 3] = [b"/dev", b"/proc", b"/sys"];
+extern "C" {
+    fn tether_local_prefixes() -> *const kernel::ffi::c_char;
+}
 
+/// Whether `path` lies under one of the `local_prefixes` (module parameter).
 fn is_local(path: &[u8]) -> bool {
-    LOCAL_PREFIXES
-        .iter()
+    // SAFETY: The parameter is a NUL-terminated string that lives as long as the module.
+    let prefixes = unsafe { CStr::from_char_ptr(tether_local_prefixes()) };
+    prefixes
+        .to_bytes()
+        .split(|&c| c == b':')
+        .filter(|p| !p.is_empty())
         .any(|p| path.starts_with(p) && matches!(path.get(p.len()), None | Some(b'/')))
 }
 
@@ -135,7 +141,13 @@ impl Proxy {
         let (mut rpid, mut sfd) = (0, 0);
         // SAFETY: The out-pointers are valid; any fd value is fine.
         let file = unsafe { ffi::tether_proxy_get(fd as i32, &mut rpid, &mut sfd) };
-        (!file.is_null()).then_some(Self { file, rpid, sfd })
+        // Not `then_some`: it would build (and drop, i.e. put) a proxy for a null file.
+        if file.is_null() {
+            None
+        } else {
+            Some(Self { file, rpid, sfd })
+        }
+
     }
 
     fn pos(&self) -> i64 {
@@ -234,6 +246,7 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
     let Some(dirfd) = remote_dirfd(dirfd, &path) else {
         return Dispatch::Local;
     };
+
     let rpid = rpid();
     let cloexec = u64::from(bindings::O_CLOEXEC);
     let req = request(

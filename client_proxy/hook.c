@@ -29,6 +29,7 @@ unsigned int tether_nr_tethered(void);
 int tether_tethered_pids(pid_t *out, unsigned int max);
 bool tether_exe_marked(void);
 long tether_route(const struct pt_regs *regs, tether_sys_fn orig); /* route.rs */
+void tether_process_event(pid_t parent, pid_t tgid, bool exit); /* rpc.rs */
 
 static DEFINE_XARRAY(tether_tasks);
 static atomic_t tether_nr = ATOMIC_INIT(0);
@@ -129,16 +130,22 @@ static void notrace tether_fork_cb(unsigned long ip, unsigned long parent_ip,
 	struct task_struct *child = (struct task_struct *)ftrace_regs_get_argument(fregs, 0);
 
 	/* wake_up_new_task() runs in the parent, before the child first runs. */
-	if (child != current && tether_is_tethered(current->pid) &&
-	    tether_tether(child->pid, GFP_ATOMIC))
+	if (child == current || !tether_is_tethered(current->pid))
+		return;
+	if (tether_tether(child->pid, GFP_ATOMIC))
 		pr_notice("tether_client: cannot tether new task %d: out of memory\n", child->pid);
+	else if (child->tgid != current->tgid)
+		tether_process_event(current->tgid, child->tgid, false);
 }
 
 static void notrace tether_exit_cb(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	if (tether_is_tethered(current->pid))
-		tether_untether(current->pid);
+	if (!tether_is_tethered(current->pid))
+		return;
+	if (current->pid == current->tgid)
+		tether_process_event(0, current->tgid, true);
+	tether_untether(current->pid);
 }
 
 #define TETHER_IPMODIFY (FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_RECURSION)

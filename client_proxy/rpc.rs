@@ -8,20 +8,68 @@
 
 use kernel::{
     alloc::KVVec,
+    bindings,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
 };
 
 use crate::client::Shared;
+use crate::fs;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
+use crate::transport::Sender;
 
 static NEXT_SEQ: Atomic<u64> = Atomic::new(1);
 
 /// A fresh sequence number (frames of every kind share one space).
 pub(crate) fn next_seq() -> u64 {
     NEXT_SEQ.fetch_add(1, Relaxed)
+}
+
+/// A process fork or exit the server has to hear about before the next call.
+#[derive(Clone, Copy)]
+pub(crate) enum ProcEvent {
+    Fork { parent: u32, child: u32 },
+    Exit { tgid: u32 },
+}
+
+/// Called from the fork and exit hooks (`hook.c`, atomic context): queues the event.
+#[no_mangle]
+extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_t, exit: bool) {
+    let Some(shared) = fs::client() else { return };
+    let ev = if exit {
+        ProcEvent::Exit { tgid: tgid as u32 }
+    } else {
+        ProcEvent::Fork {
+            parent: parent as u32,
+            child: tgid as u32,
+        }
+    };
+    if shared.events.lock().push(ev, GFP_ATOMIC).is_err() {
+        pr_notice!("no memory to report the fork or exit of pid {}\n", tgid);
+    }
+}
+
+/// Sends the queued fork and exit events, in order, on `tx` (whose lock the caller holds,
+/// so that they precede the caller's own frame).
+pub(crate) fn flush_events(shared: &Shared, tx: &mut Sender, session: u32) -> Result {
+    let events = core::mem::take(&mut *shared.events.lock());
+    for ev in events.iter() {
+        let (kind, rpid, body) = match *ev {
+            ProcEvent::Fork { parent, child } => (Kind::ClientFork, parent, child.to_le_bytes()),
+            ProcEvent::Exit { tgid } => (Kind::ClientExit, tgid, [0; 4]),
+        };
+        let hdr = Header {
+            session,
+            rpid,
+            seq: next_seq(),
+            ..Header::new(kind, 0)
+        };
+        let body: &[u8] = if kind == Kind::ClientFork { &body } else { &[] };
+        tx.send(hdr, body)?;
+    }
+    Ok(())
 }
 
 /// A remote call waiting for its reply.
@@ -81,7 +129,10 @@ pub(crate) fn call(
         seq,
         ..Header::new(Kind::ClientSystemCall, 0)
     };
-    let sent = tx.lock().send(hdr, &body);
+    let sent = {
+        let mut tx = tx.lock();
+        flush_events(shared, &mut tx, session).and_then(|()| tx.send(hdr, &body))
+    };
     let reply = {
         let mut calls = shared.calls.lock();
         if let Err(e) = sent {

@@ -72,8 +72,6 @@ struct Inner {
     sessions: KVec<Arc<Session>>,
     /// Shadows of the client processes of every session.
     shadows: KVec<Arc<Shadow>>,
-    /// Token of the next shadow.
-    next_token: u64,
     /// Id of the next session.
     next_id: u32,
     /// Set once at unload: no session may be added afterwards.
@@ -174,9 +172,7 @@ impl Shared {
             if inner.stopping {
                 return Err(ESHUTDOWN);
             }
-            inner.next_token = inner.next_token.wrapping_add(1);
-            let token = inner.next_token ^ self.boot_verifier;
-            let shadow = Shadow::new(session, rpid, token, tx.clone())?;
+            let shadow = Shadow::new(session, rpid, random_u64(), tx.clone())?;
             inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
             shadow
         };
@@ -190,6 +186,30 @@ impl Shared {
             self.remove_shadow(&shadow);
             return Err(e);
         }
+        Ok(shadow)
+    }
+
+    /// Registers the shadow of a child process `rpid` of `session`, whose process the
+    /// parent's shadow will fork.
+    pub(crate) fn add_forked_shadow(
+        &self,
+        session: u32,
+        rpid: u32,
+        tx: &Arc<Mutex<Sender>>,
+    ) -> Result<Arc<Shadow>> {
+        let mut inner = self.inner.lock();
+        if inner.stopping {
+            return Err(ESHUTDOWN);
+        }
+        if inner
+            .shadows
+            .iter()
+            .any(|s| s.session == session && s.rpid == rpid)
+        {
+            return Err(EEXIST);
+        }
+        let shadow = Shadow::new(session, rpid, random_u64(), tx.clone())?;
+        inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
         Ok(shadow)
     }
 
@@ -301,7 +321,6 @@ impl kernel::Module for TetherServer {
                     Inner {
                         sessions: KVec::new(),
                         shadows: KVec::new(),
-                        next_token: 0,
                         next_id: 0,
                         stopping: false
                     },

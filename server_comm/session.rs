@@ -15,6 +15,7 @@ use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
 use crate::proto::syscall::{SyscallReply, SyscallReq};
 use crate::server::{Session, Shared};
+use crate::shadow::FORK_NR;
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
 
 /// The kinds this server serves (`WELCOME.kinds`).
@@ -26,6 +27,7 @@ fn served_kinds() -> u64 {
         Kind::EchoReq,
         Kind::Sink,
         Kind::ClientSystemCall,
+        Kind::ClientFork,
         Kind::ClientExit,
     ]
     .iter()
@@ -207,6 +209,7 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &Arc<Mutex<Sender>>)
                 Ok(_) => system_call(shared, s, tx, &hdr, body),
                 Err(e) => return End::Bad(e, hdr.kind as u32),
             },
+            Kind::ClientFork => fork(shared, s, tx, &hdr, body),
             Kind::ClientExit => {
                 if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
                     shadow.exit();
@@ -239,6 +242,38 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &Arc<Mutex<Sender>>)
             return End::Io(e);
         }
     }
+}
+
+/// `CLIENT_FORK`: process `hdr.rpid` forked child `body` (`u32`). The parent's shadow
+/// forks too (its reply answers the frame); without a parent shadow the child gets a fresh
+/// one at its first call.
+fn fork(
+    shared: &Shared,
+    s: &Session,
+    tx: &Arc<Mutex<Sender>>,
+    hdr: &Header,
+    body: &[u8],
+) -> Result {
+    let child = body
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or(EINVAL)?;
+    let Some(parent) = shared.find_process(s.id, hdr.rpid) else {
+        return Ok(());
+    };
+    let shadow = shared.add_forked_shadow(s.id, child, tx)?;
+    let req = SyscallReq {
+        nr: FORK_NR,
+        args: [shadow.token, 0, 0, 0, 0, 0],
+        ..Default::default()
+    };
+    let mut msg = [0u8; SyscallReq::head_len(0)];
+    req.encode(&mut msg).map_err(|_| EINVAL)?;
+    if parent.push(hdr.seq, &msg).is_err() {
+        shared.remove_shadow(&shadow);
+    }
+    Ok(())
 }
 
 /// Hands a `CLIENT_SYSTEM_CALL` to the shadow of its process (started on first use). A

@@ -2,9 +2,11 @@
 
 //! Shadow processes: for every client process the server runs a real process, started from
 //! the `tether-shadow` binary, that makes the client's system calls with the standard entry
-//! points. Shadows talk to this module through the misc device `/dev/tether_shadow`:
-//! `ATTACH` (which client process they serve), `NEXT` (wait for a request body), `REPLY`
-//! (send the reply body back to the client).
+//! points. Shadows talk to this module through the misc device `/dev/tether_shadow`, naming
+//! themselves by the random token they were started (or forked) with: `NEXT` waits for a
+//! request body, `REPLY` sends the reply body back to the client. A client `fork` reaches
+//! the parent's shadow as a request with number [`FORK_NR`]: it forks, and the child goes on
+//! with the child's token.
 //!
 //! Lock order: `Shared::inner` → `Shadow::inner`; `Session::tx` is taken alone.
 
@@ -26,8 +28,8 @@ use crate::proto::syscall::SyscallReply;
 use crate::server::Shared;
 use crate::transport::Sender;
 
-/// `ATTACH`: argument is the token the shadow was started with (`u64`).
-pub(crate) const SHADOW_ATTACH: u32 = _IOW::<u64>(b'T' as u32, 1);
+/// Request number of a client `fork`: `args[0]` is the child's token.
+pub(crate) const FORK_NR: u32 = u32::MAX;
 /// `NEXT`: waits for a request; argument is a [`NextArgs`]. Returns 0 when the shadow must
 /// exit, 1 with a request.
 pub(crate) const SHADOW_NEXT: u32 = _IOWR::<NextArgs>(b'T' as u32, 2);
@@ -38,6 +40,8 @@ pub(crate) const SHADOW_REPLY: u32 = _IOW::<ReplyArgs>(b'T' as u32, 3);
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub(crate) struct NextArgs {
+    /// In: the shadow's token.
+    token: u64,
     /// In: user buffer for the request body.
     buf: u64,
     /// In: its size.
@@ -52,6 +56,8 @@ pub(crate) struct NextArgs {
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub(crate) struct ReplyArgs {
+    /// The shadow's token.
+    token: u64,
     /// User buffer holding the reply body.
     buf: u64,
     /// Its length.
@@ -79,8 +85,6 @@ struct ShadowInner {
     queue: KVec<Request>,
     /// The shadow must exit (client process exited, session or module gone).
     exiting: bool,
-    /// A process attached to this shadow.
-    attached: bool,
 }
 
 /// The server side of one client process.
@@ -114,7 +118,7 @@ impl Shadow {
                 token,
                 tx,
                 inner <- new_mutex!(
-                    ShadowInner { queue: KVec::new(), exiting: false, attached: false },
+                    ShadowInner { queue: KVec::new(), exiting: false },
                     "Shadow::inner"
                 ),
                 wake <- new_condvar!("Shadow::wake"),
@@ -184,20 +188,16 @@ pub(crate) fn publish(shared: Option<Arc<Shared>>) {
     }
 }
 
-/// An open `/dev/tether_shadow`.
-#[pin_data]
+/// An open `/dev/tether_shadow` (shared by a shadow and the shadows it forks).
 pub(crate) struct ShadowFile {
     shared: Arc<Shared>,
-    /// The shadow this process attached to.
-    #[pin]
-    shadow: Mutex<Option<Arc<Shadow>>>,
 }
 
 #[vtable]
 impl MiscDevice for ShadowFile {
-    type Ptr = Pin<KBox<Self>>;
+    type Ptr = KBox<Self>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         let ptr = SHARED.load(Ordering::Acquire);
         if ptr.is_null() {
             return Err(ENODEV);
@@ -205,38 +205,11 @@ impl MiscDevice for ShadowFile {
         // SAFETY: The static holds a reference while the device is registered, and the
         // device is deregistered before the static lets go of it.
         let shared: Arc<Shared> = unsafe { ArcBorrow::from_raw(ptr) }.into();
-        KBox::try_pin_init(
-            try_pin_init!(Self { shared, shadow <- new_mutex!(None, "ShadowFile::shadow") }),
-            GFP_KERNEL,
-        )
+        KBox::new(Self { shared }, GFP_KERNEL).map_err(Into::into)
     }
 
-    fn release(me: Pin<KBox<Self>>, _file: &File) {
-        let Some(shadow) = me.shadow.lock().take() else {
-            return;
-        };
-        // The process died or closed the device: fail what it left unanswered.
-        let pending = {
-            let mut inner = shadow.inner.lock();
-            inner.exiting = true;
-            core::mem::take(&mut inner.queue)
-        };
-        if !pending.is_empty() || !me.shared.is_stopping() {
-            pr_info!(
-                "shadow of cid session {} pid {} is gone\n",
-                shadow.session,
-                shadow.rpid
-            );
-        }
-        for r in pending.iter() {
-            let _ = shadow.fail(r.seq, kernel::bindings::EIO);
-        }
-        me.shared.remove_shadow(&shadow);
-    }
-
-    fn ioctl(me: Pin<&ShadowFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(me: &ShadowFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            SHADOW_ATTACH => me.attach(arg),
             SHADOW_NEXT => me.next(arg),
             SHADOW_REPLY => me.reply(arg),
             _ => Err(ENOTTY),
@@ -245,37 +218,17 @@ impl MiscDevice for ShadowFile {
 }
 
 impl ShadowFile {
-    fn attach(&self, arg: usize) -> Result<isize> {
-        let token: u64 = UserSlice::new(UserPtr::from_addr(arg), 8).reader().read()?;
-        let mut mine = self.shadow.lock();
-        if mine.is_some() {
-            return Err(EBUSY);
-        }
-        let shadow = self.shared.find_shadow(token).ok_or(ENOENT)?;
-        {
-            let mut inner = shadow.inner.lock();
-            if inner.attached {
-                return Err(EBUSY);
-            }
-            inner.attached = true;
-        }
-        *mine = Some(shadow);
-        Ok(0)
-    }
-
-    fn current(&self) -> Result<Arc<Shadow>> {
-        self.shadow.lock().clone().ok_or(EINVAL)
-    }
-
     fn next(&self, arg: usize) -> Result<isize> {
-        let shadow = self.current()?;
         let slice = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<NextArgs>());
         let (mut reader, mut writer) = slice.reader_writer();
         let mut args: NextArgs = reader.read()?;
+        let shadow = self.shared.find_shadow(args.token).ok_or(ENOENT)?;
         let req = {
             let mut inner = shadow.inner.lock();
             loop {
                 if inner.exiting {
+                    drop(inner);
+                    self.shared.remove_shadow(&shadow);
                     return Ok(0);
                 }
                 if !inner.queue.is_empty() {
@@ -300,11 +253,11 @@ impl ShadowFile {
     }
 
     fn reply(&self, arg: usize) -> Result<isize> {
-        let shadow = self.current()?;
         let args: ReplyArgs =
             UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<ReplyArgs>())
                 .reader()
                 .read()?;
+        let shadow = self.shared.find_shadow(args.token).ok_or(ENOENT)?;
         if args.len > self.shared.config.max_frame {
             return Err(EMSGSIZE);
         }

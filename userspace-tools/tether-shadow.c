@@ -4,9 +4,10 @@
  *
  * Started by tether_server.ko (user-mode helper) as
  *     tether-shadow --token N --root DIR --uid UID
- * it attaches to its client process through /dev/tether_shadow, confines itself to the
- * export root, drops to UID, then loops: take the next CLIENT_SYSTEM_CALL body, make the
- * real system call with the buffers placed in its own memory, send the SERVER_REPLY body.
+ * it opens /dev/tether_shadow, confines itself to the export root, drops to UID, then
+ * loops: take the next CLIENT_SYSTEM_CALL body for its token, make the real system call
+ * with the buffers placed in its own memory, send the SERVER_REPLY body. A request with
+ * number FORK_NR forks the shadow: the child serves the token in args[0].
  * Wire format: rust/src/syscall.rs.
  */
 #define _GNU_SOURCE
@@ -22,9 +23,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct next_args { uint64_t buf; uint32_t cap; uint32_t len; uint64_t seq; };
-struct reply_args { uint64_t buf; uint32_t len; uint32_t pad; uint64_t seq; };
-#define SHADOW_ATTACH _IOW('T', 1, uint64_t)
+struct next_args { uint64_t token; uint64_t buf; uint32_t cap; uint32_t len; uint64_t seq; };
+struct reply_args { uint64_t token; uint64_t buf; uint32_t len; uint32_t pad; uint64_t seq; };
 #define SHADOW_NEXT _IOWR('T', 2, struct next_args)
 #define SHADOW_REPLY _IOW('T', 3, struct reply_args)
 
@@ -35,6 +35,7 @@ struct reply_args { uint64_t buf; uint32_t len; uint32_t pad; uint64_t seq; };
 #define DIR_RET 4
 #define REQ_HEAD 56
 #define DEV_FD 1023
+#define FORK_NR 0xffffffffu
 
 /* System calls a shadow makes for its client: the file system and fd families. */
 static const int allowed[] = {
@@ -61,8 +62,9 @@ static int is_allowed(uint32_t nr)
 	return 0;
 }
 
-/* Runs one request; writes the reply body into rep and returns its length. */
-static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
+/* Runs one request; writes the reply body into rep and returns its length. Returns 0 in
+ * the child of a fork, with its token in *child_token (it sends no reply). */
+static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, uint64_t *child_token)
 {
 	uint64_t args[6];
 	uint32_t nr, nbufs, nout = 0, lens[MAX_BUFS];
@@ -107,7 +109,15 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 	}
 	if (off != len)
 		goto bad;
-	if (!is_allowed(nr)) {
+	if (nr == FORK_NR && nbufs == 0) {
+		ret = fork();
+		if (ret == 0) {
+			*child_token = args[0];
+			return 0;
+		}
+		if (ret < 0)
+			ret = -errno;
+	} else if (!is_allowed(nr)) {
 		ret = -ENOSYS;
 	} else {
 		ret = syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
@@ -165,9 +175,8 @@ int main(int argc, char **argv)
 	while (null >= 0 && null < 2)
 		null = dup(null);
 	dev = open("/dev/tether_shadow", O_RDWR | O_CLOEXEC);
-	if (dev < 0 || dup3(dev, DEV_FD, O_CLOEXEC) < 0 || close(dev) ||
-	    ioctl(DEV_FD, SHADOW_ATTACH, &token)) {
-		fprintf(stderr, "tether-shadow: cannot attach: %s\n", strerror(errno));
+	if (dev < 0 || dup3(dev, DEV_FD, O_CLOEXEC) < 0 || close(dev)) {
+		fprintf(stderr, "tether-shadow: cannot open /dev/tether_shadow: %s\n", strerror(errno));
 		return 1;
 	}
 	if (chdir(root) || chroot(".") || chdir("/")) {
@@ -178,8 +187,9 @@ int main(int argc, char **argv)
 		return 1;
 	umask(022);
 	for (;;) {
-		struct next_args na = { .buf = (uintptr_t)req, .cap = sizeof(req) };
+		struct next_args na = { .token = token, .buf = (uintptr_t)req, .cap = sizeof(req) };
 		struct reply_args ra;
+		uint64_t child = 0;
 		int r = ioctl(DEV_FD, SHADOW_NEXT, &na);
 
 		if (r == 0)
@@ -189,8 +199,12 @@ int main(int argc, char **argv)
 				continue;
 			return 1;
 		}
-		ra = (struct reply_args){ .buf = (uintptr_t)rep, .seq = na.seq };
-		ra.len = serve(req, na.len, rep, scratch);
+		ra = (struct reply_args){ .token = token, .buf = (uintptr_t)rep, .seq = na.seq };
+		ra.len = serve(req, na.len, rep, scratch, &child);
+		if (child) {
+			token = child;
+			continue;
+		}
 		if (ioctl(DEV_FD, SHADOW_REPLY, &ra) && errno != EINTR)
 			return 1;
 	}
