@@ -76,7 +76,6 @@ fn is_local(path: &[u8]) -> bool {
 }
 
 const AT_FDCWD: i32 = -100;
-const AT_EMPTY_PATH: u64 = 0x1000;
 const PATH_MAX: usize = 4096;
 /// Largest data transfer per remote call (the rest of a frame is headers).
 const MAX_IO: usize = 512 * 1024;
@@ -147,7 +146,6 @@ impl Proxy {
         } else {
             Some(Self { file, rpid, sfd })
         }
-
     }
 
     fn pos(&self) -> i64 {
@@ -233,7 +231,14 @@ pub(crate) fn openat(a: &[u64; 6]) -> Dispatch {
     open_common(a[0], a[1], a[2], a[3])
 }
 
+/// Implements remote `creat(2)`.
+pub(crate) fn creat(a: &[u64; 6]) -> Dispatch {
+    let flags = bindings::O_CREAT | bindings::O_WRONLY | bindings::O_TRUNC;
+    open_common(AT_FDCWD as u64, a[0], u64::from(flags), a[1])
+}
+
 /// Implements remote `open(2)`.
+
 pub(crate) fn open(a: &[u64; 6]) -> Dispatch {
     open_common(AT_FDCWD as u64, a[0], a[1], a[2])
 }
@@ -349,22 +354,6 @@ pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
     done(r)
 }
 
-/// Implements remote `pread64(2)`.
-pub(crate) fn pread64(a: &[u64; 6]) -> Dispatch {
-    let Some(p) = Proxy::get(a[0]) else {
-        return Dispatch::Local;
-    };
-    done(read_to_user(&p, a[1], a[2], Some(a[3] as i64)))
-}
-
-/// Implements remote `pwrite64(2)`.
-pub(crate) fn pwrite64(a: &[u64; 6]) -> Dispatch {
-    let Some(p) = Proxy::get(a[0]) else {
-        return Dispatch::Local;
-    };
-    done(write_from_user(&p, a[1], a[2], Some(a[3] as i64)))
-}
-
 /// Implements remote `lseek(2)`: `SEEK_SET`/`SEEK_CUR` on the client, the others (which
 /// need the file's size or layout) on the server.
 pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
@@ -392,225 +381,184 @@ pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
     Dispatch::Done(pos as isize)
 }
 
-/// Runs a call whose only buffer is one output of `len` bytes at argument `arg`, on the
-/// server fd of proxy `a[0]` (`fd_call`) and copies the output to the task.
-fn out_call(
-    rpid: u32,
-    nr: u32,
-    args: [u64; 6],
-    arg: u8,
-    len: usize,
-    ret_len: bool,
-    ins: Option<(u8, &PathArg)>,
-) -> Dispatch {
-    let user = args[arg as usize];
-    let mut data = KVVec::new();
-    if let Err(e) = data.resize(len, 0, GFP_KERNEL) {
-        return errno(e.into());
+/// How a syscall argument travels, for calls run by the generic handler.
+#[derive(Clone, Copy)]
+pub(crate) enum Arg {
+    /// A scalar, passed as is.
+    Val,
+    /// An fd: a proxy file's server fd; any other fd keeps the whole call local.
+    Fd,
+    /// The dirfd of the path in argument `.0`: kept for absolute paths and `AT_FDCWD`,
+    /// else like [`Arg::Fd`].
+    DirFd(u8),
+    /// A NUL-terminated path read by the call; a local path keeps the call local. A null
+    /// pointer stays null.
+    Path,
+    /// A NUL-terminated string that is not resolved as a path (a symlink's target).
+    Str,
+    /// A buffer read by the call.
+    In(Len),
+    /// A buffer written by the call, copied back whole.
+    Out(Len),
+    /// A buffer written by the call whose first `ret` bytes are copied back.
+    OutRet(Len),
+}
+
+/// The length of a buffer argument.
+#[derive(Clone, Copy)]
+pub(crate) enum Len {
+    /// A fixed size (a structure).
+    Fixed(u32),
+    /// The value of argument `.0`, capped at [`MAX_IO`].
+    Arg(u8),
+}
+
+/// How to forward one system call with the generic handler.
+pub(crate) struct Spec {
+    pub(crate) nr: u32,
+    pub(crate) args: [Arg; 6],
+}
+
+impl Spec {
+    /// A spec whose arguments past `args` are scalars.
+    pub(crate) const fn new<const N: usize>(nr: u32, args: [Arg; N]) -> Self {
+        let mut all = [Arg::Val; 6];
+        let mut i = 0;
+        while i < N {
+            all[i] = args[i];
+            i += 1;
+        }
+        Self { nr, args: all }
     }
-    let dir = if ret_len { DIR_OUT | DIR_RET } else { DIR_OUT };
-    let out = BufDesc {
-        arg,
-        dir,
-        len: len as u32,
-    };
-    let r = match ins {
-        Some((parg, path)) => call(
-            rpid,
-            &request(nr, args, &[path_buf(parg, path), out]),
-            &[&path.buf],
-            &mut [&mut data],
-        ),
-        None => call(rpid, &request(nr, args, &[out]), &[], &mut [&mut data]),
-    };
-    match r {
-        Ok(n) if n >= 0 => {
-            let copy = if ret_len { (n as usize).min(len) } else { len };
-            match UserSlice::new(UserPtr::from_addr(user as usize), copy)
-                .writer()
-                .write_slice(&data[..copy])
-            {
-                Ok(()) => Dispatch::Done(n as isize),
-                Err(e) => errno(e),
+}
+
+/// Implements the remote version of every call that a [`Spec`] describes: reads paths and
+/// input buffers from the task, maps fds, runs the call in the process's shadow, copies
+/// output buffers back.
+pub(crate) fn generic(spec: &Spec, a: &[u64; 6]) -> Dispatch {
+    match generic_inner(spec, a) {
+        Ok(Some(ret)) => Dispatch::Done(ret as isize),
+        Ok(None) => Dispatch::Local,
+        Err(e) => errno(e),
+    }
+}
+
+fn buf_len(len: Len, a: &[u64; 6]) -> usize {
+    match len {
+        Len::Fixed(n) => n as usize,
+        Len::Arg(i) => (a[i as usize] as usize).min(MAX_IO),
+    }
+}
+
+fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
+    let mut args = *a;
+    let mut paths: [Option<PathArg>; 6] = Default::default();
+    for (i, arg) in spec.args.iter().enumerate() {
+        if matches!(arg, Arg::Path | Arg::Str) && a[i] != 0 {
+            let path = PathArg::from_user(a[i])?;
+            if matches!(arg, Arg::Path) && is_local(path.bytes()) {
+                return Ok(None);
+            }
+            paths[i] = Some(path);
+        }
+    }
+    let mut bufs = KVec::new();
+    let mut data: KVec<KVVec<u8>> = KVec::new();
+    for (i, arg) in spec.args.iter().enumerate() {
+        match *arg {
+            Arg::Val => (),
+            Arg::Fd => match Proxy::get(a[i]) {
+                Some(p) => args[i] = p.sfd as u64,
+                None => return Ok(None),
+            },
+            Arg::DirFd(p) => {
+                // Without a path (`utimensat(fd, NULL, ...)`) the dirfd is the file itself.
+                let path = paths.get(p as usize).and_then(Option::as_ref);
+                let relative = path.is_none_or(|p| !p.is_absolute());
+                if relative && a[i] as i32 != AT_FDCWD {
+                    match Proxy::get(a[i]) {
+                        Some(p) => args[i] = p.sfd as u64,
+                        None => return Ok(None),
+                    }
+                }
+            }
+            Arg::Path | Arg::Str => {
+                if let Some(path) = &paths[i] {
+                    bufs.push(path_buf(i as u8, path), GFP_KERNEL)?;
+                    let mut copy = KVVec::new();
+                    copy.extend_from_slice(&path.buf, GFP_KERNEL)?;
+                    data.push(copy, GFP_KERNEL)?;
+                }
+            }
+            // A null buffer stays null: the call decides what that means.
+            Arg::In(_) | Arg::Out(_) | Arg::OutRet(_) if a[i] == 0 => (),
+            Arg::In(len) => {
+                let len = buf_len(len, a);
+                let mut copy = KVVec::new();
+                UserSlice::new(UserPtr::from_addr(a[i] as usize), len)
+                    .read_all(&mut copy, GFP_KERNEL)?;
+                bufs.push(
+                    BufDesc {
+                        arg: i as u8,
+                        dir: DIR_IN,
+                        len: len as u32,
+                    },
+                    GFP_KERNEL,
+                )?;
+                data.push(copy, GFP_KERNEL)?;
+            }
+            Arg::Out(len) | Arg::OutRet(len) => {
+                let len = buf_len(len, a);
+                let dir = if matches!(arg, Arg::OutRet(_)) {
+                    DIR_OUT | DIR_RET
+                } else {
+                    DIR_OUT
+                };
+                let mut space = KVVec::new();
+                space.resize(len, 0, GFP_KERNEL)?;
+                bufs.push(
+                    BufDesc {
+                        arg: i as u8,
+                        dir,
+                        len: len as u32,
+                    },
+                    GFP_KERNEL,
+                )?;
+                data.push(space, GFP_KERNEL)?;
             }
         }
-        other => done(other),
     }
-}
-
-/// Size of `struct stat` on x86-64.
-const STAT_LEN: usize = 144;
-/// Size of `struct statx`.
-const STATX_LEN: usize = 256;
-
-/// Implements remote `fstat(2)`.
-pub(crate) fn fstat(a: &[u64; 6]) -> Dispatch {
-    let Some(p) = Proxy::get(a[0]) else {
-        return Dispatch::Local;
-    };
-    out_call(
-        p.rpid,
-        5,
-        [p.sfd as u64, a[1], 0, 0, 0, 0],
-        1,
-        STAT_LEN,
-        false,
-        None,
-    )
-}
-
-/// Implements remote `newfstatat(2)` (`stat`, `lstat`, and `fstat` by `AT_EMPTY_PATH`).
-pub(crate) fn newfstatat(a: &[u64; 6]) -> Dispatch {
-    let path = match PathArg::from_user(a[1]) {
-        Ok(p) => p,
-        Err(e) => return errno(e),
-    };
-    let dirfd = if path.bytes().is_empty() && a[3] & AT_EMPTY_PATH != 0 {
-        match Proxy::get(a[0]) {
-            Some(p) => p.sfd as u64,
-            None => return Dispatch::Local,
-        }
-    } else {
-        match remote_dirfd(a[0], &path) {
-            Some(d) => d,
-            None => return Dispatch::Local,
-        }
-    };
-    out_call(
-        rpid(),
-        262,
-        [dirfd, a[1], a[2], a[3], 0, 0],
-        2,
-        STAT_LEN,
-        false,
-        Some((1, &path)),
-    )
-}
-
-/// Implements remote `statx(2)`.
-pub(crate) fn statx(a: &[u64; 6]) -> Dispatch {
-    let path = match PathArg::from_user(a[1]) {
-        Ok(p) => p,
-        Err(e) => return errno(e),
-    };
-    let dirfd = if path.bytes().is_empty() && a[2] & AT_EMPTY_PATH != 0 {
-        match Proxy::get(a[0]) {
-            Some(p) => p.sfd as u64,
-            None => return Dispatch::Local,
-        }
-    } else {
-        match remote_dirfd(a[0], &path) {
-            Some(d) => d,
-            None => return Dispatch::Local,
-        }
-    };
-    out_call(
-        rpid(),
-        332,
-        [dirfd, a[1], a[2], a[3], a[4], 0],
-        4,
-        STATX_LEN,
-        false,
-        Some((1, &path)),
-    )
-}
-
-/// Implements remote `getdents64(2)`.
-pub(crate) fn getdents64(a: &[u64; 6]) -> Dispatch {
-    let Some(p) = Proxy::get(a[0]) else {
-        return Dispatch::Local;
-    };
-    let len = (a[2] as usize).min(MAX_IO);
-    out_call(
-        p.rpid,
-        217,
-        [p.sfd as u64, a[1], len as u64, 0, 0, 0],
-        1,
-        len,
-        true,
-        None,
-    )
-}
-
-/// Implements remote `getcwd(2)`: the cwd lives on the server.
-pub(crate) fn getcwd(a: &[u64; 6]) -> Dispatch {
-    let len = (a[1] as usize).min(PATH_MAX);
-    out_call(
-        rpid(),
-        79,
-        [a[0], len as u64, 0, 0, 0, 0],
-        0,
-        len,
-        true,
-        None,
-    )
-}
-
-/// A call whose only buffer is the path at argument `parg` (`chdir`, `mkdir`, `rmdir`,
-/// `unlink`, `truncate`, ...); local for local paths.
-fn path_call(nr: u32, a: &[u64; 6], parg: u8) -> Dispatch {
-    let path = match PathArg::from_user(a[parg as usize]) {
-        Ok(p) => p,
-        Err(e) => return errno(e),
-    };
-    if is_local(path.bytes()) {
-        return Dispatch::Local;
+    if bufs.len() > crate::proto::syscall::MAX_BUFS {
+        return Err(EINVAL);
     }
-    done(call(
-        rpid(),
-        &request(nr, *a, &[path_buf(parg, &path)]),
-        &[&path.buf],
-        &mut [],
-    ))
-}
+    let req = request(spec.nr, args, &bufs);
+    let mut ins: KVec<&[u8]> = KVec::new();
+    let mut outs: KVec<&mut [u8]> = KVec::new();
+    for (b, d) in bufs.iter().zip(data.iter_mut()) {
+        if b.dir & DIR_IN != 0 {
+            ins.push(&d[..], GFP_KERNEL)?;
+        } else {
+            outs.push(&mut d[..], GFP_KERNEL)?;
+        }
+    }
+    let ret = call(rpid(), &req, &ins, &mut outs)?;
+    drop(outs);
+    drop(ins);
 
-/// Implements remote `chdir(2)`.
-pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {
-    path_call(80, a, 0)
-}
-
-/// Implements remote `mkdir(2)`.
-pub(crate) fn mkdir(a: &[u64; 6]) -> Dispatch {
-    path_call(83, a, 0)
-}
-
-/// Implements remote `rmdir(2)`.
-pub(crate) fn rmdir(a: &[u64; 6]) -> Dispatch {
-    path_call(84, a, 0)
-}
-
-/// Implements remote `unlink(2)`.
-pub(crate) fn unlink(a: &[u64; 6]) -> Dispatch {
-    path_call(87, a, 0)
-}
-
-/// A call on the server fd behind proxy `a[0]` with scalar arguments only (`fsync`,
-/// `ftruncate`, `fchmod`, ...).
-fn fd_call(nr: u32, a: &[u64; 6]) -> Dispatch {
-    let Some(p) = Proxy::get(a[0]) else {
-        return Dispatch::Local;
-    };
-    let mut args = *a;
-    args[0] = p.sfd as u64;
-    done(call(p.rpid, &request(nr, args, &[]), &[], &mut []))
-}
-
-/// Implements remote `fsync(2)`.
-pub(crate) fn fsync(a: &[u64; 6]) -> Dispatch {
-    fd_call(74, a)
-}
-
-/// Implements remote `fdatasync(2)`.
-pub(crate) fn fdatasync(a: &[u64; 6]) -> Dispatch {
-    fd_call(75, a)
-}
-
-/// Implements remote `ftruncate(2)`.
-pub(crate) fn ftruncate(a: &[u64; 6]) -> Dispatch {
-    fd_call(77, a)
-}
-
-/// Implements remote `fchdir(2)`.
-pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
-    fd_call(81, a)
+    if ret >= 0 {
+        for (b, d) in bufs.iter().zip(data.iter()) {
+            if b.dir & DIR_OUT == 0 {
+                continue;
+            }
+            let n = if b.dir & DIR_RET != 0 {
+                (ret as usize).min(d.len())
+            } else {
+                d.len()
+            };
+            UserSlice::new(UserPtr::from_addr(a[b.arg as usize] as usize), n)
+                .writer()
+                .write_slice(&d[..n])?;
+        }
+    }
+    Ok(Some(ret))
 }

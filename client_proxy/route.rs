@@ -8,7 +8,7 @@
 
 use kernel::{bindings, ffi::c_long, prelude::*};
 
-use crate::fs::{self, Dispatch, Handler};
+use crate::fs::{self, Arg::*, Dispatch, Handler, Len, Spec};
 use crate::hook;
 
 /// What happens to one system call of a tethered task.
@@ -16,8 +16,10 @@ use crate::hook;
 pub(crate) enum Route {
     /// Runs on this machine, unchanged (memory, signals, futex, clocks, scheduling, ...).
     Local,
-    /// Runs on the server when it concerns remote files (see `fs.rs`).
+    /// Runs on the server when it concerns remote files, by a handler of its own.
     Remote(Handler),
+    /// Runs on the server when it concerns remote files, as the spec says ([`fs::generic`]).
+    Generic(&'static Spec),
     /// Fails with this errno: the call would bypass the proxy (e.g. io_uring).
     Deny(u32),
     /// `execve`/`execveat`, hooked for every task: exec of a file carrying
@@ -37,7 +39,12 @@ struct Entry {
 pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
-const ROUTED: [Entry; 25] = [
+const ROUTED: [Entry; 56] = [
+    Entry {
+        nr: 85,
+        sym: c"__x64_sys_creat",
+        route: Route::Remote(fs::creat),
+    },
     Entry {
         nr: 0,
         sym: c"__x64_sys_read",
@@ -54,9 +61,19 @@ const ROUTED: [Entry; 25] = [
         route: Route::Remote(fs::open),
     },
     Entry {
+        nr: 4,
+        sym: c"__x64_sys_newstat",
+        route: Route::Generic(&Spec::new(4, [Path, Out(STAT)])),
+    },
+    Entry {
         nr: 5,
         sym: c"__x64_sys_newfstat",
-        route: Route::Remote(fs::fstat),
+        route: Route::Generic(&Spec::new(5, [Fd, Out(STAT)])),
+    },
+    Entry {
+        nr: 6,
+        sym: c"__x64_sys_newlstat",
+        route: Route::Generic(&Spec::new(6, [Path, Out(STAT)])),
     },
     Entry {
         nr: 8,
@@ -66,62 +83,137 @@ const ROUTED: [Entry; 25] = [
     Entry {
         nr: 17,
         sym: c"__x64_sys_pread64",
-        route: Route::Remote(fs::pread64),
+        route: Route::Generic(&Spec::new(17, [Fd, OutRet(Len::Arg(2))])),
     },
     Entry {
         nr: 18,
         sym: c"__x64_sys_pwrite64",
-        route: Route::Remote(fs::pwrite64),
+        route: Route::Generic(&Spec::new(18, [Fd, In(Len::Arg(2))])),
+    },
+    Entry {
+        nr: 21,
+        sym: c"__x64_sys_access",
+        route: Route::Generic(&Spec::new(21, [Path])),
+    },
+    Entry {
+        nr: 73,
+        sym: c"__x64_sys_flock",
+        route: Route::Generic(&Spec::new(73, [Fd])),
     },
     Entry {
         nr: 74,
         sym: c"__x64_sys_fsync",
-        route: Route::Remote(fs::fsync),
+        route: Route::Generic(&Spec::new(74, [Fd])),
     },
     Entry {
         nr: 75,
         sym: c"__x64_sys_fdatasync",
-        route: Route::Remote(fs::fdatasync),
+        route: Route::Generic(&Spec::new(75, [Fd])),
+    },
+    Entry {
+        nr: 76,
+        sym: c"__x64_sys_truncate",
+        route: Route::Generic(&Spec::new(76, [Path])),
     },
     Entry {
         nr: 77,
         sym: c"__x64_sys_ftruncate",
-        route: Route::Remote(fs::ftruncate),
+        route: Route::Generic(&Spec::new(77, [Fd])),
     },
     Entry {
         nr: 79,
         sym: c"__x64_sys_getcwd",
-        route: Route::Remote(fs::getcwd),
+        route: Route::Generic(&Spec::new(79, [OutRet(Len::Arg(1))])),
     },
     Entry {
         nr: 80,
         sym: c"__x64_sys_chdir",
-        route: Route::Remote(fs::chdir),
+        route: Route::Generic(&Spec::new(80, [Path])),
     },
     Entry {
         nr: 81,
         sym: c"__x64_sys_fchdir",
-        route: Route::Remote(fs::fchdir),
+        route: Route::Generic(&Spec::new(81, [Fd])),
+    },
+    Entry {
+        nr: 82,
+        sym: c"__x64_sys_rename",
+        route: Route::Generic(&Spec::new(82, [Path, Path])),
     },
     Entry {
         nr: 83,
         sym: c"__x64_sys_mkdir",
-        route: Route::Remote(fs::mkdir),
+        route: Route::Generic(&Spec::new(83, [Path])),
     },
     Entry {
         nr: 84,
         sym: c"__x64_sys_rmdir",
-        route: Route::Remote(fs::rmdir),
+        route: Route::Generic(&Spec::new(84, [Path])),
+    },
+    Entry {
+        nr: 86,
+        sym: c"__x64_sys_link",
+        route: Route::Generic(&Spec::new(86, [Path, Path])),
     },
     Entry {
         nr: 87,
         sym: c"__x64_sys_unlink",
-        route: Route::Remote(fs::unlink),
+        route: Route::Generic(&Spec::new(87, [Path])),
+    },
+    Entry {
+        nr: 88,
+        sym: c"__x64_sys_symlink",
+        route: Route::Generic(&Spec::new(88, [Str, Path])),
+    },
+    Entry {
+        nr: 89,
+        sym: c"__x64_sys_readlink",
+        route: Route::Generic(&Spec::new(89, [Path, OutRet(Len::Arg(2))])),
+    },
+    Entry {
+        nr: 90,
+        sym: c"__x64_sys_chmod",
+        route: Route::Generic(&Spec::new(90, [Path])),
+    },
+    Entry {
+        nr: 91,
+        sym: c"__x64_sys_fchmod",
+        route: Route::Generic(&Spec::new(91, [Fd])),
+    },
+    Entry {
+        nr: 92,
+        sym: c"__x64_sys_chown",
+        route: Route::Generic(&Spec::new(92, [Path])),
+    },
+    Entry {
+        nr: 93,
+        sym: c"__x64_sys_fchown",
+        route: Route::Generic(&Spec::new(93, [Fd])),
+    },
+    Entry {
+        nr: 94,
+        sym: c"__x64_sys_lchown",
+        route: Route::Generic(&Spec::new(94, [Path])),
+    },
+    Entry {
+        nr: 95,
+        sym: c"__x64_sys_umask",
+        route: Route::Generic(&Spec::new(95, [])),
+    },
+    Entry {
+        nr: 137,
+        sym: c"__x64_sys_statfs",
+        route: Route::Generic(&Spec::new(137, [Path, Out(STATFS)])),
+    },
+    Entry {
+        nr: 138,
+        sym: c"__x64_sys_fstatfs",
+        route: Route::Generic(&Spec::new(138, [Fd, Out(STATFS)])),
     },
     Entry {
         nr: 217,
         sym: c"__x64_sys_getdents64",
-        route: Route::Remote(fs::getdents64),
+        route: Route::Generic(&Spec::new(217, [Fd, OutRet(Len::Arg(2))])),
     },
     Entry {
         nr: 257,
@@ -129,14 +221,79 @@ const ROUTED: [Entry; 25] = [
         route: Route::Remote(fs::openat),
     },
     Entry {
+        nr: 258,
+        sym: c"__x64_sys_mkdirat",
+        route: Route::Generic(&Spec::new(258, [DirFd(1), Path])),
+    },
+    Entry {
+        nr: 260,
+        sym: c"__x64_sys_fchownat",
+        route: Route::Generic(&Spec::new(260, [DirFd(1), Path])),
+    },
+    Entry {
         nr: 262,
         sym: c"__x64_sys_newfstatat",
-        route: Route::Remote(fs::newfstatat),
+        route: Route::Generic(&Spec::new(262, [DirFd(1), Path, Out(STAT)])),
+    },
+    Entry {
+        nr: 263,
+        sym: c"__x64_sys_unlinkat",
+        route: Route::Generic(&Spec::new(263, [DirFd(1), Path])),
+    },
+    Entry {
+        nr: 264,
+        sym: c"__x64_sys_renameat",
+        route: Route::Generic(&Spec::new(264, [DirFd(1), Path, DirFd(3), Path])),
+    },
+    Entry {
+        nr: 265,
+        sym: c"__x64_sys_linkat",
+        route: Route::Generic(&Spec::new(265, [DirFd(1), Path, DirFd(3), Path])),
+    },
+    Entry {
+        nr: 266,
+        sym: c"__x64_sys_symlinkat",
+        route: Route::Generic(&Spec::new(266, [Str, DirFd(2), Path])),
+    },
+    Entry {
+        nr: 267,
+        sym: c"__x64_sys_readlinkat",
+        route: Route::Generic(&Spec::new(267, [DirFd(1), Path, OutRet(Len::Arg(3))])),
+    },
+    Entry {
+        nr: 268,
+        sym: c"__x64_sys_fchmodat",
+        route: Route::Generic(&Spec::new(268, [DirFd(1), Path])),
+    },
+    Entry {
+        nr: 269,
+        sym: c"__x64_sys_faccessat",
+        route: Route::Generic(&Spec::new(269, [DirFd(1), Path])),
+    },
+    Entry {
+        nr: 280,
+        sym: c"__x64_sys_utimensat",
+        route: Route::Generic(&Spec::new(280, [DirFd(1), Path, In(Len::Fixed(32))])),
+    },
+    Entry {
+        nr: 285,
+        sym: c"__x64_sys_fallocate",
+        route: Route::Generic(&Spec::new(285, [Fd])),
+    },
+    Entry {
+        nr: 316,
+        sym: c"__x64_sys_renameat2",
+        route: Route::Generic(&Spec::new(316, [DirFd(1), Path, DirFd(3), Path])),
     },
     Entry {
         nr: 332,
         sym: c"__x64_sys_statx",
-        route: Route::Remote(fs::statx),
+        route: Route::Generic(&Spec::new(332, [DirFd(1), Path, Val, Val, Out(STATX)])),
+    },
+    Entry {
+        nr: 439,
+        sym: c"__x64_sys_faccessat2",
+        route: Route::Generic(&Spec::new(439, [DirFd(1), Path])),
     },
     Entry {
         nr: 59,
@@ -165,6 +322,11 @@ const ROUTED: [Entry; 25] = [
         route: Route::Deny(bindings::ENOSYS),
     },
 ];
+
+/// Sizes of the structures calls fill in (x86-64).
+const STAT: Len = Len::Fixed(144);
+const STATFS: Len = Len::Fixed(120);
+const STATX: Len = Len::Fixed(256);
 
 const fn build() -> [Route; NR_SYSCALLS] {
     let mut table = [Route::Local; NR_SYSCALLS];
@@ -205,7 +367,7 @@ impl HookLists {
                     lists.all_tasks[a] = e.sym.as_char_ptr();
                     a += 1;
                 }
-                Route::Deny(_) | Route::Remote(_) => {
+                Route::Deny(_) | Route::Remote(_) | Route::Generic(_) => {
                     lists.routed[r] = e.sym.as_char_ptr();
                     r += 1;
                 }
@@ -224,25 +386,24 @@ impl HookLists {
 #[no_mangle]
 unsafe extern "C" fn tether_route(regs: *const bindings::pt_regs, orig: hook::SysFn) -> c_long {
     // SAFETY: `regs` is valid for the duration of the call, as the caller guarantees.
-    let nr = unsafe { (*regs).orig_ax };
-    match route(nr) {
-        Route::Local => hook::call(orig, regs),
-        Route::Deny(errno) => -(errno as c_long),
-        Route::Exec => hook::exec(regs, orig),
-        Route::Remote(handler) => {
-            // SAFETY: As above.
-            let r = unsafe { &*regs };
-            match handler(&[
-                r.di as u64,
-                r.si as u64,
-                r.dx as u64,
-                r.r10 as u64,
-                r.r8 as u64,
-                r.r9 as u64,
-            ]) {
-                Dispatch::Local => hook::call(orig, regs),
-                Dispatch::Done(ret) => ret,
-            }
-        }
+    let r = unsafe { &*regs };
+    let args = [
+        r.di as u64,
+        r.si as u64,
+        r.dx as u64,
+        r.r10 as u64,
+        r.r8 as u64,
+        r.r9 as u64,
+    ];
+    let dispatch = match route(r.orig_ax as usize) {
+        Route::Local => Dispatch::Local,
+        Route::Deny(errno) => Dispatch::Done(-(errno as c_long)),
+        Route::Exec => return hook::exec(regs, orig),
+        Route::Remote(handler) => handler(&args),
+        Route::Generic(spec) => fs::generic(spec, &args),
+    };
+    match dispatch {
+        Dispatch::Local => hook::call(orig, regs),
+        Dispatch::Done(ret) => ret,
     }
 }

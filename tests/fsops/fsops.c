@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fsops DIR: runs a fixed sequence of file-system and fd system calls in DIR (which must
+ * not exist) and prints one line per call: its result, errno and the data that must not
+ * depend on where it ran (sizes, modes, link counts, contents, names; never inode numbers,
+ * times or absolute paths). Run once on the server, once tethered on the client against
+ * the server: the two transcripts must be identical.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static long r(const char *what, long ret)
+{
+	printf("%-28s = %ld", what, ret);
+	if (ret < 0)
+		printf(" (%s)", strerrorname_np(errno));
+	putchar('\n');
+	return ret;
+}
+
+#define R(call) r(#call, (long)(call))
+
+static void st(const char *what, int ret, const struct stat *s)
+{
+	r(what, ret);
+	if (ret == 0)
+		printf("    mode %o nlink %lu size %lld\n", s->st_mode, (unsigned long)s->st_nlink,
+		       (long long)s->st_size);
+}
+
+static void data(const char *what, long n, const char *buf)
+{
+	r(what, n);
+	if (n > 0)
+		printf("    \"%.*s\"\n", (int)n, buf);
+}
+
+static int cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list(const char *what)
+{
+	char buf[4096], *names[64];
+	int fd = open(".", O_RDONLY | O_DIRECTORY), n = 0;
+	long len;
+
+	r(what, fd);
+	while ((len = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0)
+		for (long off = 0; off < len && n < 64;) {
+			struct dirent64 *d = (void *)(buf + off);
+
+			names[n++] = strdup(d->d_name);
+			off += d->d_reclen;
+		}
+	qsort(names, n, sizeof(names[0]), cmp);
+	printf("   ");
+	for (int i = 0; i < n; i++)
+		printf(" %s", names[i]);
+	putchar('\n');
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	char buf[256], cwd[4096];
+	struct stat s;
+	struct statfs sf;
+	int fd, fd2, dfd;
+
+	if (argc != 2)
+		return 2;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	umask(022);
+	R(mkdir(argv[1], 0755));
+	R(chdir(argv[1]));
+	getcwd(cwd, sizeof(cwd));
+	printf("cwd basename %s\n", strrchr(cwd, '/') + 1);
+
+	/* open, write, read, offsets */
+	fd = R(open("a", O_CREAT | O_EXCL | O_RDWR, 0640));
+	R(open("a", O_CREAT | O_EXCL | O_RDWR, 0640));
+	R(write(fd, "hello world\n", 12));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(lseek(fd, 0, SEEK_SET));
+	data("read 5", read(fd, buf, 5), buf);
+	data("read rest", read(fd, buf, sizeof(buf)), buf);
+	data("read at eof", read(fd, buf, sizeof(buf)), buf);
+	R(pwrite(fd, "HELLO", 5, 0));
+	data("pread 0", pread(fd, buf, 12, 0), buf);
+	R(lseek(fd, 0, SEEK_END));
+	R(lseek(fd, 100, SEEK_END));
+	R(write(fd, "x", 1));
+	R(lseek(fd, 0, SEEK_DATA));
+	R(lseek(fd, 20, SEEK_HOLE));
+	R(lseek(fd, -1000, SEEK_SET));
+	st("fstat", fstat(fd, &s), &s);
+	R(ftruncate(fd, 5));
+	st("stat a", stat("a", &s), &s);
+	R(fsync(fd));
+	R(fdatasync(fd));
+	R(fallocate(fd, 0, 0, 8192));
+	st("stat after fallocate", stat("a", &s), &s);
+	R(flock(fd, LOCK_EX));
+	R(flock(fd, LOCK_UN));
+	R(fchmod(fd, 0600));
+	st("stat after fchmod", stat("a", &s), &s);
+
+	/* dup shares the offset; CLOEXEC is per fd */
+	fd2 = R(dup(fd));
+	R(lseek(fd, 1, SEEK_SET));
+	data("read via dup", read(fd2, buf, 2), buf);
+	R(lseek(fd, 0, SEEK_CUR));
+	R(fcntl(fd2, F_GETFD));
+	R(dup3(fd, fd2, O_CLOEXEC));
+	R(fcntl(fd2, F_GETFD));
+	R(close(fd2));
+	R(close(fd));
+	R(close(fd));
+	R(read(fd, buf, 1));
+
+	/* O_APPEND and O_TRUNC */
+	fd = R(open("b", O_CREAT | O_WRONLY | O_APPEND, 0644));
+	R(write(fd, "one\n", 4));
+	R(write(fd, "two\n", 4));
+	R(close(fd));
+	fd = R(open("b", O_RDONLY));
+	data("read b", read(fd, buf, sizeof(buf)), buf);
+	R(close(fd));
+	fd = R(creat("c", 0644));
+	R(close(fd));
+
+	/* names */
+	R(mkdir("d", 0755));
+	R(mkdir("d", 0755));
+	R(rmdir("a"));
+	R(rename("b", "d/b"));
+	R(rename("nope", "x"));
+	R(link("d/b", "hard"));
+	st("stat hard", stat("hard", &s), &s);
+	R(symlink("d/b", "sym"));
+	st("lstat sym", lstat("sym", &s), &s);
+	data("readlink sym", readlink("sym", buf, sizeof(buf)), buf);
+	R(readlink("a", buf, sizeof(buf)));
+	R(access("sym", R_OK));
+	R(access("none", F_OK));
+	R(rmdir("d"));
+	R(syscall(SYS_renameat2, AT_FDCWD, "c", AT_FDCWD, "hard", RENAME_NOREPLACE));
+	R(syscall(SYS_renameat2, AT_FDCWD, "c", AT_FDCWD, "hard", RENAME_EXCHANGE));
+	st("stat hard after exchange", stat("hard", &s), &s);
+	R(chmod("hard", 0444));
+	st("stat hard after chmod", stat("hard", &s), &s);
+	R(truncate("a", 2));
+	st("stat a after truncate", stat("a", &s), &s);
+	R(open("a/x", O_RDONLY));
+	R(open("d", O_WRONLY));
+	list("list .");
+
+	/* *at with a remote dirfd */
+	dfd = R(open("d", O_RDONLY | O_DIRECTORY));
+	R(mkdirat(dfd, "sub", 0700));
+	fd = R(openat(dfd, "sub/f", O_CREAT | O_WRONLY, 0600));
+	R(write(fd, "at", 2));
+	R(close(fd));
+	st("fstatat sub/f", fstatat(dfd, "sub/f", &s, 0), &s);
+	st("fstatat empty path", fstatat(dfd, "", &s, AT_EMPTY_PATH), &s);
+	R(unlinkat(dfd, "sub", AT_REMOVEDIR));
+	R(unlinkat(dfd, "sub/f", 0));
+	R(unlinkat(dfd, "sub", AT_REMOVEDIR));
+	R(fchdir(dfd));
+	getcwd(cwd, sizeof(cwd));
+	printf("cwd basename %s\n", strrchr(cwd, '/') + 1);
+	list("list d");
+	R(chdir(".."));
+	R(close(dfd));
+	R(statfs(".", &sf));
+	printf("    f_type %lx\n", (unsigned long)sf.f_type);
+
+	/* clean up */
+	R(unlink("a"));
+	R(unlink("hard"));
+	R(unlink("sym"));
+	R(unlink("c"));
+	R(unlink("d/b"));
+	R(rmdir("d"));
+	list("list . at the end");
+	R(chdir(".."));
+	R(rmdir(argv[1]));
+	return 0;
+}
