@@ -238,8 +238,8 @@ pub(crate) fn creat(a: &[u64; 6]) -> Dispatch {
 }
 
 /// Implements remote `open(2)`.
-
-pub(crate) fn open(a: &[u64; 6]) -> Dispatch {
+pub(crate)
+ fn open(a: &[u64; 6]) -> Dispatch {
     open_common(AT_FDCWD as u64, a[0], a[1], a[2])
 }
 

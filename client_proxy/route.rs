@@ -395,7 +395,7 @@ unsafe extern "C" fn tether_route(regs: *const bindings::pt_regs, orig: hook::Sy
         r.r8 as u64,
         r.r9 as u64,
     ];
-    let dispatch = match route(r.orig_ax as usize) {
+    let dispatch = match route(r.orig_ax) {
         Route::Local => Dispatch::Local,
         Route::Deny(errno) => Dispatch::Done(-(errno as c_long)),
         Route::Exec => return hook::exec(regs, orig),
