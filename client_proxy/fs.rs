@@ -238,8 +238,7 @@ pub(crate) fn creat(a: &[u64; 6]) -> Dispatch {
 }
 
 /// Implements remote `open(2)`.
-pub(crate)
- fn open(a: &[u64; 6]) -> Dispatch {
+pub(crate) fn open(a: &[u64; 6]) -> Dispatch {
     open_common(AT_FDCWD as u64, a[0], a[1], a[2])
 }
 
@@ -354,6 +353,95 @@ pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
     done(r)
 }
 
+/// Most iovecs one call may carry (`UIO_MAXIOV`).
+const IOV_MAX: u64 = 1024;
+
+/// Implements remote `readv(2)`, `writev(2)`, `preadv(2)`, `pwritev(2)`, `preadv2(2)` and
+/// `pwritev2(2)`: one remote transfer per iovec, at the proxy file's offset or at the
+/// offset in argument `pos_arg` (where `-1` means the file's offset).
+fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    if a[2] > IOV_MAX {
+        return errno(EINVAL);
+    }
+    let mut iov = KVVec::new();
+    let len = a[2] as usize * 16;
+    if let Err(e) =
+        UserSlice::new(UserPtr::from_addr(a[1] as usize), len).read_all(&mut iov, GFP_KERNEL)
+    {
+        return errno(e);
+    }
+    let explicit = pos_arg.map(|i| a[i] as i64).filter(|pos| *pos != -1);
+    let append = write && explicit.is_none() && p.flags() & bindings::O_APPEND != 0;
+    let mut pos = explicit.unwrap_or_else(|| p.pos());
+    let mut total = 0i64;
+    for v in iov.chunks_exact(16) {
+        let base = u64::from_le_bytes(v[..8].try_into().unwrap_or_default());
+        let len = u64::from_le_bytes(v[8..].try_into().unwrap_or_default());
+        if len == 0 {
+            continue;
+        }
+        let at = (!append).then_some(pos);
+        let r = if write {
+            write_from_user(&p, base, len, at)
+        } else {
+            read_to_user(&p, base, len, at)
+        };
+        match r {
+            Ok(n) => {
+                total += n;
+                pos += n;
+                if (n as u64) < len {
+                    break;
+                }
+            }
+            Err(e) if total == 0 => return errno(e),
+            Err(_) => break,
+        }
+    }
+    if explicit.is_none() && !append {
+        p.set_pos(pos);
+    }
+    Dispatch::Done(total as isize)
+}
+
+/// Implements remote `readv(2)`.
+pub(crate) fn readv(a: &[u64; 6]) -> Dispatch {
+    vec_io(a, false, None)
+}
+
+/// Implements remote `writev(2)`.
+pub(crate) fn writev(a: &[u64; 6]) -> Dispatch {
+    vec_io(a, true, None)
+}
+
+/// Implements remote `preadv(2)` and `preadv2(2)` (flags are not supported remotely).
+pub(crate) fn preadv(a: &[u64; 6]) -> Dispatch {
+    vec_io(a, false, Some(3))
+}
+
+/// Implements remote `pwritev(2)` and `pwritev2(2)`.
+pub(crate) fn pwritev(a: &[u64; 6]) -> Dispatch {
+    vec_io(a, true, Some(3))
+}
+
+/// `fcntl` commands that take a `struct flock` and concern the server's locks.
+const LOCK_CMDS: [u64; 6] = [5, 6, 7, 36, 37, 38];
+
+/// Implements remote `fcntl(2)` record locks (`F_GETLK`, `F_SETLK`, `F_SETLKW` and their
+/// OFD forms); the other commands work on the proxy file itself.
+pub(crate) fn fcntl(a: &[u64; 6]) -> Dispatch {
+    if !LOCK_CMDS.contains(&a[1]) {
+        return Dispatch::Local;
+    }
+    generic(
+        &Spec::new(72, [Arg::Fd, Arg::Val, Arg::InOut(Len::Fixed(32))]),
+        a,
+    )
+}
+
 /// Implements remote `lseek(2)`: `SEEK_SET`/`SEEK_CUR` on the client, the others (which
 /// need the file's size or layout) on the server.
 pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
@@ -400,6 +488,8 @@ pub(crate) enum Arg {
     In(Len),
     /// A buffer written by the call, copied back whole.
     Out(Len),
+    /// A buffer read and written by the call.
+    InOut(Len),
     /// A buffer written by the call whose first `ret` bytes are copied back.
     OutRet(Len),
 }
@@ -450,6 +540,13 @@ fn buf_len(len: Len, a: &[u64; 6]) -> usize {
     }
 }
 
+/// One buffer argument of a generic call: what goes to the server, what comes back.
+struct Buf {
+    desc: BufDesc,
+    input: KVVec<u8>,
+    output: KVVec<u8>,
+}
+
 fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
     let mut args = *a;
     let mut paths: [Option<PathArg>; 6] = Default::default();
@@ -462,102 +559,90 @@ fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
             paths[i] = Some(path);
         }
     }
-    let mut bufs = KVec::new();
-    let mut data: KVec<KVVec<u8>> = KVec::new();
+    let mut bufs: KVec<Buf> = KVec::new();
     for (i, arg) in spec.args.iter().enumerate() {
-        match *arg {
-            Arg::Val => (),
+        let (dir, len) = match *arg {
+            Arg::Val => continue,
             Arg::Fd => match Proxy::get(a[i]) {
-                Some(p) => args[i] = p.sfd as u64,
+                Some(p) => {
+                    args[i] = p.sfd as u64;
+                    continue;
+                }
                 None => return Ok(None),
             },
             Arg::DirFd(p) => {
                 // Without a path (`utimensat(fd, NULL, ...)`) the dirfd is the file itself.
                 let path = paths.get(p as usize).and_then(Option::as_ref);
-                let relative = path.is_none_or(|p| !p.is_absolute());
-                if relative && a[i] as i32 != AT_FDCWD {
+                if path.is_none_or(|p| !p.is_absolute()) && a[i] as i32 != AT_FDCWD {
                     match Proxy::get(a[i]) {
                         Some(p) => args[i] = p.sfd as u64,
                         None => return Ok(None),
                     }
                 }
+                continue;
             }
-            Arg::Path | Arg::Str => {
-                if let Some(path) = &paths[i] {
-                    bufs.push(path_buf(i as u8, path), GFP_KERNEL)?;
-                    let mut copy = KVVec::new();
-                    copy.extend_from_slice(&path.buf, GFP_KERNEL)?;
-                    data.push(copy, GFP_KERNEL)?;
-                }
-            }
+            Arg::Path | Arg::Str => match &paths[i] {
+                Some(path) => (DIR_IN, path.buf.len()),
+                None => continue,
+            },
             // A null buffer stays null: the call decides what that means.
-            Arg::In(_) | Arg::Out(_) | Arg::OutRet(_) if a[i] == 0 => (),
-            Arg::In(len) => {
-                let len = buf_len(len, a);
-                let mut copy = KVVec::new();
-                UserSlice::new(UserPtr::from_addr(a[i] as usize), len)
-                    .read_all(&mut copy, GFP_KERNEL)?;
-                bufs.push(
-                    BufDesc {
-                        arg: i as u8,
-                        dir: DIR_IN,
-                        len: len as u32,
-                    },
-                    GFP_KERNEL,
-                )?;
-                data.push(copy, GFP_KERNEL)?;
-            }
-            Arg::Out(len) | Arg::OutRet(len) => {
-                let len = buf_len(len, a);
-                let dir = if matches!(arg, Arg::OutRet(_)) {
-                    DIR_OUT | DIR_RET
-                } else {
-                    DIR_OUT
-                };
-                let mut space = KVVec::new();
-                space.resize(len, 0, GFP_KERNEL)?;
-                bufs.push(
-                    BufDesc {
-                        arg: i as u8,
-                        dir,
-                        len: len as u32,
-                    },
-                    GFP_KERNEL,
-                )?;
-                data.push(space, GFP_KERNEL)?;
-            }
+            Arg::In(_) | Arg::InOut(_) | Arg::Out(_) | Arg::OutRet(_) if a[i] == 0 => continue,
+            Arg::In(len) => (DIR_IN, buf_len(len, a)),
+            Arg::InOut(len) => (DIR_IN | DIR_OUT, buf_len(len, a)),
+            Arg::Out(len) => (DIR_OUT, buf_len(len, a)),
+            Arg::OutRet(len) => (DIR_OUT | DIR_RET, buf_len(len, a)),
+        };
+        let mut buf = Buf {
+            desc: BufDesc {
+                arg: i as u8,
+                dir,
+                len: len as u32,
+            },
+            input: KVVec::new(),
+            output: KVVec::new(),
+        };
+        if let Some(path) = &paths[i] {
+            buf.input.extend_from_slice(&path.buf, GFP_KERNEL)?;
+        } else if dir & DIR_IN != 0 {
+            UserSlice::new(UserPtr::from_addr(a[i] as usize), len)
+                .read_all(&mut buf.input, GFP_KERNEL)?;
         }
+        if dir & DIR_OUT != 0 {
+            buf.output.resize(len, 0, GFP_KERNEL)?;
+        }
+        bufs.push(buf, GFP_KERNEL)?;
     }
     if bufs.len() > crate::proto::syscall::MAX_BUFS {
         return Err(EINVAL);
     }
-    let req = request(spec.nr, args, &bufs);
-    let mut ins: KVec<&[u8]> = KVec::new();
-    let mut outs: KVec<&mut [u8]> = KVec::new();
-    for (b, d) in bufs.iter().zip(data.iter_mut()) {
-        if b.dir & DIR_IN != 0 {
-            ins.push(&d[..], GFP_KERNEL)?;
-        } else {
-            outs.push(&mut d[..], GFP_KERNEL)?;
-        }
+    let mut descs = [BufDesc::default(); crate::proto::syscall::MAX_BUFS];
+    for (d, b) in descs.iter_mut().zip(bufs.iter()) {
+        *d = b.desc;
     }
-    let ret = call(rpid(), &req, &ins, &mut outs)?;
-    drop(outs);
-    drop(ins);
-
-    if ret >= 0 {
-        for (b, d) in bufs.iter().zip(data.iter()) {
-            if b.dir & DIR_OUT == 0 {
-                continue;
+    let req = request(spec.nr, args, &descs[..bufs.len()]);
+    let ret = {
+        let mut ins: KVec<&[u8]> = KVec::new();
+        let mut outs: KVec<&mut [u8]> = KVec::new();
+        for b in bufs.iter_mut() {
+            if b.desc.dir & DIR_IN != 0 {
+                ins.push(&b.input[..], GFP_KERNEL)?;
             }
-            let n = if b.dir & DIR_RET != 0 {
-                (ret as usize).min(d.len())
+            if b.desc.dir & DIR_OUT != 0 {
+                outs.push(&mut b.output[..], GFP_KERNEL)?;
+            }
+        }
+        call(rpid(), &req, &ins, &mut outs)?
+    };
+    if ret >= 0 {
+        for b in bufs.iter().filter(|b| b.desc.dir & DIR_OUT != 0) {
+            let n = if b.desc.dir & DIR_RET != 0 {
+                (ret as usize).min(b.output.len())
             } else {
-                d.len()
+                b.output.len()
             };
-            UserSlice::new(UserPtr::from_addr(a[b.arg as usize] as usize), n)
+            UserSlice::new(UserPtr::from_addr(a[b.desc.arg as usize] as usize), n)
                 .writer()
-                .write_slice(&d[..n])?;
+                .write_slice(&b.output[..n])?;
         }
     }
     Ok(Some(ret))

@@ -39,7 +39,42 @@ struct Entry {
 pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
-const ROUTED: [Entry; 56] = [
+const ROUTED: [Entry; 63] = [
+    Entry {
+        nr: 19,
+        sym: c"__x64_sys_readv",
+        route: Route::Remote(fs::readv),
+    },
+    Entry {
+        nr: 20,
+        sym: c"__x64_sys_writev",
+        route: Route::Remote(fs::writev),
+    },
+    Entry {
+        nr: 72,
+        sym: c"__x64_sys_fcntl",
+        route: Route::Remote(fs::fcntl),
+    },
+    Entry {
+        nr: 295,
+        sym: c"__x64_sys_preadv",
+        route: Route::Remote(fs::preadv),
+    },
+    Entry {
+        nr: 296,
+        sym: c"__x64_sys_pwritev",
+        route: Route::Remote(fs::pwritev),
+    },
+    Entry {
+        nr: 327,
+        sym: c"__x64_sys_preadv2",
+        route: Route::Remote(fs::preadv),
+    },
+    Entry {
+        nr: 328,
+        sym: c"__x64_sys_pwritev2",
+        route: Route::Remote(fs::pwritev),
+    },
     Entry {
         nr: 85,
         sym: c"__x64_sys_creat",

@@ -241,7 +241,33 @@ impl Shared {
         }
     }
 
+    /// Fails the requests of every shadow of `session` whose process died, and forgets it.
+    pub(crate) fn reap_shadows(&self, session: u32) {
+        let mut dead = KVec::new();
+        for s in self
+            .inner
+            .lock()
+            .shadows
+            .iter()
+            .filter(|s| s.session == session)
+        {
+            if s.is_dead() && dead.push(s.clone(), GFP_KERNEL).is_err() {
+                break;
+            }
+        }
+        for s in dead.iter() {
+            pr_notice!(
+                "shadow of client pid {} (session {}) died: its calls fail with EIO\n",
+                s.rpid,
+                s.session
+            );
+            s.fail_all(kernel::bindings::EIO);
+            self.remove_shadow(s);
+        }
+    }
+
     /// Tells every shadow of `session` to exit (the client is gone).
+
     pub(crate) fn end_shadows(&self, session: u32) {
         for s in self
             .inner

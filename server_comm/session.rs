@@ -6,6 +6,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{atomic::Relaxed, Arc, Mutex},
+    time::{Instant, Monotonic},
 };
 
 use crate::proto::codec::{sum64, SUM_INIT};
@@ -159,10 +160,16 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &Arc<Mutex<Sender>>)
     let (mut sink_bytes, mut sink_sum) = (0u64, SUM_INIT);
     let mut misses = 0;
     let mut heartbeat_seq = 0u64;
+    let mut last_reap = Instant::<Monotonic>::now();
     loop {
         if shared.is_stopping() {
             return End::Stopping;
         }
+        if last_reap.elapsed().as_millis() >= i64::from(shared.config.heartbeat_ms) {
+            shared.reap_shadows(s.id);
+            last_reap = Instant::now();
+        }
+
         let (hdr, body) = match rx.recv(max_frame) {
             Ok(frame) => frame,
             Err(RecvError::Timeout) => {

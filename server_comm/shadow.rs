@@ -19,6 +19,7 @@ use kernel::{
     new_condvar, new_mutex,
     prelude::*,
     sync::{Arc, ArcBorrow, CondVar, Mutex},
+    time::{Instant, Monotonic},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -83,6 +84,10 @@ struct Request {
 /// The fields [`Shadow::inner`] guards.
 struct ShadowInner {
     queue: KVec<Request>,
+    /// Requests handed to the shadow process and not answered yet.
+    in_flight: KVec<u64>,
+    /// The shadow process's pid, once it asked for a request.
+    pid: i32,
     /// The shadow must exit (client process exited, session or module gone).
     exiting: bool,
 }
@@ -96,6 +101,8 @@ pub(crate) struct Shadow {
     pub(crate) token: u64,
     /// The session's sender, for replies.
     tx: Arc<Mutex<Sender>>,
+    /// When the shadow was created.
+    started: Instant<Monotonic>,
     #[pin]
     inner: Mutex<ShadowInner>,
     /// Signalled when a request is queued or the shadow must exit.
@@ -117,8 +124,14 @@ impl Shadow {
                 rpid,
                 token,
                 tx,
+                started: Instant::now(),
                 inner <- new_mutex!(
-                    ShadowInner { queue: KVec::new(), exiting: false },
+                    ShadowInner {
+                        queue: KVec::new(),
+                        in_flight: KVec::new(),
+                        pid: 0,
+                        exiting: false
+                    },
                     "Shadow::inner"
                 ),
                 wake <- new_condvar!("Shadow::wake"),
@@ -140,7 +153,37 @@ impl Shadow {
         Ok(())
     }
 
+    /// Whether the shadow process died (or never started) with requests unanswered.
+    pub(crate) fn is_dead(&self) -> bool {
+        let inner = self.inner.lock();
+        if inner.exiting {
+            return false;
+        }
+        if inner.pid == 0 {
+            return self.started.elapsed().as_millis() > SPAWN_TIMEOUT_MS
+                && !inner.queue.is_empty();
+        }
+        // SAFETY: No preconditions; any pid value is fine.
+        !unsafe { tether_pid_alive(inner.pid) }
+    }
+
+    /// Fails every request the (dead) shadow left, and marks it exiting.
+    pub(crate) fn fail_all(&self, errno: u32) {
+        let (queued, in_flight) = {
+            let mut inner = self.inner.lock();
+            inner.exiting = true;
+            (
+                core::mem::take(&mut inner.queue),
+                core::mem::take(&mut inner.in_flight),
+            )
+        };
+        for seq in Iterator::chain(queued.iter().map(|r| r.seq), in_flight.iter().copied()) {
+            let _ = self.fail(seq, errno);
+        }
+    }
+
     /// Tells the shadow process to exit once it asks for the next request.
+
     pub(crate) fn exit(&self) {
         self.inner.lock().exiting = true;
         self.wake.notify_all();
@@ -232,7 +275,10 @@ impl ShadowFile {
                     return Ok(0);
                 }
                 if !inner.queue.is_empty() {
-                    break inner.queue.remove(0).map_err(|_| EINVAL)?;
+                    inner.pid = kernel::current!().tgid();
+                    let req = inner.queue.remove(0).map_err(|_| EINVAL)?;
+                    inner.in_flight.push(req.seq, GFP_KERNEL)?;
+                    break req;
                 }
                 if shadow.wake.wait_interruptible(&mut inner) {
                     return Err(ERESTARTSYS);
@@ -265,13 +311,24 @@ impl ShadowFile {
         UserSlice::new(UserPtr::from_addr(args.buf as usize), args.len as usize)
             .read_all(&mut body, GFP_KERNEL)?;
         SyscallReply::decode(&body).map_err(|_| EINVAL)?;
+        {
+            let mut inner = shadow.inner.lock();
+            let Some(i) = inner.in_flight.iter().position(|s| *s == args.seq) else {
+                return Err(ENOENT);
+            };
+            let _ = inner.in_flight.remove(i);
+        }
         shadow.reply(args.seq, &body)?;
         Ok(0)
     }
 }
 
+/// A shadow that has not asked for its first request this long after its start is dead.
+const SPAWN_TIMEOUT_MS: i64 = 5000;
+
 extern "C" {
     fn tether_spawn_shadow(token: u64) -> kernel::ffi::c_int;
+    fn tether_pid_alive(pid: kernel::ffi::c_int) -> bool;
 }
 
 /// Starts the shadow process for `shadow` (returns once it exec'd).

@@ -4,6 +4,8 @@
  * cannot declare yet (an array).
  */
 #include <linux/moduleparam.h>
+#include <linux/pid_namespace.h>
+#include <linux/sched.h>
 #include <linux/umh.h>
 #include "../rust/kernel/vsock_shim.c"
 
@@ -45,4 +47,18 @@ int tether_spawn_shadow(u64 token)
 
 	snprintf(tok, sizeof(tok), "%llu", token);
 	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
+}
+
+/* Whether process `pid` exists and has not exited (shadow liveness). */
+bool tether_pid_alive(pid_t pid);
+bool tether_pid_alive(pid_t pid)
+{
+	struct task_struct *task;
+	bool alive;
+
+	rcu_read_lock();
+	task = pid_task(find_pid_ns(pid, &init_pid_ns), PIDTYPE_PID);
+	alive = task && !task->exit_state && !(task->flags & PF_EXITING);
+	rcu_read_unlock();
+	return alive;
 }

@@ -131,7 +131,31 @@ int main(int argc, char **argv)
 	R(close(fd));
 	R(read(fd, buf, 1));
 
+	/* vectored I/O and record locks */
+	{
+		struct iovec out[2] = { { "abc", 3 }, { "defg", 4 } };
+		struct iovec in[2] = { { buf, 3 }, { buf + 3, 4 } };
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10 };
+
+		fd = R(open("v", O_CREAT | O_RDWR, 0644));
+		R(writev(fd, out, 2));
+		R(lseek(fd, 0, SEEK_CUR));
+		data("preadv at 1", preadv(fd, in, 2, 1), buf);
+		R(pwritev(fd, out, 2, 10));
+		R(lseek(fd, 0, SEEK_CUR));
+		R(lseek(fd, 0, SEEK_SET));
+		data("readv", readv(fd, in, 2), buf);
+		R(fcntl(fd, F_SETLK, &fl));
+		fl.l_type = F_RDLCK;
+		R(fcntl(fd, F_GETLK, &fl));
+		printf("    l_type %d\n", fl.l_type);
+		R(fcntl(fd, F_GETFL) & O_ACCMODE);
+		R(close(fd));
+		R(unlink("v"));
+	}
+
 	/* O_APPEND and O_TRUNC */
+
 	fd = R(open("b", O_CREAT | O_WRONLY | O_APPEND, 0644));
 	R(write(fd, "one\n", 4));
 	R(write(fd, "two\n", 4));
