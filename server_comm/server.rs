@@ -267,7 +267,6 @@ impl Shared {
     }
 
     /// Tells every shadow of `session` to exit (the client is gone).
-
     pub(crate) fn end_shadows(&self, session: u32) {
         for s in self
             .inner

@@ -183,7 +183,6 @@ impl Shadow {
     }
 
     /// Tells the shadow process to exit once it asks for the next request.
-
     pub(crate) fn exit(&self) {
         self.inner.lock().exiting = true;
         self.wake.notify_all();
