@@ -6,6 +6,7 @@
 # then powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+ln -sfn /proc/self/fd /dev/fd
 mkdir -p /shared && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shared /shared
 # Stream the kernel log to the host, so it survives a killed VM.
 dmesg -w >/out/dmesg.log 2>&1 &

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Guest-to-guest vsock relay: one vhost-device-vsock process serving every given CID in
 # one sibling group, so the guests can reach each other over AF_VSOCK.
-#   vsock-relay.sh --install          install vhost-device-vsock 0.3.0 into $CACHE/cargo
+#   vsock-relay.sh --install          build vhost-device-vsock 0.3.0 + vsock-relay.patch
+#                                     into $CACHE/cargo
 #   vsock-relay.sh DIR CID...         serve (foreground; kill it to stop): QEMU connects to
 #                                     DIR/vhost-CID.sock, the host reaches guest CID through
 #                                     DIR/vsock-CID.sock ("CONNECT <port>\n")
@@ -9,14 +10,30 @@
 
 RELAY_VERSION=0.3.0
 RELAY="$CACHE/cargo/bin/vhost-device-vsock"
+PATCH="$TETHER_ROOT/qemu/vsock-relay.patch"
+STAMP="$CACHE/cargo/.vhost-device-vsock-$RELAY_VERSION-$(key "$PATCH")"
 
+# vhost-device-vsock 0.3.0 from crates.io plus vsock-relay.patch (a sibling VM that boots
+# again after a crash must not kill its device's event loop). cargo fetch gets the source.
 install_relay() {
-	[ -x "$RELAY" ] && "$RELAY" --version | grep -q " $RELAY_VERSION\$" && return 0
+	[ -x "$RELAY" ] && [ -e "$STAMP" ] && return 0
+	host_pkgs patch
 	PATH="$PATH:$HOME/.cargo/bin"
-	command -v cargo >/dev/null || die "cargo needed to install vhost-device-vsock"
-	log "installing vhost-device-vsock $RELAY_VERSION (about 1 min)"
-	cargo install vhost-device-vsock --locked --version "$RELAY_VERSION" --root "$CACHE/cargo" \
-		>"$CACHE/relay-install.log" 2>&1 || die "cargo install failed, see $CACHE/relay-install.log"
+	command -v cargo >/dev/null || die "cargo needed to build vhost-device-vsock"
+	local b="$CACHE/relay-build"
+	log "building vhost-device-vsock $RELAY_VERSION + vsock-relay.patch (about 2 min)"
+	rm -rf "$b" && mkdir -p "$b/fetch/src" && touch "$b/fetch/src/lib.rs"
+	printf '[package]\nname = "relay-src"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nvhost-device-vsock = "=%s"\n' \
+		"$RELAY_VERSION" >"$b/fetch/Cargo.toml"
+	{
+		CARGO_HOME="$b/home" cargo fetch --manifest-path "$b/fetch/Cargo.toml" &&
+			cp -r "$b"/home/registry/src/*/"vhost-device-vsock-$RELAY_VERSION" "$b/src" &&
+			patch -d "$b/src" -p1 <"$PATCH" &&
+			CARGO_HOME="$b/home" cargo install --locked --force --path "$b/src" --root "$CACHE/cargo"
+	} >"$CACHE/relay-install.log" 2>&1 || die "vhost-device-vsock build failed, see $CACHE/relay-install.log"
+	rm -f "$CACHE"/cargo/.vhost-device-vsock-*
+	touch "$STAMP"
+	rm -rf "$b"
 }
 
 install_relay

@@ -38,6 +38,7 @@ start_run() {
 	truncate -s 256M "$RUN/server-data.img"
 	mkfs.ext4 -q -F -L tetherdata "$RUN/server-data.img"
 	trap cleanup EXIT
+	trap 'exit 143' TERM INT HUP
 	timeout -s KILL "${RUN_TIMEOUT:-1800}" "$TETHER_ROOT/qemu/vsock-relay.sh" "$RUN" 3 4 5 >"$RUN/relay.log" 2>&1 &
 	PIDS+=($!)
 	wait_file 20 "$RUN/vhost-5.sock" $! || die "relay did not start, see $RUN/relay.log"

@@ -32,17 +32,18 @@ key() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n1; }
 # state_parses FILE KEY... : every line is key=value (number, 0x-hex or word) or a
 # "session id=N cid=C k=v..." line, and every KEY is present exactly once.
 state_parses() {
-	local f=$1 line k bad=0
+	local f=$1 line k bad=0 text
 	shift
-	[ -s "$f" ] || { echo "$f: empty or missing"; return 1; }
+	text=$(cat "$f" 2>/dev/null)   # debugfs files have size 0: read them
+	[ -n "$text" ] || { echo "$f: empty or missing"; return 1; }
 	while IFS= read -r line; do
 		[[ $line =~ ^[a-z_]+=(0x[0-9a-f]+|[0-9]+|[a-z_]+)$ ]] && continue
 		[[ $line =~ ^session\ id=[0-9]+\ cid=[0-9]+(\ [a-z_]+=[0-9]+)*$ ]] && continue
 		echo "$f: bad line: $line"
 		bad=1
-	done <"$f"
+	done <<<"$text"
 	for k in "$@"; do
-		[ "$(grep -c "^$k=" "$f")" = 1 ] || { echo "$f: key $k missing or repeated"; bad=1; }
+		[ "$(grep -c "^$k=" <<<"$text")" = 1 ] || { echo "$f: key $k missing or repeated"; bad=1; }
 	done
 	return $bad
 }
