@@ -3,7 +3,7 @@
 KVARIANT ?= debug
 export KVARIANT
 
-.PHONY: all modules clippy rustfmt rustfmtcheck toolchain kernel image check bench demo clean
+.PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check bench demo clean
 
 all: modules
 
@@ -13,8 +13,11 @@ kernel:
 	qemu/kernel.sh
 image:
 	qemu/image.sh
-modules:
+# The modules and tether-shadow, the program the server module starts for each client process.
+modules: tools
 	qemu/modules.sh
+tools:
+	userspace-tools/build.sh
 clippy:
 	CLIPPY=1 qemu/modules.sh
 rustfmt:
