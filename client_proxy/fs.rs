@@ -136,15 +136,19 @@ mod ffi {
 
 impl Proxy {
     /// The proxy file behind `fd`, if it is one.
+    ///
+    /// Calls on it go to the calling process's shadow: a forked child's shadow, forked from
+    /// its parent's, has the same server fds (the proxy's own `rpid`, the opener, is only
+    /// for the close at release).
     fn get(fd: u64) -> Option<Self> {
-        let (mut rpid, mut sfd) = (0, 0);
+        let (mut opener, mut sfd) = (0, 0);
         // SAFETY: The out-pointers are valid; any fd value is fine.
-        let file = unsafe { ffi::tether_proxy_get(fd as i32, &mut rpid, &mut sfd) };
+        let file = unsafe { ffi::tether_proxy_get(fd as i32, &mut opener, &mut sfd) };
         // Not `then_some`: it would build (and drop, i.e. put) a proxy for a null file.
         if file.is_null() {
             None
         } else {
-            Some(Self { file, rpid, sfd })
+            Some(Self { file, rpid: rpid(), sfd })
         }
     }
 
