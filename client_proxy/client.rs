@@ -14,6 +14,7 @@ use kernel::{
 
 use crate::bench::{BenchReq, BenchResult};
 use crate::hook::Hooks;
+use crate::log::Log;
 use crate::proto::frame::{HEADER_LEN, MAX_FRAME, MIN_FRAME};
 use crate::rpc::{Pending, ProcEvent};
 use crate::transport::{random_u64, OwnedQueue, Sender, Socket, Stats};
@@ -132,6 +133,9 @@ pub(crate) struct Shared {
     /// Forks and exits of tethered processes not yet sent (filled in atomic context).
     #[pin]
     pub(crate) events: SpinLock<KVec<ProcEvent>>,
+    /// The syscall log.
+    #[pin]
+    pub(crate) log: Mutex<Log>,
     /// Remote calls waiting for their reply.
     #[pin]
     pub(crate) calls: Mutex<KVec<Pending>>,
@@ -180,6 +184,11 @@ impl Shared {
         self.bench_done.notify_all();
     }
 
+    /// The debugfs `log` file.
+    fn show_log(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        this.log.lock().show(f)
+    }
+
     /// The debugfs `state` file.
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
@@ -218,6 +227,8 @@ impl Shared {
 pub(crate) struct TetherClient {
     hooks: Option<Hooks>,
     _tasks_file: Pin<KBox<debugfs::File<()>>>,
+    _tether_file: Pin<KBox<debugfs::File<()>>>,
+    _log_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
@@ -257,6 +268,7 @@ impl kernel::Module for TetherClient {
                 link <- new_mutex!(None, "Shared::link"),
                 events <- new_spinlock!(KVec::new(), "Shared::events"),
                 calls <- new_mutex!(KVec::new(), "Shared::calls"),
+                log <- new_mutex!(Log::new(), "Shared::log"),
                 call_done <- new_condvar!("Shared::call_done"),
             }),
             GFP_KERNEL,
@@ -280,6 +292,14 @@ impl kernel::Module for TetherClient {
             dir.read_callback_file(c"tasks", (), &crate::hook::show_tasks::<()>),
             GFP_KERNEL,
         )?;
+        let tether_file = KBox::pin_init(
+            dir.write_callback_file(c"tether", (), &crate::hook::tether_write::<()>),
+            GFP_KERNEL,
+        )?;
+        let log_file = KBox::pin_init(
+            dir.read_callback_file(c"log", shared.clone(), &Shared::show_log),
+            GFP_KERNEL,
+        )?;
         let sh = shared.clone();
         queue
             .queue()
@@ -295,6 +315,8 @@ impl kernel::Module for TetherClient {
         Ok(Self {
             hooks: Some(hooks),
             _tasks_file: tasks_file,
+            _tether_file: tether_file,
+            _log_file: log_file,
             _state_file: state_file,
             _bench_file: bench_file,
             shared,

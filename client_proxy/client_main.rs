@@ -20,6 +20,7 @@ mod client;
 mod connection;
 mod fs;
 mod hook;
+mod log;
 mod route;
 mod rpc;
 

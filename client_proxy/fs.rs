@@ -148,7 +148,11 @@ impl Proxy {
         if file.is_null() {
             None
         } else {
-            Some(Self { file, rpid: rpid(), sfd })
+            Some(Self {
+                file,
+                rpid: rpid(),
+                sfd,
+            })
         }
     }
 
@@ -254,7 +258,6 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
     let Some(dirfd) = remote_dirfd(dirfd, &path) else {
         return Dispatch::Local;
     };
-
     let rpid = rpid();
     let cloexec = u64::from(bindings::O_CLOEXEC);
     let req = request(
@@ -270,8 +273,39 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
     let fd = unsafe { ffi::tether_proxy_install(rpid, sfd, flags as u32) };
     if fd < 0 {
         close_remote(rpid, sfd);
+    } else if let Some(shared) = client() {
+        let mut log = shared.log.lock();
+        let at = (dirfd as i32 != AT_FDCWD).then_some(dirfd as i32);
+        let logged = log
+            .resolve(rpid, at, path.bytes())
+            .and_then(|abs| log.opened(rpid, sfd, flags as u32, mode as u32, abs));
+        if logged.is_err() {
+            pr_notice!("syscall log: no memory to record an open of pid {}\n", rpid);
+        }
     }
     Dispatch::Done(fd as isize)
+}
+
+/// Implements remote `chdir(2)`; the log keeps the new cwd.
+pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {
+    let d = generic(&Spec::new(80, [Arg::Path]), a);
+    if let (Dispatch::Done(0), Ok(path), Some(shared)) = (&d, PathArg::from_user(a[0]), client()) {
+        let mut log = shared.log.lock();
+        let rpid = rpid();
+        let _ = log
+            .resolve(rpid, None, path.bytes())
+            .and_then(|abs| log.chdir(rpid, abs));
+    }
+    d
+}
+
+/// Implements remote `fchdir(2)`; the log keeps the new cwd.
+pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
+    let d = generic(&Spec::new(81, [Arg::Fd]), a);
+    if let (Dispatch::Done(0), Some(p), Some(shared)) = (&d, Proxy::get(a[0]), client()) {
+        let _ = shared.log.lock().fchdir(p.rpid, p.sfd);
+    }
+    d
 }
 
 fn close_remote(rpid: u32, sfd: i32) {
@@ -283,10 +317,14 @@ fn close_remote(rpid: u32, sfd: i32) {
     );
 }
 
-/// Called by `proxy.c` when the last reference to a proxy file goes.
+/// Called by `proxy.c` when the last reference to a proxy file goes (but not when its
+/// opener is exiting: its shadow closes everything then).
 #[no_mangle]
 extern "C" fn tether_proxy_released(rpid: u32, sfd: i32) {
     close_remote(rpid, sfd);
+    if let Some(shared) = client() {
+        shared.log.lock().closed(rpid, sfd);
+    }
 }
 
 /// Reads up to `len` bytes at `pos` (or at the server's offset when `pos` is `None`)

@@ -116,6 +116,25 @@ pub(crate) fn exec(regs: *const bindings::pt_regs, orig: SysFn) -> c_long {
     ret
 }
 
+/// The debugfs `tether` file: writing a pid tethers that task (`tetherctl run`).
+pub(crate) fn tether_write<T>(_: &T, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    let n = reader.len();
+    let dst = buf.get_mut(..n).ok_or(EINVAL)?;
+    reader.read_slice(dst)?;
+    let pid: bindings::pid_t = core::str::from_utf8(dst)
+        .map_err(|_| EINVAL)?
+        .trim()
+        .parse()
+        .map_err(|_| EINVAL)?;
+    if pid <= 0 {
+        return Err(EINVAL);
+    }
+    tether(pid)?;
+    pr_info!("pid {} tethered on request\n", pid);
+    Ok(())
+}
+
 /// The debugfs `tasks` file: the number of tethered tasks, then their pids.
 pub(crate) fn show_tasks<T>(_: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let mut pids = [0 as bindings::pid_t; 128];

@@ -8,6 +8,7 @@
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 
 struct tether_proxy {
@@ -26,7 +27,9 @@ static int tether_proxy_release(struct inode *inode, struct file *file)
 {
 	struct tether_proxy *p = file->private_data;
 
-	tether_proxy_released(p->rpid, p->sfd);
+	/* An exiting opener's shadow closes everything as it exits (CLIENT_EXIT). */
+	if (!((current->flags & PF_EXITING) && current->tgid == p->rpid))
+		tether_proxy_released(p->rpid, p->sfd);
 	kfree(p);
 	return 0;
 }

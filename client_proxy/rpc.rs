@@ -3,7 +3,9 @@
 //! Remote calls: a tethered task sends one `CLIENT_SYSTEM_CALL` and sleeps until the
 //! connection worker hands it the `SERVER_REPLY` with the same sequence number.
 //!
-//! Lock order: `Shared::link` and `Shared::calls` are never held together; `Conn::tx` is
+//! Lock order: `Conn::tx` → `Shared::events`, `Conn::tx` → `Shared::log` (while flushing
+//! fork and exit events); `Shared::link`, `Shared::calls` and `Shared::log` are otherwise
+//! never held together; `Conn::tx` is
 //! taken alone.
 
 use kernel::{
@@ -55,6 +57,18 @@ extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_
 /// so that they precede the caller's own frame).
 pub(crate) fn flush_events(shared: &Shared, tx: &mut Sender, session: u32) -> Result {
     let events = core::mem::take(&mut *shared.events.lock());
+    if !events.is_empty() {
+        let mut log = shared.log.lock();
+        for ev in events.iter() {
+            let _ = match *ev {
+                ProcEvent::Fork { parent, child } => log.forked(parent, child),
+                ProcEvent::Exit { tgid } => {
+                    log.exited(tgid);
+                    Ok(())
+                }
+            };
+        }
+    }
     for ev in events.iter() {
         let (kind, rpid, body) = match *ev {
             ProcEvent::Fork { parent, child } => (Kind::ClientFork, parent, child.to_le_bytes()),
@@ -149,6 +163,7 @@ pub(crate) fn call(
         }
     };
     let (rep, mut data) = SyscallReply::decode(&reply).map_err(|_| EPROTO)?;
+    shared.log.lock().called(rpid);
     let out_dirs = req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count();
     if rep.nbufs as usize != out_dirs || outs.len() != out_dirs {
         return Err(EPROTO);

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The syscall log (DESIGN §3.1): what replay will need, compacted as calls complete, so
+//! that its size follows the open state, not the history: per remote process its cwd and
+//! its open files (server fd, path at open time, flags, mode). Shown in debugfs `log`
+//! (`tetherctl log`).
+
+use core::fmt;
+use kernel::{alloc::KVVec, prelude::*};
+
+/// One open remote file.
+struct FileRec {
+    sfd: i32,
+    flags: u32,
+    mode: u32,
+    /// The server path at open time, made absolute.
+    path: KVVec<u8>,
+}
+
+/// One tethered process that made remote calls.
+struct ProcRec {
+    rpid: u32,
+    /// Its working directory on the server.
+    cwd: KVVec<u8>,
+    files: KVec<FileRec>,
+    calls: u64,
+}
+
+/// The compacted log.
+pub(crate) struct Log {
+    procs: KVec<ProcRec>,
+    /// Remote calls completed since load.
+    calls: u64,
+}
+
+/// `base` joined with `rel` (unless `rel` is absolute), with `.`, `..` and repeated
+/// slashes resolved textually.
+fn join(base: &[u8], rel: &[u8]) -> Result<KVVec<u8>> {
+    let mut out = KVVec::new();
+    let parts = if rel.first() == Some(&b'/') {
+        [&b""[..], rel]
+    } else {
+        [base, rel]
+    };
+    for part in parts.iter().flat_map(|p| p.split(|&c| c == b'/')) {
+        match part {
+            b"" | b"." => (),
+            b".." => {
+                let cut = out.iter().rposition(|&c| c == b'/').unwrap_or(0);
+                out.truncate(cut);
+            }
+            name => {
+                out.push(b'/', GFP_KERNEL)?;
+                out.extend_from_slice(name, GFP_KERNEL)?;
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/', GFP_KERNEL)?;
+    }
+    Ok(out)
+}
+
+impl Log {
+    pub(crate) const fn new() -> Self {
+        Self {
+            procs: KVec::new(),
+            calls: 0,
+        }
+    }
+
+    fn find(&mut self, rpid: u32) -> Option<&mut ProcRec> {
+        self.procs.iter_mut().find(|p| p.rpid == rpid)
+    }
+
+    fn proc_mut(&mut self, rpid: u32) -> Result<&mut ProcRec> {
+        if self.find(rpid).is_none() {
+            let mut cwd = KVVec::new();
+            cwd.push(b'/', GFP_KERNEL)?;
+            self.procs.push(
+                ProcRec {
+                    rpid,
+                    cwd,
+                    files: KVec::new(),
+                    calls: 0,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        self.find(rpid).ok_or(ENOENT)
+    }
+
+    /// A remote call of `rpid` completed.
+    pub(crate) fn called(&mut self, rpid: u32) {
+        self.calls += 1;
+        if let Ok(p) = self.proc_mut(rpid) {
+            p.calls += 1;
+        }
+    }
+
+    /// The absolute server path of `path` as process `rpid` resolves it against `dirfd`
+    /// (`None`: its cwd).
+    pub(crate) fn resolve(
+        &mut self,
+        rpid: u32,
+        dirfd: Option<i32>,
+        path: &[u8],
+    ) -> Result<KVVec<u8>> {
+        let p = self.proc_mut(rpid)?;
+        let base = match dirfd {
+            None => &p.cwd[..],
+            Some(fd) => p
+                .files
+                .iter()
+                .find(|f| f.sfd == fd)
+                .map_or(&b"/?"[..], |f| &f.path[..]),
+        };
+        join(base, path)
+    }
+
+    /// Process `rpid` opened `path` (absolute) as server fd `sfd`.
+    pub(crate) fn opened(
+        &mut self,
+        rpid: u32,
+        sfd: i32,
+        flags: u32,
+        mode: u32,
+        path: KVVec<u8>,
+    ) -> Result {
+        let p = self.proc_mut(rpid)?;
+        p.files.retain(|f| f.sfd != sfd);
+        p.files.push(
+            FileRec {
+                sfd,
+                flags,
+                mode,
+                path,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(())
+    }
+
+    /// Process `rpid` closed server fd `sfd`.
+    pub(crate) fn closed(&mut self, rpid: u32, sfd: i32) {
+        if let Some(p) = self.find(rpid) {
+            p.files.retain(|f| f.sfd != sfd);
+        }
+    }
+
+    /// Process `rpid` changed its cwd to `path` (absolute).
+    pub(crate) fn chdir(&mut self, rpid: u32, path: KVVec<u8>) -> Result {
+        self.proc_mut(rpid)?.cwd = path;
+        Ok(())
+    }
+
+    /// Process `rpid` changed its cwd to the directory open as server fd `sfd`.
+    pub(crate) fn fchdir(&mut self, rpid: u32, sfd: i32) -> Result {
+        let p = self.proc_mut(rpid)?;
+        let Some(f) = p.files.iter().find(|f| f.sfd == sfd) else {
+            return Ok(());
+        };
+        let mut cwd = KVVec::new();
+        cwd.extend_from_slice(&f.path, GFP_KERNEL)?;
+        p.cwd = cwd;
+        Ok(())
+    }
+
+    /// Process `parent` forked `child`: the child starts with a copy of the parent's state.
+    pub(crate) fn forked(&mut self, parent: u32, child: u32) -> Result {
+        let Some(p) = self.procs.iter().find(|p| p.rpid == parent) else {
+            return Ok(());
+        };
+        let mut copy = ProcRec {
+            rpid: child,
+            cwd: KVVec::new(),
+            files: KVec::new(),
+            calls: 0,
+        };
+        copy.cwd.extend_from_slice(&p.cwd, GFP_KERNEL)?;
+        for f in p.files.iter() {
+            let mut path = KVVec::new();
+            path.extend_from_slice(&f.path, GFP_KERNEL)?;
+            copy.files.push(
+                FileRec {
+                    sfd: f.sfd,
+                    flags: f.flags,
+                    mode: f.mode,
+                    path,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        self.procs.retain(|p| p.rpid != child);
+        self.procs.push(copy, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Process `rpid` exited: its state is gone on the server too.
+    pub(crate) fn exited(&mut self, rpid: u32) {
+        self.procs.retain(|p| p.rpid != rpid);
+    }
+
+    /// The debugfs `log` file.
+    pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let files: usize = self.procs.iter().map(|p| p.files.len()).sum();
+        writeln!(
+            f,
+            "calls={} processes={} open_files={}",
+            self.calls,
+            self.procs.len(),
+            files
+        )?;
+        for p in self.procs.iter() {
+            writeln!(
+                f,
+                "process rpid={} calls={} cwd={}",
+                p.rpid,
+                p.calls,
+                BStr(&p.cwd)
+            )?;
+            for r in p.files.iter() {
+                writeln!(
+                    f,
+                    "  fd {} flags={:#o} mode={:#o} path={}",
+                    r.sfd,
+                    r.flags,
+                    r.mode,
+                    BStr(&r.path)
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes shown as text, non-UTF-8 bytes escaped.
+struct BStr<'a>(&'a [u8]);
+
+impl fmt::Display for BStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &c in self.0 {
+            if c.is_ascii_graphic() || c == b' ' {
+                write!(f, "{}", c as char)?;
+            } else {
+                write!(f, "\\x{c:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
