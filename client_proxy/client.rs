@@ -15,9 +15,8 @@ use kernel::{
 use crate::bench::{BenchReq, BenchResult};
 use crate::hook::Hooks;
 use crate::log::Log;
-use crate::proto::frame::{HEADER_LEN, MAX_FRAME, MIN_FRAME};
 use crate::rpc::{Pending, ProcEvent};
-use crate::transport::{random_u64, OwnedQueue, Sender, Socket, Stats};
+use crate::transport::{check_link_params, random_u64, OwnedQueue, Sender, Socket, Stats};
 use crate::{connection, module_parameters as params};
 
 /// Settings taken from the module parameters at load time.
@@ -40,19 +39,7 @@ impl Config {
             split: params::split.value() as usize,
             reconnect_max_ms: params::reconnect_max_ms.value(),
         };
-        if !(MIN_FRAME..=MAX_FRAME).contains(&c.max_frame) {
-            pr_err!(
-                "max_frame={} is outside {}..={}\n",
-                c.max_frame,
-                MIN_FRAME,
-                MAX_FRAME
-            );
-            return Err(EINVAL);
-        }
-        if !(HEADER_LEN + 1..=65536).contains(&c.split) {
-            pr_err!("split={} is outside {}..=65536\n", c.split, HEADER_LEN + 1);
-            return Err(EINVAL);
-        }
+        check_link_params(c.max_frame, c.split)?;
         if !(40..=60000).contains(&c.heartbeat_ms) {
             pr_err!("heartbeat_ms={} is outside 40..=60000\n", c.heartbeat_ms);
             return Err(EINVAL);

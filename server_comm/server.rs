@@ -14,9 +14,8 @@ use kernel::{
     },
 };
 
-use crate::proto::frame::{HEADER_LEN, MAX_FRAME, MIN_FRAME};
 use crate::shadow::{self, Shadow, ShadowFile};
-use crate::transport::{random_u64, OwnedQueue, Sender, Socket, Stats};
+use crate::transport::{check_link_params, random_u64, OwnedQueue, Sender, Socket, Stats};
 use crate::{listener, module_parameters as params};
 
 /// Settings taken from the module parameters at load time.
@@ -37,19 +36,7 @@ impl Config {
             split: params::split.value() as usize,
             max_sessions: params::max_sessions.value() as usize,
         };
-        if !(MIN_FRAME..=MAX_FRAME).contains(&c.max_frame) {
-            pr_err!(
-                "max_frame={} is outside {}..={}\n",
-                c.max_frame,
-                MIN_FRAME,
-                MAX_FRAME
-            );
-            return Err(EINVAL);
-        }
-        if !(HEADER_LEN + 1..=65536).contains(&c.split) {
-            pr_err!("split={} is outside {}..=65536\n", c.split, HEADER_LEN + 1);
-            return Err(EINVAL);
-        }
+        check_link_params(c.max_frame, c.split)?;
         if !(10..=60000).contains(&c.heartbeat_ms) {
             pr_err!("heartbeat_ms={} is outside 10..=60000\n", c.heartbeat_ms);
             return Err(EINVAL);
@@ -152,29 +139,40 @@ impl Shared {
         }
     }
 
-    /// The shadow of process `rpid` of `session`; started (with `tx` for its replies) when
-    /// there is none yet.
+    /// Registers a new shadow for process `rpid` of `session` (replies go out on `tx`):
+    /// `Ok(Err(existing))` when it has one already.
+    fn add_shadow(
+        &self,
+        session: u32,
+        rpid: u32,
+        tx: &Arc<Mutex<Sender>>,
+    ) -> Result<core::result::Result<Arc<Shadow>, Arc<Shadow>>> {
+        let mut inner = self.inner.lock();
+        if let Some(s) = inner
+            .shadows
+            .iter()
+            .find(|s| s.session == session && s.rpid == rpid)
+        {
+            return Ok(Err(s.clone()));
+        }
+        if inner.stopping {
+            return Err(ESHUTDOWN);
+        }
+        let shadow = Shadow::new(session, rpid, random_u64(), tx.clone())?;
+        inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
+        Ok(Ok(shadow))
+    }
+
+    /// The shadow of process `rpid` of `session`; started when there is none yet.
     pub(crate) fn shadow_for(
         &self,
         session: u32,
         rpid: u32,
         tx: &Arc<Mutex<Sender>>,
     ) -> Result<Arc<Shadow>> {
-        let shadow = {
-            let mut inner = self.inner.lock();
-            if let Some(s) = inner
-                .shadows
-                .iter()
-                .find(|s| s.session == session && s.rpid == rpid)
-            {
-                return Ok(s.clone());
-            }
-            if inner.stopping {
-                return Err(ESHUTDOWN);
-            }
-            let shadow = Shadow::new(session, rpid, random_u64(), tx.clone())?;
-            inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
-            shadow
+        let shadow = match self.add_shadow(session, rpid, tx)? {
+            Ok(new) => new,
+            Err(existing) => return Ok(existing),
         };
         if let Err(e) = shadow::spawn(&shadow) {
             pr_err!(
@@ -197,20 +195,7 @@ impl Shared {
         rpid: u32,
         tx: &Arc<Mutex<Sender>>,
     ) -> Result<Arc<Shadow>> {
-        let mut inner = self.inner.lock();
-        if inner.stopping {
-            return Err(ESHUTDOWN);
-        }
-        if inner
-            .shadows
-            .iter()
-            .any(|s| s.session == session && s.rpid == rpid)
-        {
-            return Err(EEXIST);
-        }
-        let shadow = Shadow::new(session, rpid, random_u64(), tx.clone())?;
-        inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
-        Ok(shadow)
+        self.add_shadow(session, rpid, tx)?.map_err(|_| EEXIST)
     }
 
     /// The shadow of process `rpid` of `session`, if it has one.

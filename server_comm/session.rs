@@ -221,15 +221,7 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &Arc<Mutex<Sender>>)
                 if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
                     shadow.exit();
                 }
-                let mut ok = [0u8; SyscallReply::head_len(0)];
-                let _ = SyscallReply::default().encode(&mut ok);
-                tx.lock().send(
-                    Header {
-                        rpid: hdr.rpid,
-                        ..reply(Kind::ServerReply, hdr.seq)
-                    },
-                    &ok,
-                )
+                reply_bare(tx, s.id, &hdr, 0)
             }
             Kind::Error => {
                 let why = ErrorMsg::decode(body)
@@ -299,24 +291,19 @@ fn system_call(
             }
             Ok(())
         }
-        Err(e) => {
-            let mut out = [0u8; SyscallReply::head_len(0)];
-            let rep = SyscallReply {
-                ret: i64::from(e.to_errno()),
-                ..Default::default()
-            };
-            let _ = rep.encode(&mut out);
-            tx.lock().send(
-                Header {
-                    session: s.id,
-                    rpid: hdr.rpid,
-                    seq: hdr.seq,
-                    ..Header::new(Kind::ServerReply, 0)
-                },
-                &out,
-            )
-        }
+        Err(e) => reply_bare(tx, s.id, hdr, i64::from(e.to_errno())),
     }
+}
+
+/// Answers request `hdr` with `ret` (`0` or `-errno`) and no output.
+fn reply_bare(tx: &Arc<Mutex<Sender>>, session: u32, hdr: &Header, ret: i64) -> Result {
+    let h = Header {
+        session,
+        rpid: hdr.rpid,
+        seq: hdr.seq,
+        ..Header::new(Kind::ServerReply, 0)
+    };
+    tx.lock().send(h, &SyscallReply::bare(ret))
 }
 
 /// Waits for `HELLO`, answers `WELCOME`; returns the negotiated maximum body length.

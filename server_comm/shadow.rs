@@ -201,13 +201,7 @@ impl Shadow {
 
     /// Answers `seq` with `-errno` and no output.
     pub(crate) fn fail(&self, seq: u64, errno: u32) -> Result {
-        let mut body = [0u8; SyscallReply::head_len(0)];
-        let rep = SyscallReply {
-            ret: -i64::from(errno),
-            ..Default::default()
-        };
-        rep.encode(&mut body).map_err(|_| EINVAL)?;
-        self.reply(seq, &body)
+        self.reply(seq, &SyscallReply::bare(-i64::from(errno)))
     }
 }
 

@@ -376,6 +376,25 @@ impl Drop for OwnedQueue {
     }
 }
 
+/// Checks the link parameters both modules share: `max_frame` and `split`.
+pub(crate) fn check_link_params(max_frame: u32, split: usize) -> Result {
+    use crate::proto::frame::{MAX_FRAME, MIN_FRAME};
+    if !(MIN_FRAME..=MAX_FRAME).contains(&max_frame) {
+        pr_err!(
+            "max_frame={} is outside {}..={}\n",
+            max_frame,
+            MIN_FRAME,
+            MAX_FRAME
+        );
+        return Err(EINVAL);
+    }
+    if !(HEADER_LEN + 1..=65536).contains(&split) {
+        pr_err!("split={} is outside {}..=65536\n", split, HEADER_LEN + 1);
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 /// A random 64-bit number (boot verifiers).
 pub(crate) fn random_u64() -> u64 {
     // SAFETY: `get_random_u64` has no preconditions.

@@ -149,6 +149,15 @@ impl SyscallReply {
         16usize.saturating_add(nbufs.saturating_mul(4))
     }
 
+    /// The whole body of a reply without output: just `ret` (`0` or `-errno`).
+    pub fn bare(ret: i64) -> [u8; 16] {
+        let mut body = [0u8; 16];
+        if let Some(b) = body.get_mut(..8) {
+            b.copy_from_slice(&ret.to_le_bytes());
+        }
+        body
+    }
+
     /// Encodes the fixed part into `buf`; the caller appends the output bytes.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
         let mut w = Writer::new(buf);
@@ -250,6 +259,12 @@ mod tests {
         let n = openat_req().encode(&mut b).unwrap();
         b[4] = 5;
         assert_eq!(SyscallReq::decode(&b[..n]), Err(ProtoError::BadValue));
+    }
+
+    #[test]
+    fn bare_reply() {
+        let (rep, data) = SyscallReply::decode(&SyscallReply::bare(-5)).unwrap();
+        assert_eq!((rep.ret, rep.nbufs, data.len()), (-5, 0, 0));
     }
 
     #[test]
