@@ -57,7 +57,9 @@ check "module bench bulk 4 MiB in 64 KiB messages verified" eval '[[ $out =~ ^bu
 
 # --- unload / reload --------------------------------------------------------------------
 bv0=$(c boot_verifier) pbv0=$(c peer_boot_verifier)
+t=$(now_ms)
 check "rmmod tether_client" rmmod tether_client
+echo "rmmod took $(($(now_ms) - t)) ms"
 check "debugfs and module gone after rmmod" unloaded
 check "server drops the session after rmmod" wait_until 10 eval '! grep -q "^session id=[0-9]* cid=$CID " $S'
 check "insmod tether_client again" insmod $KO $CLIENT_PARAMS
@@ -95,10 +97,15 @@ while [ $i -lt 100 ] && [ $fails -lt 3 ]; do   # stop early when it is clearly b
 	i=$((i + 1))
 	insmod /tmp/tc.ko $CLIENT_PARAMS || { fails=$((fails + 1)); continue; }
 	wait_until 20 connected || { echo "cycle $i: not connected: $(c state)"; fails=$((fails + 1)); }
+	t=$(now_ms)
 	rmmod tether_client || { echo "cycle $i: rmmod failed"; fails=$((fails + 1)); }
+	t=$(($(now_ms) - t))
+	[ $t -le "${rm_max:-0}" ] || rm_max=$t
 done
+echo "slowest rmmod: $rm_max ms"
 echo "$i cycles in $(($(now_ms) - t0)) ms, $fails failures"
 check "100 insmod/connect/rmmod cycles" test $fails = 0 -a $i = 100
 check "module gone after the cycles" unloaded
+check "every rmmod within 5 s while connected (slowest: ${rm_max:-?} ms)" test "${rm_max:-99999}" -le 5000
 check "kmemleak: no leaks on the client" kmemleak_clean
 touch /out/client-done
