@@ -73,6 +73,10 @@ nbad=$(grep -cE '^(ok|not ok) [0-9]+ bad_input\.' /out/server_proto.tap)
 check "server bad_frames grew by the $nbad bad-input cases" \
 	wait_until 10 eval '[ "$(s bad_frames)" = $((bad0 + nbad)) ]'
 echo "server bad_frames: before $bad0, now $(s bad_frames)"
+drops() { grep -c "tether_server: dropping connection from cid $CID: " /shared/server0/dmesg.log; }
+check "server logged one 'dropping connection' line per bad connection" \
+	wait_until 10 eval '[ "$(drops)" = "$(s bad_frames)" ]'
+grep "tether_server: dropping connection" /shared/server0/dmesg.log | head -n 20
 check "client still connected after the selftests" connected
 
 # --- crash: the host kills the server VM, then boots it again -----------------------------
