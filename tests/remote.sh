@@ -1,0 +1,76 @@
+#!/bin/bash
+# Remote system call tests, KTAP on stdout (same shape as tests/vmtest.sh). Builds the
+# modules, tether-shadow and the test programs (tests/fsops/fsops, tests/build/iouring),
+# boots the relay, a server VM (CID 4, fresh data disk = export root /srv, role
+# tests/vm/remote-server.sh) and a client VM (CID 3, tests/vm/remote-client.sh), which
+# talk through files in the run directory (/shared in both). Every VM's dmesg must be
+# free of warnings. The last line is "# totals: pass=P fail=F skip=S"; exit 1 on failure.
+# Env: REMOTE_NOBUILD=1 skips the build step (programs already built).
+. "$(dirname "$0")/hostlib.sh"
+
+t0=$(date +%s)
+if [ "${REMOTE_NOBUILD:-0}" != 1 ]; then
+	prepare >&2
+	in_chroot /bin/sh -ec '
+		cd /work/tests
+		gcc -O2 -Wall -o fsops/fsops fsops/fsops.c
+		mkdir -p build
+		gcc -O2 -Wall -Wextra -Werror -o build/iouring fsops/iouring.c
+	' >&2 || die "building tests/fsops failed"
+fi
+for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/fsops/fsops tests/build/iouring; do
+	[ -e "$TETHER_ROOT/$f" ] || die "$f not built"
+done
+t_build=$(($(date +%s) - t0))
+RUN_TIMEOUT=${RUN_TIMEOUT:-420} start_run remote
+mkdir -p "$RUN/cmd"
+log "run directory: $RUN"
+VMS=(server client)
+export VM_TIMEOUT=${VM_TIMEOUT:-360}
+boot server server $SERVER_CID ROLE_SCRIPT=/tether/tests/vm/remote-server.sh LOAD_MODULE=0
+boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/remote-client.sh LOAD_MODULE=0
+wait_vm client "$VM_TIMEOUT"
+# The server finishes once /shared/client-done exists (the client writes it at its end).
+touch "$RUN/client-done"
+wait_vm server 60
+
+# --- KTAP ---------------------------------------------------------------------------------
+results=()
+add() { results+=("$1 - $2"); }
+for vm in "${VMS[@]}"; do
+	d="$RUN/$vm"
+	if [ -e "$d/ready" ]; then add ok "$vm: boots (boot-to-ready $(boot_ms "$vm") ms)"; else add "not ok" "$vm: boots"; fi
+	if [ "$(cat "$d/exit" 2>/dev/null)" = 0 ]; then add ok "$vm: role script finished"
+	else add "not ok" "$vm: role script finished (exit $(cat "$d/exit" 2>/dev/null || echo none))"; fi
+	bad=$(cat "$d/dmesg.log" "$d/console.log" 2>/dev/null | grep -E 'WARNING:|BUG:|Oops|KASAN|kernel BUG|Call Trace' | head -n 3 || true)
+	if [ -z "$bad" ]; then add ok "$vm: no warnings in dmesg"; else add "not ok" "$vm: no warnings in dmesg: ${bad//$'\n'/ | }"; fi
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) add ok "$vm: ${line#ok - }" ;;
+		"not ok - "*) add "not ok" "$vm: ${line#not ok - }" ;;
+		esac
+	done < <(cat "$d/results" 2>/dev/null)
+done
+[ -e "$RUN/client/client-done" ] && add ok "client: test sequence completed" || add "not ok" "client: test sequence completed"
+
+echo "KTAP version 1"
+echo "1..${#results[@]}"
+pass=0 fail=0 skip=0 i=0
+for r in "${results[@]}"; do
+	i=$((i + 1))
+	echo "${r%% - *} $i ${r#* - }"
+	case $r in
+	"not ok"*) fail=$((fail + 1)) ;;
+	*"# SKIP"*) skip=$((skip + 1)) ;;
+	*) pass=$((pass + 1)) ;;
+	esac
+done
+for f in "$RUN"/client/*.diff; do
+	[ -e "$f" ] || continue
+	echo "# $(basename "$f" .diff): local (---) vs tethered (+++) transcript:"
+	head -n 60 "$f" | sed 's/^/#   /'
+done
+echo "# boot-to-ready ms:$(for vm in "${VMS[@]}"; do printf ' %s=%s' "$vm" "$(boot_ms "$vm")"; done)"
+echo "# remote took $(($(date +%s) - t0)) s (build $t_build s); logs in $RUN (role.log, dmesg.log per VM)"
+echo "# totals: pass=$pass fail=$fail skip=$skip"
+[ $fail = 0 ]

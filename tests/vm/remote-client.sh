@@ -1,0 +1,326 @@
+#!/bin/bash
+# Client VM (CID 3) role of tests/remote.sh: file-system calls of tethered tasks run on the
+# server. Waits for /shared/server-up (tests/vm/remote-server.sh), loads tether_client.ko,
+# then: fsops transcripts (one, then two at once), marking, io_uring denial, local prefixes,
+# confinement to the export root, a tethered bash session, killed shadows, unload,
+# kmemleak. Asks the server VM to run commands through /shared/cmd (see srv). Results in
+# /out/results; transcripts and diffs in /out.
+. /tether/tests/vm/lib.sh
+set -u
+KO=/tether/client_proxy/tether_client.ko
+D=/sys/kernel/debug/tether_client
+TASKS=$D/tasks
+SDMESG=/shared/server/dmesg.log
+BASHM=/tmp/bash-marked
+EXPORT_HOSTNAME=tether-server-export
+[ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
+
+# srv SECONDS SCRIPT : run SCRIPT (bash, tests/vm/lib.sh sourced) on the server VM; prints
+# its output, returns its exit status (124 when the server did not answer in time).
+# (Callers use $(srv ...), a subshell: the request counter lives in a file.)
+srv() {
+	local n b
+	n=$(($(cat /tmp/srv.n 2>/dev/null || echo 0) + 1))
+	echo $n >/tmp/srv.n
+	b=/shared/cmd/c$n
+	printf '%s\n' "$2" >"$b.tmp" && mv "$b.tmp" "$b.sh"
+	wait_until "$1" test -e "$b.rc" || { echo "server did not answer request c$N in $1 s"; return 124; }
+	cat "$b.out"
+	return "$(cat "$b.rc")"
+}
+# gone PID : process PID has exited (or is a zombie waiting for us).
+gone() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$st" ] || [[ $st == Z* ]]; }
+# reap PID SECONDS : wait for background process PID for SECONDS, then TERM, then KILL;
+# returns its exit status, or 125 (and leaves it) when it does not die: the role script
+# must never hang on a process stuck in the kernel.
+reap() {
+	local p=$1 rc=0
+	if ! wait_until "$2" gone "$p"; then
+		echo "pid $p still running after $2 s: SIGTERM"
+		kill -TERM "$p" 2>/dev/null
+		if ! wait_until 5 gone "$p"; then
+			echo "pid $p ignores SIGTERM: SIGKILL; kernel stack:"
+			cat /proc/"$p"/stack 2>/dev/null
+			kill -KILL "$p" 2>/dev/null
+			wait_until 5 gone "$p" || { echo "pid $p survives SIGKILL (state $(ps -o stat= -p "$p"))"; return 125; }
+		fi
+	fi
+	wait "$p" || rc=$?
+	return $rc
+}
+# tb SCRIPT : run SCRIPT in a tethered bash (the marked copy), 30 s at most; prints its
+# stdout and stderr.
+tb() {
+	local f p rc=0
+	f=$(mktemp)
+	$BASHM -c "$1" >"$f" 2>&1 &
+	p=$!
+	reap $p "${TB_TIMEOUT:-30}" >"$f.reap" || rc=$?
+	cat "$f" "$f.reap"
+	rm -f "$f" "$f.reap"
+	return $rc
+}
+# val NAME TEXT : the value of the first "NAME=value" line of TEXT.
+val() { sed -n "s/^$1=//p" <<<"$2" | head -n1; }
+# same NAME A B : files A and B are equal; otherwise the diff goes to /out/NAME.diff.
+same() {
+	[ -s "$2" ] || { echo "$2 is empty or missing" | tee "/out/$1.diff"; return 1; }
+	diff -u "$2" "$3" >"/out/$1.diff" 2>&1 && rm -f "/out/$1.diff" && return 0
+	head -n 40 "/out/$1.diff"
+	return 1
+}
+# has TEXT LINE : TEXT holds exactly this line.
+has() { grep -qxF -- "$2" <<<"$1"; }
+tethered_n() { key $TASKS tethered; }
+# note TEXT : a transcript of what a test saw, in role.log.
+note() { sed 's/^/#   /' <<<"$1" >&2; }
+
+check "server VM ready (tether_server loaded, local fsops transcript written)" \
+	wait_until 150 test -e /shared/server-up
+check "insmod tether_client server_cid=4" insmod $KO server_cid=4
+check "client connects within 30 s" wait_until 30 grep -qx state=connected $D/state
+
+# Programs: marked copies in /tmp; helpers under /usr/bin (a local prefix), so that a
+# tethered shell can exec them.
+cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM
+cp /tether/tests/fsops/fsops /tmp/fsops && setfattr -n trusted.tether.loader -v 1 /tmp/fsops
+cp /tether/tests/build/iouring /usr/bin/tether-iouring
+echo client-local >/etc/tether-where
+check "loader flag set on the marked copies" eval \
+	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
+
+# --- fsops transcripts ------------------------------------------------------------------
+rc=0
+/tmp/fsops /tethered/t >/out/fsops-tethered.txt 2>&1 &
+reap $! 90 >&2 || rc=$?
+check "fsops tethered (/tethered/t) exits 0 (exit $rc)" test $rc = 0
+check "fsops: tethered transcript = local transcript ($(wc -l </shared/fsops-local.txt) lines)" \
+	same fsops-single /shared/fsops-local.txt /out/fsops-tethered.txt
+# (same basename t as the local run: the transcript prints it)
+srv 20 'mkdir -p /srv/tethered/a /srv/tethered/b' >&2
+ra=0 rb=0
+/tmp/fsops /tethered/a/t >/out/fsops-a.txt 2>&1 &
+pa=$!
+/tmp/fsops /tethered/b/t >/out/fsops-b.txt 2>&1 &
+pb=$!
+reap $pa 120 >&2 || ra=$?
+reap $pb 60 >&2 || rb=$?
+check "fsops twice at once (/tethered/a/t, /tethered/b/t) both exit 0 (exit $ra, $rb)" test "$ra$rb" = 00
+check "fsops at once: transcript a = local" same fsops-a /shared/fsops-local.txt /out/fsops-a.txt
+check "fsops at once: transcript b = local" same fsops-b /shared/fsops-local.txt /out/fsops-b.txt
+out=$(srv 20 'cd /srv/tethered && find . | sort && test "$(find . | sort | tr "\n" " ")" = ". ./a ./b "')
+check "fsops runs cleaned up after themselves on the server (only /srv/tethered/a and b left)" test $? = 0
+note "$out"
+
+# --- marking ----------------------------------------------------------------------------
+# The tethered shell and its children read the tasks list while they are alive.
+read -r -d '' S <<'EOF'
+T=/sys/kernel/debug/tether_client/tasks
+echo self=$$
+while read -r l; do echo "self-sees $l"; done <$T
+( echo sub=$BASHPID; while read -r l; do echo "sub-sees $l"; done <$T )
+/bin/bash -c 'echo exec=$$; while read -r l; do echo "exec-sees $l"; done </sys/kernel/debug/tether_client/tasks'
+exec /bin/bash -c 'echo exec2=$$; while read -r l; do echo "exec2-sees $l"; done </sys/kernel/debug/tether_client/tasks'
+EOF
+out=$(tb "$S" 2>&1)
+note "$out"
+self=$(val self "$out") sub=$(val sub "$out") ex=$(val exec "$out") ex2=$(val exec2 "$out")
+check "marking: exec of a marked bash tethers it (pid ${self:-?} in debugfs tasks)" \
+	eval '[ -n "$self" ] && has "$out" "self-sees $self"'
+check "marking: dmesg names the tethered pid" \
+	wait_until 5 grep -q "pid $self tethered: its executable carries trusted.tether.loader" /out/dmesg.log
+check "marking: a forked subshell inherits (pid ${sub:-?} in tasks)" \
+	eval '[ -n "$sub" ] && [ "$sub" != "$self" ] && has "$out" "sub-sees $sub"'
+check "marking: an unmarked program fork+exec'd by the tethered shell is tethered (pid ${ex:-?})" \
+	eval '[ -n "$ex" ] && [ "$ex" != "$self" ] && has "$out" "exec-sees $ex"'
+check "marking: the tethered shell exec'ing an unmarked program stays tethered (pid ${ex2:-?})" \
+	eval '[ "$ex2" = "$self" ] && has "$out" "exec2-sees $ex2"'
+out=$(/bin/bash -c 'echo self=$$; while read -r l; do echo "self-sees $l"; done </sys/kernel/debug/tether_client/tasks')
+note "$out"
+u=$(val self "$out")
+check "marking: an unmarked program run directly is not tethered (pid $u)" \
+	eval '[ -n "$u" ] && ! has "$out" "self-sees $u" && has "$out" "self-sees tethered=0"'
+check "marking: no tethered task left after the shells exit" wait_until 10 eval '[ "$(tethered_n)" = 0 ]'
+
+out=$(tether-iouring 2>&1)
+note "untethered: $out"
+check "io_uring_setup succeeds untethered ($out)" eval '[[ $out =~ ^io_uring_setup\ =\ [0-9]+$ ]]'
+out=$(tb 'tether-iouring' 2>&1)
+note "tethered: $out"
+check "io_uring_setup fails with ENOSYS tethered ($out)" test "$out" = "io_uring_setup = -1 (ENOSYS)"
+
+# --- local prefixes -----------------------------------------------------------------------
+read -r -d '' S <<'EOF'
+while read -r k v; do [ "$k" = Pid: ] && echo "status-pid=$v"; done </proc/self/status
+echo self=$$
+cat /dev/null && echo devnull-read=ok
+echo x >/dev/null && echo devnull-write=ok
+read -r h </etc/hostname && echo "etc-hostname=$h"
+read -r k </proc/sys/kernel/hostname && echo "kernel-hostname=$k"
+EOF
+out=$(tb "$S" 2>&1)
+note "$out"
+check "local prefixes: /proc/self/status is the client's (Pid $(val status-pid "$out") = \$\$ $(val self "$out"))" \
+	eval '[ -n "$(val self "$out")" ] && [ "$(val status-pid "$out")" = "$(val self "$out")" ]'
+check "local prefixes: /dev/null reads and writes locally" \
+	eval 'has "$out" devnull-read=ok && has "$out" devnull-write=ok'
+check "local prefixes: /proc/sys/kernel/hostname is the client's ($(val kernel-hostname "$out"))" \
+	test "$(val kernel-hostname "$out")" = "$(hostname)"
+check "remote: /etc/hostname comes from the server's export root ($(val etc-hostname "$out"))" \
+	test "$(val etc-hostname "$out")" = $EXPORT_HOSTNAME
+
+# --- confinement to the export root -------------------------------------------------------
+# /srv/etc/tether-where says export-root; the server's /etc says server-real-root, the
+# client's /etc client-local. Every escape must read the export root's file.
+conf() { # DESC SCRIPT EXPECTED
+	local o
+	o=$(tb "$2" 2>&1)
+	note "$1: $o"
+	check "confinement: $1 -> ${o//$'\n'/ | }" test "$o" = "$3"
+}
+conf "cat /../../etc/tether-where" 'cat /../../etc/tether-where' export-root
+conf "cat /../../../../../../etc/passwd" 'cat /../../../../../../etc/passwd' \
+	'root:x:0:0:tether-export-root:/root:/bin/sh'
+conf "cd /tethered; cat ../../../../etc/tether-where" 'cd /tethered && cat ../../../../etc/tether-where' export-root
+conf "cd /..; /bin/pwd" 'cd /.. && /bin/pwd' /
+conf "absolute symlink /esc-abs -> /etc/tether-where" 'cat /esc-abs' export-root
+conf "absolute symlink /esc-passwd -> /etc/passwd" 'cat /esc-passwd' 'root:x:0:0:tether-export-root:/root:/bin/sh'
+conf "relative symlink /data/esc-rel -> ../../../../../etc/tether-where" 'cat /data/esc-rel' export-root
+conf "symlink to a directory /esc-dir -> /../../etc" 'cat /esc-dir/tether-where' export-root
+conf "readlink keeps the target text" 'readlink /esc-abs' /etc/tether-where
+o=$(tb 'ls -a /../..' 2>&1)
+e=$(srv 20 'ls -a /srv')
+note "tethered ls -a /../..: $o"
+check "confinement: ls -a /../.. lists the export root" eval '[ -n "$o" ] && [ "$o" = "$e" ]'
+tb 'echo leak >/../../etc/tether-written'
+o=$(srv 20 'cat /srv/etc/tether-written && test ! -e /etc/tether-written')
+rc=$?
+check "confinement: a write to /../../etc/x lands in the export root ($o)" eval '[ $rc = 0 ] && [ "$o" = leak ]'
+
+# --- a tethered bash session ------------------------------------------------------------
+read -r -d '' S <<'EOF'
+mkdir -p /work/src/sub /work/out
+cd /work
+printf 'hello from the client\n' >src/hello.txt
+seq 1 2000 >src/sub/numbers.txt
+echo "pwd-builtin=$(pwd)"
+echo "pwd-child=$(/bin/pwd)"
+cd src && echo "pwd-child-after-cd=$(/bin/pwd)"
+echo "ls-child=$(ls | tr '\n' ' ')"
+cd ..
+echo "tar-list=$(tar -C src -cf - . | gzip | gunzip | tar -tf - | sort | tr '\n' ' ')"
+tar -C src -cf - . | gzip | gunzip | tar -C out -xf - && echo tar-extract=ok
+diff -r src out && echo diff=same
+sha256sum src/hello.txt src/sub/numbers.txt out/hello.txt out/sub/numbers.txt
+echo done
+EOF
+out=$(tb "$S" 2>&1)
+note "$out"
+check "bash session: runs to the end" has "$out" done
+check "bash session: cd persists in child processes (/bin/pwd = $(val pwd-child "$out"))" \
+	eval '[ "$(val pwd-child "$out")" = /work ] && [ "$(val pwd-child-after-cd "$out")" = /work/src ]'
+check "bash session: ls in the new cwd ($(val ls-child "$out"))" test "$(val ls-child "$out")" = "hello.txt sub "
+check "bash session: tar | gzip | gunzip | tar -t round trip ($(val tar-list "$out"))" \
+	test "$(val tar-list "$out")" = "./ ./hello.txt ./sub/ ./sub/numbers.txt "
+terr=$(grep '^tar: ' <<<"$out" | head -n 2 | tr '\n' ' ')
+check "bash session: tar -x into the export root succeeds and gives the same tree (diff -r)${terr:+: $terr}" \
+	eval 'has "$out" tar-extract=ok && has "$out" diff=same'
+want=$( (printf 'hello from the client\n' | sha256sum; seq 1 2000 | sha256sum) | cut -d' ' -f1)
+ssum=$(srv 20 'cd /srv/work && sha256sum src/hello.txt src/sub/numbers.txt out/hello.txt out/sub/numbers.txt')
+note "server: $ssum"
+tsum=$(grep -E '^[0-9a-f]{64}  ' <<<"$out")
+check "bash session: files on the server's disk have the content written (sha256 from the server)" \
+	eval '[ "$(cut -d" " -f1 <<<"$ssum" | head -n2)" = "$want" ] && [ "$(cut -d" " -f1 <<<"$ssum" | tail -n2)" = "$want" ]'
+check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$tsum" ] && [ "$tsum" = "$ssum" ]'
+
+# --- killed shadows -----------------------------------------------------------------------
+# 1. The shadow is killed while the client process waits in a remote call (open of a FIFO
+#    on the server, which blocks until a writer comes).
+read -r -d '' K <<'EOF'
+found=
+for i in $(seq 1 100); do
+	for p in $(pgrep -x tether-shadow); do
+		grep -q fifo_open /proc/$p/stack 2>/dev/null && found=$p
+	done
+	[ -n "$found" ] && break
+	sleep 0.1
+done
+echo "blocked shadow: ${found:-none found}"
+pgrep -ax tether-shadow
+pkill -9 -x tether-shadow
+EOF
+rm -f /tmp/kill1.out
+$BASHM -c 'echo start=$$; read -r x </fifo; echo "open-rc=$?"' >/tmp/kill1.out 2>&1 &
+kp=$!
+wait_until 10 grep -q '^start=' /tmp/kill1.out
+kpid=$(val start "$(cat /tmp/kill1.out)")
+o=$(srv 30 "$K")
+note "server: $o"
+rc=0
+reap $kp 20 >/tmp/reap.out || rc=$?
+o=$(cat /tmp/reap.out)
+out=$(cat /tmp/kill1.out)
+note "$out"
+note "$o"
+check "killed shadow (blocked call): the client process returns by itself within 20 s (exit $rc)${o:+: ${o//$'\n'/ | }}" \
+	test -z "$o"
+check "killed shadow (blocked call): the open fails with EIO" \
+	eval 'grep -q "Input/output error" <<<"$out" && has "$out" open-rc=1'
+check "killed shadow (blocked call): server dmesg reports the dead shadow of pid $kpid" \
+	wait_until 5 grep -q "shadow of client pid $kpid (session [0-9]*) died" $SDMESG
+
+# 2. The shadow is killed between two calls; the process waits on a local FIFO meanwhile.
+mkfifo /dev/tether-gate
+rm -f /tmp/kill2.out
+read -r -d '' S <<'EOF'
+echo start=$$
+cd /data
+exec 3</etc/hostname
+read -r a </etc/hostname; echo "first=$a"
+read -r g <>/dev/tether-gate
+read -r b </etc/hostname; echo "second-rc=$? b=$b"
+read -r c <&3; echo "old-fd-rc=$? c=$c"
+echo "cwd-in-child=$(/bin/pwd 2>&1)"
+echo done
+EOF
+$BASHM -c "$S" >/tmp/kill2.out 2>&1 &
+kp=$!
+wait_until 10 grep -q '^first=' /tmp/kill2.out
+kpid=$(val start "$(cat /tmp/kill2.out)")
+o=$(srv 30 'pgrep -ax tether-shadow; pkill -9 -x tether-shadow; sleep 0.5')
+note "server: $o"
+echo go >/dev/tether-gate
+rc=0
+reap $kp 20 >/tmp/reap.out || rc=$?
+o=$(cat /tmp/reap.out)
+out=$(cat /tmp/kill2.out)
+note "$out"
+note "$o"
+check "killed shadow (between calls): first call worked ($(val first "$out"))" test "$(val first "$out")" = $EXPORT_HOSTNAME
+check "killed shadow (between calls): the process finishes by itself (exit $rc)${o:+: ${o//$'\n'/ | }}" \
+	eval '[ -z "$o" ] && has "$out" done'
+check "killed shadow (between calls): the next call fails with EIO" \
+	eval 'grep -q "Input/output error" <<<"$out" && has "$out" "second-rc=1 b="'
+check "killed shadow (between calls): a read on an fd opened before the kill fails with EIO" \
+	eval 'grep -q "Input/output error" <<<"$out" && has "$out" "old-fd-rc=1 c="'
+check "killed shadow (between calls): server dmesg reports the dead shadow of pid $kpid" \
+	wait_until 5 grep -q "shadow of client pid $kpid (session [0-9]*) died" $SDMESG
+out=$(tb 'cat /etc/hostname' 2>&1)
+check "after killed shadows a new tethered process works ($out)" test "$out" = $EXPORT_HOSTNAME
+
+# --- unload -------------------------------------------------------------------------------
+$BASHM -c 'exec sleep 60' &
+sp=$!
+check "unload: the tethered sleep shows in tasks" wait_until 10 grep -qx "$sp" $TASKS
+o=$(rmmod tether_client 2>&1)
+rc=$?
+note "rmmod: $o"
+check "unload: rmmod tether_client fails while a tethered sleep runs ($o)" \
+	eval '[ $rc != 0 ] && grep -q "tether_client" /proc/modules'
+kill $sp
+reap $sp 10 >&2
+check "unload: no tethered task after the sleep ended" wait_until 10 eval '[ "$(tethered_n)" = 0 ]'
+check "unload: rmmod tether_client succeeds then" rmmod tether_client
+check "unload: client debugfs gone" test ! -e $D
+check "kmemleak: no leaks on the client" kmemleak_clean
+touch /shared/client-done /out/client-done

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Server VM (CID 4) role of tests/remote.sh (remote system calls). Mounts the run's fresh
+# data disk at /srv (the export root) and fills it with the files the client's tests look
+# for, loads tether_server.ko, runs tests/fsops/fsops locally (the reference transcript,
+# /shared/fsops-local.txt), writes /shared/server-up, then runs the client's requests
+# (/shared/cmd/NAME.sh -> NAME.out, NAME.rc) until the client writes /shared/client-done.
+# Finally: shadows gone, rmmod tether_server, kmemleak. Results in /out/results.
+. /tether/tests/vm/lib.sh
+set -u
+D=/sys/kernel/debug/tether_server
+FSOPS=/tether/tests/fsops/fsops
+SHADOW=/tether/userspace-tools/tether-shadow
+CMD=/shared/cmd
+[ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
+
+mkdir -p /srv $CMD
+check "data disk mounts at /srv (the export root)" mount -t ext4 /dev/vdb /srv
+# Marker files: the same name holds a different word in the export root, in the server's
+# real root and (written by the client) in the client's root, so a leak shows which root
+# a path escaped to.
+mkdir -p /srv/etc /srv/local /srv/tethered /srv/data /srv/tmp
+chmod 1777 /srv/tmp /srv/tethered
+echo tether-server-export >/srv/etc/hostname
+echo export-root >/srv/etc/tether-where
+echo server-real-root >/etc/tether-where
+echo 'root:x:0:0:tether-export-root:/root:/bin/sh' >/srv/etc/passwd
+ln -s /etc/tether-where /srv/esc-abs                    # absolute symlink out of the root
+ln -s /etc/passwd /srv/esc-passwd
+ln -s ../../../../../etc/tether-where /srv/data/esc-rel  # relative .. chain in a symlink
+ln -s /../../etc /srv/esc-dir                            # symlink to a directory above /
+mkfifo -m 666 /srv/fifo
+sync
+
+check "insmod tether_server (root=/srv, squash_root=0)" insmod /tether/server_comm/tether_server.ko \
+	allowed_cids=${CLIENT_CID:-3} shadow_path=$SHADOW root=/srv squash_root=0
+check "fsops runs locally in /srv/local/t" eval "timeout 60 $FSOPS /srv/local/t >/shared/fsops-local.txt 2>&1"
+touch /shared/server-up
+
+# The client's requests: one script at a time, with the helpers of tests/vm/lib.sh.
+end=$(($(date +%s) + ${SERVE_SECONDS:-300}))
+while [ ! -e /shared/client-done ] && [ "$(date +%s)" -lt $end ]; do
+	for f in "$CMD"/*.sh; do
+		[ -e "$f" ] || continue
+		b=${f%.sh}
+		[ -e "$b.rc" ] && continue
+		echo "# request $(basename "$b")" >&2
+		rc=0
+		timeout 60 bash -c '. /tether/tests/vm/lib.sh; . "$1"' request "$f" >"$b.out" 2>&1 || rc=$?
+		echo $rc >"$b.rc.tmp" && mv "$b.rc.tmp" "$b.rc"
+	done
+	sleep 0.1
+done
+check "client finished its sequence" test -e /shared/client/client-done
+
+# The client unloaded its module: every session and shadow must be gone.
+shadows_gone() { [ "$(key $D/state shadows)" = 0 ] && [ "$(key $D/state sessions)" = 0 ]; }
+check "shadows=0 and sessions=0 after the client unloaded" wait_until 30 shadows_gone
+cat $D/state >/out/state 2>/dev/null
+check "no tether-shadow process left" wait_until 10 eval '! pgrep -x tether-shadow >/dev/null'
+pgrep -ax tether-shadow
+check "rmmod tether_server" rmmod tether_server
+check "server debugfs gone after rmmod" test ! -e $D
+check "kmemleak: no leaks on the server" kmemleak_clean
+umount /srv
