@@ -6,6 +6,7 @@
 # kmemleak. Asks the server VM to run commands through /shared/cmd (see srv). Results in
 # /out/results; transcripts and diffs in /out.
 . /tether/tests/vm/lib.sh
+. /tether/tests/vm/remote-lib.sh
 set -u
 KO=/tether/client_proxy/tether_client.ko
 D=/sys/kernel/debug/tether_client
@@ -15,51 +16,6 @@ BASHM=/tmp/bash-marked
 EXPORT_HOSTNAME=tether-server-export
 [ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
 
-# srv SECONDS SCRIPT : run SCRIPT (bash, tests/vm/lib.sh sourced) on the server VM; prints
-# its output, returns its exit status (124 when the server did not answer in time).
-# (Callers use $(srv ...), a subshell: the request counter lives in a file.)
-srv() {
-	local n b
-	n=$(($(cat /tmp/srv.n 2>/dev/null || echo 0) + 1))
-	echo $n >/tmp/srv.n
-	b=/shared/cmd/c$n
-	printf '%s\n' "$2" >"$b.tmp" && mv "$b.tmp" "$b.sh"
-	wait_until "$1" test -e "$b.rc" || { echo "server did not answer request c$N in $1 s"; return 124; }
-	cat "$b.out"
-	return "$(cat "$b.rc")"
-}
-# gone PID : process PID has exited (or is a zombie waiting for us).
-gone() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$st" ] || [[ $st == Z* ]]; }
-# reap PID SECONDS : wait for background process PID for SECONDS, then TERM, then KILL;
-# returns its exit status, or 125 (and leaves it) when it does not die: the role script
-# must never hang on a process stuck in the kernel.
-reap() {
-	local p=$1 rc=0
-	if ! wait_until "$2" gone "$p"; then
-		echo "pid $p still running after $2 s: SIGTERM"
-		kill -TERM "$p" 2>/dev/null
-		if ! wait_until 5 gone "$p"; then
-			echo "pid $p ignores SIGTERM: SIGKILL; kernel stack:"
-			cat /proc/"$p"/stack 2>/dev/null
-			kill -KILL "$p" 2>/dev/null
-			wait_until 5 gone "$p" || { echo "pid $p survives SIGKILL (state $(ps -o stat= -p "$p"))"; return 125; }
-		fi
-	fi
-	wait "$p" || rc=$?
-	return $rc
-}
-# tb SCRIPT : run SCRIPT in a tethered bash (the marked copy), 30 s at most; prints its
-# stdout and stderr.
-tb() {
-	local f p rc=0
-	f=$(mktemp)
-	$BASHM -c "$1" >"$f" 2>&1 &
-	p=$!
-	reap $p "${TB_TIMEOUT:-30}" >"$f.reap" || rc=$?
-	cat "$f" "$f.reap"
-	rm -f "$f" "$f.reap"
-	return $rc
-}
 # val NAME TEXT : the value of the first "NAME=value" line of TEXT.
 val() { sed -n "s/^$1=//p" <<<"$2" | head -n1; }
 # same NAME A B : files A and B are equal; otherwise the diff goes to /out/NAME.diff.

@@ -6,11 +6,11 @@
 # (/shared/cmd/NAME.sh -> NAME.out, NAME.rc) until the client writes /shared/client-done.
 # Finally: shadows gone, rmmod tether_server, kmemleak. Results in /out/results.
 . /tether/tests/vm/lib.sh
+. /tether/tests/vm/remote-lib.sh
 set -u
 D=/sys/kernel/debug/tether_server
 FSOPS=/tether/tests/fsops/fsops
 SHADOW=/tether/userspace-tools/tether-shadow
-CMD=/shared/cmd
 [ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
 
 mkdir -p /srv $CMD
@@ -36,20 +36,7 @@ check "insmod tether_server (root=/srv, squash_root=0)" insmod /tether/server_co
 check "fsops runs locally in /srv/local/t" eval "timeout 60 $FSOPS /srv/local/t >/shared/fsops-local.txt 2>&1"
 touch /shared/server-up
 
-# The client's requests: one script at a time, with the helpers of tests/vm/lib.sh.
-end=$(($(date +%s) + ${SERVE_SECONDS:-300}))
-while [ ! -e /shared/client-done ] && [ "$(date +%s)" -lt $end ]; do
-	for f in "$CMD"/*.sh; do
-		[ -e "$f" ] || continue
-		b=${f%.sh}
-		[ -e "$b.rc" ] && continue
-		echo "# request $(basename "$b")" >&2
-		rc=0
-		timeout 60 bash -c '. /tether/tests/vm/lib.sh; . "$1"' request "$f" >"$b.out" 2>&1 || rc=$?
-		echo $rc >"$b.rc.tmp" && mv "$b.rc.tmp" "$b.rc"
-	done
-	sleep 0.1
-done
+serve_requests "${SERVE_SECONDS:-300}" /shared/client-done
 check "client finished its sequence" test -e /shared/client/client-done
 
 # The client unloaded its module: every session and shadow must be gone.
