@@ -41,6 +41,7 @@ check "client connects within 30 s" wait_until 30 grep -qx state=connected $D/st
 cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM
 cp /tether/tests/fsops/fsops /tmp/fsops && setfattr -n trusted.tether.loader -v 1 /tmp/fsops
 cp /tether/tests/build/iouring /usr/bin/tether-iouring
+cp /tether/tests/build/dirmode /usr/bin/tether-dirmode
 echo client-local >/etc/tether-where
 check "loader flag set on the marked copies" eval \
 	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
@@ -188,6 +189,25 @@ tsum=$(grep -E '^[0-9a-f]{64}  ' <<<"$out")
 check "bash session: files on the server's disk have the content written (sha256 from the server)" \
 	eval '[ "$(cut -d" " -f1 <<<"$ssum" | head -n2)" = "$want" ] && [ "$(cut -d" " -f1 <<<"$ssum" | tail -n2)" = "$want" ]'
 check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$tsum" ] && [ "$tsum" = "$ssum" ]'
+
+# ls -l reads extended attributes (ACLs, security labels) too: "?" after the mode means
+# they could not be read. (Paths that exist on the server only.)
+o=$(tb 'ls -ld /data /fifo /data/esc-rel' 2>&1)
+e=$(srv 20 'ls -ld /srv/data /srv/fifo /srv/data/esc-rel | sed "s| /srv/| /|"')
+note "tethered: $o"
+note "server:   $e"
+check "ls -ld of remote files: modes as on the server (${o//$'\n'/ | })" \
+	eval '[ "$(awk "{print \$1, \$3, \$4, \$NF}" <<<"$o")" = "$(awk "{print \$1, \$3, \$4, \$NF}" <<<"$e")" ]'
+
+# The calls tar makes to restore a directory's mode, one by one (tests/fsops/dirmode.c).
+out=$(tb 'tether-dirmode /work')
+rc=$?
+note "$out"
+bad=$(grep -- '= -1 (' <<<"$out" | tr '\n' ';')
+check "chmod relative to a remote dirfd (fchmodat, fchmodat2, glibc fchmodat AT_SYMLINK_NOFOLLOW) works tethered${bad:+: $bad}" \
+	test $rc = 0
+# Not a test, for the log: local prefixes match the path text, so /dev/.. is local.
+note "tethered cat /dev/../etc/tether-where: $(tb 'cat /dev/../etc/tether-where')"
 
 # --- killed shadows -----------------------------------------------------------------------
 # 1. The shadow is killed while the client process waits in a remote call (open of a FIFO

@@ -24,6 +24,7 @@ echo tether-server-export >/srv/etc/hostname
 echo export-root >/srv/etc/tether-where
 echo server-real-root >/etc/tether-where
 echo 'root:x:0:0:tether-export-root:/root:/bin/sh' >/srv/etc/passwd
+echo 'root:x:0:' >/srv/etc/group
 ln -s /etc/tether-where /srv/esc-abs                    # absolute symlink out of the root
 ln -s /etc/passwd /srv/esc-passwd
 ln -s ../../../../../etc/tether-where /srv/data/esc-rel  # relative .. chain in a symlink
