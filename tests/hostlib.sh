@@ -49,7 +49,7 @@ boot() {
 	local name=$1 role=$2 cid=$3 disks=()
 	shift 3
 	[ "$role" = server ] && disks=("$RUN/server-data.img")
-	VM_ENV="$(printf '%s\n' "${COMMON_ENV[@]}" "$@")" timeout "${VM_TIMEOUT:-900}" \
+	VM_ENV="$(printf '%s\n' "${COMMON_ENV[@]}" "$@")" VM_TIMEOUT="${VM_TIMEOUT:-1800}" timeout "${VM_TIMEOUT:-1800}" \
 		"$TETHER_ROOT/qemu/run-vm.sh" "$role" "$cid" "$RUN/$name" "$RUN/vhost-$cid.sock" "${disks[@]}" \
 		>"$RUN/$name.log" 2>&1 &
 	VMPID[$name]=$!

@@ -9,27 +9,27 @@ BOOT_INDEX=${BOOT_INDEX:-0}
 
 # The data disk survives a killed VM: boot N finds the N markers of earlier boots.
 mkdir -p /srv
-if check "server$BOOT_INDEX: data disk mounts at /srv" mount -t ext4 /dev/vdb /srv; then
+if check "data disk mounts at /srv" mount -t ext4 /dev/vdb /srv; then
 	n=$(cat /srv/boots.log 2>/dev/null | wc -l)
-	check "server$BOOT_INDEX: data disk holds the $BOOT_INDEX earlier boot markers" test "$n" = "$BOOT_INDEX"
+	check "data disk holds the $BOOT_INDEX earlier boot markers" test "$n" = "$BOOT_INDEX"
 	echo "boot $BOOT_INDEX" >>/srv/boots.log && sync /srv/boots.log
 fi
-check "server$BOOT_INDEX: module loaded" grep -q '^tether_server ' /proc/modules
-check "server$BOOT_INDEX: debugfs state exists" test -r $D/state
+check "module loaded" grep -q '^tether_server ' /proc/modules
+check "debugfs state exists" test -r $D/state
 [ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
 [ "${BENCH_PORT:-}" ] && { $TB/vsock_bench server "$BENCH_PORT" & }
 
 while [ ! -e /out/stop ]; do
-	cat $D/state >/shared/server-state.tmp 2>/dev/null && mv /shared/server-state.tmp /shared/server-state
-	sleep 0.25
+	state=$(<$D/state) && printf '%s\n' "$state" >/shared/server-state.tmp && mv /shared/server-state.tmp /shared/server-state
+	sleep 0.5
 done
 
 cp $D/state /out/state
 sleep 0.5   # dmesg -w catches up
 drops=$(grep -c 'tether_server: dropping connection from cid' /out/dmesg.log)
-check "server$BOOT_INDEX: one dmesg line per dropped connection ($drops, bad_frames=$(key $D/state bad_frames))" \
+check "one dmesg line per dropped connection ($drops, bad_frames=$(key $D/state bad_frames))" \
 	test "$drops" = "$(key $D/state bad_frames)"
-check "server$BOOT_INDEX: rmmod tether_server" rmmod tether_server
-check "server$BOOT_INDEX: debugfs gone after rmmod" test ! -e $D
-check "server$BOOT_INDEX: kmemleak: no leaks on the server" kmemleak_clean
+check "rmmod tether_server" rmmod tether_server
+check "debugfs gone after rmmod" test ! -e $D
+check "kmemleak: no leaks on the server" kmemleak_clean
 umount /srv
