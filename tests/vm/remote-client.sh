@@ -209,10 +209,10 @@ check "chmod relative to a remote dirfd (fchmodat, fchmodat2, glibc fchmodat AT_
 # Not a test, for the log: local prefixes match the path text, so /dev/.. is local.
 note "tethered cat /dev/../etc/tether-where: $(tb 'cat /dev/../etc/tether-where')"
 
-# --- killed shadows -----------------------------------------------------------------------
-# 1. The shadow is killed while the client process waits in a remote call (open of a FIFO
-#    on the server, which blocks until a writer comes).
-read -r -d '' K <<'EOF'
+# --- signals and killed shadows -----------------------------------------------------------
+# A remote call that blocks: open of a FIFO on the server, which waits for a writer. This
+# server script waits until a shadow is blocked there.
+read -r -d '' BLOCKED <<'EOF'
 found=
 for i in $(seq 1 100); do
 	for p in $(pgrep -x tether-shadow); do
@@ -223,8 +223,36 @@ for i in $(seq 1 100); do
 done
 echo "blocked shadow: ${found:-none found}"
 pgrep -ax tether-shadow
-pkill -9 -x tether-shadow
 EOF
+# 0. A signal ends a tethered process blocked in a remote call (the server is left alone;
+#    a writer on the FIFO releases its shadow afterwards).
+rm -f /tmp/sig.out
+$BASHM -c 'echo start=$$; read -r x </fifo; echo "open-rc=$?"' >/tmp/sig.out 2>&1 &
+kp=$!
+wait_until 10 grep -q '^start=' /tmp/sig.out
+o=$(srv 30 "$BLOCKED")
+note "server: $o"
+kill -TERM $kp
+if wait_until 5 gone $kp; then sig=TERM
+else
+	note "SIGTERM: pid $kp still there after 5 s, state $(ps -o stat= -p $kp), stack: $(cat /proc/$kp/stack 2>/dev/null | tr '\n' ' ')"
+	kill -KILL $kp
+	if wait_until 5 gone $kp; then sig=KILL; else sig=none; fi
+fi
+check "signals: SIGTERM ends a tethered process blocked in a remote call (ended by: $sig)" test $sig = TERM
+check "signals: the blocked process can be killed at all (SIGTERM or SIGKILL; ended by: $sig)" test $sig != none
+o=$(srv 30 'timeout 5 sh -c "echo release >/srv/fifo"; echo "writer exit $?"')
+note "server: $o"
+[ $sig = none ] && note "after the server released the FIFO: $(wait_until 10 gone $kp && echo gone || echo still there)"
+reap $kp 5 >&2
+note "$(cat /tmp/sig.out)"
+# The client process is gone: its shadow must go too.
+o=$(srv 30 'wait_until 10 eval "! pgrep -x tether-shadow >/dev/null"; rc=$?; pgrep -ax tether-shadow; exit $rc')
+check "signals: no shadow left on the server once the process is gone${o:+ ($o)}" test $? = 0
+
+# 1. The shadow is killed while the client process waits in a remote call.
+K="$BLOCKED
+pkill -9 -x tether-shadow"
 rm -f /tmp/kill1.out
 $BASHM -c 'echo start=$$; read -r x </fifo; echo "open-rc=$?"' >/tmp/kill1.out 2>&1 &
 kp=$!
