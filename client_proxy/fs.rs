@@ -239,6 +239,44 @@ pub(crate) fn openat(a: &[u64; 6]) -> Dispatch {
     open_common(a[0], a[1], a[2], a[3])
 }
 
+/// Implements remote `openat2(2)`: the flags come from `struct open_how`.
+pub(crate) fn openat2(a: &[u64; 6]) -> Dispatch {
+    let mut how = KVVec::new();
+    let size = (a[3] as usize).min(64);
+    if size < 24 {
+        return errno(EINVAL);
+    }
+    if let Err(e) =
+        UserSlice::new(UserPtr::from_addr(a[2] as usize), size).read_all(&mut how, GFP_KERNEL)
+    {
+        return errno(e);
+    }
+    let flags = u64::from_le_bytes(how[..8].try_into().unwrap_or_default());
+    let path = match PathArg::from_user(a[1]) {
+        Ok(p) => p,
+        Err(e) => return errno(e),
+    };
+    let Some(dirfd) = remote_dirfd(a[0], &path) else {
+        return Dispatch::Local;
+    };
+    // The shadow must not create the fd close-on-exec on its side only: strip O_CLOEXEC.
+    how[..8].copy_from_slice(&(flags & !u64::from(bindings::O_CLOEXEC)).to_le_bytes());
+    let rpid = rpid();
+    let bufs = [
+        path_buf(1, &path),
+        BufDesc {
+            arg: 2,
+            dir: DIR_IN,
+            len: size as u32,
+        },
+    ];
+    let req = request(437, [dirfd, 0, 0, size as u64, 0, 0], &bufs);
+    match call(rpid, &req, &[&path.buf, &how], &mut []) {
+        Ok(sfd) if sfd >= 0 => install(rpid, sfd as i32, dirfd, &path, flags, 0),
+        other => done(other),
+    }
+}
+
 /// Implements remote `creat(2)`.
 pub(crate) fn creat(a: &[u64; 6]) -> Dispatch {
     let flags = bindings::O_CREAT | bindings::O_WRONLY | bindings::O_TRUNC;
@@ -265,10 +303,15 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
         [dirfd, 0, flags & !cloexec, mode, 0, 0],
         &[path_buf(1, &path)],
     );
-    let sfd = match call(rpid, &req, &[&path.buf], &mut []) {
-        Ok(fd) if fd >= 0 => fd as i32,
-        other => return done(other),
-    };
+    match call(rpid, &req, &[&path.buf], &mut []) {
+        Ok(sfd) if sfd >= 0 => install(rpid, sfd as i32, dirfd, &path, flags, mode),
+        other => done(other),
+    }
+}
+
+/// Installs a proxy for server fd `sfd` that process `rpid` opened as `path` (relative to
+/// server dirfd `dirfd`), and logs it.
+fn install(rpid: u32, sfd: i32, dirfd: u64, path: &PathArg, flags: u64, mode: u64) -> Dispatch {
     // SAFETY: No preconditions beyond valid values.
     let fd = unsafe { ffi::tether_proxy_install(rpid, sfd, flags as u32) };
     if fd < 0 {

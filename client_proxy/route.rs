@@ -40,7 +40,7 @@ pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
 #[rustfmt::skip]
-const ROUTED: [Entry; 63] = [
+const ROUTED: [Entry; 79] = [
     Entry { nr: 0, sym: c"__x64_sys_read", route: Route::Remote(fs::read) },
     Entry { nr: 1, sym: c"__x64_sys_write", route: Route::Remote(fs::write) },
     Entry { nr: 2, sym: c"__x64_sys_open", route: Route::Remote(fs::open) },
@@ -77,11 +77,25 @@ const ROUTED: [Entry; 63] = [
     Entry { nr: 93, sym: c"__x64_sys_fchown", route: Route::Generic(&Spec::new(93, [Fd])) },
     Entry { nr: 94, sym: c"__x64_sys_lchown", route: Route::Generic(&Spec::new(94, [Path])) },
     Entry { nr: 95, sym: c"__x64_sys_umask", route: Route::Generic(&Spec::new(95, [])) },
+    Entry { nr: 133, sym: c"__x64_sys_mknod", route: Route::Generic(&Spec::new(133, [Path])) },
     Entry { nr: 137, sym: c"__x64_sys_statfs", route: Route::Generic(&Spec::new(137, [Path, Out(STATFS)])) },
     Entry { nr: 138, sym: c"__x64_sys_fstatfs", route: Route::Generic(&Spec::new(138, [Fd, Out(STATFS)])) },
+    Entry { nr: 188, sym: c"__x64_sys_setxattr", route: Route::Generic(&Spec::new(188, [Path, Str, In(Len::Arg(3))])) },
+    Entry { nr: 189, sym: c"__x64_sys_lsetxattr", route: Route::Generic(&Spec::new(189, [Path, Str, In(Len::Arg(3))])) },
+    Entry { nr: 190, sym: c"__x64_sys_fsetxattr", route: Route::Generic(&Spec::new(190, [Fd, Str, In(Len::Arg(3))])) },
+    Entry { nr: 191, sym: c"__x64_sys_getxattr", route: Route::Generic(&Spec::new(191, [Path, Str, OutRet(Len::Arg(3))])) },
+    Entry { nr: 192, sym: c"__x64_sys_lgetxattr", route: Route::Generic(&Spec::new(192, [Path, Str, OutRet(Len::Arg(3))])) },
+    Entry { nr: 193, sym: c"__x64_sys_fgetxattr", route: Route::Generic(&Spec::new(193, [Fd, Str, OutRet(Len::Arg(3))])) },
+    Entry { nr: 194, sym: c"__x64_sys_listxattr", route: Route::Generic(&Spec::new(194, [Path, OutRet(Len::Arg(2))])) },
+    Entry { nr: 195, sym: c"__x64_sys_llistxattr", route: Route::Generic(&Spec::new(195, [Path, OutRet(Len::Arg(2))])) },
+    Entry { nr: 196, sym: c"__x64_sys_flistxattr", route: Route::Generic(&Spec::new(196, [Fd, OutRet(Len::Arg(2))])) },
+    Entry { nr: 197, sym: c"__x64_sys_removexattr", route: Route::Generic(&Spec::new(197, [Path, Str])) },
+    Entry { nr: 198, sym: c"__x64_sys_lremovexattr", route: Route::Generic(&Spec::new(198, [Path, Str])) },
+    Entry { nr: 199, sym: c"__x64_sys_fremovexattr", route: Route::Generic(&Spec::new(199, [Fd, Str])) },
     Entry { nr: 217, sym: c"__x64_sys_getdents64", route: Route::Generic(&Spec::new(217, [Fd, OutRet(Len::Arg(2))])) },
     Entry { nr: 257, sym: c"__x64_sys_openat", route: Route::Remote(fs::openat) },
     Entry { nr: 258, sym: c"__x64_sys_mkdirat", route: Route::Generic(&Spec::new(258, [DirFd(1), Path])) },
+    Entry { nr: 259, sym: c"__x64_sys_mknodat", route: Route::Generic(&Spec::new(259, [DirFd(1), Path])) },
     Entry { nr: 260, sym: c"__x64_sys_fchownat", route: Route::Generic(&Spec::new(260, [DirFd(1), Path])) },
     Entry { nr: 262, sym: c"__x64_sys_newfstatat", route: Route::Generic(&Spec::new(262, [DirFd(1), Path, Out(STAT)])) },
     Entry { nr: 263, sym: c"__x64_sys_unlinkat", route: Route::Generic(&Spec::new(263, [DirFd(1), Path])) },
@@ -104,7 +118,9 @@ const ROUTED: [Entry; 63] = [
     Entry { nr: 425, sym: c"__x64_sys_io_uring_setup", route: Route::Deny(bindings::ENOSYS) },
     Entry { nr: 426, sym: c"__x64_sys_io_uring_enter", route: Route::Deny(bindings::ENOSYS) },
     Entry { nr: 427, sym: c"__x64_sys_io_uring_register", route: Route::Deny(bindings::ENOSYS) },
+    Entry { nr: 437, sym: c"__x64_sys_openat2", route: Route::Remote(fs::openat2) },
     Entry { nr: 439, sym: c"__x64_sys_faccessat2", route: Route::Generic(&Spec::new(439, [DirFd(1), Path])) },
+    Entry { nr: 452, sym: c"__x64_sys_fchmodat2", route: Route::Generic(&Spec::new(452, [DirFd(1), Path])) },
 ];
 
 /// Sizes of the structures calls fill in (x86-64).

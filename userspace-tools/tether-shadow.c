@@ -48,7 +48,10 @@ static const int allowed[] = {
 	SYS_fchownat, SYS_newfstatat, SYS_unlinkat, SYS_renameat, SYS_linkat, SYS_symlinkat,
 	SYS_readlinkat, SYS_fchmodat, SYS_faccessat, SYS_utimensat, SYS_fallocate,
 	SYS_renameat2, SYS_statx, SYS_faccessat2, SYS_copy_file_range, SYS_sync_file_range,
-	SYS_openat2, SYS_sendfile, SYS_open,
+	SYS_openat2, SYS_sendfile, SYS_open, SYS_mknod, SYS_mknodat, SYS_setxattr, SYS_lsetxattr,
+	SYS_fsetxattr, SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_listxattr, SYS_llistxattr,
+	SYS_flistxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr,
+	452 /* fchmodat2 */,
 };
 
 static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
