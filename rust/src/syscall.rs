@@ -263,7 +263,8 @@ mod tests {
 
     #[test]
     fn bare_reply() {
-        let (rep, data) = SyscallReply::decode(&SyscallReply::bare(-5)).unwrap();
+        let body = SyscallReply::bare(-5);
+        let (rep, data) = SyscallReply::decode(&body).unwrap();
         assert_eq!((rep.ret, rep.nbufs, data.len()), (-5, 0, 0));
     }
 
