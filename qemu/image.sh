@@ -11,7 +11,7 @@ host_pkgs debootstrap e2fsprogs
 mkdir -p "$CACHE"
 root="$CACHE/rootfs.tmp"
 # A debootstrap that was killed may leave its /proc and /sys mounted in the tree.
-grep -o " $root/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l
+grep -o " $root/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l || true
 rm -rf "$root"
 log "debootstrap guest userland (about 1 min)"
 debootstrap --variant=minbase --include=$INCLUDE trixie "$root" "$MIRROR" >"$CACHE/image.log" 2>&1 ||

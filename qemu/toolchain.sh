@@ -11,7 +11,7 @@ BPO_PKGS="$(sed -n 's/^backports://p' "$TETHER_ROOT/qemu/toolchain.pkgs")"
 host_pkgs debootstrap
 mkdir -p "$CACHE"
 # A debootstrap that was killed may leave its /proc and /sys mounted in the tree.
-grep -o " $CHROOT.tmp/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l
+grep -o " $CHROOT.tmp/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l || true
 rm -rf "$CHROOT.tmp"
 log "debootstrap trixie -> $CHROOT (about 1 min)"
 debootstrap --variant=minbase trixie "$CHROOT.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
