@@ -126,9 +126,6 @@ pub(crate) struct Shared {
     /// Remote calls waiting for their reply.
     #[pin]
     pub(crate) calls: Mutex<KVec<Pending>>,
-    /// Signalled when a reply arrives or the connection goes down.
-    #[pin]
-    pub(crate) call_done: CondVar,
 }
 
 impl Shared {
@@ -256,7 +253,6 @@ impl kernel::Module for TetherClient {
                 events <- new_spinlock!(KVec::new(), "Shared::events"),
                 calls <- new_mutex!(KVec::new(), "Shared::calls"),
                 log <- new_mutex!(Log::new(), "Shared::log"),
-                call_done <- new_condvar!("Shared::call_done"),
             }),
             GFP_KERNEL,
         )?;

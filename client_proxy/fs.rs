@@ -66,6 +66,18 @@ extern "C" {
 
 /// Whether `path` lies under one of the `local_prefixes` (module parameter).
 fn is_local(path: &[u8]) -> bool {
+    // `/dev/../etc` is not under `/dev`: compare the path with its dot components resolved.
+    let normalized;
+    let path = if path.first() == Some(&b'/') && path.windows(2).any(|w| w == b"/.") {
+        normalized = crate::log::normalize(path);
+        match &normalized {
+            Ok(p) => &p[..],
+            // Without memory to tell, the path goes to the server, never wrongly local.
+            Err(_) => return false,
+        }
+    } else {
+        path
+    };
     // SAFETY: The parameter is a NUL-terminated string that lives as long as the module.
     let prefixes = unsafe { CStr::from_char_ptr(tether_local_prefixes()) };
     prefixes
@@ -370,46 +382,78 @@ extern "C" fn tether_proxy_released(rpid: u32, sfd: i32) {
     }
 }
 
-/// Reads up to `len` bytes at `pos` (or at the server's offset when `pos` is `None`)
-/// into user memory at `buf`.
+/// Reads up to `len` bytes at `pos` (or at the server's offset when `pos` is `None`) into
+/// user memory at `buf`, in pieces of at most [`MAX_IO`] bytes; stops at a short piece.
 fn read_to_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> {
-    let len = (len as usize).min(MAX_IO);
     let mut data = KVVec::new();
-    data.resize(len, 0, GFP_KERNEL)?;
-    let out = BufDesc {
-        arg: 1,
-        dir: DIR_OUT | DIR_RET,
-        len: len as u32,
-    };
-    let req = match pos {
-        Some(pos) => request(17, [p.sfd as u64, 0, len as u64, pos as u64, 0, 0], &[out]),
-        None => request(0, [p.sfd as u64, 0, len as u64, 0, 0, 0], &[out]),
-    };
-    let n = call(p.rpid, &req, &[], &mut [&mut data])?;
-    if n > 0 {
-        let n = (n as usize).min(len);
-        UserSlice::new(UserPtr::from_addr(buf as usize), n)
+    data.resize((len as usize).min(MAX_IO), 0, GFP_KERNEL)?;
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(MAX_IO as u64) as usize;
+        let out = BufDesc {
+            arg: 1,
+            dir: DIR_OUT | DIR_RET,
+            len: n as u32,
+        };
+        let req = match pos {
+            Some(pos) => request(
+                17,
+                [p.sfd as u64, 0, n as u64, (pos + done as i64) as u64, 0, 0],
+                &[out],
+            ),
+            None => request(0, [p.sfd as u64, 0, n as u64, 0, 0, 0], &[out]),
+        };
+        let got = match call(p.rpid, &req, &[], &mut [&mut data[..n]]) {
+            Ok(got) if got >= 0 => (got as usize).min(n),
+            Ok(err) if done == 0 => return Ok(err),
+            Err(e) if done == 0 => return Err(e),
+            _ => break,
+        };
+        UserSlice::new(UserPtr::from_addr((buf + done) as usize), got)
             .writer()
-            .write_slice(&data[..n])?;
+            .write_slice(&data[..got])?;
+        done += got as u64;
+        if got < n {
+            break;
+        }
     }
-    Ok(n)
+    Ok(done as i64)
 }
 
-/// Writes `len` bytes from user memory at `buf` at `pos` (`None`: append).
+/// Writes `len` bytes from user memory at `buf` at `pos` (`None`: append), in pieces of at
+/// most [`MAX_IO`] bytes; stops at a short piece.
 fn write_from_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> {
-    let len = (len as usize).min(MAX_IO);
-    let mut data = KVVec::new();
-    UserSlice::new(UserPtr::from_addr(buf as usize), len).read_all(&mut data, GFP_KERNEL)?;
-    let inb = BufDesc {
-        arg: 1,
-        dir: DIR_IN,
-        len: len as u32,
-    };
-    let req = match pos {
-        Some(pos) => request(18, [p.sfd as u64, 0, len as u64, pos as u64, 0, 0], &[inb]),
-        None => request(1, [p.sfd as u64, 0, len as u64, 0, 0, 0], &[inb]),
-    };
-    call(p.rpid, &req, &[&data], &mut [])
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(MAX_IO as u64) as usize;
+        let mut data = KVVec::new();
+        UserSlice::new(UserPtr::from_addr((buf + done) as usize), n)
+            .read_all(&mut data, GFP_KERNEL)?;
+        let inb = BufDesc {
+            arg: 1,
+            dir: DIR_IN,
+            len: n as u32,
+        };
+        let req = match pos {
+            Some(pos) => request(
+                18,
+                [p.sfd as u64, 0, n as u64, (pos + done as i64) as u64, 0, 0],
+                &[inb],
+            ),
+            None => request(1, [p.sfd as u64, 0, n as u64, 0, 0, 0], &[inb]),
+        };
+        let put = match call(p.rpid, &req, &[&data], &mut []) {
+            Ok(put) if put >= 0 => (put as usize).min(n),
+            Ok(err) if done == 0 => return Ok(err),
+            Err(e) if done == 0 => return Err(e),
+            _ => break,
+        };
+        done += put as u64;
+        if put < n {
+            break;
+        }
+    }
+    Ok(done as i64)
 }
 
 /// Implements remote `read(2)`: a `pread64` at the proxy file's offset.

@@ -61,6 +61,11 @@ fn join(base: &[u8], rel: &[u8]) -> Result<KVVec<u8>> {
     Ok(out)
 }
 
+/// `path` with `.`, `..` and repeated slashes resolved textually, from `/`.
+pub(crate) fn normalize(path: &[u8]) -> Result<KVVec<u8>> {
+    join(b"/", path)
+}
+
 impl Log {
     pub(crate) const fn new() -> Self {
         Self {

@@ -12,7 +12,8 @@ use kernel::{
     alloc::KVVec,
     bindings,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::atomic::{Atomic, Relaxed, Release},
+    sync::Arc,
 };
 
 use crate::client::Shared;
@@ -91,6 +92,26 @@ pub(crate) struct Pending {
     seq: u64,
     /// The reply body, or why there will be none.
     reply: Option<Result<KVVec<u8>>>,
+    /// Set (after `reply`) when the caller may take the reply; read without the lock.
+    done: Arc<Atomic<i32>>,
+}
+
+extern "C" {
+    fn tether_call_wake();
+    fn tether_call_wait(done: *const i32) -> kernel::ffi::c_int;
+}
+
+impl Pending {
+    /// Stores the outcome and lets the caller go on (`Shared::calls` held).
+    fn finish(&mut self, reply: Result<KVVec<u8>>) {
+        self.reply = Some(reply);
+        self.done.store(1, Release);
+    }
+}
+
+fn wake_callers() {
+    // SAFETY: No preconditions.
+    unsafe { tether_call_wake() };
 }
 
 /// Hands a reply to the task waiting for `seq` (connection worker).
@@ -102,8 +123,9 @@ pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
         .map_err(|_| ENOMEM);
     let mut calls = shared.calls.lock();
     if let Some(p) = calls.iter_mut().find(|p| p.seq == seq) {
-        p.reply = Some(reply);
-        shared.call_done.notify_all();
+        p.finish(reply);
+        drop(calls);
+        wake_callers();
     }
 }
 
@@ -111,9 +133,10 @@ pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
 pub(crate) fn fail_all(shared: &Shared, err: Error) {
     let mut calls = shared.calls.lock();
     for p in calls.iter_mut().filter(|p| p.reply.is_none()) {
-        p.reply = Some(Err(err));
+        p.finish(Err(err));
     }
-    shared.call_done.notify_all();
+    drop(calls);
+    wake_callers();
 }
 
 /// Runs `req` in the shadow of process `rpid`: `ins` are the input buffers and `outs` the
@@ -133,10 +156,13 @@ pub(crate) fn call(
         body.extend_from_slice(b, GFP_KERNEL)?;
     }
     let seq = next_seq();
-    shared
-        .calls
-        .lock()
-        .push(Pending { seq, reply: None }, GFP_KERNEL)?;
+    let done = Arc::new(Atomic::new(0), GFP_KERNEL)?;
+    let pending = Pending {
+        seq,
+        reply: None,
+        done: done.clone(),
+    };
+    shared.calls.lock().push(pending, GFP_KERNEL)?;
     let hdr = Header {
         session,
         rpid,
@@ -147,20 +173,19 @@ pub(crate) fn call(
         let mut tx = tx.lock();
         flush_events(shared, &mut tx, session).and_then(|()| tx.send(hdr, &body))
     };
+    // Killable: SIGKILL ends the wait (the process is going away, so nobody sees the
+    // outcome); any other signal waits for the reply, so no call fails spuriously.
+    // SAFETY: `done` lives until the end of this function.
+    let killed = sent.is_ok() && unsafe { tether_call_wait(done.as_ptr()) } != 0;
     let reply = {
         let mut calls = shared.calls.lock();
-        if let Err(e) = sent {
-            if let Some(p) = calls.iter_mut().find(|p| p.seq == seq) {
-                p.reply = Some(Err(e));
-            }
+        let i = calls.iter().position(|p| p.seq == seq).ok_or(EIO)?;
+        let pending = calls.remove(i).map_err(|_| EIO)?;
+        sent?;
+        if killed {
+            return Err(EINTR);
         }
-        loop {
-            let i = calls.iter().position(|p| p.seq == seq).ok_or(EIO)?;
-            if calls[i].reply.is_some() {
-                break calls.remove(i).map_err(|_| EIO)?.reply.ok_or(EIO)??;
-            }
-            shared.call_done.wait(&mut calls);
-        }
+        pending.reply.ok_or(EIO)??
     };
     let (rep, mut data) = SyscallReply::decode(&reply).map_err(|_| EPROTO)?;
     shared.log.lock().called(rpid);

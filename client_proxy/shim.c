@@ -16,3 +16,21 @@ const char *tether_local_prefixes(void)
 {
 	return local_prefixes;
 }
+
+#include <linux/wait.h>
+
+/* Tasks in a remote call wait here, killable (SIGKILL ends the wait; other signals wait). */
+static DECLARE_WAIT_QUEUE_HEAD(tether_call_wq);
+
+void tether_call_wake(void);
+void tether_call_wake(void)
+{
+	wake_up_all(&tether_call_wq);
+}
+
+/* Waits until *done is set: 0, or -ERESTARTSYS when the task got a fatal signal. */
+int tether_call_wait(const int *done);
+int tether_call_wait(const int *done)
+{
+	return wait_event_killable(tether_call_wq, smp_load_acquire(done));
+}

@@ -247,21 +247,19 @@ impl Shared {
                 s.session
             );
             s.fail_all(kernel::bindings::EIO);
-            self.remove_shadow(s);
         }
     }
 
     /// Tells every shadow of `session` to exit (the client is gone).
     pub(crate) fn end_shadows(&self, session: u32) {
-        for s in self
-            .inner
-            .lock()
-            .shadows
-            .iter()
-            .filter(|s| s.session == session)
-        {
+        let mut inner = self.inner.lock();
+        for s in inner.shadows.iter().filter(|s| s.session == session) {
             s.exit();
         }
+        // Dead shadows have no process left to notice.
+        inner
+            .shadows
+            .retain(|s| s.session != session || !s.is_gone());
     }
 
     /// The debugfs `state` file.

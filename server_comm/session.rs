@@ -220,6 +220,9 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &Arc<Mutex<Sender>>)
             Kind::ClientExit => {
                 if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
                     shadow.exit();
+                    if shadow.is_gone() {
+                        shared.remove_shadow(&shadow);
+                    }
                 }
                 reply_bare(tx, s.id, &hdr, 0)
             }
@@ -270,7 +273,8 @@ fn fork(
     let mut msg = [0u8; SyscallReq::head_len(0)];
     req.encode(&mut msg).map_err(|_| EINVAL)?;
     if parent.push(hdr.seq, &msg).is_err() {
-        shared.remove_shadow(&shadow);
+        // The parent's server state is gone: so is the child's.
+        shadow.fail_all(kernel::bindings::EIO);
     }
     Ok(())
 }

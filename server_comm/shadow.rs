@@ -90,6 +90,9 @@ struct ShadowInner {
     pid: i32,
     /// The shadow must exit (client process exited, session or module gone).
     exiting: bool,
+    /// The shadow process died: the client process lost its server state, and its calls
+    /// fail with `EIO` (rather than reaching a fresh shadow that knows nothing of it).
+    dead: bool,
 }
 
 /// The server side of one client process.
@@ -130,7 +133,8 @@ impl Shadow {
                         queue: KVec::new(),
                         in_flight: KVec::new(),
                         pid: 0,
-                        exiting: false
+                        exiting: false,
+                        dead: false
                     },
                     "Shadow::inner"
                 ),
@@ -145,6 +149,9 @@ impl Shadow {
         let mut copy = KVVec::new();
         copy.extend_from_slice(body, GFP_KERNEL)?;
         let mut inner = self.inner.lock();
+        if inner.dead {
+            return Err(EIO);
+        }
         if inner.exiting {
             return Err(ESRCH);
         }
@@ -167,11 +174,17 @@ impl Shadow {
         !unsafe { tether_pid_alive(inner.pid) }
     }
 
-    /// Fails every request the (dead) shadow left, and marks it exiting.
+    /// Whether the shadow's process died: its process's later calls fail with `EIO`.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.inner.lock().dead
+    }
+
+    /// Marks the shadow dead and fails every request it left.
     pub(crate) fn fail_all(&self, errno: u32) {
         let (queued, in_flight) = {
             let mut inner = self.inner.lock();
             inner.exiting = true;
+            inner.dead = true;
             (
                 core::mem::take(&mut inner.queue),
                 core::mem::take(&mut inner.in_flight),
