@@ -28,8 +28,10 @@ rustfmtcheck:
 	cd rust && cargo fmt --check
 check:
 	tests/check.sh
+# Benchmarks run on the release kernel (no lockdep/kmemleak): raw link, then remote calls.
 bench:
-	tests/bench.sh
+	KVARIANT=release tests/bench.sh
+	KVARIANT=release tests/bench-remote.sh
 demo:
 	qemu/demo.sh
 clean:

@@ -1,6 +1,7 @@
 #!/bin/bash
 # make check: host unit tests (each passing cargo test counts), the bounded protocol fuzz,
-# clippy, the kernel modules' build, then the VM integration tests (tests/vmtest.sh).
+# clippy, the kernel modules' build, then the VM integration tests (tests/vmtest.sh: link,
+# handshake, crash, load cycles; tests/remote.sh: remote system calls).
 # Builds whatever is missing. Last line: "N passed, N failed, N skipped"; exit 1 on failure.
 . "$(dirname "$0")/../qemu/lib.sh"
 set +e
@@ -45,14 +46,19 @@ xcheck() { # the selftests' C wire encoder against rust/ (tether-proto): same by
 }
 step "wire format: C test encoder = Rust tether-proto" xcheck.log xcheck
 
-timeout 2400 "$TETHER_ROOT/tests/vmtest.sh" 2>"$LOGS/vmtest.stderr" | tee "$LOGS/vmtest.ktap"
-totals=$(sed -n 's/^# totals: pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3/p' "$LOGS/vmtest.ktap")
-if [ -n "$totals" ]; then
-	read -r p f s <<<"$totals"
-	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
-else
-	res "not ok" "vmtest.sh completed (see $LOGS/vmtest.stderr)"
-	tail -n 15 "$LOGS/vmtest.stderr"
-fi
+# vm_suite NAME TIMEOUT : run tests/NAME.sh (KTAP) and add its totals.
+vm_suite() {
+	timeout "$2" "$TETHER_ROOT/tests/$1.sh" 2>"$LOGS/$1.stderr" | tee "$LOGS/$1.ktap"
+	totals=$(sed -n 's/^# totals: pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3/p' "$LOGS/$1.ktap")
+	if [ -n "$totals" ]; then
+		read -r p f s <<<"$totals"
+		pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+	else
+		res "not ok" "$1.sh completed (see $LOGS/$1.stderr)"
+		tail -n 15 "$LOGS/$1.stderr"
+	fi
+}
+vm_suite vmtest 2400
+vm_suite remote 1200
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail = 0 ]
