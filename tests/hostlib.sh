@@ -6,6 +6,7 @@ SERVER_CID=4 CLIENT_CID=3 PORT=7777 HB=500
 COMMON_ENV=(
 	SERVER_CID=$SERVER_CID TETHER_SERVER_CID=$SERVER_CID PORT=$PORT TETHER_PORT=$PORT
 	HEARTBEAT_MS=$HB TETHER_HEARTBEAT_MS=$HB TETHER_SPLIT=3584
+	CYCLES="${CYCLES:-100}" CYCLE_BUDGET_S="${CYCLE_BUDGET_S:-1800}"
 	"SERVER_PARAMS='port=$PORT allowed_cids=3,5 heartbeat_ms=$HB max_frame=1048576 split=3584'"
 	"CLIENT_PARAMS='server_cid=$SERVER_CID port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'"
 )
@@ -49,7 +50,7 @@ boot() {
 	local name=$1 role=$2 cid=$3 disks=()
 	shift 3
 	[ "$role" = server ] && disks=("$RUN/server-data.img")
-	VM_ENV="$(printf '%s\n' "${COMMON_ENV[@]}" "$@")" VM_TIMEOUT="${VM_TIMEOUT:-1800}" timeout "${VM_TIMEOUT:-1800}" \
+	VM_ENV="$(printf '%s\n' "${COMMON_ENV[@]}" "$@")" VM_TIMEOUT="${VM_TIMEOUT:-3000}" timeout "${VM_TIMEOUT:-3000}" \
 		"$TETHER_ROOT/qemu/run-vm.sh" "$role" "$cid" "$RUN/$name" "$RUN/vhost-$cid.sock" "${disks[@]}" \
 		>"$RUN/$name.log" 2>&1 &
 	VMPID[$name]=$!
