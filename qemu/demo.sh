@@ -13,6 +13,7 @@ wait_file 180 "$RUN/server0/ready" "${VMPID[server0]}" || die "server VM did not
 VMS+=(client)
 boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/demo-client.sh
 wait_file 180 "$RUN/client/ready" "${VMPID[client]}" || die "client VM did not boot, see $RUN/client/console.log"
+wait_file 5 "$RUN/client/boot_ms" || true
 log "boot-to-ready: server $(boot_ms server0) ms, client $(boot_ms client) ms"
 tail -n +1 -F --pid="${VMPID[client]}" "$RUN/client/role.log" 2>/dev/null &
 PIDS+=($!)
