@@ -32,7 +32,9 @@ check:
 bench:
 	KVARIANT=release tests/bench.sh
 	KVARIANT=release tests/bench-remote.sh
+# A tethered shell running against the server, then a server crash the client rides out.
 demo:
+	qemu/demo-remote.sh
 	qemu/demo.sh
 clean:
 	qemu/modules.sh clean
