@@ -49,10 +49,19 @@ extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_
             child: tgid as u32,
         }
     };
-    if shared.events.lock().push(ev, GFP_ATOMIC).is_err() {
-        pr_notice!("no memory to report the fork or exit of pid {}\n", tgid);
+    let mut events = shared.events.lock();
+    // While the server is unreachable the queue must not grow without bound; the server
+    // drops every shadow of a session that ends anyway.
+    if events.len() >= MAX_EVENTS || events.push(ev, GFP_ATOMIC).is_err() {
+        pr_notice!(
+            "cannot queue the fork or exit of pid {} for the server\n",
+            tgid
+        );
     }
 }
+
+/// Most fork and exit events kept while they cannot be sent.
+const MAX_EVENTS: usize = 4096;
 
 /// Sends the queued fork and exit events, in order, on `tx` (whose lock the caller holds,
 /// so that they precede the caller's own frame).
