@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Module state: configuration, the session registry, counters and the debugfs view.
+//!
+//! Lock order: `Shared::inner` → `Shadow::inner` (see `shadow.rs`).
 
 use core::fmt;
 use kernel::{
