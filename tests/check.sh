@@ -58,7 +58,7 @@ vm_suite() {
 		tail -n 15 "$LOGS/$1.stderr"
 	fi
 }
-vm_suite vmtest 2400
+vm_suite vmtest 3600
 vm_suite remote 1200
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail = 0 ]
