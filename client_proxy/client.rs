@@ -293,8 +293,8 @@ impl kernel::Module for TetherClient {
             shared.config.port,
             shared.boot_verifier
         );
-        crate::fs::publish(Some(shared.clone()));
-        let hooks = Hooks::start().inspect_err(|_| crate::fs::publish(None))?;
+        crate::fs::CLIENT.publish(Some(shared.clone()));
+        let hooks = Hooks::start().inspect_err(|_| crate::fs::CLIENT.publish(None))?;
         Ok(Self {
             hooks: Some(hooks),
             _tasks_file: tasks_file,
@@ -313,7 +313,7 @@ impl Drop for TetherClient {
     fn drop(&mut self) {
         // No task can be in a remote call: each tethered task holds a module reference.
         drop(self.hooks.take());
-        crate::fs::publish(None);
+        crate::fs::CLIENT.publish(None);
         self.shared.stop();
         // Waits for the connection worker to return.
         drop(self.queue.take());

@@ -7,16 +7,16 @@
 //! under a local prefix (`/dev`, `/proc`, `/sys`) and fds that are not proxy files stay
 //! local; remote fds are proxy files (`proxy.c`) whose offsets live on the client.
 
-use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{
     alloc::KVVec,
     bindings,
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    sync::Arc,
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::client::Shared;
+use crate::global::Global;
 use crate::proto::syscall::{BufDesc, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
 use crate::rpc;
 
@@ -31,33 +31,13 @@ pub(crate) enum Dispatch {
 /// A remote-call handler: gets the six syscall arguments.
 pub(crate) type Handler = fn(&[u64; 6]) -> Dispatch;
 
-/// The module state, for the handlers (which run in tethered tasks).
-///
-/// # Invariants
-///
-/// Null, or a pointer from `Arc::into_raw` whose reference this static owns.
-static CLIENT: AtomicPtr<Shared> = AtomicPtr::new(core::ptr::null_mut());
+/// The module state, for the handlers (which run in tethered tasks). The module publishes
+/// it before installing the hooks and withdraws it after removing them.
+pub(crate) static CLIENT: Global<Shared> = Global::new();
 
-/// Publishes the module state to the handlers (`Some`) or withdraws it (`None`).
-pub(crate) fn publish(shared: Option<Arc<Shared>>) {
-    let new = shared.map_or(core::ptr::null_mut(), |s| Arc::into_raw(s).cast_mut());
-    // INVARIANT: `new` is null or owns a reference, which the static now holds.
-    let old = CLIENT.swap(new, Ordering::AcqRel);
-    if !old.is_null() {
-        // SAFETY: By the invariant `old` came from `Arc::into_raw` and the static owned its
-        // reference, which it gave up just now.
-        drop(unsafe { Arc::from_raw(old) });
-    }
-}
-
+/// The module state, if the module is loaded.
 pub(crate) fn client() -> Option<Arc<Shared>> {
-    let ptr = CLIENT.load(Ordering::Acquire);
-    if ptr.is_null() {
-        return None;
-    }
-    // SAFETY: The static holds a reference until `publish(None)`, which the module calls
-    // only after the hooks that lead here are removed.
-    Some(unsafe { ArcBorrow::from_raw(ptr) }.into())
+    CLIENT.get()
 }
 
 extern "C" {

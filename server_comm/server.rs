@@ -350,16 +350,16 @@ impl kernel::Module for TetherServer {
             dir.read_callback_file(c"state", shared.clone(), &Shared::show),
             GFP_KERNEL,
         )?;
-        shadow::publish(Some(shared.clone()));
+        shadow::SHARED.publish(Some(shared.clone()));
         let shadow_dev = KBox::pin_init(
             MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"tether_shadow",
             }),
             GFP_KERNEL,
         )
-        .inspect_err(|_| shadow::publish(None))?;
+        .inspect_err(|_| shadow::SHARED.publish(None))?;
         listener::start(&queue, shared.clone(), listener.clone())
-            .inspect_err(|_| shadow::publish(None))?;
+            .inspect_err(|_| shadow::SHARED.publish(None))?;
         pr_info!(
             "listening on vsock port {}, boot verifier {:#x}\n",
             port,
@@ -382,7 +382,7 @@ impl Drop for TetherServer {
         self.listener.shutdown();
         // Waits for the listener and every session to return.
         drop(self.queue.take());
-        shadow::publish(None);
+        shadow::SHARED.publish(None);
         pr_info!("unloaded\n");
     }
 }

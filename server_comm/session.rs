@@ -280,7 +280,8 @@ fn fork(
 }
 
 /// Hands a `CLIENT_SYSTEM_CALL` to the shadow of its process (started on first use). A
-/// shadow that cannot take it answers `-EAGAIN` at once; the session goes on.
+/// shadow that cannot take it (dead: `EIO`, exiting: `ESRCH`) answers at once with that
+/// error; the session goes on.
 fn system_call(
     shared: &Shared,
     s: &Session,

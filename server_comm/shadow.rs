@@ -10,7 +10,6 @@
 //!
 //! Lock order: `Shared::inner` → `Shadow::inner`; `Session::tx` is taken alone.
 
-use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{
     alloc::KVVec,
     fs::File,
@@ -18,11 +17,12 @@ use kernel::{
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     new_condvar, new_mutex,
     prelude::*,
-    sync::{Arc, ArcBorrow, CondVar, Mutex},
+    sync::{Arc, CondVar, Mutex},
     time::{Instant, Monotonic},
     uaccess::{UserPtr, UserSlice},
 };
 
+use crate::global::Global;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::syscall::SyscallReply;
@@ -218,24 +218,9 @@ impl Shadow {
     }
 }
 
-/// The module state, for `open` of the misc device.
-///
-/// # Invariants
-///
-/// Null, or a pointer from `Arc::into_raw` whose reference this static owns.
-static SHARED: AtomicPtr<Shared> = AtomicPtr::new(core::ptr::null_mut());
-
-/// Publishes the module state to the misc device (`Some`) or withdraws it (`None`).
-pub(crate) fn publish(shared: Option<Arc<Shared>>) {
-    let new = shared.map_or(core::ptr::null_mut(), |s| Arc::into_raw(s).cast_mut());
-    // INVARIANT: `new` is null or owns a reference, which the static now holds.
-    let old = SHARED.swap(new, Ordering::AcqRel);
-    if !old.is_null() {
-        // SAFETY: By the invariant `old` came from `Arc::into_raw` and its reference was
-        // owned by the static, which gave it up just now.
-        drop(unsafe { Arc::from_raw(old) });
-    }
-}
+/// The module state, for `open` of the misc device: published before the device is
+/// registered, withdrawn after it is deregistered.
+pub(crate) static SHARED: Global<Shared> = Global::new();
 
 /// An open `/dev/tether_shadow` (shared by a shadow and the shadows it forks).
 pub(crate) struct ShadowFile {
@@ -247,13 +232,7 @@ impl MiscDevice for ShadowFile {
     type Ptr = KBox<Self>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
-        let ptr = SHARED.load(Ordering::Acquire);
-        if ptr.is_null() {
-            return Err(ENODEV);
-        }
-        // SAFETY: The static holds a reference while the device is registered, and the
-        // device is deregistered before the static lets go of it.
-        let shared: Arc<Shared> = unsafe { ArcBorrow::from_raw(ptr) }.into();
+        let shared = SHARED.get().ok_or(ENODEV)?;
         KBox::new(Self { shared }, GFP_KERNEL).map_err(Into::into)
     }
 
