@@ -104,3 +104,46 @@ drive_client() {
 		sleep 0.2
 	done
 }
+
+# KTAP of a run: ktap_gather collects, for every VM in VMS, its boot, its role script's exit
+# (a VM killed on purpose, RUN/NAME.killed, is a skip), a clean dmesg and the VM's own
+# results, plus whether the client finished; ktap_print prints them as KTAP and sets
+# pass/fail/skip.
+results=()
+add() { results+=("$1 - $2"); }
+ktap_gather() {
+	local vm d bad line
+	for vm in "${VMS[@]}"; do
+		d="$RUN/$vm"
+		if [ -e "$d/ready" ]; then add ok "$vm: boots (boot-to-ready $(boot_ms "$vm") ms)"; else add "not ok" "$vm: boots"; fi
+		if [ -e "$RUN/$vm.killed" ]; then
+			add ok "$vm: role script finished # SKIP killed on purpose"
+		elif [ "$(cat "$d/exit" 2>/dev/null)" = 0 ]; then add ok "$vm: role script finished"
+		else add "not ok" "$vm: role script finished (exit $(cat "$d/exit" 2>/dev/null || echo none))"; fi
+		bad=$(cat "$d/dmesg.log" "$d/console.log" 2>/dev/null | grep -E 'WARNING:|BUG:|Oops|KASAN|kernel BUG|Call Trace' | head -n 3 || true)
+		if [ -z "$bad" ]; then add ok "$vm: no warnings in dmesg"; else add "not ok" "$vm: no warnings in dmesg: ${bad//$'\n'/ | }"; fi
+		while IFS= read -r line; do
+			case $line in
+			"ok - "*) add ok "$vm: ${line#ok - }" ;;
+			"not ok - "*) add "not ok" "$vm: ${line#not ok - }" ;;
+			esac
+		done < <(cat "$d/results" 2>/dev/null)
+	done
+	if [ -e "$RUN/client/client-done" ]; then add ok "client: test sequence completed"
+	else add "not ok" "client: test sequence completed"; fi
+}
+ktap_print() {
+	local r i=0
+	pass=0 fail=0 skip=0
+	echo "KTAP version 1"
+	echo "1..${#results[@]}"
+	for r in "${results[@]}"; do
+		i=$((i + 1))
+		echo "${r%% - *} $i ${r#* - }"
+		case $r in
+		"not ok"*) fail=$((fail + 1)) ;;
+		*"# SKIP"*) skip=$((skip + 1)) ;;
+		*) pass=$((pass + 1)) ;;
+		esac
+	done
+}

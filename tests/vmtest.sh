@@ -25,38 +25,8 @@ touch "$RUN/$SERVER/stop"
 wait_vm $SERVER 120
 
 # --- KTAP ---------------------------------------------------------------------------------
-results=()
-add() { results+=("$1 - $2"); }
-for vm in "${VMS[@]}"; do
-	d="$RUN/$vm"
-	if [ -e "$d/ready" ]; then add ok "$vm: boots (boot-to-ready $(boot_ms "$vm") ms)"; else add "not ok" "$vm: boots"; fi
-	if [ -e "$RUN/$vm.killed" ]; then
-		add ok "$vm: role script finished # SKIP killed on purpose"
-	elif [ "$(cat "$d/exit" 2>/dev/null)" = 0 ]; then add ok "$vm: role script finished"
-	else add "not ok" "$vm: role script finished (exit $(cat "$d/exit" 2>/dev/null || echo none))"; fi
-	bad=$(cat "$d/dmesg.log" "$d/console.log" 2>/dev/null | grep -E 'WARNING:|BUG:|Oops|KASAN|kernel BUG|Call Trace' | head -n 3 || true)
-	if [ -z "$bad" ]; then add ok "$vm: no warnings in dmesg"; else add "not ok" "$vm: no warnings in dmesg: ${bad//$'\n'/ | }"; fi
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) add ok "$vm: ${line#ok - }" ;;
-		"not ok - "*) add "not ok" "$vm: ${line#not ok - }" ;;
-		esac
-	done < <(cat "$d/results" 2>/dev/null)
-done
-[ -e "$RUN/client/client-done" ] && add ok "client: test sequence completed" || add "not ok" "client: test sequence completed"
-
-echo "KTAP version 1"
-echo "1..${#results[@]}"
-pass=0 fail=0 skip=0 i=0
-for r in "${results[@]}"; do
-	i=$((i + 1))
-	echo "${r%% - *} $i ${r#* - }"
-	case $r in
-	"not ok"*) fail=$((fail + 1)) ;;
-	*"# SKIP"*) skip=$((skip + 1)) ;;
-	*) pass=$((pass + 1)) ;;
-	esac
-done
+ktap_gather
+ktap_print
 echo "# boot-to-ready ms:$(for vm in "${VMS[@]}"; do printf ' %s=%s' "$vm" "$(boot_ms "$vm")"; done)"
 echo "# vmtest took $(($(date +%s) - t0)) s; logs in $RUN"
 echo "# totals: pass=$pass fail=$fail skip=$skip"
