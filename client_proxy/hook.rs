@@ -5,20 +5,17 @@
 use core::fmt;
 use kernel::{bindings, ffi::c_long, prelude::*};
 
-use crate::route::HookLists;
+use crate::fs::Dispatch;
 
 /// A `__x64_sys_*` function.
-pub(crate) type SysFn = unsafe extern "C" fn(*const bindings::pt_regs) -> c_long;
+type SysFn = unsafe extern "C" fn(*const bindings::pt_regs) -> c_long;
 
 mod ffi {
     use kernel::bindings::{gfp_t, pid_t};
-    use kernel::ffi::{c_char, c_int, c_uint};
+    use kernel::ffi::{c_int, c_uint};
 
     extern "C" {
-        pub(super) fn tether_hook_start(
-            routed: *const *const c_char,
-            all: *const *const c_char,
-        ) -> c_int;
+        pub(super) fn tether_hook_start() -> c_int;
         pub(super) fn tether_hook_stop();
         pub(super) fn tether_is_tethered(pid: pid_t) -> bool;
         pub(super) fn tether_tether(pid: pid_t, gfp: gfp_t) -> c_int;
@@ -37,14 +34,10 @@ mod ffi {
 pub(crate) struct Hooks(());
 
 impl Hooks {
-    /// Hooks the routed syscalls, exec, fork and exit.
+    /// Hooks syscall dispatch, exec, fork and exit.
     pub(crate) fn start() -> Result<Self> {
-        let lists = HookLists::new();
-        // SAFETY: Both lists are NULL-terminated arrays of pointers to static NUL-terminated
-        // strings; the C side reads them only during the call.
-        kernel::error::to_result(unsafe {
-            ffi::tether_hook_start(lists.routed.as_ptr(), lists.all_tasks.as_ptr())
-        })?;
+        // SAFETY: No preconditions; `Hooks` exists at most once (see the invariants).
+        kernel::error::to_result(unsafe { ffi::tether_hook_start() })?;
         // INVARIANT: the hooks were installed just now.
         Ok(Self(()))
     }
@@ -79,20 +72,21 @@ fn untether(pid: bindings::pid_t) {
     unsafe { ffi::tether_untether(pid) }
 }
 
-/// Runs the original syscall function.
-pub(crate) fn call(f: SysFn, regs: *const bindings::pt_regs) -> c_long {
-    // SAFETY: `f` is the hooked `__x64_sys_*` function and `regs` the caller's registers,
-    // as `tether_route` was given them. The ftrace hook sees this module as the caller and
-    // lets the call through.
-    unsafe { f(regs) }
-}
-
-/// `execve`/`execveat` for every task: runs it; on success the task is tethered when it
-/// was already (tethering survives exec) or when its new executable carries the loader flag.
-pub(crate) fn exec(regs: *const bindings::pt_regs, orig: SysFn) -> c_long {
+/// `execve`/`execveat` of every task (from `tether_exec_entry()` in `hook.c`): runs it; on
+/// success the task is tethered when it was already (tethering survives exec) or when its
+/// new executable carries the loader flag.
+///
+/// # Safety
+///
+/// `orig` is the hooked `__x64_sys_execve` or `__x64_sys_execveat` and `regs` the calling
+/// task's syscall registers.
+#[no_mangle]
+unsafe extern "C" fn tether_exec(regs: *const bindings::pt_regs, orig: SysFn) -> c_long {
     let before = current_pid();
     let was = is_tethered(before);
-    let ret = call(orig, regs);
+    // SAFETY: As the caller guarantees. The ftrace hook sees this module as the caller and
+    // lets the call through.
+    let ret = unsafe { orig(regs) };
     if ret != 0 {
         return ret;
     }
@@ -146,4 +140,15 @@ pub(crate) fn show_tasks<T>(_: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{pid}")?;
     }
     Ok(())
+}
+
+/// `prctl(2)` of tethered tasks: `PR_SET_SYSCALL_USER_DISPATCH` would turn off the dispatch
+/// flag that routes the task's syscalls (`hook.c`), so it is refused; the rest runs locally.
+pub(crate) fn prctl(args: &[u64; 6]) -> Dispatch {
+    const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
+    if args[0] == PR_SET_SYSCALL_USER_DISPATCH {
+        Dispatch::Done(-(bindings::EPERM as isize))
+    } else {
+        Dispatch::Local
+    }
 }

@@ -6,7 +6,7 @@
 # VM's dmesg (streamed to the host, so a killed VM's too) must be free of warnings.
 # The last line is "# totals: pass=P fail=F skip=S"; exit status 1 on any failure.
 # CYCLES (100) load/unload cycles, within CYCLE_BUDGET_S (1800) seconds: under TCG with
-# the debug kernel one insmod of tether_client takes ~10 s (ftrace hook registration).
+# the debug kernel one insmod of tether_client takes a few seconds (ftrace hook registration).
 . "$(dirname "$0")/hostlib.sh"
 
 t0=$(date +%s)

@@ -42,6 +42,7 @@ cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM
 cp /tether/tests/fsops/fsops /tmp/fsops && setfattr -n trusted.tether.loader -v 1 /tmp/fsops
 cp /tether/tests/build/iouring /usr/bin/tether-iouring
 cp /tether/tests/build/dirmode /usr/bin/tether-dirmode
+cp /tether/tests/build/bypass /usr/bin/tether-bypass
 echo client-local >/etc/tether-where
 check "loader flag set on the marked copies" eval \
 	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
@@ -105,6 +106,14 @@ check "io_uring_setup succeeds untethered ($out)" eval '[[ $out =~ ^io_uring_set
 out=$(tb 'tether-iouring' 2>&1)
 note "tethered: $out"
 check "io_uring_setup fails with ENOSYS tethered ($out)" test "$out" = "io_uring_setup = -1 (ENOSYS)"
+out=$(tether-bypass 2>&1)
+note "untethered: $out"
+check "untethered: int \$0x80 getpid/open work, prctl(PR_SET_SYSCALL_USER_DISPATCH, OFF) = 0" \
+	eval '[[ $out =~ ^int80\ getpid\ =\ [0-9]+.int80\ open\ =\ [0-9]+.prctl\ dispatch\ off\ =\ 0$ ]]'
+out=$(tb 'tether-bypass' 2>&1)
+note "tethered: $out"
+check "tethered: 32-bit int \$0x80 calls fail with ENOSYS, dispatch prctl with EPERM" \
+	test "$out" = "$(printf 'int80 getpid = -ENOSYS\nint80 open = -ENOSYS\nprctl dispatch off = -EPERM')"
 
 # --- local prefixes -----------------------------------------------------------------------
 read -r -d '' S <<'EOF'
