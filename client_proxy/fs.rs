@@ -362,78 +362,124 @@ extern "C" fn tether_proxy_released(rpid: u32, sfd: i32) {
     }
 }
 
-/// Reads up to `len` bytes at `pos` (or at the server's offset when `pos` is `None`) into
-/// user memory at `buf`, in pieces of at most [`MAX_IO`] bytes; stops at a short piece.
-fn read_to_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> {
-    let mut data = KVVec::new();
-    data.resize((len as usize).min(MAX_IO), 0, GFP_KERNEL)?;
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(MAX_IO as u64) as usize;
-        let out = BufDesc {
-            arg: 1,
-            dir: DIR_OUT | DIR_RET,
-            len: n as u32,
-        };
-        let req = match pos {
-            Some(pos) => request(
-                17,
-                [p.sfd as u64, 0, n as u64, (pos + done as i64) as u64, 0, 0],
-                &[out],
-            ),
-            None => request(0, [p.sfd as u64, 0, n as u64, 0, 0, 0], &[out]),
-        };
-        let got = match call(p.rpid, &req, &[], &mut [&mut data[..n]]) {
-            Ok(got) if got >= 0 => (got as usize).min(n),
-            Ok(err) if done == 0 => return Ok(err),
-            Err(e) if done == 0 => return Err(e),
-            _ => break,
-        };
-        UserSlice::new(UserPtr::from_addr((buf + done) as usize), got)
-            .writer()
-            .write_slice(&data[..got])?;
-        done += got as u64;
-        if got < n {
-            break;
-        }
-    }
-    Ok(done as i64)
+/// Where a transfer happens in a remote file.
+#[derive(Clone, Copy)]
+enum At {
+    /// At the proxy file's offset; a file that cannot seek (a FIFO: `ESPIPE`) is read or
+    /// written as a stream instead.
+    FilePos(i64),
+    /// At an explicit offset (`preadv`, `pwritev`): `ESPIPE` stays an error.
+    Offset(i64),
+    /// Where the server's file is: appends (`O_APPEND`), streams.
+    Stream,
 }
 
-/// Writes `len` bytes from user memory at `buf` at `pos` (`None`: append), in pieces of at
-/// most [`MAX_IO`] bytes; stops at a short piece.
-fn write_from_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> {
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(MAX_IO as u64) as usize;
-        let mut data = KVVec::new();
-        UserSlice::new(UserPtr::from_addr((buf + done) as usize), n)
-            .read_all(&mut data, GFP_KERNEL)?;
-        let inb = BufDesc {
-            arg: 1,
-            dir: DIR_IN,
-            len: n as u32,
-        };
-        let req = match pos {
-            Some(pos) => request(
-                18,
-                [p.sfd as u64, 0, n as u64, (pos + done as i64) as u64, 0, 0],
-                &[inb],
-            ),
-            None => request(1, [p.sfd as u64, 0, n as u64, 0, 0, 0], &[inb]),
-        };
-        let put = match call(p.rpid, &req, &[&data], &mut []) {
-            Ok(put) if put >= 0 => (put as usize).min(n),
-            Ok(err) if done == 0 => return Ok(err),
-            Err(e) if done == 0 => return Err(e),
-            _ => break,
-        };
-        done += put as u64;
-        if put < n {
+/// Largest piece of one remote read or write, and how many pieces of one call may be in
+/// flight at once (so that copying, sending, the server's I/O and the reply overlap).
+const PIECE: usize = 128 * 1024;
+const WINDOW: usize = 8;
+
+/// Moves `len` bytes between user memory at `buf` and proxy file `p` at `at` (`write`:
+/// from user memory to the file). Returns the bytes moved: the first short or failed piece
+/// ends the transfer, like a short `read`/`write`; a failure before any byte moved is the
+/// result (a negative errno from the server, or a local error).
+fn transfer(p: &Proxy, buf: u64, len: u64, at: At, write: bool) -> Result<i64> {
+    let espipe = -i64::from(bindings::ESPIPE);
+    match transfer_at(p, buf, len, at, write) {
+        Ok(r) if r == espipe && matches!(at, At::FilePos(_)) => {
+            transfer_at(p, buf, len, At::Stream, write)
+        }
+        r => r,
+    }
+}
+
+/// [`transfer`] at one kind of position: pieces of at most [`PIECE`] bytes, up to
+/// [`WINDOW`] of them in flight (one for streams, which must not read ahead), answered
+/// in order by the shadow.
+///
+/// Pieces already sent when an earlier one comes back short are not undone: a write that
+/// fails half-way (`ENOSPC`) may have stored data past the length it returns.
+fn transfer_at(p: &Proxy, buf: u64, len: u64, at: At, write: bool) -> Result<i64> {
+    let shared = client().ok_or(EIO)?;
+    let window = if matches!(at, At::Stream) { 1 } else { WINDOW };
+    let mut flight = KVec::with_capacity(window, GFP_KERNEL)?;
+    let (mut sent, mut done) = (0u64, 0u64);
+    // A local failure (a fault in the user buffer, no memory) while sending.
+    let mut stop = None;
+    loop {
+        while stop.is_none() && sent < len && flight.len() < window {
+            let n = (len - sent).min(PIECE as u64) as usize;
+            match send_piece(&shared, p, buf + sent, n, at, sent, write)
+                .and_then(|t| Ok(flight.push((t, n), GFP_KERNEL)?))
+            {
+                Ok(()) => sent += n as u64,
+                Err(e) => stop = Some(e),
+            }
+        }
+        if flight.is_empty() {
             break;
         }
+        let (ticket, n) = flight.remove(0).map_err(|_| EINVAL)?;
+        let r = ticket.wait().and_then(|reply| {
+            if reply.ret < 0 {
+                return Ok(reply.ret);
+            }
+            let got = (reply.ret as usize).min(n);
+            if !write {
+                let data = reply.outs().next().and_then(|d| d.get(..got)).ok_or(EPROTO)?;
+                UserSlice::new(UserPtr::from_addr((buf + done) as usize), got)
+                    .writer()
+                    .write_slice(data)?;
+            }
+            Ok(got as i64)
+        });
+        match r {
+            Ok(got) if got >= 0 => {
+                done += got as u64;
+                if (got as usize) < n {
+                    break;
+                }
+            }
+            r if done == 0 => return r,
+            _ => break,
+        }
     }
-    Ok(done as i64)
+    match stop {
+        Some(e) if done == 0 => Err(e),
+        _ => Ok(done as i64),
+    }
+}
+
+/// Sends one piece of a [`transfer`]: `n` bytes at user address `buf`, `off` bytes into
+/// the transfer.
+fn send_piece<'a>(
+    shared: &'a Shared,
+    p: &Proxy,
+    buf: u64,
+    n: usize,
+    at: At,
+    off: u64,
+    write: bool,
+) -> Result<rpc::Ticket<'a>> {
+    let dir = if write { DIR_IN } else { DIR_OUT | DIR_RET };
+    let desc = [BufDesc {
+        arg: 1,
+        dir,
+        len: n as u32,
+    }];
+    let (nr, pos) = match (at, write) {
+        (At::FilePos(pos) | At::Offset(pos), false) => (17, pos + off as i64),
+        (At::FilePos(pos) | At::Offset(pos), true) => (18, pos + off as i64),
+        (At::Stream, false) => (0, 0),
+        (At::Stream, true) => (1, 0),
+    };
+    let req = request(nr, [p.sfd as u64, 0, n as u64, pos as u64, 0, 0], &desc);
+    if !write {
+        return rpc::submit(shared, p.rpid, &req, &[]);
+    }
+    let mut data = KVVec::new();
+    UserSlice::new(UserPtr::from_addr(buf as usize), n).read_all(&mut data, GFP_KERNEL)?;
+    rpc::submit(shared, p.rpid, &req, &[&data])
 }
 
 /// Implements remote `read(2)`: a `pread64` at the proxy file's offset.
@@ -441,7 +487,7 @@ pub(crate) fn read(a: &[u64; 6]) -> Dispatch {
     let Some(p) = Proxy::get(a[0]) else {
         return Dispatch::Local;
     };
-    let r = read_to_user(&p, a[1], a[2], Some(p.pos()));
+    let r = transfer(&p, a[1], a[2], At::FilePos(p.pos()), false);
     if let Ok(n) = r {
         p.set_pos(p.pos() + n.max(0));
     }
@@ -455,7 +501,8 @@ pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
         return Dispatch::Local;
     };
     let append = p.flags() & bindings::O_APPEND != 0;
-    let r = write_from_user(&p, a[1], a[2], (!append).then(|| p.pos()));
+    let at = if append { At::Stream } else { At::FilePos(p.pos()) };
+    let r = transfer(&p, a[1], a[2], at, true);
     if let (Ok(n), false) = (r, append) {
         p.set_pos(p.pos() + n.max(0));
     }
@@ -492,22 +539,23 @@ fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
         if len == 0 {
             continue;
         }
-        let at = (!append).then_some(pos);
-        let r = if write {
-            write_from_user(&p, base, len, at)
-        } else {
-            read_to_user(&p, base, len, at)
+        let at = match explicit {
+            Some(_) => At::Offset(pos),
+            None if append => At::Stream,
+            None => At::FilePos(pos),
         };
+        let r = transfer(&p, base, len, at, write);
         match r {
-            Ok(n) => {
+            Ok(n) if n >= 0 => {
                 total += n;
                 pos += n;
                 if (n as u64) < len {
                     break;
                 }
             }
+            Ok(err) if total == 0 => return Dispatch::Done(err as isize),
             Err(e) if total == 0 => return errno(e),
-            Err(_) => break,
+            _ => break,
         }
     }
     if explicit.is_none() && !append {

@@ -148,15 +148,51 @@ pub(crate) fn fail_all(shared: &Shared, err: Error) {
     wake_callers();
 }
 
-/// Runs `req` in the shadow of process `rpid`: `ins` are the input buffers and `outs` the
-/// output buffers, in the order of `req.bufs()`. Returns the call's return value.
-pub(crate) fn call(
-    shared: &Shared,
+/// A remote call sent and not yet answered (see [`submit`]). Dropping it forgets the call:
+/// the server still runs it, its reply is discarded.
+pub(crate) struct Ticket<'a> {
+    shared: &'a Shared,
+    rpid: u32,
+    seq: u64,
+    /// How many output buffers the request has (and the reply must have).
+    nouts: usize,
+    /// Set when the reply (or the call's failure) is there; see [`Pending::done`].
+    done: Arc<Atomic<i32>>,
+    /// Whether sending failed (then there is nothing to wait for).
+    unsent: Option<Error>,
+}
+
+/// A remote call's answer: its return value and its output buffers.
+pub(crate) struct Reply {
+    pub(crate) ret: i64,
+    body: KVVec<u8>,
+    rep: SyscallReply,
+    /// Where the output data starts in `body`.
+    data: usize,
+}
+
+impl Reply {
+    /// The output buffers, in the order of the request's.
+    pub(crate) fn outs(&self) -> impl Iterator<Item = &[u8]> {
+        let mut data = self.body.get(self.data..).unwrap_or(&[]);
+        // `SyscallReply::decode` checked that the lengths add up to the data.
+        self.rep.lens.iter().take(self.rep.nbufs as usize).map(move |&l| {
+            let (head, rest) = data.split_at_checked(l as usize).unwrap_or((data, &[]));
+            data = rest;
+            head
+        })
+    }
+}
+
+/// Sends `req` to the shadow of process `rpid` (`ins`: its input buffers, in the order of
+/// `req.bufs()`) without waiting: several calls of one task may be in flight at once; the
+/// shadow runs them in the order they were sent.
+pub(crate) fn submit<'a>(
+    shared: &'a Shared,
     rpid: u32,
     req: &SyscallReq,
     ins: &[&[u8]],
-    outs: &mut [&mut [u8]],
-) -> Result<i64> {
+) -> Result<Ticket<'a>> {
     let (tx, session) = shared.link.lock().clone().ok_or(EIO)?;
     let mut body = KVVec::new();
     body.resize(SyscallReq::head_len(req.bufs().len()), 0, GFP_KERNEL)?;
@@ -182,31 +218,75 @@ pub(crate) fn call(
         let mut tx = tx.lock();
         flush_events(shared, &mut tx, session).and_then(|()| tx.send(hdr, &body))
     };
-    // Killable: SIGKILL ends the wait (the process is going away, so nobody sees the
-    // outcome); any other signal waits for the reply, so no call fails spuriously.
-    // SAFETY: `done` lives until the end of this function.
-    let killed = sent.is_ok() && unsafe { tether_call_wait(done.as_ptr()) } != 0;
-    let reply = {
-        let mut calls = shared.calls.lock();
-        let i = calls.iter().position(|p| p.seq == seq).ok_or(EIO)?;
-        let pending = calls.remove(i).map_err(|_| EIO)?;
-        sent?;
-        if killed {
+    Ok(Ticket {
+        shared,
+        rpid,
+        seq,
+        nouts: req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count(),
+        done,
+        unsent: sent.err(),
+    })
+}
+
+impl Ticket<'_> {
+    /// Takes this call's entry out of the waiting list.
+    fn take(&self) -> Option<Pending> {
+        let mut calls = self.shared.calls.lock();
+        let i = calls.iter().position(|p| p.seq == self.seq)?;
+        calls.remove(i).ok()
+    }
+
+    /// Waits for the reply.
+    ///
+    /// Killable: SIGKILL ends the wait (the process is going away, so nobody sees the
+    /// outcome); any other signal waits for the reply, so no call fails spuriously.
+    pub(crate) fn wait(self) -> Result<Reply> {
+        if let Some(e) = self.unsent {
+            return Err(e);
+        }
+        // SAFETY: `done` lives until the end of this function.
+        if unsafe { tether_call_wait(self.done.as_ptr()) } != 0 {
             return Err(EINTR);
         }
-        pending.reply.ok_or(EIO)??
-    };
-    let (rep, mut data) = SyscallReply::decode(&reply).map_err(|_| EPROTO)?;
-    shared.log.lock().called(rpid);
-    let out_dirs = req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count();
-    if rep.nbufs as usize != out_dirs || outs.len() != out_dirs {
+        let body = self.take().and_then(|p| p.reply).ok_or(EIO)??;
+        let (rep, data) = SyscallReply::decode(&body).map_err(|_| EPROTO)?;
+        if rep.nbufs as usize != self.nouts {
+            return Err(EPROTO);
+        }
+        let data = body.len() - data.len();
+        self.shared.log.lock().called(self.rpid);
+        Ok(Reply {
+            ret: rep.ret,
+            body,
+            rep,
+            data,
+        })
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        // Already gone when waited for; otherwise its reply is not wanted any more.
+        drop(self.take());
+    }
+}
+
+/// Runs `req` in the shadow of process `rpid` and waits for it: `ins` are the input
+/// buffers and `outs` the output buffers, in the order of `req.bufs()`. Returns the call's
+/// return value.
+pub(crate) fn call(
+    shared: &Shared,
+    rpid: u32,
+    req: &SyscallReq,
+    ins: &[&[u8]],
+    outs: &mut [&mut [u8]],
+) -> Result<i64> {
+    let reply = submit(shared, rpid, req, ins)?.wait()?;
+    if outs.len() != reply.rep.nbufs as usize {
         return Err(EPROTO);
     }
-    for (out, &len) in outs.iter_mut().zip(rep.lens.iter()) {
-        let len = len as usize;
-        let (head, rest) = data.split_at_checked(len).ok_or(EPROTO)?;
-        out.get_mut(..len).ok_or(EPROTO)?.copy_from_slice(head);
-        data = rest;
+    for (out, data) in outs.iter_mut().zip(reply.outs()) {
+        out.get_mut(..data.len()).ok_or(EPROTO)?.copy_from_slice(data);
     }
-    Ok(rep.ret)
+    Ok(reply.ret)
 }

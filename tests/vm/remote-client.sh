@@ -259,6 +259,23 @@ note "$(cat /tmp/sig.out)"
 o=$(srv 30 'wait_until 10 eval "! pgrep -x tether-shadow >/dev/null"; rc=$?; pgrep -ax tether-shadow; exit $rc')
 check "signals: no shadow left on the server once the process is gone${o:+ ($o)}" test $? = 0
 
+# Large transfers: one 3 MiB write or read is 24 pieces with up to 8 in flight; the data
+# must come back byte for byte, and the server's copy must be the client's.
+head -c 5255321 /dev/urandom >/dev/tether-big
+o=$(tb 'dd if=/dev/tether-big of=/data/big bs=3M 2>&1 && dd if=/data/big of=/dev/tether-big2 bs=3M 2>&1 && echo copied' 2>&1)
+note "$o"
+check "large transfers: 5 MiB written and read back tethered in 3 MiB calls are byte-identical" \
+	eval 'has "$o" copied && [ "$(sha256sum </dev/tether-big)" = "$(sha256sum </dev/tether-big2)" ]'
+check "large transfers: the server's copy has the client's checksum" \
+	test "$(srv 20 'sha256sum </srv/data/big')" = "$(sha256sum </dev/tether-big)"
+rm -f /dev/tether-big /dev/tether-big2
+
+# A FIFO on the server, written and read by two tethered processes: it cannot seek, so its
+# data moves as a stream (read/write on the server instead of pread/pwrite).
+o=$(tb 'echo via-the-fifo >/fifo & read -r l </fifo; echo "got=$l"; wait; echo "writer-rc=$?"' 2>&1)
+check "FIFO on the server: a tethered writer and reader pass a line through it (${o//$'\n'/ | })" \
+	eval 'has "$o" got=via-the-fifo && has "$o" writer-rc=0'
+
 # 1. The shadow is killed while the client process waits in a remote call.
 K="$BLOCKED
 pkill -9 -x tether-shadow"
