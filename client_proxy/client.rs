@@ -104,6 +104,10 @@ pub(crate) struct Shared {
     pub(crate) peer_boot_verifier: Atomic<u64>,
     pub(crate) connects: Atomic<u64>,
     pub(crate) disconnects: Atomic<u64>,
+    /// Replays run (connections to a server that did not hold our state).
+    pub(crate) replays: Atomic<u64>,
+    /// Replay results that contradicted the log (e.g. an open file that is gone).
+    pub(crate) divergences: Atomic<u64>,
     pub(crate) heartbeats_sent: Atomic<u64>,
     pub(crate) heartbeat_misses: Atomic<u64>,
     pub(crate) last_down_detect_ms: Atomic<u64>,
@@ -153,11 +157,6 @@ impl Shared {
         Ok(())
     }
 
-    /// Publishes the sender and session id of a new connection (`None`: it is gone).
-    pub(crate) fn set_link(&self, link: Option<(Arc<Mutex<Sender>>, u32)>) {
-        *self.link.lock() = link;
-    }
-
     fn stop(&self) {
         let mut inner = self.inner.lock();
         inner.stopping = true;
@@ -190,6 +189,8 @@ impl Shared {
         writeln!(f, "split={}", c.split)?;
         writeln!(f, "connects={}", this.connects.load(Relaxed))?;
         writeln!(f, "disconnects={}", this.disconnects.load(Relaxed))?;
+        writeln!(f, "replays={}", this.replays.load(Relaxed))?;
+        writeln!(f, "divergences={}", this.divergences.load(Relaxed))?;
         writeln!(f, "heartbeats_sent={}", this.heartbeats_sent.load(Relaxed))?;
         writeln!(
             f,
@@ -234,6 +235,8 @@ impl kernel::Module for TetherClient {
                 peer_boot_verifier: Atomic::new(0),
                 connects: Atomic::new(0),
                 disconnects: Atomic::new(0),
+                replays: Atomic::new(0),
+                divergences: Atomic::new(0),
                 heartbeats_sent: Atomic::new(0),
                 heartbeat_misses: Atomic::new(0),
                 last_down_detect_ms: Atomic::new(0),

@@ -23,6 +23,7 @@ mod connection;
 mod fs;
 mod hook;
 mod log;
+mod replay;
 mod route;
 mod rpc;
 

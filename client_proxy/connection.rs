@@ -15,7 +15,7 @@ use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSI
 use crate::proto::kind::Kind;
 use crate::proto::msg::{ErrorMsg, Hello, Welcome};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
-use crate::{bench, rpc};
+use crate::{bench, replay, rpc};
 
 /// Heartbeat intervals of silence after which the server counts as dead.
 pub(crate) const MAX_MISSES: i64 = 3;
@@ -66,7 +66,10 @@ pub(crate) fn run(shared: Arc<Shared>) {
             Ok(mut conn) => {
                 backoff = BACKOFF_MIN_MS;
                 reported_unreachable = false;
-                let end = serve(&shared, &mut conn);
+                let end = match start(&shared, &mut conn) {
+                    Ok(()) => serve(&shared, &mut conn),
+                    Err(e) => End::Io(e),
+                };
                 shared.disconnects.add(1, Relaxed);
                 report(&shared, end);
             }
@@ -83,13 +86,15 @@ pub(crate) fn run(shared: Arc<Shared>) {
             }
         }
         let _ = shared.set_socket(None);
-        shared.set_link(None);
-        rpc::fail_all(&shared, EIO);
+        // Calls in flight wait for the next connection (and replay) to be sent again.
+        rpc::withdraw_link(&shared);
         shared.set_state(LinkState::Down);
         bench::fail_pending(&shared, ENOTCONN);
         sleep(&shared, backoff);
         backoff = backoff.saturating_mul(2).min(cfg.reconnect_max_ms);
     }
+    // Tethered tasks keep the module loaded, so normally no call is left to fail.
+    rpc::fail_all(&shared, ESHUTDOWN);
 }
 
 fn report(shared: &Shared, end: End) {
@@ -198,8 +203,6 @@ fn connect(shared: &Shared) -> Result<Conn> {
         .peer_boot_verifier
         .store(welcome.boot_verifier, Relaxed);
     shared.connects.add(1, Relaxed);
-    shared.set_link(Some((conn.tx.clone(), conn.session)));
-    shared.set_state(LinkState::Connected);
     pr_info!(
         "connected to server cid {} (session {}, server boot verifier {:#x})\n",
         cfg.server_cid,
@@ -209,8 +212,20 @@ fn connect(shared: &Shared) -> Result<Conn> {
     Ok(conn)
 }
 
+/// Brings a handshaken connection into use: replays the log when the server does not hold
+/// this client's state (today: on every connection but the first, as the server drops a
+/// session's shadows when it ends), then lets remote calls through.
+fn start(shared: &Shared, conn: &mut Conn) -> Result {
+    if shared.connects.load(Relaxed) > 1 {
+        replay::run(shared, conn)?;
+    }
+    rpc::publish_link(shared, &conn.tx, conn.session);
+    shared.set_state(LinkState::Connected);
+    Ok(())
+}
+
 /// Whether `since` lies more than [`MAX_MISSES`] heartbeat intervals back.
-fn silent_too_long(shared: &Shared, since: Instant<Monotonic>) -> bool {
+pub(crate) fn silent_too_long(shared: &Shared, since: Instant<Monotonic>) -> bool {
     since.elapsed().as_millis() >= MAX_MISSES * i64::from(shared.config.heartbeat_ms)
 }
 

@@ -188,7 +188,7 @@ fn done(r: Result<i64>) -> Dispatch {
 }
 
 /// A request for syscall `nr` with arguments `args` and buffers `bufs`.
-fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
+pub(crate) fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
     let mut req = SyscallReq {
         nr,
         args,
@@ -334,6 +334,18 @@ pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {
     d
 }
 
+/// Implements remote `umask(2)`; the log keeps the mask for replay.
+pub(crate) fn umask(a: &[u64; 6]) -> Dispatch {
+    const UMASK: Spec = Spec::new(95, []);
+    let d = generic(&UMASK, a);
+    if let (Dispatch::Done(old), Some(shared)) = (&d, client()) {
+        if *old >= 0 {
+            let _ = shared.log.lock().umask(rpid(), (a[0] & 0o777) as u32);
+        }
+    }
+    d
+}
+
 /// Implements remote `fchdir(2)`; the log keeps the new cwd.
 pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
     let d = generic(&Spec::new(81, [Arg::Fd]), a);
@@ -426,7 +438,11 @@ fn transfer_at(p: &Proxy, buf: u64, len: u64, at: At, write: bool) -> Result<i64
             }
             let got = (reply.ret as usize).min(n);
             if !write {
-                let data = reply.outs().next().and_then(|d| d.get(..got)).ok_or(EPROTO)?;
+                let data = reply
+                    .outs()
+                    .next()
+                    .and_then(|d| d.get(..got))
+                    .ok_or(EPROTO)?;
                 UserSlice::new(UserPtr::from_addr((buf + done) as usize), got)
                     .writer()
                     .write_slice(data)?;
@@ -501,7 +517,11 @@ pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
         return Dispatch::Local;
     };
     let append = p.flags() & bindings::O_APPEND != 0;
-    let at = if append { At::Stream } else { At::FilePos(p.pos()) };
+    let at = if append {
+        At::Stream
+    } else {
+        At::FilePos(p.pos())
+    };
     let r = transfer(&p, a[1], a[2], at, true);
     if let (Ok(n), false) = (r, append) {
         p.set_pos(p.pos() + n.max(0));

@@ -9,21 +9,54 @@ use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
 
 /// One open remote file.
-struct FileRec {
-    sfd: i32,
-    flags: u32,
-    mode: u32,
+pub(crate) struct FileRec {
+    pub(crate) sfd: i32,
+    pub(crate) flags: u32,
+    pub(crate) mode: u32,
     /// The server path at open time, made absolute.
-    path: KVVec<u8>,
+    pub(crate) path: KVVec<u8>,
 }
 
 /// One tethered process that made remote calls.
-struct ProcRec {
-    rpid: u32,
+pub(crate) struct ProcRec {
+    pub(crate) rpid: u32,
     /// Its working directory on the server.
-    cwd: KVVec<u8>,
-    files: KVec<FileRec>,
+    pub(crate) cwd: KVVec<u8>,
+    /// Its umask, once it set one (else the shadow's own).
+    pub(crate) umask: Option<u32>,
+    pub(crate) files: KVec<FileRec>,
     calls: u64,
+}
+
+fn copy(bytes: &[u8]) -> Result<KVVec<u8>> {
+    let mut v = KVVec::new();
+    v.extend_from_slice(bytes, GFP_KERNEL)?;
+    Ok(v)
+}
+
+impl ProcRec {
+    /// A copy of this process's state, for process `rpid`.
+    fn try_clone(&self, rpid: u32) -> Result<Self> {
+        let mut files = KVec::with_capacity(self.files.len(), GFP_KERNEL)?;
+        for f in self.files.iter() {
+            files.push(
+                FileRec {
+                    sfd: f.sfd,
+                    flags: f.flags,
+                    mode: f.mode,
+                    path: copy(&f.path)?,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Self {
+            rpid,
+            cwd: copy(&self.cwd)?,
+            umask: self.umask,
+            files,
+            calls: 0,
+        })
+    }
 }
 
 /// The compacted log.
@@ -86,6 +119,7 @@ impl Log {
                 ProcRec {
                     rpid,
                     cwd,
+                    umask: None,
                     files: KVec::new(),
                     calls: 0,
                 },
@@ -171,34 +205,30 @@ impl Log {
         Ok(())
     }
 
+    /// Process `rpid` set its umask to `mask`.
+    pub(crate) fn umask(&mut self, rpid: u32, mask: u32) -> Result {
+        self.proc_mut(rpid)?.umask = Some(mask);
+        Ok(())
+    }
+
     /// Process `parent` forked `child`: the child starts with a copy of the parent's state.
     pub(crate) fn forked(&mut self, parent: u32, child: u32) -> Result {
         let Some(p) = self.procs.iter().find(|p| p.rpid == parent) else {
             return Ok(());
         };
-        let mut copy = ProcRec {
-            rpid: child,
-            cwd: KVVec::new(),
-            files: KVec::new(),
-            calls: 0,
-        };
-        copy.cwd.extend_from_slice(&p.cwd, GFP_KERNEL)?;
-        for f in p.files.iter() {
-            let mut path = KVVec::new();
-            path.extend_from_slice(&f.path, GFP_KERNEL)?;
-            copy.files.push(
-                FileRec {
-                    sfd: f.sfd,
-                    flags: f.flags,
-                    mode: f.mode,
-                    path,
-                },
-                GFP_KERNEL,
-            )?;
-        }
+        let copy = p.try_clone(child)?;
         self.procs.retain(|p| p.rpid != child);
         self.procs.push(copy, GFP_KERNEL)?;
         Ok(())
+    }
+
+    /// A copy of every process's state (for replay).
+    pub(crate) fn snapshot(&self) -> Result<KVec<ProcRec>> {
+        let mut procs = KVec::with_capacity(self.procs.len(), GFP_KERNEL)?;
+        for p in self.procs.iter() {
+            procs.push(p.try_clone(p.rpid)?, GFP_KERNEL)?;
+        }
+        Ok(procs)
     }
 
     /// Process `rpid` exited: its state is gone on the server too.
@@ -217,13 +247,17 @@ impl Log {
             files
         )?;
         for p in self.procs.iter() {
-            writeln!(
+            write!(
                 f,
                 "process rpid={} calls={} cwd={}",
                 p.rpid,
                 p.calls,
                 BStr(&p.cwd)
             )?;
+            match p.umask {
+                Some(m) => writeln!(f, " umask={m:#o}")?,
+                None => writeln!(f)?,
+            }
             for r in p.files.iter() {
                 writeln!(
                     f,

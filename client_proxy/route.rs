@@ -71,7 +71,7 @@ const ROUTED: [Entry; 78] = [
     Entry { nr: 92, route: Route::Generic(&Spec::new(92, [Path])) },
     Entry { nr: 93, route: Route::Generic(&Spec::new(93, [Fd])) },
     Entry { nr: 94, route: Route::Generic(&Spec::new(94, [Path])) },
-    Entry { nr: 95, route: Route::Generic(&Spec::new(95, [])) },
+    Entry { nr: 95, route: Route::Remote(fs::umask) },
     Entry { nr: 133, route: Route::Generic(&Spec::new(133, [Path])) },
     Entry { nr: 137, route: Route::Generic(&Spec::new(137, [Path, Out(STATFS)])) },
     Entry { nr: 138, route: Route::Generic(&Spec::new(138, [Fd, Out(STATFS)])) },

@@ -3,17 +3,20 @@
 //! Remote calls: a tethered task sends one `CLIENT_SYSTEM_CALL` and sleeps until the
 //! connection worker hands it the `SERVER_REPLY` with the same sequence number.
 //!
-//! Lock order: `Conn::tx` → `Shared::events`, `Conn::tx` → `Shared::log` (while flushing
-//! fork and exit events); `Shared::link`, `Shared::calls` and `Shared::log` are otherwise
-//! never held together; `Conn::tx` is
-//! taken alone.
+//! A call outlives its connection: while the server is unreachable calls wait (killable),
+//! queued; when the worker is connected again (after replay, `replay.rs`) it sends every
+//! call without a reply again, with its original sequence number ([`publish_link`]).
+//!
+//! Lock order: `Shared::calls` → `Shared::link`; `Conn::tx` → `Shared::events`,
+//! `Conn::tx` → `Shared::log` (while flushing fork and exit events); `Shared::log` is
+//! otherwise taken alone.
 
 use kernel::{
     alloc::KVVec,
     bindings,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed, Release},
-    sync::Arc,
+    sync::atomic::{Acquire, Atomic, Relaxed, Release},
+    sync::{Arc, Mutex},
 };
 
 use crate::client::Shared;
@@ -99,11 +102,18 @@ pub(crate) fn flush_events(shared: &Shared, tx: &mut Sender, session: u32) -> Re
 /// A remote call waiting for its reply.
 pub(crate) struct Pending {
     seq: u64,
+    /// Whether it went out on the current connection.
+    sent: bool,
     /// The reply body, or why there will be none.
     reply: Option<Result<KVVec<u8>>>,
-    /// Set (after `reply`) when the caller may take the reply; read without the lock.
+    /// [`DONE`] (after `reply`) when the caller may take the reply, [`RESEND`] when it
+    /// must send the call again; read without the lock.
     done: Arc<Atomic<i32>>,
 }
+
+/// Values of [`Pending::done`] besides 0 (waiting).
+const DONE: i32 = 1;
+const RESEND: i32 = 2;
 
 extern "C" {
     fn tether_call_wake();
@@ -114,7 +124,7 @@ impl Pending {
     /// Stores the outcome and lets the caller go on (`Shared::calls` held).
     fn finish(&mut self, reply: Result<KVVec<u8>>) {
         self.reply = Some(reply);
-        self.done.store(1, Release);
+        self.done.store(DONE, Release);
     }
 }
 
@@ -138,7 +148,7 @@ pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
     }
 }
 
-/// Fails every waiting call with `err` (the connection went down).
+/// Fails every waiting call with `err` (the module is going away).
 pub(crate) fn fail_all(shared: &Shared, err: Error) {
     let mut calls = shared.calls.lock();
     for p in calls.iter_mut().filter(|p| p.reply.is_none()) {
@@ -154,12 +164,12 @@ pub(crate) struct Ticket<'a> {
     shared: &'a Shared,
     rpid: u32,
     seq: u64,
+    /// The request, to send it again on a new connection.
+    body: KVVec<u8>,
     /// How many output buffers the request has (and the reply must have).
     nouts: usize,
     /// Set when the reply (or the call's failure) is there; see [`Pending::done`].
     done: Arc<Atomic<i32>>,
-    /// Whether sending failed (then there is nothing to wait for).
-    unsent: Option<Error>,
 }
 
 /// A remote call's answer: its return value and its output buffers.
@@ -176,11 +186,15 @@ impl Reply {
     pub(crate) fn outs(&self) -> impl Iterator<Item = &[u8]> {
         let mut data = self.body.get(self.data..).unwrap_or(&[]);
         // `SyscallReply::decode` checked that the lengths add up to the data.
-        self.rep.lens.iter().take(self.rep.nbufs as usize).map(move |&l| {
-            let (head, rest) = data.split_at_checked(l as usize).unwrap_or((data, &[]));
-            data = rest;
-            head
-        })
+        self.rep
+            .lens
+            .iter()
+            .take(self.rep.nbufs as usize)
+            .map(move |&l| {
+                let (head, rest) = data.split_at_checked(l as usize).unwrap_or((data, &[]));
+                data = rest;
+                head
+            })
     }
 }
 
@@ -193,7 +207,6 @@ pub(crate) fn submit<'a>(
     req: &SyscallReq,
     ins: &[&[u8]],
 ) -> Result<Ticket<'a>> {
-    let (tx, session) = shared.link.lock().clone().ok_or(EIO)?;
     let mut body = KVVec::new();
     body.resize(SyscallReq::head_len(req.bufs().len()), 0, GFP_KERNEL)?;
     req.encode(&mut body).map_err(|_| EINVAL)?;
@@ -202,30 +215,76 @@ pub(crate) fn submit<'a>(
     }
     let seq = next_seq();
     let done = Arc::new(Atomic::new(0), GFP_KERNEL)?;
-    let pending = Pending {
-        seq,
-        reply: None,
-        done: done.clone(),
+    let link = {
+        // With the link read under `calls`, a call is either sent here or by
+        // `publish_link`, never by both and never by neither.
+        let mut calls = shared.calls.lock();
+        let link = shared.link.lock().clone();
+        calls.push(
+            Pending {
+                seq,
+                sent: link.is_some(),
+                reply: None,
+                done: done.clone(),
+            },
+            GFP_KERNEL,
+        )?;
+        link
     };
-    shared.calls.lock().push(pending, GFP_KERNEL)?;
+    if let Some((tx, session)) = link {
+        // A failed send is the connection's end: the worker notices and the call goes
+        // out again on the next connection.
+        let _ = send_call(shared, &mut tx.lock(), session, rpid, seq, &body);
+    }
+    Ok(Ticket {
+        shared,
+        rpid,
+        seq,
+        body,
+        nouts: req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count(),
+        done,
+    })
+}
+
+/// Sends one `CLIENT_SYSTEM_CALL`, after the queued fork and exit events.
+fn send_call(
+    shared: &Shared,
+    tx: &mut Sender,
+    session: u32,
+    rpid: u32,
+    seq: u64,
+    body: &[u8],
+) -> Result {
     let hdr = Header {
         session,
         rpid,
         seq,
         ..Header::new(Kind::ClientSystemCall, 0)
     };
-    let sent = {
-        let mut tx = tx.lock();
-        flush_events(shared, &mut tx, session).and_then(|()| tx.send(hdr, &body))
-    };
-    Ok(Ticket {
-        shared,
-        rpid,
-        seq,
-        nouts: req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count(),
-        done,
-        unsent: sent.err(),
-    })
+    flush_events(shared, tx, session)?;
+    tx.send(hdr, body)
+}
+
+/// The connection is down: calls in flight will be sent again on the next one.
+pub(crate) fn withdraw_link(shared: &Shared) {
+    let mut calls = shared.calls.lock();
+    *shared.link.lock() = None;
+    for p in calls.iter_mut() {
+        p.sent = false;
+    }
+}
+
+/// Makes `tx` the link for remote calls, and has every call that has no reply and did not
+/// go out on it sent again by its task, with its original sequence number (the server
+/// answers a call it has already run from its reply cache).
+pub(crate) fn publish_link(shared: &Shared, tx: &Arc<Mutex<Sender>>, session: u32) {
+    let mut calls = shared.calls.lock();
+    *shared.link.lock() = Some((tx.clone(), session));
+    for p in calls.iter_mut().filter(|p| !p.sent && p.reply.is_none()) {
+        p.done.store(RESEND, Release);
+    }
+    drop(calls);
+    wake_callers();
 }
 
 impl Ticket<'_> {
@@ -236,17 +295,48 @@ impl Ticket<'_> {
         calls.remove(i).ok()
     }
 
+    /// Sends the call again on the current link, if there is one (else the next
+    /// [`publish_link`] asks again).
+    fn resend(&self) {
+        let link = {
+            let mut calls = self.shared.calls.lock();
+            let Some(p) = calls.iter_mut().find(|p| p.seq == self.seq) else {
+                return;
+            };
+            if p.reply.is_some() {
+                return;
+            }
+            let link = self.shared.link.lock().clone();
+            p.sent = link.is_some();
+            self.done.store(0, Release);
+            link
+        };
+        if let Some((tx, session)) = link {
+            let _ = send_call(
+                self.shared,
+                &mut tx.lock(),
+                session,
+                self.rpid,
+                self.seq,
+                &self.body,
+            );
+        }
+    }
+
     /// Waits for the reply.
     ///
     /// Killable: SIGKILL ends the wait (the process is going away, so nobody sees the
     /// outcome); any other signal waits for the reply, so no call fails spuriously.
     pub(crate) fn wait(self) -> Result<Reply> {
-        if let Some(e) = self.unsent {
-            return Err(e);
-        }
-        // SAFETY: `done` lives until the end of this function.
-        if unsafe { tether_call_wait(self.done.as_ptr()) } != 0 {
-            return Err(EINTR);
+        loop {
+            // SAFETY: `done` lives until the end of this function.
+            if unsafe { tether_call_wait(self.done.as_ptr()) } != 0 {
+                return Err(EINTR);
+            }
+            if self.done.load(Acquire) != RESEND {
+                break;
+            }
+            self.resend();
         }
         let body = self.take().and_then(|p| p.reply).ok_or(EIO)??;
         let (rep, data) = SyscallReply::decode(&body).map_err(|_| EPROTO)?;
@@ -286,7 +376,9 @@ pub(crate) fn call(
         return Err(EPROTO);
     }
     for (out, data) in outs.iter_mut().zip(reply.outs()) {
-        out.get_mut(..data.len()).ok_or(EPROTO)?.copy_from_slice(data);
+        out.get_mut(..data.len())
+            .ok_or(EPROTO)?
+            .copy_from_slice(data);
     }
     Ok(reply.ret)
 }

@@ -11,7 +11,8 @@ D=/sys/kernel/debug/tether_client
 S=/shared/server-state
 HB=${HEARTBEAT_MS:-500}
 CLIENT_KEYS=(state server_cid session boot_verifier peer_boot_verifier connects disconnects frames_in
-	frames_out bytes_in bytes_out heartbeats_sent heartbeat_misses last_down_detect_ms)
+	frames_out bytes_in bytes_out heartbeats_sent heartbeat_misses last_down_detect_ms replays
+	divergences)
 SERVER_KEYS=(port boot_verifier sessions accepted rejected bad_frames frames_in frames_out bytes_in
 	bytes_out heartbeat_misses)
 
@@ -80,9 +81,36 @@ grep "tether_server: dropping connection" /shared/server0/dmesg.log | head -n 20
 check "client still connected after the selftests" connected
 
 # --- crash: the host kills the server VM, then boots it again -----------------------------
+# A tethered process with a cwd and two open files on the server (made durable first) waits
+# on a local FIFO across the crash; after the reboot the client replays its state and the
+# process carries on with the same fds and cwd. A second process starts its first remote
+# call while the server is down: the call waits and completes after the replay.
+BASHM=/tmp/bash-marked
+cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM
+mkfifo /dev/tether-gate
+read -r -d '' P <<'EOF'
+mkdir -p /replay && cd /replay || exit 1
+printf 'durable-line\n' >data && printf 'rel-file\n' >rel && : >appended
+exec 3<data 4>>appended
+sync data rel appended . / || exit 1
+echo ready >/dev/tether-ready
+read -r g </dev/tether-gate
+read -r d <&3; echo "fd3=$d"
+read -r r <rel; echo "rel=$r"
+echo after-crash >&4; echo "append-rc=$?"
+echo "appended=$(cat appended)"
+echo "cwd=$(/bin/pwd)"
+EOF
+$BASHM -c "$P" >/tmp/replay.out 2>&1 &
+rp=$!
+check "replay: tethered process ready (cwd and two files open on the server, synced)" \
+	wait_until 60 test -e /dev/tether-ready
+rep0=$(c replays) div0=$(c divergences)
 pbv=$(c peer_boot_verifier) disc=$(c disconnects) conn=$(c connects)
 touch /out/kill-server
 check "client notices the server crash (state leaves connected) within 30 s" wait_until 30 eval '! connected'
+$BASHM -c 'read -r r </replay/rel; echo "outage-read=$r rc=$?"' >/tmp/outage.out 2>&1 &
+op=$!
 wait_until 5 eval '[ "$(c last_down_detect_ms)" -gt 0 ]' || true
 det=$(c last_down_detect_ms)
 echo "last_down_detect_ms=$det (heartbeat ${HB} ms)"
@@ -92,6 +120,26 @@ touch /out/server-down
 check "reconnects to the rebooted server within 180 s" wait_until 180 connected
 check "new peer_boot_verifier after the server reboot" test "$(c peer_boot_verifier)" != "$pbv" -a "$(( $(c peer_boot_verifier) ))" != 0
 check "connects counted" test "$(c connects)" = $((conn + 1))
+check "replay: one replay ran, no divergence" \
+	test "$(c replays) $(c divergences)" = "$((rep0 + 1)) $div0"
+rc=0
+reap $op 60 >&2 || rc=$?
+out=$(cat /tmp/outage.out)
+echo "$out"
+check "replay: a remote call made during the outage completes after it (exit $rc)" \
+	eval '[ $rc = 0 ] && grep -qx "outage-read=rel-file rc=0" <<<"$out"'
+echo go >/dev/tether-gate
+rc=0
+reap $rp 60 >&2 || rc=$?
+out=$(cat /tmp/replay.out)
+echo "$out"
+check "replay: the process exits 0 after the crash (exit $rc)" test $rc = 0
+check "replay: fd 3, opened before the crash, reads its file" grep -qx fd3=durable-line <<<"$out"
+check "replay: a relative path resolves in the cwd set before the crash" grep -qx rel=rel-file <<<"$out"
+check "replay: fd 4 (O_APPEND, opened before the crash) appends" \
+	eval 'grep -qx append-rc=0 <<<"$out" && grep -qx appended=after-crash <<<"$out"'
+check "replay: the server-side cwd is the one from before the crash" grep -qx cwd=/replay <<<"$out"
+rm -f /dev/tether-gate /dev/tether-ready
 
 # --- $CYCLES (100) load/unload cycles with the server connected ------------------------------
 cp $KO /tmp/tc.ko

@@ -19,26 +19,6 @@ srv() {
 	cat "$b.out"
 	return "$(cat "$b.rc")"
 }
-# gone PID : process PID has exited (or is a zombie waiting for us).
-gone() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$st" ] || [[ $st == Z* ]]; }
-# reap PID SECONDS : wait for background process PID for SECONDS, then TERM, then KILL;
-# returns its exit status, or 125 (and leaves it) when it does not die: the role script
-# must never hang on a process stuck in the kernel.
-reap() {
-	local p=$1 rc=0
-	if ! wait_until "$2" gone "$p"; then
-		echo "pid $p still running after $2 s: SIGTERM"
-		kill -TERM "$p" 2>/dev/null
-		if ! wait_until 5 gone "$p"; then
-			echo "pid $p ignores SIGTERM: SIGKILL; kernel stack:"
-			cat /proc/"$p"/stack 2>/dev/null
-			kill -KILL "$p" 2>/dev/null
-			wait_until 5 gone "$p" || { echo "pid $p survives SIGKILL (state $(ps -o stat= -p "$p"))"; return 125; }
-		fi
-	fi
-	wait "$p" || rc=$?
-	return $rc
-}
 # tb SCRIPT : run SCRIPT in a tethered bash (the marked copy), 30 s at most; prints its
 # stdout and stderr.
 tb() {
