@@ -37,7 +37,9 @@ check "client debugfs state parses" state_parses $D/state "${CLIENT_KEYS[@]}"
 check "client debugfs: server_cid=$SERVER_CID" test "$(c server_cid)" = "$SERVER_CID"
 check "client debugfs: own boot_verifier non-zero" test "$(( $(c boot_verifier) ))" != 0
 check "client debugfs: peer_boot_verifier non-zero" test "$(( $(c peer_boot_verifier) ))" != 0
-check "client debugfs: connects=1" test "$(c connects)" = 1
+# (A VM stalled for 3 heartbeats by a loaded host drops and remakes the connection.)
+check "client debugfs: connected once per drop (connects=$(c connects), disconnects=$(c disconnects))" \
+	test "$(c connects)" = $(($(c disconnects) + 1))
 check "server debugfs state parses" wait_until 10 state_parses $S "${SERVER_KEYS[@]}"
 check "server sees a session from cid $CID" wait_until 10 grep -q "^session id=[0-9]* cid=$CID " $S
 check "server sessions >= 1" test "$(s sessions)" -ge 1
@@ -74,7 +76,8 @@ nbad=$(grep -cE '^(ok|not ok) [0-9]+ bad_input\.' /out/server_proto.tap)
 check "server bad_frames grew by the $nbad bad-input cases" \
 	wait_until 10 eval '[ "$(s bad_frames)" = $((bad0 + nbad)) ]'
 echo "server bad_frames: before $bad0, now $(s bad_frames)"
-drops() { grep -c "tether_server: dropping connection from cid $CID: " /shared/server0/dmesg.log; }
+# Bad-input drops (a silent peer is dropped too, but is not a bad frame).
+drops() { grep "tether_server: dropping connection from cid $CID: " /shared/server0/dmesg.log | grep -vc "silent for"; }
 check "server logged one 'dropping connection' line per bad connection" \
 	wait_until 10 eval '[ "$(drops)" = "$(s bad_frames)" ]'
 grep "tether_server: dropping connection" /shared/server0/dmesg.log | head -n 20
