@@ -1,9 +1,9 @@
 #!/bin/bash
 # PID 1 of a test VM, exec'd by the image's /sbin/tether-init once /tether (the repo,
 # read-only) and /out (this VM's run directory) are mounted. Sources /out/env (ROLE, CID,
-# ... written by qemu/run-vm.sh), loads the role's module, writes /out/ready, runs the
-# role's script (ROLE_SCRIPT, default tests/vm/$ROLE.sh) with its output in /out/role.log,
-# then powers off.
+# ... written by qemu/run-vm.sh), mounts a server's data disk at /srv and loads the role's
+# module, writes /out/ready, runs the role's script (ROLE_SCRIPT, default tests/vm/$ROLE.sh)
+# with its output in /out/role.log, then powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 ln -sfn /proc/self/fd /dev/fd
@@ -23,6 +23,10 @@ client) mod=/tether/client_proxy/tether_client.ko params=${CLIENT_PARAMS:-} ;;
 *) mod= ;;
 esac
 if [ -n "$mod" ] && [ "${LOAD_MODULE:-1}" = 1 ]; then
+	# A server's export root (root=/srv) must be in place before the module serves shadows.
+	if [ "$ROLE" = server ] && [ -b /dev/vdb ]; then
+		mkdir -p /srv && mount -t ext4 /dev/vdb /srv || echo "cannot mount the data disk at /srv" >&2
+	fi
 	# shellcheck disable=SC2086
 	insmod "$mod" $params >/out/insmod.log 2>&1 || echo "insmod $mod $params failed: $(cat /out/insmod.log)" >&2
 fi
