@@ -22,6 +22,10 @@ struct file *tether_proxy_get(int fd, u32 *rpid, int *sfd);
 void tether_proxy_put(struct file *file);
 loff_t *tether_proxy_pos(struct file *file);
 unsigned int tether_proxy_flags(struct file *file);
+void tether_proxy_setfl(struct file *file, unsigned int arg);
+
+/* The status flags F_SETFL changes (fs/fcntl.c's SETFL_MASK). */
+#define TETHER_SETFL_MASK (O_APPEND | O_NONBLOCK | O_NDELAY | O_DIRECT | O_NOATIME)
 
 static int tether_proxy_release(struct inode *inode, struct file *file)
 {
@@ -62,6 +66,8 @@ int tether_proxy_install(u32 rpid, int sfd, unsigned int flags)
 		kfree(p);
 		return PTR_ERR(file);
 	}
+	/* anon_inode_getfile() keeps only O_ACCMODE and O_NONBLOCK: add O_APPEND & co. */
+	tether_proxy_setfl(file, flags);
 	fd_install(fd, file);
 	return fd;
 }
@@ -97,4 +103,13 @@ loff_t *tether_proxy_pos(struct file *file)
 unsigned int tether_proxy_flags(struct file *file)
 {
 	return file->f_flags;
+}
+
+/* Sets the F_SETFL status flags of a proxy file as fs/fcntl.c's setfl() does, once the
+ * server accepted them for its file (fs.rs). */
+void tether_proxy_setfl(struct file *file, unsigned int arg)
+{
+	spin_lock(&file->f_lock);
+	file->f_flags = (arg & TETHER_SETFL_MASK) | (file->f_flags & ~TETHER_SETFL_MASK);
+	spin_unlock(&file->f_lock);
 }

@@ -36,7 +36,7 @@ pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
 #[rustfmt::skip]
-const ROUTED: [Entry; 78] = [
+const ROUTED: [Entry; 79] = [
     Entry { nr: 0, route: Route::Remote(fs::read) },
     Entry { nr: 1, route: Route::Remote(fs::write) },
     Entry { nr: 2, route: Route::Remote(fs::open) },
@@ -101,6 +101,7 @@ const ROUTED: [Entry; 78] = [
     Entry { nr: 267, route: Route::Generic(&Spec::new(267, [DirFd(1), Path, OutRet(Len::Arg(3))])) },
     Entry { nr: 268, route: Route::Generic(&Spec::new(268, [DirFd(1), Path])) },
     Entry { nr: 269, route: Route::Generic(&Spec::new(269, [DirFd(1), Path])) },
+    Entry { nr: 277, route: Route::Generic(&Spec::new(277, [Fd])) },
     Entry { nr: 280, route: Route::Generic(&Spec::new(280, [DirFd(1), Path, In(Len::Fixed(32))])) },
     Entry { nr: 285, route: Route::Generic(&Spec::new(285, [Fd])) },
     Entry { nr: 295, route: Route::Remote(fs::preadv) },

@@ -46,6 +46,15 @@ static void data(const char *what, long n, const char *buf)
 		printf("    \"%.*s\"\n", (int)n, buf);
 }
 
+static void flags(const char *what, int fd)
+{
+	int f = fcntl(fd, F_GETFL);
+
+	r(what, f);
+	if (f >= 0)
+		printf("    flags 0%o\n", f);
+}
+
 static int cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -165,6 +174,56 @@ int main(int argc, char **argv)
 	R(close(fd));
 	fd = R(creat("c", 0644));
 	R(close(fd));
+
+	/* status flags (F_GETFL/F_SETFL) and fd flags, F_DUPFD; sync_file_range */
+	fd = R(open("f", O_CREAT | O_RDWR, 0644));
+	flags("F_GETFL O_RDWR", fd);
+	R(fcntl(fd, F_SETFL, O_APPEND | O_NONBLOCK));
+	flags("F_GETFL after F_SETFL", fd);
+	R(write(fd, "12345", 5));
+	R(lseek(fd, 0, SEEK_SET));
+	R(write(fd, "678", 3));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(pwrite(fd, "9", 1, 0));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(fcntl(fd, F_SETFL, 0));
+	flags("F_GETFL after clearing", fd);
+	R(lseek(fd, 0, SEEK_SET));
+	R(write(fd, "ab", 2));
+	R(lseek(fd, 0, SEEK_CUR));
+	data("pread f", pread(fd, buf, sizeof(buf), 0), buf);
+	R(fcntl(fd, F_GETFD));
+	R(fcntl(fd, F_SETFD, FD_CLOEXEC));
+	R(fcntl(fd, F_GETFD));
+	fd2 = R(fcntl(fd, F_DUPFD, 100));
+	R(fcntl(fd2, F_GETFD));
+	R(lseek(fd, 2, SEEK_SET));
+	data("read via F_DUPFD", read(fd2, buf, 3), buf);
+	R(lseek(fd, 0, SEEK_CUR));
+	dfd = R(fcntl(fd, F_DUPFD_CLOEXEC, 100));
+	R(fcntl(dfd, F_GETFD));
+	R(fcntl(dfd, F_SETFL, O_APPEND));
+	flags("F_GETFL of the first fd", fd);
+	R(write(fd, "Z", 1));
+	R(lseek(fd2, 0, SEEK_CUR));
+	R(close(dfd));
+	R(close(fd2));
+	R(sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE));
+	R(sync_file_range(fd, 0, 4096, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			  SYNC_FILE_RANGE_WAIT_AFTER));
+	R(sync_file_range(fd, -1, 0, SYNC_FILE_RANGE_WRITE));
+	R(sync_file_range(fd, 0, 0, 0x100));
+	R(close(fd));
+	fd = R(open("f", O_RDONLY));
+	flags("F_GETFL O_RDONLY", fd);
+	R(close(fd));
+	fd = R(open("f", O_WRONLY | O_APPEND | O_SYNC));
+	flags("F_GETFL O_WRONLY|O_APPEND|O_SYNC", fd);
+	R(write(fd, "!", 1));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(close(fd));
+	R(unlink("f"));
+
 
 	/* names */
 	R(mkdir("d", 0755));
