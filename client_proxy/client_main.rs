@@ -20,6 +20,7 @@ mod transport;
 mod bench;
 mod client;
 mod connection;
+mod copy;
 mod fs;
 mod hook;
 mod log;

@@ -10,7 +10,7 @@
 use kernel::bindings;
 
 use crate::fs::{self, Arg::*, Dispatch, Handler, Len, Spec};
-use crate::hook;
+use crate::{copy, hook};
 
 /// What happens to one system call of a tethered task.
 #[derive(Clone, Copy)]
@@ -36,7 +36,7 @@ pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
 #[rustfmt::skip]
-const ROUTED: [Entry; 79] = [
+const ROUTED: [Entry; 81] = [
     Entry { nr: 0, route: Route::Remote(fs::read) },
     Entry { nr: 1, route: Route::Remote(fs::write) },
     Entry { nr: 2, route: Route::Remote(fs::open) },
@@ -49,6 +49,7 @@ const ROUTED: [Entry; 79] = [
     Entry { nr: 19, route: Route::Remote(fs::readv) },
     Entry { nr: 20, route: Route::Remote(fs::writev) },
     Entry { nr: 21, route: Route::Generic(&Spec::new(21, [Path])) },
+    Entry { nr: 40, route: Route::Remote(copy::sendfile) },
     Entry { nr: 72, route: Route::Remote(fs::fcntl) },
     Entry { nr: 73, route: Route::Generic(&Spec::new(73, [Fd])) },
     Entry { nr: 74, route: Route::Generic(&Spec::new(74, [Fd])) },
@@ -107,6 +108,7 @@ const ROUTED: [Entry; 79] = [
     Entry { nr: 295, route: Route::Remote(fs::preadv) },
     Entry { nr: 296, route: Route::Remote(fs::pwritev) },
     Entry { nr: 316, route: Route::Generic(&Spec::new(316, [DirFd(1), Path, DirFd(3), Path])) },
+    Entry { nr: 326, route: Route::Remote(copy::copy_file_range) },
     Entry { nr: 327, route: Route::Remote(fs::preadv) },
     Entry { nr: 328, route: Route::Remote(fs::pwritev) },
     Entry { nr: 332, route: Route::Generic(&Spec::new(332, [DirFd(1), Path, Val, Val, Out(STATX)])) },

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -53,6 +54,13 @@ static void flags(const char *what, int fd)
 	r(what, f);
 	if (f >= 0)
 		printf("    flags 0%o\n", f);
+}
+
+/* (the offsets by reference: read after the call that sets them) */
+static void offs(const char *what, long ret, const loff_t *in, const loff_t *out)
+{
+	r(what, ret);
+	printf("    off_in %lld off_out %lld\n", (long long)*in, out ? (long long)*out : -1LL);
 }
 
 static int cmp(const void *a, const void *b)
@@ -223,6 +231,76 @@ int main(int argc, char **argv)
 	R(lseek(fd, 0, SEEK_CUR));
 	R(close(fd));
 	R(unlink("f"));
+
+	/* copy_file_range and sendfile between two files, offsets from the files or given */
+	{
+		loff_t oi, oo;
+		off_t o;
+		int src, dst, ap, ro, out;
+
+		src = R(open("g", O_CREAT | O_RDWR, 0644));
+		R(write(src, "0123456789abcdef", 16));
+		dst = R(open("h", O_CREAT | O_RDWR, 0644));
+		R(lseek(src, 2, SEEK_SET));
+		R(copy_file_range(src, NULL, dst, NULL, 4, 0));
+		R(lseek(src, 0, SEEK_CUR));
+		R(lseek(dst, 0, SEEK_CUR));
+		oi = 10, oo = 20;
+		offs("copy_file_range short", copy_file_range(src, &oi, dst, &oo, 100, 0), &oi, &oo);
+		R(lseek(src, 0, SEEK_CUR));
+		R(lseek(dst, 0, SEEK_CUR));
+		offs("copy_file_range at eof", copy_file_range(src, &oi, dst, &oo, 5, 0), &oi, &oo);
+		R(copy_file_range(src, NULL, dst, NULL, 4, 1));
+		R(copy_file_range(src, NULL, src, NULL, 4, 0));
+		oi = 0, oo = 4;
+		offs("copy_file_range overlap", copy_file_range(src, &oi, src, &oo, 8, 0), &oi, &oo);
+		oi = 0, oo = 16;
+		offs("copy_file_range same file", copy_file_range(src, &oi, src, &oo, 4, 0), &oi, &oo);
+		st("fstat g", fstat(src, &s), &s);
+		R(copy_file_range(src, (loff_t *)8, dst, NULL, 4, 0));
+		R(lseek(src, 0, SEEK_CUR));
+		ap = R(open("h", O_WRONLY | O_APPEND));
+		ro = R(open("h", O_RDONLY));
+		R(copy_file_range(src, NULL, ap, NULL, 4, 0));
+		R(copy_file_range(src, NULL, ro, NULL, 4, 0));
+		R(copy_file_range(ap, NULL, dst, NULL, 4, 0));
+		dfd = R(open(".", O_RDONLY | O_DIRECTORY));
+		R(copy_file_range(dfd, NULL, dst, NULL, 4, 0));
+		data("pread h", pread(dst, buf, sizeof(buf), 0), buf);
+
+		out = R(open("k", O_CREAT | O_RDWR | O_TRUNC, 0644));
+		R(lseek(src, 0, SEEK_SET));
+		R(sendfile(out, src, NULL, 5));
+		R(lseek(src, 0, SEEK_CUR));
+		R(lseek(out, 0, SEEK_CUR));
+		o = 15;
+		offs("sendfile short", sendfile(out, src, &o, 100), &o, NULL);
+		R(lseek(src, 0, SEEK_CUR));
+		R(lseek(out, 0, SEEK_CUR));
+		offs("sendfile at eof", sendfile(out, src, &o, 10), &o, NULL);
+		o = -1;
+		offs("sendfile at -1", sendfile(out, src, &o, 1), &o, NULL);
+		R(sendfile(ap, src, NULL, 4));
+		R(sendfile(ro, src, NULL, 4));
+		R(sendfile(out, ap, NULL, 4));
+		R(sendfile(out, dfd, NULL, 4));
+		R(sendfile(out, src, (off_t *)8, 4));
+		/* (a forward overlap copies as splice's page references happen to make it) */
+		R(lseek(out, 0, SEEK_SET));
+		o = 2;
+		offs("sendfile backward overlap", sendfile(out, out, &o, 8), &o, NULL);
+		R(lseek(out, 0, SEEK_CUR));
+		data("pread k", pread(out, buf, sizeof(buf), 0), buf);
+		R(close(dfd));
+		R(close(out));
+		R(close(ro));
+		R(close(ap));
+		R(close(dst));
+		R(close(src));
+		R(unlink("g"));
+		R(unlink("h"));
+		R(unlink("k"));
+	}
 
 
 	/* names */
