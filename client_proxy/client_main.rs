@@ -24,6 +24,7 @@ mod copy;
 mod fs;
 mod hook;
 mod log;
+mod mmap;
 mod route;
 mod rpc;
 

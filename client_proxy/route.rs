@@ -10,7 +10,7 @@
 use kernel::bindings;
 
 use crate::fs::{self, Arg::*, Dispatch, Handler, Len, Spec};
-use crate::{copy, hook};
+use crate::{copy, hook, mmap};
 
 /// What happens to one system call of a tethered task.
 #[derive(Clone, Copy)]
@@ -36,7 +36,7 @@ pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
 #[rustfmt::skip]
-const ROUTED: [Entry; 81] = [
+const ROUTED: [Entry; 82] = [
     Entry { nr: 0, route: Route::Remote(fs::read) },
     Entry { nr: 1, route: Route::Remote(fs::write) },
     Entry { nr: 2, route: Route::Remote(fs::open) },
@@ -44,6 +44,7 @@ const ROUTED: [Entry; 81] = [
     Entry { nr: 5, route: Route::Generic(&Spec::new(5, [Fd, Out(STAT)])) },
     Entry { nr: 6, route: Route::Generic(&Spec::new(6, [Path, Out(STAT)])) },
     Entry { nr: 8, route: Route::Remote(fs::lseek) },
+    Entry { nr: 9, route: Route::Remote(mmap::mmap) },
     Entry { nr: 17, route: Route::Generic(&Spec::new(17, [Fd, OutRet(Len::Arg(2))])) },
     Entry { nr: 18, route: Route::Generic(&Spec::new(18, [Fd, In(Len::Arg(2))])) },
     Entry { nr: 19, route: Route::Remote(fs::readv) },

@@ -43,6 +43,7 @@ cp /tether/tests/fsops/fsops /tmp/fsops && setfattr -n trusted.tether.loader -v 
 cp /tether/tests/build/iouring /usr/bin/tether-iouring
 cp /tether/tests/build/dirmode /usr/bin/tether-dirmode
 cp /tether/tests/build/bypass /usr/bin/tether-bypass
+cp /tether/tests/build/remotemix /usr/bin/tether-mix
 echo client-local >/etc/tether-where
 check "loader flag set on the marked copies" eval \
 	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
@@ -114,6 +115,29 @@ out=$(tb 'tether-bypass' 2>&1)
 note "tethered: $out"
 check "tethered: 32-bit int \$0x80 calls fail with ENOSYS, dispatch prctl with EPERM" \
 	test "$out" = "$(printf 'int80 getpid = -ENOSYS\nint80 open = -ENOSYS\nprctl dispatch off = -EPERM')"
+
+# Remote files mixed with local ones (tests/fsops/remotemix.c): the calls run locally and
+# fail as for any file without mmap, splice or copy operations.
+out=$(tether-mix /tmp/tether-mix.dat 2>&1)
+note "untethered: $out"
+out=$(tb 'tether-mix /tmp/tether-mix.dat' 2>&1)
+note "tethered: $out"
+mpid=$(val pid "$out")
+read -r -d '' want <<'EOF'
+mmap MAP_PRIVATE = -1 (ENODEV)
+mmap MAP_SHARED = -1 (ENODEV)
+copy_file_range remote -> memfd = -1 (EINVAL)
+copy_file_range memfd -> remote = -1 (EINVAL)
+sendfile remote -> pipe = -1 (ESPIPE)
+sendfile remote -> memfd, offset = -1 (ESPIPE)
+sendfile remote -> memfd, no offset = -1 (EINVAL)
+sendfile memfd -> remote = -1 (EINVAL)
+unlink = 0
+EOF
+check "remote with local files: mmap ENODEV, copy_file_range EINVAL, sendfile ESPIPE/EINVAL" \
+	test "$(sed 1d <<<"$out")" = "$want"
+check "mmap of a remote file: a dmesg notice names pid ${mpid:-?}" \
+	wait_until 5 grep -q "tether_client: pid ${mpid:-none} (tether-mix): mmap of remote fd [0-9]* fails with ENODEV: no remote paging yet" /out/dmesg.log
 
 # --- local prefixes -----------------------------------------------------------------------
 read -r -d '' S <<'EOF'
