@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -61,6 +62,13 @@ static void offs(const char *what, long ret, const loff_t *in, const loff_t *out
 {
 	r(what, ret);
 	printf("    off_in %lld off_out %lld\n", (long long)*in, out ? (long long)*out : -1LL);
+}
+
+static long open2(const char *path, unsigned long long resolve)
+{
+	struct open_how how = { .flags = O_RDONLY, .resolve = resolve };
+
+	return syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
 }
 
 static int cmp(const void *a, const void *b)
@@ -302,6 +310,21 @@ int main(int argc, char **argv)
 		R(unlink("k"));
 	}
 
+	/* openat2 RESOLVE_* flags */
+	fd = R(open("e", O_CREAT | O_WRONLY, 0644));
+	R(close(fd));
+	R(symlink("../..", "up"));
+	R(symlink("/e", "abs"));
+	R(open2("up/x", RESOLVE_BENEATH));
+	fd = R(open2("abs", RESOLVE_IN_ROOT));
+	R(close(fd));
+	R(open2("abs", RESOLVE_BENEATH));
+	R(open2("abs", RESOLVE_NO_SYMLINKS));
+	fd = R(open2("e", RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV));
+	R(close(fd));
+	R(unlink("e"));
+	R(unlink("up"));
+	R(unlink("abs"));
 
 	/* names */
 	R(mkdir("d", 0755));

@@ -178,6 +178,26 @@ conf "absolute symlink /esc-passwd -> /etc/passwd" 'cat /esc-passwd' 'root:x:0:0
 conf "relative symlink /data/esc-rel -> ../../../../../etc/tether-where" 'cat /data/esc-rel' export-root
 conf "symlink to a directory /esc-dir -> /../../etc" 'cat /esc-dir/tether-where' export-root
 conf "readlink keeps the target text" 'readlink /esc-abs' /etc/tether-where
+# Magic links (/proc/<pid>/root, /proc/<pid>/cwd) in the export: the shadow's chroot has no
+# /proc, so they lead nowhere; unconfined on the server they lead to its real root.
+o=$(srv 20 'cat /srv/ml-init')
+check "magic links: unconfined on the server, /srv/ml-init -> /proc/1/root/... reads the real root ($o)" \
+	test "$o" = server-real-root
+conf "magic link /ml-self -> /proc/self/root/etc/tether-where" 'cat /ml-self' \
+	'cat: /ml-self: No such file or directory'
+conf "magic link /ml-init -> /proc/1/root/etc/tether-where" 'cat /ml-init' \
+	'cat: /ml-init: No such file or directory'
+conf "magic link /ml-cwd -> /proc/1/cwd/etc/tether-where" 'cat /ml-cwd' \
+	'cat: /ml-cwd: No such file or directory'
+conf "relative magic link /data/ml-rel -> ../../proc/1/root/etc/tether-where" 'cat /data/ml-rel' \
+	'cat: /data/ml-rel: No such file or directory'
+conf "magic link, relative path from /data: cat ../ml-init" 'cd /data && cat ../ml-init' \
+	'cat: ../ml-init: No such file or directory'
+o=$(tb 'cat /ml-hostname' 2>&1)
+e=$(srv 20 'cat /srv/ml-hostname 2>&1')
+note "tethered cat /ml-hostname: $o; unconfined on the server: $e"
+check "confinement: magic link /ml-hostname -> /proc/self/root/etc/hostname does not reach the server's /etc/hostname (${o//$'\n'/ | })" \
+	eval '[ "$o" = "cat: /ml-hostname: No such file or directory" ] && [ "$o" != "$e" ]'
 o=$(tb 'ls -a /../..' 2>&1)
 e=$(srv 20 'ls -a /srv')
 note "tethered ls -a /../..: $o"
