@@ -7,15 +7,19 @@
 //! from the proxy files' `f_pos`); the client then moves the offsets by the number of
 //! bytes copied, as `fs/read_write.c` does. The server never uses its own file offsets.
 //!
-//! When only one of the two files is remote the call runs locally and the kernel refuses
-//! it with a clear error, because a proxy file is an anonymous inode with neither a file
-//! type nor splice or copy operations (checked against Linux 7.3):
-//! - `copy_file_range`: `EINVAL` (`generic_file_rw_checks()`: not `S_ISREG`), or `EBADF`
-//!   when the other fd is not open;
-//! - `sendfile`: `ESPIPE` when an offset is given and the input is remote (no
-//!   `FMODE_PREAD`), else `EINVAL` (`splice read/write not supported`, a `pr_debug`).
+//! `sendfile` from a remote file to a local one (a socket, a pipe, a local file) reads
+//! from the server and writes locally, with `do_sendfile()`'s checks of the output.
 //!
-//! Applications (`cp`, `cat`) fall back to `read`/`write` on both errors.
+//! In the other mixed cases the call runs locally and the kernel refuses it with a clear
+//! error, because a proxy file is an anonymous inode with neither a file type nor splice
+//! or copy operations (checked against Linux 7.3):
+//! - `copy_file_range` with one remote file: `EINVAL` (`generic_file_rw_checks()`: not
+//!   `S_ISREG`), or `EBADF` when the other fd is not open; where both were local files on
+//!   different file systems Linux says `EXDEV`;
+//! - `sendfile` from a local file to a remote one: `EINVAL` (`splice write not
+//!   supported`, a `pr_debug`).
+//!
+//! Applications (`cp`, `cat`) fall back to `read`/`write` on these errors.
 
 use kernel::{
     alloc::KVVec,
@@ -26,6 +30,11 @@ use kernel::{
 
 use crate::fs::{call, errno, request, Dispatch, Proxy, MAX_IO};
 use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT, DIR_RET};
+
+extern "C" {
+    fn tether_sendfile_out_check(fd: kernel::ffi::c_int) -> kernel::ffi::c_int;
+    fn tether_sendfile_out_write(fd: kernel::ffi::c_int, buf: *const u8, len: usize) -> isize;
+}
 
 const NR_PREAD64: u32 = 17;
 const NR_PWRITE64: u32 = 18;
@@ -141,8 +150,10 @@ pub(crate) fn copy_file_range(a: &[u64; 6]) -> Dispatch {
 /// through the client in `pread`/`pwrite` pieces instead. Known difference: a FIFO input
 /// fails with `ESPIPE` even without an offset.
 pub(crate) fn sendfile(a: &[u64; 6]) -> Dispatch {
-    let (Some(pout), Some(pin)) = (Proxy::get(a[0]), Proxy::get(a[1])) else {
-        return Dispatch::Local;
+    let (pout, pin) = match (Proxy::get(a[0]), Proxy::get(a[1])) {
+        (Some(pout), Some(pin)) => (pout, pin),
+        (None, Some(pin)) => return sendfile_local(a[0] as i32, &pin, a[2], a[3]),
+        _ => return Dispatch::Local,
     };
     let off = a[2];
     let pos = match start(&pin, off) {
@@ -237,6 +248,83 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
             Err(e) if done == 0 => return Err(e),
             _ => break,
         };
+        done += put as u64;
+        if put < n {
+            break;
+        }
+    }
+    Ok(done as i64)
+}
+
+/// Implements remote `sendfile(2)` from a remote file `pin` (at `*off`, or its offset when
+/// `off` is null) to the local fd `out`: `pread` pieces from the server, written with
+/// `kernel_write` at `out`'s offset. A pipe takes everything (Linux may move less at a
+/// time); the first failing piece's error is the result when nothing moved.
+fn sendfile_local(out: i32, pin: &Proxy, off: u64, count: u64) -> Dispatch {
+    let pos = match start(pin, off) {
+        Ok(pos) => pos,
+        Err(e) => return errno(e),
+    };
+    let mut ret = match to_local(pin, pos, out, count.min(MAX_RW_COUNT)) {
+        Ok(ret) => ret,
+        Err(e) => return errno(e),
+    };
+    let moved = ret.max(0);
+    if off != 0 {
+        if write_off(off, pos + moved).is_err() {
+            ret = EFAULT.to_errno().into();
+        }
+    } else if ret > 0 {
+        pin.set_pos(pos + moved);
+    }
+    Dispatch::Done(ret as isize)
+}
+
+/// Copies up to `count` bytes from `pin` at `pos` to the local fd `out`; returns the
+/// number of bytes copied or `-errno` (`Err` when the server was not reached).
+fn to_local(pin: &Proxy, pos: i64, out: i32, count: u64) -> Result<i64> {
+    if !readable(pin) {
+        return Ok(EBADF.to_errno().into());
+    }
+    if pos < 0 {
+        return Ok(EINVAL.to_errno().into());
+    }
+    // SAFETY: No preconditions; any fd value is fine.
+    let r = unsafe { tether_sendfile_out_check(out) };
+    if r < 0 {
+        return Ok(r.into());
+    }
+    let mut data = KVVec::new();
+    data.resize((count as usize).min(MAX_IO), 0, GFP_KERNEL)?;
+    let mut done = 0u64;
+    while done < count {
+        let n = (count - done).min(MAX_IO as u64) as usize;
+        let desc = BufDesc {
+            arg: 1,
+            dir: DIR_OUT | DIR_RET,
+            len: n as u32,
+        };
+        let at = (pos + done as i64) as u64;
+        let req = request(NR_PREAD64, [pin.sfd as u64, 0, n as u64, at, 0, 0], &[desc]);
+        let got = match call(pin.rpid, &req, &[], &mut [&mut data[..n]]) {
+            Ok(got) if got > 0 => (got as usize).min(n),
+            // A directory cannot be spliced from.
+            Ok(got) if got == EISDIR.to_errno().into() && done == 0 => {
+                return Ok(EINVAL.to_errno().into())
+            }
+            Ok(got) if got < 0 && done == 0 => return Ok(got),
+            Err(e) if done == 0 => return Err(e),
+            _ => break,
+        };
+        // SAFETY: `data[..got]` is initialized kernel memory that outlives the call.
+        let put = unsafe { tether_sendfile_out_write(out, data.as_ptr(), got) };
+        if put < 0 {
+            if done == 0 {
+                return Ok(put as i64);
+            }
+            break;
+        }
+        let put = (put as usize).min(got);
         done += put as u64;
         if put < n {
             break;

@@ -122,3 +122,44 @@ void tether_proxy_mmap_refused(int fd)
 	pr_notice_ratelimited("tether_client: pid %d (%s): mmap of remote fd %d fails with ENODEV: no remote paging yet\n",
 			      task_tgid_nr(current), current->comm, fd);
 }
+
+/*
+ * sendfile from a remote file to a local one (copy.rs): the output side, with
+ * do_sendfile()'s checks (EBADF: not open or not writable; EINVAL: O_APPEND or no splice
+ * support, unless it is a pipe) and its offset handling.
+ */
+int tether_sendfile_out_check(int fd);
+ssize_t tether_sendfile_out_write(int fd, const void *buf, size_t len);
+
+int tether_sendfile_out_check(int fd)
+{
+	struct file *file = fget(fd);
+	int ret = 0;
+
+	if (!file)
+		return -EBADF;
+	if (!(file->f_mode & FMODE_WRITE))
+		ret = -EBADF;
+	else if (!S_ISFIFO(file_inode(file)->i_mode) &&
+		 ((file->f_flags & O_APPEND) || !file->f_op->splice_write))
+		ret = -EINVAL;
+	fput(file);
+	return ret;
+}
+
+/* Writes `len` bytes of kernel memory to `fd` at its offset; returns the count or -errno. */
+ssize_t tether_sendfile_out_write(int fd, const void *buf, size_t len)
+{
+	struct file *file = fget(fd);
+	loff_t pos;
+	ssize_t ret;
+
+	if (!file)
+		return -EBADF;
+	pos = file->f_pos;
+	ret = kernel_write(file, buf, len, &pos);
+	if (ret > 0)
+		file->f_pos = pos;
+	fput(file);
+	return ret;
+}

@@ -293,6 +293,22 @@ int main(int argc, char **argv)
 		R(sendfile(out, ap, NULL, 4));
 		R(sendfile(out, dfd, NULL, 4));
 		R(sendfile(out, src, (off_t *)8, 4));
+		/* to a local pipe: read from the server, written locally */
+		{
+			int pp[2];
+
+			R(pipe(pp));
+			o = 3;
+			offs("sendfile to a pipe", sendfile(pp[1], src, &o, 6), &o, NULL);
+			data("read pipe", read(pp[0], buf, sizeof(buf)), buf);
+			R(lseek(src, 5, SEEK_SET));
+			R(sendfile(pp[1], src, NULL, 4));
+			R(lseek(src, 0, SEEK_CUR));
+			data("read pipe", read(pp[0], buf, sizeof(buf)), buf);
+			R(sendfile(pp[0], src, NULL, 4));
+			R(close(pp[0]));
+			R(close(pp[1]));
+		}
 		/* (a forward overlap copies as splice's page references happen to make it) */
 		R(lseek(out, 0, SEEK_SET));
 		o = 2;

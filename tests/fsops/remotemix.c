@@ -2,9 +2,10 @@
 /*
  * remotemix FILE: calls that mix a remote file FILE (created, must be on the server when
  * run tethered) with local objects (a memfd, a pipe), and a mapping of FILE. One line
- * each, "what = result"; the first line is "pid=N". Tethered, every call fails with the
- * error Linux gives for a file without splice, copy or mmap operations (documented in
- * client_proxy/copy.rs and mmap.rs); untethered, they all succeed.
+ * each, "what = result"; the first line is "pid=N". Tethered, sendfile from FILE to the
+ * pipe and the memfd must do what it does untethered; mmap of FILE, copy_file_range with
+ * the memfd and sendfile from the memfd fail with the error Linux gives for a file
+ * without mmap, copy or splice operations (client_proxy/copy.rs and mmap.rs).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,7 +26,8 @@ static void r(const char *what, long ret)
 
 int main(int argc, char **argv)
 {
-	int fd, mfd, p[2];
+	int fd, mfd, p[2], n;
+	char buf[64];
 	off_t o = 0;
 	void *m;
 
@@ -45,9 +47,17 @@ int main(int argc, char **argv)
 	o = 0;
 	r("copy_file_range memfd -> remote", copy_file_range(mfd, &o, fd, NULL, 5, 0));
 	r("sendfile remote -> pipe", sendfile(p[1], fd, &o, 5));
-	o = 0;
+	n = read(p[0], buf, sizeof(buf));
+	printf("pipe holds \"%.*s\"\n", n > 0 ? n : 0, buf);
+	o = 1;
 	r("sendfile remote -> memfd, offset", sendfile(mfd, fd, &o, 5));
+	printf("offset %lld\n", (long long)o);
 	r("sendfile remote -> memfd, no offset", sendfile(mfd, fd, NULL, 5));
+	r("lseek remote", lseek(fd, 2, SEEK_SET));
+	r("sendfile remote -> memfd, no offset, at 2", sendfile(mfd, fd, NULL, 2));
+	r("lseek remote", lseek(fd, 0, SEEK_CUR));
+	n = pread(mfd, buf, sizeof(buf), 0);
+	printf("memfd holds \"%.*s\"\n", n > 0 ? n : 0, buf);
 	o = 0;
 	r("sendfile memfd -> remote", sendfile(fd, mfd, &o, 5));
 	r("unlink", unlink(argv[1]));
