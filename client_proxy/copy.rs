@@ -127,13 +127,14 @@ pub(crate) fn copy_file_range(a: &[u64; 6]) -> Dispatch {
         Ok(ret) => ret,
         Err(e) => return errno(e),
     };
-    let mut ret = ret as isize;
+    // The server copies at most `len` bytes: never trust it with more.
+    let mut ret = ret.min(a[4].min(i64::MAX as u64) as i64) as isize;
     if ret > 0 {
         let n = ret as i64;
         for (p, ptr, pos) in [(&pin, off_in, pos_in), (&pout, off_out, pos_out)] {
             if ptr == 0 {
-                p.set_pos(pos + n);
-            } else if write_off(ptr, pos + n).is_err() {
+                p.set_pos(pos.saturating_add(n));
+            } else if write_off(ptr, pos.saturating_add(n)).is_err() {
                 ret = EFAULT.to_errno() as isize;
             }
         }
@@ -167,15 +168,15 @@ pub(crate) fn sendfile(a: &[u64; 6]) -> Dispatch {
     };
     let moved = ret.max(0);
     if ret > 0 {
-        pout.set_pos(out_pos + moved);
+        pout.set_pos(out_pos.saturating_add(moved));
     }
     if off != 0 {
         // Linux writes the offset back whether or not anything moved.
-        if write_off(off, pos + moved).is_err() {
+        if write_off(off, pos.saturating_add(moved)).is_err() {
             ret = EFAULT.to_errno().into();
         }
     } else if ret > 0 {
-        pin.set_pos(pos + moved);
+        pin.set_pos(pos.saturating_add(moved));
     }
     Dispatch::Done(ret as isize)
 }
@@ -195,7 +196,8 @@ fn sendfile_at(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) ->
     if pout.flags() & bindings::O_APPEND != 0 {
         return Ok(EINVAL.to_errno().into());
     }
-    let ret = remote_copy(pin.rpid, (pin.sfd, pos), (pout.sfd, out_pos), count, 0)?;
+    let ret =
+        remote_copy(pin.rpid, (pin.sfd, pos), (pout.sfd, out_pos), count, 0)?.min(count as i64);
     let ret = if ret == EXDEV.to_errno().into() || ret == EINVAL.to_errno().into() {
         bounce(pin, pos, pout, out_pos, count)?
     } else {
@@ -223,7 +225,7 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
             dir: DIR_OUT | DIR_RET,
             len: n as u32,
         };
-        let at = (pos + done as i64) as u64;
+        let at = pos.saturating_add(done as i64) as u64;
         let req = request(NR_PREAD64, [pin.sfd as u64, 0, n as u64, at, 0, 0], &[out]);
         let got = match call(pin.rpid, &req, &[], &mut [&mut data[..n]]) {
             Ok(got) if got > 0 => (got as usize).min(n),
@@ -236,7 +238,7 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
             dir: DIR_IN,
             len: got as u32,
         };
-        let at = (out_pos + done as i64) as u64;
+        let at = out_pos.saturating_add(done as i64) as u64;
         let req = request(
             NR_PWRITE64,
             [pout.sfd as u64, 0, got as u64, at, 0, 0],
@@ -271,11 +273,11 @@ fn sendfile_local(out: i32, pin: &Proxy, off: u64, count: u64) -> Dispatch {
     };
     let moved = ret.max(0);
     if off != 0 {
-        if write_off(off, pos + moved).is_err() {
+        if write_off(off, pos.saturating_add(moved)).is_err() {
             ret = EFAULT.to_errno().into();
         }
     } else if ret > 0 {
-        pin.set_pos(pos + moved);
+        pin.set_pos(pos.saturating_add(moved));
     }
     Dispatch::Done(ret as isize)
 }
@@ -304,7 +306,7 @@ fn to_local(pin: &Proxy, pos: i64, out: i32, count: u64) -> Result<i64> {
             dir: DIR_OUT | DIR_RET,
             len: n as u32,
         };
-        let at = (pos + done as i64) as u64;
+        let at = pos.saturating_add(done as i64) as u64;
         let req = request(NR_PREAD64, [pin.sfd as u64, 0, n as u64, at, 0, 0], &[desc]);
         let got = match call(pin.rpid, &req, &[], &mut [&mut data[..n]]) {
             Ok(got) if got > 0 => (got as usize).min(n),
