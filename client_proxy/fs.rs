@@ -70,7 +70,7 @@ fn is_local(path: &[u8]) -> bool {
 const AT_FDCWD: i32 = -100;
 const PATH_MAX: usize = 4096;
 /// Largest data transfer per remote call (the rest of a frame is headers).
-const MAX_IO: usize = 512 * 1024;
+pub(crate) const MAX_IO: usize = 512 * 1024;
 
 /// A path argument copied from the task, with its NUL.
 struct PathArg {
@@ -101,10 +101,10 @@ impl PathArg {
 }
 
 /// A proxy file (a reference to it) and what it stands for.
-struct Proxy {
+pub(crate) struct Proxy {
     file: *mut ffi::file,
-    rpid: u32,
-    sfd: i32,
+    pub(crate) rpid: u32,
+    pub(crate) sfd: i32,
 }
 
 mod ffi {
@@ -123,6 +123,7 @@ mod ffi {
         pub(super) fn tether_proxy_put(f: *mut file);
         pub(super) fn tether_proxy_pos(f: *mut file) -> *mut i64;
         pub(super) fn tether_proxy_flags(f: *mut file) -> c_uint;
+        pub(super) fn tether_proxy_setfl(f: *mut file, arg: c_uint);
     }
 }
 
@@ -132,7 +133,7 @@ impl Proxy {
     /// Calls on it go to the calling process's shadow: a forked child's shadow, forked from
     /// its parent's, has the same server fds (the proxy's own `rpid`, the opener, is only
     /// for the close at release).
-    fn get(fd: u64) -> Option<Self> {
+    pub(crate) fn get(fd: u64) -> Option<Self> {
         let (mut opener, mut sfd) = (0, 0);
         // SAFETY: The out-pointers are valid; any fd value is fine.
         let file = unsafe { ffi::tether_proxy_get(fd as i32, &mut opener, &mut sfd) };
@@ -148,19 +149,26 @@ impl Proxy {
         }
     }
 
-    fn pos(&self) -> i64 {
+    pub(crate) fn pos(&self) -> i64 {
         // SAFETY: `file` is a live proxy file we hold a reference to.
         unsafe { *ffi::tether_proxy_pos(self.file) }
     }
 
-    fn set_pos(&self, pos: i64) {
+    pub(crate) fn set_pos(&self, pos: i64) {
         // SAFETY: As in `pos`.
         unsafe { *ffi::tether_proxy_pos(self.file) = pos };
     }
 
-    fn flags(&self) -> u32 {
+    /// The proxy file's `f_flags`: the access mode and the `F_SETFL` status flags.
+    pub(crate) fn flags(&self) -> u32 {
         // SAFETY: As in `pos`.
         unsafe { ffi::tether_proxy_flags(self.file) }
+    }
+
+    /// Sets the `F_SETFL` status flags as `setfl()` in `fs/fcntl.c` does.
+    fn set_status_flags(&self, arg: u32) {
+        // SAFETY: As in `pos`; the shim takes the file's `f_lock`.
+        unsafe { ffi::tether_proxy_setfl(self.file, arg) };
     }
 }
 
@@ -172,15 +180,15 @@ impl Drop for Proxy {
 }
 
 /// The calling process's id on the server: its thread-group id.
-fn rpid() -> u32 {
+pub(crate) fn rpid() -> u32 {
     kernel::current!().tgid() as u32
 }
 
-fn errno(e: Error) -> Dispatch {
+pub(crate) fn errno(e: Error) -> Dispatch {
     Dispatch::Done(e.to_errno() as isize)
 }
 
-fn done(r: Result<i64>) -> Dispatch {
+pub(crate) fn done(r: Result<i64>) -> Dispatch {
     match r {
         Ok(v) => Dispatch::Done(v as isize),
         Err(e) => errno(e),
@@ -201,7 +209,14 @@ pub(crate) fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
     req
 }
 
-fn call(rpid: u32, req: &SyscallReq, ins: &[&[u8]], outs: &mut [&mut [u8]]) -> Result<i64> {
+/// Runs `req` in process `rpid`'s shadow: `Ok` holds the call's result (`-errno` when it
+/// failed on the server), `Err` a failure to get it there and back.
+pub(crate) fn call(
+    rpid: u32,
+    req: &SyscallReq,
+    ins: &[&[u8]],
+    outs: &mut [&mut [u8]],
+) -> Result<i64> {
     let shared = client().ok_or(EIO)?;
     rpc::call(&shared, rpid, req, ins, outs)
 }
@@ -523,10 +538,23 @@ pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
         At::FilePos(p.pos())
     };
     let r = transfer(&p, a[1], a[2], at, true);
-    if let (Ok(n), false) = (r, append) {
-        p.set_pos(p.pos() + n.max(0));
+    match r {
+        Ok(n) if append && n > 0 => append_pos(&p),
+        Ok(n) if !append => p.set_pos(p.pos() + n.max(0)),
+        _ => {}
     }
     done(r)
+}
+
+/// After an appending write, the file offset is the end of what was written (as in Linux):
+/// the server file's offset, which that write moved.
+fn append_pos(p: &Proxy) {
+    let req = request(8, [p.sfd as u64, 0, 1, 0, 0, 0], &[]);
+    if let Ok(pos) = call(p.rpid, &req, &[], &mut []) {
+        if pos >= 0 {
+            p.set_pos(pos);
+        }
+    }
 }
 
 /// Most iovecs one call may carry (`UIO_MAXIOV`).
@@ -580,6 +608,8 @@ fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
     }
     if explicit.is_none() && !append {
         p.set_pos(pos);
+    } else if append && total > 0 {
+        append_pos(&p);
     }
     Dispatch::Done(total as isize)
 }
@@ -607,16 +637,35 @@ pub(crate) fn pwritev(a: &[u64; 6]) -> Dispatch {
 /// `fcntl` commands that take a `struct flock` and concern the server's locks.
 const LOCK_CMDS: [u64; 6] = [5, 6, 7, 36, 37, 38];
 
-/// Implements remote `fcntl(2)` record locks (`F_GETLK`, `F_SETLK`, `F_SETLKW` and their
-/// OFD forms); the other commands work on the proxy file itself.
+const F_GETFL: u64 = 3;
+const F_SETFL: u64 = 4;
+
+/// Implements remote `fcntl(2)`: record locks (`F_GETLK`, `F_SETLK`, `F_SETLKW` and their
+/// OFD forms) and the file status flags run on the server's file. `F_GETFL` returns the
+/// server file's flags (what the open made of them: `O_LARGEFILE`, `O_DIRECT`, ...);
+/// `F_SETFL` sets them there and, once the server accepted them, on the proxy file too,
+/// where `write` looks for `O_APPEND`. The other commands work on the proxy file itself:
+/// `F_GETFD`/`F_SETFD` (close-on-exec is per client fd), `F_DUPFD`/`F_DUPFD_CLOEXEC` (a
+/// client fd for the same proxy file, so the same server fd and offset).
 pub(crate) fn fcntl(a: &[u64; 6]) -> Dispatch {
-    if !LOCK_CMDS.contains(&a[1]) {
-        return Dispatch::Local;
+    match a[1] {
+        F_GETFL => generic(&Spec::new(72, [Arg::Fd, Arg::Val]), a),
+        F_SETFL => {
+            let Some(p) = Proxy::get(a[0]) else {
+                return Dispatch::Local;
+            };
+            let d = generic(&Spec::new(72, [Arg::Fd, Arg::Val, Arg::Val]), a);
+            if let Dispatch::Done(0) = d {
+                p.set_status_flags(a[2] as u32);
+            }
+            d
+        }
+        cmd if LOCK_CMDS.contains(&cmd) => generic(
+            &Spec::new(72, [Arg::Fd, Arg::Val, Arg::InOut(Len::Fixed(32))]),
+            a,
+        ),
+        _ => Dispatch::Local,
     }
-    generic(
-        &Spec::new(72, [Arg::Fd, Arg::Val, Arg::InOut(Len::Fixed(32))]),
-        a,
-    )
 }
 
 /// Implements remote `lseek(2)`: `SEEK_SET`/`SEEK_CUR` on the client, the others (which

@@ -22,6 +22,11 @@ struct file *tether_proxy_get(int fd, u32 *rpid, int *sfd);
 void tether_proxy_put(struct file *file);
 loff_t *tether_proxy_pos(struct file *file);
 unsigned int tether_proxy_flags(struct file *file);
+void tether_proxy_setfl(struct file *file, unsigned int arg);
+void tether_proxy_mmap_refused(int fd);
+
+/* The status flags F_SETFL changes (fs/fcntl.c's SETFL_MASK). */
+#define TETHER_SETFL_MASK (O_APPEND | O_NONBLOCK | O_NDELAY | O_DIRECT | O_NOATIME)
 
 static int tether_proxy_release(struct inode *inode, struct file *file)
 {
@@ -62,6 +67,8 @@ int tether_proxy_install(u32 rpid, int sfd, unsigned int flags)
 		kfree(p);
 		return PTR_ERR(file);
 	}
+	/* anon_inode_getfile() keeps only O_ACCMODE and O_NONBLOCK: add O_APPEND & co. */
+	tether_proxy_setfl(file, flags);
 	fd_install(fd, file);
 	return fd;
 }
@@ -97,4 +104,62 @@ loff_t *tether_proxy_pos(struct file *file)
 unsigned int tether_proxy_flags(struct file *file)
 {
 	return file->f_flags;
+}
+
+/* Sets the F_SETFL status flags of a proxy file as fs/fcntl.c's setfl() does, once the
+ * server accepted them for its file (fs.rs). */
+void tether_proxy_setfl(struct file *file, unsigned int arg)
+{
+	spin_lock(&file->f_lock);
+	file->f_flags = (arg & TETHER_SETFL_MASK) | (file->f_flags & ~TETHER_SETFL_MASK);
+	spin_unlock(&file->f_lock);
+}
+
+/* Proxy files have no mmap operation, so the kernel fails mmap of a remote file with
+ * ENODEV until remote paging exists; say so (mmap.rs). */
+void tether_proxy_mmap_refused(int fd)
+{
+	pr_notice_ratelimited("tether_client: pid %d (%s): mmap of remote fd %d fails with ENODEV: no remote paging yet\n",
+			      task_tgid_nr(current), current->comm, fd);
+}
+
+/*
+ * sendfile from a remote file to a local one (copy.rs): the output side, with
+ * do_sendfile()'s checks (EBADF: not open or not writable; EINVAL: O_APPEND or no splice
+ * support, unless it is a pipe) and its offset handling.
+ */
+int tether_sendfile_out_check(int fd);
+ssize_t tether_sendfile_out_write(int fd, const void *buf, size_t len);
+
+int tether_sendfile_out_check(int fd)
+{
+	struct file *file = fget(fd);
+	int ret = 0;
+
+	if (!file)
+		return -EBADF;
+	if (!(file->f_mode & FMODE_WRITE))
+		ret = -EBADF;
+	else if (!S_ISFIFO(file_inode(file)->i_mode) &&
+		 ((file->f_flags & O_APPEND) || !file->f_op->splice_write))
+		ret = -EINVAL;
+	fput(file);
+	return ret;
+}
+
+/* Writes `len` bytes of kernel memory to `fd` at its offset; returns the count or -errno. */
+ssize_t tether_sendfile_out_write(int fd, const void *buf, size_t len)
+{
+	struct file *file = fget(fd);
+	loff_t pos;
+	ssize_t ret;
+
+	if (!file)
+		return -EBADF;
+	pos = file->f_pos;
+	ret = kernel_write(file, buf, len, &pos);
+	if (ret > 0)
+		file->f_pos = pos;
+	fput(file);
+	return ret;
 }

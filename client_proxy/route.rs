@@ -10,7 +10,7 @@
 use kernel::bindings;
 
 use crate::fs::{self, Arg::*, Dispatch, Handler, Len, Spec};
-use crate::hook;
+use crate::{copy, hook, mmap};
 
 /// What happens to one system call of a tethered task.
 #[derive(Clone, Copy)]
@@ -36,7 +36,7 @@ pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
 #[rustfmt::skip]
-const ROUTED: [Entry; 78] = [
+const ROUTED: [Entry; 82] = [
     Entry { nr: 0, route: Route::Remote(fs::read) },
     Entry { nr: 1, route: Route::Remote(fs::write) },
     Entry { nr: 2, route: Route::Remote(fs::open) },
@@ -44,11 +44,13 @@ const ROUTED: [Entry; 78] = [
     Entry { nr: 5, route: Route::Generic(&Spec::new(5, [Fd, Out(STAT)])) },
     Entry { nr: 6, route: Route::Generic(&Spec::new(6, [Path, Out(STAT)])) },
     Entry { nr: 8, route: Route::Remote(fs::lseek) },
+    Entry { nr: 9, route: Route::Remote(mmap::mmap) },
     Entry { nr: 17, route: Route::Generic(&Spec::new(17, [Fd, OutRet(Len::Arg(2))])) },
     Entry { nr: 18, route: Route::Generic(&Spec::new(18, [Fd, In(Len::Arg(2))])) },
     Entry { nr: 19, route: Route::Remote(fs::readv) },
     Entry { nr: 20, route: Route::Remote(fs::writev) },
     Entry { nr: 21, route: Route::Generic(&Spec::new(21, [Path])) },
+    Entry { nr: 40, route: Route::Remote(copy::sendfile) },
     Entry { nr: 72, route: Route::Remote(fs::fcntl) },
     Entry { nr: 73, route: Route::Generic(&Spec::new(73, [Fd])) },
     Entry { nr: 74, route: Route::Generic(&Spec::new(74, [Fd])) },
@@ -101,11 +103,13 @@ const ROUTED: [Entry; 78] = [
     Entry { nr: 267, route: Route::Generic(&Spec::new(267, [DirFd(1), Path, OutRet(Len::Arg(3))])) },
     Entry { nr: 268, route: Route::Generic(&Spec::new(268, [DirFd(1), Path])) },
     Entry { nr: 269, route: Route::Generic(&Spec::new(269, [DirFd(1), Path])) },
+    Entry { nr: 277, route: Route::Generic(&Spec::new(277, [Fd])) },
     Entry { nr: 280, route: Route::Generic(&Spec::new(280, [DirFd(1), Path, In(Len::Fixed(32))])) },
     Entry { nr: 285, route: Route::Generic(&Spec::new(285, [Fd])) },
     Entry { nr: 295, route: Route::Remote(fs::preadv) },
     Entry { nr: 296, route: Route::Remote(fs::pwritev) },
     Entry { nr: 316, route: Route::Generic(&Spec::new(316, [DirFd(1), Path, DirFd(3), Path])) },
+    Entry { nr: 326, route: Route::Remote(copy::copy_file_range) },
     Entry { nr: 327, route: Route::Remote(fs::preadv) },
     Entry { nr: 328, route: Route::Remote(fs::pwritev) },
     Entry { nr: 332, route: Route::Generic(&Spec::new(332, [DirFd(1), Path, Val, Val, Out(STATX)])) },

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -44,6 +46,29 @@ static void data(const char *what, long n, const char *buf)
 	r(what, n);
 	if (n > 0)
 		printf("    \"%.*s\"\n", (int)n, buf);
+}
+
+static void flags(const char *what, int fd)
+{
+	int f = fcntl(fd, F_GETFL);
+
+	r(what, f);
+	if (f >= 0)
+		printf("    flags 0%o\n", f);
+}
+
+/* (the offsets by reference: read after the call that sets them) */
+static void offs(const char *what, long ret, const loff_t *in, const loff_t *out)
+{
+	r(what, ret);
+	printf("    off_in %lld off_out %lld\n", (long long)*in, out ? (long long)*out : -1LL);
+}
+
+static long open2(const char *path, unsigned long long resolve)
+{
+	struct open_how how = { .flags = O_RDONLY, .resolve = resolve };
+
+	return syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
 }
 
 static int cmp(const void *a, const void *b)
@@ -165,6 +190,157 @@ int main(int argc, char **argv)
 	R(close(fd));
 	fd = R(creat("c", 0644));
 	R(close(fd));
+
+	/* status flags (F_GETFL/F_SETFL) and fd flags, F_DUPFD; sync_file_range */
+	fd = R(open("f", O_CREAT | O_RDWR, 0644));
+	flags("F_GETFL O_RDWR", fd);
+	R(fcntl(fd, F_SETFL, O_APPEND | O_NONBLOCK));
+	flags("F_GETFL after F_SETFL", fd);
+	R(write(fd, "12345", 5));
+	R(lseek(fd, 0, SEEK_SET));
+	R(write(fd, "678", 3));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(pwrite(fd, "9", 1, 0));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(fcntl(fd, F_SETFL, 0));
+	flags("F_GETFL after clearing", fd);
+	R(lseek(fd, 0, SEEK_SET));
+	R(write(fd, "ab", 2));
+	R(lseek(fd, 0, SEEK_CUR));
+	data("pread f", pread(fd, buf, sizeof(buf), 0), buf);
+	R(fcntl(fd, F_GETFD));
+	R(fcntl(fd, F_SETFD, FD_CLOEXEC));
+	R(fcntl(fd, F_GETFD));
+	fd2 = R(fcntl(fd, F_DUPFD, 100));
+	R(fcntl(fd2, F_GETFD));
+	R(lseek(fd, 2, SEEK_SET));
+	data("read via F_DUPFD", read(fd2, buf, 3), buf);
+	R(lseek(fd, 0, SEEK_CUR));
+	dfd = R(fcntl(fd, F_DUPFD_CLOEXEC, 100));
+	R(fcntl(dfd, F_GETFD));
+	R(fcntl(dfd, F_SETFL, O_APPEND));
+	flags("F_GETFL of the first fd", fd);
+	R(write(fd, "Z", 1));
+	R(lseek(fd2, 0, SEEK_CUR));
+	R(close(dfd));
+	R(close(fd2));
+	R(sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE));
+	R(sync_file_range(fd, 0, 4096, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			  SYNC_FILE_RANGE_WAIT_AFTER));
+	R(sync_file_range(fd, -1, 0, SYNC_FILE_RANGE_WRITE));
+	R(sync_file_range(fd, 0, 0, 0x100));
+	R(close(fd));
+	fd = R(open("f", O_RDONLY));
+	flags("F_GETFL O_RDONLY", fd);
+	R(close(fd));
+	fd = R(open("f", O_WRONLY | O_APPEND | O_SYNC));
+	flags("F_GETFL O_WRONLY|O_APPEND|O_SYNC", fd);
+	R(write(fd, "!", 1));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(close(fd));
+	R(unlink("f"));
+
+	/* copy_file_range and sendfile between two files, offsets from the files or given */
+	{
+		loff_t oi, oo;
+		off_t o;
+		int src, dst, ap, ro, out;
+
+		src = R(open("g", O_CREAT | O_RDWR, 0644));
+		R(write(src, "0123456789abcdef", 16));
+		dst = R(open("h", O_CREAT | O_RDWR, 0644));
+		R(lseek(src, 2, SEEK_SET));
+		R(copy_file_range(src, NULL, dst, NULL, 4, 0));
+		R(lseek(src, 0, SEEK_CUR));
+		R(lseek(dst, 0, SEEK_CUR));
+		oi = 10, oo = 20;
+		offs("copy_file_range short", copy_file_range(src, &oi, dst, &oo, 100, 0), &oi, &oo);
+		R(lseek(src, 0, SEEK_CUR));
+		R(lseek(dst, 0, SEEK_CUR));
+		offs("copy_file_range at eof", copy_file_range(src, &oi, dst, &oo, 5, 0), &oi, &oo);
+		R(copy_file_range(src, NULL, dst, NULL, 4, 1));
+		R(copy_file_range(src, NULL, src, NULL, 4, 0));
+		oi = 0, oo = 4;
+		offs("copy_file_range overlap", copy_file_range(src, &oi, src, &oo, 8, 0), &oi, &oo);
+		oi = 0, oo = 16;
+		offs("copy_file_range same file", copy_file_range(src, &oi, src, &oo, 4, 0), &oi, &oo);
+		st("fstat g", fstat(src, &s), &s);
+		R(copy_file_range(src, (loff_t *)8, dst, NULL, 4, 0));
+		R(lseek(src, 0, SEEK_CUR));
+		ap = R(open("h", O_WRONLY | O_APPEND));
+		ro = R(open("h", O_RDONLY));
+		R(copy_file_range(src, NULL, ap, NULL, 4, 0));
+		R(copy_file_range(src, NULL, ro, NULL, 4, 0));
+		R(copy_file_range(ap, NULL, dst, NULL, 4, 0));
+		dfd = R(open(".", O_RDONLY | O_DIRECTORY));
+		R(copy_file_range(dfd, NULL, dst, NULL, 4, 0));
+		data("pread h", pread(dst, buf, sizeof(buf), 0), buf);
+
+		out = R(open("k", O_CREAT | O_RDWR | O_TRUNC, 0644));
+		R(lseek(src, 0, SEEK_SET));
+		R(sendfile(out, src, NULL, 5));
+		R(lseek(src, 0, SEEK_CUR));
+		R(lseek(out, 0, SEEK_CUR));
+		o = 15;
+		offs("sendfile short", sendfile(out, src, &o, 100), &o, NULL);
+		R(lseek(src, 0, SEEK_CUR));
+		R(lseek(out, 0, SEEK_CUR));
+		offs("sendfile at eof", sendfile(out, src, &o, 10), &o, NULL);
+		o = -1;
+		offs("sendfile at -1", sendfile(out, src, &o, 1), &o, NULL);
+		R(sendfile(ap, src, NULL, 4));
+		R(sendfile(ro, src, NULL, 4));
+		R(sendfile(out, ap, NULL, 4));
+		R(sendfile(out, dfd, NULL, 4));
+		R(sendfile(out, src, (off_t *)8, 4));
+		/* to a local pipe: read from the server, written locally */
+		{
+			int pp[2];
+
+			R(pipe(pp));
+			o = 3;
+			offs("sendfile to a pipe", sendfile(pp[1], src, &o, 6), &o, NULL);
+			data("read pipe", read(pp[0], buf, sizeof(buf)), buf);
+			R(lseek(src, 5, SEEK_SET));
+			R(sendfile(pp[1], src, NULL, 4));
+			R(lseek(src, 0, SEEK_CUR));
+			data("read pipe", read(pp[0], buf, sizeof(buf)), buf);
+			R(sendfile(pp[0], src, NULL, 4));
+			R(close(pp[0]));
+			R(close(pp[1]));
+		}
+		/* (a forward overlap copies as splice's page references happen to make it) */
+		R(lseek(out, 0, SEEK_SET));
+		o = 2;
+		offs("sendfile backward overlap", sendfile(out, out, &o, 8), &o, NULL);
+		R(lseek(out, 0, SEEK_CUR));
+		data("pread k", pread(out, buf, sizeof(buf), 0), buf);
+		R(close(dfd));
+		R(close(out));
+		R(close(ro));
+		R(close(ap));
+		R(close(dst));
+		R(close(src));
+		R(unlink("g"));
+		R(unlink("h"));
+		R(unlink("k"));
+	}
+
+	/* openat2 RESOLVE_* flags */
+	fd = R(open("e", O_CREAT | O_WRONLY, 0644));
+	R(close(fd));
+	R(symlink("../..", "up"));
+	R(symlink("/e", "abs"));
+	R(open2("up/x", RESOLVE_BENEATH));
+	fd = R(open2("abs", RESOLVE_IN_ROOT));
+	R(close(fd));
+	R(open2("abs", RESOLVE_BENEATH));
+	R(open2("abs", RESOLVE_NO_SYMLINKS));
+	fd = R(open2("e", RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV));
+	R(close(fd));
+	R(unlink("e"));
+	R(unlink("up"));
+	R(unlink("abs"));
 
 	/* names */
 	R(mkdir("d", 0755));

@@ -43,6 +43,7 @@ cp /tether/tests/fsops/fsops /tmp/fsops && setfattr -n trusted.tether.loader -v 
 cp /tether/tests/build/iouring /usr/bin/tether-iouring
 cp /tether/tests/build/dirmode /usr/bin/tether-dirmode
 cp /tether/tests/build/bypass /usr/bin/tether-bypass
+cp /tether/tests/build/remotemix /usr/bin/tether-mix
 echo client-local >/etc/tether-where
 check "loader flag set on the marked copies" eval \
 	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
@@ -115,6 +116,30 @@ note "tethered: $out"
 check "tethered: 32-bit int \$0x80 calls fail with ENOSYS, dispatch prctl with EPERM" \
 	test "$out" = "$(printf 'int80 getpid = -ENOSYS\nint80 open = -ENOSYS\nprctl dispatch off = -EPERM')"
 
+# Remote files mixed with local ones (tests/fsops/remotemix.c): sendfile from a remote
+# file to a local pipe or memfd does what it does untethered; the other mixed calls run
+# locally and fail as for any file without mmap, splice or copy operations.
+local_out=$(tether-mix /tmp/tether-mix.dat 2>&1)
+note "untethered: $local_out"
+out=$(tb 'tether-mix /tmp/tether-mix.dat' 2>&1)
+note "tethered: $out"
+mpid=$(val pid "$out")
+mid() { sed -n '/^sendfile remote -> pipe/,/^memfd holds/p' <<<"$1"; }
+check "sendfile remote file -> local pipe and memfd: tethered = untethered (data, offsets)" \
+	eval 'has "$local_out" "pipe holds \"hello\"" && [ "$(mid "$out")" = "$(mid "$local_out")" ]'
+read -r -d '' want <<'EOF'
+mmap MAP_PRIVATE = -1 (ENODEV)
+mmap MAP_SHARED = -1 (ENODEV)
+copy_file_range remote -> memfd = -1 (EINVAL)
+copy_file_range memfd -> remote = -1 (EINVAL)
+sendfile memfd -> remote = -1 (EINVAL)
+unlink = 0
+EOF
+check "remote with local files: mmap ENODEV, copy_file_range EINVAL, sendfile local -> remote EINVAL" \
+	test "$(sed '1d; /^sendfile remote -> pipe/,/^memfd holds/d' <<<"$out")" = "$want"
+check "mmap of a remote file: a dmesg notice names pid ${mpid:-?}" \
+	wait_until 5 grep -q "tether_client: pid ${mpid:-none} (tether-mix): mmap of remote fd [0-9]* fails with ENODEV: no remote paging yet" /out/dmesg.log
+
 # --- local prefixes -----------------------------------------------------------------------
 read -r -d '' S <<'EOF'
 while read -r k v; do [ "$k" = Pid: ] && echo "status-pid=$v"; done </proc/self/status
@@ -154,6 +179,26 @@ conf "absolute symlink /esc-passwd -> /etc/passwd" 'cat /esc-passwd' 'root:x:0:0
 conf "relative symlink /data/esc-rel -> ../../../../../etc/tether-where" 'cat /data/esc-rel' export-root
 conf "symlink to a directory /esc-dir -> /../../etc" 'cat /esc-dir/tether-where' export-root
 conf "readlink keeps the target text" 'readlink /esc-abs' /etc/tether-where
+# Magic links (/proc/<pid>/root, /proc/<pid>/cwd) in the export: the shadow's chroot has no
+# /proc, so they lead nowhere; unconfined on the server they lead to its real root.
+o=$(srv 20 'cat /srv/ml-init')
+check "magic links: unconfined on the server, /srv/ml-init -> /proc/1/root/... reads the real root ($o)" \
+	test "$o" = server-real-root
+conf "magic link /ml-self -> /proc/self/root/etc/tether-where" 'cat /ml-self' \
+	'cat: /ml-self: No such file or directory'
+conf "magic link /ml-init -> /proc/1/root/etc/tether-where" 'cat /ml-init' \
+	'cat: /ml-init: No such file or directory'
+conf "magic link /ml-cwd -> /proc/1/cwd/etc/tether-where" 'cat /ml-cwd' \
+	'cat: /ml-cwd: No such file or directory'
+conf "relative magic link /data/ml-rel -> ../../proc/1/root/etc/tether-where" 'cat /data/ml-rel' \
+	'cat: /data/ml-rel: No such file or directory'
+conf "magic link, relative path from /data: cat ../ml-init" 'cd /data && cat ../ml-init' \
+	'cat: ../ml-init: No such file or directory'
+o=$(tb 'cat /ml-hostname' 2>&1)
+e=$(srv 20 'cat /srv/ml-hostname 2>&1')
+note "tethered cat /ml-hostname: $o; unconfined on the server: $e"
+check "confinement: magic link /ml-hostname -> /proc/self/root/etc/hostname does not reach the server's /etc/hostname (${o//$'\n'/ | })" \
+	eval '[ "$o" = "cat: /ml-hostname: No such file or directory" ] && [ "$o" != "$e" ]'
 o=$(tb 'ls -a /../..' 2>&1)
 e=$(srv 20 'ls -a /srv')
 note "tethered ls -a /../..: $o"

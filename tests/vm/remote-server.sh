@@ -30,6 +30,13 @@ ln -s /etc/passwd /srv/esc-passwd
 ln -s ../../../../../etc/tether-where /srv/data/esc-rel  # relative .. chain in a symlink
 ln -s /../../etc /srv/esc-dir                            # symlink to a directory above /
 mkfifo -m 666 /srv/fifo
+# Magic links: /proc/<pid>/root leads to a process's root, the server's real one for any
+# process outside the shadow's chroot (the server's /proc is not in the export).
+ln -s /proc/self/root/etc/tether-where /srv/ml-self
+ln -s /proc/1/root/etc/tether-where /srv/ml-init
+ln -s ../../proc/1/root/etc/tether-where /srv/data/ml-rel
+ln -s /proc/self/root/etc/hostname /srv/ml-hostname
+ln -s /proc/1/cwd/etc/tether-where /srv/ml-cwd
 sync
 
 check "insmod tether_server (root=/srv, squash_root=0)" insmod /tether/server_comm/tether_server.ko \
