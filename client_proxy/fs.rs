@@ -18,7 +18,7 @@ use kernel::{
 use crate::client::Shared;
 use crate::global::Global;
 use crate::proto::syscall::{BufDesc, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
-use crate::rpc;
+use crate::{attrs, rpc};
 
 /// The outcome of a handler.
 pub(crate) enum Dispatch {
@@ -201,8 +201,14 @@ fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
     req
 }
 
+/// Runs `req` in the shadow of `rpid`. When that is the calling process, its shadow first
+/// takes on the caller's identity and file-size limit ([`attrs::sync`]); other calls (the
+/// close of a released proxy file) do not depend on them.
 fn call(rpid: u32, req: &SyscallReq, ins: &[&[u8]], outs: &mut [&mut [u8]]) -> Result<i64> {
     let shared = client().ok_or(EIO)?;
+    if rpid == self::rpid() {
+        attrs::sync(&shared, rpid)?;
+    }
     rpc::call(&shared, rpid, req, ins, outs)
 }
 
@@ -362,9 +368,14 @@ extern "C" fn tether_proxy_released(rpid: u32, sfd: i32) {
     }
 }
 
+/// The return value of a positioned read or write of a file that has no offsets on the
+/// server (a FIFO, a socket): it is then read or written as a stream.
+const NOT_SEEKABLE: i64 = -(bindings::ESPIPE as i64);
+
 /// Reads up to `len` bytes at `pos` (or at the server's offset when `pos` is `None`) into
 /// user memory at `buf`, in pieces of at most [`MAX_IO`] bytes; stops at a short piece.
-fn read_to_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> {
+/// A file without offsets (FIFO) is read as a stream.
+fn read_to_user(p: &Proxy, buf: u64, len: u64, mut pos: Option<i64>) -> Result<i64> {
     let mut data = KVVec::new();
     data.resize((len as usize).min(MAX_IO), 0, GFP_KERNEL)?;
     let mut done = 0u64;
@@ -384,6 +395,10 @@ fn read_to_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> 
             None => request(0, [p.sfd as u64, 0, n as u64, 0, 0, 0], &[out]),
         };
         let got = match call(p.rpid, &req, &[], &mut [&mut data[..n]]) {
+            Ok(NOT_SEEKABLE) if pos.is_some() => {
+                pos = None;
+                continue;
+            }
             Ok(got) if got >= 0 => (got as usize).min(n),
             Ok(err) if done == 0 => return Ok(err),
             Err(e) if done == 0 => return Err(e),
@@ -401,8 +416,9 @@ fn read_to_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> 
 }
 
 /// Writes `len` bytes from user memory at `buf` at `pos` (`None`: append), in pieces of at
-/// most [`MAX_IO`] bytes; stops at a short piece.
-fn write_from_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i64> {
+/// most [`MAX_IO`] bytes; stops at a short piece. A file without offsets (FIFO) is written
+/// as a stream.
+fn write_from_user(p: &Proxy, buf: u64, len: u64, mut pos: Option<i64>) -> Result<i64> {
     let mut done = 0u64;
     while done < len {
         let n = (len - done).min(MAX_IO as u64) as usize;
@@ -423,6 +439,10 @@ fn write_from_user(p: &Proxy, buf: u64, len: u64, pos: Option<i64>) -> Result<i6
             None => request(1, [p.sfd as u64, 0, n as u64, 0, 0, 0], &[inb]),
         };
         let put = match call(p.rpid, &req, &[&data], &mut []) {
+            Ok(NOT_SEEKABLE) if pos.is_some() => {
+                pos = None;
+                continue;
+            }
             Ok(put) if put >= 0 => (put as usize).min(n),
             Ok(err) if done == 0 => return Ok(err),
             Err(e) if done == 0 => return Err(e),

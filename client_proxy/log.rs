@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The syscall log (DESIGN §3.1): what replay will need, compacted as calls complete, so
-//! that its size follows the open state, not the history: per remote process its cwd and
-//! its open files (server fd, path at open time, flags, mode). Shown in debugfs `log`
-//! (`tetherctl log`).
+//! that its size follows the open state, not the history: per remote process its cwd, the
+//! identity and file-size limit its shadow was last given, and its open files (server fd,
+//! path at open time, flags, mode). Shown in debugfs `log` (`tetherctl log`).
 
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
+
+use crate::proto::process::ProcAttrs;
 
 /// One open remote file.
 struct FileRec {
@@ -24,6 +26,8 @@ struct ProcRec {
     cwd: KVVec<u8>,
     files: KVec<FileRec>,
     calls: u64,
+    /// The identity and limit last sent for its shadow, and the session they went to.
+    attrs: Option<(u32, ProcAttrs)>,
 }
 
 /// The compacted log.
@@ -88,6 +92,7 @@ impl Log {
                     cwd,
                     files: KVec::new(),
                     calls: 0,
+                    attrs: None,
                 },
                 GFP_KERNEL,
             )?;
@@ -121,6 +126,20 @@ impl Log {
                 .map_or(&b"/?"[..], |f| &f.path[..]),
         };
         join(base, path)
+    }
+
+    /// The identity and limit last sent for the shadow of `rpid`, with their session.
+    pub(crate) fn attrs(&self, rpid: u32) -> Option<(u32, ProcAttrs)> {
+        self.procs
+            .iter()
+            .find(|p| p.rpid == rpid)
+            .and_then(|p| p.attrs)
+    }
+
+    /// `attrs` were sent for the shadow of `rpid` in `session`.
+    pub(crate) fn set_attrs(&mut self, rpid: u32, session: u32, attrs: &ProcAttrs) -> Result {
+        self.proc_mut(rpid)?.attrs = Some((session, *attrs));
+        Ok(())
     }
 
     /// Process `rpid` opened `path` (absolute) as server fd `sfd`.
@@ -181,6 +200,8 @@ impl Log {
             cwd: KVVec::new(),
             files: KVec::new(),
             calls: 0,
+            // The child's shadow is forked from the parent's.
+            attrs: p.attrs,
         };
         copy.cwd.extend_from_slice(&p.cwd, GFP_KERNEL)?;
         for f in p.files.iter() {
@@ -224,6 +245,21 @@ impl Log {
                 p.calls,
                 BStr(&p.cwd)
             )?;
+            if let Some((_, a)) = &p.attrs {
+                writeln!(
+                    f,
+                    "  attrs uid={}/{}/{} gid={}/{}/{} groups={} fsize={}/{}",
+                    a.uid,
+                    a.euid,
+                    a.fsuid,
+                    a.gid,
+                    a.egid,
+                    a.fsgid,
+                    a.ngroups,
+                    a.fsize_cur as i64,
+                    a.fsize_max as i64
+                )?;
+            }
             for r in p.files.iter() {
                 writeln!(
                     f,

@@ -20,6 +20,7 @@ use crate::client::Shared;
 use crate::fs;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
+use crate::proto::process::SignalMsg;
 use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
 use crate::transport::Sender;
 
@@ -101,6 +102,8 @@ pub(crate) struct Pending {
     seq: u64,
     /// The reply body, or why there will be none.
     reply: Option<Result<KVVec<u8>>>,
+    /// Signals the server raised for the call (`SERVER_SIGNAL`): bit `n` for signal `n`.
+    signals: u32,
     /// Set (after `reply`) when the caller may take the reply; read without the lock.
     done: Arc<Atomic<i32>>,
 }
@@ -138,6 +141,62 @@ pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
     }
 }
 
+/// Records a `SERVER_SIGNAL` for the call waiting for `seq` (connection worker): its
+/// caller raises the signal once it has the reply ([`call`]). A body that is not a
+/// forwardable signal is logged and ignored; so is a signal for a call nobody waits for
+/// any more (its caller was killed).
+pub(crate) fn signal(shared: &Shared, hdr: &Header, body: &[u8]) {
+    let signo = match SignalMsg::decode(body) {
+        Ok(m) => m.signo,
+        Err(e) => {
+            pr_notice!(
+                "server sent a bad SERVER_SIGNAL for pid {} (seq {}, {} bytes): {}; ignored\n",
+                hdr.rpid,
+                hdr.seq,
+                body.len(),
+                e.name()
+            );
+            return;
+        }
+    };
+    let mut calls = shared.calls.lock();
+    if let Some(p) = calls
+        .iter_mut()
+        .find(|p| p.seq == hdr.seq && p.reply.is_none())
+    {
+        p.signals |= 1 << signo;
+    }
+}
+
+extern "C" {
+    fn tether_send_sig(sig: kernel::ffi::c_int);
+}
+
+/// Raises in the calling thread the signals (bit `n` for signal `n`) the server raised for
+/// its call, as the kernel raises them for a local call.
+fn raise(signals: u32) {
+    for signo in (1..32).filter(|n| signals & (1 << n) != 0) {
+        // SAFETY: No preconditions; `signo` is a valid signal number.
+        unsafe { tether_send_sig(signo) };
+    }
+}
+
+/// Sends a frame of `kind` about process `rpid` that nobody answers, after the queued
+/// fork and exit events; returns the session it went to.
+pub(crate) fn notify(shared: &Shared, kind: Kind, rpid: u32, body: &[u8]) -> Result<u32> {
+    let (tx, session) = shared.link.lock().clone().ok_or(EIO)?;
+    let hdr = Header {
+        session,
+        rpid,
+        seq: next_seq(),
+        ..Header::new(kind, 0)
+    };
+    let mut tx = tx.lock();
+    flush_events(shared, &mut tx, session)?;
+    tx.send(hdr, body)?;
+    Ok(session)
+}
+
 /// Fails every waiting call with `err` (the connection went down).
 pub(crate) fn fail_all(shared: &Shared, err: Error) {
     let mut calls = shared.calls.lock();
@@ -169,6 +228,7 @@ pub(crate) fn call(
     let pending = Pending {
         seq,
         reply: None,
+        signals: 0,
         done: done.clone(),
     };
     shared.calls.lock().push(pending, GFP_KERNEL)?;
@@ -186,7 +246,7 @@ pub(crate) fn call(
     // outcome); any other signal waits for the reply, so no call fails spuriously.
     // SAFETY: `done` lives until the end of this function.
     let killed = sent.is_ok() && unsafe { tether_call_wait(done.as_ptr()) } != 0;
-    let reply = {
+    let (reply, signals) = {
         let mut calls = shared.calls.lock();
         let i = calls.iter().position(|p| p.seq == seq).ok_or(EIO)?;
         let pending = calls.remove(i).map_err(|_| EIO)?;
@@ -194,8 +254,10 @@ pub(crate) fn call(
         if killed {
             return Err(EINTR);
         }
-        pending.reply.ok_or(EIO)??
+        (pending.reply.ok_or(EIO)??, pending.signals)
     };
+    // The signals the call raised on the server are raised here, before it returns.
+    raise(signals);
     let (rep, mut data) = SyscallReply::decode(&reply).map_err(|_| EPROTO)?;
     shared.log.lock().called(rpid);
     let out_dirs = req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count();
