@@ -30,6 +30,8 @@ ln -s /etc/passwd /srv/esc-passwd
 ln -s ../../../../../etc/tether-where /srv/data/esc-rel  # relative .. chain in a symlink
 ln -s /../../etc /srv/esc-dir                            # symlink to a directory above /
 mkfifo -m 666 /srv/fifo
+echo root-only >/srv/etc/root-only && chmod 644 /srv/etc/root-only  # identity tests
+mkdir -m 770 /srv/grp && chown 0:50 /srv/grp
 sync
 
 check "insmod tether_server (root=/srv, squash_root=0)" insmod /tether/server_comm/tether_server.ko \
