@@ -381,9 +381,9 @@ check "identity: squash_root switched off again ($o)" test "$o" = N
 # client process's. Transcript lines hold " = "; bash's own job reports are left out.
 sigcmp() { # MODE [PRE]: tether-sigs MODE, tethered and locally on the server
 	local t l
-	t=$(tb "($2 exec tether-sigs $1 /tmp/sigs-$1) | cat; echo status=\${PIPESTATUS[0]}" 2>&1 |
+	t=$(tb "(${2:-} exec tether-sigs $1 /tmp/sigs-$1) | cat; echo status=\${PIPESTATUS[0]}" 2>&1 |
 		grep -E ' = |^survived$|^status=')
-	l=$(srv 20 "cd /srv && ($2 exec $SRVBIN/sigs $1 /srv/tmp/sigs-local-$1) | cat; echo status=\${PIPESTATUS[0]}" 2>&1 |
+	l=$(srv 20 "cd /srv && (${2:-} exec $SRVBIN/sigs $1 /srv/tmp/sigs-local-$1) | cat; echo status=\${PIPESTATUS[0]}" 2>&1 |
 		grep -E ' = |^survived$|^status=')
 	note "sigs $1 tethered: $t"
 	note "sigs $1 local:    $l"
