@@ -17,6 +17,7 @@ mod proto;
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
 
+mod attrs;
 mod bench;
 mod client;
 mod connection;

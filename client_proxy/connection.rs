@@ -288,6 +288,7 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
             }
             Kind::Heartbeat => (),
             Kind::ServerReply => rpc::deliver(shared, hdr.seq, conn.rx.last_body(&hdr)),
+            Kind::ServerSignal => rpc::signal(shared, &hdr, conn.rx.last_body(&hdr)),
             Kind::Error => return End::Closed,
             _ => return End::Bad(ProtoError::Unexpected),
         }

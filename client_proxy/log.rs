@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The syscall log (DESIGN §3.1): what replay will need, compacted as calls complete, so
-//! that its size follows the open state, not the history: per remote process its cwd and
-//! its open files (server fd, path at open time, flags, mode). Shown in debugfs `log`
-//! (`tetherctl log`).
+//! that its size follows the open state, not the history: per remote process its cwd, the
+//! identity and file-size limit its shadow was last given, and its open files (server fd,
+//! path at open time, flags, mode). Shown in debugfs `log` (`tetherctl log`).
 
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
+
+use crate::proto::process::ProcAttrs;
 
 /// One open remote file.
 pub(crate) struct FileRec {
@@ -26,6 +28,8 @@ pub(crate) struct ProcRec {
     pub(crate) umask: Option<u32>,
     pub(crate) files: KVec<FileRec>,
     calls: u64,
+    /// The identity and limit last sent for its shadow, and the session they went to.
+    pub(crate) attrs: Option<(u32, ProcAttrs)>,
 }
 
 fn copy(bytes: &[u8]) -> Result<KVVec<u8>> {
@@ -55,6 +59,8 @@ impl ProcRec {
             umask: self.umask,
             files,
             calls: 0,
+            // A forked child's shadow is forked from the parent's.
+            attrs: self.attrs,
         })
     }
 }
@@ -122,6 +128,7 @@ impl Log {
                     umask: None,
                     files: KVec::new(),
                     calls: 0,
+                    attrs: None,
                 },
                 GFP_KERNEL,
             )?;
@@ -155,6 +162,20 @@ impl Log {
                 .map_or(&b"/?"[..], |f| &f.path[..]),
         };
         join(base, path)
+    }
+
+    /// The identity and limit last sent for the shadow of `rpid`, with their session.
+    pub(crate) fn attrs(&self, rpid: u32) -> Option<(u32, ProcAttrs)> {
+        self.procs
+            .iter()
+            .find(|p| p.rpid == rpid)
+            .and_then(|p| p.attrs)
+    }
+
+    /// `attrs` were sent for the shadow of `rpid` in `session`.
+    pub(crate) fn set_attrs(&mut self, rpid: u32, session: u32, attrs: &ProcAttrs) -> Result {
+        self.proc_mut(rpid)?.attrs = Some((session, *attrs));
+        Ok(())
     }
 
     /// Process `rpid` opened `path` (absolute) as server fd `sfd`.
@@ -257,6 +278,21 @@ impl Log {
             match p.umask {
                 Some(m) => writeln!(f, " umask={m:#o}")?,
                 None => writeln!(f)?,
+            }
+            if let Some((_, a)) = &p.attrs {
+                writeln!(
+                    f,
+                    "  attrs uid={}/{}/{} gid={}/{}/{} groups={} fsize={}/{}",
+                    a.uid,
+                    a.euid,
+                    a.fsuid,
+                    a.gid,
+                    a.egid,
+                    a.fsgid,
+                    a.ngroups,
+                    a.fsize_cur as i64,
+                    a.fsize_max as i64
+                )?;
             }
             for r in p.files.iter() {
                 writeln!(

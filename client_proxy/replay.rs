@@ -15,6 +15,7 @@
 
 use kernel::{alloc::KVVec, prelude::*, sync::atomic::Relaxed, time::Instant};
 
+use crate::attrs;
 use crate::client::Shared;
 use crate::connection::{silent_too_long, Conn};
 use crate::fs::request;
@@ -62,6 +63,10 @@ fn diverged(shared: &Shared, rpid: u32, what: &str, path: &[u8], ret: i64) {
 }
 
 fn process(shared: &Shared, conn: &mut Conn, p: &ProcRec) -> Result {
+    // The identity first: the shadow starts as nobody.
+    if let Some((_, a)) = &p.attrs {
+        attrs::send(shared, &mut conn.tx.lock(), conn.session, p.rpid, a)?;
+    }
     let ret = path_call(shared, conn, p.rpid, 80, [0; 6], 0, &p.cwd)?;
     if ret < 0 {
         diverged(shared, p.rpid, "chdir", &p.cwd, ret);

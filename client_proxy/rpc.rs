@@ -19,10 +19,12 @@ use kernel::{
     sync::{Arc, Mutex},
 };
 
+use crate::attrs;
 use crate::client::Shared;
 use crate::fs;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
+use crate::proto::process::SignalMsg;
 use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
 use crate::transport::Sender;
 
@@ -106,6 +108,8 @@ pub(crate) struct Pending {
     sent: bool,
     /// The reply body, or why there will be none.
     reply: Option<Result<KVVec<u8>>>,
+    /// Signals the server raised for the call (`SERVER_SIGNAL`): bit `n` for signal `n`.
+    signals: u32,
     /// [`DONE`] (after `reply`) when the caller may take the reply, [`RESEND`] when it
     /// must send the call again; read without the lock.
     done: Arc<Atomic<i32>>,
@@ -145,6 +149,46 @@ pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
         p.finish(reply);
         drop(calls);
         wake_callers();
+    }
+}
+
+/// Records a `SERVER_SIGNAL` for the call waiting for `seq` (connection worker): its
+/// caller raises the signal once it has the reply ([`Ticket::wait`]). A body that is not a
+/// forwardable signal is logged and ignored; so is a signal for a call nobody waits for
+/// any more (its caller was killed).
+pub(crate) fn signal(shared: &Shared, hdr: &Header, body: &[u8]) {
+    let signo = match SignalMsg::decode(body) {
+        Ok(m) => m.signo,
+        Err(e) => {
+            pr_notice!(
+                "server sent a bad SERVER_SIGNAL for pid {} (seq {}, {} bytes): {}; ignored\n",
+                hdr.rpid,
+                hdr.seq,
+                body.len(),
+                e.name()
+            );
+            return;
+        }
+    };
+    let mut calls = shared.calls.lock();
+    if let Some(p) = calls
+        .iter_mut()
+        .find(|p| p.seq == hdr.seq && p.reply.is_none())
+    {
+        p.signals |= 1 << signo;
+    }
+}
+
+extern "C" {
+    fn tether_send_sig(sig: kernel::ffi::c_int);
+}
+
+/// Raises in the calling thread the signals (bit `n` for signal `n`) the server raised for
+/// its call, as the kernel raises them for a local call.
+fn raise(signals: u32) {
+    for signo in (1..32).filter(|n| signals & (1 << n) != 0) {
+        // SAFETY: No preconditions; `signo` is a valid signal number.
+        unsafe { tether_send_sig(signo) };
     }
 }
 
@@ -225,6 +269,7 @@ pub(crate) fn submit<'a>(
                 seq,
                 sent: link.is_some(),
                 reply: None,
+                signals: 0,
                 done: done.clone(),
             },
             GFP_KERNEL,
@@ -246,7 +291,9 @@ pub(crate) fn submit<'a>(
     })
 }
 
-/// Sends one `CLIENT_SYSTEM_CALL`, after the queued fork and exit events.
+/// Sends one `CLIENT_SYSTEM_CALL`, after the queued fork and exit events and, for the
+/// calling process's own calls, its identity and file-size limit when its shadow does not
+/// have them yet (`attrs.rs`).
 fn send_call(
     shared: &Shared,
     tx: &mut Sender,
@@ -262,6 +309,9 @@ fn send_call(
         ..Header::new(Kind::ClientSystemCall, 0)
     };
     flush_events(shared, tx, session)?;
+    if rpid == kernel::current!().tgid() as u32 {
+        attrs::sync(shared, tx, session, rpid)?;
+    }
     tx.send(hdr, body)
 }
 
@@ -338,7 +388,10 @@ impl Ticket<'_> {
             }
             self.resend();
         }
-        let body = self.take().and_then(|p| p.reply).ok_or(EIO)??;
+        let pending = self.take().ok_or(EIO)?;
+        // The signals the call raised on the server are raised here, before it returns.
+        raise(pending.signals);
+        let body = pending.reply.ok_or(EIO)??;
         let (rep, data) = SyscallReply::decode(&body).map_err(|_| EPROTO)?;
         if rep.nbufs as usize != self.nouts {
             return Err(EPROTO);

@@ -34,3 +34,43 @@ int tether_call_wait(const int *done)
 {
 	return wait_event_killable(tether_call_wq, smp_load_acquire(done));
 }
+
+#include <linux/cred.h>
+#include <linux/sched/signal.h>
+#include <linux/uidgid.h>
+
+/*
+ * Raises @sig in the calling thread the way the kernel raises SIGPIPE and SIGXFSZ for a
+ * file-system call (send_sig(): si_code SI_USER, from the task itself): a signal the
+ * server's kernel raised for the shadow while it ran the thread's call.
+ */
+void tether_send_sig(int sig);
+void tether_send_sig(int sig)
+{
+	send_sig(sig, current, 0);
+}
+
+/*
+ * Current's identity and RLIMIT_FSIZE, ids as the initial user namespace sees them:
+ * ids[] = uid, euid, fsuid, gid, egid, fsgid; fsize[] = soft, hard limit. Copies at most
+ * @max supplementary groups and returns how many the task has.
+ */
+unsigned int tether_current_attrs(u32 *ids, u64 *fsize, u32 *groups, unsigned int max);
+unsigned int tether_current_attrs(u32 *ids, u64 *fsize, u32 *groups, unsigned int max)
+{
+	const struct cred *cred = current_cred();
+	const struct group_info *gi = cred->group_info;
+	unsigned int i;
+
+	ids[0] = from_kuid_munged(&init_user_ns, cred->uid);
+	ids[1] = from_kuid_munged(&init_user_ns, cred->euid);
+	ids[2] = from_kuid_munged(&init_user_ns, cred->fsuid);
+	ids[3] = from_kgid_munged(&init_user_ns, cred->gid);
+	ids[4] = from_kgid_munged(&init_user_ns, cred->egid);
+	ids[5] = from_kgid_munged(&init_user_ns, cred->fsgid);
+	fsize[0] = rlimit(RLIMIT_FSIZE);
+	fsize[1] = rlimit_max(RLIMIT_FSIZE);
+	for (i = 0; i < gi->ngroups && i < max; i++)
+		groups[i] = from_kgid_munged(&init_user_ns, gi->gid[i]);
+	return gi->ngroups;
+}

@@ -14,6 +14,7 @@ use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
+use crate::proto::process::ProcAttrs;
 use crate::proto::syscall::{SyscallReply, SyscallReq};
 use crate::server::{Session, Shared};
 use crate::shadow::FORK_NR;
@@ -30,6 +31,7 @@ fn served_kinds() -> u64 {
         Kind::ClientSystemCall,
         Kind::ClientFork,
         Kind::ClientExit,
+        Kind::ClientAttrs,
     ]
     .iter()
     .fold(0, |m, k| m | k.bit())
@@ -217,6 +219,10 @@ fn run(shared: &Shared, s: &Session, rx: &mut Receiver, tx: &Arc<Mutex<Sender>>)
                 Err(e) => return End::Bad(e, hdr.kind as u32),
             },
             Kind::ClientFork => fork(shared, s, tx, &hdr, body),
+            Kind::ClientAttrs => match ProcAttrs::decode(body) {
+                Ok(attrs) => set_attrs(shared, s, tx, &hdr, &attrs),
+                Err(e) => return End::Bad(e, hdr.kind as u32),
+            },
             Kind::ClientExit => {
                 if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
                     shadow.exit();
@@ -298,6 +304,29 @@ fn system_call(
         }
         Err(e) => reply_bare(tx, s.id, hdr, i64::from(e.to_errno())),
     }
+}
+
+/// `CLIENT_ATTRS`: the shadow of process `hdr.rpid` (started now when it has none) takes
+/// on `attrs`, mapped by the `squash_root` policy, before its next call. A dead or exiting
+/// shadow ignores them: its calls fail anyway.
+fn set_attrs(
+    shared: &Shared,
+    s: &Session,
+    tx: &Arc<Mutex<Sender>>,
+    hdr: &Header,
+    attrs: &ProcAttrs,
+) -> Result {
+    extern "C" {
+        fn tether_squash_root() -> bool;
+    }
+    // SAFETY: No preconditions: reads a module parameter.
+    let squash = unsafe { tether_squash_root() };
+    // A shadow that cannot start is reported by the call that follows (and a shadow
+    // without attributes runs as nobody).
+    if let Ok(shadow) = shared.shadow_for(s.id, hdr.rpid, tx) {
+        let _ = shadow.push_attrs(&attrs.mapped(squash));
+    }
+    Ok(())
 }
 
 /// Answers request `hdr` with `ret` (`0` or `-errno`) and no output.

@@ -8,6 +8,13 @@
 //! the parent's shadow as a request with number [`FORK_NR`]: it forks, and the child goes on
 //! with the child's token.
 //!
+//! The shadow's identity and file-size limit follow the client process's: a `CLIENT_ATTRS`
+//! queues them (mapped by policy) in line with the calls, and `NEXT` applies them in the
+//! shadow's own context before it hands over the next call. The shadow blocks the signals
+//! the kernel raises for file-system calls (`SIGPIPE`, `SIGXFSZ`), collects them after
+//! each call and reports them with `REPLY`; they go to the client as `SERVER_SIGNAL`
+//! frames ahead of the reply.
+//!
 //! Lock order: `Shared::inner` → `Shadow::inner`; `Session::tx` is taken alone.
 
 use kernel::{
@@ -25,6 +32,7 @@ use kernel::{
 use crate::global::Global;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
+use crate::proto::process::{ProcAttrs, SignalMsg, FORWARDED_SIGNALS};
 use crate::proto::syscall::SyscallReply;
 use crate::server::Shared;
 use crate::transport::Sender;
@@ -63,7 +71,8 @@ pub(crate) struct ReplyArgs {
     buf: u64,
     /// Its length.
     len: u32,
-    _pad: u32,
+    /// Signals the shadow got while it ran the call: bit `n` for signal `n` (1..=31).
+    signals: u32,
     /// The request's sequence number.
     seq: u64,
 }
@@ -79,6 +88,8 @@ unsafe impl kernel::transmute::FromBytes for ReplyArgs {}
 struct Request {
     seq: u64,
     body: KVVec<u8>,
+    /// Not a call: the identity and limit to take on before the next call (mapped).
+    attrs: Option<KBox<ProcAttrs>>,
 }
 
 /// The fields [`Shadow::inner`] guards.
@@ -155,7 +166,37 @@ impl Shadow {
         if inner.exiting {
             return Err(ESRCH);
         }
-        inner.queue.push(Request { seq, body: copy }, GFP_KERNEL)?;
+        inner.queue.push(
+            Request {
+                seq,
+                body: copy,
+                attrs: None,
+            },
+            GFP_KERNEL,
+        )?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues a change of identity and file-size limit (already mapped by policy): the
+    /// shadow takes it on after the calls queued before it, before those queued after.
+    pub(crate) fn push_attrs(&self, attrs: &ProcAttrs) -> Result {
+        let attrs = KBox::new(*attrs, GFP_KERNEL)?;
+        let mut inner = self.inner.lock();
+        if inner.dead {
+            return Err(EIO);
+        }
+        if inner.exiting {
+            return Err(ESRCH);
+        }
+        inner.queue.push(
+            Request {
+                seq: 0,
+                body: KVVec::new(),
+                attrs: Some(attrs),
+            },
+            GFP_KERNEL,
+        )?;
         self.wake.notify_one();
         Ok(())
     }
@@ -190,7 +231,8 @@ impl Shadow {
                 core::mem::take(&mut inner.in_flight),
             )
         };
-        for seq in Iterator::chain(queued.iter().map(|r| r.seq), in_flight.iter().copied()) {
+        let calls = queued.iter().filter(|r| r.attrs.is_none()).map(|r| r.seq);
+        for seq in Iterator::chain(calls, in_flight.iter().copied()) {
             let _ = self.fail(seq, errno);
         }
     }
@@ -201,20 +243,51 @@ impl Shadow {
         self.wake.notify_all();
     }
 
-    /// Sends a reply body to the client.
-    fn reply(&self, seq: u64, body: &[u8]) -> Result {
-        let hdr = Header {
+    /// Sends a reply body to the client, preceded by one `SERVER_SIGNAL` per signal in
+    /// `signals` (bit `n` for signal `n`, only [`FORWARDED_SIGNALS`]).
+    fn reply(&self, seq: u64, body: &[u8], signals: u32) -> Result {
+        let hdr = |kind| Header {
             session: self.session,
             rpid: self.rpid,
             seq,
-            ..Header::new(Kind::ServerReply, 0)
+            ..Header::new(kind, 0)
         };
-        self.tx.lock().send(hdr, body)
+        let mut tx = self.tx.lock();
+        for signo in (1..32u32).filter(|n| signals & FORWARDED_SIGNALS & (1 << n) != 0) {
+            let mut msg = [0u8; SignalMsg::LEN];
+            let n = SignalMsg { signo }.encode(&mut msg).map_err(|_| EINVAL)?;
+            tx.send(hdr(Kind::ServerSignal), msg.get(..n).ok_or(EINVAL)?)?;
+        }
+        tx.send(hdr(Kind::ServerReply), body)
     }
 
     /// Answers `seq` with `-errno` and no output.
     pub(crate) fn fail(&self, seq: u64, errno: u32) -> Result {
-        self.reply(seq, &SyscallReply::bare(-i64::from(errno)))
+        self.reply(seq, &SyscallReply::bare(-i64::from(errno)), 0)
+    }
+
+    /// Gives the calling shadow process `attrs` (NEXT, in the shadow's context).
+    fn apply(&self, attrs: &ProcAttrs) -> Result {
+        let ids = [
+            attrs.uid,
+            attrs.euid,
+            attrs.fsuid,
+            attrs.gid,
+            attrs.egid,
+            attrs.fsgid,
+        ];
+        let groups = attrs.groups();
+        // SAFETY: `ids` holds six ids and `groups` `groups.len()` ids, both live for the
+        // call; the shim changes only the calling task's credentials and limit.
+        kernel::error::to_result(unsafe {
+            tether_shadow_set_attrs(
+                ids.as_ptr(),
+                groups.as_ptr(),
+                groups.len() as u32,
+                attrs.fsize_cur,
+                attrs.fsize_max,
+            )
+        })
     }
 }
 
@@ -251,23 +324,42 @@ impl ShadowFile {
         let (mut reader, mut writer) = slice.reader_writer();
         let mut args: NextArgs = reader.read()?;
         let shadow = self.shared.find_shadow(args.token).ok_or(ENOENT)?;
-        let req = {
-            let mut inner = shadow.inner.lock();
-            loop {
-                if inner.exiting {
-                    drop(inner);
-                    self.shared.remove_shadow(&shadow);
-                    return Ok(0);
+        let req = loop {
+            let req = {
+                let mut inner = shadow.inner.lock();
+                loop {
+                    if inner.exiting {
+                        drop(inner);
+                        self.shared.remove_shadow(&shadow);
+                        return Ok(0);
+                    }
+                    if !inner.queue.is_empty() {
+                        inner.pid = kernel::current!().tgid();
+                        let req = inner.queue.remove(0).map_err(|_| EINVAL)?;
+                        if req.attrs.is_none() {
+                            inner.in_flight.push(req.seq, GFP_KERNEL)?;
+                        }
+                        break req;
+                    }
+                    if shadow.wake.wait_interruptible(&mut inner) {
+                        return Err(ERESTARTSYS);
+                    }
                 }
-                if !inner.queue.is_empty() {
-                    inner.pid = kernel::current!().tgid();
-                    let req = inner.queue.remove(0).map_err(|_| EINVAL)?;
-                    inner.in_flight.push(req.seq, GFP_KERNEL)?;
-                    break req;
-                }
-                if shadow.wake.wait_interruptible(&mut inner) {
-                    return Err(ERESTARTSYS);
-                }
+            };
+            let Some(attrs) = req.attrs else { break req };
+            if let Err(e) = shadow.apply(&attrs) {
+                // Its calls must not run as someone else: the process loses its server state.
+                pr_err!(
+                    "cannot give the shadow of client pid {} (session {}) uid {} gid {}: {:?}; its calls fail with EIO\n",
+                    shadow.rpid,
+                    shadow.session,
+                    attrs.fsuid,
+                    attrs.fsgid,
+                    e
+                );
+                // Like a dead shadow it stays registered, so no fresh one replaces it.
+                shadow.fail_all(kernel::bindings::EIO);
+                return Ok(0);
             }
         };
         if req.body.len() > args.cap as usize {
@@ -303,7 +395,15 @@ impl ShadowFile {
             };
             let _ = inner.in_flight.remove(i);
         }
-        shadow.reply(args.seq, &body)?;
+        if args.signals & !FORWARDED_SIGNALS != 0 {
+            pr_notice!(
+                "shadow of client pid {} reported signals {:#x}; only {:#x} are forwarded, the rest are dropped\n",
+                shadow.rpid,
+                args.signals,
+                FORWARDED_SIGNALS
+            );
+        }
+        shadow.reply(args.seq, &body, args.signals)?;
         Ok(0)
     }
 }
@@ -314,6 +414,13 @@ const SPAWN_TIMEOUT_MS: i64 = 5000;
 extern "C" {
     fn tether_spawn_shadow(token: u64) -> kernel::ffi::c_int;
     fn tether_pid_alive(pid: kernel::ffi::c_int) -> bool;
+    fn tether_shadow_set_attrs(
+        ids: *const u32,
+        groups: *const u32,
+        ngroups: kernel::ffi::c_uint,
+        fsize_cur: u64,
+        fsize_max: u64,
+    ) -> kernel::ffi::c_int;
 }
 
 /// Starts the shadow process for `shadow` (returns once it exec'd).

@@ -3,9 +3,14 @@
  * C part of tether_server.ko: the shared vsock shim and the one parameter kernel Rust
  * cannot declare yet (an array).
  */
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/moduleparam.h>
 #include <linux/pid_namespace.h>
+#include <linux/resource.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/uidgid.h>
 #include <linux/umh.h>
 #include "../rust/kernel/vsock_shim.c"
 
@@ -34,16 +39,95 @@ module_param_named(root, export_root, charp, 0444);
 MODULE_PARM_DESC(root, "export root: shadows are confined to this directory");
 
 static bool squash_root = true;
-module_param(squash_root, bool, 0444);
-MODULE_PARM_DESC(squash_root, "run shadows as nobody (65534) instead of root");
+module_param(squash_root, bool, 0644);
+MODULE_PARM_DESC(squash_root, "map client uid/gid 0 to nobody/nogroup (65534) on the server; "
+		 "applies to identities set from then on (new processes, identity changes)");
+
+bool tether_squash_root(void);
+bool tether_squash_root(void)
+{
+	return READ_ONCE(squash_root);
+}
+
+/*
+ * Gives current (a shadow, in its NEXT ioctl) the identity and file-size limit of its client
+ * process, already mapped by policy (session.rs): ids[] = uid, euid, fsuid, gid, egid,
+ * fsgid; the saved ids follow the effective ones. Capabilities follow the effective uid the
+ * way they do for root and non-root processes: all (the bounding set) for euid 0, none
+ * otherwise, and without the file-system ones when fsuid is not 0. Per-user accounting
+ * (user_struct, ucounts) stays with the user the shadow started as: alloc_uid() and
+ * set_cred_ucounts() are not exported.
+ */
+int tether_shadow_set_attrs(const u32 *ids, const u32 *groups, unsigned int ngroups,
+			    u64 fsize_cur, u64 fsize_max);
+int tether_shadow_set_attrs(const u32 *ids, const u32 *groups, unsigned int ngroups,
+			    u64 fsize_cur, u64 fsize_max)
+{
+	kuid_t uid = make_kuid(&init_user_ns, ids[0]), euid = make_kuid(&init_user_ns, ids[1]);
+	kuid_t fsuid = make_kuid(&init_user_ns, ids[2]);
+	kgid_t gid = make_kgid(&init_user_ns, ids[3]), egid = make_kgid(&init_user_ns, ids[4]);
+	kgid_t fsgid = make_kgid(&init_user_ns, ids[5]);
+	struct rlimit *rlim = current->signal->rlim + RLIMIT_FSIZE;
+	struct group_info *gi;
+	struct cred *new;
+	unsigned int i;
+
+	if (!uid_valid(uid) || !uid_valid(euid) || !uid_valid(fsuid) || !gid_valid(gid) ||
+	    !gid_valid(egid) || !gid_valid(fsgid) || fsize_cur > fsize_max)
+		return -EINVAL;
+	gi = groups_alloc(ngroups);
+	if (!gi)
+		return -ENOMEM;
+	for (i = 0; i < ngroups; i++) {
+		gi->gid[i] = make_kgid(&init_user_ns, groups[i]);
+		if (!gid_valid(gi->gid[i])) {
+			put_group_info(gi);
+			return -EINVAL;
+		}
+	}
+	groups_sort(gi);
+	new = prepare_creds();
+	if (!new) {
+		put_group_info(gi);
+		return -ENOMEM;
+	}
+	new->uid = uid;
+	new->euid = euid;
+	new->suid = euid;
+	new->fsuid = fsuid;
+	new->gid = gid;
+	new->egid = egid;
+	new->sgid = egid;
+	new->fsgid = fsgid;
+	set_groups(new, gi);
+	put_group_info(gi);
+	cap_clear(new->cap_ambient);
+	if (uid_eq(euid, GLOBAL_ROOT_UID)) {
+		new->cap_permitted = new->cap_bset;
+		new->cap_effective = new->cap_bset;
+	} else {
+		cap_clear(new->cap_permitted);
+		cap_clear(new->cap_effective);
+	}
+	if (!uid_eq(fsuid, GLOBAL_ROOT_UID))
+		new->cap_effective = cap_drop_fs_set(new->cap_effective);
+	commit_creds(new);
+
+	task_lock(current->group_leader);
+	rlim->rlim_cur = fsize_cur;
+	rlim->rlim_max = fsize_max;
+	task_unlock(current->group_leader);
+	return 0;
+}
 
 int tether_spawn_shadow(u64 token);
 int tether_spawn_shadow(u64 token)
 {
 	static char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	char tok[24];
+	/* Nobody until the client's CLIENT_ATTRS (queued ahead of its first call) says who. */
 	char *argv[] = { shadow_path, "--token", tok, "--root", export_root,
-			 "--uid", squash_root ? "65534" : "0", NULL };
+			 "--uid", "65534", NULL };
 
 	snprintf(tok, sizeof(tok), "%llu", token);
 	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);

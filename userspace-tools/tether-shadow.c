@@ -8,23 +8,29 @@
  * loops: take the next CLIENT_SYSTEM_CALL body for its token, make the real system call
  * with the buffers placed in its own memory, send the SERVER_REPLY body. A request with
  * number FORK_NR forks the shadow: the child serves the token in args[0].
+ * The signals the kernel raises for the caller of a file-system call (SIGPIPE, SIGXFSZ)
+ * are blocked; the ones a call raised are collected after it and reported with its reply
+ * (the module forwards them to the client process). The module sets the shadow's uid,
+ * gids and RLIMIT_FSIZE to the client process's (mapped) inside NEXT.
  * Wire format: rust/src/syscall.rs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 struct next_args { uint64_t token; uint64_t buf; uint32_t cap; uint32_t len; uint64_t seq; };
-struct reply_args { uint64_t token; uint64_t buf; uint32_t len; uint32_t pad; uint64_t seq; };
+struct reply_args { uint64_t token; uint64_t buf; uint32_t len; uint32_t signals; uint64_t seq; };
 #define SHADOW_NEXT _IOWR('T', 2, struct next_args)
 #define SHADOW_REPLY _IOW('T', 3, struct reply_args)
 
@@ -53,6 +59,22 @@ static const int allowed[] = {
 	SYS_flistxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr,
 	452 /* fchmodat2 */,
 };
+
+/* The signals a call may raise for its caller (forwarded to the client), blocked. */
+static sigset_t call_signals;
+
+/* Takes the pending call signals: bit n for signal n. */
+static uint32_t take_signals(void)
+{
+	static const struct timespec zero;
+	uint32_t mask = 0;
+	int sig;
+
+	while ((sig = sigtimedwait(&call_signals, NULL, &zero)) > 0)
+		if (sig < 32)
+			mask |= 1u << sig;
+	return mask;
+}
 
 static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -188,6 +210,13 @@ int main(int argc, char **argv)
 	}
 	if (uid != 0 && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))
 		return 1;
+	/* Another process of the same uid must not take the shadow over (ptrace). */
+	prctl(PR_SET_DUMPABLE, 0);
+	sigemptyset(&call_signals);
+	sigaddset(&call_signals, SIGPIPE);
+	sigaddset(&call_signals, SIGXFSZ);
+	if (sigprocmask(SIG_BLOCK, &call_signals, NULL))
+		return 1;
 	umask(022);
 	for (;;) {
 		struct next_args na = { .token = token, .buf = (uintptr_t)req, .cap = sizeof(req) };
@@ -204,6 +233,7 @@ int main(int argc, char **argv)
 		}
 		ra = (struct reply_args){ .token = token, .buf = (uintptr_t)rep, .seq = na.seq };
 		ra.len = serve(req, na.len, rep, scratch, &child);
+		ra.signals = take_signals();
 		if (child) {
 			token = child;
 			continue;

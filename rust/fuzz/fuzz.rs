@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use tether_proto::frame::{Header, HEADER_LEN, MAX_FRAME};
 use tether_proto::kind::Kind;
 use tether_proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
+use tether_proto::process::{ProcAttrs, SignalMsg, SIGXFSZ};
 use tether_proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
 
 struct Rng(u64);
@@ -93,6 +94,18 @@ fn seeds() -> Vec<Vec<u8>> {
     let mut v = b[..n].to_vec();
     v.extend_from_slice(b"hello");
     out.push(v);
+    let mut attrs = ProcAttrs {
+        uid: 1000,
+        fsize_cur: 4096,
+        ngroups: 2,
+        ..Default::default()
+    };
+    attrs.groups[..2].copy_from_slice(&[0, 1000]);
+    let mut a = [0u8; ProcAttrs::MAX_LEN];
+    let n = attrs.encode(&mut a).unwrap_or(0);
+    out.push(a[..n].to_vec());
+    let n = SignalMsg { signo: SIGXFSZ }.encode(&mut b).unwrap_or(0);
+    out.push(b[..n].to_vec());
     out
 }
 
@@ -127,6 +140,16 @@ fn check(input: &[u8]) {
                 .map(|l| u64::from(*l))
                 .sum::<u64>()
         );
+    }
+    if let Ok(m) = ProcAttrs::decode(input) {
+        let mut a = [0u8; ProcAttrs::MAX_LEN];
+        let n = m.encode(&mut a).expect("encode attrs");
+        assert_eq!(&a[..n], input);
+        assert!(m.fsize_cur <= m.fsize_max && m.groups().len() == m.ngroups as usize);
+    }
+    if let Ok(m) = SignalMsg::decode(input) {
+        let n = m.encode(&mut b).expect("encode signal");
+        assert_eq!(&b[..n], input);
     }
     let _ = ErrorMsg::decode(input);
     let _ = SinkAck::decode(input);

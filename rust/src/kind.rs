@@ -34,11 +34,20 @@ pub enum Kind {
     /// Client → server: process `rpid` exited; its shadow exits. Answered with
     /// [`Kind::ServerReply`].
     ClientExit = 12,
+    /// Server → client: the shadow of process `rpid` got a signal while it ran the call
+    /// with this `seq` ([`super::process::SignalMsg`]); sent before that call's
+    /// [`Kind::ServerReply`]. The client raises it in the calling thread.
+    ServerSignal = 13,
+    /// Client → server: from now on the shadow of process `rpid` runs with this identity
+    /// and file-size limit ([`super::process::ProcAttrs`], mapped by the server's policy).
+    /// Sent before a call whenever they changed since the last one the session saw. Not
+    /// answered.
+    ClientAttrs = 14,
 }
 
 impl Kind {
     /// All kinds this version knows, in number order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Heartbeat,
@@ -51,6 +60,8 @@ impl Kind {
         Kind::ServerReply,
         Kind::ClientFork,
         Kind::ClientExit,
+        Kind::ServerSignal,
+        Kind::ClientAttrs,
     ];
 
     /// Decodes a kind number; `None` for numbers this version does not know.
@@ -83,6 +94,8 @@ impl Kind {
             Kind::ServerReply => "SERVER_REPLY",
             Kind::ClientFork => "CLIENT_FORK",
             Kind::ClientExit => "CLIENT_EXIT",
+            Kind::ServerSignal => "SERVER_SIGNAL",
+            Kind::ClientAttrs => "CLIENT_ATTRS",
         }
     }
 }
@@ -97,7 +110,7 @@ mod tests {
             assert_eq!(Kind::from_u16(k as u16), Some(k));
         }
         assert_eq!(Kind::from_u16(0), None);
-        assert_eq!(Kind::from_u16(13), None);
+        assert_eq!(Kind::from_u16(15), None);
         assert_eq!(Kind::from_u16(u16::MAX), None);
     }
 

@@ -7,4 +7,5 @@ pub mod error;
 pub mod frame;
 pub mod kind;
 pub mod msg;
+pub mod process;
 pub mod syscall;

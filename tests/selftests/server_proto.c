@@ -255,6 +255,34 @@ static size_t b_unknown_flags(uint8_t *b, uint32_t s)
 	return TT_HDR_LEN;
 }
 
+/* CLIENT_ATTRS with more supplementary groups than the protocol allows. */
+static size_t b_attrs_too_many_groups(uint8_t *b, uint32_t s)
+{
+	static const uint32_t ids[6] = { 1000, 1000, 1000, 1000, 1000, 1000 };
+	size_t n = tt_attrs_put(b + TT_HDR_LEN, ids, ~0ull, ~0ull, NULL, 0);
+
+	tt_put32(b + TT_HDR_LEN + 40, TT_MAX_GROUPS + 1);
+	tt_hdr_put(b, TT_CLIENT_ATTRS, 0, n, s, 1);
+	return TT_HDR_LEN + n;
+}
+
+/* CLIENT_ATTRS whose soft file-size limit is above the hard one. */
+static size_t b_attrs_bad_limit(uint8_t *b, uint32_t s)
+{
+	static const uint32_t ids[6] = { 1000, 1000, 1000, 1000, 1000, 1000 };
+	size_t n = tt_attrs_put(b + TT_HDR_LEN, ids, 2, 1, NULL, 0);
+
+	tt_hdr_put(b, TT_CLIENT_ATTRS, 0, n, s, 1);
+	return TT_HDR_LEN + n;
+}
+
+/* A client sending what only a server sends. */
+static size_t b_client_sends_signal(uint8_t *b, uint32_t s)
+{
+	tt_hdr_put(b, TT_SERVER_SIGNAL, 0, TT_SIGNAL_LEN, s, 1);
+	return TT_HDR_LEN + tt_signal_put(b + TT_HDR_LEN, 25);
+}
+
 FIXTURE_VARIANT_ADD(bad_input, random_bytes) { .build = b_random, .code = TT_E_BAD_MAGIC };
 FIXTURE_VARIANT_ADD(bad_input, truncated_then_shutdown) {
 	.build = b_truncated, .shut_wr = 1, .code = TT_E_TRUNCATED };
@@ -277,6 +305,12 @@ FIXTURE_VARIANT_ADD(bad_input, bad_magic) { .build = b_bad_magic, .code = TT_E_B
 FIXTURE_VARIANT_ADD(bad_input, not_hello_first) { .build = b_heartbeat, .code = TT_E_UNEXPECTED };
 FIXTURE_VARIANT_ADD(bad_input, unknown_flags) {
 	.build = b_unknown_flags, .after_handshake = 1, .code = TT_E_BAD_VALUE };
+FIXTURE_VARIANT_ADD(bad_input, attrs_too_many_groups) {
+	.build = b_attrs_too_many_groups, .after_handshake = 1, .code = TT_E_BAD_VALUE };
+FIXTURE_VARIANT_ADD(bad_input, attrs_soft_limit_above_hard) {
+	.build = b_attrs_bad_limit, .after_handshake = 1, .code = TT_E_BAD_VALUE };
+FIXTURE_VARIANT_ADD(bad_input, server_signal_from_client) {
+	.build = b_client_sends_signal, .after_handshake = 1, .code = TT_E_UNEXPECTED };
 
 FIXTURE_SETUP(bad_input)
 {

@@ -31,12 +31,14 @@
 enum tt_kind {
 	TT_HELLO = 1, TT_WELCOME, TT_HEARTBEAT, TT_ERROR,
 	TT_ECHO_REQ, TT_ECHO_REPLY, TT_SINK, TT_SINK_ACK,
+	TT_CLIENT_SYSTEM_CALL, TT_SERVER_REPLY, TT_CLIENT_FORK, TT_CLIENT_EXIT,
+	TT_SERVER_SIGNAL, TT_CLIENT_ATTRS,
 };
 enum tt_err {
 	TT_E_TRUNCATED = 1, TT_E_BAD_MAGIC, TT_E_BAD_VERSION, TT_E_UNKNOWN_KIND,
 	TT_E_TOO_LONG, TT_E_BAD_VALUE, TT_E_UNEXPECTED, TT_E_NOT_ALLOWED,
 };
-#define TT_ALL_KINDS 0x1ffeull /* bit n for kind n, kinds 1..12 */
+#define TT_ALL_KINDS 0x7ffeull /* bit n for kind n, kinds 1..14 */
 
 struct tt_hdr {
 	uint32_t magic;
@@ -110,6 +112,40 @@ static inline int tt_welcome_get(const uint8_t *in, size_t len, struct tt_welcom
 	w->session = tt_get32(in + 18);
 	w->kinds = tt_get64(in + 22);
 	return 1;
+}
+
+/*
+ * SERVER_SIGNAL body (8 bytes): u32 signo, u32 0. Only SIGPIPE (13) and SIGXFSZ (25) are
+ * forwarded; the frame's seq is the call's, and it precedes that call's SERVER_REPLY.
+ */
+#define TT_SIGNAL_LEN 8
+static inline size_t tt_signal_put(uint8_t *out, uint32_t signo)
+{
+	tt_put32(out, signo);
+	tt_put32(out + 4, 0);
+	return TT_SIGNAL_LEN;
+}
+
+/*
+ * CLIENT_ATTRS body (48 + 4 n bytes): u32 uid, euid, fsuid, gid, egid, fsgid,
+ * u64 fsize_cur, fsize_max (RLIMIT_FSIZE, ~0 = infinity), u32 ngroups (<= 64), u32 0,
+ * ngroups x u32. Not answered.
+ */
+#define TT_MAX_GROUPS 64
+static inline size_t tt_attrs_put(uint8_t *out, const uint32_t ids[6], uint64_t fsize_cur,
+				  uint64_t fsize_max, const uint32_t *groups, uint32_t ngroups)
+{
+	size_t i;
+
+	for (i = 0; i < 6; i++)
+		tt_put32(out + 4 * i, ids[i]);
+	tt_put64(out + 24, fsize_cur);
+	tt_put64(out + 32, fsize_max);
+	tt_put32(out + 40, ngroups);
+	tt_put32(out + 44, 0);
+	for (i = 0; i < ngroups; i++)
+		tt_put32(out + 48 + 4 * i, groups[i]);
+	return 48 + 4 * ngroups;
 }
 
 /* The checksum of SINK bodies (rust/src/codec.rs sum64, chained over bodies). */

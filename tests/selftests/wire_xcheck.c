@@ -53,5 +53,13 @@ int main(void)
 		s = tt_sum64(s, data + off, 4096);
 	printf("sum64 chained %016llx\n", (unsigned long long)s);
 	printf("allkinds %llx\n", (unsigned long long)TT_ALL_KINDS);
+	hex("signal", b, tt_signal_put(b, 25));
+	{
+		static const uint32_t ids[6] = { 1000, 0, 0, 1000, 0, 100 };
+		static const uint32_t groups[3] = { 0, 24, 1000 };
+		uint8_t a[48 + 4 * TT_MAX_GROUPS];
+
+		hex("attrs", a, tt_attrs_put(a, ids, 4096, ~0ull, groups, 3));
+	}
 	return 0;
 }

@@ -2,7 +2,8 @@
 # Client VM (CID 3) role of tests/remote.sh: file-system calls of tethered tasks run on the
 # server. Waits for /shared/server-up (tests/vm/remote-server.sh), loads tether_client.ko,
 # then: fsops transcripts (one, then two at once), marking, io_uring denial, local prefixes,
-# confinement to the export root, a tethered bash session, killed shadows, unload,
+# confinement to the export root, a tethered bash session, killed shadows, identity (uid/gid
+# mapping, root squash), RLIMIT_FSIZE and forwarded signals (SIGXFSZ, SIGPIPE), unload,
 # kmemleak. Asks the server VM to run commands through /shared/cmd (see srv). Results in
 # /out/results; transcripts and diffs in /out.
 . /tether/tests/vm/lib.sh
@@ -382,6 +383,100 @@ check "killed shadow (between calls): server dmesg reports the dead shadow of pi
 	wait_until 5 grep -q "shadow of client pid $kpid (session [0-9]*) died" $SDMESG
 out=$(tb 'cat /etc/hostname' 2>&1)
 check "after killed shadows a new tethered process works ($out)" test "$out" = $EXPORT_HOSTNAME
+
+# --- identity and limits: uid/gid mapping, RLIMIT_FSIZE, forwarded signals ---------------
+# tether-runas UID GID GROUPS CMD... (tests/fsops/runas.c) changes identity locally and
+# execs; tether-sigs (tests/fsops/sigs.c) drives SIGXFSZ/SIGPIPE. The same programs run
+# locally on the server are the reference. The server VM prepared /srv/etc/root-only (0644
+# root:root) and /srv/grp (0770 root:50). The server starts with squash_root=0.
+cp /tether/tests/build/runas /usr/bin/tether-runas
+cp /tether/tests/build/sigs /usr/bin/tether-sigs
+SRVBIN=/tether/tests/build
+SQUASH=/sys/module/tether_server/parameters/squash_root
+# idcmp DESC "UID GID GROUPS" "UID GID GROUPS" SCRIPT : SCRIPT (paths relative to the
+# export root) run by bash as the first identity tethered, and as the second one locally
+# on the server; their outputs and exit statuses must be equal and not empty.
+idcmp() {
+	local t l
+	t=$(tb "cd / && tether-runas $2 /bin/bash -c '$4' 2>&1; echo rc=\$?")
+	l=$(srv 20 "cd /srv && $SRVBIN/runas $3 /bin/bash -c '$4' 2>&1; echo rc=\$?")
+	note "$1: tethered: $t"
+	note "$1: local:    $l"
+	check "identity: $1: tethered = local (${t//$'\n'/ | })" eval '[ -n "$t" ] && [ "$t" = "$l" ]'
+}
+o=$(tb 'echo r >/tmp/own-root; tether-runas 1000 1000 - /bin/bash -c "echo u >/tmp/own-1000"
+tether-runas 1000 1000 50 /bin/bash -c "echo g >/grp/own-1000-g"
+echo a >/tmp/same-a; exec tether-runas 1000 1000 - /bin/bash -c "echo b >/tmp/same-b"' 2>&1)
+note "$o"
+o=$(srv 20 'cd /srv && stat -c "%n %u:%g" tmp/own-root tmp/own-1000 grp/own-1000-g tmp/same-a tmp/same-b')
+note "server: $o"
+check "identity (squash_root=0): a file root creates is owned 0:0 on the server" has "$o" "tmp/own-root 0:0"
+check "identity: a file a uid/gid 1000 process creates is owned 1000:1000 on the server" has "$o" "tmp/own-1000 1000:1000"
+check "identity: supplementary group 50 reaches the server (create in a 0770 root:50 directory)" \
+	has "$o" "grp/own-1000-g 1000:1000"
+check "identity: one process that drops root then creates a file as 1000 (same shadow switches)" \
+	eval 'has "$o" "tmp/same-a 0:0" && has "$o" "tmp/same-b 1000:1000"'
+idcmp "uid 1000 appends to a 0644 root file: EACCES" "1000 1000 -" "1000 1000 -" 'echo x >>etc/root-only'
+idcmp "uid 1000 reads a 0644 root file" "1000 1000 -" "1000 1000 -" 'cat etc/root-only'
+idcmp "uid 1000 without group 50 creates in a 0770 root:50 dir: EACCES" "1000 1000 -" "1000 1000 -" \
+	'echo x >grp/no-group'
+idcmp "uid 1000 in group 50 creates in it, owner 1000:1000" "1000 1000 50" "1000 1000 50" \
+	'echo x >grp/in-group && stat -c %u:%g grp/in-group && rm grp/in-group'
+idcmp "root, not squashed, may write a 0644 root file (test -w)" "0 0 -" "0 0 -" \
+	'test -w etc/root-only && echo writable'
+o=$(srv 20 "echo Y >$SQUASH && cat $SQUASH")
+check "identity: squash_root switched on at runtime ($o)" test "$o" = Y
+o=$(tb 'echo s >/tmp/own-squash; tether-runas 1000 1000 - /bin/bash -c "echo u >/tmp/own-1000-sq"' 2>&1)
+o=$(srv 20 'cd /srv && stat -c "%n %u:%g" tmp/own-squash tmp/own-1000-sq')
+note "server: $o"
+check "identity (squash_root=1): a file root creates is owned 65534:65534 on the server" \
+	has "$o" "tmp/own-squash 65534:65534"
+check "identity (squash_root=1): uid 1000 stays 1000" has "$o" "tmp/own-1000-sq 1000:1000"
+idcmp "squashed root appends to a 0644 root file: EACCES like nobody" "0 0 -" "65534 65534 -" \
+	'echo x >>etc/root-only'
+idcmp "squashed root test -w of a 0644 root file: not writable like nobody" "0 0 -" "65534 65534 -" \
+	'test -w etc/root-only && echo writable || echo not-writable'
+o=$(srv 20 "echo N >$SQUASH && cat $SQUASH")
+check "identity: squash_root switched off again ($o)" test "$o" = N
+
+# Signals the server raises for a call reach the calling process, and RLIMIT_FSIZE is the
+# client process's. Transcript lines hold " = "; bash's own job reports are left out.
+sigcmp() { # MODE [PRE]: tether-sigs MODE, tethered and locally on the server
+	local t l
+	t=$(tb "(${2:-} exec tether-sigs $1 /tmp/sigs-$1) | cat; echo status=\${PIPESTATUS[0]}" 2>&1 |
+		grep -E ' = |^survived$|^status=')
+	l=$(srv 20 "cd /srv && (${2:-} exec $SRVBIN/sigs $1 /srv/tmp/sigs-local-$1) | cat; echo status=\${PIPESTATUS[0]}" 2>&1 |
+		grep -E ' = |^survived$|^status=')
+	note "sigs $1 tethered: $t"
+	note "sigs $1 local:    $l"
+	check "signals: tether-sigs $1${2:+ after $2}: tethered transcript = local ($(wc -l <<<"$t") lines, $(tail -n1 <<<"$t"))" \
+		eval '[ -n "$t" ] && [ "$t" = "$l" ]'
+	sig_out=$t
+}
+sigcmp fsize-kill
+check "signals: SIGXFSZ's default action kills the tethered process (status 153 = 128+25)" \
+	eval 'has "$sig_out" status=153 && ! has "$sig_out" survived && has "$sig_out" "write 3000 at 0 = 3000 [signals seen by the handler: 0]"'
+sigcmp fsize-ign
+check "signals: SIGXFSZ ignored: the write at the limit fails with EFBIG, the process goes on" \
+	eval 'has "$sig_out" "write 1 at the limit = -1 EFBIG [signals seen by the handler: 0]" && has "$sig_out" status=0'
+check "signals: setrlimit(RLIMIT_FSIZE) changes reach the shadow (raise: 1 byte at 4096 written; lower: EFBIG)" \
+	eval 'has "$sig_out" "write 1 at 4096 after raising the limit = 1 [signals seen by the handler: 0]" && has "$sig_out" "write 1 at 2000 after lowering it = -1 EFBIG [signals seen by the handler: 0]"'
+sigcmp fsize-handler
+check "signals: a SIGXFSZ handler runs once per failing write/ftruncate (SI_USER, from itself), not for a short write" \
+	eval 'has "$sig_out" "write 2000 crossing the limit (short, no signal) = 1096 [signals seen by the handler: 0]" && has "$sig_out" "write 1 at the limit = -1 EFBIG [signals seen by the handler: 1, last XFSZ code SI_USER from self yes]" && has "$sig_out" "ftruncate past the limit = -1 EFBIG [signals seen by the handler: 2, last XFSZ code SI_USER from self yes]" && has "$sig_out" survived'
+sigcmp inherit "ulimit -f 4;"
+check "signals: a limit inherited from the shell (ulimit -f 4) holds on the server (8192-byte write: 4096)" \
+	eval 'has "$sig_out" "write 8192 at 0 = 4096 [signals seen by the handler: 0]" && has "$sig_out" "write 1 at the limit = -1 EFBIG [signals seen by the handler: 0]"'
+sigcmp pipe-kill
+check "signals: SIGPIPE's default action kills a process writing a remote FIFO without readers (status 141 = 128+13)" \
+	eval 'has "$sig_out" status=141 && has "$sig_out" "write with a reader = 1 [signals seen by the handler: 0]" && ! has "$sig_out" survived'
+sigcmp pipe-ign
+check "signals: SIGPIPE ignored: writes to the reader-less remote FIFO fail with EPIPE" \
+	eval 'has "$sig_out" "write without a reader = -1 EPIPE [signals seen by the handler: 0]" && has "$sig_out" status=0'
+sigcmp pipe-handler
+check "signals: a SIGPIPE handler runs for each EPIPE write (SI_USER, from itself)" \
+	eval 'has "$sig_out" "second write without a reader = -1 EPIPE [signals seen by the handler: 2, last PIPE code SI_USER from self yes]"'
+srv 20 'rm -f /srv/tmp/sigs-*' >&2  # (what the killed runs left)
 
 # --- unload -------------------------------------------------------------------------------
 $BASHM -c 'exec sleep 60' &

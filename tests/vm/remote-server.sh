@@ -37,6 +37,8 @@ ln -s /proc/1/root/etc/tether-where /srv/ml-init
 ln -s ../../proc/1/root/etc/tether-where /srv/data/ml-rel
 ln -s /proc/self/root/etc/hostname /srv/ml-hostname
 ln -s /proc/1/cwd/etc/tether-where /srv/ml-cwd
+echo root-only >/srv/etc/root-only && chmod 644 /srv/etc/root-only  # identity tests
+mkdir -m 770 /srv/grp && chown 0:50 /srv/grp
 sync
 
 check "insmod tether_server (root=/srv, squash_root=0)" insmod /tether/server_comm/tether_server.ko \

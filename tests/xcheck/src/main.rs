@@ -5,6 +5,7 @@ use tether_proto::codec::{sum64, SUM_INIT};
 use tether_proto::frame::{Header, F_ACK_REQ, F_REPLY};
 use tether_proto::kind::Kind;
 use tether_proto::msg::{ErrorMsg, Hello, SinkAck, Welcome};
+use tether_proto::process::{ProcAttrs, SignalMsg, RLIM_INFINITY};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -57,4 +58,23 @@ fn main() {
     let chained = data[..65536].chunks(4096).fold(SUM_INIT, sum64);
     println!("sum64 chained {chained:016x}");
     println!("allkinds {:x}", Kind::all_bits());
+    let n = SignalMsg { signo: 25 }.encode(&mut b).unwrap_or(0);
+    println!("signal {}", hex(&b[..n]));
+    let mut a = ProcAttrs {
+        uid: 1000,
+        euid: 0,
+        fsuid: 0,
+        gid: 1000,
+        egid: 0,
+        fsgid: 100,
+        fsize_cur: 4096,
+        fsize_max: RLIM_INFINITY,
+        ngroups: 3,
+        ..Default::default()
+    };
+    a.groups[..3].copy_from_slice(&[0, 24, 1000]);
+    let mut ab = [0u8; ProcAttrs::MAX_LEN];
+    let n = a.encode(&mut ab).unwrap_or(0);
+    println!("attrs {}", hex(&ab[..n]));
+    assert_eq!(ProcAttrs::decode(&ab[..n]), Ok(a));
 }
