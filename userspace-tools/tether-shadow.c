@@ -79,6 +79,15 @@ static uint32_t take_signals(void)
 static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
+/* A device node in the export would open the server's devices (its disks) from inside the
+ * export root: creating one is refused, whoever asks (squash_root=0 included). */
+static int makes_device(uint32_t nr, const uint64_t *args)
+{
+	uint64_t mode = nr == SYS_mknod ? args[1] : nr == SYS_mknodat ? args[2] : 0;
+
+	return S_ISCHR(mode) || S_ISBLK(mode);
+}
+
 static int is_allowed(uint32_t nr)
 {
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
@@ -144,6 +153,8 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, ui
 			ret = -errno;
 	} else if (!is_allowed(nr)) {
 		ret = -ENOSYS;
+	} else if (makes_device(nr, args)) {
+		ret = -EPERM;
 	} else {
 		ret = syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
 		if (ret == -1)

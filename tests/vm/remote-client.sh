@@ -208,6 +208,14 @@ tb 'echo leak >/../../etc/tether-written'
 o=$(srv 20 'cat /srv/etc/tether-written && test ! -e /etc/tether-written')
 rc=$?
 check "confinement: a write to /../../etc/x lands in the export root ($o)" eval '[ $rc = 0 ] && [ "$o" = leak ]'
+# Device nodes would reach the server's devices from inside the export: refused even to a
+# tethered root with squash_root=0 (as now); FIFOs and regular files are fine.
+o=$(tb 'cd /data; mknod cdev c 1 3; echo "char-rc=$?"; mknod bdev b 254 0; echo "block-rc=$?"
+	mknod fifo2 p; echo "fifo-rc=$?"; ls; rm -f fifo2' 2>&1)
+note "$o"
+check "confinement: mknod of character and block devices fails with EPERM, of a FIFO works" \
+	eval 'has "$o" char-rc=1 && has "$o" block-rc=1 && has "$o" fifo-rc=0 &&
+		grep -q "cdev.*Operation not permitted" <<<"$o" && ! has "$o" cdev && ! has "$o" bdev'
 
 # --- a tethered bash session ------------------------------------------------------------
 read -r -d '' S <<'EOF'
