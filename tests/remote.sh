@@ -29,11 +29,11 @@ for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/fsops/fsops tests/bui
 	[ -e "$TETHER_ROOT/$f" ] || die "$f not built"
 done
 t_build=$(($(date +%s) - t0))
-RUN_TIMEOUT=${RUN_TIMEOUT:-420} start_run remote
+RUN_TIMEOUT=${RUN_TIMEOUT:-900} start_run remote
 mkdir -p "$RUN/cmd"
 log "run directory: $RUN"
 VMS=(server client)
-export VM_TIMEOUT=${VM_TIMEOUT:-360}
+export VM_TIMEOUT=${VM_TIMEOUT:-800}
 boot server server $SERVER_CID ROLE_SCRIPT=/tether/tests/vm/remote-server.sh LOAD_MODULE=0
 boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/remote-client.sh LOAD_MODULE=0
 wait_vm client "$VM_TIMEOUT"
