@@ -34,11 +34,15 @@ pub enum Kind {
     /// Client → server: process `rpid` exited; its shadow exits. Answered with
     /// [`Kind::ServerReply`].
     ClientExit = 12,
+    /// Server → client: data of the session's answered calls is durable
+    /// ([`super::msg::Flushed`]). Sent only to clients whose `HELLO.kinds` has its bit.
+    /// (13 is `SERVER_SIGNAL`.)
+    ServerFlushed = 14,
 }
 
 impl Kind {
     /// All kinds this version knows, in number order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Heartbeat,
@@ -51,6 +55,7 @@ impl Kind {
         Kind::ServerReply,
         Kind::ClientFork,
         Kind::ClientExit,
+        Kind::ServerFlushed,
     ];
 
     /// Decodes a kind number; `None` for numbers this version does not know.
@@ -83,6 +88,7 @@ impl Kind {
             Kind::ServerReply => "SERVER_REPLY",
             Kind::ClientFork => "CLIENT_FORK",
             Kind::ClientExit => "CLIENT_EXIT",
+            Kind::ServerFlushed => "SERVER_FLUSHED",
         }
     }
 }
