@@ -8,7 +8,8 @@
 //! the parent's shadow as a request with number [`FORK_NR`]: it forks, and the child goes on
 //! with the child's token.
 //!
-//! Lock order: `Shared::inner` → `Shadow::inner`; `Session::tx` is taken alone.
+//! Lock order: `Shared::inner` → `Shadow::inner`; `Session::link` is never taken with
+//! `Shadow::inner` held.
 
 use kernel::{
     alloc::KVVec,
@@ -23,11 +24,9 @@ use kernel::{
 };
 
 use crate::global::Global;
-use crate::proto::frame::Header;
-use crate::proto::kind::Kind;
 use crate::proto::syscall::SyscallReply;
 use crate::server::Shared;
-use crate::transport::Sender;
+use crate::session::Session;
 
 /// Request number of a client `fork`: `args[0]` is the child's token.
 pub(crate) const FORK_NR: u32 = u32::MAX;
@@ -102,8 +101,8 @@ pub(crate) struct Shadow {
     pub(crate) rpid: u32,
     /// Identifies the shadow to the process started for it.
     pub(crate) token: u64,
-    /// The session's sender, for replies.
-    tx: Arc<Mutex<Sender>>,
+    /// The session, for replies (it outlives a lost connection).
+    link: Arc<Session>,
     /// When the shadow was created.
     started: Instant<Monotonic>,
     #[pin]
@@ -115,18 +114,13 @@ pub(crate) struct Shadow {
 
 impl Shadow {
     /// A shadow of client process `rpid` of `session`, not started yet.
-    pub(crate) fn new(
-        session: u32,
-        rpid: u32,
-        token: u64,
-        tx: Arc<Mutex<Sender>>,
-    ) -> Result<Arc<Self>> {
+    pub(crate) fn new(link: Arc<Session>, rpid: u32, token: u64) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                session,
+                session: link.id,
                 rpid,
                 token,
-                tx,
+                link,
                 started: Instant::now(),
                 inner <- new_mutex!(
                     ShadowInner {
@@ -191,7 +185,7 @@ impl Shadow {
             )
         };
         for seq in Iterator::chain(queued.iter().map(|r| r.seq), in_flight.iter().copied()) {
-            let _ = self.fail(seq, errno);
+            self.fail(seq, errno);
         }
     }
 
@@ -201,20 +195,15 @@ impl Shadow {
         self.wake.notify_all();
     }
 
-    /// Sends a reply body to the client.
-    fn reply(&self, seq: u64, body: &[u8]) -> Result {
-        let hdr = Header {
-            session: self.session,
-            rpid: self.rpid,
-            seq,
-            ..Header::new(Kind::ServerReply, 0)
-        };
-        self.tx.lock().send(hdr, body)
+    /// Sends a reply body to the client (or keeps it for a re-send while the session
+    /// waits for its client).
+    fn reply(&self, seq: u64, body: &[u8]) {
+        self.link.reply(self.rpid, seq, body);
     }
 
     /// Answers `seq` with `-errno` and no output.
-    pub(crate) fn fail(&self, seq: u64, errno: u32) -> Result {
-        self.reply(seq, &SyscallReply::bare(-i64::from(errno)))
+    pub(crate) fn fail(&self, seq: u64, errno: u32) {
+        self.reply(seq, &SyscallReply::bare(-i64::from(errno)));
     }
 }
 
@@ -271,7 +260,7 @@ impl ShadowFile {
             }
         };
         if req.body.len() > args.cap as usize {
-            let _ = shadow.fail(req.seq, kernel::bindings::E2BIG);
+            shadow.fail(req.seq, kernel::bindings::E2BIG);
             return Err(EMSGSIZE);
         }
         UserSlice::new(UserPtr::from_addr(args.buf as usize), req.body.len())
@@ -303,7 +292,7 @@ impl ShadowFile {
             };
             let _ = inner.in_flight.remove(i);
         }
-        shadow.reply(args.seq, &body)?;
+        shadow.reply(args.seq, &body);
         Ok(0)
     }
 }

@@ -7,6 +7,8 @@
 #include <linux/pid_namespace.h>
 #include <linux/sched.h>
 #include <linux/umh.h>
+#include <linux/fs.h>
+#include <linux/errseq.h>
 #include "../rust/kernel/vsock_shim.c"
 
 static unsigned int allowed_cids[16];
@@ -61,4 +63,43 @@ bool tether_pid_alive(pid_t pid)
 	alive = task && !task->exit_state && !(task->flags & PF_EXITING);
 	rcu_read_unlock();
 	return alive;
+}
+
+/*
+ * Durability: the export root's file, held open by the flusher from its first sync until
+ * unload, so that the superblock's writeback-error sequence is checked against one cursor.
+ */
+static struct file *sync_file;
+
+/* Syncs the file system of the export root, like syncfs(2): 0, or -errno when the sync
+ * failed or a writeback error happened since the previous call. Flusher only. */
+int tether_sync_root(void);
+int tether_sync_root(void)
+{
+	struct super_block *sb;
+	int ret, ret2;
+
+	if (!sync_file) {
+		struct file *f = filp_open(export_root, O_RDONLY | O_DIRECTORY, 0);
+
+		if (IS_ERR(f))
+			return PTR_ERR(f);
+		sync_file = f;
+	}
+	sb = file_inode(sync_file)->i_sb;
+	down_read(&sb->s_umount);
+	ret = sync_filesystem(sb);
+	up_read(&sb->s_umount);
+	ret2 = errseq_check_and_advance(&sb->s_wb_err, &sync_file->f_sb_err);
+	return ret ? ret : ret2;
+}
+
+/* Closes the export root's file (flusher, when it stops). */
+void tether_sync_release(void);
+void tether_sync_release(void)
+{
+	if (sync_file) {
+		fput(sync_file);
+		sync_file = NULL;
+	}
 }
