@@ -24,8 +24,33 @@ use crate::transport::random_u64;
 const SLICE_MS: i64 = 20;
 
 extern "C" {
+    fn tether_sync_open() -> kernel::ffi::c_int;
     fn tether_sync_root() -> kernel::ffi::c_int;
     fn tether_sync_release();
+}
+
+/// The export root, held open for the flusher's syncs from load to unload.
+///
+/// # Invariants
+///
+/// The shim's root file is open while this exists, and only one exists.
+pub(crate) struct RootFile(());
+
+impl RootFile {
+    /// Opens the export root (in the loading process's context: its root and mounts).
+    pub(crate) fn open() -> Result<Self> {
+        // SAFETY: No preconditions; called once, at load.
+        kernel::error::to_result(unsafe { tether_sync_open() })?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for RootFile {
+    fn drop(&mut self) {
+        // SAFETY: The flusher, the file's only other user, has returned: the module drops
+        // this after its queue, or before ever starting the flusher.
+        unsafe { tether_sync_release() };
+    }
 }
 
 /// The flusher's loop; returns when the module is unloaded.
@@ -46,8 +71,6 @@ pub(crate) fn run(shared: Arc<Shared>) {
             last = Instant::now();
         }
     }
-    // SAFETY: Only this thread uses the file, and it is done.
-    unsafe { tether_sync_release() };
 }
 
 /// One round: mark, sync, ack (or rotate the verifier).
@@ -65,7 +88,8 @@ fn flush(shared: &Shared) {
         }
         return;
     }
-    // SAFETY: Called only from this thread (the flusher), as the shim requires.
+    // SAFETY: Called only from this thread (the flusher), as the shim requires; the file
+    // is open (`RootFile` outlives the flusher).
     let mut ret = unsafe { tether_sync_root() };
     shared.syncs.add(1, Relaxed);
     if inject && ret == 0 {

@@ -464,6 +464,8 @@ pub(crate) struct TetherServer {
     shared: Arc<Shared>,
     listener: Arc<Socket>,
     queue: Option<OwnedQueue>,
+    /// Dropped after `queue` (whose flusher syncs through it).
+    _root: flusher::RootFile,
     _dir: debugfs::Dir,
 }
 
@@ -471,6 +473,8 @@ impl kernel::Module for TetherServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
         let port = config.port;
+        let root = flusher::RootFile::open()
+            .inspect_err(|e| pr_err!("cannot open the export root (root=): {:?}\n", e))?;
         let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
@@ -552,6 +556,7 @@ impl kernel::Module for TetherServer {
             shared,
             listener,
             queue: Some(queue),
+            _root: root,
             _dir: dir,
         })
     }

@@ -66,10 +66,23 @@ bool tether_pid_alive(pid_t pid)
 }
 
 /*
- * Durability: the export root's file, held open by the flusher from its first sync until
- * unload, so that the superblock's writeback-error sequence is checked against one cursor.
+ * Durability: the export root's file, opened at load (in insmod's context: the root and
+ * mounts the administrator sees, which kernel threads may not) and held until unload, so
+ * that the superblock's writeback-error sequence is checked against one cursor.
  */
 static struct file *sync_file;
+
+/* Opens the export root for tether_sync_root(); 0 or -errno. */
+int tether_sync_open(void);
+int tether_sync_open(void)
+{
+	struct file *f = filp_open(export_root, O_RDONLY | O_DIRECTORY, 0);
+
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	sync_file = f;
+	return 0;
+}
 
 /* Syncs the file system of the export root, like syncfs(2): 0, or -errno when the sync
  * failed or a writeback error happened since the previous call. Flusher only. */
@@ -79,13 +92,8 @@ int tether_sync_root(void)
 	struct super_block *sb;
 	int ret, ret2;
 
-	if (!sync_file) {
-		struct file *f = filp_open(export_root, O_RDONLY | O_DIRECTORY, 0);
-
-		if (IS_ERR(f))
-			return PTR_ERR(f);
-		sync_file = f;
-	}
+	if (!sync_file)
+		return -EBADF;
 	sb = file_inode(sync_file)->i_sb;
 	down_read(&sb->s_umount);
 	ret = sync_filesystem(sb);
@@ -94,7 +102,7 @@ int tether_sync_root(void)
 	return ret ? ret : ret2;
 }
 
-/* Closes the export root's file (flusher, when it stops). */
+/* Closes the export root's file (unload, once the flusher stopped). */
 void tether_sync_release(void);
 void tether_sync_release(void)
 {
