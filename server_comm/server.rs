@@ -407,14 +407,17 @@ impl Shared {
         )?;
         this.totals.show(f)?;
         for s in inner.sessions.iter() {
-            s.show(f)?;
+            let n = inner.shadows.iter().filter(|x| x.session == s.id).count();
+            s.show(f, n)?;
         }
         Ok(())
     }
 
     /// The debugfs `control` file: `drop_link [ID]` closes the connection of session ID
-    /// (every session without ID) as a network failure would; `flush` runs the flusher
-    /// now; `fail_flush` makes the next sync count as a writeback error.
+    /// (every session without ID) as a network failure would; `end_session ID` ends
+    /// session ID now (its shadows exit: a session kept for resumption keeps the module
+    /// busy through its shadows' open device files, so unload needs this first); `flush`
+    /// runs the flusher now; `fail_flush` makes the next sync count as a writeback error.
     fn control(this: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; 32];
         let n = reader.len();
@@ -442,6 +445,21 @@ impl Shared {
                 if dropped == 0 {
                     return Err(ENOENT);
                 }
+            }
+            "end_session" => {
+                let id: u32 = arg.trim().parse().map_err(|_| EINVAL)?;
+                let s = this
+                    .sessions()
+                    .into_iter()
+                    .find(|s| s.id == id)
+                    .ok_or(ENOENT)?;
+                pr_info!(
+                    "session {} (cid {}) ended on request (debugfs end_session)\n",
+                    s.id,
+                    s.cid
+                );
+                s.shutdown();
+                this.end_session(&s, None);
             }
             "flush" => this.flush_now.store(true, Relaxed),
             "fail_flush" => {

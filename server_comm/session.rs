@@ -392,16 +392,17 @@ impl Session {
         true
     }
 
-    /// This session's line of the debugfs `state` file.
-    pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// This session's line of the debugfs `state` file (it has `shadows` shadows).
+    pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>, shadows: usize) -> fmt::Result {
         let l = self.link.lock();
         writeln!(
             f,
-            "session id={} cid={} connected={} resumes={} answered={} acked={} pending={} cached={} frames_in={} frames_out={} bytes_in={} bytes_out={}",
+            "session id={} cid={} connected={} resumes={} shadows={} answered={} acked={} pending={} cached={} frames_in={} frames_out={} bytes_in={} bytes_out={}",
             self.id,
             self.cid,
             u8::from(l.conn.is_some()),
             self.resumes.load(Relaxed),
+            shadows,
             l.answered_max,
             l.acked,
             l.pending.len(),

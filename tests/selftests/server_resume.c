@@ -257,4 +257,28 @@ TEST_F_TIMEOUT(srv, no_flushed_for_old_clients, 60)
 	close(fd);
 }
 
+/*
+ * With TETHER_LEAVE_SESSION=1 (tests/vm/remote-client.sh, just before the client module
+ * unloads): leaves two sessions waiting for a resume that never comes, one with a shadow,
+ * one without, for tests/vm/remote-server.sh (which ends the first on request and unloads
+ * the module with the second). Skipped otherwise.
+ */
+TEST_F_TIMEOUT(srv, leave_detached_session, 60)
+{
+	struct tt_welcome w, w2;
+	uint8_t r[256];
+	int fd, fd2;
+
+	if (!tt_env("TETHER_LEAVE_SESSION", 0))
+		SKIP(return, "only with TETHER_LEAVE_SESSION=1");
+	fd = connect2(0, instance_id(6), TT_ALL_KINDS, &w);
+	ASSERT_LE(0, fd);
+	ASSERT_NE(INT64_MIN, do_umask(fd, w.session, 60, 022, r, NULL));
+	fd2 = connect2(0, instance_id(7), TT_ALL_KINDS, &w2);
+	ASSERT_LE(0, fd2);
+	printf("left session %u (with a shadow) and %u (without)\n", w.session, w2.session);
+	close(fd);
+	close(fd2);
+}
+
 TEST_HARNESS_MAIN

@@ -406,6 +406,14 @@ check "writeback error: new verifier = the server's ($pbv -> $(c peer_boot_verif
 	eval '[ "$(c peer_boot_verifier)" != "$pbv" ] && [ "$(c peer_boot_verifier)" = "$nbv" ]'
 check "writeback error: server dmesg reports it" wait_until 5 grep -q "sync of the export root failed" $SDMESG
 
+# A session (with a shadow) left waiting for a resume: the server's unload must end it
+# (tests/vm/remote-server.sh checks sessions, shadows and kmemleak after its rmmod).
+o=$(TETHER_LEAVE_SESSION=1 timeout 60 $TB/server_resume -t leave_detached_session 2>&1)
+rc=$?
+note "$o"
+check "a session is left waiting for a resume on the server (exit $rc)" \
+	eval '[ $rc = 0 ] && grep -q "^left session [0-9]* (with a shadow) and [0-9]* (without)" <<<"$o"'
+
 # --- unload -------------------------------------------------------------------------------
 $BASHM -c 'exec sleep 60' &
 sp=$!
