@@ -97,6 +97,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Random at every load.
     pub(crate) boot_verifier: u64,
+    /// Random at every load, never 0: lets the server know a reconnect comes from this
+    /// instance of the module (only then may it resume the session).
+    pub(crate) instance: u64,
     pub(crate) totals: Arc<Stats>,
     /// A [`LinkState`].
     pub(crate) state: Atomic<u32>,
@@ -111,6 +114,15 @@ pub(crate) struct Shared {
     pub(crate) heartbeats_sent: Atomic<u64>,
     pub(crate) heartbeat_misses: Atomic<u64>,
     pub(crate) last_down_detect_ms: Atomic<u64>,
+    /// Reconnects that got the previous session back (`WELCOME` flag `W_RESUMED`).
+    pub(crate) resumed: Atomic<u64>,
+    /// The highest `up_to_seq` of a `SERVER_FLUSHED`, its verifier, the number received,
+    /// verifier changes they announced, and ignored (bad) ones.
+    pub(crate) flushed_up_to: Atomic<u64>,
+    pub(crate) flushed_verifier: Atomic<u64>,
+    pub(crate) flushed_count: Atomic<u64>,
+    pub(crate) verifier_changes: Atomic<u64>,
+    pub(crate) bad_flushed: Atomic<u64>,
     /// Copy of `inner.stopping`, readable without the lock.
     stopping: Atomic<bool>,
     #[pin]
@@ -158,6 +170,13 @@ impl Shared {
     }
 
     fn stop(&self) {
+        // Say goodbye first, so that the server ends the session rather than keeping it for
+        // a resume that will not come (and do not reconnect after it).
+        self.stopping.store(true, Relaxed);
+        let link = self.link.lock().clone();
+        if let Some((tx, session)) = link {
+            connection::goodbye(&tx, session);
+        }
         let mut inner = self.inner.lock();
         inner.stopping = true;
         self.stopping.store(true, Relaxed);
@@ -202,6 +221,20 @@ impl Shared {
             "last_down_detect_ms={}",
             this.last_down_detect_ms.load(Relaxed)
         )?;
+        writeln!(f, "resumed={}", this.resumed.load(Relaxed))?;
+        writeln!(f, "flushed_up_to={}", this.flushed_up_to.load(Relaxed))?;
+        writeln!(
+            f,
+            "flushed_verifier={:#018x}",
+            this.flushed_verifier.load(Relaxed)
+        )?;
+        writeln!(f, "flushed={}", this.flushed_count.load(Relaxed))?;
+        writeln!(
+            f,
+            "verifier_changes={}",
+            this.verifier_changes.load(Relaxed)
+        )?;
+        writeln!(f, "bad_flushed={}", this.bad_flushed.load(Relaxed))?;
         this.totals.show(f)
     }
 }
@@ -229,6 +262,7 @@ impl kernel::Module for TetherClient {
             pin_init!(Shared {
                 config,
                 boot_verifier: random_u64(),
+                instance: random_u64().max(1),
                 totals,
                 state: Atomic::new(LinkState::Down as u32),
                 session: Atomic::new(0),
@@ -240,6 +274,12 @@ impl kernel::Module for TetherClient {
                 heartbeats_sent: Atomic::new(0),
                 heartbeat_misses: Atomic::new(0),
                 last_down_detect_ms: Atomic::new(0),
+                resumed: Atomic::new(0),
+                flushed_up_to: Atomic::new(0),
+                flushed_verifier: Atomic::new(0),
+                flushed_count: Atomic::new(0),
+                verifier_changes: Atomic::new(0),
+                bad_flushed: Atomic::new(0),
                 stopping: Atomic::new(false),
                 inner <- new_mutex!(
                     Inner {

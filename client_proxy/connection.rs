@@ -13,7 +13,7 @@ use crate::client::{LinkState, Shared};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
 use crate::proto::kind::Kind;
-use crate::proto::msg::{ErrorMsg, Hello, Welcome};
+use crate::proto::msg::{ErrorMsg, Flushed, Hello, Welcome, W_RESUMED};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
 use crate::{bench, replay, rpc};
 
@@ -32,6 +32,8 @@ pub(crate) struct Conn {
     pub(crate) session: u32,
     pub(crate) max_frame: u32,
     pub(crate) last_rx: Instant<Monotonic>,
+    /// The server resumed this client's session: it still holds its shadows.
+    pub(crate) resumed: bool,
 }
 
 impl Conn {
@@ -97,6 +99,24 @@ pub(crate) fn run(shared: Arc<Shared>) {
     rpc::fail_all(&shared, ESHUTDOWN);
 }
 
+/// Unload: tells the server that session `session` ends for good (it need not keep it
+/// for a resume). Best effort.
+pub(crate) fn goodbye(tx: &Mutex<Sender>, session: u32) {
+    let mut body = [0u8; ErrorMsg::LEN];
+    let msg = ErrorMsg {
+        code: ProtoError::Goodbye as u32,
+        detail: 0,
+    };
+    if msg.encode(&mut body).is_ok() {
+        let h = Header {
+            session,
+            seq: rpc::next_seq(),
+            ..Header::new(Kind::Error, 0)
+        };
+        let _ = tx.lock().send(h, &body);
+    }
+}
+
 fn report(shared: &Shared, end: End) {
     let cid = shared.config.server_cid;
     match end {
@@ -151,6 +171,14 @@ fn connect(shared: &Shared) -> Result<Conn> {
         session: 0,
         max_frame: HANDSHAKE_MAX_FRAME,
         last_rx: Instant::now(),
+        resumed: false,
+    };
+    // After a lost connection: ask for the same session back (the server keeps it, its
+    // shadows and their open files, for a while).
+    let resume_session = if shared.connects.load(Relaxed) > 0 {
+        shared.session.load(Relaxed)
+    } else {
+        0
     };
     let hello = Hello {
         min_version: VERSION,
@@ -159,6 +187,8 @@ fn connect(shared: &Shared) -> Result<Conn> {
         max_frame: cfg.max_frame,
         heartbeat_ms: cfg.heartbeat_ms,
         kinds: Kind::all_bits(),
+        resume_session,
+        instance: shared.instance,
     };
     let mut body = [0u8; Hello::LEN];
     hello.encode(&mut body).map_err(|_| EINVAL)?;
@@ -196,32 +226,91 @@ fn connect(shared: &Shared) -> Result<Conn> {
     }
     conn.rx.set_max_frame(welcome.max_frame)?;
     conn.max_frame = welcome.max_frame;
+    let resumed = welcome.flags & W_RESUMED != 0;
+    if resumed && welcome.session != resume_session {
+        pr_notice!(
+            "server resumed session {} when asked for {}: refused\n",
+            welcome.session,
+            resume_session
+        );
+        return Err(EPROTO);
+    }
     conn.session = welcome.session;
+    conn.resumed = resumed;
     conn.last_rx = Instant::now();
     shared.session.store(welcome.session, Relaxed);
     shared
         .peer_boot_verifier
         .store(welcome.boot_verifier, Relaxed);
+    if resumed {
+        shared.resumed.add(1, Relaxed);
+    }
     shared.connects.add(1, Relaxed);
     pr_info!(
-        "connected to server cid {} (session {}, server boot verifier {:#x})\n",
+        "connected to server cid {} (session {}{}, server boot verifier {:#x})\n",
         cfg.server_cid,
         welcome.session,
+        if resumed { " resumed" } else { "" },
         welcome.boot_verifier
     );
     Ok(conn)
 }
 
 /// Brings a handshaken connection into use: replays the log when the server does not hold
-/// this client's state (today: on every connection but the first, as the server drops a
-/// session's shadows when it ends), then lets remote calls through.
+/// this client's state (a new session after the first: the server rebooted, or dropped the
+/// session), then lets remote calls through; the calls in flight go out again either way
+/// (a resumed session answers those it already ran from its reply cache).
 fn start(shared: &Shared, conn: &mut Conn) -> Result {
-    if shared.connects.load(Relaxed) > 1 {
+    if !conn.resumed && shared.connects.load(Relaxed) > 1 {
         replay::run(shared, conn)?;
     }
     rpc::publish_link(shared, &conn.tx, conn.session);
     shared.set_state(LinkState::Connected);
     Ok(())
+}
+
+/// `SERVER_FLUSHED`: records how far the server's data is durable. A frame of another
+/// session or with a bad body is bad input: logged and ignored (nothing is freed on it).
+fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) {
+    let msg = match Flushed::decode(body) {
+        Ok(m) if hdr.session == session => m,
+        Ok(_) => {
+            shared.bad_flushed.add(1, Relaxed);
+            pr_notice!(
+                "SERVER_FLUSHED for session {} on session {}: ignored\n",
+                hdr.session,
+                session
+            );
+            return;
+        }
+        Err(e) => {
+            shared.bad_flushed.add(1, Relaxed);
+            pr_notice!(
+                "SERVER_FLUSHED with a bad body ({}, {} bytes): ignored\n",
+                e.name(),
+                body.len()
+            );
+            return;
+        }
+    };
+    let old = shared.peer_boot_verifier.xchg(msg.boot_verifier, Relaxed);
+    if old != msg.boot_verifier {
+        shared.verifier_changes.add(1, Relaxed);
+        pr_notice!(
+            "server boot verifier changed {:#x} -> {:#x} (writeback error on the server): retained data must be sent again\n",
+            old,
+            msg.boot_verifier
+        );
+    }
+    shared.flushed_verifier.store(msg.boot_verifier, Relaxed);
+    shared.flushed_count.add(1, Relaxed);
+    let mut cur = shared.flushed_up_to.load(Relaxed);
+    while msg.up_to_seq > cur {
+        match shared.flushed_up_to.cmpxchg(cur, msg.up_to_seq, Relaxed) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
 }
 
 /// Whether `since` lies more than [`MAX_MISSES`] heartbeat intervals back.
@@ -289,6 +378,7 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
             Kind::Heartbeat => (),
             Kind::ServerReply => rpc::deliver(shared, hdr.seq, conn.rx.last_body(&hdr)),
             Kind::ServerSignal => rpc::signal(shared, &hdr, conn.rx.last_body(&hdr)),
+            Kind::ServerFlushed => flushed(shared, conn.session, &hdr, conn.rx.last_body(&hdr)),
             Kind::Error => return End::Closed,
             _ => return End::Bad(ProtoError::Unexpected),
         }

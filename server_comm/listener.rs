@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The accept loop: admits clients on the allow-list and starts a session for each.
+//! The accept loop: admits clients on the allow-list and starts a connection worker for
+//! each (`session::serve`: handshake, then a new or resumed session).
 
 use kernel::{prelude::*, sync::atomic::Relaxed, sync::Arc, time::Delta};
 
@@ -72,26 +73,16 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
             );
             continue;
         }
-        match shared.add_session(sock.clone(), cid) {
-            Ok(s) => {
-                shared.accepted.add(1, Relaxed);
-                let (sh, id) = (shared.clone(), s.id);
-                if queue
-                    .try_spawn(GFP_KERNEL, move || session::serve(sh, s))
-                    .is_err()
-                {
-                    shared.remove_session(id);
-                    session::refuse(shared, &sock, cid, ProtoError::BadValue, "out of memory");
-                }
-            }
-            Err(e) if e == ESHUTDOWN => break,
-            Err(_) => session::refuse(
-                shared,
-                &sock,
-                cid,
-                ProtoError::BadValue,
-                "too many sessions",
-            ),
+        if shared.is_stopping() {
+            break;
+        }
+        shared.accepted.add(1, Relaxed);
+        let (sh, so) = (shared.clone(), sock.clone());
+        if queue
+            .try_spawn(GFP_KERNEL, move || session::serve(sh, so, cid))
+            .is_err()
+        {
+            session::refuse(shared, &sock, cid, ProtoError::BadValue, "out of memory");
         }
     }
 }

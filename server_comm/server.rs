@@ -2,7 +2,9 @@
 
 //! Module state: configuration, the session registry, counters and the debugfs view.
 //!
-//! Lock order: `Shared::inner` → `Shadow::inner` (see `shadow.rs`).
+//! Lock order: `Shared::inner` → `Session::link` (see `session.rs`) and
+//! `Shared::inner` → `Shadow::inner` (see `shadow.rs`); `Session::link` and
+//! `Shadow::inner` are never held together.
 
 use core::fmt;
 use kernel::{
@@ -14,11 +16,14 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
+    uaccess::UserSliceReader,
 };
 
+use crate::proto::msg::{Hello, Welcome};
+use crate::session::Session;
 use crate::shadow::{self, Shadow, ShadowFile};
-use crate::transport::{check_link_params, random_u64, OwnedQueue, Sender, Socket, Stats};
-use crate::{listener, module_parameters as params};
+use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
+use crate::{flusher, listener, module_parameters as params};
 
 /// Settings taken from the module parameters at load time.
 pub(crate) struct Config {
@@ -27,6 +32,11 @@ pub(crate) struct Config {
     pub(crate) max_frame: u32,
     pub(crate) split: usize,
     pub(crate) max_sessions: usize,
+    pub(crate) flush_ms: u32,
+    pub(crate) flush_dirty_bytes: u64,
+    pub(crate) resume_ms: u32,
+    pub(crate) reply_cache: usize,
+    pub(crate) reply_cache_bytes: usize,
 }
 
 impl Config {
@@ -37,27 +47,36 @@ impl Config {
             max_frame: params::max_frame.value(),
             split: params::split.value() as usize,
             max_sessions: params::max_sessions.value() as usize,
+            flush_ms: params::flush_ms.value(),
+            flush_dirty_bytes: u64::from(params::flush_dirty_kb.value()) * 1024,
+            resume_ms: params::resume_ms.value(),
+            reply_cache: params::reply_cache.value() as usize,
+            reply_cache_bytes: (params::reply_cache_kb.value() as usize).saturating_mul(1024),
         };
         check_link_params(c.max_frame, c.split)?;
         if !(10..=60000).contains(&c.heartbeat_ms) {
             pr_err!("heartbeat_ms={} is outside 10..=60000\n", c.heartbeat_ms);
             return Err(EINVAL);
         }
+        if !(10..=600000).contains(&c.flush_ms) {
+            pr_err!("flush_ms={} is outside 10..=600000\n", c.flush_ms);
+            return Err(EINVAL);
+        }
+        if c.resume_ms > 3_600_000 {
+            pr_err!("resume_ms={} is above 3600000\n", c.resume_ms);
+            return Err(EINVAL);
+        }
+        if !(1..=65536).contains(&c.reply_cache) {
+            pr_err!("reply_cache={} is outside 1..=65536\n", c.reply_cache);
+            return Err(EINVAL);
+        }
         Ok(c)
     }
 }
 
-/// One connected client.
-pub(crate) struct Session {
-    pub(crate) id: u32,
-    pub(crate) cid: u32,
-    pub(crate) sock: Arc<Socket>,
-    pub(crate) stats: Arc<Stats>,
-}
-
 /// The fields [`Shared::inner`] guards.
 struct Inner {
-    /// Sessions being served.
+    /// Sessions: connected, or kept for resumption.
     sessions: KVec<Arc<Session>>,
     /// Shadows of the client processes of every session.
     shadows: KVec<Arc<Shadow>>,
@@ -67,12 +86,13 @@ struct Inner {
     stopping: bool,
 }
 
-/// State shared by the listener, every session and the debugfs view.
+/// State shared by the listener, every session, the flusher and the debugfs view.
 #[pin_data]
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    /// Random at every load: tells clients that all session state is new.
-    pub(crate) boot_verifier: u64,
+    /// Random at every load, and again after a writeback error: a client seeing a new value
+    /// sends again whatever it retained (see `flusher.rs`).
+    pub(crate) boot_verifier: Atomic<u64>,
     /// Traffic of all sessions.
     pub(crate) totals: Arc<Stats>,
     /// Connections accepted from allowed CIDs.
@@ -83,6 +103,25 @@ pub(crate) struct Shared {
     pub(crate) bad_frames: Atomic<u64>,
     /// Sessions dropped because the client fell silent.
     pub(crate) heartbeat_misses: Atomic<u64>,
+    /// Sessions resumed by their client.
+    pub(crate) resumed: Atomic<u64>,
+    /// Sessions ended because their client did not come back within `resume_ms`.
+    pub(crate) expired: Atomic<u64>,
+    /// Re-sent requests answered from a reply cache.
+    pub(crate) cache_hits: Atomic<u64>,
+    /// Re-sent requests that were still queued or running (not queued again).
+    pub(crate) dup_pending: Atomic<u64>,
+    /// Request bytes received since the last sync (the flusher's dirty estimate).
+    pub(crate) dirty: Atomic<u64>,
+    /// Syncs of the export root done, and failed.
+    pub(crate) syncs: Atomic<u64>,
+    pub(crate) sync_errors: Atomic<u64>,
+    /// `SERVER_FLUSHED` frames sent.
+    pub(crate) flushed_sent: Atomic<u64>,
+    /// Test knob (debugfs `control`: `fail_flush`): the next sync counts as failed.
+    pub(crate) inject_sync_error: Atomic<bool>,
+    /// Debugfs `control`: `flush` asks for a sync now.
+    pub(crate) flush_now: Atomic<bool>,
     /// Copy of [`Shared::inner`]'s `stopping`, readable without the lock.
     stopping: Atomic<bool>,
     #[pin]
@@ -95,91 +134,154 @@ impl Shared {
         self.stopping.load(Relaxed)
     }
 
-    /// Registers a new session for `sock` from `cid`, unless the module is stopping or
-    /// `max_sessions` are being served.
-    pub(crate) fn add_session(&self, sock: Arc<Socket>, cid: u32) -> Result<Arc<Session>> {
+    /// The current boot verifier.
+    pub(crate) fn verifier(&self) -> u64 {
+        self.boot_verifier.load(Relaxed)
+    }
+
+    /// Gives the connection `sock` from `cid`, which said `hello`, its session: the one
+    /// `hello` resumes when it names a session of the same client instance and CID that
+    /// has not ended, else a new one (unless the module is stopping: `ESHUTDOWN`, or
+    /// `max_sessions` exist: `EBUSY`). Sends `welcome` (session id and flags filled in)
+    /// before any reply of the session can go out on the new connection. Returns the
+    /// session, the connection's generation and whether it was resumed.
+    pub(crate) fn attach(
+        &self,
+        hello: &Hello,
+        cid: u32,
+        sock: &Arc<Socket>,
+        welcome: Welcome,
+        hello_seq: u64,
+    ) -> Result<(Arc<Session>, u64, bool)> {
         let mut inner = self.inner.lock();
         if inner.stopping {
             return Err(ESHUTDOWN);
+        }
+        if hello.resume_session != 0 && hello.instance != 0 {
+            if let Some(s) = inner.sessions.iter().find(|s| {
+                s.id == hello.resume_session && s.cid == cid && s.instance == hello.instance
+            }) {
+                let gen = s.connect(self, sock, hello, welcome, hello_seq, true)?;
+                self.resumed.add(1, Relaxed);
+                return Ok((s.clone(), gen, true));
+            }
+            pr_info!(
+                "cid {} asked to resume session {}, which this server does not have: new session\n",
+                cid,
+                hello.resume_session
+            );
         }
         if inner.sessions.len() >= self.config.max_sessions {
             return Err(EBUSY);
         }
         inner.next_id = inner.next_id.wrapping_add(1).max(1);
-        let session = Arc::new(
-            Session {
-                id: inner.next_id,
-                cid,
-                sock,
-                stats: Arc::new(Stats::new(), GFP_KERNEL)?,
-            },
-            GFP_KERNEL,
+        let s = Session::new(
+            inner.next_id,
+            cid,
+            hello.instance,
+            self.config.reply_cache,
+            self.config.reply_cache_bytes,
         )?;
-        inner.sessions.push(session.clone(), GFP_KERNEL)?;
-        Ok(session)
+        inner.sessions.push(s.clone(), GFP_KERNEL)?;
+        let gen = s.connect(self, sock, hello, welcome, hello_seq, false)?;
+        Ok((s, gen, false))
     }
 
-    /// Forgets session `id`.
-    pub(crate) fn remove_session(&self, id: u32) {
+    /// Ends session `s` for good when connection `gen` is still its current one (else a
+    /// newer connection took the session over): its shadows exit, it is forgotten.
+    pub(crate) fn end_session(&self, s: &Arc<Session>, gen: Option<u64>) {
+        if !s.end(gen) {
+            return;
+        }
+        self.end_shadows(s.id);
         let mut inner = self.inner.lock();
-        if let Some(i) = inner.sessions.iter().position(|s| s.id == id) {
+        if let Some(i) = inner.sessions.iter().position(|x| Arc::ptr_eq(x, s)) {
             let _ = inner.sessions.remove(i);
         }
     }
 
+    /// Ends the sessions whose client has not come back within `resume_ms`.
+    pub(crate) fn expire_sessions(&self) {
+        let limit = i64::from(self.config.resume_ms);
+        let mut old = KVec::new();
+        for s in self.inner.lock().sessions.iter() {
+            if s.detached_ms().is_some_and(|ms| ms >= limit)
+                && old.push(s.clone(), GFP_KERNEL).is_err()
+            {
+                break;
+            }
+        }
+        for s in old.iter() {
+            pr_info!(
+                "session {} (cid {}) not resumed within {} ms: ended, its shadows exit\n",
+                s.id,
+                s.cid,
+                limit
+            );
+            self.expired.add(1, Relaxed);
+            self.end_session(s, None);
+        }
+    }
+
+    /// A snapshot of the sessions.
+    pub(crate) fn sessions(&self) -> KVec<Arc<Session>> {
+        let mut out = KVec::new();
+        for s in self.inner.lock().sessions.iter() {
+            if out.push(s.clone(), GFP_KERNEL).is_err() {
+                break;
+            }
+        }
+        out
+    }
+
     /// Stops accepting sessions, shuts every session's socket down, tells every shadow to
-    /// exit.
+    /// exit, forgets the sessions kept for resumption.
     fn stop(&self) {
         let mut inner = self.inner.lock();
         inner.stopping = true;
         self.stopping.store(true, Relaxed);
         for s in inner.sessions.iter() {
-            s.sock.shutdown();
+            s.shutdown();
         }
         for s in inner.shadows.iter() {
             s.exit();
         }
+        inner.sessions.clear();
     }
 
-    /// Registers a new shadow for process `rpid` of `session` (replies go out on `tx`):
-    /// `Ok(Err(existing))` when it has one already.
+    /// Registers a new shadow for process `rpid` of `session`: `Ok(Err(existing))` when
+    /// it has one already.
     fn add_shadow(
         &self,
-        session: u32,
+        session: &Arc<Session>,
         rpid: u32,
-        tx: &Arc<Mutex<Sender>>,
     ) -> Result<core::result::Result<Arc<Shadow>, Arc<Shadow>>> {
         let mut inner = self.inner.lock();
         if let Some(s) = inner
             .shadows
             .iter()
-            .find(|s| s.session == session && s.rpid == rpid)
+            .find(|s| s.session == session.id && s.rpid == rpid)
         {
             return Ok(Err(s.clone()));
         }
         if inner.stopping {
             return Err(ESHUTDOWN);
         }
-        let shadow = Shadow::new(session, rpid, random_u64(), tx.clone())?;
+        let shadow = Shadow::new(session.clone(), rpid, random_u64())?;
         inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
         Ok(Ok(shadow))
     }
 
     /// The shadow of process `rpid` of `session`; started when there is none yet.
-    pub(crate) fn shadow_for(
-        &self,
-        session: u32,
-        rpid: u32,
-        tx: &Arc<Mutex<Sender>>,
-    ) -> Result<Arc<Shadow>> {
-        let shadow = match self.add_shadow(session, rpid, tx)? {
+    pub(crate) fn shadow_for(&self, session: &Arc<Session>, rpid: u32) -> Result<Arc<Shadow>> {
+        let shadow = match self.add_shadow(session, rpid)? {
             Ok(new) => new,
             Err(existing) => return Ok(existing),
         };
         if let Err(e) = shadow::spawn(&shadow) {
             pr_err!(
                 "cannot start a shadow for session {} pid {}: {:?}\n",
-                session,
+                session.id,
                 rpid,
                 e
             );
@@ -193,13 +295,11 @@ impl Shared {
     /// parent's shadow will fork.
     pub(crate) fn add_forked_shadow(
         &self,
-        session: u32,
+        session: &Arc<Session>,
         rpid: u32,
-        tx: &Arc<Mutex<Sender>>,
     ) -> Result<Arc<Shadow>> {
-        self.add_shadow(session, rpid, tx)?.map_err(|_| EEXIST)
+        self.add_shadow(session, rpid)?.map_err(|_| EEXIST)
     }
-
     /// The shadow of process `rpid` of `session`, if it has one.
     pub(crate) fn find_process(&self, session: u32, rpid: u32) -> Option<Arc<Shadow>> {
         self.inner
@@ -268,12 +368,34 @@ impl Shared {
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
         writeln!(f, "port={}", c.port)?;
-        writeln!(f, "boot_verifier={:#018x}", this.boot_verifier)?;
+        writeln!(f, "boot_verifier={:#018x}", this.verifier())?;
         writeln!(f, "heartbeat_ms={}", c.heartbeat_ms)?;
         writeln!(f, "max_frame={}", c.max_frame)?;
         writeln!(f, "split={}", c.split)?;
+        writeln!(f, "flush_ms={}", c.flush_ms)?;
+        writeln!(f, "resume_ms={}", c.resume_ms)?;
+        for (k, v) in [
+            ("resumed", &this.resumed),
+            ("expired", &this.expired),
+            ("cache_hits", &this.cache_hits),
+            ("dup_pending", &this.dup_pending),
+            ("syncs", &this.syncs),
+            ("sync_errors", &this.sync_errors),
+            ("flushed_sent", &this.flushed_sent),
+        ] {
+            writeln!(f, "{}={}", k, v.load(Relaxed))?;
+        }
         let inner = this.inner.lock();
         writeln!(f, "sessions={}", inner.sessions.len())?;
+        writeln!(
+            f,
+            "detached={}",
+            inner
+                .sessions
+                .iter()
+                .filter(|s| s.detached_ms().is_some())
+                .count()
+        )?;
         writeln!(f, "shadows={}", inner.shadows.len())?;
         writeln!(f, "accepted={}", this.accepted.load(Relaxed))?;
         writeln!(f, "rejected={}", this.rejected.load(Relaxed))?;
@@ -285,16 +407,66 @@ impl Shared {
         )?;
         this.totals.show(f)?;
         for s in inner.sessions.iter() {
-            writeln!(
-                f,
-                "session id={} cid={} frames_in={} frames_out={} bytes_in={} bytes_out={}",
-                s.id,
-                s.cid,
-                s.stats.frames_in.load(Relaxed),
-                s.stats.frames_out.load(Relaxed),
-                s.stats.bytes_in.load(Relaxed),
-                s.stats.bytes_out.load(Relaxed),
-            )?;
+            let n = inner.shadows.iter().filter(|x| x.session == s.id).count();
+            s.show(f, n)?;
+        }
+        Ok(())
+    }
+
+    /// The debugfs `control` file: `drop_link [ID]` closes the connection of session ID
+    /// (every session without ID) as a network failure would; `end_session ID` ends
+    /// session ID now (its shadows exit: a session kept for resumption keeps the module
+    /// busy through its shadows' open device files, so unload needs this first); `flush`
+    /// runs the flusher now; `fail_flush` makes the next sync count as a writeback error.
+    fn control(this: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+        let mut buf = [0u8; 32];
+        let n = reader.len();
+        let dst = buf.get_mut(..n).ok_or(EINVAL)?;
+        reader.read_slice(dst)?;
+        let text = core::str::from_utf8(dst).map_err(|_| EINVAL)?.trim();
+        let (cmd, arg) = text.split_once(' ').unwrap_or((text, ""));
+        match cmd {
+            "drop_link" => {
+                let id: Option<u32> = match arg.trim() {
+                    "" => None,
+                    a => Some(a.parse().map_err(|_| EINVAL)?),
+                };
+                let mut dropped = 0;
+                for s in this.sessions().iter() {
+                    if id.is_none_or(|id| id == s.id) && s.shutdown() {
+                        pr_notice!(
+                            "session {} (cid {}): connection closed on request (debugfs drop_link)\n",
+                            s.id,
+                            s.cid
+                        );
+                        dropped += 1;
+                    }
+                }
+                if dropped == 0 {
+                    return Err(ENOENT);
+                }
+            }
+            "end_session" => {
+                let id: u32 = arg.trim().parse().map_err(|_| EINVAL)?;
+                let s = this
+                    .sessions()
+                    .into_iter()
+                    .find(|s| s.id == id)
+                    .ok_or(ENOENT)?;
+                pr_info!(
+                    "session {} (cid {}) ended on request (debugfs end_session)\n",
+                    s.id,
+                    s.cid
+                );
+                s.shutdown();
+                this.end_session(&s, None);
+            }
+            "flush" => this.flush_now.store(true, Relaxed),
+            "fail_flush" => {
+                this.inject_sync_error.store(true, Relaxed);
+                this.flush_now.store(true, Relaxed);
+            }
+            _ => return Err(EINVAL),
         }
         Ok(())
     }
@@ -306,9 +478,12 @@ impl Shared {
 pub(crate) struct TetherServer {
     _shadow_dev: Pin<KBox<MiscDeviceRegistration<ShadowFile>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    _control_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     listener: Arc<Socket>,
     queue: Option<OwnedQueue>,
+    /// Dropped after `queue` (whose flusher syncs through it).
+    _root: flusher::RootFile,
     _dir: debugfs::Dir,
 }
 
@@ -316,16 +491,28 @@ impl kernel::Module for TetherServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
         let port = config.port;
+        let root = flusher::RootFile::open()
+            .inspect_err(|e| pr_err!("cannot open the export root (root=): {:?}\n", e))?;
         let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
                 config,
-                boot_verifier: random_u64(),
+                boot_verifier: Atomic::new(random_u64()),
                 totals,
                 accepted: Atomic::new(0),
                 rejected: Atomic::new(0),
                 bad_frames: Atomic::new(0),
                 heartbeat_misses: Atomic::new(0),
+                resumed: Atomic::new(0),
+                expired: Atomic::new(0),
+                cache_hits: Atomic::new(0),
+                dup_pending: Atomic::new(0),
+                dirty: Atomic::new(0),
+                syncs: Atomic::new(0),
+                sync_errors: Atomic::new(0),
+                flushed_sent: Atomic::new(0),
+                inject_sync_error: Atomic::new(false),
+                flush_now: Atomic::new(false),
                 stopping: Atomic::new(false),
                 inner <- new_mutex!(
                     Inner {
@@ -350,6 +537,10 @@ impl kernel::Module for TetherServer {
             dir.read_callback_file(c"state", shared.clone(), &Shared::show),
             GFP_KERNEL,
         )?;
+        let control_file = KBox::pin_init(
+            dir.write_callback_file(c"control", shared.clone(), &Shared::control),
+            GFP_KERNEL,
+        )?;
         shadow::SHARED.publish(Some(shared.clone()));
         let shadow_dev = KBox::pin_init(
             MiscDeviceRegistration::register(MiscDeviceOptions {
@@ -358,19 +549,32 @@ impl kernel::Module for TetherServer {
             GFP_KERNEL,
         )
         .inspect_err(|_| shadow::SHARED.publish(None))?;
-        listener::start(&queue, shared.clone(), listener.clone())
-            .inspect_err(|_| shadow::SHARED.publish(None))?;
+        let sh = shared.clone();
+        if let Err(e) = queue
+            .queue()
+            .try_spawn(GFP_KERNEL, move || flusher::run(sh))
+        {
+            shadow::SHARED.publish(None);
+            return Err(e.into());
+        }
+        if let Err(e) = listener::start(&queue, shared.clone(), listener.clone()) {
+            shadow::SHARED.publish(None);
+            shared.stop();
+            return Err(e);
+        }
         pr_info!(
             "listening on vsock port {}, boot verifier {:#x}\n",
             port,
-            shared.boot_verifier
+            shared.verifier()
         );
         Ok(Self {
             _shadow_dev: shadow_dev,
             _state_file: state_file,
+            _control_file: control_file,
             shared,
             listener,
             queue: Some(queue),
+            _root: root,
             _dir: dir,
         })
     }

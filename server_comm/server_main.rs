@@ -17,6 +17,7 @@ mod proto;
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
 
+mod flusher;
 mod listener;
 mod server;
 mod session;
@@ -47,7 +48,27 @@ module! {
         },
         max_sessions: u32 {
             default: 64,
-            description: "most sessions served at once",
+            description: "most sessions served at once (connected or kept for resumption)",
+        },
+        flush_ms: u32 {
+            default: 1000,
+            description: "the flusher syncs the export root and acks durability (SERVER_FLUSHED) every flush_ms ms (10..=600000)",
+        },
+        flush_dirty_kb: u32 {
+            default: 8192,
+            description: "the flusher also runs once clients sent this many KiB of request data since the last sync (0: only by time)",
+        },
+        resume_ms: u32 {
+            default: 30000,
+            description: "a session whose connection is lost keeps its shadows this long for the same client to resume it (0: end at once)",
+        },
+        reply_cache: u32 {
+            default: 256,
+            description: "replies kept per session to answer re-sent requests (1..=65536)",
+        },
+        reply_cache_kb: u32 {
+            default: 4096,
+            description: "bytes of replies kept per session, in KiB (the newest reply is always kept)",
         },
     },
 }

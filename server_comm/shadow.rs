@@ -15,7 +15,8 @@
 //! each call and reports them with `REPLY`; they go to the client as `SERVER_SIGNAL`
 //! frames ahead of the reply.
 //!
-//! Lock order: `Shared::inner` → `Shadow::inner`; `Session::tx` is taken alone.
+//! Lock order: `Shared::inner` → `Shadow::inner`; `Session::link` is never taken with
+//! `Shadow::inner` held.
 
 use kernel::{
     alloc::KVVec,
@@ -30,12 +31,10 @@ use kernel::{
 };
 
 use crate::global::Global;
-use crate::proto::frame::Header;
-use crate::proto::kind::Kind;
-use crate::proto::process::{ProcAttrs, SignalMsg, FORWARDED_SIGNALS};
+use crate::proto::process::{ProcAttrs, FORWARDED_SIGNALS};
 use crate::proto::syscall::SyscallReply;
 use crate::server::Shared;
-use crate::transport::Sender;
+use crate::session::Session;
 
 /// Request number of a client `fork`: `args[0]` is the child's token.
 pub(crate) const FORK_NR: u32 = u32::MAX;
@@ -113,8 +112,8 @@ pub(crate) struct Shadow {
     pub(crate) rpid: u32,
     /// Identifies the shadow to the process started for it.
     pub(crate) token: u64,
-    /// The session's sender, for replies.
-    tx: Arc<Mutex<Sender>>,
+    /// The session, for replies (it outlives a lost connection).
+    link: Arc<Session>,
     /// When the shadow was created.
     started: Instant<Monotonic>,
     #[pin]
@@ -126,18 +125,13 @@ pub(crate) struct Shadow {
 
 impl Shadow {
     /// A shadow of client process `rpid` of `session`, not started yet.
-    pub(crate) fn new(
-        session: u32,
-        rpid: u32,
-        token: u64,
-        tx: Arc<Mutex<Sender>>,
-    ) -> Result<Arc<Self>> {
+    pub(crate) fn new(link: Arc<Session>, rpid: u32, token: u64) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                session,
+                session: link.id,
                 rpid,
                 token,
-                tx,
+                link,
                 started: Instant::now(),
                 inner <- new_mutex!(
                     ShadowInner {
@@ -233,7 +227,7 @@ impl Shadow {
         };
         let calls = queued.iter().filter(|r| r.attrs.is_none()).map(|r| r.seq);
         for seq in Iterator::chain(calls, in_flight.iter().copied()) {
-            let _ = self.fail(seq, errno);
+            self.fail(seq, errno);
         }
     }
 
@@ -243,27 +237,17 @@ impl Shadow {
         self.wake.notify_all();
     }
 
-    /// Sends a reply body to the client, preceded by one `SERVER_SIGNAL` per signal in
-    /// `signals` (bit `n` for signal `n`, only [`FORWARDED_SIGNALS`]).
-    fn reply(&self, seq: u64, body: &[u8], signals: u32) -> Result {
-        let hdr = |kind| Header {
-            session: self.session,
-            rpid: self.rpid,
-            seq,
-            ..Header::new(kind, 0)
-        };
-        let mut tx = self.tx.lock();
-        for signo in (1..32u32).filter(|n| signals & FORWARDED_SIGNALS & (1 << n) != 0) {
-            let mut msg = [0u8; SignalMsg::LEN];
-            let n = SignalMsg { signo }.encode(&mut msg).map_err(|_| EINVAL)?;
-            tx.send(hdr(Kind::ServerSignal), msg.get(..n).ok_or(EINVAL)?)?;
-        }
-        tx.send(hdr(Kind::ServerReply), body)
+    /// Sends a reply body to the client (or keeps it for a re-send while the session
+    /// waits for its client), preceded by one `SERVER_SIGNAL` per signal in `signals` (bit
+    /// `n` for signal `n`, only [`FORWARDED_SIGNALS`]).
+    fn reply(&self, seq: u64, body: &[u8], signals: u32) {
+        self.link
+            .reply(self.rpid, seq, body, signals & FORWARDED_SIGNALS);
     }
 
     /// Answers `seq` with `-errno` and no output.
-    pub(crate) fn fail(&self, seq: u64, errno: u32) -> Result {
-        self.reply(seq, &SyscallReply::bare(-i64::from(errno)), 0)
+    pub(crate) fn fail(&self, seq: u64, errno: u32) {
+        self.reply(seq, &SyscallReply::bare(-i64::from(errno)), 0);
     }
 
     /// Gives the calling shadow process `attrs` (NEXT, in the shadow's context).
@@ -363,7 +347,7 @@ impl ShadowFile {
             }
         };
         if req.body.len() > args.cap as usize {
-            let _ = shadow.fail(req.seq, kernel::bindings::E2BIG);
+            shadow.fail(req.seq, kernel::bindings::E2BIG);
             return Err(EMSGSIZE);
         }
         UserSlice::new(UserPtr::from_addr(args.buf as usize), req.body.len())
@@ -403,7 +387,7 @@ impl ShadowFile {
                 FORWARDED_SIGNALS
             );
         }
-        shadow.reply(args.seq, &body, args.signals)?;
+        shadow.reply(args.seq, &body, args.signals);
         Ok(0)
     }
 }

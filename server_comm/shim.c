@@ -12,6 +12,8 @@
 #include <linux/sched/signal.h>
 #include <linux/uidgid.h>
 #include <linux/umh.h>
+#include <linux/fs.h>
+#include <linux/errseq.h>
 #include "../rust/kernel/vsock_shim.c"
 
 static unsigned int allowed_cids[16];
@@ -145,4 +147,51 @@ bool tether_pid_alive(pid_t pid)
 	alive = task && !task->exit_state && !(task->flags & PF_EXITING);
 	rcu_read_unlock();
 	return alive;
+}
+
+/*
+ * Durability: the export root's file, opened at load (in insmod's context: the root and
+ * mounts the administrator sees, which kernel threads may not) and held until unload, so
+ * that the superblock's writeback-error sequence is checked against one cursor.
+ */
+static struct file *sync_file;
+
+/* Opens the export root for tether_sync_root(); 0 or -errno. */
+int tether_sync_open(void);
+int tether_sync_open(void)
+{
+	struct file *f = filp_open(export_root, O_RDONLY | O_DIRECTORY, 0);
+
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	sync_file = f;
+	return 0;
+}
+
+/* Syncs the file system of the export root, like syncfs(2): 0, or -errno when the sync
+ * failed or a writeback error happened since the previous call. Flusher only. */
+int tether_sync_root(void);
+int tether_sync_root(void)
+{
+	struct super_block *sb;
+	int ret, ret2;
+
+	if (!sync_file)
+		return -EBADF;
+	sb = file_inode(sync_file)->i_sb;
+	down_read(&sb->s_umount);
+	ret = sync_filesystem(sb);
+	up_read(&sb->s_umount);
+	ret2 = errseq_check_and_advance(&sb->s_wb_err, &sync_file->f_sb_err);
+	return ret ? ret : ret2;
+}
+
+/* Closes the export root's file (unload, once the flusher stopped). */
+void tether_sync_release(void);
+void tether_sync_release(void)
+{
+	if (sync_file) {
+		fput(sync_file);
+		sync_file = NULL;
+	}
 }

@@ -11,6 +11,7 @@ in_chroot /bin/sh -ec '
 	sel=/cache/linux-src-7.3/tools/testing/selftests
 	cd /work/tests
 	$cc -I$sel -o build/server_proto selftests/server_proto.c
+	$cc -I$sel -o build/server_resume selftests/server_resume.c
 	$cc -o build/vsock_bench bench/vsock_bench.c
 	$cc -o build/wire_xcheck selftests/wire_xcheck.c
 '

@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 use tether_proto::frame::{Header, HEADER_LEN, MAX_FRAME};
 use tether_proto::kind::Kind;
-use tether_proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
+use tether_proto::msg::{negotiate, ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
 use tether_proto::process::{ProcAttrs, SignalMsg, SIGXFSZ};
 use tether_proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
 
@@ -52,9 +52,12 @@ fn seeds() -> Vec<Vec<u8>> {
         max_frame: 65536,
         heartbeat_ms: 500,
         kinds: Kind::all_bits(),
+        resume_session: 3,
+        instance: 0xabcd,
     };
     let n = hello.encode(&mut b).unwrap_or(0);
     out.push(b[..n].to_vec());
+    out.push(b[..Hello::LEN_V1].to_vec());
     let w = Welcome {
         version: 1,
         boot_verifier: 8,
@@ -62,8 +65,16 @@ fn seeds() -> Vec<Vec<u8>> {
         heartbeat_ms: 500,
         session: 1,
         kinds: 3,
+        flags: W_RESUMED,
     };
     let n = w.encode(&mut b).unwrap_or(0);
+    out.push(b[..n].to_vec());
+    out.push(b[..Welcome::LEN_V1].to_vec());
+    let f = Flushed {
+        up_to_seq: 99,
+        boot_verifier: 0x5eed,
+    };
+    let n = f.encode(&mut b).unwrap_or(0);
     out.push(b[..n].to_vec());
     let mut req = SyscallReq {
         nr: 0,
@@ -115,15 +126,23 @@ fn check(input: &[u8]) {
         assert_eq!(&h.encode()[..], &input[..HEADER_LEN]);
     }
     let mut b = [0u8; 64];
+    // Bodies without the optional trailing fields re-encode with them (zero): compare the
+    // bytes the input has.
     if let Ok(m) = Hello::decode(input) {
-        let n = m.encode(&mut b).expect("encode hello");
+        let n = m.encode(&mut b).expect("encode hello").min(input.len());
+        assert!(n == Hello::LEN || (n == Hello::LEN_V1 && m.instance == 0));
         assert_eq!(&b[..n], &input[..n]);
         if let Ok((v, f)) = negotiate(&m, MAX_FRAME) {
             assert!(v >= m.min_version && v <= m.max_version && f <= MAX_FRAME);
         }
     }
     if let Ok(m) = Welcome::decode(input) {
-        let n = m.encode(&mut b).expect("encode welcome");
+        let n = m.encode(&mut b).expect("encode welcome").min(input.len());
+        assert!(n == Welcome::LEN || (n == Welcome::LEN_V1 && m.flags == 0));
+        assert_eq!(&b[..n], &input[..n]);
+    }
+    if let Ok(m) = Flushed::decode(input) {
+        let n = m.encode(&mut b).expect("encode flushed");
         assert_eq!(&b[..n], &input[..n]);
     }
     if let Ok((req, data)) = SyscallReq::decode(input) {

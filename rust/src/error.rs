@@ -22,6 +22,8 @@ pub enum ProtoError {
     Unexpected = 7,
     /// The peer is not on the allow-list.
     NotAllowed = 8,
+    /// The sender closes the session for good (module unload): nothing to resume.
+    Goodbye = 9,
 }
 
 impl ProtoError {
@@ -36,6 +38,7 @@ impl ProtoError {
             6 => Self::BadValue,
             7 => Self::Unexpected,
             8 => Self::NotAllowed,
+            9 => Self::Goodbye,
             _ => return None,
         })
     }
@@ -51,6 +54,7 @@ impl ProtoError {
             Self::BadValue => "bad value",
             Self::Unexpected => "unexpected kind",
             Self::NotAllowed => "peer not allowed",
+            Self::Goodbye => "goodbye",
         }
     }
 }

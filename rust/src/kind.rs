@@ -43,11 +43,15 @@ pub enum Kind {
     /// Sent before a call whenever they changed since the last one the session saw. Not
     /// answered.
     ClientAttrs = 14,
+    /// Server → client: data of the session's answered calls is durable
+    /// ([`super::msg::Flushed`]). Sent only to clients whose `HELLO.kinds` has its bit.
+    /// (13 is `SERVER_SIGNAL`, 14 `CLIENT_ATTRS`.)
+    ServerFlushed = 15,
 }
 
 impl Kind {
     /// All kinds this version knows, in number order.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Heartbeat,
@@ -62,6 +66,7 @@ impl Kind {
         Kind::ClientExit,
         Kind::ServerSignal,
         Kind::ClientAttrs,
+        Kind::ServerFlushed,
     ];
 
     /// Decodes a kind number; `None` for numbers this version does not know.
@@ -96,6 +101,7 @@ impl Kind {
             Kind::ClientExit => "CLIENT_EXIT",
             Kind::ServerSignal => "SERVER_SIGNAL",
             Kind::ClientAttrs => "CLIENT_ATTRS",
+            Kind::ServerFlushed => "SERVER_FLUSHED",
         }
     }
 }
@@ -110,7 +116,7 @@ mod tests {
             assert_eq!(Kind::from_u16(k as u16), Some(k));
         }
         assert_eq!(Kind::from_u16(0), None);
-        assert_eq!(Kind::from_u16(15), None);
+        assert_eq!(Kind::from_u16(16), None);
         assert_eq!(Kind::from_u16(u16::MAX), None);
     }
 

@@ -19,11 +19,19 @@ pub struct Hello {
     pub heartbeat_ms: u32,
     /// Bitmap of the kinds the client will use ([`super::kind::Kind::bit`]).
     pub kinds: u64,
+    /// Session the client wants to resume (0: a new session). Optional on the wire: a
+    /// [`Hello::LEN_V1`] body (an older client) decodes with 0 here.
+    pub resume_session: u32,
+    /// Random id of this client instance, chosen at client module load; only the same
+    /// instance may resume a session (0: the session cannot be resumed).
+    pub instance: u64,
 }
 
 impl Hello {
     /// Encoded size.
-    pub const LEN: usize = 28;
+    pub const LEN: usize = 40;
+    /// Size of the body without the resume fields (clients before crash recovery).
+    pub const LEN_V1: usize = 28;
 
     /// Encodes into `buf`, returning the length used.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
@@ -34,20 +42,31 @@ impl Hello {
         w.u32(self.max_frame)?;
         w.u32(self.heartbeat_ms)?;
         w.u64(self.kinds)?;
+        w.u32(self.resume_session)?;
+        w.u64(self.instance)?;
         Ok(w.len())
     }
 
-    /// Decodes a `HELLO` body. Trailing bytes (fields of later versions) are ignored.
+    /// Decodes a `HELLO` body: [`Hello::LEN_V1`] bytes at least; the resume fields when
+    /// present (all of them: a body cut inside them is truncated). Trailing bytes
+    /// (fields of later versions) are ignored.
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut r = Reader::new(buf);
-        Ok(Self {
+        let mut h = Self {
             min_version: r.u16()?,
             max_version: r.u16()?,
             boot_verifier: r.u64()?,
             max_frame: r.u32()?,
             heartbeat_ms: r.u32()?,
             kinds: r.u64()?,
-        })
+            resume_session: 0,
+            instance: 0,
+        };
+        if !r.rest().is_empty() {
+            h.resume_session = r.u32()?;
+            h.instance = r.u64()?;
+        }
+        Ok(h)
     }
 }
 
@@ -67,11 +86,19 @@ pub struct Welcome {
     pub session: u32,
     /// Bitmap of the kinds the server supports.
     pub kinds: u64,
+    /// `W_*` bits (absent in the 30-byte body of older servers: 0).
+    pub flags: u32,
 }
+
+/// `WELCOME.flags`: the session named in `HELLO.resume_session` was resumed: same session
+/// id, its server processes and open files untouched.
+pub const W_RESUMED: u32 = 1 << 0;
 
 impl Welcome {
     /// Encoded size.
-    pub const LEN: usize = 30;
+    pub const LEN: usize = 34;
+    /// Size of the body without `flags` (servers before crash recovery).
+    pub const LEN_V1: usize = 30;
 
     /// Encodes into `buf`, returning the length used.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
@@ -82,19 +109,64 @@ impl Welcome {
         w.u32(self.heartbeat_ms)?;
         w.u32(self.session)?;
         w.u64(self.kinds)?;
+        w.u32(self.flags)?;
         Ok(w.len())
     }
 
-    /// Decodes a `WELCOME` body. Trailing bytes are ignored.
+    /// Decodes a `WELCOME` body: [`Welcome::LEN_V1`] bytes at least, then `flags` when
+    /// present. Trailing bytes are ignored.
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut r = Reader::new(buf);
-        Ok(Self {
+        let mut w = Self {
             version: r.u16()?,
             boot_verifier: r.u64()?,
             max_frame: r.u32()?,
             heartbeat_ms: r.u32()?,
             session: r.u32()?,
             kinds: r.u64()?,
+            flags: 0,
+        };
+        if !r.rest().is_empty() {
+            w.flags = r.u32()?;
+        }
+        Ok(w)
+    }
+}
+
+/// `SERVER_FLUSHED`: the server made data durable.
+///
+/// Every call of the session with `seq <= up_to_seq` whose `SERVER_REPLY` the client
+/// received before this frame is durable: the server records the highest seq answered
+/// before its sync starts, lowers it below any call answered while the sync runs, and
+/// sends this frame (in order with the replies) once the sync succeeded. A changed
+/// `boot_verifier` means a writeback error (or a server reboot): nothing retained under
+/// the old verifier is durable, the client must send it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flushed {
+    /// Highest seq covered (see above).
+    pub up_to_seq: u64,
+    /// The server's boot verifier when the sync finished.
+    pub boot_verifier: u64,
+}
+
+impl Flushed {
+    /// Encoded size.
+    pub const LEN: usize = 16;
+
+    /// Encodes into `buf`, returning the length used.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut w = Writer::new(buf);
+        w.u64(self.up_to_seq)?;
+        w.u64(self.boot_verifier)?;
+        Ok(w.len())
+    }
+
+    /// Decodes a `SERVER_FLUSHED` body. Trailing bytes are ignored.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf);
+        Ok(Self {
+            up_to_seq: r.u64()?,
+            boot_verifier: r.u64()?,
         })
     }
 }
@@ -192,6 +264,8 @@ mod tests {
             max_frame: 65536,
             heartbeat_ms: 500,
             kinds: 0x1fe,
+            resume_session: 7,
+            instance: 0x1234_5678_9abc_def0,
         }
     }
 
@@ -208,6 +282,7 @@ mod tests {
             heartbeat_ms: 250,
             session: 3,
             kinds: 6,
+            flags: W_RESUMED,
         };
         assert_eq!(w.encode(&mut b), Ok(Welcome::LEN));
         assert_eq!(Welcome::decode(&b[..Welcome::LEN]), Ok(w));
@@ -223,13 +298,58 @@ mod tests {
         };
         assert_eq!(s.encode(&mut b), Ok(SinkAck::LEN));
         assert_eq!(SinkAck::decode(&b[..SinkAck::LEN]), Ok(s));
+        let f = Flushed {
+            up_to_seq: 1 << 50,
+            boot_verifier: 0xfeed_beef,
+        };
+        assert_eq!(f.encode(&mut b), Ok(Flushed::LEN));
+        assert_eq!(Flushed::decode(&b[..Flushed::LEN]), Ok(f));
+        for i in 0..Flushed::LEN {
+            assert_eq!(Flushed::decode(&b[..i]), Err(ProtoError::Truncated));
+        }
+    }
+
+    #[test]
+    fn older_bodies_decode_without_the_new_fields() {
+        let mut b = [0u8; 64];
+        assert_eq!(hello().encode(&mut b), Ok(Hello::LEN));
+        let old = Hello::decode(&b[..Hello::LEN_V1]);
+        assert_eq!(
+            old,
+            Ok(Hello {
+                resume_session: 0,
+                instance: 0,
+                ..hello()
+            })
+        );
+        // Cut inside the resume fields: truncated, not silently zero.
+        for n in Hello::LEN_V1 + 1..Hello::LEN {
+            assert_eq!(Hello::decode(&b[..n]), Err(ProtoError::Truncated));
+        }
+        let w = Welcome {
+            version: 1,
+            boot_verifier: 2,
+            max_frame: 4096,
+            heartbeat_ms: 500,
+            session: 9,
+            kinds: 3,
+            flags: W_RESUMED,
+        };
+        assert_eq!(w.encode(&mut b), Ok(Welcome::LEN));
+        assert_eq!(
+            Welcome::decode(&b[..Welcome::LEN_V1]),
+            Ok(Welcome { flags: 0, ..w })
+        );
+        for n in Welcome::LEN_V1 + 1..Welcome::LEN {
+            assert_eq!(Welcome::decode(&b[..n]), Err(ProtoError::Truncated));
+        }
     }
 
     #[test]
     fn short_bodies_are_truncated() {
         let mut b = [0u8; 64];
         let n = hello().encode(&mut b).unwrap_or(0);
-        for i in 0..n {
+        for i in 0..Hello::LEN_V1.min(n) {
             assert_eq!(Hello::decode(&b[..i]), Err(ProtoError::Truncated));
         }
         assert_eq!(hello().encode(&mut b[..10]), Err(ProtoError::TooLong));

@@ -132,7 +132,7 @@ TEST(concurrent_sessions)
 		ASSERT_LE(0, fd[i]) TH_LOG("connect %d: %s", i, strerror(-fd[i]));
 	}
 	for (i = 0; i < NCONC; i++) {
-		tt_hello_put(body, 1, 1, 0xc0cc000000000000ull + i, TT_MAX_FRAME, 500, TT_ALL_KINDS);
+		tt_hello_put(body, 1, 1, 0xc0cc000000000000ull + i, TT_MAX_FRAME, 500, TT_V1_KINDS);
 		ASSERT_EQ(0, tt_send_frame(fd[i], TT_HELLO, 0, 0, 1, body, 28));
 	}
 	for (i = 0; i < NCONC; i++) {
@@ -185,7 +185,7 @@ static size_t b_random(uint8_t *b, uint32_t s)
 static size_t b_truncated(uint8_t *b, uint32_t s)
 {
 	tt_hdr_put(b, TT_HELLO, 0, 28, s, 1);
-	tt_hello_put(b + TT_HDR_LEN, 1, 1, 1, TT_MAX_FRAME, 500, TT_ALL_KINDS);
+	tt_hello_put(b + TT_HDR_LEN, 1, 1, 1, TT_MAX_FRAME, 500, TT_V1_KINDS);
 	return TT_HDR_LEN + 10;
 }
 
@@ -217,21 +217,21 @@ static size_t b_bad_version(uint8_t *b, uint32_t s)
 {
 	tt_hdr_put(b, TT_HELLO, 0, 28, s, 1);
 	tt_put16(b + 4, 2);
-	tt_hello_put(b + TT_HDR_LEN, 1, 1, 1, TT_MAX_FRAME, 500, TT_ALL_KINDS);
+	tt_hello_put(b + TT_HDR_LEN, 1, 1, 1, TT_MAX_FRAME, 500, TT_V1_KINDS);
 	return TT_HDR_LEN + 28;
 }
 
 static size_t b_hello_no_common_version(uint8_t *b, uint32_t s)
 {
 	tt_hdr_put(b, TT_HELLO, 0, 28, s, 1);
-	tt_hello_put(b + TT_HDR_LEN, 2, 3, 1, TT_MAX_FRAME, 500, TT_ALL_KINDS);
+	tt_hello_put(b + TT_HDR_LEN, 2, 3, 1, TT_MAX_FRAME, 500, TT_V1_KINDS);
 	return TT_HDR_LEN + 28;
 }
 
 static size_t b_hello_tiny_frame(uint8_t *b, uint32_t s)
 {
 	tt_hdr_put(b, TT_HELLO, 0, 28, s, 1);
-	tt_hello_put(b + TT_HDR_LEN, 1, 1, 1, TT_MIN_FRAME - 1, 500, TT_ALL_KINDS);
+	tt_hello_put(b + TT_HDR_LEN, 1, 1, 1, TT_MIN_FRAME - 1, 500, TT_V1_KINDS);
 	return TT_HDR_LEN + 28;
 }
 
@@ -239,7 +239,7 @@ static size_t b_bad_magic(uint8_t *b, uint32_t s)
 {
 	tt_hdr_put(b, TT_HELLO, 0, 28, s, 1);
 	memcpy(b, "TTHX", 4);
-	tt_hello_put(b + TT_HDR_LEN, 1, 1, 1, TT_MAX_FRAME, 500, TT_ALL_KINDS);
+	tt_hello_put(b + TT_HDR_LEN, 1, 1, 1, TT_MAX_FRAME, 500, TT_V1_KINDS);
 	return TT_HDR_LEN + 28;
 }
 

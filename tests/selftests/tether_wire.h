@@ -32,13 +32,15 @@ enum tt_kind {
 	TT_HELLO = 1, TT_WELCOME, TT_HEARTBEAT, TT_ERROR,
 	TT_ECHO_REQ, TT_ECHO_REPLY, TT_SINK, TT_SINK_ACK,
 	TT_CLIENT_SYSTEM_CALL, TT_SERVER_REPLY, TT_CLIENT_FORK, TT_CLIENT_EXIT,
-	TT_SERVER_SIGNAL, TT_CLIENT_ATTRS,
+	TT_SERVER_SIGNAL, TT_CLIENT_ATTRS, TT_SERVER_FLUSHED,
 };
 enum tt_err {
 	TT_E_TRUNCATED = 1, TT_E_BAD_MAGIC, TT_E_BAD_VERSION, TT_E_UNKNOWN_KIND,
-	TT_E_TOO_LONG, TT_E_BAD_VALUE, TT_E_UNEXPECTED, TT_E_NOT_ALLOWED,
+	TT_E_TOO_LONG, TT_E_BAD_VALUE, TT_E_UNEXPECTED, TT_E_NOT_ALLOWED, TT_E_GOODBYE,
 };
-#define TT_ALL_KINDS 0x7ffeull /* bit n for kind n, kinds 1..14 */
+#define TT_V1_KINDS 0x1ffeull /* bit n for kind n, kinds 1..12: a client before crash recovery */
+#define TT_ALL_KINDS 0xfffeull /* kinds 1..15 */
+#define TT_W_RESUMED 1u /* WELCOME.flags: the session was resumed */
 
 struct tt_hdr {
 	uint32_t magic;
@@ -52,6 +54,11 @@ struct tt_welcome {
 	uint64_t boot_verifier;
 	uint32_t max_frame, heartbeat_ms, session;
 	uint64_t kinds;
+	uint32_t flags; /* 0 in a 30-byte (older) body */
+};
+
+struct tt_flushed {
+	uint64_t up_to_seq, boot_verifier;
 };
 
 static inline void tt_put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
@@ -87,7 +94,7 @@ static inline void tt_hdr_get(const uint8_t *in, struct tt_hdr *h)
 	h->seq = tt_get64(in + 24);
 }
 
-/* HELLO body (28 bytes). */
+/* HELLO body of a client before crash recovery (28 bytes). */
 static inline size_t tt_hello_put(uint8_t *out, uint16_t minv, uint16_t maxv, uint64_t bv,
 				  uint32_t max_frame, uint32_t hb_ms, uint64_t kinds)
 {
@@ -100,7 +107,47 @@ static inline size_t tt_hello_put(uint8_t *out, uint16_t minv, uint16_t maxv, ui
 	return 28;
 }
 
-/* WELCOME body (30 bytes); returns 0 when too short. */
+/* HELLO body with the resume fields (40 bytes): the session to resume (0: new) and the
+ * client instance id (0: the session cannot be resumed). */
+static inline size_t tt_hello_put2(uint8_t *out, uint16_t minv, uint16_t maxv, uint64_t bv,
+				   uint32_t max_frame, uint32_t hb_ms, uint64_t kinds,
+				   uint32_t resume_session, uint64_t instance)
+{
+	tt_hello_put(out, minv, maxv, bv, max_frame, hb_ms, kinds);
+	tt_put32(out + 28, resume_session);
+	tt_put64(out + 32, instance);
+	return 40;
+}
+
+/* SERVER_FLUSHED body (16 bytes); returns 0 when too short. */
+static inline int tt_flushed_get(const uint8_t *in, size_t len, struct tt_flushed *f)
+{
+	if (len < 16)
+		return 0;
+	f->up_to_seq = tt_get64(in);
+	f->boot_verifier = tt_get64(in + 8);
+	return 1;
+}
+
+/* CLIENT_SYSTEM_CALL body without buffers (56 bytes): nr and six register arguments. */
+static inline size_t tt_syscall_put(uint8_t *out, uint32_t nr, const uint64_t args[6])
+{
+	tt_put32(out, nr);
+	tt_put32(out + 4, 0);
+	for (int i = 0; i < 6; i++)
+		tt_put64(out + 8 + 8 * i, args[i]);
+	return 56;
+}
+
+/* SERVER_REPLY: the return value (i64 at offset 0); 0 when the body is too short. */
+static inline int tt_reply_ret(const uint8_t *in, size_t len, int64_t *ret)
+{
+	if (len < 16)
+		return 0;
+	*ret = (int64_t)tt_get64(in);
+	return 1;
+}
+/* WELCOME body (34 bytes; 30 from older servers, flags 0); returns 0 when too short. */
 static inline int tt_welcome_get(const uint8_t *in, size_t len, struct tt_welcome *w)
 {
 	if (len < 30)
@@ -111,6 +158,7 @@ static inline int tt_welcome_get(const uint8_t *in, size_t len, struct tt_welcom
 	w->heartbeat_ms = tt_get32(in + 14);
 	w->session = tt_get32(in + 18);
 	w->kinds = tt_get64(in + 22);
+	w->flags = len >= 34 ? tt_get32(in + 30) : 0;
 	return 1;
 }
 
@@ -312,7 +360,8 @@ static inline ssize_t tt_recv_frame(int fd, struct tt_hdr *h, void *body, size_t
 	}
 }
 
-/* HELLO with the usual values; then WELCOME into w. 0 or -errno (-EPROTO: bad answer). */
+/* HELLO of a client before crash recovery (28 bytes, kinds 1..12); then WELCOME into w.
+ * 0 or -errno (-EPROTO: bad answer). */
 static inline int tt_handshake(int fd, uint32_t max_frame, struct tt_welcome *w)
 {
 	uint8_t body[TT_HANDSHAKE_MAX];
@@ -320,7 +369,7 @@ static inline int tt_handshake(int fd, uint32_t max_frame, struct tt_welcome *w)
 	ssize_t n;
 
 	tt_hello_put(body, 1, 1, 0x7e57000000000000ull | (uint64_t)getpid(), max_frame,
-		     tt_env("TETHER_HEARTBEAT_MS", 500), TT_ALL_KINDS);
+		     tt_env("TETHER_HEARTBEAT_MS", 500), TT_V1_KINDS);
 	n = tt_send_frame(fd, TT_HELLO, 0, 0, 1, body, 28);
 	if (n < 0)
 		return n;

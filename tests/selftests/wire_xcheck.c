@@ -25,7 +25,8 @@ int main(void)
 	hex("hdr", b, TT_HDR_LEN);
 	tt_hdr_put(b, TT_SINK, TT_F_ACK_REQ, 65536, 0xdeadbeef, 0x0102030405060708ull);
 	hex("hdr", b, TT_HDR_LEN);
-	hex("hello", b, tt_hello_put(b, 1, 1, 0x0102030405060708ull, 1 << 20, 500, TT_ALL_KINDS));
+	hex("hello", b, tt_hello_put2(b, 1, 1, 0x0102030405060708ull, 1 << 20, 500, TT_ALL_KINDS,
+				      0x0a0b0c0d, 0x8877665544332211ull));
 	/* WELCOME: the C side only decodes; re-encode the decoded fields by hand. */
 	memset(b, 0, sizeof(b));
 	tt_put16(b, 1);
@@ -34,16 +35,32 @@ int main(void)
 	tt_put32(b + 14, 250);
 	tt_put32(b + 18, 9);
 	tt_put64(b + 22, 0x1fe);
-	if (!tt_welcome_get(b, 30, &w) || w.version != 1 || w.boot_verifier != 0x1122334455667788ull ||
-	    w.max_frame != 65536 || w.heartbeat_ms != 250 || w.session != 9 || w.kinds != 0x1fe)
+	tt_put32(b + 30, TT_W_RESUMED);
+	if (!tt_welcome_get(b, 34, &w) || w.version != 1 || w.boot_verifier != 0x1122334455667788ull ||
+	    w.max_frame != 65536 || w.heartbeat_ms != 250 || w.session != 9 || w.kinds != 0x1fe ||
+	    w.flags != TT_W_RESUMED)
 		return 1;
-	hex("welcome", b, 30);
+	if (!tt_welcome_get(b, 30, &w) || w.flags != 0)
+		return 1;
+	hex("welcome", b, 34);
 	tt_put32(b, TT_E_TOO_LONG);
 	tt_put32(b + 4, 4097);
 	hex("error", b, 8);
 	tt_put64(b, 1 << 20);
 	tt_put64(b + 8, 0xfeed);
 	hex("sinkack", b, 16);
+	{
+		struct tt_flushed f;
+
+		tt_put64(b, 0x0102030405060708ull);
+		tt_put64(b + 8, 0xf0e0d0c0b0a09080ull);
+		if (!tt_flushed_get(b, 16, &f) || f.up_to_seq != 0x0102030405060708ull ||
+		    f.boot_verifier != 0xf0e0d0c0b0a09080ull || tt_flushed_get(b, 15, &f))
+			return 1;
+		hex("flushed", b, 16);
+	}
+	tt_hdr_put(b, TT_SERVER_FLUSHED, 0, 16, 3, 42);
+	hex("hdr", b, TT_HDR_LEN);
 	for (uint32_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)((i * 131u) >> 3);
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)

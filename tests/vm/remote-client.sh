@@ -49,6 +49,9 @@ echo client-local >/etc/tether-where
 check "loader flag set on the marked copies" eval \
 	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
 
+# --- crash survival, server side: reply cache, session resumption, durability acks --------
+selftest $TB/server_resume 400
+
 # --- fsops transcripts ------------------------------------------------------------------
 rc=0
 /tmp/fsops /tethered/t >/out/fsops-tethered.txt 2>&1 &
@@ -485,6 +488,79 @@ sigcmp pipe-handler
 check "signals: a SIGPIPE handler runs for each EPIPE write (SI_USER, from itself)" \
 	eval 'has "$sig_out" "second write without a reader = -1 EPIPE [signals seen by the handler: 2, last PIPE code SI_USER from self yes]"'
 srv 20 'rm -f /srv/tmp/sigs-*' >&2  # (what the killed runs left)
+
+# --- durability acks and session resumption (issue 5) --------------------------------------
+c() { key $D/state "$1"; }
+SD=/sys/kernel/debug/tether_server
+# answered SID : the server's highest answered seq of session SID.
+answered() { srv 20 "sed -n 's/^session id=$1 .* answered=\([0-9]*\) .*/\1/p' $SD/state"; }
+sid=$(c session)
+o=$(tb 'printf "durable %s\n" $(seq 1 500) >/data/durable.txt && echo written' 2>&1)
+a=$(answered "$sid")
+note "session $sid: server answered up to seq ${a:-?}; client: flushed_up_to=$(c flushed_up_to) flushed=$(c flushed)"
+check "durability: a tethered write completes (${o//$'\n'/ | })" has "$o" written
+check "durability: the server acks it: flushed_up_to reaches the session's answered seq (${a:-?}) within 10 s" \
+	wait_until 10 eval '[ -n "$a" ] && [ "$(c flushed_up_to)" -ge "$a" ]'
+check "durability: SERVER_FLUSHED carries the server's boot verifier" \
+	test "$(c flushed_verifier)" = "$(c peer_boot_verifier)"
+check "durability: no bad SERVER_FLUSHED frames" test "$(c bad_flushed)" = 0
+
+# The server closes the session's connection as a network failure would (debugfs
+# drop_link): the client reconnects and resumes the session; a tethered process that made
+# no call meanwhile keeps its remote fd and its shadow.
+srv 20 'printf "one\ntwo\n" >/srv/data/resume.txt' >&2
+mkfifo /dev/tether-gate2
+read -r -d '' S <<'EOF2'
+echo start=$$
+exec 3</data/resume.txt
+read -r a <&3; echo "first=$a"
+read -r g <>/dev/tether-gate2
+read -r b <&3; echo "second-rc=$? b=$b"
+echo done
+EOF2
+rm -f /tmp/resume.out
+$BASHM -c "$S" >/tmp/resume.out 2>&1 &
+kp=$!
+wait_until 20 grep -q '^first=' /tmp/resume.out
+sh0=$(srv 20 'pgrep -x tether-shadow | sort | tr "\n" " "')
+r0=$(c resumed) conn0=$(c connects) sid=$(c session)
+o=$(srv 20 "echo drop_link $sid >$SD/control && echo dropped")
+note "server: $o; shadows before: $sh0"
+check "resume: the server drops session $sid's connection on request" has "$o" dropped
+check "resume: the client reconnects and resumes (resumed $r0 -> $(c resumed))" \
+	wait_until 30 eval '[ "$(c resumed)" -gt "$r0" ] && [ "$(c state)" = connected ]'
+check "resume: same session id ($sid -> $(c session)), one more connect" \
+	eval '[ "$(c session)" = "$sid" ] && [ "$(c connects)" = $((conn0 + 1)) ]'
+sh1=$(srv 20 'pgrep -x tether-shadow | sort | tr "\n" " "')
+check "resume: the shadows are untouched (before: $sh0, after: $sh1)" eval '[ -n "$sh0" ] && [ "$sh0" = "$sh1" ]'
+check "resume: server dmesg says the session was resumed" \
+	wait_until 5 grep -q "session $sid (cid [0-9]*) resumed" $SDMESG
+echo go >/dev/tether-gate2
+rc=0
+reap $kp 20 >/tmp/reap.out || rc=$?
+out=$(cat /tmp/resume.out)
+note "$out"
+check "resume: the fd opened before the outage reads on (first=$(val first "$out"), then ${out##*second-rc=})" \
+	eval 'has "$out" "first=one" && has "$out" "second-rc=0 b=two" && has "$out" done'
+rm -f /dev/tether-gate2
+
+# A writeback error is never acked: the server rotates its verifier and says so.
+vc0=$(c verifier_changes) pbv=$(c peer_boot_verifier)
+srv 20 "echo fail_flush >$SD/control" >&2
+check "writeback error: the client sees a verifier change within 10 s (changes $vc0 -> $(c verifier_changes))" \
+	wait_until 10 eval '[ "$(c verifier_changes)" -gt "$vc0" ]'
+nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")
+check "writeback error: new verifier = the server's ($pbv -> $(c peer_boot_verifier), server $nbv)" \
+	eval '[ "$(c peer_boot_verifier)" != "$pbv" ] && [ "$(c peer_boot_verifier)" = "$nbv" ]'
+check "writeback error: server dmesg reports it" wait_until 5 grep -q "sync of the export root failed" $SDMESG
+
+# A session (with a shadow) left waiting for a resume: the server's unload must end it
+# (tests/vm/remote-server.sh checks sessions, shadows and kmemleak after its rmmod).
+o=$(TETHER_LEAVE_SESSION=1 timeout 60 $TB/server_resume -t leave_detached_session 2>&1)
+rc=$?
+note "$o"
+check "a session is left waiting for a resume on the server (exit $rc)" \
+	eval '[ $rc = 0 ] && grep -q "^left session [0-9]* (with a shadow) and [0-9]* (without)" <<<"$o"'
 
 # --- unload -------------------------------------------------------------------------------
 $BASHM -c 'exec sleep 60' &

@@ -41,21 +41,34 @@ echo root-only >/srv/etc/root-only && chmod 644 /srv/etc/root-only  # identity t
 mkdir -m 770 /srv/grp && chown 0:50 /srv/grp
 sync
 
-check "insmod tether_server (root=/srv, squash_root=0)" insmod /tether/server_comm/tether_server.ko \
-	allowed_cids=${CLIENT_CID:-3} shadow_path=$SHADOW root=/srv squash_root=0
+# resume_ms: long enough that the session the client leaves behind at its end is still
+# waiting when this script unloads the module.
+check "insmod tether_server (root=/srv, squash_root=0, resume_ms=300000)" insmod /tether/server_comm/tether_server.ko \
+	allowed_cids=${CLIENT_CID:-3} shadow_path=$SHADOW root=/srv squash_root=0 resume_ms=300000
 check "fsops runs locally in /srv/local/t" eval "timeout 60 $FSOPS /srv/local/t >/shared/fsops-local.txt 2>&1"
 touch /shared/server-up
 
 serve_requests "${SERVE_SECONDS:-300}" /shared/client-done
 check "client finished its sequence" test -e /shared/client/client-done
 
-# The client unloaded its module: every session and shadow must be gone.
-shadows_gone() { [ "$(key $D/state shadows)" = 0 ] && [ "$(key $D/state sessions)" = 0 ]; }
-check "shadows=0 and sessions=0 after the client unloaded" wait_until 30 shadows_gone
+# The client unloaded its module (goodbye): its session and shadows are gone; left are the
+# two sessions the client's last test abandoned, waiting for a resume, one with a shadow.
+left() {
+	[ "$(key $D/state sessions)" = 2 ] && [ "$(key $D/state detached)" = 2 ] &&
+		[ "$(key $D/state shadows)" = 1 ]
+}
+check "after the client unloaded: only the 2 abandoned sessions (detached, 1 shadow) are left" \
+	wait_until 30 left
 cat $D/state >/out/state 2>/dev/null
-check "no tether-shadow process left" wait_until 10 eval '! pgrep -x tether-shadow >/dev/null'
+grep -E '^(sessions|detached|shadows)=|^session ' /out/state
+# A shadow holds the module (its open /dev/tether_shadow): end its session first.
+sid=$(sed -n 's/^session id=\([0-9]*\) .* shadows=1 .*/\1/p' /out/state)
+check "end_session $sid (the one with a shadow) on request" eval "echo end_session $sid >$D/control"
+check "its shadow exits, the other session stays" wait_until 10 eval \
+	'! pgrep -x tether-shadow >/dev/null && [ "$(key $D/state shadows)" = 0 ] && [ "$(key $D/state sessions)" = 1 ]'
 pgrep -ax tether-shadow
-check "rmmod tether_server" rmmod tether_server
+check "rmmod tether_server with a session kept for resumption" rmmod tether_server
+pgrep -ax tether-shadow
 check "server debugfs gone after rmmod" test ! -e $D
 check "kmemleak: no leaks on the server" kmemleak_clean
 umount /srv

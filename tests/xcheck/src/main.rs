@@ -4,7 +4,7 @@
 use tether_proto::codec::{sum64, SUM_INIT};
 use tether_proto::frame::{Header, F_ACK_REQ, F_REPLY};
 use tether_proto::kind::Kind;
-use tether_proto::msg::{ErrorMsg, Hello, SinkAck, Welcome};
+use tether_proto::msg::{ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
 use tether_proto::process::{ProcAttrs, SignalMsg, RLIM_INFINITY};
 
 fn hex(b: &[u8]) -> String {
@@ -34,6 +34,8 @@ fn main() {
         max_frame: 1 << 20,
         heartbeat_ms: 500,
         kinds: Kind::all_bits(),
+        resume_session: 0x0a0b_0c0d,
+        instance: 0x8877_6655_4433_2211,
     };
     let n = hello.encode(&mut b).unwrap_or(0);
     println!("hello {}", hex(&b[..n]));
@@ -44,6 +46,7 @@ fn main() {
         heartbeat_ms: 250,
         session: 9,
         kinds: 0x1fe,
+        flags: W_RESUMED,
     };
     let n = w.encode(&mut b).unwrap_or(0);
     println!("welcome {}", hex(&b[..n]));
@@ -51,6 +54,17 @@ fn main() {
     println!("error {}", hex(&b[..n]));
     let n = SinkAck { bytes: 1 << 20, sum: 0xfeed }.encode(&mut b).unwrap_or(0);
     println!("sinkack {}", hex(&b[..n]));
+    let n = Flushed {
+        up_to_seq: 0x0102_0304_0506_0708,
+        boot_verifier: 0xf0e0_d0c0_b0a0_9080,
+    }
+    .encode(&mut b)
+    .unwrap_or(0);
+    println!("flushed {}", hex(&b[..n]));
+    let mut h = Header::new(Kind::ServerFlushed, 16);
+    h.session = 3;
+    h.seq = 42;
+    println!("hdr {}", hex(&h.encode()));
     let data: Vec<u8> = (0..70000u32).map(|i| (i.wrapping_mul(131) >> 3) as u8).collect();
     for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 3584, 65536, 70000] {
         println!("sum64 {len} {:016x}", sum64(SUM_INIT, &data[..len]));
