@@ -211,6 +211,22 @@ fn sendfile_at(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) ->
     })
 }
 
+/// Reads `buf.len()` bytes of remote file `pin` at `at` into `buf`: the server's result.
+fn pread_piece(pin: &Proxy, at: i64, buf: &mut [u8]) -> Result<i64> {
+    let out = BufDesc {
+        arg: 1,
+        dir: DIR_OUT | DIR_RET,
+        len: buf.len() as u32,
+    };
+    let args = [pin.sfd as u64, 0, buf.len() as u64, at as u64, 0, 0];
+    call(
+        pin.rpid,
+        &request(NR_PREAD64, args, &[out]),
+        &[],
+        &mut [buf],
+    )
+}
+
 /// Copies up to `count` bytes from `pin` at `pos` to `pout` at `out_pos` through the
 /// client, in pieces of at most [`MAX_IO`] bytes; stops at a short piece. Returns the
 /// number of bytes copied, or the first piece's `-errno`.
@@ -220,14 +236,7 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
     let mut done = 0u64;
     while done < count {
         let n = (count - done).min(MAX_IO as u64) as usize;
-        let out = BufDesc {
-            arg: 1,
-            dir: DIR_OUT | DIR_RET,
-            len: n as u32,
-        };
-        let at = pos.saturating_add(done as i64) as u64;
-        let req = request(NR_PREAD64, [pin.sfd as u64, 0, n as u64, at, 0, 0], &[out]);
-        let got = match call(pin.rpid, &req, &[], &mut [&mut data[..n]]) {
+        let got = match pread_piece(pin, pos.saturating_add(done as i64), &mut data[..n]) {
             Ok(got) if got > 0 => (got as usize).min(n),
             Ok(got) if got < 0 && done == 0 => return Ok(got),
             Err(e) if done == 0 => return Err(e),
@@ -301,14 +310,7 @@ fn to_local(pin: &Proxy, pos: i64, out: i32, count: u64) -> Result<i64> {
     let mut done = 0u64;
     while done < count {
         let n = (count - done).min(MAX_IO as u64) as usize;
-        let desc = BufDesc {
-            arg: 1,
-            dir: DIR_OUT | DIR_RET,
-            len: n as u32,
-        };
-        let at = pos.saturating_add(done as i64) as u64;
-        let req = request(NR_PREAD64, [pin.sfd as u64, 0, n as u64, at, 0, 0], &[desc]);
-        let got = match call(pin.rpid, &req, &[], &mut [&mut data[..n]]) {
+        let got = match pread_piece(pin, pos.saturating_add(done as i64), &mut data[..n]) {
             Ok(got) if got > 0 => (got as usize).min(n),
             // A directory cannot be spliced from.
             Ok(got) if got == EISDIR.to_errno().into() && done == 0 => {

@@ -153,29 +153,25 @@ impl Shadow {
     pub(crate) fn push(&self, seq: u64, body: &[u8]) -> Result {
         let mut copy = KVVec::new();
         copy.extend_from_slice(body, GFP_KERNEL)?;
-        let mut inner = self.inner.lock();
-        if inner.dead {
-            return Err(EIO);
-        }
-        if inner.exiting {
-            return Err(ESRCH);
-        }
-        inner.queue.push(
-            Request {
-                seq,
-                body: copy,
-                attrs: None,
-            },
-            GFP_KERNEL,
-        )?;
-        self.wake.notify_one();
-        Ok(())
+        self.enqueue(Request {
+            seq,
+            body: copy,
+            attrs: None,
+        })
     }
 
     /// Queues a change of identity and file-size limit (already mapped by policy): the
     /// shadow takes it on after the calls queued before it, before those queued after.
     pub(crate) fn push_attrs(&self, attrs: &ProcAttrs) -> Result {
-        let attrs = KBox::new(*attrs, GFP_KERNEL)?;
+        self.enqueue(Request {
+            seq: 0,
+            body: KVVec::new(),
+            attrs: Some(KBox::new(*attrs, GFP_KERNEL)?),
+        })
+    }
+
+    /// Queues `req` unless the shadow is dead (`EIO`) or exiting (`ESRCH`).
+    fn enqueue(&self, req: Request) -> Result {
         let mut inner = self.inner.lock();
         if inner.dead {
             return Err(EIO);
@@ -183,14 +179,7 @@ impl Shadow {
         if inner.exiting {
             return Err(ESRCH);
         }
-        inner.queue.push(
-            Request {
-                seq: 0,
-                body: KVVec::new(),
-                attrs: Some(attrs),
-            },
-            GFP_KERNEL,
-        )?;
+        inner.queue.push(req, GFP_KERNEL)?;
         self.wake.notify_one();
         Ok(())
     }
