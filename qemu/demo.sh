@@ -1,7 +1,8 @@
 #!/bin/bash
 # make demo: boot the server VM (CID 4) and the client VM (CID 3), show the client
-# connected, kill the server VM, show the client noticing, boot the server again and show
-# the reconnect with a new boot verifier.
+# connected and a tethered shell with state on the server, kill the server VM, show the
+# client noticing, boot the server again, and show the client replaying its log and the
+# shell carrying on (tests/vm/demo-client.sh).
 . "$(dirname "$0")/../tests/hostlib.sh"
 
 prepare
