@@ -11,7 +11,7 @@ use kernel::{
     alloc::KVVec,
     bindings,
     prelude::*,
-    sync::Arc,
+    sync::{atomic::Relaxed, Arc},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -139,14 +139,19 @@ impl Proxy {
         let file = unsafe { ffi::tether_proxy_get(fd as i32, &mut opener, &mut sfd) };
         // Not `then_some`: it would build (and drop, i.e. put) a proxy for a null file.
         if file.is_null() {
-            None
-        } else {
-            Some(Self {
-                file,
-                rpid: rpid(),
-                sfd,
-            })
+            return None;
         }
+        let p = Self {
+            file,
+            rpid: rpid(),
+            sfd,
+        };
+        // A file replay could not reopen stays with the client kernel, whose proxy file
+        // answers reads and writes with EIO (`proxy.c`); its server slot is empty.
+        let lost = client().is_some_and(|s| {
+            s.divergences.load(Relaxed) != 0 && s.log.lock().is_lost(p.rpid, p.sfd)
+        });
+        (!lost).then_some(p)
     }
 
     pub(crate) fn pos(&self) -> i64 {

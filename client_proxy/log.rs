@@ -17,6 +17,8 @@ pub(crate) struct FileRec {
     pub(crate) mode: u32,
     /// The server path at open time, made absolute.
     pub(crate) path: KVVec<u8>,
+    /// Replay could not reopen it: its calls fail with `EIO`.
+    pub(crate) lost: bool,
 }
 
 /// One tethered process that made remote calls.
@@ -49,6 +51,7 @@ impl ProcRec {
                     flags: f.flags,
                     mode: f.mode,
                     path: copy(&f.path)?,
+                    lost: f.lost,
                 },
                 GFP_KERNEL,
             )?;
@@ -195,10 +198,29 @@ impl Log {
                 flags,
                 mode,
                 path,
+                lost: false,
             },
             GFP_KERNEL,
         )?;
         Ok(())
+    }
+
+    /// Replay could not reopen server fd `sfd` of process `rpid`.
+    pub(crate) fn lose(&mut self, rpid: u32, sfd: i32) {
+        if let Some(f) = self
+            .find(rpid)
+            .and_then(|p| p.files.iter_mut().find(|f| f.sfd == sfd))
+        {
+            f.lost = true;
+        }
+    }
+
+    /// Whether server fd `sfd` of process `rpid` was lost in a replay.
+    pub(crate) fn is_lost(&self, rpid: u32, sfd: i32) -> bool {
+        self.procs
+            .iter()
+            .find(|p| p.rpid == rpid)
+            .is_some_and(|p| p.files.iter().any(|f| f.sfd == sfd && f.lost))
     }
 
     /// Process `rpid` closed server fd `sfd`.
@@ -297,11 +319,12 @@ impl Log {
             for r in p.files.iter() {
                 writeln!(
                     f,
-                    "  fd {} flags={:#o} mode={:#o} path={}",
+                    "  fd {} flags={:#o} mode={:#o} path={}{}",
                     r.sfd,
                     r.flags,
                     r.mode,
-                    BStr(&r.path)
+                    BStr(&r.path),
+                    if r.lost { " (lost in replay)" } else { "" }
                 )?;
             }
         }

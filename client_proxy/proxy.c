@@ -39,8 +39,26 @@ static int tether_proxy_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * Reads and writes of a live proxy file never get here: they are sent to the server. They
+ * run here only for a file replay could not reopen (fs.rs treats it as local): EIO.
+ */
+static ssize_t tether_proxy_lost_read(struct file *file, char __user *buf, size_t len,
+				      loff_t *pos)
+{
+	return -EIO;
+}
+
+static ssize_t tether_proxy_lost_write(struct file *file, const char __user *buf, size_t len,
+				       loff_t *pos)
+{
+	return -EIO;
+}
+
 static const struct file_operations tether_proxy_fops = {
 	.owner = THIS_MODULE,
+	.read = tether_proxy_lost_read,
+	.write = tether_proxy_lost_write,
 	.release = tether_proxy_release,
 };
 

@@ -8,10 +8,11 @@
 //! the calls that were in flight are sent again by their tasks (`rpc::publish_link`).
 //!
 //! A result that contradicts the log (an open file that is gone, a cwd that cannot be
-//! entered) is a divergence: one dmesg line and a count in debugfs `state`; the fd slot
-//! stays empty on the server, so the app's calls on it fail (`EBADF`) instead of reaching
-//! another file. Not replayed yet: unflushed writes and namespace operations (they need the
-//! server's durability acks).
+//! entered) is a divergence: one dmesg line and a count in debugfs `state`; a file that
+//! could not be reopened is marked lost in the log, and the app's reads and writes on it
+//! fail with `EIO` (its server slot stays empty, so nothing reaches another file). Not
+//! replayed yet: unflushed writes and namespace operations (they need the server's
+//! durability acks).
 
 use kernel::{alloc::KVVec, prelude::*, sync::atomic::Relaxed, time::Instant};
 
@@ -106,6 +107,7 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
     ];
     let fd = path_call(shared, conn, rpid, 257, args, 1, &f.path)?;
     if fd < 0 {
+        shared.log.lock().lose(rpid, f.sfd);
         diverged(shared, rpid, "reopen", &f.path, fd);
         return Ok(());
     }

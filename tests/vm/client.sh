@@ -88,7 +88,9 @@ check "client still connected after the selftests" connected
 # A tethered process with a cwd and two open files on the server (made durable first) waits
 # on a local FIFO across the crash; after the reboot the client replays its state and the
 # process carries on with the same fds and cwd. A second process starts its first remote
-# call while the server is down: the call waits and completes after the replay.
+# call while the server is down: the call waits and completes after the replay. Its fd 5 is
+# open on a file it unlinked: replay cannot reopen that by path (a divergence), so reads on
+# fd 5 fail with EIO.
 BASHM=/tmp/bash-marked
 cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM
 mkfifo /dev/tether-gate
@@ -96,10 +98,12 @@ read -r -d '' P <<'EOF'
 mkdir -p /replay && cd /replay || exit 1
 printf 'durable-line\n' >data && printf 'rel-file\n' >rel && : >appended
 exec 3<data 4>>appended
+printf 'unlinked\n' >gone && exec 5<gone && rm gone
 sync data rel appended . / || exit 1
 echo ready >/dev/tether-ready
 read -r g </dev/tether-gate
 read -r d <&3; echo "fd3=$d"
+read -r x <&5; echo "fd5-rc=$?"
 read -r r <rel; echo "rel=$r"
 echo after-crash >&4; echo "append-rc=$?"
 echo "appended=$(cat appended)"
@@ -124,8 +128,10 @@ touch /out/server-down
 check "reconnects to the rebooted server within 180 s" wait_until 180 connected
 check "new peer_boot_verifier after the server reboot" test "$(c peer_boot_verifier)" != "$pbv" -a "$(( $(c peer_boot_verifier) ))" != 0
 check "connects counted" test "$(c connects)" = $((conn + 1))
-check "replay: one replay ran, no divergence" \
-	test "$(c replays) $(c divergences)" = "$((rep0 + 1)) $div0"
+check "replay: one replay ran with one divergence (the unlinked open file)" \
+	test "$(c replays) $(c divergences)" = "$((rep0 + 1)) $((div0 + 1))"
+check "replay: dmesg names the file replay could not reopen" \
+	grep -q "replay diverged: process [0-9]*: reopen /replay/gone failed (-2)" /out/dmesg.log
 rc=0
 reap $op 60 >&2 || rc=$?
 out=$(cat /tmp/outage.out)
@@ -143,6 +149,8 @@ check "replay: a relative path resolves in the cwd set before the crash" grep -q
 check "replay: fd 4 (O_APPEND, opened before the crash) appends" \
 	eval 'grep -qx append-rc=0 <<<"$out" && grep -qx appended=after-crash <<<"$out"'
 check "replay: the server-side cwd is the one from before the crash" grep -qx cwd=/replay <<<"$out"
+check "replay: a read on the fd replay could not reopen fails with EIO" \
+	eval 'grep -qx fd5-rc=1 <<<"$out" && grep -q "read error: [0-9]*: Input/output error" <<<"$out"'
 rm -f /dev/tether-gate /dev/tether-ready
 
 # --- $CYCLES (100) load/unload cycles with the server connected ------------------------------
