@@ -162,21 +162,27 @@ pub(crate) fn sendfile(a: &[u64; 6]) -> Dispatch {
         Err(e) => return errno(e),
     };
     let out_pos = pout.pos();
-    let mut ret = match sendfile_at(&pin, pos, &pout, out_pos, a[3].min(MAX_RW_COUNT)) {
+    let ret = match sendfile_at(&pin, pos, &pout, out_pos, a[3].min(MAX_RW_COUNT)) {
         Ok(ret) => ret,
         Err(e) => return errno(e),
     };
-    let moved = ret.max(0);
     if ret > 0 {
-        pout.set_pos(out_pos.saturating_add(moved));
+        pout.set_pos(out_pos.saturating_add(ret));
     }
+    sendfile_done(&pin, off, pos, ret)
+}
+
+/// The end of a `sendfile(2)` from `pin` at `pos` that returned `ret` (bytes moved or
+/// `-errno`): the input's new offset goes to `*off`, which Linux writes back whether or
+/// not anything moved (`EFAULT` if it cannot), or else to `pin`'s file offset.
+fn sendfile_done(pin: &Proxy, off: u64, pos: i64, ret: i64) -> Dispatch {
+    let end = pos.saturating_add(ret.max(0));
     if off != 0 {
-        // Linux writes the offset back whether or not anything moved.
-        if write_off(off, pos.saturating_add(moved)).is_err() {
-            ret = EFAULT.to_errno().into();
+        if write_off(off, end).is_err() {
+            return errno(EFAULT);
         }
     } else if ret > 0 {
-        pin.set_pos(pos.saturating_add(moved));
+        pin.set_pos(end);
     }
     Dispatch::Done(ret as isize)
 }
@@ -276,19 +282,10 @@ fn sendfile_local(out: i32, pin: &Proxy, off: u64, count: u64) -> Dispatch {
         Ok(pos) => pos,
         Err(e) => return errno(e),
     };
-    let mut ret = match to_local(pin, pos, out, count.min(MAX_RW_COUNT)) {
-        Ok(ret) => ret,
-        Err(e) => return errno(e),
-    };
-    let moved = ret.max(0);
-    if off != 0 {
-        if write_off(off, pos.saturating_add(moved)).is_err() {
-            ret = EFAULT.to_errno().into();
-        }
-    } else if ret > 0 {
-        pin.set_pos(pos.saturating_add(moved));
+    match to_local(pin, pos, out, count.min(MAX_RW_COUNT)) {
+        Ok(ret) => sendfile_done(pin, off, pos, ret),
+        Err(e) => errno(e),
     }
-    Dispatch::Done(ret as isize)
 }
 
 /// Copies up to `count` bytes from `pin` at `pos` to the local fd `out`; returns the
