@@ -15,13 +15,23 @@ use kernel::{
 use crate::bench::{BenchReq, BenchResult};
 use crate::hook::Hooks;
 use crate::log::Log;
+use crate::retain::Retained;
 use crate::rpc::{Pending, ProcEvent};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Sender, Socket, Stats};
 use crate::{connection, module_parameters as params};
 
+/// Most servers in `servers=`.
+const MAX_SERVERS: usize = 8;
+
+extern "C" {
+    fn tether_servers() -> *const kernel::ffi::c_char;
+}
+
 /// Settings taken from the module parameters at load time.
 pub(crate) struct Config {
-    pub(crate) server_cid: u32,
+    /// The servers' CIDs (`servers=`, else `server_cid=` alone): `servers[..nservers]`.
+    servers: [u32; MAX_SERVERS],
+    nservers: usize,
     pub(crate) port: u32,
     pub(crate) heartbeat_ms: u32,
     pub(crate) max_frame: u32,
@@ -31,8 +41,10 @@ pub(crate) struct Config {
 
 impl Config {
     fn from_params() -> Result<Self> {
+        let (servers, nservers) = parse_servers(params::server_cid.value())?;
         let c = Self {
-            server_cid: params::server_cid.value(),
+            servers,
+            nservers,
             port: params::port.value(),
             heartbeat_ms: params::heartbeat_ms.value(),
             max_frame: params::max_frame.value(),
@@ -52,6 +64,42 @@ impl Config {
             return Err(EINVAL);
         }
         Ok(c)
+    }
+}
+
+/// The `servers=` list, or `server_cid` alone when it is empty.
+fn parse_servers(server_cid: u32) -> Result<([u32; MAX_SERVERS], usize)> {
+    // SAFETY: The parameter is a NUL-terminated string that lives as long as the module.
+    let list = unsafe { kernel::str::CStr::from_char_ptr(tether_servers()) }.to_bytes();
+    let mut servers = [server_cid; MAX_SERVERS];
+    if list.is_empty() {
+        return Ok((servers, 1));
+    }
+    let mut n = 0;
+    for item in list.split(|&c| c == b',') {
+        let cid = core::str::from_utf8(item)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|&c| c > 2);
+        match (cid, servers.get_mut(n)) {
+            (Some(cid), Some(slot)) => *slot = cid,
+            _ => {
+                pr_err!(
+                    "servers= takes up to {} comma-separated CIDs above 2\n",
+                    MAX_SERVERS
+                );
+                return Err(EINVAL);
+            }
+        }
+        n += 1;
+    }
+    Ok((servers, n))
+}
+
+impl Config {
+    /// The servers to try, in order.
+    pub(crate) fn servers(&self) -> &[u32] {
+        self.servers.get(..self.nservers).unwrap_or(&[])
     }
 }
 
@@ -104,11 +152,20 @@ pub(crate) struct Shared {
     /// A [`LinkState`].
     pub(crate) state: Atomic<u32>,
     pub(crate) session: Atomic<u32>,
+    /// The CID of the server connected to, or tried next.
+    pub(crate) server_cid: Atomic<u32>,
     pub(crate) peer_boot_verifier: Atomic<u64>,
     pub(crate) connects: Atomic<u64>,
     pub(crate) disconnects: Atomic<u64>,
     /// Replays run (connections to a server that did not hold our state).
     pub(crate) replays: Atomic<u64>,
+    /// Connections to a server that did not hold our session (it restarted, or another
+    /// server took over), the first connection aside.
+    pub(crate) restarts: Atomic<u64>,
+    /// The last connection's time from its start to calls going out (handshake, replay).
+    pub(crate) last_resume_us: Atomic<u64>,
+    /// The last rewrite of retained data ([`crate::replay::redo`]).
+    pub(crate) last_redo_us: Atomic<u64>,
     /// Replay results that contradicted the log (e.g. an open file that is gone).
     pub(crate) divergences: Atomic<u64>,
     pub(crate) heartbeats_sent: Atomic<u64>,
@@ -142,6 +199,9 @@ pub(crate) struct Shared {
     /// Remote calls waiting for their reply.
     #[pin]
     pub(crate) calls: Mutex<KVec<Pending>>,
+    /// Writes the server has not made durable yet.
+    #[pin]
+    pub(crate) retained: Mutex<Retained>,
 }
 
 impl Shared {
@@ -188,14 +248,20 @@ impl Shared {
 
     /// The debugfs `log` file.
     fn show_log(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        this.log.lock().show(f)
+        this.log.lock().show(f)?;
+        this.retained.lock().show(f)
     }
 
     /// The debugfs `state` file.
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
         writeln!(f, "state={}", LinkState::name(this.state.load(Relaxed)))?;
-        writeln!(f, "server_cid={}", c.server_cid)?;
+        writeln!(f, "server_cid={}", this.server_cid.load(Relaxed))?;
+        write!(f, "servers=")?;
+        for (i, cid) in c.servers().iter().enumerate() {
+            write!(f, "{}{cid}", if i > 0 { "," } else { "" })?;
+        }
+        writeln!(f)?;
         writeln!(f, "port={}", c.port)?;
         writeln!(f, "session={}", this.session.load(Relaxed))?;
         writeln!(f, "boot_verifier={:#018x}", this.boot_verifier)?;
@@ -210,6 +276,18 @@ impl Shared {
         writeln!(f, "disconnects={}", this.disconnects.load(Relaxed))?;
         writeln!(f, "replays={}", this.replays.load(Relaxed))?;
         writeln!(f, "divergences={}", this.divergences.load(Relaxed))?;
+        writeln!(f, "restarts={}", this.restarts.load(Relaxed))?;
+        writeln!(f, "last_resume_us={}", this.last_resume_us.load(Relaxed))?;
+        writeln!(f, "last_redo_us={}", this.last_redo_us.load(Relaxed))?;
+        {
+            let r = this.retained.lock();
+            let (writes, bytes) = r.size();
+            writeln!(f, "retained_writes={writes}")?;
+            writeln!(f, "retained_bytes={bytes}")?;
+            writeln!(f, "retained_total={}", r.kept)?;
+            writeln!(f, "redone_writes={}", r.redone)?;
+            writeln!(f, "redone_bytes={}", r.redone_bytes)?;
+        }
         writeln!(f, "heartbeats_sent={}", this.heartbeats_sent.load(Relaxed))?;
         writeln!(
             f,
@@ -257,6 +335,7 @@ pub(crate) struct TetherClient {
 impl kernel::Module for TetherClient {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
+        let first_cid = config.servers().first().copied().unwrap_or(0);
         let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
@@ -266,10 +345,14 @@ impl kernel::Module for TetherClient {
                 totals,
                 state: Atomic::new(LinkState::Down as u32),
                 session: Atomic::new(0),
+                server_cid: Atomic::new(first_cid),
                 peer_boot_verifier: Atomic::new(0),
                 connects: Atomic::new(0),
                 disconnects: Atomic::new(0),
                 replays: Atomic::new(0),
+                restarts: Atomic::new(0),
+                last_resume_us: Atomic::new(0),
+                last_redo_us: Atomic::new(0),
                 divergences: Atomic::new(0),
                 heartbeats_sent: Atomic::new(0),
                 heartbeat_misses: Atomic::new(0),
@@ -296,6 +379,7 @@ impl kernel::Module for TetherClient {
                 events <- new_spinlock!(KVec::new(), "Shared::events"),
                 calls <- new_mutex!(KVec::new(), "Shared::calls"),
                 log <- new_mutex!(Log::new(), "Shared::log"),
+                retained <- new_mutex!(Retained::new(), "Shared::retained"),
             }),
             GFP_KERNEL,
         )?;
@@ -332,7 +416,7 @@ impl kernel::Module for TetherClient {
             .try_spawn(GFP_KERNEL, move || connection::run(sh))?;
         pr_info!(
             "connecting to vsock {}:{}, boot verifier {:#x}\n",
-            shared.config.server_cid,
+            first_cid,
             shared.config.port,
             shared.boot_verifier
         );

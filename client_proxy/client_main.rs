@@ -27,6 +27,7 @@ mod hook;
 mod log;
 mod mmap;
 mod replay;
+mod retain;
 mod route;
 mod rpc;
 

@@ -34,6 +34,8 @@ pub(crate) struct Conn {
     pub(crate) last_rx: Instant<Monotonic>,
     /// The server resumed this client's session: it still holds its shadows.
     pub(crate) resumed: bool,
+    /// When the connection attempt began.
+    started: Instant<Monotonic>,
 }
 
 impl Conn {
@@ -79,12 +81,13 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 if !reported_unreachable && !shared.is_stopping() {
                     pr_info!(
                         "server cid {} port {} unreachable ({:?}), retrying\n",
-                        cfg.server_cid,
+                        shared.server_cid.load(Relaxed),
                         cfg.port,
                         e
                     );
                     reported_unreachable = true;
                 }
+                next_server(&shared);
             }
         }
         let _ = shared.set_socket(None);
@@ -117,8 +120,20 @@ pub(crate) fn goodbye(tx: &Mutex<Sender>, session: u32) {
     }
 }
 
+/// After a failed attempt: the next server of `servers=` is tried next.
+fn next_server(shared: &Shared) {
+    let servers = shared.config.servers();
+    let cur = shared.server_cid.load(Relaxed);
+    let i = servers.iter().position(|&c| c == cur).map_or(0, |i| i + 1);
+    let next = servers.get(i).or(servers.first()).copied().unwrap_or(cur);
+    if next != cur {
+        pr_info!("trying server cid {} next\n", next);
+    }
+    shared.server_cid.store(next, Relaxed);
+}
+
 fn report(shared: &Shared, end: End) {
-    let cid = shared.config.server_cid;
+    let cid = shared.server_cid.load(Relaxed);
     match end {
         End::Stopping => (),
         End::Silent(ms) => {
@@ -154,7 +169,11 @@ fn poll_ms(shared: &Shared) -> u32 {
 
 fn connect(shared: &Shared) -> Result<Conn> {
     let cfg = &shared.config;
-    let sock = Arc::new(Socket::connect(cfg.server_cid, cfg.port)?, GFP_KERNEL)?;
+    let started = Instant::now();
+    let sock = Arc::new(
+        Socket::connect(shared.server_cid.load(Relaxed), cfg.port)?,
+        GFP_KERNEL,
+    )?;
     sock.set_timeouts(
         poll_ms(shared),
         cfg.heartbeat_ms.saturating_mul(MAX_MISSES as u32),
@@ -172,6 +191,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
         max_frame: HANDSHAKE_MAX_FRAME,
         last_rx: Instant::now(),
         resumed: false,
+        started,
     };
     // After a lost connection: ask for the same session back (the server keeps it, its
     // shadows and their open files, for a while).
@@ -248,7 +268,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
     shared.connects.add(1, Relaxed);
     pr_info!(
         "connected to server cid {} (session {}{}, server boot verifier {:#x})\n",
-        cfg.server_cid,
+        shared.server_cid.load(Relaxed),
         welcome.session,
         if resumed { " resumed" } else { "" },
         welcome.boot_verifier
@@ -262,16 +282,23 @@ fn connect(shared: &Shared) -> Result<Conn> {
 /// (a resumed session answers those it already ran from its reply cache).
 fn start(shared: &Shared, conn: &mut Conn) -> Result {
     if !conn.resumed && shared.connects.load(Relaxed) > 1 {
+        shared.restarts.add(1, Relaxed);
         replay::run(shared, conn)?;
     }
     rpc::publish_link(shared, &conn.tx, conn.session);
+    // From the connection's start (the server answered it) to calls going out again.
+    shared
+        .last_resume_us
+        .store((conn.started.elapsed().as_nanos() / 1000) as u64, Relaxed);
     shared.set_state(LinkState::Connected);
     Ok(())
 }
 
-/// `SERVER_FLUSHED`: records how far the server's data is durable. A frame of another
-/// session or with a bad body is bad input: logged and ignored (nothing is freed on it).
-fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) {
+/// `SERVER_FLUSHED`: records how far the server's data is durable and frees the retained
+/// writes it covers. A frame of another session or with a bad body is bad input: logged
+/// and ignored (nothing is freed on it). Returns whether the verifier changed: what is
+/// retained must then be written again.
+fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) -> bool {
     let msg = match Flushed::decode(body) {
         Ok(m) if hdr.session == session => m,
         Ok(_) => {
@@ -281,7 +308,7 @@ fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) {
                 hdr.session,
                 session
             );
-            return;
+            return false;
         }
         Err(e) => {
             shared.bad_flushed.add(1, Relaxed);
@@ -290,11 +317,12 @@ fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) {
                 e.name(),
                 body.len()
             );
-            return;
+            return false;
         }
     };
     let old = shared.peer_boot_verifier.xchg(msg.boot_verifier, Relaxed);
-    if old != msg.boot_verifier {
+    let changed = old != msg.boot_verifier;
+    if changed {
         shared.verifier_changes.add(1, Relaxed);
         pr_notice!(
             "server boot verifier changed {:#x} -> {:#x} (writeback error on the server): retained data must be sent again\n",
@@ -311,6 +339,10 @@ fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) {
             Err(now) => cur = now,
         }
     }
+    // Writes answered after the verifier changed are not covered by a new verifier's
+    // first ack either: only the seqs the frame names are freed.
+    shared.retained.lock().flushed(msg.up_to_seq);
+    changed
 }
 
 /// Whether `since` lies more than [`MAX_MISSES`] heartbeat intervals back.
@@ -378,7 +410,17 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
             Kind::Heartbeat => (),
             Kind::ServerReply => rpc::deliver(shared, hdr.seq, conn.rx.last_body(&hdr)),
             Kind::ServerSignal => rpc::signal(shared, &hdr, conn.rx.last_body(&hdr)),
-            Kind::ServerFlushed => flushed(shared, conn.session, &hdr, conn.rx.last_body(&hdr)),
+            Kind::ServerFlushed => {
+                if flushed(shared, conn.session, &hdr, conn.rx.last_body(&hdr)) {
+                    // A writeback error: calls wait while the retained writes go out
+                    // again, then go out again themselves (answered from the reply cache).
+                    rpc::withdraw_link(shared);
+                    if let Err(e) = replay::redo(shared, conn) {
+                        return End::Io(e);
+                    }
+                    rpc::publish_link(shared, &conn.tx, conn.session);
+                }
+            }
             Kind::Error => return End::Closed,
             _ => return End::Bad(ProtoError::Unexpected),
         }

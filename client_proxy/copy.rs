@@ -38,6 +38,7 @@ extern "C" {
 
 const NR_PREAD64: u32 = 17;
 const NR_PWRITE64: u32 = 18;
+const NR_FDATASYNC: u32 = 75;
 const NR_COPY_FILE_RANGE: u32 = 326;
 /// The most one read, write or sendfile moves (`MAX_RW_COUNT`: `INT_MAX & PAGE_MASK`).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -269,6 +270,11 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
         if put < n {
             break;
         }
+    }
+    // Its writes are not retained (`retain.rs`): they are made durable before it returns.
+    if done > 0 {
+        let args = [pout.sfd as u64, 0, 0, 0, 0, 0];
+        call(pout.rpid, &request(NR_FDATASYNC, args, &[]), &[], &mut [])?;
     }
     Ok(done as i64)
 }

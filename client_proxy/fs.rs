@@ -42,6 +42,7 @@ pub(crate) fn client() -> Option<Arc<Shared>> {
 
 extern "C" {
     fn tether_local_prefixes() -> *const kernel::ffi::c_char;
+    fn tether_retain() -> bool;
 }
 
 /// Whether `path` lies under one of the `local_prefixes` (module parameter).
@@ -375,6 +376,60 @@ pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
     d
 }
 
+/// Implements remote `rename(2)`; the log's open files and cwds follow.
+pub(crate) fn rename(a: &[u64; 6]) -> Dispatch {
+    let d = generic(&Spec::new(82, [Arg::Path, Arg::Path]), a);
+    follow_rename(&d, [AT_FDCWD as u64, a[0], AT_FDCWD as u64, a[1]], 0);
+    d
+}
+
+/// Implements remote `renameat(2)`; the log's open files and cwds follow.
+pub(crate) fn renameat(a: &[u64; 6]) -> Dispatch {
+    const RENAMEAT: Spec = Spec::new(264, [Arg::DirFd(1), Arg::Path, Arg::DirFd(3), Arg::Path]);
+    let d = generic(&RENAMEAT, a);
+    follow_rename(&d, [a[0], a[1], a[2], a[3]], 0);
+    d
+}
+
+/// Implements remote `renameat2(2)`; the log's open files and cwds follow.
+pub(crate) fn renameat2(a: &[u64; 6]) -> Dispatch {
+    const RENAMEAT2: Spec = Spec::new(316, [Arg::DirFd(1), Arg::Path, Arg::DirFd(3), Arg::Path]);
+    let d = generic(&RENAMEAT2, a);
+    follow_rename(&d, [a[0], a[1], a[2], a[3]], a[4]);
+    d
+}
+
+/// After a rename `(olddirfd, oldpath, newdirfd, newpath)` with `flags` that succeeded
+/// remotely: the log follows it.
+fn follow_rename(d: &Dispatch, a: [u64; 4], flags: u64) {
+    const RENAME_EXCHANGE: u64 = 2;
+    let (Dispatch::Done(0), Some(shared)) = (d, client()) else {
+        return;
+    };
+    let (Ok(old), Ok(new)) = (PathArg::from_user(a[1]), PathArg::from_user(a[3])) else {
+        return;
+    };
+    // The dirfds' server fds, looked up before the log is locked (`Proxy::get` takes it).
+    let dir = |fd: u64, path: &PathArg| {
+        (!path.is_absolute() && fd as i32 != AT_FDCWD)
+            .then(|| Proxy::get(fd).map(|p| p.sfd))
+            .flatten()
+    };
+    let (odir, ndir) = (dir(a[0], &old), dir(a[2], &new));
+    let rpid = rpid();
+    let mut log = shared.log.lock();
+    let followed = log.resolve(rpid, odir, old.bytes()).and_then(|o| {
+        let n = log.resolve(rpid, ndir, new.bytes())?;
+        log.renamed(&o, &n, flags & RENAME_EXCHANGE != 0)
+    });
+    if followed.is_err() {
+        pr_notice!(
+            "syscall log: no memory to follow a rename of pid {}\n",
+            rpid
+        );
+    }
+}
+
 fn close_remote(rpid: u32, sfd: i32) {
     let _ = call(
         rpid,
@@ -411,17 +466,73 @@ enum At {
 const PIECE: usize = 128 * 1024;
 const WINDOW: usize = 8;
 
+/// One piece of a remote write the server stored: its call and the bytes written.
+struct Written {
+    reply: rpc::Reply,
+    len: usize,
+}
+
 /// Moves `len` bytes between user memory at `buf` and proxy file `p` at `at` (`write`:
 /// from user memory to the file). Returns the bytes moved: the first short or failed piece
 /// ends the transfer, like a short `read`/`write`; a failure before any byte moved is the
 /// result (a negative errno from the server, or a local error).
-fn transfer(p: &Proxy, buf: u64, len: u64, at: At, write: bool) -> Result<i64> {
+///
+/// The pieces written at an offset are retained (`retain.rs`); appends are left in
+/// `appended`, in order, for the caller to retain once it knows where they landed. Writes
+/// to a FIFO are not retained.
+fn transfer(
+    p: &Proxy,
+    buf: u64,
+    len: u64,
+    at: At,
+    write: bool,
+    appended: &mut KVec<Written>,
+) -> Result<i64> {
     let espipe = -i64::from(bindings::ESPIPE);
-    match transfer_at(p, buf, len, at, write) {
+    let mut written = KVec::new();
+    let r = match transfer_at(p, buf, len, at, write, &mut written) {
         Ok(r) if r == espipe && matches!(at, At::FilePos(_)) => {
-            transfer_at(p, buf, len, At::Stream, write)
+            return transfer_at(p, buf, len, At::Stream, write, &mut KVec::new());
         }
         r => r,
+    };
+    match at {
+        At::FilePos(pos) | At::Offset(pos) => retain(p, pos, written),
+        At::Stream => {
+            for w in written.drain_all() {
+                appended.push(w, GFP_KERNEL)?;
+            }
+        }
+    }
+    r
+}
+
+/// Retains the pieces `written` to `p`, the first at offset `pos`, the others after it.
+fn retain(p: &Proxy, mut pos: i64, written: KVec<Written>) {
+    // SAFETY: No preconditions.
+    if written.is_empty() || !unsafe { tether_retain() } {
+        return;
+    }
+    let Some(shared) = client() else { return };
+    let at = SyscallReq::head_len(1);
+    let log = shared.log.lock();
+    let attrs = log.attrs(p.rpid).map(|(_, a)| a);
+    let mut retained = shared.retained.lock();
+    for w in written {
+        let kept = log.path(p.rpid, p.sfd).ok_or(ENOENT).and_then(|path| {
+            let mut copy = KVVec::new();
+            copy.extend_from_slice(path, GFP_KERNEL)?;
+            retained.keep(w.reply.seq, copy, pos, attrs, w.reply.req, at, w.len)
+        });
+        if let Err(e) = kept {
+            pr_notice!(
+                "cannot retain a write of pid {} to server fd {} ({:?}): a server crash before it is flushed loses it\n",
+                p.rpid,
+                p.sfd,
+                e
+            );
+        }
+        pos += w.len as i64;
     }
 }
 
@@ -431,7 +542,14 @@ fn transfer(p: &Proxy, buf: u64, len: u64, at: At, write: bool) -> Result<i64> {
 ///
 /// Pieces already sent when an earlier one comes back short are not undone: a write that
 /// fails half-way (`ENOSPC`) may have stored data past the length it returns.
-fn transfer_at(p: &Proxy, buf: u64, len: u64, at: At, write: bool) -> Result<i64> {
+fn transfer_at(
+    p: &Proxy,
+    buf: u64,
+    len: u64,
+    at: At,
+    write: bool,
+    written: &mut KVec<Written>,
+) -> Result<i64> {
     let shared = client().ok_or(EIO)?;
     let window = if matches!(at, At::Stream) { 1 } else { WINDOW };
     let mut flight = KVec::with_capacity(window, GFP_KERNEL)?;
@@ -457,7 +575,11 @@ fn transfer_at(p: &Proxy, buf: u64, len: u64, at: At, write: bool) -> Result<i64
                 return Ok(reply.ret);
             }
             let got = (reply.ret as usize).min(n);
-            if !write {
+            if write {
+                if got > 0 {
+                    written.push(Written { reply, len: got }, GFP_KERNEL)?;
+                }
+            } else {
                 let data = reply
                     .outs()
                     .next()
@@ -523,11 +645,45 @@ pub(crate) fn read(a: &[u64; 6]) -> Dispatch {
     let Some(p) = Proxy::get(a[0]) else {
         return Dispatch::Local;
     };
-    let r = transfer(&p, a[1], a[2], At::FilePos(p.pos()), false);
+    let r = transfer(
+        &p,
+        a[1],
+        a[2],
+        At::FilePos(p.pos()),
+        false,
+        &mut KVec::new(),
+    );
     if let Ok(n) = r {
         p.set_pos(p.pos() + n.max(0));
     }
     done(r)
+}
+
+/// Implements remote `pread64(2)`.
+pub(crate) fn pread64(a: &[u64; 6]) -> Dispatch {
+    positional(a, false)
+}
+
+/// Implements remote `pwrite64(2)`.
+pub(crate) fn pwrite64(a: &[u64; 6]) -> Dispatch {
+    positional(a, true)
+}
+
+fn positional(a: &[u64; 6], write: bool) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    if (a[3] as i64) < 0 {
+        return errno(EINVAL);
+    }
+    done(transfer(
+        &p,
+        a[1],
+        a[2],
+        At::Offset(a[3] as i64),
+        write,
+        &mut KVec::new(),
+    ))
 }
 
 /// Implements remote `write(2)`: a `pwrite64` at the proxy file's offset; `O_APPEND`
@@ -542,9 +698,10 @@ pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
     } else {
         At::FilePos(p.pos())
     };
-    let r = transfer(&p, a[1], a[2], at, true);
+    let mut appended = KVec::new();
+    let r = transfer(&p, a[1], a[2], at, true, &mut appended);
     match r {
-        Ok(n) if append && n > 0 => append_pos(&p),
+        Ok(n) if append && n > 0 => append_pos(&p, appended),
         Ok(n) if !append => p.set_pos(p.pos() + n.max(0)),
         _ => {}
     }
@@ -552,12 +709,15 @@ pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
 }
 
 /// After an appending write, the file offset is the end of what was written (as in Linux):
-/// the server file's offset, which that write moved.
-fn append_pos(p: &Proxy) {
+/// the server file's offset, which that write moved. The pieces `appended` end there: they
+/// are retained at the offsets where they landed.
+fn append_pos(p: &Proxy, appended: KVec<Written>) {
     let req = request(8, [p.sfd as u64, 0, 1, 0, 0, 0], &[]);
     if let Ok(pos) = call(p.rpid, &req, &[], &mut []) {
         if pos >= 0 {
             p.set_pos(pos);
+            let len: usize = appended.iter().map(|w| w.len).sum();
+            retain(p, pos - len as i64, appended);
         }
     }
 }
@@ -586,6 +746,7 @@ fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
     let append = write && explicit.is_none() && p.flags() & bindings::O_APPEND != 0;
     let mut pos = explicit.unwrap_or_else(|| p.pos());
     let mut total = 0i64;
+    let mut appended = KVec::new();
     for v in iov.chunks_exact(16) {
         let base = u64::from_le_bytes(v[..8].try_into().unwrap_or_default());
         let len = u64::from_le_bytes(v[8..].try_into().unwrap_or_default());
@@ -597,7 +758,7 @@ fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
             None if append => At::Stream,
             None => At::FilePos(pos),
         };
-        let r = transfer(&p, base, len, at, write);
+        let r = transfer(&p, base, len, at, write, &mut appended);
         match r {
             Ok(n) if n >= 0 => {
                 total += n;
@@ -614,7 +775,7 @@ fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
     if explicit.is_none() && !append {
         p.set_pos(pos);
     } else if append && total > 0 {
-        append_pos(&p);
+        append_pos(&p, appended);
     }
     Dispatch::Done(total as isize)
 }

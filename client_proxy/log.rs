@@ -103,6 +103,19 @@ fn join(base: &[u8], rel: &[u8]) -> Result<KVVec<u8>> {
     Ok(out)
 }
 
+/// `path` with its prefix `from` (a whole component) replaced by `to`, if it has it.
+fn moved(path: &[u8], from: &[u8], to: &[u8]) -> Result<Option<KVVec<u8>>> {
+    let Some(rest) = path.strip_prefix(from) else {
+        return Ok(None);
+    };
+    if !(rest.is_empty() || rest.first() == Some(&b'/')) {
+        return Ok(None);
+    }
+    let mut m = copy(to)?;
+    m.extend_from_slice(rest, GFP_KERNEL)?;
+    Ok(Some(m))
+}
+
 /// `path` with `.`, `..` and repeated slashes resolved textually, from `/`.
 pub(crate) fn normalize(path: &[u8]) -> Result<KVVec<u8>> {
     join(b"/", path)
@@ -223,6 +236,35 @@ impl Log {
             .is_some_and(|p| p.files.iter().any(|f| f.sfd == sfd && f.lost))
     }
 
+    /// The server path of server fd `sfd` of process `rpid`.
+    pub(crate) fn path(&self, rpid: u32, sfd: i32) -> Option<&[u8]> {
+        self.procs
+            .iter()
+            .find(|p| p.rpid == rpid)?
+            .files
+            .iter()
+            .find(|f| f.sfd == sfd)
+            .map(|f| &f.path[..])
+    }
+
+    /// `old` was renamed to `new` (both absolute; `exchange`: they swapped places): the
+    /// open files and working directories under either follow.
+    pub(crate) fn renamed(&mut self, old: &[u8], new: &[u8], exchange: bool) -> Result {
+        for p in self.procs.iter_mut() {
+            let files = p.files.iter_mut().map(|f| &mut f.path);
+            for path in Iterator::chain(core::iter::once(&mut p.cwd), files) {
+                let moved = match moved(path, old, new)? {
+                    None if exchange => moved(path, new, old)?,
+                    m => m,
+                };
+                if let Some(m) = moved {
+                    *path = m;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Process `rpid` closed server fd `sfd`.
     pub(crate) fn closed(&mut self, rpid: u32, sfd: i32) {
         if let Some(p) = self.find(rpid) {
@@ -333,7 +375,7 @@ impl Log {
 }
 
 /// Bytes shown as text, non-UTF-8 bytes escaped.
-struct BStr<'a>(&'a [u8]);
+pub(crate) struct BStr<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Display for BStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

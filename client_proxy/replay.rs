@@ -7,14 +7,23 @@
 //! fd number (open, then `dup3` onto the old number). Then the connection is published and
 //! the calls that were in flight are sent again by their tasks (`rpc::publish_link`).
 //!
+//! Before that, the writes the server had not made durable are written again ([`redo`],
+//! `retain.rs`), in their order, at their offsets, by a shadow of their own; the same
+//! happens on a live connection when the server's verifier changes (a writeback error).
+//! Namespace operations need no replay: the server commits each before answering it.
+//!
 //! A result that contradicts the log (an open file that is gone, a cwd that cannot be
-//! entered) is a divergence: one dmesg line and a count in debugfs `state`; a file that
-//! could not be reopened is marked lost in the log, and the app's reads and writes on it
-//! fail with `EIO` (its server slot stays empty, so nothing reaches another file). Not
-//! replayed yet: unflushed writes and namespace operations (they need the server's
-//! durability acks).
+//! entered, a retained write whose file is gone) is a divergence: one dmesg line and a
+//! count in debugfs `state`; a file that could not be reopened is marked lost in the log,
+//! and the app's reads and writes on it fail with `EIO` (its server slot stays empty, so
+//! nothing reaches another file).
 
-use kernel::{alloc::KVVec, prelude::*, sync::atomic::Relaxed, time::Instant};
+use kernel::{
+    alloc::KVVec,
+    prelude::*,
+    sync::atomic::Relaxed,
+    time::{Instant, Monotonic},
+};
 
 use crate::attrs;
 use crate::client::Shared;
@@ -23,7 +32,9 @@ use crate::fs::request;
 use crate::log::{FileRec, ProcRec};
 use crate::proto::frame::{Header, F_REPLY};
 use crate::proto::kind::Kind;
+use crate::proto::process::ProcAttrs;
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN};
+use crate::retain::WriteRec;
 use crate::rpc;
 use crate::transport::RecvError;
 
@@ -33,6 +44,7 @@ const O_ONCE: u32 = 0o100 | 0o200 | 0o1000; // O_CREAT | O_EXCL | O_TRUNC
 
 /// Rebuilds every logged process's state on the server of `conn`.
 pub(crate) fn run(shared: &Shared, conn: &mut Conn) -> Result {
+    redo(shared, conn)?;
     let procs = shared.log.lock().snapshot()?;
     if procs.is_empty() {
         return Ok(());
@@ -47,6 +59,115 @@ pub(crate) fn run(shared: &Shared, conn: &mut Conn) -> Result {
     );
     for p in procs.iter() {
         process(shared, conn, p)?;
+    }
+    Ok(())
+}
+
+/// The process id of the shadow that writes retained data again: no client process has it
+/// (pids stay below 2^22).
+const REDO_RPID: u32 = u32::MAX - 1;
+const O_WRONLY: u64 = 0o1;
+
+/// Writes every retained write again on the server of `conn`, oldest first. Each keeps its
+/// data until a later `SERVER_FLUSHED` covers the seq of its new write.
+pub(crate) fn redo(shared: &Shared, conn: &mut Conn) -> Result {
+    let started = Instant::<Monotonic>::now();
+    let mut recs = shared.retained.lock().take();
+    let r = redo_all(shared, conn, &mut recs);
+    shared
+        .last_redo_us
+        .store((started.elapsed().as_nanos() / 1000) as u64, Relaxed);
+    // Put back even after a failure: the next connection writes them again.
+    let back = shared.retained.lock().put_back(recs);
+    r.and(back)
+}
+
+fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Result {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    let bytes: usize = recs.iter().map(|r| r.data().len()).sum();
+    pr_info!(
+        "writing {} retained writes ({} bytes) again on session {}\n",
+        recs.len(),
+        bytes,
+        conn.session
+    );
+    // The file open in the redo shadow, and the identity it was given.
+    let mut open: Option<(KVVec<u8>, i64)> = None;
+    let mut identity: Option<ProcAttrs> = None;
+    let r = (|| -> Result {
+        for r in recs.iter_mut() {
+            if r.attrs.is_some() && r.attrs != identity {
+                close(shared, conn, open.take())?;
+                if let Some(a) = &r.attrs {
+                    attrs::send(shared, &mut conn.tx.lock(), conn.session, REDO_RPID, a)?;
+                }
+                identity = r.attrs;
+            }
+            if open.as_ref().is_none_or(|(p, _)| p[..] != r.path[..]) {
+                close(shared, conn, open.take())?;
+                let args = [AT_FDCWD as u64, 0, O_WRONLY, 0, 0, 0];
+                let fd = path_call(shared, conn, REDO_RPID, 257, args, 1, &r.path)?;
+                if fd < 0 {
+                    diverged(shared, REDO_RPID, "open to write again", &r.path, fd);
+                }
+                let mut path = KVVec::new();
+                path.extend_from_slice(&r.path, GFP_KERNEL)?;
+                open = Some((path, fd));
+            }
+            let Some((_, fd)) = open.as_ref().filter(|(_, fd)| *fd >= 0) else {
+                continue;
+            };
+            let fd = *fd;
+            let data = r.data();
+            let len = data.len();
+            let desc = BufDesc {
+                arg: 1,
+                dir: DIR_IN,
+                len: data.len() as u32,
+            };
+            let args = [fd as u64, 0, data.len() as u64, r.off as u64, 0, 0];
+            let seq = rpc::next_seq();
+            let ret = call_seq(
+                shared,
+                conn,
+                REDO_RPID,
+                &request(18, args, &[desc]),
+                &[data],
+                seq,
+            )?;
+            if ret != len as i64 {
+                diverged(shared, REDO_RPID, "write again to", &r.path, ret);
+            }
+            r.seq = seq;
+            let mut retained = shared.retained.lock();
+            retained.redone += 1;
+            retained.redone_bytes += len as u64;
+        }
+        close(shared, conn, open.take())
+    })();
+    // The redo shadow goes away (the server closes what it left open).
+    let hdr = Header {
+        session: conn.session,
+        rpid: REDO_RPID,
+        seq: rpc::next_seq(),
+        ..Header::new(Kind::ClientExit, 0)
+    };
+    let exit = conn.tx.lock().send(hdr, &[]);
+    r.and(exit)
+}
+
+/// Closes the file open in the redo shadow, if any.
+fn close(shared: &Shared, conn: &mut Conn, open: Option<(KVVec<u8>, i64)>) -> Result {
+    if let Some((_, fd)) = open.filter(|(_, fd)| *fd >= 0) {
+        call(
+            shared,
+            conn,
+            REDO_RPID,
+            &request(3, [fd as u64, 0, 0, 0, 0, 0], &[]),
+            &[],
+        )?;
     }
     Ok(())
 }
@@ -164,6 +285,18 @@ fn call(
     req: &SyscallReq,
     ins: &[&[u8]],
 ) -> Result<i64> {
+    call_seq(shared, conn, rpid, req, ins, rpc::next_seq())
+}
+
+/// [`call`] with seq `seq`.
+fn call_seq(
+    shared: &Shared,
+    conn: &mut Conn,
+    rpid: u32,
+    req: &SyscallReq,
+    ins: &[&[u8]],
+    seq: u64,
+) -> Result<i64> {
     let mut body = KVVec::new();
     body.resize(SyscallReq::head_len(req.bufs().len()), 0, GFP_KERNEL)?;
     req.encode(&mut body).map_err(|_| EINVAL)?;
@@ -173,7 +306,7 @@ fn call(
     let hdr = Header {
         session: conn.session,
         rpid,
-        seq: rpc::next_seq(),
+        seq,
         ..Header::new(Kind::ClientSystemCall, 0)
     };
     conn.tx.lock().send(hdr, &body)?;
@@ -185,6 +318,13 @@ fn call(
                     return SyscallReply::decode(b)
                         .map(|(rep, _)| rep.ret)
                         .map_err(|_| EPROTO);
+                }
+                // On a live connection (a redo after a writeback error) the tasks' calls
+                // are answered meanwhile.
+                match h.kind {
+                    Kind::ServerReply => rpc::deliver(shared, h.seq, b),
+                    Kind::ServerSignal => rpc::signal(shared, &h, b),
+                    _ => (),
                 }
                 if h.kind == Kind::Heartbeat && h.flags & F_REPLY == 0 {
                     let reply = Header {

@@ -36,7 +36,7 @@ pub(crate) const NR_SYSCALLS: usize = 512;
 
 /// The calls that are not `Local`, by x86-64 number (the numbers are the stable ABI).
 #[rustfmt::skip]
-const ROUTED: [Entry; 82] = [
+const ROUTED: [Entry; 83] = [
     Entry { nr: 0, route: Route::Remote(fs::read) },
     Entry { nr: 1, route: Route::Remote(fs::write) },
     Entry { nr: 2, route: Route::Remote(fs::open) },
@@ -45,8 +45,8 @@ const ROUTED: [Entry; 82] = [
     Entry { nr: 6, route: Route::Generic(&Spec::new(6, [Path, Out(STAT)])) },
     Entry { nr: 8, route: Route::Remote(fs::lseek) },
     Entry { nr: 9, route: Route::Remote(mmap::mmap) },
-    Entry { nr: 17, route: Route::Generic(&Spec::new(17, [Fd, OutRet(Len::Arg(2))])) },
-    Entry { nr: 18, route: Route::Generic(&Spec::new(18, [Fd, In(Len::Arg(2))])) },
+    Entry { nr: 17, route: Route::Remote(fs::pread64) },
+    Entry { nr: 18, route: Route::Remote(fs::pwrite64) },
     Entry { nr: 19, route: Route::Remote(fs::readv) },
     Entry { nr: 20, route: Route::Remote(fs::writev) },
     Entry { nr: 21, route: Route::Generic(&Spec::new(21, [Path])) },
@@ -60,7 +60,7 @@ const ROUTED: [Entry; 82] = [
     Entry { nr: 79, route: Route::Generic(&Spec::new(79, [OutRet(Len::Arg(1))])) },
     Entry { nr: 80, route: Route::Remote(fs::chdir) },
     Entry { nr: 81, route: Route::Remote(fs::fchdir) },
-    Entry { nr: 82, route: Route::Generic(&Spec::new(82, [Path, Path])) },
+    Entry { nr: 82, route: Route::Remote(fs::rename) },
     Entry { nr: 83, route: Route::Generic(&Spec::new(83, [Path])) },
     Entry { nr: 84, route: Route::Generic(&Spec::new(84, [Path])) },
     Entry { nr: 85, route: Route::Remote(fs::creat) },
@@ -97,7 +97,7 @@ const ROUTED: [Entry; 82] = [
     Entry { nr: 260, route: Route::Generic(&Spec::new(260, [DirFd(1), Path])) },
     Entry { nr: 262, route: Route::Generic(&Spec::new(262, [DirFd(1), Path, Out(STAT)])) },
     Entry { nr: 263, route: Route::Generic(&Spec::new(263, [DirFd(1), Path])) },
-    Entry { nr: 264, route: Route::Generic(&Spec::new(264, [DirFd(1), Path, DirFd(3), Path])) },
+    Entry { nr: 264, route: Route::Remote(fs::renameat) },
     Entry { nr: 265, route: Route::Generic(&Spec::new(265, [DirFd(1), Path, DirFd(3), Path])) },
     Entry { nr: 266, route: Route::Generic(&Spec::new(266, [Str, DirFd(2), Path])) },
     Entry { nr: 267, route: Route::Generic(&Spec::new(267, [DirFd(1), Path, OutRet(Len::Arg(3))])) },
@@ -106,9 +106,10 @@ const ROUTED: [Entry; 82] = [
     Entry { nr: 277, route: Route::Generic(&Spec::new(277, [Fd])) },
     Entry { nr: 280, route: Route::Generic(&Spec::new(280, [DirFd(1), Path, In(Len::Fixed(32))])) },
     Entry { nr: 285, route: Route::Generic(&Spec::new(285, [Fd])) },
+    Entry { nr: 306, route: Route::Generic(&Spec::new(306, [Fd])) },
     Entry { nr: 295, route: Route::Remote(fs::preadv) },
     Entry { nr: 296, route: Route::Remote(fs::pwritev) },
-    Entry { nr: 316, route: Route::Generic(&Spec::new(316, [DirFd(1), Path, DirFd(3), Path])) },
+    Entry { nr: 316, route: Route::Remote(fs::renameat2) },
     Entry { nr: 326, route: Route::Remote(copy::copy_file_range) },
     Entry { nr: 327, route: Route::Remote(fs::preadv) },
     Entry { nr: 328, route: Route::Remote(fs::pwritev) },

@@ -7,9 +7,14 @@
 //! queued; when the worker is connected again (after replay, `replay.rs`) it sends every
 //! call without a reply again, with its original sequence number ([`publish_link`]).
 //!
+//! A call that makes earlier writes durable (`retain.rs`) frees their retained data when
+//! it succeeds. A call whose server restarted while it was out (its reply was lost with the
+//! server) ran again there: an `EEXIST` of a `mkdir`, or an `ENOENT` of an `unlink` or a
+//! `rename`, then only says that its first run had reached the disk, and is success.
+//!
 //! Lock order: `Shared::calls` → `Shared::link`; `Conn::tx` → `Shared::events`,
-//! `Conn::tx` → `Shared::log` (while flushing fork and exit events); `Shared::log` is
-//! otherwise taken alone.
+//! `Conn::tx` → `Shared::log` (while flushing fork and exit events);
+//! `Shared::log` → `Shared::retained`.
 
 use kernel::{
     alloc::KVVec,
@@ -26,6 +31,7 @@ use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::SignalMsg;
 use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
+use crate::retain::{self, Durable};
 use crate::transport::Sender;
 
 static NEXT_SEQ: Atomic<u64> = Atomic::new(1);
@@ -214,6 +220,12 @@ pub(crate) struct Ticket<'a> {
     nouts: usize,
     /// Set when the reply (or the call's failure) is there; see [`Pending::done`].
     done: Arc<Atomic<i32>>,
+    nr: u32,
+    /// What the call makes durable once it succeeded, and the retention stamp when it was
+    /// submitted.
+    durable: Option<(Durable, u64)>,
+    /// `Shared::restarts` when the call was first sent (`None`: not sent yet).
+    restarts: Option<u64>,
 }
 
 /// A remote call's answer: its return value and its output buffers.
@@ -223,6 +235,9 @@ pub(crate) struct Reply {
     rep: SyscallReply,
     /// Where the output data starts in `body`.
     data: usize,
+    /// The call's seq and request (a write's data, which may have to be retained).
+    pub(crate) seq: u64,
+    pub(crate) req: KVVec<u8>,
 }
 
 impl Reply {
@@ -259,6 +274,8 @@ pub(crate) fn submit<'a>(
     }
     let seq = next_seq();
     let done = Arc::new(Atomic::new(0), GFP_KERNEL)?;
+    let durable = retain::durable(req.nr, &req.args, ins.get(1).copied())
+        .map(|d| (d, shared.retained.lock().stamp()));
     let link = {
         // With the link read under `calls`, a call is either sent here or by
         // `publish_link`, never by both and never by neither.
@@ -276,6 +293,7 @@ pub(crate) fn submit<'a>(
         )?;
         link
     };
+    let restarts = link.is_some().then(|| shared.restarts.load(Relaxed));
     if let Some((tx, session)) = link {
         // A failed send is the connection's end: the worker notices and the call goes
         // out again on the next connection.
@@ -288,6 +306,9 @@ pub(crate) fn submit<'a>(
         body,
         nouts: req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count(),
         done,
+        nr: req.nr,
+        durable,
+        restarts,
     })
 }
 
@@ -347,7 +368,7 @@ impl Ticket<'_> {
 
     /// Sends the call again on the current link, if there is one (else the next
     /// [`publish_link`] asks again).
-    fn resend(&self) {
+    fn resend(&mut self) {
         let link = {
             let mut calls = self.shared.calls.lock();
             let Some(p) = calls.iter_mut().find(|p| p.seq == self.seq) else {
@@ -362,6 +383,8 @@ impl Ticket<'_> {
             link
         };
         if let Some((tx, session)) = link {
+            let now = self.shared.restarts.load(Relaxed);
+            self.restarts.get_or_insert(now);
             let _ = send_call(
                 self.shared,
                 &mut tx.lock(),
@@ -377,7 +400,7 @@ impl Ticket<'_> {
     ///
     /// Killable: SIGKILL ends the wait (the process is going away, so nobody sees the
     /// outcome); any other signal waits for the reply, so no call fails spuriously.
-    pub(crate) fn wait(self) -> Result<Reply> {
+    pub(crate) fn wait(mut self) -> Result<Reply> {
         loop {
             // SAFETY: `done` lives until the end of this function.
             if unsafe { tether_call_wait(self.done.as_ptr()) } != 0 {
@@ -397,13 +420,47 @@ impl Ticket<'_> {
             return Err(EPROTO);
         }
         let data = body.len() - data.len();
+        let ret = self.settle(rep.ret);
         self.shared.log.lock().called(self.rpid);
         Ok(Reply {
-            ret: rep.ret,
+            ret,
             body,
             rep,
             data,
+            seq: self.seq,
+            req: core::mem::replace(&mut self.body, KVVec::new()),
         })
+    }
+
+    /// The call's result `ret`, after what its success means for the retained writes and,
+    /// when its server restarted meanwhile, for a second run of it (see the module doc).
+    fn settle(&self, ret: i64) -> i64 {
+        const EEXIST: i64 = -(bindings::EEXIST as i64);
+        const ENOENT: i64 = -(bindings::ENOENT as i64);
+        let ret = match (self.nr, ret) {
+            _ if self
+                .restarts
+                .is_none_or(|r| r == self.shared.restarts.load(Relaxed)) =>
+            {
+                ret
+            }
+            // mkdir, mkdirat, link, linkat, symlink, symlinkat
+            (83 | 258 | 86 | 265 | 88 | 266, EEXIST) => 0,
+            // rmdir, unlink, unlinkat, rename, renameat, renameat2
+            (84 | 87 | 263 | 82 | 264 | 316, ENOENT) => 0,
+            _ => ret,
+        };
+        match self.durable {
+            Some((Durable::All, stamp)) if ret >= 0 => self.shared.retained.lock().committed(stamp),
+            Some((Durable::File(sfd), stamp)) if ret >= 0 => {
+                let log = self.shared.log.lock();
+                if let Some(path) = log.path(self.rpid, sfd) {
+                    self.shared.retained.lock().synced(path, stamp);
+                }
+            }
+            _ => (),
+        }
+        ret
     }
 }
 

@@ -17,6 +17,30 @@ const char *tether_local_prefixes(void)
 	return local_prefixes;
 }
 
+static char *servers = "";
+module_param(servers, charp, 0444);
+MODULE_PARM_DESC(servers,
+		 "comma-separated vsock CIDs of the servers to connect to, tried in turn after a "
+		 "connection is lost (a failover server has the same storage); empty: server_cid");
+
+const char *tether_servers(void);
+const char *tether_servers(void)
+{
+	return servers;
+}
+
+static bool retain = true;
+module_param(retain, bool, 0644);
+MODULE_PARM_DESC(retain,
+		 "keep written data until the server says it is durable, to write it again after a "
+		 "server crash (0: a crash loses unflushed writes; for measuring the cost)");
+
+bool tether_retain(void);
+bool tether_retain(void)
+{
+	return READ_ONCE(retain);
+}
+
 #include <linux/wait.h>
 
 /* Tasks in a remote call wait here, killable (SIGKILL ends the wait; other signals wait). */

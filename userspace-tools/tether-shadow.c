@@ -41,6 +41,7 @@ struct reply_args { uint64_t token; uint64_t buf; uint32_t len; uint32_t signals
 #define DIR_RET 4
 #define REQ_HEAD 56
 #define DEV_FD 1023
+#define ROOT_FD 1022
 #define FORK_NR 0xffffffffu
 
 /* System calls a shadow makes for its client: the file system and fd families. */
@@ -56,8 +57,26 @@ static const int allowed[] = {
 	SYS_renameat2, SYS_statx, SYS_faccessat2, SYS_copy_file_range, SYS_sync_file_range,
 	SYS_openat2, SYS_sendfile, SYS_open, SYS_mknod, SYS_mknodat, SYS_setxattr, SYS_lsetxattr,
 	SYS_fsetxattr, SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_listxattr, SYS_llistxattr,
-	SYS_flistxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr,
+	SYS_flistxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr, SYS_syncfs,
 	452 /* fchmodat2 */,
+};
+
+/*
+ * Calls that change the namespace, a file's size or its attributes are committed before
+ * their reply: the export's file system is synced (syncfs) after each one that succeeded,
+ * as NFS servers commit such operations before answering. The client keeps only plain
+ * data writes until the flusher's SERVER_FLUSHED, and drops what it kept for writes
+ * answered before a committed call once that call returns (client_proxy/retain.rs,
+ * COMMITTED: the two lists must match). So a replay never has to redo a rename or a
+ * truncate, whose second run is not idempotent.
+ */
+static const int committed[] = {
+	SYS_truncate, SYS_ftruncate, SYS_rename, SYS_mkdir, SYS_rmdir, SYS_creat, SYS_link,
+	SYS_unlink, SYS_symlink, SYS_chmod, SYS_fchmod, SYS_chown, SYS_fchown, SYS_lchown,
+	SYS_mkdirat, SYS_fchownat, SYS_unlinkat, SYS_renameat, SYS_linkat, SYS_symlinkat,
+	SYS_fchmodat, SYS_utimensat, SYS_fallocate, SYS_renameat2, SYS_copy_file_range,
+	SYS_sendfile, SYS_mknod, SYS_mknodat, SYS_setxattr, SYS_lsetxattr, SYS_fsetxattr,
+	SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr, 452 /* fchmodat2 */,
 };
 
 /* The signals a call may raise for its caller (forwarded to the client), blocked. */
@@ -88,12 +107,39 @@ static int makes_device(uint32_t nr, const uint64_t *args)
 	return S_ISCHR(mode) || S_ISBLK(mode);
 }
 
-static int is_allowed(uint32_t nr)
+static int in(const int *list, size_t n, uint32_t nr)
 {
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if ((uint32_t)allowed[i] == nr)
+	for (size_t i = 0; i < n; i++)
+		if ((uint32_t)list[i] == nr)
 			return 1;
 	return 0;
+}
+
+static int is_allowed(uint32_t nr)
+{
+	return in(allowed, sizeof(allowed) / sizeof(allowed[0]), nr);
+}
+
+/* Whether call nr with args must be committed once it succeeded (see committed[]); opens
+ * that create or truncate too. */
+static int commits(uint32_t nr, const uint64_t *args)
+{
+	uint64_t flags;
+
+	switch (nr) {
+	case SYS_open:
+		flags = args[1];
+		break;
+	case SYS_openat:
+		flags = args[2];
+		break;
+	case SYS_openat2:  /* struct open_how, in the request: flags first */
+		memcpy(&flags, (const void *)(uintptr_t)args[2], 8);
+		break;
+	default:
+		return in(committed, sizeof(committed) / sizeof(committed[0]), nr);
+	}
+	return !!(flags & (O_CREAT | O_TRUNC));
 }
 
 /* Runs one request; writes the reply body into rep and returns its length. Returns 0 in
@@ -159,6 +205,13 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, ui
 		ret = syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
 		if (ret == -1)
 			ret = -errno;
+		/* A commit that fails turns the call's success into EIO (an fd it opened is
+		 * closed again): the client must not count on it being durable. */
+		else if (commits(nr, args) && syncfs(ROOT_FD)) {
+			if (nr == SYS_open || nr == SYS_openat || nr == SYS_openat2 || nr == SYS_creat)
+				close((int)ret);
+			ret = -EIO;
+		}
 	}
 	/* Reply: i64 ret, u32 nout, u32 0, nout x u32 len, then the output bytes. */
 	for (uint32_t i = 0; i < nbufs; i++)
@@ -190,6 +243,16 @@ bad:
 	return 16;
 }
 
+/* Opens directory path as fd number fd (close-on-exec). */
+static int open_at(const char *path, int fd)
+{
+	int f = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (f < 0 || dup3(f, fd, O_CLOEXEC) < 0 || close(f))
+		return -1;
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	const char *root = "/";
@@ -217,6 +280,10 @@ int main(int argc, char **argv)
 	}
 	if (chdir(root) || chroot(".") || chdir("/")) {
 		fprintf(stderr, "tether-shadow: cannot confine to %s: %s\n", root, strerror(errno));
+		return 1;
+	}
+	if (open_at("/", ROOT_FD) < 0) {
+		fprintf(stderr, "tether-shadow: cannot open the export root: %s\n", strerror(errno));
 		return 1;
 	}
 	if (uid != 0 && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))

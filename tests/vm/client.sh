@@ -90,7 +90,10 @@ check "client still connected after the selftests" connected
 # process carries on with the same fds and cwd. A second process starts its first remote
 # call while the server is down: the call waits and completes after the replay. Its fd 5 is
 # open on a file it unlinked: replay cannot reopen that by path (a divergence), so reads on
-# fd 5 fail with EIO.
+# fd 5 fail with EIO. Before the crash it also writes data the server has not flushed (its
+# flusher is slowed to 10 min and the kernel's periodic writeback is off on the server VM,
+# tests/vm/server.sh): a new file, an append and an overwrite in place, all retained by the
+# client and written again by the replay.
 BASHM=/tmp/bash-marked
 cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM
 mkfifo /dev/tether-gate
@@ -100,20 +103,27 @@ printf 'durable-line\n' >data && printf 'rel-file\n' >rel && : >appended
 exec 3<data 4>>appended
 printf 'unlinked\n' >gone && exec 5<gone && rm gone
 sync data rel appended . / || exit 1
+# Opens that create commit everything before them on the server: open first, then write.
+exec 6<>unsynced 7<>data
+seq -f 'unflushed-%05g' 1 3000 >&6 && echo unflushed-append >&4 &&
+	printf X | dd bs=1 seek=3 conv=notrunc status=none >&7 || exit 1
 echo ready >/dev/tether-ready
 read -r g </dev/tether-gate
 read -r d <&3; echo "fd3=$d"
 read -r x <&5; echo "fd5-rc=$?"
 read -r r <rel; echo "rel=$r"
 echo after-crash >&4; echo "append-rc=$?"
-echo "appended=$(cat appended)"
+echo "appended=$(tr '\n' ' ' <appended)"
+echo "unsynced=$(sha256sum <unsynced | cut -c1-16)"
 echo "cwd=$(/bin/pwd)"
 EOF
 $BASHM -c "$P" >/tmp/replay.out 2>&1 &
 rp=$!
 check "replay: tethered process ready (cwd and two files open on the server, synced)" \
 	wait_until 60 test -e /dev/tether-ready
-rep0=$(c replays) div0=$(c divergences)
+rep0=$(c replays) div0=$(c divergences) redone0=$(c redone_writes)
+check "replay: the unflushed writes are retained by the client ($(c retained_writes) writes, $(c retained_bytes) bytes)" \
+	test "$(c retained_bytes)" -ge 48018
 pbv=$(c peer_boot_verifier) disc=$(c disconnects) conn=$(c connects)
 touch /out/kill-server
 check "client notices the server crash (state leaves connected) within 30 s" wait_until 30 eval '! connected'
@@ -130,6 +140,9 @@ check "new peer_boot_verifier after the server reboot" test "$(c peer_boot_verif
 check "connects counted" test "$(c connects)" = $((conn + 1))
 check "replay: one replay ran with one divergence (the unlinked open file)" \
 	test "$(c replays) $(c divergences)" = "$((rep0 + 1)) $((div0 + 1))"
+check "replay: the retained writes were written again ($(($(c redone_writes) - redone0)) writes)" \
+	test "$(c redone_writes)" -ge $((redone0 + 3))
+check "replay: dmesg says so" grep -q "writing [0-9]* retained writes ([0-9]* bytes) again" /out/dmesg.log
 check "replay: dmesg names the file replay could not reopen" \
 	grep -q "replay diverged: process [0-9]*: reopen /replay/gone failed (-2)" /out/dmesg.log
 rc=0
@@ -144,10 +157,14 @@ reap $rp 60 >&2 || rc=$?
 out=$(cat /tmp/replay.out)
 echo "$out"
 check "replay: the process exits 0 after the crash (exit $rc)" test $rc = 0
-check "replay: fd 3, opened before the crash, reads its file" grep -qx fd3=durable-line <<<"$out"
+check "replay: fd 3, opened before the crash, reads its file (with the unflushed overwrite)" \
+	grep -qx fd3=durXble-line <<<"$out"
 check "replay: a relative path resolves in the cwd set before the crash" grep -qx rel=rel-file <<<"$out"
-check "replay: fd 4 (O_APPEND, opened before the crash) appends" \
-	eval 'grep -qx append-rc=0 <<<"$out" && grep -qx appended=after-crash <<<"$out"'
+check "replay: fd 4 (O_APPEND, opened before the crash) appends after the unflushed append" \
+	eval 'grep -qx append-rc=0 <<<"$out" && grep -qx "appended=unflushed-append after-crash " <<<"$out"'
+sum=$(seq -f 'unflushed-%05g' 1 3000 | sha256sum | cut -c1-16)
+check "replay: the file written just before the crash is whole (48018 bytes, sha256 $sum...)" \
+	grep -qx "unsynced=$sum" <<<"$out"
 check "replay: the server-side cwd is the one from before the crash" grep -qx cwd=/replay <<<"$out"
 check "replay: a read on the fd replay could not reopen fails with EIO" \
 	eval 'grep -qx fd5-rc=1 <<<"$out" && grep -q "read error: [0-9]*: Input/output error" <<<"$out"'

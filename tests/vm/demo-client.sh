@@ -22,6 +22,7 @@ read -r -d '' S <<'EOF'
 mkdir -p /demo && cd /demo
 echo "line 1, written before the crash" >journal.txt && exec 3>>journal.txt
 sync journal.txt . /
+echo "line 1b, written just before the crash, never synced: only the client keeps it" >&3
 echo "pid $$: cwd $(/bin/pwd) on the server, fd 3 open on journal.txt; waiting"
 echo ready >/dev/tether-ready
 read -r go </dev/tether-gate
@@ -32,7 +33,7 @@ EOF
 /tmp/bash-marked -c "$S" 2>&1 | sed 's/^/  tethered| /' &
 shell=$!
 wait_until 60 test -e /dev/tether-ready
-say "the client's syscall log (tetherctl log)"
+say "the client's syscall log (tetherctl log): open state, and the write the server has not flushed"
 cat $D/log
 
 old=$(c peer_boot_verifier)
@@ -45,9 +46,9 @@ say "asking the host to boot the server VM again"
 touch /out/server-down
 wait_until 180 eval 'connected && [ "$(c peer_boot_verifier)" != "$old" ]'
 say "reconnected: peer_boot_verifier $old -> $(c peer_boot_verifier); replayed the log:"
-grep -E '^(state|session|connects|replays|divergences)=' $D/state
-dmesg | grep -E 'tether_client: (replay|connected)' | tail -n 3
-say "the tethered shell goes on with the same cwd and fd"
+grep -E '^(state|session|connects|replays|divergences|redone_writes|redone_bytes)=' $D/state
+dmesg | grep -E 'tether_client: (replay|connected|writing)' | tail -n 4
+say "the tethered shell goes on with the same cwd and fd (line 1b survived the crash)"
 echo go >/dev/tether-gate
 wait $shell
 rm -f /dev/tether-gate /dev/tether-ready

@@ -37,7 +37,7 @@ state_parses() {
 	text=$(cat "$f" 2>/dev/null)   # debugfs files have size 0: read them
 	[ -n "$text" ] || { echo "$f: empty or missing"; return 1; }
 	while IFS= read -r line; do
-		[[ $line =~ ^[a-z_]+=(0x[0-9a-f]+|[0-9]+|[a-z_]+)$ ]] && continue
+		[[ $line =~ ^[a-z_]+=(0x[0-9a-f]+|[0-9]+(,[0-9]+)*|[a-z_]+)$ ]] && continue
 		[[ $line =~ ^session\ id=[0-9]+\ cid=[0-9]+(\ [a-z_]+=[0-9]+)*$ ]] && continue
 		echo "$f: bad line: $line"
 		bad=1

@@ -544,8 +544,13 @@ check "resume: the fd opened before the outage reads on (first=$(val first "$out
 	eval 'has "$out" "first=one" && has "$out" "second-rc=0 b=two" && has "$out" done'
 rm -f /dev/tether-gate2
 
-# A writeback error is never acked: the server rotates its verifier and says so.
-vc0=$(c verifier_changes) pbv=$(c peer_boot_verifier)
+# A writeback error is never acked: the server rotates its verifier and says so, and the
+# client writes what it retained again. A tethered writer keeps writing lines across it.
+vc0=$(c verifier_changes) pbv=$(c peer_boot_verifier) rd0=$(c redone_writes)
+$BASHM -c 'mkdir -p /wb && for i in $(seq 1 120); do echo "line-$i"; sleep 0.05; done >/wb/lines' \
+	>/tmp/wb.out 2>&1 &
+wp=$!
+sleep 2
 srv 20 "echo fail_flush >$SD/control" >&2
 check "writeback error: the client sees a verifier change within 10 s (changes $vc0 -> $(c verifier_changes))" \
 	wait_until 10 eval '[ "$(c verifier_changes)" -gt "$vc0" ]'
@@ -553,6 +558,12 @@ nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")
 check "writeback error: new verifier = the server's ($pbv -> $(c peer_boot_verifier), server $nbv)" \
 	eval '[ "$(c peer_boot_verifier)" != "$pbv" ] && [ "$(c peer_boot_verifier)" = "$nbv" ]'
 check "writeback error: server dmesg reports it" wait_until 5 grep -q "sync of the export root failed" $SDMESG
+rc=0
+reap $wp 60 >&2 || rc=$?
+check "writeback error: the client wrote its retained data again ($(($(c redone_writes) - rd0)) writes)" \
+	test "$(c redone_writes)" -gt "$rd0"
+check "writeback error: the writer across it exits 0 and its file is whole, once (exit $rc)" \
+	eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/wb/lines")" = "$(seq -f line-%g 1 120 | sha256sum)" ]'
 
 # A session (with a shadow) left waiting for a resume: the server's unload must end it
 # (tests/vm/remote-server.sh checks sessions, shadows and kmemleak after its rmmod).

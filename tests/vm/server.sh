@@ -7,6 +7,8 @@ set -u
 D=/sys/kernel/debug/tether_server
 BOOT_INDEX=${BOOT_INDEX:-0}
 
+# NO_WRITEBACK=1: written data stays in the page cache until something syncs it.
+[ "${NO_WRITEBACK:-0}" = 1 ] && echo 0 >/proc/sys/vm/dirty_writeback_centisecs
 # The data disk survives a killed VM: boot N finds the N markers of earlier boots.
 mkdir -p /srv
 if check "data disk mounted at /srv (by qemu/guest-init.sh, before the module)" mountpoint -q /srv; then

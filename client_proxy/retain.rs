@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Retained writes (DESIGN §3.2): the data of every remote write the server answered but
+//! has not made durable yet, so that a replay can write it again (§3.4 step 4).
+//!
+//! The server answers a write once the data is in its page cache. The client keeps the
+//! write's request (and with it the data), the file's server path and the writer's
+//! identity until one of these says the data is on disk:
+//! - a `SERVER_FLUSHED {up_to_seq}` that covers the write's seq ([`Retained::flushed`]);
+//! - a committed call ([`COMMITTED`]: namespace, size and attribute changes, which the
+//!   server's shadow follows by a `syncfs` of the export before answering) or a remote
+//!   `syncfs`, answered after the write was ([`Retained::committed`]);
+//! - a remote `fsync`/`fdatasync` of the same file, answered after it ([`Retained::synced`]).
+//!
+//! Because every rename, unlink or truncate is committed, and drops what was kept before
+//! it, a kept write's path still names its file, and writing the kept data again (in seq
+//! order, at the recorded offsets) is idempotent: it never undoes a later rename or
+//! truncate. Writes to FIFOs are not kept: they cannot be replayed.
+
+use core::fmt;
+use kernel::{alloc::KVVec, prelude::*};
+
+use crate::log::BStr;
+use crate::proto::process::ProcAttrs;
+
+/// Calls the server commits before answering (`tether-shadow.c`, `committed[]` and
+/// `commits()`: the lists must match); opens commit when they create or truncate.
+pub(crate) const COMMITTED: [u32; 35] = [
+    76, 77, 82, 83, 84, 85, 86, 87, 88, 90, 91, 92, 93, 94, 133, 188, 189, 190, 197, 198, 199, 258,
+    259, 260, 263, 264, 265, 266, 268, 280, 285, 316, 326, 40, 452,
+];
+
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+
+/// What a successful call makes durable on the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durable {
+    /// Every write answered before it (committed calls, `syncfs`).
+    All,
+    /// The writes to the file open as this server fd (`fsync`, `fdatasync`).
+    File(i32),
+}
+
+/// What call `nr` with `args` (and, for `openat2`, its `struct open_how` in `how`) makes
+/// durable once it succeeded.
+pub(crate) fn durable(nr: u32, args: &[u64; 6], how: Option<&[u8]>) -> Option<Durable> {
+    let open_flags = match nr {
+        2 => Some(args[1]),
+        257 => Some(args[2]),
+        437 => Some(
+            how.and_then(|h| h.get(..8))
+                .and_then(|f| f.try_into().ok())
+                .map_or(0, u64::from_le_bytes),
+        ),
+        _ => None,
+    };
+    match (nr, open_flags) {
+        (_, Some(flags)) => (flags & (O_CREAT | O_TRUNC) != 0).then_some(Durable::All),
+        (306, _) => Some(Durable::All),
+        (74 | 75, _) => Some(Durable::File(args[0] as i32)),
+        _ => COMMITTED.contains(&nr).then_some(Durable::All),
+    }
+}
+
+/// One retained write.
+pub(crate) struct WriteRec {
+    /// The seq the server knows the write by: its call's, or its last replay's.
+    pub(crate) seq: u64,
+    /// Order of retention (see [`Retained::stamp`]).
+    stamp: u64,
+    /// The file's server path (absolute) when it was written.
+    pub(crate) path: KVVec<u8>,
+    pub(crate) off: i64,
+    /// The writer's identity, for the shadow that writes the data again.
+    pub(crate) attrs: Option<ProcAttrs>,
+    /// The request that carried the data: the data is `body[at..at + len]`.
+    body: KVVec<u8>,
+    at: usize,
+    len: usize,
+}
+
+impl WriteRec {
+    /// The data written.
+    pub(crate) fn data(&self) -> &[u8] {
+        self.body.get(self.at..self.at + self.len).unwrap_or(&[])
+    }
+}
+
+/// The retained writes, oldest first.
+pub(crate) struct Retained {
+    recs: KVec<WriteRec>,
+    bytes: usize,
+    next_stamp: u64,
+    /// Writes (and bytes) retained since load, and written again by replays.
+    pub(crate) kept: u64,
+    pub(crate) redone: u64,
+    pub(crate) redone_bytes: u64,
+}
+
+impl Retained {
+    pub(crate) const fn new() -> Self {
+        Self {
+            recs: KVec::new(),
+            bytes: 0,
+            next_stamp: 0,
+            kept: 0,
+            redone: 0,
+            redone_bytes: 0,
+        }
+    }
+
+    /// The stamp the next retained write gets: a call submitted now makes durable the
+    /// writes retained before it, those with a lower stamp.
+    pub(crate) fn stamp(&self) -> u64 {
+        self.next_stamp
+    }
+
+    /// Retains `len` bytes at `body[at..]` written at `off` into `path` by call `seq`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn keep(
+        &mut self,
+        seq: u64,
+        path: KVVec<u8>,
+        off: i64,
+        attrs: Option<ProcAttrs>,
+        body: KVVec<u8>,
+        at: usize,
+        len: usize,
+    ) -> Result {
+        if body.len() < at + len {
+            return Err(EINVAL);
+        }
+        self.recs.push(
+            WriteRec {
+                seq,
+                stamp: self.next_stamp,
+                path,
+                off,
+                attrs,
+                body,
+                at,
+                len,
+            },
+            GFP_KERNEL,
+        )?;
+        self.next_stamp += 1;
+        self.bytes += len;
+        self.kept += 1;
+        Ok(())
+    }
+
+    fn drop_where(&mut self, gone: impl Fn(&WriteRec) -> bool) {
+        let mut bytes = 0;
+        self.recs.retain(|r| {
+            let keep = !gone(r);
+            if keep {
+                bytes += r.len;
+            }
+            keep
+        });
+        self.bytes = bytes;
+    }
+
+    /// A `SERVER_FLUSHED` covers the writes up to seq `up_to`.
+    pub(crate) fn flushed(&mut self, up_to: u64) {
+        self.drop_where(|r| r.seq <= up_to);
+    }
+
+    /// A call that makes every earlier write durable, submitted when the next stamp was
+    /// `before`, succeeded.
+    pub(crate) fn committed(&mut self, before: u64) {
+        self.drop_where(|r| r.stamp < before);
+    }
+
+    /// An `fsync` of the file at `path`, submitted when the next stamp was `before`,
+    /// succeeded.
+    pub(crate) fn synced(&mut self, path: &[u8], before: u64) {
+        self.drop_where(|r| r.stamp < before && r.path[..] == *path);
+    }
+
+    /// The retained writes and bytes.
+    pub(crate) fn size(&self) -> (usize, usize) {
+        (self.recs.len(), self.bytes)
+    }
+
+    /// The debugfs `log` file's part: a summary line, then the oldest writes.
+    pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 32;
+        writeln!(
+            f,
+            "retained writes={} bytes={}",
+            self.recs.len(),
+            self.bytes
+        )?;
+        for r in self.recs.iter().take(SHOWN) {
+            writeln!(
+                f,
+                "  write seq={} off={} len={} path={}",
+                r.seq,
+                r.off,
+                r.len,
+                BStr(&r.path)
+            )?;
+        }
+        if self.recs.len() > SHOWN {
+            writeln!(f, "  ... {} more", self.recs.len() - SHOWN)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the retained writes out, to write them again; [`Retained::put_back`] returns
+    /// them (with the seqs of the new writes).
+    pub(crate) fn take(&mut self) -> KVec<WriteRec> {
+        self.bytes = 0;
+        core::mem::take(&mut self.recs)
+    }
+
+    /// Returns writes taken by [`Retained::take`]: they are older than any retained since.
+    pub(crate) fn put_back(&mut self, mut recs: KVec<WriteRec>) -> Result {
+        recs.reserve(self.recs.len(), GFP_KERNEL)?;
+        for r in self.recs.drain_all() {
+            recs.push_within_capacity(r).map_err(|_| ENOMEM)?;
+        }
+        self.recs = recs;
+        self.bytes = self.recs.iter().map(|r| r.len).sum();
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+#!/bin/bash
+# make bench, part 3: crash recovery figures (issue 5), in one run of the same VMs.
+#  - retention cost: a tethered process's pwrite of 4 KiB (whose data the client retains
+#    until the server flushes it) and pread of 64 B, p50, with retention on and off
+#    (the client's runtime parameter `retain`), alternated over ROUNDS rounds;
+#  - outage: a tethered process writes MIB MiB that the server does not flush (flusher
+#    slowed, periodic writeback off), then keeps writing 4 KiB pieces while the host kills
+#    the server VM's QEMU and boots it again; figures: down detection, the server's boot to
+#    ready, the client's resume (connect to calls going out: handshake, replay, and writing
+#    the retained data again), that rewrite alone, against the raw link's bulk rate, and the
+#    longest call the application saw. The application then checks every byte it wrote.
+. "$(dirname "$0")/hostlib.sh"
+
+MIB=${BENCH_CRASH_MIB:-8} ROUNDS=${BENCH_ROUNDS:-3}
+prepare >&2
+in_chroot gcc -O2 -Wall -Wextra -Werror -o /work/tests/bench/crashbench /work/tests/bench/crashbench.c >&2 ||
+	die "building crashbench failed"
+start_run bench-crash
+cat >"$RUN/client.sh" <<'SH'
+. /tether/tests/vm/lib.sh
+D=/sys/kernel/debug/tether_client P=/sys/module/tether_client/parameters/retain
+c() { key $D/state "$1"; }
+insmod /tether/client_proxy/tether_client.ko server_cid=4 reconnect_max_ms=50
+wait_until 120 eval '[ "$(c state)" = connected ]' || { echo "not connected"; exit 1; }
+cp /tether/tests/bench/crashbench /tmp/cb && setfattr -n trusted.tether.loader -v 1 /tmp/cb
+echo "bulk 16777216 65536" >$D/bench && cat $D/bench >/out/bulk.txt
+for r in $(seq "$ROUNDS"); do
+	for on in 1 0; do
+		echo $on >$P
+		/tmp/cb lat /cb-lat 2000 | sed "s/^/retain=$on /" >>/out/lat.txt
+	done
+done
+echo 1 >$P
+mkdir -p /tmp/o
+/tmp/cb outage /cb-outage "$MIB" /tmp/o/ready >/out/outage-app.txt 2>&1 &
+app=$!
+wait_until 300 test -e /tmp/o/ready || exit 1
+echo "retained_bytes_before $(c retained_bytes)" >/out/outage.txt
+touch /out/kill-server
+wait_until 30 eval '[ "$(c state)" != connected ]'
+touch /out/server-down
+wait $app
+echo "app_exit $?" >>/out/outage.txt
+for k in last_down_detect_ms last_resume_us last_redo_us redone_bytes restarts; do
+	echo "$k $(c $k)" >>/out/outage.txt
+done
+touch /out/client-done
+SH
+VMS=(server0 client)
+boot server0 server $SERVER_CID BOOT_INDEX=0 NO_WRITEBACK=1 \
+	"SERVER_PARAMS='$SERVER_PARAMS flush_ms=600000 flush_dirty_kb=0'"
+wait_file 180 "$RUN/server0/ready" "${VMPID[server0]}" || die "server0 did not get ready"
+boot client client $CLIENT_CID ROLE_SCRIPT=/shared/client.sh LOAD_MODULE=0 MIB=$MIB ROUNDS=$ROUNDS
+drive_client 1800
+wait_vm client 10
+touch "$RUN/$SERVER/stop"
+wait_vm "$SERVER" 60
+[ -e "$RUN/client/client-done" ] || die "the client did not finish, see $RUN/client/role.log"
+
+# median KEY RETAIN : the median over the rounds of a latency figure
+median() { sed -n "s/^retain=$2 $1 //p" "$RUN/client/lat.txt" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+fig() { sed -n "s/^$1 //p" "$RUN/client/outage.txt" | head -n1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.3f", a / b }'; }
+row() { printf '| %-44s | %14s | %s\n' "$@"; }
+echo "crash recovery figures (TCG, release kernel, one run)"
+row "retention cost" "ns (median p50)" "on / off"
+for f in pwrite4k_p50 pread64_p50; do
+	on=$(median $f 1) off=$(median $f 0)
+	row "$f retain on / off" "$on / $off" "$(ratio "$on" "$off")"
+done
+bulk=$(sed -n 's/.*mb_per_s=\([0-9.]*\).*/\1/p' "$RUN/client/bulk.txt")
+redo_us=$(fig last_redo_us) resume_us=$(fig last_resume_us) bytes=$(fig redone_bytes)
+row "retained before the crash (bytes)" "$(fig retained_bytes_before)" ""
+row "down detected after (ms)" "$(fig last_down_detect_ms)" "3 heartbeats of $HB ms"
+row "server VM boot to ready (ms)" "$(boot_ms server1)" "TCG boot, not tether's"
+row "client resume: connect to calls out (ms)" "$(awk -v u="$resume_us" 'BEGIN { printf "%.1f", u / 1000 }')" \
+	"without the rewrite: $(awk -v a="$resume_us" -v b="$redo_us" 'BEGIN { printf "%.1f ms (target <= 200)", (a - b) / 1000 }')"
+row "  of which rewriting retained data (ms)" "$(awk -v u="$redo_us" 'BEGIN { printf "%.1f", u / 1000 }')" \
+	"$bytes bytes: $(awk -v b="$bytes" -v u="$redo_us" 'BEGIN { if (u > 0) printf "%.1f", b / u; else print "-" }') MB/s, raw link bulk $bulk MB/s"
+row "longest application call across it (ms)" "$(sed -n 's/^outage_ms //p' "$RUN/client/outage-app.txt")" \
+	"detection + reboot + resume"
+row "bytes the application checked after it" "$(sed -n 's/^checked_bytes //p' "$RUN/client/outage-app.txt")" \
+	"app exit $(fig app_exit)"
+echo "(raw: $RUN/client/{lat,outage,outage-app,bulk}.txt)"
+[ "$(fig app_exit)" = 0 ]
