@@ -12,7 +12,9 @@ S=/shared/server-state
 HB=${HEARTBEAT_MS:-500}
 CLIENT_KEYS=(state server_cid session boot_verifier peer_boot_verifier connects disconnects frames_in
 	frames_out bytes_in bytes_out heartbeats_sent heartbeat_misses last_down_detect_ms replays
-	divergences resumed flushed_up_to flushed_verifier flushed verifier_changes bad_flushed)
+	divergences resumed flushed_up_to flushed_verifier flushed verifier_changes bad_flushed servers
+	restarts last_resume_us last_redo_us retained_writes retained_bytes retained_total redone_writes
+	redone_bytes)
 SERVER_KEYS=(port boot_verifier sessions accepted rejected bad_frames frames_in frames_out bytes_in
 	bytes_out heartbeat_misses flush_ms resume_ms resumed expired cache_hits dup_pending syncs
 	sync_errors flushed_sent detached)
@@ -27,7 +29,7 @@ unloaded() { ! loaded && [ ! -e $D ]; }
 
 # --- parameters -----------------------------------------------------------------------
 check "modinfo: tether_client parameters all described" params_described $KO \
-	server_cid port heartbeat_ms split reconnect_max_ms
+	server_cid port heartbeat_ms split reconnect_max_ms servers retain
 check "modinfo: tether_server parameters all described" params_described $SKO \
 	port allowed_cids heartbeat_ms max_frame split flush_ms flush_dirty_kb resume_ms reply_cache reply_cache_kb
 

@@ -48,7 +48,7 @@ check "insmod tether_server (root=/srv, squash_root=0, resume_ms=300000)" insmod
 check "fsops runs locally in /srv/local/t" eval "timeout 60 $FSOPS /srv/local/t >/shared/fsops-local.txt 2>&1"
 touch /shared/server-up
 
-serve_requests "${SERVE_SECONDS:-300}" /shared/client-done
+serve_requests "${SERVE_SECONDS:-600}" /shared/client-done
 check "client finished its sequence" test -e /shared/client/client-done
 
 # The client unloaded its module (goodbye): its session and shadows are gone; left are the
