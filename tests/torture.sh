@@ -108,16 +108,27 @@ cmp_tree() {
 		awk '$2 != $6 || $3 != $7 || $4 != $8 || $5 != $9' | wc -l)
 	diff -u "$ref" "$got" >"$RUN/final/iteration-$1.diff" 2>&1
 }
-t_lost=0 t_differ=0 t_extra=0 t_bytes=0 t_files=0 bad_iters=()
+# t_*: all iterations; s_*: those whose tethered run exited 0 (a difference there is silent:
+# the application saw nothing wrong); n_failed: tethered runs that did not exit 0.
+t_lost=0 t_differ=0 t_extra=0 t_bytes=0 t_files=0 s_lost=0 s_differ=0 s_extra=0 s_bad=0 n_failed=0 bad_iters=()
 for i in "${iters[@]}"; do
 	cmp_tree "$i"
 	t_lost=$((t_lost + lost)) t_differ=$((t_differ + differ)) t_extra=$((t_extra + extra))
 	t_bytes=$((t_bytes + nb)) t_files=$((t_files + nf))
+	rc=$(cat "$RUN/client/teth-$i.rc" 2>/dev/null || echo none)
+	if [ "$rc" = 0 ]; then
+		s_lost=$((s_lost + lost)) s_differ=$((s_differ + differ)) s_extra=$((s_extra + extra))
+		why="the tethered run exited 0"
+	else
+		n_failed=$((n_failed + 1))
+		why="the tethered run exited $rc"
+	fi
 	if [ -s "$RUN/client/ref-$i.manifest" ] && cmp -s "$RUN/client/ref-$i.manifest" "$RUN/final/torture/$i.manifest"; then
 		add ok "iteration $i: server files equal the crash-free run: $nf files, $nb bytes"
 	else
-		add "not ok" "iteration $i: server files equal the crash-free run: $nf files, $nb bytes ($lost lost, $differ differ, $extra extra entries)"
+		add "not ok" "iteration $i: server files equal the crash-free run: $nf files, $nb bytes ($lost lost, $differ differ, $extra extra entries; $why)"
 		bad_iters+=("$i")
+		[ "$rc" = 0 ] && s_bad=$((s_bad + 1))
 	fi
 done
 [ ${#iters[@]} -gt 0 ] || add "not ok" "at least one torture iteration ran"
@@ -132,8 +143,10 @@ for i in "${bad_iters[@]}"; do
 	grep '^[-+][^-+]' "$RUN/final/iteration-$i.diff" | head -n 20 | sed 's/^/#   /'
 done
 grep -h '^# iteration [0-9]*: [0-9]* kills' "$RUN/client/role.log" 2>/dev/null | head -n 200
-grep -h 'torture\(\| child [0-9.]*\): round' "$RUN/client/role.log" 2>/dev/null | head -n 40 | sed 's/^#   stderr: /# tethered stderr: /'
-echo "# torture: $kills kill points ($failovers failovers), ${#iters[@]} iterations, $t_files files / $t_bytes bytes compared, $t_lost lost, $t_differ differ, $t_extra extra (lost or duplicated entries)"
+grep -h '^#   stderr: ' "$RUN/client/role.log" 2>/dev/null | head -n 40 | sed 's/^#   stderr: /# tethered stderr: /'
+echo "# torture: $kills kill points ($failovers failovers), ${#iters[@]} iterations ($n_failed tethered runs failed), $t_files files / $t_bytes bytes compared"
+echo "# torture: server trees: $t_lost lost, $t_differ differ, $t_extra extra entries (lost or duplicated)"
+echo "# torture: of these, in runs that exited 0 (silent): $s_lost lost, $s_differ differ, $s_extra extra entries, in $s_bad iterations"
 echo "# boot-to-ready ms:$(for vm in "${VMS[@]}"; do printf ' %s=%s' "$vm" "$(boot_ms "$vm")"; done)"
 echo "# torture took $(($(date +%s) - t0)) s (build $t_build s); logs in $RUN (role.log, dmesg.log per VM; final/ = the server's tree)"
 echo "# totals: pass=$pass fail=$fail skip=$skip"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Client VM (CID 3) role of tests/torture.sh: crash torture. tether_client.ko was loaded by
-# qemu/guest-init.sh (CLIENT_PARAMS: server_cid=4 servers=4,5). For iteration i = 1, 2, ...:
+# qemu/guest-init.sh (CLIENT_PARAMS: server_cid=4 servers=4,5). Iteration 0 is a control:
+# tethered, no kill. For iteration i = 1, 2, ...:
 # runs tests/build/torture i untethered in /tmp/ref/i (the crash-free reference: its stdout
 # and manifest go to /out/ref-i.out, ref-i.manifest), then the same tethered (a marked
 # bash runs it on /torture/i, i.e. on the server's data disk) while it asks the host to
@@ -41,10 +42,36 @@ mkdir -p /tmp/ref
 rep0=$(c replays) div0=$(c divergences)
 
 kills=0 fails_in_row=0 i=0 skip_wait=0
+# same I : the tethered run of iteration I printed the reference's stdout
+same() { cmp -s /out/ref-$1.out /out/teth-$1.out; }
+# reference I : the crash-free run of iteration I, untethered on the client's tmpfs: its
+# stdout and manifest in /out
+reference() {
+	local rc=0
+	timeout 120 $T $1 /tmp/ref/$1 $ROUNDS >/out/ref-$1.out 2>/out/ref-$1.err || rc=$?
+	if [ $rc != 0 ]; then
+		nok "iteration $1: the crash-free reference run exits 0 (exit $rc: $(head -c 300 /out/ref-$1.err))"
+		return 1
+	fi
+	$T --manifest /tmp/ref/$1 >/out/ref-$1.manifest.tmp && mv /out/ref-$1.manifest.tmp /out/ref-$1.manifest
+	rm -rf /tmp/ref/$1
+}
+
+# Iteration 0, the control: tethered without a kill (and its time: the cost of one run).
+reference 0 || exit 1
+start=$(now_ms)
+rc=0
+timeout "$RUN_S" $BASHM -c "exec $T 0 /torture/0 $ROUNDS" >/out/teth-0.out 2>/out/teth-0.err || rc=$?
+echo $rc >/out/teth-0.rc
+echo 0 >>/out/iterations
+sed 's/^/#   stderr: /' /out/teth-0.err
+check "iteration 0 (control, no kill): tethered run exits 0 with the untethered run's stdout (exit $rc, $(( ($(now_ms) - start) / 1000 )) s)" \
+	eval '[ $rc = 0 ] && same 0'
 # kill_point : ask the host to kill the server, follow the client through the outage.
 kill_point() {
-	local n=$((kills + 1)) t0 t1 b name cid fo up pbv
+	local n=$((kills + 1)) t0 t1 b name cid fo up pbv was
 	pbv=$(c peer_boot_verifier)
+	was=$(c state)
 	t0=$(now_ms)
 	touch /out/kill-$n
 	kills=$n
@@ -71,7 +98,8 @@ kill_point() {
 		return 0
 	fi
 	if wait_until "$RECONNECT_S" eval 'connected && [ "$(c peer_boot_verifier)" != "$pbv" ]'; then
-		ok "kill $n: $([ "$fo" = 1 ] && echo failover || echo reboot) to $name (cid $cid): noticed in $((t1 - t0)) ms, reconnected $(( ($(now_ms) - t1) / 1000 )) s later"
+		if [ "$was" = connected ]; then was="noticed in $((t1 - t0)) ms"; else was="while $was"; fi
+		ok "kill $n: $([ "$fo" = 1 ] && echo failover || echo reboot) to $name (cid $cid): $was, reconnected $(( ($(now_ms) - t1) / 1000 )) s later"
 	else
 		nok "kill $n: $([ "$fo" = 1 ] && echo failover || echo reboot) to $name (cid $cid): client reconnects within $RECONNECT_S s (state=$(c state))"
 		return 1
@@ -81,14 +109,7 @@ kill_point() {
 while [ $kills -lt $KILLS ] && [ $fails_in_row -lt 3 ]; do
 	i=$((i + 1))
 	# The crash-free reference, untethered, on the client's tmpfs.
-	rc=0
-	timeout 120 $T $i /tmp/ref/$i $ROUNDS >/out/ref-$i.out 2>/out/ref-$i.err || rc=$?
-	if [ $rc != 0 ]; then
-		nok "iteration $i: the crash-free reference run exits 0 (exit $rc: $(head -c 300 /out/ref-$i.err))"
-		break
-	fi
-	$T --manifest /tmp/ref/$i >/out/ref-$i.manifest.tmp && mv /out/ref-$i.manifest.tmp /out/ref-$i.manifest
-	rm -rf /tmp/ref/$i
+	reference $i || break
 	# The same, tethered, with kill points.
 	k0=$kills
 	start=$(now_s)
@@ -112,12 +133,13 @@ while [ $kills -lt $KILLS ] && [ $fails_in_row -lt 3 ]; do
 	left=$((RUN_S - ($(now_s) - start)))
 	rc=0
 	reap $p $((left > 10 ? left : 10)) >&2 || rc=$?
+	echo $rc >/out/teth-$i.rc
 	echo "# iteration $i: $((kills - k0)) kills, exit $rc, $(($(now_s) - start)) s"
-	sed 's/^/#   stderr: /' /out/teth-$i.err >&2
-	if [ $rc = 0 ] && cmp -s /out/ref-$i.out /out/teth-$i.out; then
+	sed 's/^/#   stderr: /' /out/teth-$i.err
+	if [ $rc = 0 ] && same $i; then
 		ok "iteration $i: tethered run exits 0 with the crash-free run's stdout ($((kills - k0)) kills during it)"
 	else
-		nok "iteration $i: tethered run exits 0 with the crash-free run's stdout ($((kills - k0)) kills during it; exit $rc; $(head -c 400 /out/teth-$i.err | tr '\n' ' ')$(cmp -s /out/ref-$i.out /out/teth-$i.out || echo '; stdout differs'))"
+		nok "iteration $i: tethered run exits 0 with the crash-free run's stdout ($((kills - k0)) kills during it; exit $rc; $(head -c 400 /out/teth-$i.err | tr '\n' ' ')$(same $i || echo '; stdout differs'))"
 		diff /out/ref-$i.out /out/teth-$i.out >&2
 	fi
 	echo $i >>/out/iterations
