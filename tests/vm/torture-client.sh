@@ -13,7 +13,7 @@
 # until TORTURE_KILLS (20) kill points have happened. The host then compares the server's
 # final tree with the reference manifests. Results in /out/results.
 # Env: TORTURE_KILLS (20), TORTURE_ROUNDS (torture's default), TORTURE_RUN_S (300: limit
-# of one tethered run), TORTURE_RANDOM (the kill schedule's seed; default: from the clock).
+# of one tethered run, not counting the outages of its kills), TORTURE_RANDOM (the kill schedule's seed; default: from the clock).
 . /tether/tests/vm/lib.sh
 set -u
 D=/sys/kernel/debug/tether_client
@@ -72,7 +72,7 @@ kill_point() {
 	local n=$((kills + 1)) t0 t1 b name cid fo up pbv was
 	pbv=$(c peer_boot_verifier)
 	was=$(c state)
-	t0=$(now_ms)
+	t0=$(now_ms) kp_t0=$t0
 	touch /out/kill-$n
 	kills=$n
 	if ! wait_until 30 eval '! connected'; then
@@ -112,10 +112,10 @@ while [ $kills -lt $KILLS ] && [ $fails_in_row -lt 3 ]; do
 	reference $i || break
 	# The same, tethered, with kill points.
 	k0=$kills
-	start=$(now_s)
+	start=$(now_s) deadline=$(($(now_s) + RUN_S)) out_s=0
 	$BASHM -c "exec $T $i /torture/$i $ROUNDS" >/out/teth-$i.out 2>/out/teth-$i.err &
 	p=$!
-	while [ $kills -lt $KILLS ] && ! gone $p && [ $(($(now_s) - start)) -lt "$RUN_S" ]; do
+	while [ $kills -lt $KILLS ] && ! gone $p && [ "$(now_s)" -lt $deadline ]; do
 		if [ $skip_wait = 1 ]; then
 			skip_wait=0
 		else
@@ -128,13 +128,16 @@ while [ $kills -lt $KILLS ] && [ $fails_in_row -lt 3 ]; do
 			fi
 		fi
 		if kill_point; then fails_in_row=0; else fails_in_row=$((fails_in_row + 1)); fi
+		# the run's deadline moves by the outage (kill request to reconnection)
+		out_s=$((out_s + ($(now_ms) - kp_t0) / 1000))
+		deadline=$((deadline + ($(now_ms) - kp_t0) / 1000))
 		[ $fails_in_row -lt 3 ] || break
 	done
-	left=$((RUN_S - ($(now_s) - start)))
+	left=$((deadline - $(now_s)))
 	rc=0
 	reap $p $((left > 10 ? left : 10)) >&2 || rc=$?
 	echo $rc >/out/teth-$i.rc
-	echo "# iteration $i: $((kills - k0)) kills, exit $rc, $(($(now_s) - start)) s"
+	echo "# iteration $i: $((kills - k0)) kills, exit $rc, $(($(now_s) - start)) s ($out_s s of them in outages)"
 	sed 's/^/#   stderr: /' /out/teth-$i.err
 	if [ $rc = 0 ] && same $i; then
 		ok "iteration $i: tethered run exits 0 with the crash-free run's stdout ($((kills - k0)) kills during it)"
