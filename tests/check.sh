@@ -61,6 +61,6 @@ vm_suite() {
 }
 vm_suite vmtest 3600
 vm_suite remote 1200
-vm_suite torture 2700
+vm_suite torture 3300
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail = 0 ]

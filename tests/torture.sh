@@ -24,7 +24,7 @@ for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/build/torture; do
 done
 host_pkgs e2fsprogs
 t_build=$(($(date +%s) - t0))
-export VM_TIMEOUT=${VM_TIMEOUT:-$((600 + KILLS * 60))}
+export VM_TIMEOUT=${VM_TIMEOUT:-$((600 + KILLS * 90))}
 RUN_TIMEOUT=${RUN_TIMEOUT:-$((VM_TIMEOUT + 300))} start_run torture
 log "run directory: $RUN"
 set +e   # (qemu/lib.sh sets -e; from here on every failure is a test result)
