@@ -3,7 +3,7 @@
 KVARIANT ?= debug
 export KVARIANT
 
-.PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check bench demo clean
+.PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check torture bench demo clean
 
 all: modules
 
@@ -28,6 +28,9 @@ rustfmtcheck:
 	cd rust && cargo fmt --check
 check:
 	tests/check.sh
+# Crash torture: 100 server kills (make check runs it with 20).
+torture:
+	TORTURE_KILLS=100 tests/torture.sh
 # Benchmarks run on the release kernel (no lockdep/kmemleak): raw link, then remote calls.
 bench:
 	KVARIANT=release tests/bench.sh

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Build the in-VM test programs (kselftest-style C tests, vsock bench) in the toolchain
-# chroot against trixie's glibc (the guest image's), into tests/build/.
+# Build the in-VM test programs (kselftest-style C tests, vsock bench, the crash-torture
+# workload) in the toolchain chroot against trixie's glibc (the guest image's), into
+# tests/build/. tests/remote.sh and tests/torture.sh run it (through prepare).
 . "$(dirname "$0")/../qemu/lib.sh"
 
 "$TETHER_ROOT/qemu/toolchain.sh"
@@ -14,4 +15,5 @@ in_chroot /bin/sh -ec '
 	$cc -I$sel -o build/server_resume selftests/server_resume.c
 	$cc -o build/vsock_bench bench/vsock_bench.c
 	$cc -o build/wire_xcheck selftests/wire_xcheck.c
+	gcc -O2 -Wall -Wextra -Werror -o build/torture fsops/torture.c
 '

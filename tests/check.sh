@@ -1,7 +1,8 @@
 #!/bin/bash
 # make check: host unit tests (each passing cargo test counts), the bounded protocol fuzz,
 # clippy, the kernel modules' build, then the VM integration tests (tests/vmtest.sh: link,
-# handshake, crash, load cycles; tests/remote.sh: remote system calls).
+# handshake, crash, load cycles; tests/remote.sh: remote system calls; tests/torture.sh:
+# crash torture, 20 server kills).
 # Builds whatever is missing. Last line: "N passed, N failed, N skipped"; exit 1 on failure.
 . "$(dirname "$0")/../qemu/lib.sh"
 set +e
@@ -60,5 +61,6 @@ vm_suite() {
 }
 vm_suite vmtest 3600
 vm_suite remote 1200
+vm_suite torture 3300
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail = 0 ]

@@ -1,0 +1,153 @@
+#!/bin/bash
+# Crash torture, KTAP on stdout (same shape as tests/remote.sh). Boots the relay, a server
+# VM (srv0, CID 4, fresh data disk = export root /srv, role tests/vm/torture-server.sh) and
+# the client VM (CID 3, tests/vm/torture-client.sh). The client runs tests/build/torture
+# (tests/fsops/torture.c) iterations tethered, each after an untethered crash-free
+# reference run, and asks for server kills at random points (/out/kill-N). Here, on each:
+# SIGKILL the running server VM's QEMU and boot a replacement on the same disk (srv1,
+# srv2, ...; CID 4, or CID 5 = "server B", an HA failover, on every 4th kill and at least
+# once, never on the last), then /out/booted-N. When the client is done: stop the last
+# server (it unmounts the disk), dump /torture from the disk image with debugfs (no
+# mount), and compare each iteration's tree with the reference manifest. Every VM's
+# dmesg must be free of warnings. Last line "# totals: pass=P fail=F skip=S"; exit 1 on
+# any failure.
+# Env: TORTURE_KILLS (20) kill points; TORTURE_ROUNDS (torture's default, 40) rounds per
+# iteration; TORTURE_RANDOM (the client's kill schedule seed); TORTURE_NOBUILD=1 skips the
+# build step; VM_TIMEOUT / RUN_TIMEOUT (seconds; default from TORTURE_KILLS).
+. "$(dirname "$0")/hostlib.sh"
+
+KILLS=${TORTURE_KILLS:-20}
+t0=$(date +%s)
+[ "${TORTURE_NOBUILD:-0}" = 1 ] || prepare >&2
+for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/build/torture; do
+	[ -e "$TETHER_ROOT/$f" ] || die "$f not built"
+done
+host_pkgs e2fsprogs
+t_build=$(($(date +%s) - t0))
+export VM_TIMEOUT=${VM_TIMEOUT:-$((600 + KILLS * 90))}
+RUN_TIMEOUT=${RUN_TIMEOUT:-$((VM_TIMEOUT + 300))} start_run torture
+log "run directory: $RUN"
+set +e   # (qemu/lib.sh sets -e; from here on every failure is a test result)
+
+VMS=() nsrv=0 failovers=0 kills=0
+# boot_server CID : the next server VM (srvN) on the shared data disk; sets SERVER, SCID.
+boot_server() {
+	SERVER=srv$nsrv SCID=$1
+	VMS+=("$SERVER")
+	boot "$SERVER" server "$SCID" BOOT_INDEX=$nsrv ROLE_SCRIPT=/tether/tests/vm/torture-server.sh
+	nsrv=$((nsrv + 1))
+}
+boot_server $SERVER_CID
+wait_file 240 "$RUN/$SERVER/serving" "${VMPID[$SERVER]}" || log "$SERVER did not get ready"
+VMS+=(client)
+boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/torture-client.sh \
+	"CLIENT_PARAMS='server_cid=$SERVER_CID servers=4,5 port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'" \
+	TORTURE_KILLS="$KILLS" TORTURE_ROUNDS="${TORTURE_ROUNDS:-}" ${TORTURE_RANDOM:+TORTURE_RANDOM=$TORTURE_RANDOM}
+
+# --- the kill driver ------------------------------------------------------------------
+end=$(($(date +%s) + VM_TIMEOUT))
+while kill -0 "${VMPID[client]}" 2>/dev/null && [ "$(date +%s)" -lt $end ]; do
+	if [ -e "$RUN/client/kill-$((kills + 1))" ]; then
+		kills=$((kills + 1))
+		fo=0
+		if [ $kills -lt "$KILLS" ] && { [ $((kills % 4)) = 0 ] || { [ $kills = $((KILLS - 1)) ] && [ $failovers = 0 ]; }; }; then
+			fo=1 failovers=$((failovers + 1))
+		fi
+		log "kill $kills: SIGKILL $SERVER (cid $SCID)"
+		crash_vm "$SERVER"
+		touch "$RUN/$SERVER.killed"
+		if [ $fo = 1 ]; then boot_server 5; else boot_server $SERVER_CID; fi
+		up=0
+		wait_file 240 "$RUN/$SERVER/serving" "${VMPID[$SERVER]}" && up=1
+		log "kill $kills: $SERVER (cid $SCID, failover=$fo) up=$up"
+		echo "n=$kills name=$SERVER cid=$SCID failover=$fo up=$up" >"$RUN/client/booted-$kills.tmp"
+		mv "$RUN/client/booted-$kills.tmp" "$RUN/client/booted-$kills"
+	fi
+	sleep 0.2
+done
+wait_vm client 10
+touch "$RUN/$SERVER/stop"
+wait_vm "$SERVER" 120
+
+# --- the server's final tree, from the disk image ------------------------------------
+IMG=$RUN/server-data.img
+img_state=$(dumpe2fs -h "$IMG" 2>/dev/null | sed -n 's/^Filesystem state: *//p')
+img_feat=$(dumpe2fs -h "$IMG" 2>/dev/null | sed -n 's/^Filesystem features: *//p')
+if [ "$img_state" = clean ] && [[ $img_feat != *needs_recovery* ]]; then
+	add ok "server data disk unmounted cleanly by the last server ($SERVER)"
+else
+	add "not ok" "server data disk unmounted cleanly by the last server ($SERVER): state '$img_state'${img_feat:+, features $img_feat}"
+	# Not clean: replay its journal on a copy, so debugfs sees what a mount would.
+	cp --sparse=always "$IMG" "$RUN/server-data-fsck.img"
+	IMG=$RUN/server-data-fsck.img
+	e2fsck -fy "$IMG" >"$RUN/e2fsck-fix.log" 2>&1
+fi
+if e2fsck -fn "$IMG" >"$RUN/e2fsck.log" 2>&1; then add ok "server data disk: e2fsck -fn finds no errors"
+else add "not ok" "server data disk: e2fsck -fn finds no errors (see $RUN/e2fsck.log): $(grep -v '^Pass\|^e2fsck\|^tetherdata' "$RUN/e2fsck.log" | head -n 3 | tr '\n' ' ')"; fi
+rm -rf "$RUN/final"
+mkdir -p "$RUN/final"
+debugfs -R "rdump /torture $RUN/final" "$IMG" >"$RUN/rdump.log" 2>&1
+mkdir -p "$RUN/final/torture"
+mapfile -t iters < <(sort -n -u "$RUN/client/iterations" 2>/dev/null)
+# The manifests of the dumped trees, by tests/build/torture in the toolchain chroot.
+in_chroot /bin/sh -c 'for i in "$@"; do d=/cache/'"${RUN#"$CACHE"/}"'/final/torture/$i
+	if [ -d "$d" ]; then /work/tests/build/torture --manifest "$d"; else echo "(missing: $d)"; fi >"$d.manifest" 2>&1
+	done' sh "${iters[@]}" >"$RUN/manifest.log" 2>&1 ||
+	log "computing the manifests failed, see $RUN/manifest.log"
+
+# cmp_tree I : compare iteration I's server tree with the reference; sets nf nb lost differ extra
+cmp_tree() {
+	local ref=$RUN/client/ref-$1.manifest got=$RUN/final/torture/$1.manifest
+	nf=$(awk '$2 == "f"' "$ref" 2>/dev/null | wc -l)
+	nb=$(awk '$2 == "f" { b += $4 } END { print b + 0 }' "$ref" 2>/dev/null)
+	# by path: only in the reference (lost), in both but different, only on the server (extra)
+	local LC_ALL=C
+	lost=$(join -v1 <(sort -k1,1 "$ref") <(sort -k1,1 "$got") | wc -l)
+	extra=$(join -v2 <(sort -k1,1 "$ref") <(sort -k1,1 "$got") | wc -l)
+	differ=$(join <(sort -k1,1 "$ref") <(sort -k1,1 "$got") |
+		awk '$2 != $6 || $3 != $7 || $4 != $8 || $5 != $9' | wc -l)
+	diff -u "$ref" "$got" >"$RUN/final/iteration-$1.diff" 2>&1
+}
+# t_*: all iterations; s_*: those whose tethered run exited 0 (a difference there is silent:
+# the application saw nothing wrong); n_failed: tethered runs that did not exit 0.
+t_lost=0 t_differ=0 t_extra=0 t_bytes=0 t_files=0 s_lost=0 s_differ=0 s_extra=0 s_bad=0 n_failed=0 bad_iters=()
+for i in "${iters[@]}"; do
+	cmp_tree "$i"
+	t_lost=$((t_lost + lost)) t_differ=$((t_differ + differ)) t_extra=$((t_extra + extra))
+	t_bytes=$((t_bytes + nb)) t_files=$((t_files + nf))
+	rc=$(cat "$RUN/client/teth-$i.rc" 2>/dev/null || echo none)
+	if [ "$rc" = 0 ]; then
+		s_lost=$((s_lost + lost)) s_differ=$((s_differ + differ)) s_extra=$((s_extra + extra))
+		why="the tethered run exited 0"
+	else
+		n_failed=$((n_failed + 1))
+		why="the tethered run exited $rc"
+	fi
+	if [ -s "$RUN/client/ref-$i.manifest" ] && cmp -s "$RUN/client/ref-$i.manifest" "$RUN/final/torture/$i.manifest"; then
+		add ok "iteration $i: server files equal the crash-free run: $nf files, $nb bytes"
+	else
+		add "not ok" "iteration $i: server files equal the crash-free run: $nf files, $nb bytes ($lost lost, $differ differ, $extra extra entries; $why)"
+		bad_iters+=("$i")
+		[ "$rc" = 0 ] && s_bad=$((s_bad + 1))
+	fi
+done
+[ ${#iters[@]} -gt 0 ] || add "not ok" "at least one torture iteration ran"
+if [ $kills = "$KILLS" ]; then add ok "host: $kills kill points ($failovers failovers)"
+else add "not ok" "host: $KILLS kill points ($kills done, $failovers failovers)"; fi
+
+# --- KTAP ---------------------------------------------------------------------------------
+ktap_gather
+ktap_print
+for i in "${bad_iters[@]}"; do
+	echo "# iteration $i: reference (---) vs server (+++) manifest (PATH TYPE MODE SIZE SHA256):"
+	grep '^[-+][^-+]' "$RUN/final/iteration-$i.diff" | head -n 20 | sed 's/^/#   /'
+done
+grep -h '^# iteration [0-9]*: [0-9]* kills' "$RUN/client/role.log" 2>/dev/null | head -n 200
+grep -h '^#   stderr: ' "$RUN/client/role.log" 2>/dev/null | head -n 40 | sed 's/^#   stderr: /# tethered stderr: /'
+echo "# torture: $kills kill points ($failovers failovers), ${#iters[@]} iterations ($n_failed tethered runs failed), $t_files files / $t_bytes bytes compared"
+echo "# torture: server trees: $t_lost lost, $t_differ differ, $t_extra extra entries (lost or duplicated)"
+echo "# torture: of these, in runs that exited 0 (silent): $s_lost lost, $s_differ differ, $s_extra extra entries, in $s_bad iterations"
+echo "# boot-to-ready ms:$(for vm in "${VMS[@]}"; do printf ' %s=%s' "$vm" "$(boot_ms "$vm")"; done)"
+echo "# torture took $(($(date +%s) - t0)) s (build $t_build s); logs in $RUN (role.log, dmesg.log per VM; final/ = the server's tree)"
+echo "# totals: pass=$pass fail=$fail skip=$skip"
+[ $fail = 0 ]

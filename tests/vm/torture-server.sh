@@ -1,0 +1,30 @@
+#!/bin/bash
+# Server VM role of tests/torture.sh (CID 4, or 5 as "server B" after a failover; one VM
+# boot per name srv0, srv1, ...). qemu/guest-init.sh mounted the shared data disk at /srv
+# (the export root) and loaded tether_server.ko with SERVER_PARAMS. Publishes /out/serving,
+# then the module's debugfs state (/out/server-state) until the host writes /out/stop, or
+# the host SIGKILLs this VM (a crash). On stop: rmmod, then unmount /srv cleanly, so the
+# host can read the disk image with debugfs. Results in /out/results.
+. /tether/tests/vm/lib.sh
+set -u
+D=/sys/kernel/debug/tether_server
+
+check "data disk mounted at /srv (by qemu/guest-init.sh, before the module)" mountpoint -q /srv
+check "tether_server loaded" grep -q '^tether_server ' /proc/modules
+check "debugfs state exists" test -r $D/state
+echo "boot ${BOOT_INDEX:-?} cid $CID" >>/srv/boots.log && sync /srv/boots.log
+touch /out/serving
+
+while [ ! -e /out/stop ]; do
+	state=$(<$D/state) && printf '%s\n' "$state" >/out/server-state.tmp && mv /out/server-state.tmp /out/server-state
+	sleep 0.5
+done
+
+cp $D/state /out/state 2>/dev/null
+grep -E '^(sessions|shadows|resumed|syncs|sync_errors)=' /out/state
+# Every tethered process has exited: no shadow may be left.
+check "no shadow left at the end" wait_until 30 eval '! pgrep -x tether-shadow >/dev/null'
+pgrep -ax tether-shadow
+check "rmmod tether_server" rmmod tether_server
+sync
+check "umount /srv (the data disk is clean for the host)" umount /srv
