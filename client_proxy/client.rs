@@ -162,6 +162,8 @@ pub(crate) struct Shared {
     /// Connections to a server that did not hold our session (it restarted, or another
     /// server took over), the first connection aside.
     pub(crate) restarts: Atomic<u64>,
+    /// The server lost this client's state and no replay has rebuilt it completely yet.
+    pub(crate) replay_due: Atomic<bool>,
     /// The last connection's time from its start to calls going out (handshake, replay).
     pub(crate) last_resume_us: Atomic<u64>,
     /// The last rewrite of retained data ([`crate::replay::redo`]).
@@ -351,6 +353,7 @@ impl kernel::Module for TetherClient {
                 disconnects: Atomic::new(0),
                 replays: Atomic::new(0),
                 restarts: Atomic::new(0),
+                replay_due: Atomic::new(false),
                 last_resume_us: Atomic::new(0),
                 last_redo_us: Atomic::new(0),
                 divergences: Atomic::new(0),

@@ -283,7 +283,13 @@ fn connect(shared: &Shared) -> Result<Conn> {
 fn start(shared: &Shared, conn: &mut Conn) -> Result {
     if !conn.resumed && shared.connects.load(Relaxed) > 1 {
         shared.restarts.add(1, Relaxed);
+        shared.replay_due.store(true, Relaxed);
+    }
+    // A replay cut short by a lost connection runs again, also on a session resumed
+    // afterwards (everything it does can be done twice).
+    if shared.replay_due.load(Relaxed) {
         replay::run(shared, conn)?;
+        shared.replay_due.store(false, Relaxed);
     }
     rpc::publish_link(shared, &conn.tx, conn.session);
     // From the connection's start (the server answered it) to calls going out again.

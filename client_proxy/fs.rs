@@ -311,12 +311,26 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
     };
     let rpid = rpid();
     let cloexec = u64::from(bindings::O_CLOEXEC);
-    let req = request(
+    let mut req = request(
         257,
         [dirfd, 0, flags & !cloexec, mode, 0, 0],
         &[path_buf(1, &path)],
     );
-    match call(rpid, &req, &[&path.buf], &mut []) {
+    let open = |req: &SyscallReq| {
+        let shared = client().ok_or(EIO)?;
+        let ticket = rpc::submit(&shared, rpid, req, &[&path.buf])?;
+        ticket.wait()
+    };
+    let mut r = open(&req);
+    // An exclusive create whose server restarted while it was out ran again there: its
+    // `EEXIST` says that its first run created the file (committed before its lost reply).
+    let excl = u64::from(bindings::O_EXCL);
+    if matches!(&r, Ok(rep) if rep.rerun && rep.ret == EEXIST.to_errno().into() && flags & excl != 0)
+    {
+        req.args[2] &= !excl;
+        r = open(&req);
+    }
+    match r.map(|rep| rep.ret) {
         Ok(sfd) if sfd >= 0 => install(rpid, sfd as i32, dirfd, &path, flags, mode),
         other => done(other),
     }

@@ -39,6 +39,8 @@ use crate::rpc;
 use crate::transport::RecvError;
 
 const AT_FDCWD: i64 = -100;
+const O_APPEND: u32 = 0o2000;
+const SEEK_END: u64 = 2;
 /// Flags that must not act again when a file is reopened.
 const O_ONCE: u32 = 0o100 | 0o200 | 0o1000; // O_CREAT | O_EXCL | O_TRUNC
 
@@ -251,6 +253,19 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         if ret < 0 {
             diverged(shared, rpid, "dup3 to its old fd", &f.path, ret);
         }
+    }
+    // An appending fd's offset is where its last append ended (the client learns it from
+    // there after each append, `fs::append_pos`): the end of the file, once the retained
+    // writes are back.
+    if f.flags & O_APPEND != 0 {
+        let sfd = f.sfd as u64;
+        call(
+            shared,
+            conn,
+            rpid,
+            &request(8, [sfd, 0, SEEK_END, 0, 0, 0], &[]),
+            &[],
+        )?;
     }
     Ok(())
 }

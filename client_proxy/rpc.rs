@@ -238,6 +238,8 @@ pub(crate) struct Reply {
     /// The call's seq and request (a write's data, which may have to be retained).
     pub(crate) seq: u64,
     pub(crate) req: KVVec<u8>,
+    /// Its server restarted while it was out: it ran again on the new one.
+    pub(crate) rerun: bool,
 }
 
 impl Reply {
@@ -421,6 +423,7 @@ impl Ticket<'_> {
         }
         let data = body.len() - data.len();
         let ret = self.settle(rep.ret);
+        let rerun = self.rerun();
         self.shared.log.lock().called(self.rpid);
         Ok(Reply {
             ret,
@@ -429,7 +432,14 @@ impl Ticket<'_> {
             data,
             seq: self.seq,
             req: core::mem::replace(&mut self.body, KVVec::new()),
+            rerun,
         })
+    }
+
+    /// Whether the call's server restarted since the call first went out.
+    fn rerun(&self) -> bool {
+        self.restarts
+            .is_some_and(|r| r != self.shared.restarts.load(Relaxed))
     }
 
     /// The call's result `ret`, after what its success means for the retained writes and,
@@ -438,12 +448,7 @@ impl Ticket<'_> {
         const EEXIST: i64 = -(bindings::EEXIST as i64);
         const ENOENT: i64 = -(bindings::ENOENT as i64);
         let ret = match (self.nr, ret) {
-            _ if self
-                .restarts
-                .is_none_or(|r| r == self.shared.restarts.load(Relaxed)) =>
-            {
-                ret
-            }
+            _ if !self.rerun() => ret,
             // mkdir, mkdirat, link, linkat, symlink, symlinkat
             (83 | 258 | 86 | 265 | 88 | 266, EEXIST) => 0,
             // rmdir, unlink, unlinkat, rename, renameat, renameat2
