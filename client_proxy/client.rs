@@ -37,6 +37,7 @@ pub(crate) struct Config {
     pub(crate) max_frame: u32,
     pub(crate) split: usize,
     pub(crate) reconnect_max_ms: u32,
+    pub(crate) log_persist_ms: u32,
 }
 
 impl Config {
@@ -50,6 +51,7 @@ impl Config {
             max_frame: params::max_frame.value(),
             split: params::split.value() as usize,
             reconnect_max_ms: params::reconnect_max_ms.value(),
+            log_persist_ms: params::log_persist_ms.value(),
         };
         check_link_params(c.max_frame, c.split)?;
         if !(40..=60000).contains(&c.heartbeat_ms) {
@@ -60,6 +62,13 @@ impl Config {
             pr_err!(
                 "reconnect_max_ms={} is outside 50..=600000\n",
                 c.reconnect_max_ms
+            );
+            return Err(EINVAL);
+        }
+        if !(10..=600000).contains(&c.log_persist_ms) {
+            pr_err!(
+                "log_persist_ms={} is outside 10..=600000\n",
+                c.log_persist_ms
             );
             return Err(EINVAL);
         }
@@ -248,6 +257,11 @@ impl Shared {
         self.bench_done.notify_all();
     }
 
+    /// The debugfs `log` text, for its persisted copy (`persist.rs`).
+    pub(crate) fn render_log(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Self::show_log(this, f)
+    }
+
     /// The debugfs `log` file.
     fn show_log(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         this.log.lock().show(f)?;
@@ -330,6 +344,8 @@ pub(crate) struct TetherClient {
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
+    /// The persisted copy of the log (`None`: `log_file` is empty).
+    persist: Option<Arc<crate::persist::Persist>>,
     queue: Option<OwnedQueue>,
     _dir: debugfs::Dir,
 }
@@ -413,10 +429,20 @@ impl kernel::Module for TetherClient {
             dir.read_callback_file(c"log", shared.clone(), &Shared::show_log),
             GFP_KERNEL,
         )?;
+        let persist = crate::persist::Persist::from_params(shared.config.log_persist_ms)?;
+        if let Some(p) = &persist {
+            p.keep_previous();
+            let (sh, p) = (shared.clone(), p.clone());
+            queue
+                .queue()
+                .try_spawn(GFP_KERNEL, move || crate::persist::run(sh, p))?;
+        }
         let sh = shared.clone();
+        // (Any failure from here on stops the workers, which the queue's drop waits for.)
         queue
             .queue()
-            .try_spawn(GFP_KERNEL, move || connection::run(sh))?;
+            .try_spawn(GFP_KERNEL, move || connection::run(sh))
+            .inspect_err(|_| shared.stop())?;
         pr_info!(
             "connecting to vsock {}:{}, boot verifier {:#x}\n",
             first_cid,
@@ -424,7 +450,10 @@ impl kernel::Module for TetherClient {
             shared.boot_verifier
         );
         crate::fs::CLIENT.publish(Some(shared.clone()));
-        let hooks = Hooks::start().inspect_err(|_| crate::fs::CLIENT.publish(None))?;
+        let hooks = Hooks::start().inspect_err(|_| {
+            crate::fs::CLIENT.publish(None);
+            shared.stop();
+        })?;
         Ok(Self {
             hooks: Some(hooks),
             _tasks_file: tasks_file,
@@ -433,6 +462,7 @@ impl kernel::Module for TetherClient {
             _state_file: state_file,
             _bench_file: bench_file,
             shared,
+            persist,
             queue: Some(queue),
             _dir: dir,
         })
@@ -445,8 +475,12 @@ impl Drop for TetherClient {
         drop(self.hooks.take());
         crate::fs::CLIENT.publish(None);
         self.shared.stop();
-        // Waits for the connection worker to return.
+        // Waits for the connection worker and the log's writer to return.
         drop(self.queue.take());
+        // The log as the module leaves it, written synchronously.
+        if let Some(p) = self.persist.take() {
+            p.write(&self.shared);
+        }
         pr_info!("unloaded\n");
     }
 }

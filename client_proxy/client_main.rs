@@ -26,6 +26,7 @@ mod fs;
 mod hook;
 mod log;
 mod mmap;
+mod persist;
 mod replay;
 mod retain;
 mod route;
@@ -61,6 +62,10 @@ module! {
         reconnect_max_ms: u32 {
             default: 2000,
             description: "longest wait between reconnection attempts, in ms (backoff doubles from 50)",
+        },
+        log_persist_ms: u32 {
+            default: 1000,
+            description: "how often the syscall log is written to log_file when it changed, in ms (10..=600000)",
         },
     },
 }

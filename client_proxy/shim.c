@@ -98,3 +98,16 @@ unsigned int tether_current_attrs(u32 *ids, u64 *fsize, u32 *groups, unsigned in
 		groups[i] = from_kgid_munged(&init_user_ns, gi->gid[i]);
 	return gi->ngroups;
 }
+
+/* The client-local file the syscall log is persisted to (persist.rs, logfile.c). */
+static char *log_file = "/var/lib/tether/client.log";
+module_param(log_file, charp, 0444);
+MODULE_PARM_DESC(log_file,
+		 "absolute path of the client-local file the syscall log is persisted to (the "
+		 "previous one is kept as <log_file>.prev at load); empty: not persisted");
+
+const char *tether_log_file(void);
+const char *tether_log_file(void)
+{
+	return log_file;
+}

@@ -2,13 +2,19 @@
 # make bench, part 2: a tethered process's file-system figures against the same calls run
 # locally on the server (its own ext4 export root) and the raw link (module ping-pong), in
 # one run of the same two VMs; plus what the loaded client module costs untethered tasks.
-# Prints a table with ratios. Figures: tests/bench/fsbench.c.
+# Prints a table with ratios. Figures: tests/bench/fsbench.c. Then the size of the client's
+# syscall log (debugfs and its persisted copy) after 1000, 10000, ... LOG_N (100000) preads
+# round-robin on 10 open remote files (tests/fsops/logsize.c): it must not grow with N.
 . "$(dirname "$0")/hostlib.sh"
 
 MIB=${BENCH_MIB:-64}
+LOG_N=${LOG_N:-100000}
 prepare >&2
 in_chroot gcc -O2 -Wall -Wextra -o /work/tests/bench/fsbench /work/tests/bench/fsbench.c >&2 ||
 	die "building fsbench failed"
+in_chroot sh -c 'mkdir -p /work/tests/build &&
+	gcc -O2 -Wall -Wextra -Werror -o /work/tests/build/logsize /work/tests/fsops/logsize.c' >&2 ||
+	die "building logsize failed"
 start_run bench-remote
 cat >"$RUN/server.sh" <<'SH'
 mount /dev/vdb /srv && mkdir -p /srv/bench
@@ -20,18 +26,22 @@ SH
 cat >"$RUN/client.sh" <<'SH'
 while [ ! -e /shared/server-up ]; do sleep 0.2; done
 /tether/tests/bench/fsbench /tmp $MIB >/out/client-nomodule.txt 2>&1
+mkdir -p /var/lib/tether
 insmod /tether/client_proxy/tether_client.ko server_cid=4
 for i in $(seq 100); do grep -q state=connected /sys/kernel/debug/tether_client/state && break; sleep 0.1; done
 /tether/tests/bench/fsbench /tmp $MIB >/out/client-untethered.txt 2>&1
 cp /tether/tests/bench/fsbench /tmp/fsbench && setfattr -n trusted.tether.loader -v 1 /tmp/fsbench
 /tmp/fsbench /bench $MIB >/out/client-tethered.txt 2>&1
+cp /tether/tests/build/logsize /tmp/logsize && setfattr -n trusted.tether.loader -v 1 /tmp/logsize
+/tmp/logsize /bench/logsize $LOG_N /proc/self/root/var/lib/tether/client.log >/out/logsize.txt 2>&1
+echo "exit $?" >>/out/logsize.txt
 echo "ping 4000 64" >/sys/kernel/debug/tether_client/bench && cat /sys/kernel/debug/tether_client/bench >/out/module-ping.txt
 touch /shared/client-done
 rmmod tether_client
 SH
 VMS=(server client)
 boot server server $SERVER_CID ROLE_SCRIPT=/shared/server.sh LOAD_MODULE=0 MIB=$MIB
-boot client client $CLIENT_CID ROLE_SCRIPT=/shared/client.sh LOAD_MODULE=0 MIB=$MIB
+boot client client $CLIENT_CID ROLE_SCRIPT=/shared/client.sh LOAD_MODULE=0 MIB=$MIB LOG_N=$LOG_N
 wait_vm client 1200
 touch "$RUN/client-done"
 wait_vm server 60
@@ -58,4 +68,11 @@ for f in getppid read_devnull pread64_64B_p50 fstat_p50; do
 	n=$(fig client/client-nomodule.txt $f) m=$(fig client/client-untethered.txt $f)
 	row "$f" "$n" "$m" "$(ratio "$m" "$n")"
 done
+echo
+echo "syscall log size after N preads round-robin on 10 open remote files (bytes)"
+row2() { printf '| %-10s | %14s | %15s | %18s | %s\n' "$@"; }
+row2 preads "debugfs log" "persisted file" "persisted after ms" "pread (us)"
+sed -n 's/^preads=\([0-9]*\) .* debugfs_bytes=\([0-9-]*\) persisted_bytes=\([0-9-]*\) caught_up_ms=\([0-9-]*\) us_per_call=\([0-9.]*\)$/\1 \2 \3 \4 \5/p' \
+	"$RUN/client/logsize.txt" | while read -r n b p ms us; do row2 "$n" "$b" "$p" "$ms" "$us"; done
+grep -v '^preads=' "$RUN/client/logsize.txt" | sed 's/^/# logsize: /'
 echo "(raw: $RUN/{server,client}/*.txt)"

@@ -29,7 +29,7 @@ unloaded() { ! loaded && [ ! -e $D ]; }
 
 # --- parameters -----------------------------------------------------------------------
 check "modinfo: tether_client parameters all described" params_described $KO \
-	server_cid port heartbeat_ms split reconnect_max_ms servers retain
+	server_cid port heartbeat_ms split reconnect_max_ms servers retain log_file log_persist_ms
 check "modinfo: tether_server parameters all described" params_described $SKO \
 	port allowed_cids heartbeat_ms max_frame split flush_ms flush_dirty_kb resume_ms reply_cache reply_cache_kb
 

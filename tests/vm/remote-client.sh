@@ -1,7 +1,7 @@
 #!/bin/bash
 # Client VM (CID 3) role of tests/remote.sh: file-system calls of tethered tasks run on the
 # server. Waits for /shared/server-up (tests/vm/remote-server.sh), loads tether_client.ko,
-# then: fsops transcripts (one, then two at once), marking, io_uring denial, local prefixes,
+# then: the persisted syscall log, fsops transcripts (one, then two at once), marking, io_uring denial, local prefixes,
 # confinement to the export root, a tethered bash session, killed shadows, identity (uid/gid
 # mapping, root squash), RLIMIT_FSIZE and forwarded signals (SIGXFSZ, SIGPIPE), unload,
 # kmemleak. Asks the server VM to run commands through /shared/cmd (see srv). Results in
@@ -15,6 +15,8 @@ TASKS=$D/tasks
 SDMESG=/shared/server/dmesg.log
 BASHM=/tmp/bash-marked
 EXPORT_HOSTNAME=tether-server-export
+LOGF=/var/lib/tether/client.log
+TCTL=/tether/userspace-tools/tetherctl
 [ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
 
 # val NAME TEXT : the value of the first "NAME=value" line of TEXT.
@@ -34,8 +36,27 @@ note() { sed 's/^/#   /' <<<"$1" >&2; }
 
 check "server VM ready (tether_server loaded, local fsops transcript written)" \
 	wait_until 150 test -e /shared/server-up
+# The persisted log's parameters are checked at load; log_file's directory is not created
+# by the module. A log file left by a "previous instance" must be kept as .prev at load.
+check "insmod refuses log_persist_ms=0 (EINVAL; dmesg names it)" eval \
+	'! insmod $KO server_cid=4 log_persist_ms=0 && wait_until 5 grep -q "log_persist_ms=0 is outside 10..=600000" /out/dmesg.log'
+check "insmod refuses a relative log_file (EINVAL; dmesg names it)" eval \
+	'! insmod $KO server_cid=4 log_file=var/c.log && wait_until 5 grep -q "log_file=var/c.log is not an absolute path" /out/dmesg.log'
+mkdir -p /var/lib/tether
+printf '%s\n' "tether-client-log v1 generation=7 calls=3 processes=1 open_files=1" \
+	"calls=3 processes=1 open_files=1" "process rpid=999 calls=3 cwd=/" \
+	"  fd 3 flags=0o2 mode=0o0 path=/in-flight" end >$LOGF
+prevlog=$(cat $LOGF)
 check "insmod tether_client server_cid=4" insmod $KO server_cid=4
 check "client connects within 30 s" wait_until 30 grep -qx state=connected $D/state
+check "persisted log: the previous instance's $LOGF is kept as $LOGF.prev at load" \
+	eval '[ "$(cat $LOGF.prev 2>/dev/null)" = "$prevlog" ]'
+check "persisted log: dmesg says where the previous log is kept" \
+	wait_until 5 grep -q "the previous syscall log is kept as $LOGF.prev" /out/dmesg.log
+o=$($TCTL log --file $LOGF.prev 2>&1)
+note "$o"
+check "tetherctl log --file $LOGF.prev: says what it shows, shows the in-flight file" \
+	eval '[ "$(head -n1 <<<"$o")" = "== persisted syscall log $LOGF.prev" ] && has "$o" "  fd 3 flags=0o2 mode=0o0 path=/in-flight"'
 
 # Programs: marked copies in /tmp; helpers under /usr/bin (a local prefix), so that a
 # tethered shell can exec them.
@@ -51,6 +72,63 @@ check "loader flag set on the marked copies" eval \
 
 # --- crash survival, server side: reply cache, session resumption, durability acks --------
 selftest $TB/server_resume 400
+
+# --- the persisted syscall log (log_file, log_persist_ms; client_proxy/persist.rs) ---------
+# persisted_is TEXT : log_file holds its header line, TEXT, then "end".
+persisted_is() {
+	local p
+	p=$(cat $LOGF 2>/dev/null) || return 1
+	[[ $(head -n1 <<<"$p") =~ ^tether-client-log\ v1\ generation=[0-9]+\ calls=[0-9]+ ]] &&
+		[ "$(tail -n1 <<<"$p")" = end ] && [ "$(sed '1d;$d' <<<"$p")" = "$1" ]
+}
+# A tethered process with a cwd and three remote files open waits on a local FIFO: within
+# 3 s log_file holds what the debugfs log shows.
+mkfifo /dev/tether-gate-log
+read -r -d '' S <<'EOS'
+echo start=$$
+cd /data
+exec 3</etc/hostname 4</etc/passwd 5</etc/tether-where
+echo opened >/dev/tether-log-ready
+read -r g </dev/tether-gate-log
+echo done
+EOS
+$BASHM -c "$S" >/tmp/plog.out 2>&1 &
+lp=$!
+wait_until 20 test -e /dev/tether-log-ready
+t0=$(now_ms)
+lpid=$(val start "$(cat /tmp/plog.out)")
+live=$(cat $D/log)
+note "$live"
+check "persisted log: the debugfs log holds process ${lpid:-?}'s cwd and its three open files" eval \
+	'[ -n "$lpid" ] && grep -q "^process rpid=$lpid calls=[0-9]* cwd=/data" <<<"$live" &&
+	[ "$(grep -cE "^  fd [0-9]+ flags=0o[0-7]+ mode=0o[0-7]+ path=/etc/(hostname|passwd|tether-where)$" <<<"$live")" = 3 ]'
+check "persisted log: within 3 s $LOGF = header + the debugfs log + end" \
+	wait_until 3 eval 'persisted_is "$(cat $D/log)"'
+note "$(head -n1 $LOGF 2>&1) (checked $(($(now_ms) - t0)) ms after the opens)"
+check "persisted log: the header's calls= is the log's" \
+	test "$(head -n1 $LOGF | cut -d' ' -f4-)" = "$(head -n1 $D/log)"
+check "persisted log: $LOGF is mode 600, no $LOGF.tmp left" \
+	eval '[ "$(stat -c %a $LOGF)" = 600 ] && [ ! -e $LOGF.tmp ]'
+o=$($TCTL log 2>&1)
+check "tetherctl log (module loaded): says it shows the live log, then shows it" eval \
+	'[ "$(head -n1 <<<"$o")" = "== live syscall log ($D/log; persisted to $LOGF)" ] &&
+	[ "$(sed 1d <<<"$o" | grep -v "^== (the previous")" = "$(cat $D/log)" ]'
+echo go >/dev/tether-gate-log
+reap $lp 20 >&2
+check "persisted log: the exited process leaves the persisted copy within 5 s" \
+	wait_until 5 eval 'persisted_is "$(cat $D/log)" && ! grep -q "^process rpid=$lpid " $LOGF'
+rm -f /dev/tether-gate-log /dev/tether-log-ready
+# The log's size follows the open state, not the number of calls (tests/fsops/logsize.c).
+cp /tether/tests/build/logsize /tmp/logsize && setfattr -n trusted.tether.loader -v 1 /tmp/logsize
+o=$(/tmp/logsize /data/logsize 2000 /proc/self/root$LOGF 2>&1)
+rc=$?
+note "$o"
+b1=$(sed -n 's/^preads=1000 .* debugfs_bytes=\([0-9]*\) .*/\1/p' <<<"$o")
+b2=$(sed -n 's/^preads=2000 .* debugfs_bytes=\([0-9]*\) .*/\1/p' <<<"$o")
+check "log size: 2000 preads on 10 open remote files; the persisted copy catches up at 1000 and 2000 (exit $rc)" \
+	test $rc = 0
+check "log size: the log does not grow with the calls (${b1:-?} bytes after 1000 preads, ${b2:-?} after 2000)" \
+	eval '[ -n "$b1" ] && [ -n "$b2" ] && [ "$b2" -ge "$b1" ] && [ "$b2" -le $((b1 + 4)) ]'
 
 # --- fsops transcripts ------------------------------------------------------------------
 rc=0
@@ -585,7 +663,18 @@ check "unload: rmmod tether_client fails while a tethered sleep runs ($o)" \
 kill $sp
 reap $sp 10 >&2
 check "unload: no tethered task after the sleep ended" wait_until 10 eval '[ "$(tethered_n)" = 0 ]'
+# (once the exit has reached the log: two reads 0.3 s apart agree)
+stable_log() { local a; a=$(cat $D/log) && sleep 0.3 && [ "$(cat $D/log)" = "$a" ] && final_log=$a; }
+final_log=
+wait_until 10 stable_log
 check "unload: rmmod tether_client succeeds then" rmmod tether_client
 check "unload: client debugfs gone" test ! -e $D
+check "unload: the log as the module left it is persisted (= the debugfs log before rmmod)" \
+	eval '[ -n "$final_log" ] && persisted_is "$final_log"'
+o=$($TCTL log 2>&1)
+note "$o"
+check "tetherctl log after rmmod: says it shows the persisted $LOGF, then shows its log" eval \
+	'[ "$(head -n1 <<<"$o")" = "== persisted syscall log $LOGF (tether_client is not loaded)" ] &&
+	[[ $(sed -n 2p <<<"$o") =~ ^==\ generation=[0-9]+,\ written\  ]] && [ "$(sed 1,2d <<<"$o")" = "$(sed "1d;\$d" $LOGF)" ]'
 check "kmemleak: no leaks on the client" kmemleak_clean
 touch /shared/client-done /out/client-done
