@@ -138,9 +138,12 @@ else add "not ok" "host: $KILLS kill points ($kills done, $failovers failovers)"
 # --- KTAP ---------------------------------------------------------------------------------
 ktap_gather
 ktap_print
-for i in "${bad_iters[@]}"; do
-	echo "# iteration $i: reference (---) vs server (+++) manifest (PATH TYPE MODE SIZE SHA256):"
-	grep '^[-+][^-+]' "$RUN/final/iteration-$i.diff" | head -n 20 | sed 's/^/#   /'
+# The first differences of (at most 8) bad iterations: the server's side (+, extra or
+# changed entries) first, then the reference's (-, lost or changed).
+for i in "${bad_iters[@]:0:8}"; do
+	echo "# iteration $i: reference (-) vs server (+) manifest (PATH TYPE MODE SIZE SHA256), first lines:"
+	{ grep '^+[^+]' "$RUN/final/iteration-$i.diff" | head -n 6; grep '^-[^-]' "$RUN/final/iteration-$i.diff" | head -n 6; } |
+		sed 's/^/#   /'
 done
 grep -h '^# iteration [0-9]*: [0-9]* kills' "$RUN/client/role.log" 2>/dev/null | head -n 200
 grep -h '^#   stderr: ' "$RUN/client/role.log" 2>/dev/null | head -n 40 | sed 's/^#   stderr: /# tethered stderr: /'

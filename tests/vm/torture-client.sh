@@ -151,5 +151,7 @@ check "$KILLS kill points done ($kills)" test "$kills" = "$KILLS"
 check "connected at the end" wait_until "$RECONNECT_S" connected
 echo "# replays=$(($(c replays) - rep0)) divergences=$(($(c divergences) - div0))"
 check "no replay divergences ($(($(c divergences) - div0)))" test "$(c divergences)" = "$div0"
+# Every tethered process has exited (or was reaped above): none may be left in the module.
+check "no tethered task left ($(key $D/tasks tethered) in $D/tasks)" test "$(key $D/tasks tethered)" = 0
 grep -E '^(state|connects|disconnects|replays|divergences|flushed_up_to|verifier_changes)=' $D/state
 touch /out/client-done
