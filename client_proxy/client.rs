@@ -257,13 +257,8 @@ impl Shared {
         self.bench_done.notify_all();
     }
 
-    /// The debugfs `log` text, for its persisted copy (`persist.rs`).
-    pub(crate) fn render_log(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Self::show_log(this, f)
-    }
-
-    /// The debugfs `log` file.
-    fn show_log(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The debugfs `log` file (also what `persist.rs` writes).
+    pub(crate) fn show_log(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         this.log.lock().show(f)?;
         this.retained.lock().show(f)
     }

@@ -132,7 +132,7 @@ struct Shown<'a>(&'a Arc<Shared>);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Shared::render_log(self.0, f)
+        Shared::show_log(self.0, f)
     }
 }
 
