@@ -353,7 +353,12 @@ fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) -> bool {
 
 /// Whether `since` lies more than [`MAX_MISSES`] heartbeat intervals back.
 pub(crate) fn silent_too_long(shared: &Shared, since: Instant<Monotonic>) -> bool {
-    since.elapsed().as_millis() >= MAX_MISSES * i64::from(shared.config.heartbeat_ms)
+    silent_for(shared, since, MAX_MISSES)
+}
+
+/// Whether `since` lies more than `misses` heartbeat intervals back.
+pub(crate) fn silent_for(shared: &Shared, since: Instant<Monotonic>, misses: i64) -> bool {
+    since.elapsed().as_millis() >= misses * i64::from(shared.config.heartbeat_ms)
 }
 
 fn serve(shared: &Shared, conn: &mut Conn) -> End {

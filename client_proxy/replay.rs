@@ -27,7 +27,7 @@ use kernel::{
 
 use crate::attrs;
 use crate::client::Shared;
-use crate::connection::{silent_too_long, Conn};
+use crate::connection::{silent_for, Conn};
 use crate::fs::request;
 use crate::log::{FileRec, ProcRec};
 use crate::proto::frame::{Header, F_REPLY};
@@ -43,6 +43,11 @@ const O_APPEND: u32 = 0o2000;
 const SEEK_END: u64 = 2;
 /// Flags that must not act again when a file is reopened.
 const O_ONCE: u32 = 0o100 | 0o200 | 0o1000; // O_CREAT | O_EXCL | O_TRUNC
+
+/// Heartbeat intervals a replay call may go unanswered: a server's session sends nothing
+/// while it starts a shadow (a user-mode helper: seconds on a loaded machine), and the
+/// first replayed call of each process starts one.
+const REPLAY_MISSES: i64 = 20;
 
 /// Rebuilds every logged process's state on the server of `conn`.
 pub(crate) fn run(shared: &Shared, conn: &mut Conn) -> Result {
@@ -351,7 +356,7 @@ fn call_seq(
                 }
             }
             Err(RecvError::Timeout)
-                if !shared.is_stopping() && !silent_too_long(shared, conn.last_rx) => {}
+                if !shared.is_stopping() && !silent_for(shared, conn.last_rx, REPLAY_MISSES) => {}
             Err(_) => return Err(ECONNRESET),
         }
     }

@@ -15,6 +15,7 @@ set -a
 . /out/env
 set +a
 busybox hostname "tether-$ROLE-$CID"
+mkdir -p /var/lib/tether   # the client's persisted log (log_file= default)
 cd /tmp
 
 case $ROLE in
