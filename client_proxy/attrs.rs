@@ -75,6 +75,18 @@ pub(crate) fn send(
     rpid: u32,
     attrs: &ProcAttrs,
 ) -> Result {
+    send_only(tx, session, rpid, attrs)?;
+    if shared.log.lock().set_attrs(rpid, session, attrs).is_err() {
+        pr_notice!(
+            "syscall log: no memory to record the identity of pid {}\n",
+            rpid
+        );
+    }
+    Ok(())
+}
+
+/// Sends `attrs` for the shadow of `rpid` (one that is no process of the log's).
+pub(crate) fn send_only(tx: &mut Sender, session: u32, rpid: u32, attrs: &ProcAttrs) -> Result {
     let mut body = [0u8; ProcAttrs::MAX_LEN];
     let n = attrs.encode(&mut body).map_err(|_| EINVAL)?;
     let hdr = Header {
@@ -83,12 +95,5 @@ pub(crate) fn send(
         seq: rpc::next_seq(),
         ..Header::new(Kind::ClientAttrs, 0)
     };
-    tx.send(hdr, body.get(..n).ok_or(EINVAL)?)?;
-    if shared.log.lock().set_attrs(rpid, session, attrs).is_err() {
-        pr_notice!(
-            "syscall log: no memory to record the identity of pid {}\n",
-            rpid
-        );
-    }
-    Ok(())
+    tx.send(hdr, body.get(..n).ok_or(EINVAL)?)
 }

@@ -471,8 +471,11 @@ enum At {
     FilePos(i64),
     /// At an explicit offset (`preadv`, `pwritev`): `ESPIPE` stays an error.
     Offset(i64),
-    /// Where the server's file is: appends (`O_APPEND`), streams.
+    /// Where the server's file is: streams (FIFOs).
     Stream,
+    /// At the end of the file (`O_APPEND`): each piece comes back with the offset where
+    /// it ended ([`APPEND_NR`]).
+    Append,
 }
 
 /// Largest piece of one remote read or write, and how many pieces of one call may be in
@@ -480,10 +483,17 @@ enum At {
 const PIECE: usize = 128 * 1024;
 const WINDOW: usize = 8;
 
-/// One piece of a remote write the server stored: its call and the bytes written.
+/// The shadow's own call for an append (`tether-shadow.c`): `write(fd, buf, len)`, then the
+/// file offset where it ended into the 8-byte output buffer at argument 3, in one reply, so
+/// that the data is retained at the right offset even when the server crashes right after.
+const APPEND_NR: u32 = u32::MAX - 1;
+
+/// One piece of a remote write the server stored: its call, the bytes written and, for an
+/// append, the offset where they ended.
 struct Written {
     reply: rpc::Reply,
     len: usize,
+    end: Option<i64>,
 }
 
 /// Moves `len` bytes between user memory at `buf` and proxy file `p` at `at` (`write`:
@@ -491,16 +501,15 @@ struct Written {
 /// ends the transfer, like a short `read`/`write`; a failure before any byte moved is the
 /// result (a negative errno from the server, or a local error).
 ///
-/// The pieces written at an offset are retained (`retain.rs`); appends are left in
-/// `appended`, in order, for the caller to retain once it knows where they landed. Writes
-/// to a FIFO are not retained.
+/// The pieces written are retained (`retain.rs`), appends at the offsets where they
+/// landed; `end` is then where the last append ended. Writes to a FIFO are not retained.
 fn transfer(
     p: &Proxy,
     buf: u64,
     len: u64,
     at: At,
     write: bool,
-    appended: &mut KVec<Written>,
+    end: &mut Option<i64>,
 ) -> Result<i64> {
     let espipe = -i64::from(bindings::ESPIPE);
     let mut written = KVec::new();
@@ -510,19 +519,18 @@ fn transfer(
         }
         r => r,
     };
+    *end = written.last().and_then(|w| w.end);
     match at {
-        At::FilePos(pos) | At::Offset(pos) => retain(p, pos, written),
-        At::Stream => {
-            for w in written.drain_all() {
-                appended.push(w, GFP_KERNEL)?;
-            }
-        }
+        At::FilePos(pos) | At::Offset(pos) => retain(p, Some(pos), written),
+        At::Append => retain(p, None, written),
+        At::Stream => (),
     }
     r
 }
 
-/// Retains the pieces `written` to `p`, the first at offset `pos`, the others after it.
-fn retain(p: &Proxy, mut pos: i64, written: KVec<Written>) {
+/// Retains the pieces `written` to `p`: the first at offset `start` and the others after
+/// it, or (appends) each where it ended less its length.
+fn retain(p: &Proxy, start: Option<i64>, written: KVec<Written>) {
     // SAFETY: No preconditions.
     if written.is_empty() || !unsafe { tether_retain() } {
         return;
@@ -532,12 +540,19 @@ fn retain(p: &Proxy, mut pos: i64, written: KVec<Written>) {
     let log = shared.log.lock();
     let attrs = log.attrs(p.rpid).map(|(_, a)| a);
     let mut retained = shared.retained.lock();
+    let mut pos = start;
     for w in written {
-        let kept = log.path(p.rpid, p.sfd).ok_or(ENOENT).and_then(|path| {
-            let mut copy = KVVec::new();
-            copy.extend_from_slice(path, GFP_KERNEL)?;
-            retained.keep(w.reply.seq, copy, pos, attrs, w.reply.req, at, w.len)
-        });
+        let len = w.len as i64;
+        let kept = pos
+            .or(w.end.map(|e| e - len))
+            .filter(|off| *off >= 0)
+            .ok_or(ESPIPE)
+            .and_then(|off| {
+                let path = log.path(p.rpid, p.sfd).ok_or(ENOENT)?;
+                let mut copy = KVVec::new();
+                copy.extend_from_slice(path, GFP_KERNEL)?;
+                retained.keep(w.reply.seq, copy, off, attrs, w.reply.req, at, w.len)
+            });
         if let Err(e) = kept {
             pr_notice!(
                 "cannot retain a write of pid {} to server fd {} ({:?}): a server crash before it is flushed loses it\n",
@@ -546,7 +561,7 @@ fn retain(p: &Proxy, mut pos: i64, written: KVec<Written>) {
                 e
             );
         }
-        pos += w.len as i64;
+        pos = pos.map(|p| p + len);
     }
 }
 
@@ -565,7 +580,11 @@ fn transfer_at(
     written: &mut KVec<Written>,
 ) -> Result<i64> {
     let shared = client().ok_or(EIO)?;
-    let window = if matches!(at, At::Stream) { 1 } else { WINDOW };
+    let window = if matches!(at, At::Stream | At::Append) {
+        1
+    } else {
+        WINDOW
+    };
     let mut flight = KVec::with_capacity(window, GFP_KERNEL)?;
     let (mut sent, mut done) = (0u64, 0u64);
     // A local failure (a fault in the user buffer, no memory) while sending.
@@ -591,7 +610,20 @@ fn transfer_at(
             let got = (reply.ret as usize).min(n);
             if write {
                 if got > 0 {
-                    written.push(Written { reply, len: got }, GFP_KERNEL)?;
+                    let end = matches!(at, At::Append)
+                        .then(|| reply.outs().next())
+                        .flatten()
+                        .and_then(|o| o.try_into().ok())
+                        .map(i64::from_ne_bytes)
+                        .filter(|e| *e >= 0);
+                    written.push(
+                        Written {
+                            reply,
+                            len: got,
+                            end,
+                        },
+                        GFP_KERNEL,
+                    )?;
                 }
             } else {
                 let data = reply
@@ -634,18 +666,31 @@ fn send_piece<'a>(
     write: bool,
 ) -> Result<rpc::Ticket<'a>> {
     let dir = if write { DIR_IN } else { DIR_OUT | DIR_RET };
-    let desc = [BufDesc {
-        arg: 1,
-        dir,
-        len: n as u32,
-    }];
+    let desc = [
+        BufDesc {
+            arg: 1,
+            dir,
+            len: n as u32,
+        },
+        BufDesc {
+            arg: 3,
+            dir: DIR_OUT,
+            len: 8,
+        },
+    ];
     let (nr, pos) = match (at, write) {
         (At::FilePos(pos) | At::Offset(pos), false) => (17, pos + off as i64),
         (At::FilePos(pos) | At::Offset(pos), true) => (18, pos + off as i64),
         (At::Stream, false) => (0, 0),
         (At::Stream, true) => (1, 0),
+        (At::Append, _) => (APPEND_NR, 0),
     };
-    let req = request(nr, [p.sfd as u64, 0, n as u64, pos as u64, 0, 0], &desc);
+    let bufs = if nr == APPEND_NR {
+        &desc[..]
+    } else {
+        &desc[..1]
+    };
+    let req = request(nr, [p.sfd as u64, 0, n as u64, pos as u64, 0, 0], bufs);
     if !write {
         return rpc::submit(shared, p.rpid, &req, &[]);
     }
@@ -659,14 +704,7 @@ pub(crate) fn read(a: &[u64; 6]) -> Dispatch {
     let Some(p) = Proxy::get(a[0]) else {
         return Dispatch::Local;
     };
-    let r = transfer(
-        &p,
-        a[1],
-        a[2],
-        At::FilePos(p.pos()),
-        false,
-        &mut KVec::new(),
-    );
+    let r = transfer(&p, a[1], a[2], At::FilePos(p.pos()), false, &mut None);
     if let Ok(n) = r {
         p.set_pos(p.pos() + n.max(0));
     }
@@ -696,7 +734,7 @@ fn positional(a: &[u64; 6], write: bool) -> Dispatch {
         a[2],
         At::Offset(a[3] as i64),
         write,
-        &mut KVec::new(),
+        &mut None,
     ))
 }
 
@@ -708,32 +746,19 @@ pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
     };
     let append = p.flags() & bindings::O_APPEND != 0;
     let at = if append {
-        At::Stream
+        At::Append
     } else {
         At::FilePos(p.pos())
     };
-    let mut appended = KVec::new();
-    let r = transfer(&p, a[1], a[2], at, true, &mut appended);
-    match r {
-        Ok(n) if append && n > 0 => append_pos(&p, appended),
-        Ok(n) if !append => p.set_pos(p.pos() + n.max(0)),
+    let mut end = None;
+    let r = transfer(&p, a[1], a[2], at, true, &mut end);
+    match (r, end) {
+        // After an append the offset is where it ended, as in Linux.
+        (Ok(n), Some(end)) if append && n > 0 => p.set_pos(end),
+        (Ok(n), _) if !append => p.set_pos(p.pos() + n.max(0)),
         _ => {}
     }
     done(r)
-}
-
-/// After an appending write, the file offset is the end of what was written (as in Linux):
-/// the server file's offset, which that write moved. The pieces `appended` end there: they
-/// are retained at the offsets where they landed.
-fn append_pos(p: &Proxy, appended: KVec<Written>) {
-    let req = request(8, [p.sfd as u64, 0, 1, 0, 0, 0], &[]);
-    if let Ok(pos) = call(p.rpid, &req, &[], &mut []) {
-        if pos >= 0 {
-            p.set_pos(pos);
-            let len: usize = appended.iter().map(|w| w.len).sum();
-            retain(p, pos - len as i64, appended);
-        }
-    }
 }
 
 /// Most iovecs one call may carry (`UIO_MAXIOV`).
@@ -760,7 +785,7 @@ fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
     let append = write && explicit.is_none() && p.flags() & bindings::O_APPEND != 0;
     let mut pos = explicit.unwrap_or_else(|| p.pos());
     let mut total = 0i64;
-    let mut appended = KVec::new();
+    let mut end = None;
     for v in iov.chunks_exact(16) {
         let base = u64::from_le_bytes(v[..8].try_into().unwrap_or_default());
         let len = u64::from_le_bytes(v[8..].try_into().unwrap_or_default());
@@ -769,10 +794,10 @@ fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
         }
         let at = match explicit {
             Some(_) => At::Offset(pos),
-            None if append => At::Stream,
+            None if append => At::Append,
             None => At::FilePos(pos),
         };
-        let r = transfer(&p, base, len, at, write, &mut appended);
+        let r = transfer(&p, base, len, at, write, &mut end);
         match r {
             Ok(n) if n >= 0 => {
                 total += n;
@@ -788,8 +813,8 @@ fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
     }
     if explicit.is_none() && !append {
         p.set_pos(pos);
-    } else if append && total > 0 {
-        append_pos(&p, appended);
+    } else if let (true, Some(end)) = (append && total > 0, end) {
+        p.set_pos(end);
     }
     Dispatch::Done(total as isize)
 }

@@ -20,6 +20,7 @@
 
 use kernel::{
     alloc::KVVec,
+    bindings,
     prelude::*,
     sync::atomic::Relaxed,
     time::{Instant, Monotonic},
@@ -108,7 +109,7 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
             if r.attrs.is_some() && r.attrs != identity {
                 close(shared, conn, open.take())?;
                 if let Some(a) = &r.attrs {
-                    attrs::send(shared, &mut conn.tx.lock(), conn.session, REDO_RPID, a)?;
+                    attrs::send_only(&mut conn.tx.lock(), conn.session, REDO_RPID, a)?;
                 }
                 identity = r.attrs;
             }
@@ -116,7 +117,14 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
                 close(shared, conn, open.take())?;
                 let args = [AT_FDCWD as u64, 0, O_WRONLY, 0, 0, 0];
                 let fd = path_call(shared, conn, REDO_RPID, 257, args, 1, &r.path)?;
-                if fd < 0 {
+                // Gone: only a removal in flight at the crash (it runs again after the
+                // replay) can have taken it; committed ones freed what was kept before.
+                if fd == -i64::from(bindings::ENOENT) {
+                    pr_info!(
+                        "retained write to {} not written again: the file is gone\n",
+                        core::str::from_utf8(&r.path).unwrap_or("(path not UTF-8)")
+                    );
+                } else if fd < 0 {
                     diverged(shared, REDO_RPID, "open to write again", &r.path, fd);
                 }
                 let mut path = KVVec::new();
