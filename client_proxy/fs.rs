@@ -494,6 +494,9 @@ struct Written {
     reply: rpc::Reply,
     len: usize,
     end: Option<i64>,
+    /// Where the data starts in the request (after one buffer descriptor, or two for an
+    /// append).
+    at: usize,
 }
 
 /// Moves `len` bytes between user memory at `buf` and proxy file `p` at `at` (`write`:
@@ -536,7 +539,6 @@ fn retain(p: &Proxy, start: Option<i64>, written: KVec<Written>) {
         return;
     }
     let Some(shared) = client() else { return };
-    let at = SyscallReq::head_len(1);
     let log = shared.log.lock();
     let attrs = log.attrs(p.rpid).map(|(_, a)| a);
     let mut retained = shared.retained.lock();
@@ -551,7 +553,7 @@ fn retain(p: &Proxy, start: Option<i64>, written: KVec<Written>) {
                 let path = log.path(p.rpid, p.sfd).ok_or(ENOENT)?;
                 let mut copy = KVVec::new();
                 copy.extend_from_slice(path, GFP_KERNEL)?;
-                retained.keep(w.reply.seq, copy, off, attrs, w.reply.req, at, w.len)
+                retained.keep(w.reply.seq, copy, off, attrs, w.reply.req, w.at, w.len)
             });
         if let Err(e) = kept {
             pr_notice!(
@@ -616,11 +618,13 @@ fn transfer_at(
                         .and_then(|o| o.try_into().ok())
                         .map(i64::from_ne_bytes)
                         .filter(|e| *e >= 0);
+                    let bufs = if matches!(at, At::Append) { 2 } else { 1 };
                     written.push(
                         Written {
                             reply,
                             len: got,
                             end,
+                            at: SyscallReq::head_len(bufs),
                         },
                         GFP_KERNEL,
                     )?;

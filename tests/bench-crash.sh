@@ -31,14 +31,17 @@ for r in $(seq "$ROUNDS"); do
 	done
 done
 echo 1 >$P
-mkdir -p /tmp/o
-/tmp/cb outage /cb-outage "$MIB" /tmp/o/ready >/out/outage-app.txt 2>&1 &
+# /dev stays local for tethered tasks: the two files are how this script and the app talk.
+/tmp/cb outage /cb-outage "$MIB" /dev/cb-ready /dev/cb-resumed >/out/outage-app.txt 2>&1 &
 app=$!
-wait_until 300 test -e /tmp/o/ready || exit 1
+wait_until 300 test -e /dev/cb-ready || exit 1
 echo "retained_bytes_before $(c retained_bytes)" >/out/outage.txt
 touch /out/kill-server
 wait_until 30 eval '[ "$(c state)" != connected ]'
+restarts=$(c restarts)
 touch /out/server-down
+wait_until 300 eval '[ "$(c state)" = connected ] && [ "$(c restarts)" -gt "$restarts" ]'
+touch /dev/cb-resumed
 wait $app
 echo "app_exit $?" >>/out/outage.txt
 for k in last_down_detect_ms last_resume_us last_redo_us redone_bytes restarts; do
