@@ -392,56 +392,72 @@ pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
 
 /// Implements remote `rename(2)`; the log's open files and cwds follow.
 pub(crate) fn rename(a: &[u64; 6]) -> Dispatch {
-    let d = generic(&Spec::new(82, [Arg::Path, Arg::Path]), a);
-    follow_rename(&d, [AT_FDCWD as u64, a[0], AT_FDCWD as u64, a[1]], 0);
-    d
+    const RENAME: Spec = Spec::new(82, [Arg::Path, Arg::Path]);
+    renaming(
+        &RENAME,
+        a,
+        [AT_FDCWD as u64, a[0], AT_FDCWD as u64, a[1]],
+        0,
+    )
 }
 
 /// Implements remote `renameat(2)`; the log's open files and cwds follow.
 pub(crate) fn renameat(a: &[u64; 6]) -> Dispatch {
     const RENAMEAT: Spec = Spec::new(264, [Arg::DirFd(1), Arg::Path, Arg::DirFd(3), Arg::Path]);
-    let d = generic(&RENAMEAT, a);
-    follow_rename(&d, [a[0], a[1], a[2], a[3]], 0);
-    d
+    renaming(&RENAMEAT, a, [a[0], a[1], a[2], a[3]], 0)
 }
 
 /// Implements remote `renameat2(2)`; the log's open files and cwds follow.
 pub(crate) fn renameat2(a: &[u64; 6]) -> Dispatch {
     const RENAMEAT2: Spec = Spec::new(316, [Arg::DirFd(1), Arg::Path, Arg::DirFd(3), Arg::Path]);
-    let d = generic(&RENAMEAT2, a);
-    follow_rename(&d, [a[0], a[1], a[2], a[3]], a[4]);
+    renaming(&RENAMEAT2, a, [a[0], a[1], a[2], a[3]], a[4])
+}
+
+/// Runs a rename `(olddirfd, oldpath, newdirfd, newpath)` with `flags` as `spec` says. The
+/// log knows it while it is out (a replay then may find the files it moved under their new
+/// names: its reply may be lost with the server after it ran) and follows it once it
+/// succeeded.
+fn renaming(spec: &Spec, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispatch {
+    const RENAME_EXCHANGE: u64 = 2;
+    let Some(shared) = client() else {
+        return generic(spec, a);
+    };
+    let paths = rename_paths(&shared, at);
+    let id = paths
+        .as_ref()
+        .ok()
+        .and_then(|(o, n)| shared.log.lock().begin_rename(o, n).ok());
+    let d = generic(spec, a);
+    let mut log = shared.log.lock();
+    if let Some(id) = id {
+        log.end_rename(id);
+    }
+    if let (Dispatch::Done(0), Ok((o, n))) = (&d, &paths) {
+        if log.renamed(o, n, flags & RENAME_EXCHANGE != 0).is_err() {
+            pr_notice!(
+                "syscall log: no memory to follow a rename of pid {}\n",
+                rpid()
+            );
+        }
+    }
     d
 }
 
-/// After a rename `(olddirfd, oldpath, newdirfd, newpath)` with `flags` that succeeded
-/// remotely: the log follows it.
-fn follow_rename(d: &Dispatch, a: [u64; 4], flags: u64) {
-    const RENAME_EXCHANGE: u64 = 2;
-    let (Dispatch::Done(0), Some(shared)) = (d, client()) else {
-        return;
-    };
-    let (Ok(old), Ok(new)) = (PathArg::from_user(a[1]), PathArg::from_user(a[3])) else {
-        return;
-    };
+/// The absolute server paths of a rename's `(olddirfd, oldpath, newdirfd, newpath)`.
+fn rename_paths(shared: &Shared, at: [u64; 4]) -> Result<(KVVec<u8>, KVVec<u8>)> {
+    let (old, new) = (PathArg::from_user(at[1])?, PathArg::from_user(at[3])?);
     // The dirfds' server fds, looked up before the log is locked (`Proxy::get` takes it).
     let dir = |fd: u64, path: &PathArg| {
         (!path.is_absolute() && fd as i32 != AT_FDCWD)
             .then(|| Proxy::get(fd).map(|p| p.sfd))
             .flatten()
     };
-    let (odir, ndir) = (dir(a[0], &old), dir(a[2], &new));
+    let (odir, ndir) = (dir(at[0], &old), dir(at[2], &new));
     let rpid = rpid();
     let mut log = shared.log.lock();
-    let followed = log.resolve(rpid, odir, old.bytes()).and_then(|o| {
-        let n = log.resolve(rpid, ndir, new.bytes())?;
-        log.renamed(&o, &n, flags & RENAME_EXCHANGE != 0)
-    });
-    if followed.is_err() {
-        pr_notice!(
-            "syscall log: no memory to follow a rename of pid {}\n",
-            rpid
-        );
-    }
+    let o = log.resolve(rpid, odir, old.bytes())?;
+    let n = log.resolve(rpid, ndir, new.bytes())?;
+    Ok((o, n))
 }
 
 fn close_remote(rpid: u32, sfd: i32) {

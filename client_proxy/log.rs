@@ -73,6 +73,9 @@ pub(crate) struct Log {
     procs: KVec<ProcRec>,
     /// Remote calls completed since load.
     calls: u64,
+    /// Renames sent and not answered yet: id, old and new absolute path.
+    renames: KVec<(u64, KVVec<u8>, KVVec<u8>)>,
+    next_rename: u64,
 }
 
 /// `base` joined with `rel` (unless `rel` is absolute), with `.`, `..` and repeated
@@ -125,6 +128,8 @@ impl Log {
     pub(crate) const fn new() -> Self {
         Self {
             procs: KVec::new(),
+            renames: KVec::new(),
+            next_rename: 0,
             calls: 0,
         }
     }
@@ -263,6 +268,28 @@ impl Log {
             }
         }
         Ok(())
+    }
+
+    /// A rename of `old` to `new` goes out; returns its id for [`Log::end_rename`].
+    pub(crate) fn begin_rename(&mut self, old: &[u8], new: &[u8]) -> Result<u64> {
+        let id = self.next_rename;
+        self.renames
+            .push((id, copy(old)?, copy(new)?), GFP_KERNEL)?;
+        self.next_rename += 1;
+        Ok(id)
+    }
+
+    /// The rename `id` was answered (or will not be).
+    pub(crate) fn end_rename(&mut self, id: u64) {
+        self.renames.retain(|(i, _, _)| *i != id);
+    }
+
+    /// `path` under the name a rename still out gives it, if one moves it.
+    pub(crate) fn pending_name(&self, path: &[u8]) -> Option<KVVec<u8>> {
+        self.renames
+            .iter()
+            .rev()
+            .find_map(|(_, old, new)| moved(path, old, new).ok().flatten())
     }
 
     /// Process `rpid` closed server fd `sfd`.

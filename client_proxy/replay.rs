@@ -241,7 +241,15 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         0,
         0,
     ];
-    let fd = path_call(shared, conn, rpid, 257, args, 1, &f.path)?;
+    let mut fd = path_call(shared, conn, rpid, 257, args, 1, &f.path)?;
+    // A rename that was out when the server went down may have moved it (it runs again
+    // after the replay, and the log then follows it).
+    if fd == -i64::from(bindings::ENOENT) {
+        let moved = shared.log.lock().pending_name(&f.path);
+        if let Some(path) = moved {
+            fd = path_call(shared, conn, rpid, 257, args, 1, &path)?;
+        }
+    }
     if fd < 0 {
         shared.log.lock().lose(rpid, f.sfd);
         diverged(shared, rpid, "reopen", &f.path, fd);
