@@ -920,6 +920,58 @@ pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
     Dispatch::Done(pos as isize)
 }
 
+/// The shadow's own call for a directory listing (`tether-shadow.c`): `getdents64(fd, buf,
+/// len)` from the position in argument 4, then where the listing ended into the 8-byte
+/// output buffer at argument 3.
+const GETDENTS_NR: u32 = u32::MAX - 2;
+
+/// Implements remote `getdents64(2)`: the listing goes on from the proxy file's position,
+/// which the client keeps as for a regular file, so that `lseek`/`rewinddir` work and a
+/// restarted server goes on with a listing where the crashed one was.
+pub(crate) fn getdents64(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    done(getdents64_inner(&p, a[1], (a[2] as usize).min(MAX_IO)))
+}
+
+fn getdents64_inner(p: &Proxy, buf: u64, n: usize) -> Result<i64> {
+    let descs = [
+        BufDesc {
+            arg: 1,
+            dir: DIR_OUT | DIR_RET,
+            len: n as u32,
+        },
+        BufDesc {
+            arg: 3,
+            dir: DIR_OUT,
+            len: 8,
+        },
+    ];
+    let req = request(
+        GETDENTS_NR,
+        [p.sfd as u64, 0, n as u64, 0, p.pos() as u64, 0],
+        &descs,
+    );
+    let mut out = KVVec::new();
+    out.resize(n, 0, GFP_KERNEL)?;
+    let mut end = [0u8; 8];
+    let ret = call(p.rpid, &req, &[], &mut [&mut out[..], &mut end[..]])?;
+    if ret < 0 {
+        return Ok(ret);
+    }
+    let len = usize::try_from(ret).ok().filter(|&l| l <= n).ok_or(EPROTO)?;
+    let end = i64::from_le_bytes(end);
+    if end < 0 {
+        return Err(EPROTO);
+    }
+    UserSlice::new(UserPtr::from_addr(buf as usize), len)
+        .writer()
+        .write_slice(&out[..len])?;
+    p.set_pos(end);
+    Ok(ret)
+}
+
 /// How a syscall argument travels, for calls run by the generic handler.
 #[derive(Clone, Copy)]
 pub(crate) enum Arg {

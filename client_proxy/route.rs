@@ -90,7 +90,7 @@ const ROUTED: [Entry; 83] = [
     Entry { nr: 197, route: Route::Generic(&Spec::new(197, [Path, Str])) },
     Entry { nr: 198, route: Route::Generic(&Spec::new(198, [Path, Str])) },
     Entry { nr: 199, route: Route::Generic(&Spec::new(199, [Fd, Str])) },
-    Entry { nr: 217, route: Route::Generic(&Spec::new(217, [Fd, OutRet(Len::Arg(2))])) },
+    Entry { nr: 217, route: Route::Remote(fs::getdents64) },
     Entry { nr: 257, route: Route::Remote(fs::openat) },
     Entry { nr: 258, route: Route::Generic(&Spec::new(258, [DirFd(1), Path])) },
     Entry { nr: 259, route: Route::Generic(&Spec::new(259, [DirFd(1), Path])) },

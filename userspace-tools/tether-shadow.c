@@ -44,6 +44,7 @@ struct reply_args { uint64_t token; uint64_t buf; uint32_t len; uint32_t signals
 #define ROOT_FD 1022
 #define FORK_NR 0xffffffffu
 #define APPEND_NR 0xfffffffeu
+#define GETDENTS_NR 0xfffffffdu
 
 /* System calls a shadow makes for its client: the file system and fd families. */
 static const int allowed[] = {
@@ -207,6 +208,21 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, ui
 		if (ret < 0)
 			ret = -errno;
 		end = lseek((int)args[0], 0, SEEK_CUR);
+		memcpy((void *)(uintptr_t)args[3], &end, 8);
+	} else if (nr == GETDENTS_NR && nbufs == 2) {
+		/* A directory listing (client_proxy/fs.rs): getdents64 from the client's position
+		 * (argument 4), then where it ended into the 8-byte output buffer at argument 3.
+		 * The client keeps a directory's position, so a restarted server goes on with a
+		 * listing where the crashed one was. Seeking to the current position is a no-op
+		 * that keeps the file system's readdir state. */
+		int fd = (int)args[0];
+		int64_t end;
+
+		if (lseek(fd, (off_t)args[4], SEEK_SET) < 0 && errno != ESPIPE)
+			ret = -errno;
+		else if ((ret = syscall(SYS_getdents64, fd, args[1], args[2])) < 0)
+			ret = -errno;
+		end = lseek(fd, 0, SEEK_CUR);
 		memcpy((void *)(uintptr_t)args[3], &end, 8);
 	} else if (!is_allowed(nr)) {
 		ret = -ENOSYS;

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,56 @@ static void list(const char *what)
 		printf(" %s", names[i]);
 	putchar('\n');
 	close(fd);
+}
+
+/* Names from getdents64 with a small buffer until the end, as one sorted line. */
+static void rest(int fd, char *out, size_t size)
+{
+	char buf[64], *names[64];
+	long len;
+	int n = 0;
+
+	/* (a record is smaller than struct dirent64: its fields are read at their offsets) */
+	while ((len = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0)
+		for (long off = 0; off < len && n < 64;) {
+			unsigned short reclen;
+
+			memcpy(&reclen, buf + off + offsetof(struct dirent64, d_reclen), sizeof(reclen));
+			names[n++] = strdup(buf + off + offsetof(struct dirent64, d_name));
+			off += reclen;
+		}
+	qsort(names, n, sizeof(names[0]), cmp);
+	out[0] = 0;
+	for (int i = 0; i < n; i++) {
+		snprintf(out + strlen(out), size - strlen(out), " %s", names[i]);
+		free(names[i]);
+	}
+}
+
+/* A listing in small pieces with telldir/seekdir/rewinddir-style lseeks in between. The
+ * positions are the file system's cookies, so only what they lead to is printed. */
+static void list_seek(const char *what, const char *file)
+{
+	char buf[64], tail[512], again[512];
+	int fd = open(".", O_RDONLY | O_DIRECTORY), ffd;
+	long pos;
+
+	r(what, fd);
+	R(syscall(SYS_getdents64, fd, buf, sizeof(buf)) > 0);
+	pos = lseek(fd, 0, SEEK_CUR);
+	R(pos > 0);
+	rest(fd, tail, sizeof(tail));
+	R(lseek(fd, pos, SEEK_SET) == pos);
+	rest(fd, again, sizeof(again));
+	printf("    the rest again after seeking back: %s\n", strcmp(tail, again) ? "differs" : "same");
+	R(lseek(fd, 0, SEEK_SET));
+	rest(fd, tail, sizeof(tail));
+	printf("    after rewinding:%s\n", tail);
+	R(syscall(SYS_getdents64, fd, buf, sizeof(buf)));
+	R(close(fd));
+	ffd = R(open(file, O_RDONLY));
+	R(syscall(SYS_getdents64, ffd, buf, sizeof(buf)));
+	R(close(ffd));
 }
 
 int main(int argc, char **argv)
@@ -367,6 +418,7 @@ int main(int argc, char **argv)
 	R(open("a/x", O_RDONLY));
 	R(open("d", O_WRONLY));
 	list("list .");
+	list_seek("list . in pieces", "c");
 
 	/* *at with a remote dirfd */
 	dfd = R(open("d", O_RDONLY | O_DIRECTORY));
