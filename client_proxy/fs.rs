@@ -960,7 +960,10 @@ fn getdents64_inner(p: &Proxy, buf: u64, n: usize) -> Result<i64> {
     if ret < 0 {
         return Ok(ret);
     }
-    let len = usize::try_from(ret).ok().filter(|&l| l <= n).ok_or(EPROTO)?;
+    let len = usize::try_from(ret)
+        .ok()
+        .filter(|&l| l <= n)
+        .ok_or(EPROTO)?;
     let end = i64::from_le_bytes(end);
     if end < 0 {
         return Err(EPROTO);
