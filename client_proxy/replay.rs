@@ -101,20 +101,27 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
         bytes,
         conn.session
     );
-    // The file open in the redo shadow, and the identity it was given.
+    // The file open in the redo shadow, the identity it was given, and the writes out.
     let mut open: Option<(KVVec<u8>, i64)> = None;
     let mut identity: Option<ProcAttrs> = None;
+    let mut window = Window::default();
     let r = (|| -> Result {
-        for r in recs.iter_mut() {
-            if r.attrs.is_some() && r.attrs != identity {
+        for i in 0..recs.len() {
+            let r = &recs[i];
+            let other_file = open.as_ref().is_none_or(|(p, _)| p[..] != r.path[..]);
+            let other_identity = r.attrs.is_some() && r.attrs != identity;
+            if other_file || other_identity {
+                window.drain(shared, conn, recs)?;
                 close(shared, conn, open.take())?;
+            }
+            let r = &recs[i];
+            if other_identity {
                 if let Some(a) = &r.attrs {
                     attrs::send_only(&mut conn.tx.lock(), conn.session, REDO_RPID, a)?;
                 }
                 identity = r.attrs;
             }
-            if open.as_ref().is_none_or(|(p, _)| p[..] != r.path[..]) {
-                close(shared, conn, open.take())?;
+            if open.is_none() {
                 let args = [AT_FDCWD as u64, 0, O_WRONLY, 0, 0, 0];
                 let fd = path_call(shared, conn, REDO_RPID, 257, args, 1, &r.path)?;
                 // Gone: only a removal in flight at the crash (it runs again after the
@@ -134,34 +141,28 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
             let Some((_, fd)) = open.as_ref().filter(|(_, fd)| *fd >= 0) else {
                 continue;
             };
-            let fd = *fd;
             let data = r.data();
-            let len = data.len();
             let desc = BufDesc {
                 arg: 1,
                 dir: DIR_IN,
                 len: data.len() as u32,
             };
-            let args = [fd as u64, 0, data.len() as u64, r.off as u64, 0, 0];
+            let args = [*fd as u64, 0, data.len() as u64, r.off as u64, 0, 0];
             let seq = rpc::next_seq();
-            let ret = call_seq(
-                shared,
-                conn,
-                REDO_RPID,
-                &request(18, args, &[desc]),
-                &[data],
-                seq,
-            )?;
-            if ret != len as i64 {
-                diverged(shared, REDO_RPID, "write again to", &r.path, ret);
+            send(conn, REDO_RPID, &request(18, args, &[desc]), &[data], seq)?;
+            recs[i].seq = seq;
+            window.out.push((seq, i), GFP_KERNEL)?;
+            if window.out.len() == REDO_WINDOW {
+                window.finish_one(shared, conn, recs)?;
             }
-            r.seq = seq;
-            let mut retained = shared.retained.lock();
-            retained.redone += 1;
-            retained.redone_bytes += len as u64;
         }
+        window.drain(shared, conn, recs)?;
         close(shared, conn, open.take())
     })();
+    let mut retained = shared.retained.lock();
+    retained.redone += window.writes;
+    retained.redone_bytes += window.bytes;
+    drop(retained);
     // The redo shadow goes away (the server closes what it left open).
     let hdr = Header {
         session: conn.session,
@@ -171,6 +172,45 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
     };
     let exit = conn.tx.lock().send(hdr, &[]);
     r.and(exit)
+}
+
+/// Redo writes out at once: like a task's transfer (`fs::transfer`), sending, the server's
+/// writing and the replies overlap, so the redo runs at the link's pace.
+const REDO_WINDOW: usize = 8;
+
+/// The redo's writes in flight (seq, index of the record) and what was written so far.
+#[derive(Default)]
+struct Window {
+    out: KVec<(u64, usize)>,
+    writes: u64,
+    bytes: u64,
+}
+
+impl Window {
+    /// Waits for the reply to one write in flight.
+    fn finish_one(&mut self, shared: &Shared, conn: &mut Conn, recs: &[WriteRec]) -> Result {
+        let (seq, ret) = reply(shared, conn, |seq| self.out.iter().any(|o| o.0 == seq))?;
+        let Some(at) = self.out.iter().position(|o| o.0 == seq) else {
+            return Err(EPROTO);
+        };
+        let (_, i) = self.out.remove(at)?;
+        let r = &recs[i];
+        let len = r.data().len();
+        if ret != len as i64 {
+            diverged(shared, REDO_RPID, "write again to", &r.path, ret);
+        }
+        self.writes += 1;
+        self.bytes += len as u64;
+        Ok(())
+    }
+
+    /// Waits for the replies to every write in flight.
+    fn drain(&mut self, shared: &Shared, conn: &mut Conn, recs: &[WriteRec]) -> Result {
+        while !self.out.is_empty() {
+            self.finish_one(shared, conn, recs)?;
+        }
+        Ok(())
+    }
 }
 
 /// Closes the file open in the redo shadow, if any.
@@ -321,18 +361,13 @@ fn call(
     req: &SyscallReq,
     ins: &[&[u8]],
 ) -> Result<i64> {
-    call_seq(shared, conn, rpid, req, ins, rpc::next_seq())
+    let seq = rpc::next_seq();
+    send(conn, rpid, req, ins, seq)?;
+    reply(shared, conn, |s| s == seq).map(|(_, ret)| ret)
 }
 
-/// [`call`] with seq `seq`.
-fn call_seq(
-    shared: &Shared,
-    conn: &mut Conn,
-    rpid: u32,
-    req: &SyscallReq,
-    ins: &[&[u8]],
-    seq: u64,
-) -> Result<i64> {
+/// Sends `req` for process `rpid`'s shadow with seq `seq`.
+fn send(conn: &mut Conn, rpid: u32, req: &SyscallReq, ins: &[&[u8]], seq: u64) -> Result {
     let mut body = KVVec::new();
     body.resize(SyscallReq::head_len(req.bufs().len()), 0, GFP_KERNEL)?;
     req.encode(&mut body).map_err(|_| EINVAL)?;
@@ -345,14 +380,18 @@ fn call_seq(
         seq,
         ..Header::new(Kind::ClientSystemCall, 0)
     };
-    conn.tx.lock().send(hdr, &body)?;
+    conn.tx.lock().send(hdr, &body)
+}
+
+/// Waits for the reply to a call whose seq `mine` accepts: its seq and return value.
+fn reply(shared: &Shared, conn: &mut Conn, mine: impl Fn(u64) -> bool) -> Result<(u64, i64)> {
     loop {
         match conn.rx.recv(conn.max_frame) {
             Ok((h, b)) => {
                 conn.last_rx = Instant::now();
-                if h.kind == Kind::ServerReply && h.seq == hdr.seq {
+                if h.kind == Kind::ServerReply && mine(h.seq) {
                     return SyscallReply::decode(b)
-                        .map(|(rep, _)| rep.ret)
+                        .map(|(rep, _)| (h.seq, rep.ret))
                         .map_err(|_| EPROTO);
                 }
                 // On a live connection (a redo after a writeback error) the tasks' calls
