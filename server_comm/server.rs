@@ -194,6 +194,7 @@ impl Shared {
             return;
         }
         self.end_shadows(s.id);
+        s.keeper.kill();
         let mut inner = self.inner.lock();
         if let Some(i) = inner.sessions.iter().position(|x| Arc::ptr_eq(x, s)) {
             let _ = inner.sessions.remove(i);
@@ -242,6 +243,7 @@ impl Shared {
         self.stopping.store(true, Relaxed);
         for s in inner.sessions.iter() {
             s.shutdown();
+            s.keeper.kill();
         }
         for s in inner.shadows.iter() {
             s.exit();
@@ -278,7 +280,7 @@ impl Shared {
             Ok(new) => new,
             Err(existing) => return Ok(existing),
         };
-        if let Err(e) = shadow::spawn(&shadow) {
+        if let Err(e) = shadow::spawn(&shadow, session.keeper.pid(session.id)) {
             pr_err!(
                 "cannot start a shadow for session {} pid {}: {:?}\n",
                 session.id,
@@ -352,16 +354,15 @@ impl Shared {
         }
     }
 
-    /// Tells every shadow of `session` to exit (the client is gone).
+    /// Tells every shadow of `session` to exit (the client is gone) and forgets them: one
+    /// still running a call finds no shadow for its token when it answers, and exits; the
+    /// session's keeper, killed next, takes the ones in its namespace with it.
     pub(crate) fn end_shadows(&self, session: u32) {
         let mut inner = self.inner.lock();
         for s in inner.shadows.iter().filter(|s| s.session == session) {
             s.exit();
         }
-        // Dead shadows have no process left to notice.
-        inner
-            .shadows
-            .retain(|s| s.session != session || !s.is_gone());
+        inner.shadows.retain(|s| s.session != session);
     }
 
     /// The debugfs `state` file.

@@ -18,6 +18,7 @@ mod proto;
 mod transport;
 
 mod flusher;
+mod keeper;
 mod listener;
 mod server;
 mod session;

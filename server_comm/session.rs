@@ -19,6 +19,7 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
+use crate::keeper::Keeper;
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSION};
@@ -28,7 +29,7 @@ use crate::proto::process::{ProcAttrs, SignalMsg};
 use crate::proto::syscall::{SyscallReply, SyscallReq};
 use crate::server::Shared;
 use crate::shadow::FORK_NR;
-use crate::transport::{Counters, Receiver, RecvError, Sender, Socket, Stats};
+use crate::transport::{random_u64, Counters, Receiver, RecvError, Sender, Socket, Stats};
 
 /// One cached reply.
 struct Cached {
@@ -125,6 +126,9 @@ pub(crate) struct Session {
     cache_max_bytes: usize,
     #[pin]
     link: Mutex<Link>,
+    /// The init of the session's pid namespace, where its shadows run.
+    #[pin]
+    pub(crate) keeper: Keeper,
 }
 
 impl Session {
@@ -166,6 +170,7 @@ impl Session {
                     },
                     "Session::link"
                 ),
+                keeper <- Keeper::new(random_u64()),
             }),
             GFP_KERNEL,
         )
@@ -411,15 +416,17 @@ impl Session {
 
     /// This session's line of the debugfs `state` file (it has `shadows` shadows).
     pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>, shadows: usize) -> fmt::Result {
+        let keeper = self.keeper.running().unwrap_or(0);
         let l = self.link.lock();
         writeln!(
             f,
-            "session id={} cid={} connected={} resumes={} shadows={} answered={} acked={} pending={} cached={} frames_in={} frames_out={} bytes_in={} bytes_out={}",
+            "session id={} cid={} connected={} resumes={} shadows={} keeper={} answered={} acked={} pending={} cached={} frames_in={} frames_out={} bytes_in={} bytes_out={}",
             self.id,
             self.cid,
             u8::from(l.conn.is_some()),
             self.resumes.load(Relaxed),
             shadows,
+            keeper,
             l.answered_max,
             l.acked,
             l.pending.len(),
@@ -768,7 +775,7 @@ fn fork(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) -> Result 
     let shadow = shared.add_forked_shadow(s, child)?;
     let req = SyscallReq {
         nr: FORK_NR,
-        args: [shadow.token, 0, 0, 0, 0, 0],
+        args: [shadow.token, u64::from(child), 0, 0, 0, 0],
         ..Default::default()
     };
     let mut msg = [0u8; SyscallReq::head_len(0)];

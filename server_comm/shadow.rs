@@ -44,6 +44,10 @@ pub(crate) const SHADOW_NEXT: u32 = _IOWR::<NextArgs>(b'T' as u32, 2);
 /// `REPLY`: argument is a [`ReplyArgs`].
 pub(crate) const SHADOW_REPLY: u32 = _IOW::<ReplyArgs>(b'T' as u32, 3);
 
+/// `KEEPER`: the caller is the pid namespace keeper of the session whose keeper token is
+/// the `u64` argument (`keeper.rs`).
+pub(crate) const SHADOW_KEEPER: u32 = _IOW::<u64>(b'T' as u32, 4);
+
 /// Argument of [`SHADOW_NEXT`].
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -286,12 +290,23 @@ impl MiscDevice for ShadowFile {
         match cmd {
             SHADOW_NEXT => me.next(arg),
             SHADOW_REPLY => me.reply(arg),
+            SHADOW_KEEPER => me.keeper(arg),
             _ => Err(ENOTTY),
         }
     }
 }
 
 impl ShadowFile {
+    fn keeper(&self, arg: usize) -> Result<isize> {
+        let token: u64 = UserSlice::new(UserPtr::from_addr(arg), 8).reader().read()?;
+        let sessions = self.shared.sessions();
+        if sessions.iter().any(|s| s.keeper.register(token)) {
+            Ok(0)
+        } else {
+            Err(ENOENT)
+        }
+    }
+
     fn next(&self, arg: usize) -> Result<isize> {
         let slice = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<NextArgs>());
         let (mut reader, mut writer) = slice.reader_writer();
@@ -385,7 +400,7 @@ impl ShadowFile {
 const SPAWN_TIMEOUT_MS: i64 = 5000;
 
 extern "C" {
-    fn tether_spawn_shadow(token: u64) -> kernel::ffi::c_int;
+    fn tether_spawn_shadow(token: u64, keeper: i32, pid: u32) -> kernel::ffi::c_int;
     fn tether_pid_alive(pid: kernel::ffi::c_int) -> bool;
     fn tether_shadow_set_attrs(
         ids: *const u32,
@@ -396,8 +411,12 @@ extern "C" {
     ) -> kernel::ffi::c_int;
 }
 
-/// Starts the shadow process for `shadow` (returns once it exec'd).
-pub(crate) fn spawn(shadow: &Shadow) -> Result {
-    // SAFETY: No preconditions: the shim starts `shadow_path` with the token as argument.
-    kernel::error::to_result(unsafe { tether_spawn_shadow(shadow.token) })
+/// Starts the shadow process for `shadow` (returns once it exec'd): in the pid namespace
+/// of `keeper` (`keeper.rs`) as its client process's pid, or without one in the initial
+/// namespace.
+pub(crate) fn spawn(shadow: &Shadow, keeper: Option<i32>) -> Result {
+    // SAFETY: No preconditions: the shim starts `shadow_path` with these as arguments.
+    kernel::error::to_result(unsafe {
+        tether_spawn_shadow(shadow.token, keeper.unwrap_or(0), shadow.rpid)
+    })
 }

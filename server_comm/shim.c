@@ -108,8 +108,11 @@ int tether_shadow_set_attrs(const u32 *ids, const u32 *groups, unsigned int ngro
 		new->cap_permitted = new->cap_bset;
 		new->cap_effective = new->cap_bset;
 	} else {
+		/* Kept permitted only (tether-shadow raises it around the one clone3 that
+		 * needs it): a forked shadow gets its client process's pid (set_tid). */
 		cap_clear(new->cap_permitted);
 		cap_clear(new->cap_effective);
+		cap_raise(new->cap_permitted, CAP_CHECKPOINT_RESTORE);
 	}
 	if (!uid_eq(fsuid, GLOBAL_ROOT_UID))
 		new->cap_effective = cap_drop_fs_set(new->cap_effective);
@@ -122,17 +125,43 @@ int tether_shadow_set_attrs(const u32 *ids, const u32 *groups, unsigned int ngro
 	return 0;
 }
 
-int tether_spawn_shadow(u64 token);
-int tether_spawn_shadow(u64 token)
+static char *shadow_envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+
+/*
+ * Starts the shadow with `token` for client process `pid`: in the pid namespace whose init
+ * has (global) pid `keeper`, as pid `pid` there when it is free (keeper 0: in the initial
+ * namespace, any pid).
+ */
+int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid);
+int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid)
 {
-	static char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-	char tok[24];
+	char tok[24], ns[16], want[16];
 	/* Nobody until the client's CLIENT_ATTRS (queued ahead of its first call) says who. */
-	char *argv[] = { shadow_path, "--token", tok, "--root", export_root,
-			 "--uid", "65534", NULL };
+	char *argv[] = { shadow_path, "--token", tok, "--root", export_root, "--uid", "65534",
+			 "--pidns", ns, "--pid", want, NULL };
 
 	snprintf(tok, sizeof(tok), "%llu", token);
-	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
+	snprintf(ns, sizeof(ns), "%d", keeper);
+	snprintf(want, sizeof(want), "%u", pid);
+	return call_usermodehelper(shadow_path, argv, shadow_envp, UMH_WAIT_EXEC);
+}
+
+/* Starts the keeper of a new pid namespace, which registers itself with `token`. */
+int tether_spawn_keeper(u64 token);
+int tether_spawn_keeper(u64 token)
+{
+	char tok[24];
+	char *argv[] = { shadow_path, "--keeper", "--token", tok, NULL };
+
+	snprintf(tok, sizeof(tok), "%llu", token);
+	return call_usermodehelper(shadow_path, argv, shadow_envp, UMH_WAIT_EXEC);
+}
+
+/* Kills `task` (a keeper: the init of its pid namespace, so everything in it dies too). */
+void tether_kill(struct task_struct *task);
+void tether_kill(struct task_struct *task)
+{
+	send_sig(SIGKILL, task, 1);
 }
 
 /* Whether process `pid` exists and has not exited (shadow liveness). */

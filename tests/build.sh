@@ -16,4 +16,5 @@ in_chroot /bin/sh -ec '
 	$cc -o build/vsock_bench bench/vsock_bench.c
 	$cc -o build/wire_xcheck selftests/wire_xcheck.c
 	gcc -O2 -Wall -Wextra -Werror -o build/torture fsops/torture.c
+	gcc -O2 -Wall -Wextra -Werror -o build/lockpid fsops/lockpid.c
 '

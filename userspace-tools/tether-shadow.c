@@ -3,11 +3,16 @@
  * tether-shadow: the server-side body of one tethered client process.
  *
  * Started by tether_server.ko (user-mode helper) as
- *     tether-shadow --token N --root DIR --uid UID
- * it opens /dev/tether_shadow, confines itself to the export root, drops to UID, then
- * loops: take the next CLIENT_SYSTEM_CALL body for its token, make the real system call
- * with the buffers placed in its own memory, send the SERVER_REPLY body. A request with
- * number FORK_NR forks the shadow: the child serves the token in args[0].
+ *     tether-shadow --token N --root DIR --uid UID [--pidns KEEPER --pid PID]
+ * it moves into the pid namespace of its session (the one whose init has global pid
+ * KEEPER) as pid PID, its client process's, opens /dev/tether_shadow, confines itself to
+ * the export root, drops to UID, then loops: take the next CLIENT_SYSTEM_CALL body for its
+ * token, make the real system call with the buffers placed in its own memory, send the
+ * SERVER_REPLY body. A request with number FORK_NR forks the shadow: the child, pid
+ * args[1] when free, serves the token in args[0].
+ *     tether-shadow --keeper N
+ * makes a session's pid namespace and becomes its init in a child: it registers with
+ * token N and reaps orphaned shadows until the module kills it (server_comm/keeper.rs).
  * The signals the kernel raises for the caller of a file-system call (SIGPIPE, SIGXFSZ)
  * are blocked; the ones a call raised are collected after it and reported with its reply
  * (the module forwards them to the client process). The module sets the shadow's uid,
@@ -18,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,12 +33,15 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
 #include <unistd.h>
 
 struct next_args { uint64_t token; uint64_t buf; uint32_t cap; uint32_t len; uint64_t seq; };
 struct reply_args { uint64_t token; uint64_t buf; uint32_t len; uint32_t signals; uint64_t seq; };
 #define SHADOW_NEXT _IOWR('T', 2, struct next_args)
 #define SHADOW_REPLY _IOW('T', 3, struct reply_args)
+#define SHADOW_KEEPER _IOW('T', 4, uint64_t)
 
 #define MAX_FRAME (1u << 20)
 #define MAX_BUFS 4
@@ -144,6 +153,110 @@ static int commits(uint32_t nr, const uint64_t *args)
 	return !!(flags & (O_CREAT | O_TRUNC));
 }
 
+/* clone3's argument (linux/sched.h) up to set_tid_size (CLONE_ARGS_SIZE_VER1). */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size;
+};
+
+/* Like fork(), with clone flags, as pid `pid` in the children's pid namespace (0: any). */
+static pid_t clone_as(uint64_t flags, int exit_signal, pid_t pid)
+{
+	struct clone3_args a = {
+		.flags = flags,
+		.exit_signal = (uint64_t)exit_signal,
+		.set_tid = pid > 0 ? (uintptr_t)&pid : 0,
+		.set_tid_size = pid > 0,
+	};
+
+	return (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+}
+
+/* Sets CAP_CHECKPOINT_RESTORE (which set_tid needs; the module leaves it permitted) in the
+ * effective set; returns whether it was there. */
+static int checkpoint_cap(int on)
+{
+	const uint32_t bit = 1u << (CAP_CHECKPOINT_RESTORE - 32);
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	int was;
+
+	if (syscall(SYS_capget, &h, d))
+		return 0;
+	was = !!(d[1].effective & bit);
+	if (on)
+		d[1].effective |= d[1].permitted & bit;
+	else
+		d[1].effective &= ~bit;
+	syscall(SYS_capset, &h, d);
+	return was;
+}
+
+/* A client fork: the child shadow gets the client child's pid when it is free. */
+static pid_t fork_as(pid_t pid)
+{
+	int had = checkpoint_cap(1);
+	pid_t ret = clone_as(0, SIGCHLD, pid);
+
+	if (!had)
+		checkpoint_cap(0);
+	return ret < 0 ? fork() : ret;
+}
+
+/* The keeper of a session's pid namespace: the helper the module started makes the
+ * namespace; its child, the namespace's init (its parent is the helper's, which reaps it),
+ * registers and reaps the shadows orphaned to it. */
+static int keeper(uint64_t token)
+{
+	sigset_t chld;
+	pid_t pid;
+	int dev;
+
+	if (unshare(CLONE_NEWPID))
+		return 1;
+	pid = clone_as(CLONE_PARENT, 0, 0);
+	if (pid != 0)
+		return pid < 0;
+	prctl(PR_SET_NAME, "tether-keeper");
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	dev = open("/dev/tether_shadow", O_RDWR | O_CLOEXEC);
+	if (dev < 0 || ioctl(dev, SHADOW_KEEPER, &token))
+		return 1;
+	close(dev);
+	for (;;) {
+		struct timespec second = { 1, 0 };
+
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		sigtimedwait(&chld, NULL, &second);
+	}
+}
+
+/* Moves into the pid namespace whose init is `keeper` as pid `pid` (any pid when it is
+ * taken): the helper forks the shadow there. Returns 1 in the helper, which is done, 0 in
+ * the shadow, -1 when it cannot (the helper goes on as the shadow). */
+static int enter_pidns(pid_t keeper, pid_t pid)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, keeper, 0);
+	pid_t child;
+
+	if (pfd < 0)
+		return -1;
+	if (setns(pfd, CLONE_NEWPID)) {
+		close(pfd);
+		return -1;
+	}
+	close(pfd);
+	child = clone_as(CLONE_PARENT, 0, pid);
+	if (child < 0)
+		child = clone_as(CLONE_PARENT, 0, 0);
+	if (child < 0)
+		return -1;
+	return child > 0;
+}
+
 /* Runs one request; writes the reply body into rep and returns its length. Returns 0 in
  * the child of a fork, with its token in *child_token (it sends no reply). */
 static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, uint64_t *child_token)
@@ -192,7 +305,7 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, ui
 	if (off != len)
 		goto bad;
 	if (nr == FORK_NR && nbufs == 0) {
-		ret = fork();
+		ret = fork_as((pid_t)args[1]);
 		if (ret == 0) {
 			*child_token = args[0];
 			return 0;
@@ -283,8 +396,8 @@ static int open_at(const char *path, int fd)
 int main(int argc, char **argv)
 {
 	const char *root = "/";
-	uint64_t token = 0;
-	long uid = 65534;
+	uint64_t token = 0, keeper_token = 0;
+	long uid = 65534, pidns = 0, want = 0;
 	static uint8_t req[MAX_FRAME], rep[MAX_FRAME + 64], scratch[MAX_FRAME];
 	int dev, null;
 
@@ -295,7 +408,19 @@ int main(int argc, char **argv)
 			root = argv[i + 1];
 		else if (!strcmp(argv[i], "--uid"))
 			uid = strtol(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--pidns"))
+			pidns = strtol(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--pid"))
+			want = strtol(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--keeper"))
+			keeper_token = strtoull(argv[i + 1], NULL, 10);
 	}
+	if (keeper_token)
+		return keeper(keeper_token);
+	if (pidns > 0 && enter_pidns((pid_t)pidns, (pid_t)want) == 1)
+		return 0;
+	/* Forked shadows are reaped as they exit (orphans by the keeper). */
+	signal(SIGCHLD, SIG_IGN);
 	/* Started with no open files: keep 0-2 taken, the device out of the way. */
 	null = open("/dev/null", O_RDWR);
 	while (null >= 0 && null < 2)

@@ -123,6 +123,15 @@ $BASHM -c "$P" >/tmp/replay.out 2>&1 &
 rp=$!
 check "replay: tethered process ready (cwd and two files open on the server, synced)" \
 	wait_until 60 test -e /dev/tether-ready
+# Record locks name their holder's pid: a tethered process and its child, both on the
+# server since before the crash, must see each other's (client) pids before and after it:
+# the replay gives every shadow its client process's pid again (tests/fsops/lockpid.c).
+cp /tether/tests/build/lockpid /tmp/lockpid && setfattr -n trusted.tether.loader -v 1 /tmp/lockpid
+mkfifo /dev/lockpid-gate
+/tmp/lockpid /replay/locks /dev/lockpid-ready /dev/lockpid-gate >/tmp/lockpid.out 2>&1 &
+lp=$!
+check "pids: a tethered process and its forked child see each other's pids in server record locks" \
+	eval 'wait_until 60 test -e /dev/lockpid-ready && [ "$(grep -c "^before: .* is right$" /tmp/lockpid.out)" = 2 ]'
 rep0=$(c replays) div0=$(c divergences) redone0=$(c redone_writes)
 check "replay: the unflushed writes are retained by the client ($(c retained_writes) writes, $(c retained_bytes) bytes)" \
 	test "$(c retained_bytes)" -ge 48018
@@ -153,6 +162,12 @@ out=$(cat /tmp/outage.out)
 echo "$out"
 check "replay: a remote call made during the outage completes after it (exit $rc)" \
 	eval '[ $rc = 0 ] && grep -qx "outage-read=rel-file rc=0" <<<"$out"'
+echo go >/dev/lockpid-gate
+rc=0
+reap $lp 60 >&2 || rc=$?
+cat /tmp/lockpid.out
+check "pids: after the replay the two processes' shadows have their pids again (exit $rc)" \
+	eval '[ $rc = 0 ] && [ "$(grep -c "^after: .* is right$" /tmp/lockpid.out)" = 2 ]'
 echo go >/dev/tether-gate
 rc=0
 reap $rp 60 >&2 || rc=$?
@@ -170,7 +185,7 @@ check "replay: the file written just before the crash is whole (48018 bytes, sha
 check "replay: the server-side cwd is the one from before the crash" grep -qx cwd=/replay <<<"$out"
 check "replay: a read on the fd replay could not reopen fails with EIO" \
 	eval 'grep -qx fd5-rc=1 <<<"$out" && grep -q "read error: [0-9]*: Input/output error" <<<"$out"'
-rm -f /dev/tether-gate /dev/tether-ready
+rm -f /dev/tether-gate /dev/tether-ready /dev/lockpid-gate /dev/lockpid-ready
 
 # --- $CYCLES (100) load/unload cycles with the server connected ------------------------------
 cp $KO /tmp/tc.ko
