@@ -559,6 +559,7 @@ fn retain(p: &Proxy, start: Option<i64>, written: KVec<Written>) {
     let attrs = log.attrs(p.rpid).map(|(_, a)| a);
     let mut retained = shared.retained.lock();
     let mut pos = start;
+    let mut failed = None;
     for w in written {
         let len = w.len as i64;
         let kept = pos
@@ -571,15 +572,16 @@ fn retain(p: &Proxy, start: Option<i64>, written: KVec<Written>) {
                 copy.extend_from_slice(path, GFP_KERNEL)?;
                 retained.keep(w.reply.seq, copy, off, attrs, w.reply.req, w.at, w.len)
             });
-        if let Err(e) = kept {
-            pr_notice!(
-                "cannot retain a write of pid {} to server fd {} ({:?}): a server crash before it is flushed loses it\n",
-                p.rpid,
-                p.sfd,
-                e
-            );
-        }
+        failed = failed.or(kept.err());
         pos = pos.map(|p| p + len);
+    }
+    if let Some(e) = failed {
+        pr_notice!(
+            "cannot retain a write of pid {} to server fd {} ({:?}): a server crash before it is flushed loses it\n",
+            p.rpid,
+            p.sfd,
+            e
+        );
     }
 }
 
