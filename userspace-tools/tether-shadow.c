@@ -153,6 +153,18 @@ static int commits(uint32_t nr, const uint64_t *args)
 	return !!(flags & (O_CREAT | O_TRUNC));
 }
 
+/* Reports a failure to start in the kernel log (a user-mode helper has no stderr). */
+static void report(const char *what)
+{
+	int e = errno, fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		dprintf(fd, "<4>tether-shadow[%d]: %s: %s\n", getpid(), what, strerror(e));
+		close(fd);
+	}
+	errno = e;
+}
+
 /* clone3's argument (linux/sched.h) up to set_tid_size (CLONE_ARGS_SIZE_VER1). */
 struct clone3_args {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
@@ -212,9 +224,13 @@ static int keeper(uint64_t token)
 	pid_t pid;
 	int dev;
 
-	if (unshare(CLONE_NEWPID))
+	if (unshare(CLONE_NEWPID)) {
+		report("keeper: cannot make a pid namespace");
 		return 1;
+	}
 	pid = clone_as(CLONE_PARENT, 0, 0);
+	if (pid < 0)
+		report("keeper: cannot start the namespace's init");
 	if (pid != 0)
 		return pid < 0;
 	prctl(PR_SET_NAME, "tether-keeper");
@@ -222,8 +238,10 @@ static int keeper(uint64_t token)
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	dev = open("/dev/tether_shadow", O_RDWR | O_CLOEXEC);
-	if (dev < 0 || ioctl(dev, SHADOW_KEEPER, &token))
+	if (dev < 0 || ioctl(dev, SHADOW_KEEPER, &token)) {
+		report("keeper: cannot register");
 		return 1;
+	}
 	close(dev);
 	for (;;) {
 		struct timespec second = { 1, 0 };
@@ -242,18 +260,20 @@ static int enter_pidns(pid_t keeper, pid_t pid)
 	int pfd = (int)syscall(SYS_pidfd_open, keeper, 0);
 	pid_t child;
 
-	if (pfd < 0)
-		return -1;
-	if (setns(pfd, CLONE_NEWPID)) {
-		close(pfd);
+	if (pfd < 0 || setns(pfd, CLONE_NEWPID)) {
+		report("cannot enter the session's pid namespace");
+		if (pfd >= 0)
+			close(pfd);
 		return -1;
 	}
 	close(pfd);
 	child = clone_as(CLONE_PARENT, 0, pid);
 	if (child < 0)
 		child = clone_as(CLONE_PARENT, 0, 0);
-	if (child < 0)
+	if (child < 0) {
+		report("cannot fork into the session's pid namespace");
 		return -1;
+	}
 	return child > 0;
 }
 
@@ -427,15 +447,15 @@ int main(int argc, char **argv)
 		null = dup(null);
 	dev = open("/dev/tether_shadow", O_RDWR | O_CLOEXEC);
 	if (dev < 0 || dup3(dev, DEV_FD, O_CLOEXEC) < 0 || close(dev)) {
-		fprintf(stderr, "tether-shadow: cannot open /dev/tether_shadow: %s\n", strerror(errno));
+		report("cannot open /dev/tether_shadow");
 		return 1;
 	}
 	if (chdir(root) || chroot(".") || chdir("/")) {
-		fprintf(stderr, "tether-shadow: cannot confine to %s: %s\n", root, strerror(errno));
+		report("cannot confine itself to the export root");
 		return 1;
 	}
 	if (open_at("/", ROOT_FD) < 0) {
-		fprintf(stderr, "tether-shadow: cannot open the export root: %s\n", strerror(errno));
+		report("cannot open the export root");
 		return 1;
 	}
 	if (uid != 0 && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))
