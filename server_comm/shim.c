@@ -151,7 +151,7 @@ int tether_spawn_keeper(u64 token);
 int tether_spawn_keeper(u64 token)
 {
 	char tok[24];
-	char *argv[] = { shadow_path, "--keeper", "--token", tok, NULL };
+	char *argv[] = { shadow_path, "--keeper", tok, NULL };
 
 	snprintf(tok, sizeof(tok), "%llu", token);
 	return call_usermodehelper(shadow_path, argv, shadow_envp, UMH_WAIT_EXEC);
