@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * lockpid FILE [READY GATE]: record locks name their holder's pid (F_GETLK's l_pid), so
- * they show whether the server's shadows have their client processes' pids.
+ * they show whether the server's shadows have their client processes' pids. FILE must
+ * exist (an open that creates would commit, and so free, the writes a crash test keeps).
  *
  * The process locks byte 0 of FILE and forks; the child locks byte 1. The child asks who
  * holds byte 0 (must be its parent's pid), the parent who holds byte 1 (must be the
@@ -77,7 +78,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	fd = open(argv[1], O_RDWR | O_CREAT, 0644);
+	fd = open(argv[1], O_RDWR);
 	if (fd < 0)
 		die(argv[1]);
 	if (pipe(to_child) || pipe(to_parent))

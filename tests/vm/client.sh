@@ -101,7 +101,7 @@ cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM
 mkfifo /dev/tether-gate
 read -r -d '' P <<'EOF'
 mkdir -p /replay && cd /replay || exit 1
-printf 'durable-line\n' >data && printf 'rel-file\n' >rel && : >appended
+printf 'durable-line\n' >data && printf 'rel-file\n' >rel && : >appended && : >locks
 exec 3<data 4>>appended
 printf 'unlinked\n' >gone && exec 5<gone && rm gone
 sync data rel appended . / || exit 1
