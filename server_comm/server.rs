@@ -276,11 +276,16 @@ impl Shared {
 
     /// The shadow of process `rpid` of `session`; started when there is none yet.
     pub(crate) fn shadow_for(&self, session: &Arc<Session>, rpid: u32) -> Result<Arc<Shadow>> {
+        if let Some(existing) = self.find_process(session.id, rpid) {
+            return Ok(existing);
+        }
+        // The keeper first: a shadow's start timeout must not count the keeper's start.
+        let keeper = session.keeper.pid(session.id);
         let shadow = match self.add_shadow(session, rpid)? {
             Ok(new) => new,
             Err(existing) => return Ok(existing),
         };
-        if let Err(e) = shadow::spawn(&shadow, session.keeper.pid(session.id)) {
+        if let Err(e) = shadow::spawn(&shadow, keeper) {
             pr_err!(
                 "cannot start a shadow for session {} pid {}: {:?}\n",
                 session.id,
