@@ -11,6 +11,9 @@
 //! session's end kills whatever is left in the namespace. Without a keeper (it could not be
 //! started) shadows run in the initial namespace with any pid, as the client does not
 //! depend on their pids.
+//!
+//! Lock order: `Shared::inner` → `Keeper::state` (the debugfs `state` file); `Keeper::state`
+//! is held while the keeper's user-mode helper starts, never with another lock.
 
 use kernel::{
     new_condvar, new_mutex,
