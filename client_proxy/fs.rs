@@ -284,10 +284,29 @@ pub(crate) fn openat2(a: &[u64; 6]) -> Dispatch {
         },
     ];
     let req = request(437, [dirfd, 0, 0, size as u64, 0, 0], &bufs);
-    match call(rpid, &req, &[&path.buf, &how], &mut []) {
+    let open = |how: &[u8]| {
+        let shared = client().ok_or(EIO)?;
+        let ticket = rpc::submit(&shared, rpid, &req, &[&path.buf, how])?;
+        ticket.wait()
+    };
+    let mut r = open(&how);
+    if created_by_first_run(&r, flags) {
+        let excl = u64::from(bindings::O_CLOEXEC | bindings::O_EXCL);
+        how[..8].copy_from_slice(&(flags & !excl).to_le_bytes());
+        r = open(&how);
+    }
+    match r.map(|rep| rep.ret) {
         Ok(sfd) if sfd >= 0 => install(rpid, sfd as i32, dirfd, &path, flags, 0),
         other => done(other),
     }
+}
+
+/// Whether `r`, the reply to an exclusive create (`flags`) whose server restarted while it
+/// was out and ran it again, says `EEXIST` because its first run created the file (it was
+/// committed before the reply was lost): the caller opens it again without `O_EXCL`.
+fn created_by_first_run(r: &Result<rpc::Reply>, flags: u64) -> bool {
+    flags & u64::from(bindings::O_EXCL) != 0
+        && matches!(r, Ok(rep) if rep.rerun && rep.ret == EEXIST.to_errno().into())
 }
 
 /// Implements remote `creat(2)`.
@@ -322,12 +341,8 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
         ticket.wait()
     };
     let mut r = open(&req);
-    // An exclusive create whose server restarted while it was out ran again there: its
-    // `EEXIST` says that its first run created the file (committed before its lost reply).
-    let excl = u64::from(bindings::O_EXCL);
-    if matches!(&r, Ok(rep) if rep.rerun && rep.ret == EEXIST.to_errno().into() && flags & excl != 0)
-    {
-        req.args[2] &= !excl;
+    if created_by_first_run(&r, flags) {
+        req.args[2] &= !u64::from(bindings::O_EXCL);
         r = open(&req);
     }
     match r.map(|rep| rep.ret) {
