@@ -2,7 +2,9 @@
 # make bench, part 3: crash recovery figures (issue 5), in one run of the same VMs.
 #  - retention cost: a tethered process's pwrite of 4 KiB (whose data the client retains
 #    until the server flushes it) and pread of 64 B, p50, with retention on and off
-#    (the client's runtime parameter `retain`), alternated over ROUNDS rounds;
+#    (the client's runtime parameter `retain`), over ROUNDS rounds of CALLS calls, on
+#    first in odd rounds and off first in even ones; the cost is the median of the rounds'
+#    on/off ratios (each round's pair ran back to back), with their range;
 #  - outage: a tethered process writes MIB MiB that the server does not flush (flusher
 #    slowed, periodic writeback off), then keeps writing 4 KiB pieces while the host kills
 #    the server VM's QEMU and boots it again; figures: down detection, the server's boot to
@@ -11,7 +13,7 @@
 #    longest call the application saw. The application then checks every byte it wrote.
 . "$(dirname "$0")/hostlib.sh"
 
-MIB=${BENCH_CRASH_MIB:-8} ROUNDS=${BENCH_ROUNDS:-3}
+MIB=${BENCH_CRASH_MIB:-8} ROUNDS=${BENCH_ROUNDS:-9} CALLS=${BENCH_CALLS:-1000}
 prepare >&2
 in_chroot gcc -O2 -Wall -Wextra -Werror -o /work/tests/bench/crashbench /work/tests/bench/crashbench.c >&2 ||
 	die "building crashbench failed"
@@ -25,9 +27,11 @@ wait_until 120 eval '[ "$(c state)" = connected ]' || { echo "not connected"; ex
 cp /tether/tests/bench/crashbench /tmp/cb && setfattr -n trusted.tether.loader -v 1 /tmp/cb
 echo "bulk 16777216 65536" >$D/bench && cat $D/bench >/out/bulk.txt
 for r in $(seq "$ROUNDS"); do
-	for on in 1 0; do
+	order="1 0"
+	[ $((r % 2)) = 1 ] || order="0 1"
+	for on in $order; do
 		echo $on >$P
-		/tmp/cb lat /cb-lat 2000 | sed "s/^/retain=$on /" >>/out/lat.txt
+		/tmp/cb lat /cb-lat "$CALLS" | sed "s/^/round=$r retain=$on /" >>/out/lat.txt
 	done
 done
 echo 1 >$P
@@ -53,7 +57,7 @@ VMS=(server0 client)
 boot server0 server $SERVER_CID BOOT_INDEX=0 NO_WRITEBACK=1 \
 	"SERVER_PARAMS='$SERVER_PARAMS flush_ms=600000 flush_dirty_kb=0'"
 wait_file 180 "$RUN/server0/ready" "${VMPID[server0]}" || die "server0 did not get ready"
-boot client client $CLIENT_CID ROLE_SCRIPT=/shared/client.sh LOAD_MODULE=0 MIB=$MIB ROUNDS=$ROUNDS
+boot client client $CLIENT_CID ROLE_SCRIPT=/shared/client.sh LOAD_MODULE=0 MIB=$MIB ROUNDS=$ROUNDS CALLS=$CALLS
 drive_client 1800
 wait_vm client 10
 touch "$RUN/$SERVER/stop"
@@ -61,15 +65,21 @@ wait_vm "$SERVER" 60
 [ -e "$RUN/client/client-done" ] || die "the client did not finish, see $RUN/client/role.log"
 
 # median KEY RETAIN : the median over the rounds of a latency figure
-median() { sed -n "s/^retain=$2 $1 //p" "$RUN/client/lat.txt" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+median() { sed -n "s/^round=[0-9]* retain=$2 $1 //p" "$RUN/client/lat.txt" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# paired KEY : the median of the rounds' on/off ratios of a latency figure, and their range
+paired() {
+	awk -v k="$1" '$3 == k { split($1, r, "="); split($2, o, "="); v[r[2], o[2]] = $4; n[r[2]] = 1 }
+		END { for (i in n) if (v[i, 0] > 0) x[++m] = v[i, 1] / v[i, 0]
+		      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+		      if (m) printf "%.3f (rounds %.2f-%.2f)", x[int((m + 1) / 2)], x[1], x[m]; else print "-" }' \
+		"$RUN/client/lat.txt"
+}
 fig() { sed -n "s/^$1 //p" "$RUN/client/outage.txt" | head -n1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.3f", a / b }'; }
 row() { printf '| %-44s | %14s | %s\n' "$@"; }
 echo "crash recovery figures (TCG, release kernel, one run)"
-row "retention cost" "ns (median p50)" "on / off"
+row "retention cost ($ROUNDS rounds of $CALLS calls)" "ns (median p50)" "on / off: median of the rounds' ratios"
 for f in pwrite4k_p50 pread64_p50; do
-	on=$(median $f 1) off=$(median $f 0)
-	row "$f retain on / off" "$on / $off" "$(ratio "$on" "$off")"
+	row "$f retain on / off" "$(median $f 1) / $(median $f 0)" "$(paired $f)"
 done
 bulk=$(sed -n 's/.*mb_per_s=\([0-9.]*\).*/\1/p' "$RUN/client/bulk.txt")
 redo_us=$(fig last_redo_us) resume_us=$(fig last_resume_us) bytes=$(fig redone_bytes)
