@@ -204,11 +204,20 @@ static int checkpoint_cap(int on)
 	return was;
 }
 
+/* Whether the shadow runs in its session's pid namespace (else in the initial one, where
+ * it must not pick pids). */
+static int own_pidns;
+
 /* A client fork: the child shadow gets the client child's pid when it is free. */
 static pid_t fork_as(pid_t pid)
 {
-	int had = checkpoint_cap(1);
-	pid_t ret = clone_as(0, SIGCHLD, pid);
+	int had;
+	pid_t ret;
+
+	if (!own_pidns)
+		return fork();
+	had = checkpoint_cap(1);
+	ret = clone_as(0, SIGCHLD, pid);
 
 	if (!had)
 		checkpoint_cap(0);
@@ -437,8 +446,13 @@ int main(int argc, char **argv)
 	}
 	if (keeper_token)
 		return keeper(keeper_token);
-	if (pidns > 0 && enter_pidns((pid_t)pidns, (pid_t)want) == 1)
-		return 0;
+	if (pidns > 0) {
+		int r = enter_pidns((pid_t)pidns, (pid_t)want);
+
+		if (r == 1)
+			return 0;
+		own_pidns = r == 0;
+	}
 	/* Forked shadows are reaped as they exit (orphans by the keeper). */
 	signal(SIGCHLD, SIG_IGN);
 	/* Started with no open files: keep 0-2 taken, the device out of the way. */
