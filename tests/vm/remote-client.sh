@@ -628,7 +628,9 @@ vc0=$(c verifier_changes) pbv=$(c peer_boot_verifier) rd0=$(c redone_writes)
 $BASHM -c 'mkdir -p /wb && for i in $(seq 1 120); do echo "line-$i"; sleep 0.05; done >/wb/lines' \
 	>/tmp/wb.out 2>&1 &
 wp=$!
-sleep 2
+# (the error must find written data not yet flushed: on a loaded machine the writer's
+# first lines can take seconds)
+wait_until 30 eval '[ "$(c retained_writes)" -gt 0 ]' || true
 srv 20 "echo fail_flush >$SD/control" >&2
 check "writeback error: the client sees a verifier change within 10 s (changes $vc0 -> $(c verifier_changes))" \
 	wait_until 10 eval '[ "$(c verifier_changes)" -gt "$vc0" ]'
