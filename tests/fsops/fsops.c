@@ -77,28 +77,6 @@ static int cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void list(const char *what)
-{
-	char buf[4096], *names[64];
-	int fd = open(".", O_RDONLY | O_DIRECTORY), n = 0;
-	long len;
-
-	r(what, fd);
-	while ((len = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0)
-		for (long off = 0; off < len && n < 64;) {
-			struct dirent64 *d = (void *)(buf + off);
-
-			names[n++] = strdup(d->d_name);
-			off += d->d_reclen;
-		}
-	qsort(names, n, sizeof(names[0]), cmp);
-	printf("   ");
-	for (int i = 0; i < n; i++)
-		printf(" %s", names[i]);
-	putchar('\n');
-	close(fd);
-}
-
 /* Names from getdents64 with a small buffer until the end, as one sorted line. */
 static void rest(int fd, char *out, size_t size)
 {
@@ -121,6 +99,17 @@ static void rest(int fd, char *out, size_t size)
 		snprintf(out + strlen(out), size - strlen(out), " %s", names[i]);
 		free(names[i]);
 	}
+}
+
+static void list(const char *what)
+{
+	char names[4096];
+	int fd = open(".", O_RDONLY | O_DIRECTORY);
+
+	r(what, fd);
+	rest(fd, names, sizeof(names));
+	printf("   %s\n", names);
+	close(fd);
 }
 
 /* A listing in small pieces with telldir/seekdir/rewinddir-style lseeks in between. The
