@@ -2,10 +2,13 @@
 //!
 //! Pure functions over byte slices: no allocation, and no input makes them panic.
 
+pub mod calls;
 pub mod codec;
+pub mod device;
 pub mod error;
 pub mod frame;
 pub mod kind;
 pub mod msg;
 pub mod process;
 pub mod syscall;
+pub mod sysno;
