@@ -30,16 +30,13 @@ use kernel::{
 
 use crate::fs::{call, errno, request, Dispatch, Proxy, MAX_IO};
 use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT, DIR_RET};
+use crate::proto::sysno;
 
 extern "C" {
     fn tether_sendfile_out_check(fd: kernel::ffi::c_int) -> kernel::ffi::c_int;
     fn tether_sendfile_out_write(fd: kernel::ffi::c_int, buf: *const u8, len: usize) -> isize;
 }
 
-const NR_PREAD64: u32 = 17;
-const NR_PWRITE64: u32 = 18;
-const NR_FDATASYNC: u32 = 75;
-const NR_COPY_FILE_RANGE: u32 = 326;
 /// The most one read, write or sendfile moves (`MAX_RW_COUNT`: `INT_MAX & PAGE_MASK`).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
@@ -98,7 +95,7 @@ fn remote_copy(
         len: 8,
     };
     let req = request(
-        NR_COPY_FILE_RANGE,
+        sysno::COPY_FILE_RANGE,
         [sfd_in as u64, 0, sfd_out as u64, 0, len, flags],
         &[off(1), off(3)],
     );
@@ -228,7 +225,7 @@ fn pread_piece(pin: &Proxy, at: i64, buf: &mut [u8]) -> Result<i64> {
     let args = [pin.sfd as u64, 0, buf.len() as u64, at as u64, 0, 0];
     call(
         pin.rpid,
-        &request(NR_PREAD64, args, &[out]),
+        &request(sysno::PREAD64, args, &[out]),
         &[],
         &mut [buf],
     )
@@ -256,7 +253,7 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
         };
         let at = out_pos.saturating_add(done as i64) as u64;
         let req = request(
-            NR_PWRITE64,
+            sysno::PWRITE64,
             [pout.sfd as u64, 0, got as u64, at, 0, 0],
             &[inb],
         );
@@ -274,7 +271,7 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
     // Its writes are not retained (`retain.rs`): they are made durable before it returns.
     if done > 0 {
         let args = [pout.sfd as u64, 0, 0, 0, 0, 0];
-        call(pout.rpid, &request(NR_FDATASYNC, args, &[]), &[], &mut [])?;
+        call(pout.rpid, &request(sysno::FDATASYNC, args, &[]), &[], &mut [])?;
     }
     Ok(done as i64)
 }

@@ -17,7 +17,9 @@ use kernel::{
 
 use crate::client::Shared;
 use crate::global::Global;
+use crate::proto::calls::{self, Arg, Len, Spec, F_GETFL, F_SETFL, LOCK_CMDS};
 use crate::proto::syscall::{BufDesc, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
+use crate::proto::sysno;
 use crate::rpc;
 
 /// The outcome of a handler.
@@ -283,7 +285,7 @@ pub(crate) fn openat2(a: &[u64; 6]) -> Dispatch {
             len: size as u32,
         },
     ];
-    let req = request(437, [dirfd, 0, 0, size as u64, 0, 0], &bufs);
+    let req = request(sysno::OPENAT2, [dirfd, 0, 0, size as u64, 0, 0], &bufs);
     let open = |how: &[u8]| {
         let shared = client().ok_or(EIO)?;
         let ticket = rpc::submit(&shared, rpid, &req, &[&path.buf, how])?;
@@ -331,7 +333,7 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
     let rpid = rpid();
     let cloexec = u64::from(bindings::O_CLOEXEC);
     let mut req = request(
-        257,
+        sysno::OPENAT,
         [dirfd, 0, flags & !cloexec, mode, 0, 0],
         &[path_buf(1, &path)],
     );
@@ -373,7 +375,7 @@ fn install(rpid: u32, sfd: i32, dirfd: u64, path: &PathArg, flags: u64, mode: u6
 
 /// Implements remote `chdir(2)`; the log keeps the new cwd.
 pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {
-    let d = generic(&Spec::new(80, [Arg::Path]), a);
+    let d = generic(sysno::CHDIR, a);
     if let (Dispatch::Done(0), Ok(path), Some(shared)) = (&d, PathArg::from_user(a[0]), client()) {
         let mut log = shared.log.lock();
         let rpid = rpid();
@@ -386,8 +388,7 @@ pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {
 
 /// Implements remote `umask(2)`; the log keeps the mask for replay.
 pub(crate) fn umask(a: &[u64; 6]) -> Dispatch {
-    const UMASK: Spec = Spec::new(95, []);
-    let d = generic(&UMASK, a);
+    let d = generic(sysno::UMASK, a);
     if let (Dispatch::Done(old), Some(shared)) = (&d, client()) {
         if *old >= 0 {
             let _ = shared.log.lock().umask(rpid(), (a[0] & 0o777) as u32);
@@ -398,7 +399,7 @@ pub(crate) fn umask(a: &[u64; 6]) -> Dispatch {
 
 /// Implements remote `fchdir(2)`; the log keeps the new cwd.
 pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
-    let d = generic(&Spec::new(81, [Arg::Fd]), a);
+    let d = generic(sysno::FCHDIR, a);
     if let (Dispatch::Done(0), Some(p), Some(shared)) = (&d, Proxy::get(a[0]), client()) {
         let _ = shared.log.lock().fchdir(p.rpid, p.sfd);
     }
@@ -407,9 +408,8 @@ pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
 
 /// Implements remote `rename(2)`; the log's open files and cwds follow.
 pub(crate) fn rename(a: &[u64; 6]) -> Dispatch {
-    const RENAME: Spec = Spec::new(82, [Arg::Path, Arg::Path]);
     renaming(
-        &RENAME,
+        sysno::RENAME,
         a,
         [AT_FDCWD as u64, a[0], AT_FDCWD as u64, a[1]],
         0,
@@ -418,31 +418,29 @@ pub(crate) fn rename(a: &[u64; 6]) -> Dispatch {
 
 /// Implements remote `renameat(2)`; the log's open files and cwds follow.
 pub(crate) fn renameat(a: &[u64; 6]) -> Dispatch {
-    const RENAMEAT: Spec = Spec::new(264, [Arg::DirFd(1), Arg::Path, Arg::DirFd(3), Arg::Path]);
-    renaming(&RENAMEAT, a, [a[0], a[1], a[2], a[3]], 0)
+    renaming(sysno::RENAMEAT, a, [a[0], a[1], a[2], a[3]], 0)
 }
 
 /// Implements remote `renameat2(2)`; the log's open files and cwds follow.
 pub(crate) fn renameat2(a: &[u64; 6]) -> Dispatch {
-    const RENAMEAT2: Spec = Spec::new(316, [Arg::DirFd(1), Arg::Path, Arg::DirFd(3), Arg::Path]);
-    renaming(&RENAMEAT2, a, [a[0], a[1], a[2], a[3]], a[4])
+    renaming(sysno::RENAMEAT2, a, [a[0], a[1], a[2], a[3]], a[4])
 }
 
-/// Runs a rename `(olddirfd, oldpath, newdirfd, newpath)` with `flags` as `spec` says. The
+/// Runs rename call `nr` of `(olddirfd, oldpath, newdirfd, newpath)` with `flags`. The
 /// log knows it while it is out (a replay then may find the files it moved under their new
 /// names: its reply may be lost with the server after it ran) and follows it once it
 /// succeeded.
-fn renaming(spec: &Spec, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispatch {
+fn renaming(nr: u32, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispatch {
     const RENAME_EXCHANGE: u64 = 2;
     let Some(shared) = client() else {
-        return generic(spec, a);
+        return generic(nr, a);
     };
     let paths = rename_paths(&shared, at);
     let id = paths
         .as_ref()
         .ok()
         .and_then(|(o, n)| shared.log.lock().begin_rename(o, n).ok());
-    let d = generic(spec, a);
+    let d = generic(nr, a);
     let mut log = shared.log.lock();
     if let Some(id) = id {
         log.end_rename(id);
@@ -478,7 +476,7 @@ fn rename_paths(shared: &Shared, at: [u64; 4]) -> Result<(KVVec<u8>, KVVec<u8>)>
 fn close_remote(rpid: u32, sfd: i32) {
     let _ = call(
         rpid,
-        &request(3, [sfd as u64, 0, 0, 0, 0, 0], &[]),
+        &request(sysno::CLOSE, [sfd as u64, 0, 0, 0, 0, 0], &[]),
         &[],
         &mut [],
     );
@@ -505,7 +503,7 @@ enum At {
     /// Where the server's file is: streams (FIFOs).
     Stream,
     /// At the end of the file (`O_APPEND`): each piece comes back with the offset where
-    /// it ended ([`APPEND_NR`]).
+    /// it ended (shadow call [`calls::APPEND`]).
     Append,
 }
 
@@ -517,7 +515,7 @@ const WINDOW: usize = 8;
 /// The shadow's own call for an append (`tether-shadow.c`): `write(fd, buf, len)`, then the
 /// file offset where it ended into the 8-byte output buffer at argument 3, in one reply, so
 /// that the data is retained at the right offset even when the server crashes right after.
-const APPEND_NR: u32 = u32::MAX - 1;
+
 
 /// One piece of a remote write the server stored: its call, the bytes written and, for an
 /// append, the offset where they ended.
@@ -716,13 +714,13 @@ fn send_piece<'a>(
         },
     ];
     let (nr, pos) = match (at, write) {
-        (At::FilePos(pos) | At::Offset(pos), false) => (17, pos + off as i64),
-        (At::FilePos(pos) | At::Offset(pos), true) => (18, pos + off as i64),
-        (At::Stream, false) => (0, 0),
-        (At::Stream, true) => (1, 0),
-        (At::Append, _) => (APPEND_NR, 0),
+        (At::FilePos(pos) | At::Offset(pos), false) => (sysno::PREAD64, pos + off as i64),
+        (At::FilePos(pos) | At::Offset(pos), true) => (sysno::PWRITE64, pos + off as i64),
+        (At::Stream, false) => (sysno::READ, 0),
+        (At::Stream, true) => (sysno::WRITE, 0),
+        (At::Append, _) => (calls::APPEND, 0),
     };
-    let bufs = if nr == APPEND_NR {
+    let bufs = if nr == calls::APPEND {
         &desc[..]
     } else {
         &desc[..1]
@@ -877,10 +875,7 @@ pub(crate) fn pwritev(a: &[u64; 6]) -> Dispatch {
 }
 
 /// `fcntl` commands that take a `struct flock` and concern the server's locks.
-const LOCK_CMDS: [u64; 6] = [5, 6, 7, 36, 37, 38];
 
-const F_GETFL: u64 = 3;
-const F_SETFL: u64 = 4;
 
 /// Implements remote `fcntl(2)`: record locks (`F_GETLK`, `F_SETLK`, `F_SETLKW` and their
 /// OFD forms) and the file status flags run on the server's file. `F_GETFL` returns the
@@ -891,21 +886,18 @@ const F_SETFL: u64 = 4;
 /// client fd for the same proxy file, so the same server fd and offset).
 pub(crate) fn fcntl(a: &[u64; 6]) -> Dispatch {
     match a[1] {
-        F_GETFL => generic(&Spec::new(72, [Arg::Fd, Arg::Val]), a),
+        F_GETFL => generic(sysno::FCNTL, a),
         F_SETFL => {
             let Some(p) = Proxy::get(a[0]) else {
                 return Dispatch::Local;
             };
-            let d = generic(&Spec::new(72, [Arg::Fd, Arg::Val, Arg::Val]), a);
+            let d = generic(sysno::FCNTL, a);
             if let Dispatch::Done(0) = d {
                 p.set_status_flags(a[2] as u32);
             }
             d
         }
-        cmd if LOCK_CMDS.contains(&cmd) => generic(
-            &Spec::new(72, [Arg::Fd, Arg::Val, Arg::InOut(Len::Fixed(32))]),
-            a,
-        ),
+        cmd if LOCK_CMDS.contains(&cmd) => generic(sysno::FCNTL, a),
         _ => Dispatch::Local,
     }
 }
@@ -922,7 +914,7 @@ pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
         1 => p.pos().saturating_add(off),
         _ => match call(
             p.rpid,
-            &request(8, [p.sfd as u64, a[1], a[2], 0, 0, 0], &[]),
+            &request(sysno::LSEEK, [p.sfd as u64, a[1], a[2], 0, 0, 0], &[]),
             &[],
             &mut [],
         ) {
@@ -940,7 +932,7 @@ pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
 /// The shadow's own call for a directory listing (`tether-shadow.c`): `getdents64(fd, buf,
 /// len)` from the position in argument 4, then where the listing ended into the 8-byte
 /// output buffer at argument 3.
-const GETDENTS_NR: u32 = u32::MAX - 2;
+
 
 /// Implements remote `getdents64(2)`: the listing goes on from the proxy file's position,
 /// which the client keeps as for a regular file, so that `lseek`/`rewinddir` work and a
@@ -966,7 +958,7 @@ fn getdents64_inner(p: &Proxy, buf: u64, n: usize) -> Result<i64> {
         },
     ];
     let req = request(
-        GETDENTS_NR,
+        calls::GETDENTS,
         [p.sfd as u64, 0, n as u64, 0, p.pos() as u64, 0],
         &descs,
     );
@@ -992,63 +984,13 @@ fn getdents64_inner(p: &Proxy, buf: u64, n: usize) -> Result<i64> {
     Ok(ret)
 }
 
-/// How a syscall argument travels, for calls run by the generic handler.
-#[derive(Clone, Copy)]
-pub(crate) enum Arg {
-    /// A scalar, passed as is.
-    Val,
-    /// An fd: a proxy file's server fd; any other fd keeps the whole call local.
-    Fd,
-    /// The dirfd of the path in argument `.0`: kept for absolute paths and `AT_FDCWD`,
-    /// else like [`Arg::Fd`].
-    DirFd(u8),
-    /// A NUL-terminated path read by the call; a local path keeps the call local. A null
-    /// pointer stays null.
-    Path,
-    /// A NUL-terminated string that is not resolved as a path (a symlink's target).
-    Str,
-    /// A buffer read by the call.
-    In(Len),
-    /// A buffer written by the call, copied back whole.
-    Out(Len),
-    /// A buffer read and written by the call.
-    InOut(Len),
-    /// A buffer written by the call whose first `ret` bytes are copied back.
-    OutRet(Len),
-}
-
-/// The length of a buffer argument.
-#[derive(Clone, Copy)]
-pub(crate) enum Len {
-    /// A fixed size (a structure).
-    Fixed(u32),
-    /// The value of argument `.0`, capped at [`MAX_IO`].
-    Arg(u8),
-}
-
-/// How to forward one system call with the generic handler.
-pub(crate) struct Spec {
-    pub(crate) nr: u32,
-    pub(crate) args: [Arg; 6],
-}
-
-impl Spec {
-    /// A spec whose arguments past `args` are scalars.
-    pub(crate) const fn new<const N: usize>(nr: u32, args: [Arg; N]) -> Self {
-        let mut all = [Arg::Val; 6];
-        let mut i = 0;
-        while i < N {
-            all[i] = args[i];
-            i += 1;
-        }
-        Self { nr, args: all }
-    }
-}
-
-/// Implements the remote version of every call that a [`Spec`] describes: reads paths and
-/// input buffers from the task, maps fds, runs the call in the process's shadow, copies
-/// output buffers back.
-pub(crate) fn generic(spec: &Spec, a: &[u64; 6]) -> Dispatch {
+/// Implements the remote version of call `nr` as its spec in the call table
+/// ([`calls::CALLS`]) says: reads paths and input buffers from the task, maps fds, runs the
+/// call in the process's shadow, copies output buffers back.
+pub(crate) fn generic(nr: u32, a: &[u64; 6]) -> Dispatch {
+    let Some(spec) = calls::spec(nr) else {
+        return errno(ENOSYS);
+    };
     match generic_inner(spec, a) {
         Ok(Some(ret)) => Dispatch::Done(ret as isize),
         Ok(None) => Dispatch::Local,
@@ -1072,8 +1014,13 @@ struct Buf {
 
 fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
     let mut args = *a;
+    let mut kinds = [Arg::Val; 6];
+    for (i, k) in kinds.iter_mut().enumerate() {
+        // A command no shadow runs (fcntl): not forwarded.
+        *k = spec.arg(i, a).ok_or(EINVAL)?;
+    }
     let mut paths: [Option<PathArg>; 6] = Default::default();
-    for (i, arg) in spec.args.iter().enumerate() {
+    for (i, arg) in kinds.iter().enumerate() {
         if matches!(arg, Arg::Path | Arg::Str) && a[i] != 0 {
             let path = PathArg::from_user(a[i])?;
             if matches!(arg, Arg::Path) && is_local(path.bytes()) {
@@ -1083,9 +1030,9 @@ fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
         }
     }
     let mut bufs: KVec<Buf> = KVec::new();
-    for (i, arg) in spec.args.iter().enumerate() {
+    for (i, arg) in kinds.iter().enumerate() {
         let (dir, len) = match *arg {
-            Arg::Val => continue,
+            Arg::Val | Arg::FcntlArg => continue,
             Arg::Fd => match Proxy::get(a[i]) {
                 Some(p) => {
                     args[i] = p.sfd as u64;
@@ -1115,6 +1062,14 @@ fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
             Arg::Out(len) => (DIR_OUT, buf_len(len, a)),
             Arg::OutRet(len) => (DIR_OUT | DIR_RET, buf_len(len, a)),
         };
+        // The server checks that a length argument is its buffer's length (capped here).
+        if let Arg::In(Len::Arg(j)) | Arg::InOut(Len::Arg(j)) | Arg::Out(Len::Arg(j))
+        | Arg::OutRet(Len::Arg(j)) = *arg
+        {
+            if let Some(v) = args.get_mut(usize::from(j)) {
+                *v = len as u64;
+            }
+        }
         let mut buf = Buf {
             desc: BufDesc {
                 arg: i as u8,

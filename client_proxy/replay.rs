@@ -35,6 +35,7 @@ use crate::proto::frame::{Header, F_REPLY};
 use crate::proto::kind::Kind;
 use crate::proto::process::ProcAttrs;
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN};
+use crate::proto::sysno;
 use crate::retain::WriteRec;
 use crate::rpc;
 use crate::transport::RecvError;
@@ -123,7 +124,7 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
             }
             if open.is_none() {
                 let args = [AT_FDCWD as u64, 0, O_WRONLY, 0, 0, 0];
-                let fd = path_call(shared, conn, REDO_RPID, 257, args, 1, &r.path)?;
+                let fd = path_call(shared, conn, REDO_RPID, sysno::OPENAT, args, 1, &r.path)?;
                 // Gone: only a removal in flight at the crash (it runs again after the
                 // replay) can have taken it; committed ones freed what was kept before.
                 if fd == -i64::from(bindings::ENOENT) {
@@ -149,7 +150,7 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
             };
             let args = [*fd as u64, 0, data.len() as u64, r.off as u64, 0, 0];
             let seq = rpc::next_seq();
-            send(conn, REDO_RPID, &request(18, args, &[desc]), &[data], seq)?;
+            send(conn, REDO_RPID, &request(sysno::PWRITE64, args, &[desc]), &[data], seq)?;
             recs[i].seq = seq;
             window.out.push((seq, i), GFP_KERNEL)?;
             if window.out.len() == REDO_WINDOW {
@@ -220,7 +221,7 @@ fn close(shared: &Shared, conn: &mut Conn, open: Option<(KVVec<u8>, i64)>) -> Re
             shared,
             conn,
             REDO_RPID,
-            &request(3, [fd as u64, 0, 0, 0, 0, 0], &[]),
+            &request(sysno::CLOSE, [fd as u64, 0, 0, 0, 0, 0], &[]),
             &[],
         )?;
     }
@@ -244,7 +245,7 @@ fn process(shared: &Shared, conn: &mut Conn, p: &ProcRec) -> Result {
     if let Some((_, a)) = &p.attrs {
         attrs::send(shared, &mut conn.tx.lock(), conn.session, p.rpid, a)?;
     }
-    let ret = path_call(shared, conn, p.rpid, 80, [0; 6], 0, &p.cwd)?;
+    let ret = path_call(shared, conn, p.rpid, sysno::CHDIR, [0; 6], 0, &p.cwd)?;
     if ret < 0 {
         diverged(shared, p.rpid, "chdir", &p.cwd, ret);
     }
@@ -253,7 +254,7 @@ fn process(shared: &Shared, conn: &mut Conn, p: &ProcRec) -> Result {
             shared,
             conn,
             p.rpid,
-            &request(95, [mask.into(), 0, 0, 0, 0, 0], &[]),
+            &request(sysno::UMASK, [mask.into(), 0, 0, 0, 0, 0], &[]),
             &[],
         )?;
     }
@@ -281,13 +282,13 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         0,
         0,
     ];
-    let mut fd = path_call(shared, conn, rpid, 257, args, 1, &f.path)?;
+    let mut fd = path_call(shared, conn, rpid, sysno::OPENAT, args, 1, &f.path)?;
     // A rename that was out when the server went down may have moved it (it runs again
     // after the replay, and the log then follows it).
     if fd == -i64::from(bindings::ENOENT) {
         let moved = shared.log.lock().pending_name(&f.path);
         if let Some(path) = moved {
-            fd = path_call(shared, conn, rpid, 257, args, 1, &path)?;
+            fd = path_call(shared, conn, rpid, sysno::OPENAT, args, 1, &path)?;
         }
     }
     if fd < 0 {
@@ -301,14 +302,14 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
             shared,
             conn,
             rpid,
-            &request(292, [fd as u64, sfd, 0, 0, 0, 0], &[]),
+            &request(sysno::DUP3, [fd as u64, sfd, 0, 0, 0, 0], &[]),
             &[],
         )?;
         call(
             shared,
             conn,
             rpid,
-            &request(3, [fd as u64, 0, 0, 0, 0, 0], &[]),
+            &request(sysno::CLOSE, [fd as u64, 0, 0, 0, 0, 0], &[]),
             &[],
         )?;
         if ret < 0 {
@@ -324,7 +325,7 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
             shared,
             conn,
             rpid,
-            &request(8, [sfd, 0, SEEK_END, 0, 0, 0], &[]),
+            &request(sysno::LSEEK, [sfd, 0, SEEK_END, 0, 0, 0], &[]),
             &[],
         )?;
     }

@@ -16,14 +16,19 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
+    time::{Instant, Monotonic},
     uaccess::UserSliceReader,
 };
 
+use crate::proto::calls::Refusal;
 use crate::proto::msg::{Hello, Welcome};
 use crate::session::Session;
 use crate::shadow::{self, Shadow, ShadowFile};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
 use crate::{flusher, listener, module_parameters as params};
+
+/// Least time between two rate-limited notices.
+const NOTICE_INTERVAL_MS: i64 = 1000;
 
 /// Settings taken from the module parameters at load time.
 pub(crate) struct Config {
@@ -37,6 +42,11 @@ pub(crate) struct Config {
     pub(crate) resume_ms: u32,
     pub(crate) reply_cache: usize,
     pub(crate) reply_cache_bytes: usize,
+    /// Per session: requests queued or running, and shadows.
+    pub(crate) max_pending: usize,
+    pub(crate) max_shadows: usize,
+    /// Per shadow: bytes of queued request bodies.
+    pub(crate) max_queued_bytes: usize,
 }
 
 impl Config {
@@ -52,6 +62,9 @@ impl Config {
             resume_ms: params::resume_ms.value(),
             reply_cache: params::reply_cache.value() as usize,
             reply_cache_bytes: (params::reply_cache_kb.value() as usize).saturating_mul(1024),
+            max_pending: params::max_pending.value() as usize,
+            max_shadows: params::max_shadows.value() as usize,
+            max_queued_bytes: (params::max_queued_kb.value() as usize).saturating_mul(1024),
         };
         check_link_params(c.max_frame, c.split)?;
         if !(10..=60000).contains(&c.heartbeat_ms) {
@@ -69,6 +82,15 @@ impl Config {
         if !(1..=65536).contains(&c.reply_cache) {
             pr_err!("reply_cache={} is outside 1..=65536\n", c.reply_cache);
             return Err(EINVAL);
+        }
+        for (name, v) in [
+            ("max_pending", c.max_pending),
+            ("max_shadows", c.max_shadows),
+        ] {
+            if !(1..=1 << 20).contains(&v) {
+                pr_err!("{}={} is outside 1..=1048576\n", name, v);
+                return Err(EINVAL);
+            }
         }
         Ok(c)
     }
@@ -122,6 +144,11 @@ pub(crate) struct Shared {
     pub(crate) inject_sync_error: Atomic<bool>,
     /// Debugfs `control`: `flush` asks for a sync now.
     pub(crate) flush_now: Atomic<bool>,
+    /// Requests refused by the limits or the call table.
+    pub(crate) refused: Atomic<u64>,
+    /// When the module was loaded, and the last rate-limited notice printed (ms since).
+    loaded: Instant<Monotonic>,
+    last_notice_ms: Atomic<i64>,
     /// Copy of [`Shared::inner`]'s `stopping`, readable without the lock.
     stopping: Atomic<bool>,
     #[pin]
@@ -137,6 +164,46 @@ impl Shared {
     /// The current boot verifier.
     pub(crate) fn verifier(&self) -> u64 {
         self.boot_verifier.load(Relaxed)
+    }
+
+    /// Counts a refused request; whether a notice may be printed now (at most one every
+    /// [`NOTICE_INTERVAL_MS`], for all sessions: a flood prints a line a second).
+    fn refuse_and_may_print(&self) -> bool {
+        self.refused.add(1, Relaxed);
+        let now = self.loaded.elapsed().as_millis();
+        let last = self.last_notice_ms.load(Relaxed);
+        now.saturating_sub(last) >= NOTICE_INTERVAL_MS
+            && self.last_notice_ms.cmpxchg(last, now, Relaxed).is_ok()
+    }
+
+    /// A request of session `s` refused by limit `what` (`limit`): counted, and one
+    /// rate-limited dmesg line.
+    pub(crate) fn limit_notice(&self, s: &Session, what: &str, limit: usize) {
+        if self.refuse_and_may_print() {
+            pr_notice!(
+                "session {} (cid {}): more than {} {}: refused with EAGAIN (rate-limited)\n",
+                s.id,
+                s.cid,
+                limit,
+                what
+            );
+        }
+    }
+
+    /// A call of process `rpid` of session `s` refused by the call table: counted, and one
+    /// rate-limited dmesg line.
+    pub(crate) fn refusal_notice(&self, s: &Session, rpid: u32, nr: u32, r: Refusal) {
+        if self.refuse_and_may_print() {
+            pr_notice!(
+                "session {} (cid {}) pid {}: call {:#x} refused ({:?}, errno {}) (rate-limited)\n",
+                s.id,
+                s.cid,
+                rpid,
+                nr,
+                r,
+                r.errno()
+            );
+        }
     }
 
     /// Gives the connection `sock` from `cid`, which said `hello`, its session: the one
@@ -269,6 +336,12 @@ impl Shared {
         if inner.stopping {
             return Err(ESHUTDOWN);
         }
+        let max = self.config.max_shadows;
+        if inner.shadows.iter().filter(|s| s.session == session.id).count() >= max {
+            drop(inner);
+            self.limit_notice(session, "shadows (processes)", max);
+            return Err(EAGAIN);
+        }
         let shadow = Shadow::new(session.clone(), rpid, random_u64())?;
         inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
         Ok(Ok(shadow))
@@ -388,6 +461,7 @@ impl Shared {
             ("syncs", &this.syncs),
             ("sync_errors", &this.sync_errors),
             ("flushed_sent", &this.flushed_sent),
+            ("refused", &this.refused),
         ] {
             writeln!(f, "{}={}", k, v.load(Relaxed))?;
         }
@@ -519,6 +593,9 @@ impl kernel::Module for TetherServer {
                 flushed_sent: Atomic::new(0),
                 inject_sync_error: Atomic::new(false),
                 flush_now: Atomic::new(false),
+                refused: Atomic::new(0),
+                loaded: Instant::now(),
+                last_notice_ms: Atomic::new(i64::MIN / 2),
                 stopping: Atomic::new(false),
                 inner <- new_mutex!(
                     Inner {

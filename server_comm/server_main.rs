@@ -71,5 +71,17 @@ module! {
             default: 4096,
             description: "bytes of replies kept per session, in KiB (the newest reply is always kept)",
         },
+        max_pending: u32 {
+            default: 4096,
+            description: "most requests of one session queued or running at once; more are refused with EAGAIN (1..=1048576)",
+        },
+        max_shadows: u32 {
+            default: 1024,
+            description: "most shadows (client processes) of one session; more are refused with EAGAIN (1..=1048576)",
+        },
+        max_queued_kb: u32 {
+            default: 16384,
+            description: "most request data queued for one shadow, in KiB; more is refused with EAGAIN (a single request always fits)",
+        },
     },
 }

@@ -26,9 +26,9 @@ use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSI
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
 use crate::proto::process::{ProcAttrs, SignalMsg};
-use crate::proto::syscall::{SyscallReply, SyscallReq};
+use crate::proto::calls;
+use crate::proto::syscall::{SyscallReply, SyscallReq, MAX_BUFS};
 use crate::server::Shared;
-use crate::shadow::FORK_NR;
 use crate::transport::{random_u64, Counters, Receiver, RecvError, Sender, Socket, Stats};
 
 /// One cached reply.
@@ -74,6 +74,9 @@ enum Seen {
     Pending,
     /// Older than the oldest cached reply and not pending: it may have run; refused.
     Stale,
+    /// New, but the session has `max_pending` requests queued or running: refused with
+    /// `EAGAIN`, not run.
+    Full,
 }
 
 /// The fields [`Session::link`] guards.
@@ -284,9 +287,9 @@ impl Session {
             .map(|t| t.elapsed().as_millis())
     }
 
-    /// Looks `hdr.seq` up; a new one becomes pending, an answered one is answered again on
-    /// connection `gen`.
-    fn seen(&self, gen: u64, hdr: &Header) -> Result<Seen> {
+    /// Looks `hdr.seq` up; a new one becomes pending (unless `max_pending` are), an
+    /// answered one is answered again on connection `gen`.
+    fn seen(&self, gen: u64, hdr: &Header, max_pending: usize) -> Result<Seen> {
         let mut link = self.link.lock();
         let l = &mut *link;
         if let Some(c) = l.cache.iter().find(|c| c.seq == hdr.seq) {
@@ -302,6 +305,9 @@ impl Session {
         }
         if hdr.seq <= l.cache_floor {
             return Ok(Seen::Stale);
+        }
+        if l.pending.len() >= max_pending {
+            return Ok(Seen::Full);
         }
         l.pending.push(hdr.seq, GFP_KERNEL)?;
         Ok(Seen::New)
@@ -710,7 +716,7 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
 /// re-sent one is answered from the reply cache, or not at all while it is still pending
 /// (its reply goes out when ready).
 fn request(shared: &Shared, s: &Arc<Session>, gen: u64, hdr: &Header, body: &[u8]) -> Result {
-    match s.seen(gen, hdr)? {
+    match s.seen(gen, hdr, shared.config.max_pending)? {
         Seen::New => (),
         Seen::Answered => {
             shared.cache_hits.add(1, Relaxed);
@@ -737,6 +743,11 @@ fn request(shared: &Shared, s: &Arc<Session>, gen: u64, hdr: &Header, body: &[u8
                 h,
                 &SyscallReply::bare(-i64::from(kernel::bindings::ESTALE)),
             );
+        }
+        Seen::Full => {
+            shared.limit_notice(s, "pending requests", shared.config.max_pending);
+            reply_bare(s, hdr, -i64::from(kernel::bindings::EAGAIN));
+            return Ok(());
         }
     }
     match hdr.kind {
@@ -773,14 +784,7 @@ fn fork(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) -> Result 
         return Ok(());
     };
     let shadow = shared.add_forked_shadow(s, child)?;
-    let req = SyscallReq {
-        nr: FORK_NR,
-        args: [shadow.token, u64::from(child), 0, 0, 0, 0],
-        ..Default::default()
-    };
-    let mut msg = [0u8; SyscallReq::head_len(0)];
-    req.encode(&mut msg).map_err(|_| EINVAL)?;
-    if parent.push(hdr.seq, &msg).is_err() {
+    if parent.push_fork(hdr.seq, shadow.token, child).is_err() {
         // The parent's server state is gone: so is the child's.
         shadow.fail_all(kernel::bindings::EIO);
         s.unpend(hdr.seq);
@@ -792,14 +796,42 @@ fn fork(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) -> Result 
 /// shadow that cannot take it (dead: `EIO`, exiting: `ESRCH`) answers at once with that
 /// error; the session goes on.
 fn system_call(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) {
+    if let Err(refusal) = check_call(shared, s, hdr, body) {
+        reply_bare(s, hdr, -i64::from(refusal.errno()));
+        return;
+    }
     match shared.shadow_for(s, hdr.rpid) {
         Ok(shadow) => {
-            if let Err(e) = shadow.push(hdr.seq, body) {
+            let max_bytes = shared.config.max_queued_bytes;
+            if let Err(e) = shadow.push(hdr.seq, body, max_bytes) {
+                if e == EAGAIN {
+                    shared.limit_notice(s, "queued request bytes per process", max_bytes);
+                }
                 shadow.fail(hdr.seq, e.to_errno().unsigned_abs());
             }
         }
         Err(e) => reply_bare(s, hdr, i64::from(e.to_errno())),
     }
+}
+
+/// Checks a `CLIENT_SYSTEM_CALL` body against the call table (`proto::calls::check`): a
+/// call no shadow runs, or whose buffers do not match its arguments, never reaches one.
+fn check_call(
+    shared: &Shared,
+    s: &Session,
+    hdr: &Header,
+    body: &[u8],
+) -> core::result::Result<(), calls::Refusal> {
+    let (req, data) = SyscallReq::decode(body).map_err(|_| calls::Refusal::BadArgs)?;
+    let max_out = shared
+        .config
+        .max_frame
+        .saturating_sub(u32::try_from(SyscallReply::head_len(MAX_BUFS)).unwrap_or(u32::MAX));
+    calls::check(&req, data, max_out).map(|_| ()).inspect_err(|r| {
+        if !matches!(r, calls::Refusal::Device) {
+            shared.refusal_notice(s, hdr.rpid, req.nr, *r);
+        }
+    })
 }
 
 /// `CLIENT_ATTRS`: the shadow of process `hdr.rpid` (started now when it has none) takes

@@ -125,7 +125,13 @@ int tether_shadow_set_attrs(const u32 *ids, const u32 *groups, unsigned int ngro
 	return 0;
 }
 
-static char *shadow_envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+/*
+ * The environment of a shadow or keeper: its token travels here, not on its command line
+ * (/proc/<pid>/cmdline is world-readable; the environment of a non-dumpable process is
+ * not), as TETHER_TOKEN=<decimal>.
+ */
+#define TOKEN_ENV_LEN 40
+static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
 /*
  * Starts the shadow with `token` for client process `pid`: in the pid namespace whose init
@@ -135,26 +141,28 @@ static char *shadow_envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid);
 int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid)
 {
-	char tok[24], ns[16], want[16];
+	char tok[TOKEN_ENV_LEN], ns[16], want[16];
 	/* Nobody until the client's CLIENT_ATTRS (queued ahead of its first call) says who. */
-	char *argv[] = { shadow_path, "--token", tok, "--root", export_root, "--uid", "65534",
+	char *argv[] = { shadow_path, "--root", export_root, "--uid", "65534",
 			 "--pidns", ns, "--pid", want, NULL };
+	char *envp[] = { path_env, tok, NULL };
 
-	snprintf(tok, sizeof(tok), "%llu", token);
+	snprintf(tok, sizeof(tok), "TETHER_TOKEN=%llu", token);
 	snprintf(ns, sizeof(ns), "%d", keeper);
 	snprintf(want, sizeof(want), "%u", pid);
-	return call_usermodehelper(shadow_path, argv, shadow_envp, UMH_WAIT_EXEC);
+	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
 }
 
 /* Starts the keeper of a new pid namespace, which registers itself with `token`. */
 int tether_spawn_keeper(u64 token);
 int tether_spawn_keeper(u64 token)
 {
-	char tok[24];
-	char *argv[] = { shadow_path, "--keeper", tok, NULL };
+	char tok[TOKEN_ENV_LEN];
+	char *argv[] = { shadow_path, "--keeper", NULL };
+	char *envp[] = { path_env, tok, NULL };
 
-	snprintf(tok, sizeof(tok), "%llu", token);
-	return call_usermodehelper(shadow_path, argv, shadow_envp, UMH_WAIT_EXEC);
+	snprintf(tok, sizeof(tok), "TETHER_TOKEN=%llu", token);
+	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
 }
 
 /* Kills `task` (a keeper: the init of its pid namespace, so everything in it dies too). */

@@ -285,6 +285,20 @@ const fn index() -> [u8; NR_SYSCALLS] {
     t
 }
 
+/// Whether a shadow runs call `nr` (for build-time checks of other tables).
+// Only evaluated at build time, where an out-of-bounds index is a build error.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+pub const fn is_call(nr: u32) -> bool {
+    let mut i = 0;
+    while i < TABLE.len() {
+        if TABLE[i].nr == nr {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// The spec of call `nr`, if a shadow runs it.
 pub fn spec(nr: u32) -> Option<&'static Spec> {
     match nr {
