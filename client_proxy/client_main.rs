@@ -17,23 +17,22 @@ mod proto;
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
 
-mod attrs;
-mod bench;
-mod client;
-mod connection;
-mod copy;
-mod fs;
-mod hook;
-mod log;
-mod mmap;
-mod persist;
-mod replay;
-mod retain;
-mod route;
-mod rpc;
+// The module's state (configuration, the connection's state, the journal, debugfs).
+mod state;
+// Which syscalls of a tethered task run where: the syscall-user-dispatch hook, the route
+// table.
+mod intercept;
+// The connection to the server: handshake, heartbeats, one receive loop, calls in flight,
+// identities, the link benchmark.
+mod link;
+// The remote syscalls, one file per family, and the proxy files that stand for remote fds.
+mod syscalls;
+// Crash survival: the journal of what the server holds, retained writes, replay and redo,
+// the persisted journal.
+mod recovery;
 
 module! {
-    type: client::TetherClient,
+    type: state::TetherClient,
     name: "tether_client",
     authors: ["tether developers"],
     description: "tether: runs the OS side of tethered applications on a server machine",

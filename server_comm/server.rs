@@ -337,7 +337,13 @@ impl Shared {
             return Err(ESHUTDOWN);
         }
         let max = self.config.max_shadows;
-        if inner.shadows.iter().filter(|s| s.session == session.id).count() >= max {
+        if inner
+            .shadows
+            .iter()
+            .filter(|s| s.session == session.id)
+            .count()
+            >= max
+        {
             drop(inner);
             self.limit_notice(session, "shadows (processes)", max);
             return Err(EAGAIN);

@@ -20,13 +20,13 @@ use kernel::{
 };
 
 use crate::keeper::Keeper;
+use crate::proto::calls;
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
 use crate::proto::process::{ProcAttrs, SignalMsg};
-use crate::proto::calls;
 use crate::proto::syscall::{SyscallReply, SyscallReq, MAX_BUFS};
 use crate::server::Shared;
 use crate::transport::{random_u64, Counters, Receiver, RecvError, Sender, Socket, Stats};
@@ -827,11 +827,13 @@ fn check_call(
         .config
         .max_frame
         .saturating_sub(u32::try_from(SyscallReply::head_len(MAX_BUFS)).unwrap_or(u32::MAX));
-    calls::check(&req, data, max_out).map(|_| ()).inspect_err(|r| {
-        if !matches!(r, calls::Refusal::Device) {
-            shared.refusal_notice(s, hdr.rpid, req.nr, *r);
-        }
-    })
+    calls::check(&req, data, max_out)
+        .map(|_| ())
+        .inspect_err(|r| {
+            if !matches!(r, calls::Refusal::Device) {
+                shared.refusal_notice(s, hdr.rpid, req.nr, *r);
+            }
+        })
 }
 
 /// `CLIENT_ATTRS`: the shadow of process `hdr.rpid` (started now when it has none) takes

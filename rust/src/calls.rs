@@ -82,7 +82,7 @@ pub enum Arg {
     /// A buffer written by the call whose first `ret` bytes are copied back.
     OutRet(Len),
     /// `fcntl`'s third argument: what it is depends on the command ([`fcntl_arg`]).
-    FcntlArg,
+    ByCommand,
 }
 
 /// The length of a buffer argument.
@@ -147,11 +147,11 @@ impl Spec {
         }
     }
 
-    /// How argument `i` travels in a call with `args` ([`Arg::FcntlArg`] resolved; `None`
+    /// How argument `i` travels in a call with `args` ([`Arg::ByCommand`] resolved; `None`
     /// for an `fcntl` command no shadow runs).
     pub fn arg(&self, i: usize, args: &[u64; 6]) -> Option<Arg> {
         match self.args.get(i).copied()? {
-            Arg::FcntlArg => fcntl_arg(args.get(1).copied()?),
+            Arg::ByCommand => fcntl_arg(args.get(1).copied()?),
             a => Some(a),
         }
     }
@@ -197,7 +197,7 @@ const TABLE: [Spec; 74] = [
     Spec::new(PREAD64, "pread64", [Fd, OutRet(Len::Arg(2))], NONE),
     Spec::new(PWRITE64, "pwrite64", [Fd, In(Len::Arg(2))], NONE),
     Spec::new(ACCESS, "access", [Path], NONE),
-    Spec::new(FCNTL, "fcntl", [Fd, Val, FcntlArg], NONE),
+    Spec::new(FCNTL, "fcntl", [Fd, Val, ByCommand], NONE),
     Spec::new(FLOCK, "flock", [Fd], NONE),
     Spec::new(FSYNC, "fsync", [Fd], SyncsFile),
     Spec::new(FDATASYNC, "fdatasync", [Fd], SyncsFile),
@@ -375,7 +375,7 @@ fn dir_matches(arg: Arg, dir: u8) -> Option<Len> {
         Out(l) => (DIR_OUT, l),
         InOut(l) => (DIR_IN | DIR_OUT, l),
         OutRet(l) => (DIR_OUT | DIR_RET, l),
-        Val | Fd | DirFd(_) | FcntlArg => return None,
+        Val | Fd | DirFd(_) | ByCommand => return None,
     };
     (dir == want).then_some(len)
 }
@@ -504,7 +504,7 @@ mod tests {
             let bufs = s
                 .args
                 .iter()
-                .filter(|a| !matches!(a, Val | Fd | DirFd(_) | FcntlArg))
+                .filter(|a| !matches!(a, Val | Fd | DirFd(_) | ByCommand))
                 .count();
             assert!(bufs <= MAX_BUFS, "{}", s.name);
         }

@@ -2,6 +2,7 @@
 /* The C side of the wire cross-check (see tests/xcheck/src/main.rs): the same table. */
 #include <stdio.h>
 #include "tether_wire.h"
+#include "../../userspace-tools/tether_abi.h"
 
 static void hex(const char *tag, const uint8_t *b, size_t n)
 {
@@ -78,5 +79,17 @@ int main(void)
 
 		hex("attrs", a, tt_attrs_put(a, ids, 4096, ~0ull, groups, 3));
 	}
+	{
+		static const uint64_t args[6] = { 022, 1, UINT64_MAX, 0, 0x8000000000000000ull, 7 };
+		int64_t ret = -13;
+
+		hex("syscall", b, tt_syscall_put(b, 95, args));
+		memset(b, 0, 16);
+		memcpy(b, &ret, 8);
+		hex("reply", b, 16);
+	}
+	for (size_t i = 0; i < sizeof(tether_calls) / sizeof(tether_calls[0]); i++)
+		printf("call %u %u %s\n", tether_calls[i].nr, tether_calls[i].effect,
+		       tether_calls[i].name);
 	return 0;
 }

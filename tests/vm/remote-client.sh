@@ -73,7 +73,7 @@ check "loader flag set on the marked copies" eval \
 # --- crash survival, server side: reply cache, session resumption, durability acks --------
 selftest $TB/server_resume 400
 
-# --- the persisted syscall log (log_file, log_persist_ms; client_proxy/persist.rs) ---------
+# --- the persisted syscall log (log_file, log_persist_ms; client_proxy/recovery/persist.rs) ---------
 # persisted_is TEXT : log_file holds its header line, TEXT, then "end".
 persisted_is() {
 	local p

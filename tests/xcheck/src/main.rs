@@ -5,7 +5,9 @@ use tether_proto::codec::{sum64, SUM_INIT};
 use tether_proto::frame::{Header, F_ACK_REQ, F_REPLY};
 use tether_proto::kind::Kind;
 use tether_proto::msg::{ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
+use tether_proto::calls::{Effect, CALLS};
 use tether_proto::process::{ProcAttrs, SignalMsg, RLIM_INFINITY};
+use tether_proto::syscall::{SyscallReply, SyscallReq};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -91,4 +93,24 @@ fn main() {
     let n = a.encode(&mut ab).unwrap_or(0);
     println!("attrs {}", hex(&ab[..n]));
     assert_eq!(ProcAttrs::decode(&ab[..n]), Ok(a));
+    // The shadow ABI: a request without buffers, a bare reply, the call table (the C side
+    // prints userspace-tools/tether_abi.h's, which tether-shadow.c runs by).
+    let req = SyscallReq {
+        nr: 95,
+        args: [0o22, 1, u64::MAX, 0, 0x8000_0000_0000_0000, 7],
+        ..Default::default()
+    };
+    let n = req.encode(&mut b).unwrap_or(0);
+    println!("syscall {}", hex(&b[..n]));
+    println!("reply {}", hex(&SyscallReply::bare(-13)));
+    for c in CALLS.iter() {
+        let effect = match c.effect {
+            Effect::None => 0,
+            Effect::Commits => 1,
+            Effect::CommitsIfCreates => 2,
+            Effect::SyncsAll => 3,
+            Effect::SyncsFile => 4,
+        };
+        println!("call {} {} {}", c.nr, effect, c.name);
+    }
 }

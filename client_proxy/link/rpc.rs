@@ -21,17 +21,18 @@ use kernel::{
     bindings,
     prelude::*,
     sync::atomic::{Acquire, Atomic, Relaxed, Release},
-    sync::{Arc, Mutex},
+    sync::{aref::ARef, Arc, Mutex},
+    task::Task,
 };
 
-use crate::attrs;
-use crate::client::Shared;
-use crate::fs;
+use crate::link::attrs;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::SignalMsg;
 use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
-use crate::retain::{self, Durable};
+use crate::recovery::retain::{self, Durable};
+use crate::state::Shared;
+use crate::syscalls::fs;
 use crate::transport::Sender;
 
 static NEXT_SEQ: Atomic<u64> = Atomic::new(1);
@@ -119,6 +120,8 @@ pub(crate) struct Pending {
     /// [`DONE`] (after `reply`) when the caller may take the reply, [`RESEND`] when it
     /// must send the call again; read without the lock.
     done: Arc<Atomic<i32>>,
+    /// The task waiting for it: woken alone when `done` changes (no wake-all).
+    waiter: ARef<Task>,
 }
 
 /// Values of [`Pending::done`] besides 0 (waiting).
@@ -126,7 +129,6 @@ const DONE: i32 = 1;
 const RESEND: i32 = 2;
 
 extern "C" {
-    fn tether_call_wake();
     fn tether_call_wait(done: *const i32) -> kernel::ffi::c_int;
 }
 
@@ -134,13 +136,15 @@ impl Pending {
     /// Stores the outcome and lets the caller go on (`Shared::calls` held).
     fn finish(&mut self, reply: Result<KVVec<u8>>) {
         self.reply = Some(reply);
-        self.done.store(DONE, Release);
+        self.set_done(DONE);
     }
-}
 
-fn wake_callers() {
-    // SAFETY: No preconditions.
-    unsafe { tether_call_wake() };
+    /// Sets `done` and wakes the waiting task (`tether_call_wait` checks `done` after it
+    /// sets its state, and `wake_up_process` orders the store before the wake-up).
+    fn set_done(&self, v: i32) {
+        self.done.store(v, Release);
+        self.waiter.wake_up();
+    }
 }
 
 /// Hands a reply to the task waiting for `seq` (connection worker).
@@ -153,8 +157,6 @@ pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
     let mut calls = shared.calls.lock();
     if let Some(p) = calls.iter_mut().find(|p| p.seq == seq) {
         p.finish(reply);
-        drop(calls);
-        wake_callers();
     }
 }
 
@@ -204,8 +206,6 @@ pub(crate) fn fail_all(shared: &Shared, err: Error) {
     for p in calls.iter_mut().filter(|p| p.reply.is_none()) {
         p.finish(Err(err));
     }
-    drop(calls);
-    wake_callers();
 }
 
 /// A remote call sent and not yet answered (see [`submit`]). Dropping it forgets the call:
@@ -290,6 +290,7 @@ pub(crate) fn submit<'a>(
                 reply: None,
                 signals: 0,
                 done: done.clone(),
+                waiter: ARef::from(&**kernel::current!()),
             },
             GFP_KERNEL,
         )?;
@@ -354,10 +355,8 @@ pub(crate) fn publish_link(shared: &Shared, tx: &Arc<Mutex<Sender>>, session: u3
     let mut calls = shared.calls.lock();
     *shared.link.lock() = Some((tx.clone(), session));
     for p in calls.iter_mut().filter(|p| !p.sent && p.reply.is_none()) {
-        p.done.store(RESEND, Release);
+        p.set_done(RESEND);
     }
-    drop(calls);
-    wake_callers();
 }
 
 impl Ticket<'_> {

@@ -20,9 +20,9 @@
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
 
-use crate::log::BStr;
 use crate::proto::calls::{self, Effect};
 use crate::proto::process::ProcAttrs;
+use crate::recovery::journal::BStr;
 
 /// What a successful call makes durable on the server.
 #[derive(Clone, Copy, PartialEq, Eq)]

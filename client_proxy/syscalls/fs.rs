@@ -15,12 +15,12 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::client::Shared;
 use crate::global::Global;
+use crate::link::rpc;
 use crate::proto::calls::{self, Arg, Len, Spec, F_GETFL, F_SETFL, LOCK_CMDS};
 use crate::proto::syscall::{BufDesc, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
 use crate::proto::sysno;
-use crate::rpc;
+use crate::state::Shared;
 
 /// The outcome of a handler.
 pub(crate) enum Dispatch {
@@ -52,7 +52,7 @@ fn is_local(path: &[u8]) -> bool {
     // `/dev/../etc` is not under `/dev`: compare the path with its dot components resolved.
     let normalized;
     let path = if path.first() == Some(&b'/') && path.windows(2).any(|w| w == b"/.") {
-        normalized = crate::log::normalize(path);
+        normalized = crate::recovery::journal::normalize(path);
         match &normalized {
             Ok(p) => &p[..],
             // Without memory to tell, the path goes to the server, never wrongly local.
@@ -512,11 +512,6 @@ enum At {
 const PIECE: usize = 128 * 1024;
 const WINDOW: usize = 8;
 
-/// The shadow's own call for an append (`tether-shadow.c`): `write(fd, buf, len)`, then the
-/// file offset where it ended into the 8-byte output buffer at argument 3, in one reply, so
-/// that the data is retained at the right offset even when the server crashes right after.
-
-
 /// One piece of a remote write the server stored: its call, the bytes written and, for an
 /// append, the offset where they ended.
 struct Written {
@@ -874,9 +869,6 @@ pub(crate) fn pwritev(a: &[u64; 6]) -> Dispatch {
     vec_io(a, true, Some(3))
 }
 
-/// `fcntl` commands that take a `struct flock` and concern the server's locks.
-
-
 /// Implements remote `fcntl(2)`: record locks (`F_GETLK`, `F_SETLK`, `F_SETLKW` and their
 /// OFD forms) and the file status flags run on the server's file. `F_GETFL` returns the
 /// server file's flags (what the open made of them: `O_LARGEFILE`, `O_DIRECT`, ...);
@@ -928,11 +920,6 @@ pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
     p.set_pos(pos);
     Dispatch::Done(pos as isize)
 }
-
-/// The shadow's own call for a directory listing (`tether-shadow.c`): `getdents64(fd, buf,
-/// len)` from the position in argument 4, then where the listing ended into the 8-byte
-/// output buffer at argument 3.
-
 
 /// Implements remote `getdents64(2)`: the listing goes on from the proxy file's position,
 /// which the client keeps as for a regular file, so that `lseek`/`rewinddir` work and a
@@ -1032,7 +1019,7 @@ fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
     let mut bufs: KVec<Buf> = KVec::new();
     for (i, arg) in kinds.iter().enumerate() {
         let (dir, len) = match *arg {
-            Arg::Val | Arg::FcntlArg => continue,
+            Arg::Val | Arg::ByCommand => continue,
             Arg::Fd => match Proxy::get(a[i]) {
                 Some(p) => {
                     args[i] = p.sfd as u64;
@@ -1063,7 +1050,9 @@ fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
             Arg::OutRet(len) => (DIR_OUT | DIR_RET, buf_len(len, a)),
         };
         // The server checks that a length argument is its buffer's length (capped here).
-        if let Arg::In(Len::Arg(j)) | Arg::InOut(Len::Arg(j)) | Arg::Out(Len::Arg(j))
+        if let Arg::In(Len::Arg(j))
+        | Arg::InOut(Len::Arg(j))
+        | Arg::Out(Len::Arg(j))
         | Arg::OutRet(Len::Arg(j)) = *arg
         {
             if let Some(v) = args.get_mut(usize::from(j)) {

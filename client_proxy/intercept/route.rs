@@ -9,10 +9,10 @@
 
 use kernel::bindings;
 
-use crate::fs::{self, Dispatch, Handler};
 use crate::proto::calls;
 use crate::proto::sysno::*;
-use crate::{copy, hook, mmap};
+use crate::syscalls::fs::{self, Dispatch, Handler};
+use crate::{intercept::hook, syscalls::copy, syscalls::mmap};
 
 /// What happens to one system call of a tethered task.
 #[derive(Clone, Copy)]
@@ -144,7 +144,10 @@ const fn build() -> [Route; NR_SYSCALLS] {
         // Every call the generic handler forwards is one a shadow runs: the client's and
         // the server's tables agree, or the module does not build.
         if let Route::Generic = ROUTED[i].route {
-            assert!(calls::is_call(ROUTED[i].nr), "a Generic route without a call spec");
+            assert!(
+                calls::is_call(ROUTED[i].nr),
+                "a Generic route without a call spec"
+            );
         }
         table[ROUTED[i].nr as usize] = ROUTED[i].route;
         i += 1;

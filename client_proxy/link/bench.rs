@@ -16,12 +16,12 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
-use crate::client::Shared;
-use crate::connection::Conn;
+use crate::link::connection::Conn;
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY};
 use crate::proto::kind::Kind;
 use crate::proto::msg::SinkAck;
+use crate::state::Shared;
 use crate::transport::RecvError;
 
 /// A requested measurement.

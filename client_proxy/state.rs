@@ -12,13 +12,13 @@ use kernel::{
     },
 };
 
-use crate::bench::{BenchReq, BenchResult};
-use crate::hook::Hooks;
-use crate::log::Log;
-use crate::retain::Retained;
-use crate::rpc::{Pending, ProcEvent};
+use crate::intercept::hook::Hooks;
+use crate::link::bench::{BenchReq, BenchResult};
+use crate::link::rpc::{Pending, ProcEvent};
+use crate::recovery::journal::Log;
+use crate::recovery::retain::Retained;
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Sender, Socket, Stats};
-use crate::{connection, module_parameters as params};
+use crate::{link::connection, module_parameters as params};
 
 /// Most servers in `servers=`.
 const MAX_SERVERS: usize = 8;
@@ -175,7 +175,7 @@ pub(crate) struct Shared {
     pub(crate) replay_due: Atomic<bool>,
     /// The last connection's time from its start to calls going out (handshake, replay).
     pub(crate) last_resume_us: Atomic<u64>,
-    /// The last rewrite of retained data ([`crate::replay::redo`]).
+    /// The last rewrite of retained data ([`crate::recovery::replay::redo`]).
     pub(crate) last_redo_us: Atomic<u64>,
     /// Replay results that contradicted the log (e.g. an open file that is gone).
     pub(crate) divergences: Atomic<u64>,
@@ -340,7 +340,7 @@ pub(crate) struct TetherClient {
     _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     /// The persisted copy of the log (`None`: `log_file` is empty).
-    persist: Option<Arc<crate::persist::Persist>>,
+    persist: Option<Arc<crate::recovery::persist::Persist>>,
     queue: Option<OwnedQueue>,
     _dir: debugfs::Dir,
 }
@@ -407,30 +407,30 @@ impl kernel::Module for TetherClient {
             dir.read_write_callback_file(
                 c"bench",
                 shared.clone(),
-                &crate::bench::show,
-                &crate::bench::request,
+                &crate::link::bench::show,
+                &crate::link::bench::request,
             ),
             GFP_KERNEL,
         )?;
         let tasks_file = KBox::pin_init(
-            dir.read_callback_file(c"tasks", (), &crate::hook::show_tasks::<()>),
+            dir.read_callback_file(c"tasks", (), &crate::intercept::hook::show_tasks::<()>),
             GFP_KERNEL,
         )?;
         let tether_file = KBox::pin_init(
-            dir.write_callback_file(c"tether", (), &crate::hook::tether_write::<()>),
+            dir.write_callback_file(c"tether", (), &crate::intercept::hook::tether_write::<()>),
             GFP_KERNEL,
         )?;
         let log_file = KBox::pin_init(
             dir.read_callback_file(c"log", shared.clone(), &Shared::show_log),
             GFP_KERNEL,
         )?;
-        let persist = crate::persist::Persist::from_params(shared.config.log_persist_ms)?;
+        let persist = crate::recovery::persist::Persist::from_params(shared.config.log_persist_ms)?;
         if let Some(p) = &persist {
             p.keep_previous();
             let (sh, p) = (shared.clone(), p.clone());
             queue
                 .queue()
-                .try_spawn(GFP_KERNEL, move || crate::persist::run(sh, p))?;
+                .try_spawn(GFP_KERNEL, move || crate::recovery::persist::run(sh, p))?;
         }
         let sh = shared.clone();
         // (Any failure from here on stops the workers, which the queue's drop waits for.)
@@ -444,9 +444,9 @@ impl kernel::Module for TetherClient {
             shared.config.port,
             shared.boot_verifier
         );
-        crate::fs::CLIENT.publish(Some(shared.clone()));
+        crate::syscalls::fs::CLIENT.publish(Some(shared.clone()));
         let hooks = Hooks::start().inspect_err(|_| {
-            crate::fs::CLIENT.publish(None);
+            crate::syscalls::fs::CLIENT.publish(None);
             shared.stop();
         })?;
         Ok(Self {
@@ -468,7 +468,7 @@ impl Drop for TetherClient {
     fn drop(&mut self) {
         // No task can be in a remote call: each tethered task holds a module reference.
         drop(self.hooks.take());
-        crate::fs::CLIENT.publish(None);
+        crate::syscalls::fs::CLIENT.publish(None);
         self.shared.stop();
         // Waits for the connection worker and the log's writer to return.
         drop(self.queue.take());

@@ -28,9 +28,9 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::fs::{call, errno, request, Dispatch, Proxy, MAX_IO};
 use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT, DIR_RET};
 use crate::proto::sysno;
+use crate::syscalls::fs::{call, errno, request, Dispatch, Proxy, MAX_IO};
 
 extern "C" {
     fn tether_sendfile_out_check(fd: kernel::ffi::c_int) -> kernel::ffi::c_int;
@@ -271,7 +271,12 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
     // Its writes are not retained (`retain.rs`): they are made durable before it returns.
     if done > 0 {
         let args = [pout.sfd as u64, 0, 0, 0, 0, 0];
-        call(pout.rpid, &request(sysno::FDATASYNC, args, &[]), &[], &mut [])?;
+        call(
+            pout.rpid,
+            &request(sysno::FDATASYNC, args, &[]),
+            &[],
+            &mut [],
+        )?;
     }
     Ok(done as i64)
 }

@@ -26,18 +26,18 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-use crate::attrs;
-use crate::client::Shared;
-use crate::connection::{silent_for, Conn};
-use crate::fs::request;
-use crate::log::{FileRec, ProcRec};
+use crate::link::attrs;
+use crate::link::connection::{silent_for, Conn};
+use crate::link::rpc;
 use crate::proto::frame::{Header, F_REPLY};
 use crate::proto::kind::Kind;
 use crate::proto::process::ProcAttrs;
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN};
 use crate::proto::sysno;
-use crate::retain::WriteRec;
-use crate::rpc;
+use crate::recovery::journal::{FileRec, ProcRec};
+use crate::recovery::retain::WriteRec;
+use crate::state::Shared;
+use crate::syscalls::fs::request;
 use crate::transport::RecvError;
 
 const AT_FDCWD: i64 = -100;
@@ -150,7 +150,13 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
             };
             let args = [*fd as u64, 0, data.len() as u64, r.off as u64, 0, 0];
             let seq = rpc::next_seq();
-            send(conn, REDO_RPID, &request(sysno::PWRITE64, args, &[desc]), &[data], seq)?;
+            send(
+                conn,
+                REDO_RPID,
+                &request(sysno::PWRITE64, args, &[desc]),
+                &[data],
+                seq,
+            )?;
             recs[i].seq = seq;
             window.out.push((seq, i), GFP_KERNEL)?;
             if window.out.len() == REDO_WINDOW {

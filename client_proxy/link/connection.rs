@@ -9,13 +9,13 @@ use kernel::{
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
-use crate::client::{LinkState, Shared};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{ErrorMsg, Flushed, Hello, Welcome, W_RESUMED};
+use crate::state::{LinkState, Shared};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
-use crate::{bench, replay, rpc};
+use crate::{link::bench, link::rpc, recovery::replay};
 
 /// Heartbeat intervals of silence after which the server counts as dead.
 pub(crate) const MAX_MISSES: i64 = 3;

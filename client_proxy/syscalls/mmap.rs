@@ -7,7 +7,7 @@
 //! answer `EACCES` or `EINVAL` first). This handler only makes that visible: a
 //! rate-limited notice in dmesg names the process.
 
-use crate::fs::{Dispatch, Proxy};
+use crate::syscalls::fs::{Dispatch, Proxy};
 
 extern "C" {
     fn tether_proxy_mmap_refused(fd: kernel::ffi::c_int);
