@@ -17,6 +17,8 @@ mod proto;
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
 
+// Checked conversions of syscall arguments and results.
+mod num;
 // The module's state (configuration, the connection's state, the journal, debugfs).
 mod state;
 // Which syscalls of a tethered task run where: the syscall-user-dispatch hook, the route

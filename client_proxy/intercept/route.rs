@@ -125,8 +125,8 @@ const ROUTED: [Entry; 83] = [
     route!(PWRITEV, "pwritev", Remote(fs::pwritev)),
     route!(RENAMEAT2, "renameat2", Remote(fs::renameat2)),
     route!(COPY_FILE_RANGE, "copy_file_range", Remote(copy::copy_file_range)),
-    route!(PREADV2, "preadv2", Remote(fs::preadv)),
-    route!(PWRITEV2, "pwritev2", Remote(fs::pwritev)),
+    route!(PREADV2, "preadv2", Remote(fs::preadv2)),
+    route!(PWRITEV2, "pwritev2", Remote(fs::pwritev2)),
     route!(STATX, "statx", Generic),
     // An io_uring would run I/O without passing through the proxy.
     route!(IO_URING_SETUP, "io_uring_setup", Deny(bindings::ENOSYS)),

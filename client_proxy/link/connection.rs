@@ -288,7 +288,12 @@ fn start(shared: &Shared, conn: &mut Conn) -> Result {
     // A replay cut short by a lost connection runs again, also on a session resumed
     // afterwards (everything it does can be done twice).
     if shared.replay_due.load(Relaxed) {
+        let seen = shared.verifier_changes.load(Relaxed);
         replay::run(shared, conn)?;
+        // A writeback error reported during the replay: what is retained goes out again.
+        if shared.verifier_changes.load(Relaxed) != seen {
+            redo(shared, conn)?;
+        }
         shared.replay_due.store(false, Relaxed);
     }
     rpc::publish_link(shared, &conn.tx, conn.session);
@@ -361,6 +366,65 @@ pub(crate) fn silent_for(shared: &Shared, since: Instant<Monotonic>, misses: i64
     since.elapsed().as_millis() >= misses * i64::from(shared.config.heartbeat_ms)
 }
 
+/// What a frame of normal operation asks of the loop that received it.
+pub(crate) enum Handled {
+    /// Nothing more.
+    Done,
+    /// The server's boot verifier changed (a writeback error): what is retained must be
+    /// written again ([`redo`]).
+    Redo,
+    /// The server ends the connection (`ERROR`).
+    Closed,
+    /// A frame that has no place in normal operation.
+    Bad(ProtoError),
+}
+
+/// The one receive path for frames of normal operation, used by the connection worker's
+/// loop ([`serve`]), the replay's (`replay.rs`) and the benchmark's (`bench.rs`) while they
+/// wait for frames of their own: a `SERVER_REPLY` or `SERVER_SIGNAL` goes to the task that
+/// waits for it, a heartbeat is answered, a `SERVER_FLUSHED` frees what it covers. The
+/// caller has taken the frames it owns and updated `last_rx`. `Err`: the connection
+/// failed (answering a heartbeat).
+pub(crate) fn handle_frame(
+    shared: &Shared,
+    session: u32,
+    tx: &Mutex<Sender>,
+    hdr: &Header,
+    body: &[u8],
+) -> Result<Handled> {
+    match hdr.kind {
+        Kind::Heartbeat if hdr.flags & F_REPLY == 0 => {
+            let reply = Header {
+                flags: F_REPLY,
+                len: 0,
+                ..*hdr
+            };
+            tx.lock().send(reply, &[])?;
+        }
+        Kind::Heartbeat => (),
+        Kind::ServerReply => rpc::deliver(shared, hdr.seq, body),
+        Kind::ServerSignal => rpc::signal(shared, hdr, body),
+        Kind::ServerFlushed if flushed(shared, session, hdr, body) => return Ok(Handled::Redo),
+        Kind::ServerFlushed => (),
+        Kind::Error => return Ok(Handled::Closed),
+        _ => return Ok(Handled::Bad(ProtoError::Unexpected)),
+    }
+    Ok(Handled::Done)
+}
+
+/// After a writeback error on a live connection: calls wait while the retained writes go
+/// out again (again as long as new errors come in meanwhile), then go out again
+/// themselves (answered from the reply cache).
+fn redo(shared: &Shared, conn: &mut Conn) -> Result {
+    loop {
+        let seen = shared.verifier_changes.load(Relaxed);
+        replay::redo(shared, conn)?;
+        if shared.verifier_changes.load(Relaxed) == seen {
+            return Ok(());
+        }
+    }
+}
+
 fn serve(shared: &Shared, conn: &mut Conn) -> End {
     let interval = Delta::from_millis(i64::from(shared.config.heartbeat_ms));
     let mut last_heartbeat = Instant::<Monotonic>::now();
@@ -370,8 +434,16 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
             return End::Stopping;
         }
         if let Some(req) = bench::take_pending(shared) {
-            let result = bench::run(conn, &req);
+            let seen = shared.verifier_changes.load(Relaxed);
+            let result = bench::run(shared, conn, &req);
             bench::complete(shared, result);
+            if shared.verifier_changes.load(Relaxed) != seen {
+                rpc::withdraw_link(shared);
+                if let Err(e) = redo(shared, conn) {
+                    return End::Io(e);
+                }
+                rpc::publish_link(shared, &conn.tx, conn.session);
+            }
         }
         if let Err(e) = rpc::flush_events(shared, &mut conn.tx.lock(), conn.session) {
             return End::Io(e);
@@ -408,32 +480,19 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
         };
         conn.last_rx = Instant::now();
         missed = 0;
-        match hdr.kind {
-            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => {
-                let reply = Header {
-                    flags: F_REPLY,
-                    ..hdr
-                };
-                if let Err(e) = conn.tx.lock().send(Header { len: 0, ..reply }, &[]) {
+        let body = conn.rx.last_body(&hdr);
+        match handle_frame(shared, conn.session, &conn.tx, &hdr, body) {
+            Ok(Handled::Done) => (),
+            Ok(Handled::Redo) => {
+                rpc::withdraw_link(shared);
+                if let Err(e) = redo(shared, conn) {
                     return End::Io(e);
                 }
+                rpc::publish_link(shared, &conn.tx, conn.session);
             }
-            Kind::Heartbeat => (),
-            Kind::ServerReply => rpc::deliver(shared, hdr.seq, conn.rx.last_body(&hdr)),
-            Kind::ServerSignal => rpc::signal(shared, &hdr, conn.rx.last_body(&hdr)),
-            Kind::ServerFlushed => {
-                if flushed(shared, conn.session, &hdr, conn.rx.last_body(&hdr)) {
-                    // A writeback error: calls wait while the retained writes go out
-                    // again, then go out again themselves (answered from the reply cache).
-                    rpc::withdraw_link(shared);
-                    if let Err(e) = replay::redo(shared, conn) {
-                        return End::Io(e);
-                    }
-                    rpc::publish_link(shared, &conn.tx, conn.session);
-                }
-            }
-            Kind::Error => return End::Closed,
-            _ => return End::Bad(ProtoError::Unexpected),
+            Ok(Handled::Closed) => return End::Closed,
+            Ok(Handled::Bad(e)) => return End::Bad(e),
+            Err(e) => return End::Io(e),
         }
     }
 }

@@ -53,12 +53,14 @@ pub(crate) enum ProcEvent {
 #[no_mangle]
 extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_t, exit: bool) {
     let Some(shared) = fs::client() else { return };
+    // Pids are positive.
+    let pid = |p: bindings::pid_t| u32::try_from(p).unwrap_or_default();
     let ev = if exit {
-        ProcEvent::Exit { tgid: tgid as u32 }
+        ProcEvent::Exit { tgid: pid(tgid) }
     } else {
         ProcEvent::Fork {
-            parent: parent as u32,
-            child: tgid as u32,
+            parent: pid(parent),
+            child: pid(tgid),
         }
     };
     let mut events = shared.events.lock();
@@ -82,13 +84,19 @@ pub(crate) fn flush_events(shared: &Shared, tx: &mut Sender, session: u32) -> Re
     if !events.is_empty() {
         let mut log = shared.log.lock();
         for ev in events.iter() {
-            let _ = match *ev {
-                ProcEvent::Fork { parent, child } => log.forked(parent, child),
-                ProcEvent::Exit { tgid } => {
-                    log.exited(tgid);
-                    Ok(())
+            match *ev {
+                ProcEvent::Fork { parent, child } => {
+                    if let Err(e) = log.forked(parent, child) {
+                        pr_notice!(
+                            "syscall log: cannot record the fork of pid {} from {} ({:?}): a replay does not restore it\n",
+                            child,
+                            parent,
+                            e
+                        );
+                    }
                 }
-            };
+                ProcEvent::Exit { tgid } => log.exited(tgid),
+            }
         }
     }
     for ev in events.iter() {
@@ -183,7 +191,7 @@ pub(crate) fn signal(shared: &Shared, hdr: &Header, body: &[u8]) {
         .iter_mut()
         .find(|p| p.seq == hdr.seq && p.reply.is_none())
     {
-        p.signals |= 1 << signo;
+        p.signals |= 1u32.checked_shl(signo).unwrap_or(0);
     }
 }
 
@@ -250,9 +258,10 @@ impl Reply {
         self.rep
             .lens
             .iter()
-            .take(self.rep.nbufs as usize)
+            .take(usize::try_from(self.rep.nbufs).unwrap_or(0))
             .map(move |&l| {
-                let (head, rest) = data.split_at_checked(l as usize).unwrap_or((data, &[]));
+                let l = usize::try_from(l).unwrap_or(usize::MAX);
+                let (head, rest) = data.split_at_checked(l).unwrap_or((data, &[]));
                 data = rest;
                 head
             })
@@ -333,7 +342,7 @@ fn send_call(
         ..Header::new(Kind::ClientSystemCall, 0)
     };
     flush_events(shared, tx, session)?;
-    if rpid == kernel::current!().tgid() as u32 {
+    if i64::from(rpid) == i64::from(kernel::current!().tgid()) {
         attrs::sync(shared, tx, session, rpid)?;
     }
     tx.send(hdr, body)
@@ -417,10 +426,11 @@ impl Ticket<'_> {
         raise(pending.signals);
         let body = pending.reply.ok_or(EIO)??;
         let (rep, data) = SyscallReply::decode(&body).map_err(|_| EPROTO)?;
-        if rep.nbufs as usize != self.nouts {
+        if usize::try_from(rep.nbufs).ok() != Some(self.nouts) {
             return Err(EPROTO);
         }
-        let data = body.len() - data.len();
+        // `data` is the tail of `body`.
+        let data = body.len().checked_sub(data.len()).ok_or(EPROTO)?;
         let ret = self.settle(rep.ret);
         let rerun = self.rerun();
         self.shared.log.lock().called(self.rpid);
@@ -444,8 +454,8 @@ impl Ticket<'_> {
     /// The call's result `ret`, after what its success means for the retained writes and,
     /// when its server restarted meanwhile, for a second run of it (see the module doc).
     fn settle(&self, ret: i64) -> i64 {
-        const EEXIST: i64 = -(bindings::EEXIST as i64);
-        const ENOENT: i64 = -(bindings::ENOENT as i64);
+        const EEXIST: i64 = -(bindings::EEXIST as i64); // a small constant: no overflow
+        const ENOENT: i64 = -(bindings::ENOENT as i64); // a small constant: no overflow
         let ret = match (self.nr, ret) {
             _ if !self.rerun() => ret,
             // mkdir, mkdirat, link, linkat, symlink, symlinkat
@@ -486,7 +496,7 @@ pub(crate) fn call(
     outs: &mut [&mut [u8]],
 ) -> Result<i64> {
     let reply = submit(shared, rpid, req, ins)?.wait()?;
-    if outs.len() != reply.rep.nbufs as usize {
+    if usize::try_from(reply.rep.nbufs).ok() != Some(outs.len()) {
         return Err(EPROTO);
     }
     for (out, data) in outs.iter_mut().zip(reply.outs()) {

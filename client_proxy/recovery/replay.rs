@@ -27,9 +27,10 @@ use kernel::{
 };
 
 use crate::link::attrs;
-use crate::link::connection::{silent_for, Conn};
+use crate::link::connection::{handle_frame, silent_for, Conn, Handled};
 use crate::link::rpc;
-use crate::proto::frame::{Header, F_REPLY};
+use crate::num::{len_u64, reg_i32, reg_i64, wire_len};
+use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::ProcAttrs;
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN};
@@ -83,12 +84,15 @@ pub(crate) fn redo(shared: &Shared, conn: &mut Conn) -> Result {
     let started = Instant::<Monotonic>::now();
     let mut recs = shared.retained.lock().take();
     let r = redo_all(shared, conn, &mut recs);
-    shared
-        .last_redo_us
-        .store((started.elapsed().as_nanos() / 1000) as u64, Relaxed);
+    shared.last_redo_us.store(elapsed_us(started), Relaxed);
     // Put back even after a failure: the next connection writes them again.
     let back = shared.retained.lock().put_back(recs);
     r.and(back)
+}
+
+/// Microseconds since `started` (0 if the clock went backwards).
+fn elapsed_us(started: Instant<Monotonic>) -> u64 {
+    u64::try_from(started.elapsed().as_nanos() / 1000).unwrap_or(0)
 }
 
 fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Result {
@@ -123,7 +127,7 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
                 identity = r.attrs;
             }
             if open.is_none() {
-                let args = [AT_FDCWD as u64, 0, O_WRONLY, 0, 0, 0];
+                let args = [reg_i64(AT_FDCWD), 0, O_WRONLY, 0, 0, 0];
                 let fd = path_call(shared, conn, REDO_RPID, sysno::OPENAT, args, 1, &r.path)?;
                 // Gone: only a removal in flight at the crash (it runs again after the
                 // replay) can have taken it; committed ones freed what was kept before.
@@ -146,9 +150,9 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
             let desc = BufDesc {
                 arg: 1,
                 dir: DIR_IN,
-                len: data.len() as u32,
+                len: wire_len(data.len())?,
             };
-            let args = [*fd as u64, 0, data.len() as u64, r.off as u64, 0, 0];
+            let args = [reg_i64(*fd), 0, len_u64(data.len()), reg_i64(r.off), 0, 0];
             let seq = rpc::next_seq();
             send(
                 conn,
@@ -167,8 +171,8 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
         close(shared, conn, open.take())
     })();
     let mut retained = shared.retained.lock();
-    retained.redone += window.writes;
-    retained.redone_bytes += window.bytes;
+    retained.redone = retained.redone.saturating_add(window.writes);
+    retained.redone_bytes = retained.redone_bytes.saturating_add(window.bytes);
     drop(retained);
     // The redo shadow goes away (the server closes what it left open).
     let hdr = Header {
@@ -203,11 +207,11 @@ impl Window {
         let (_, i) = self.out.remove(at)?;
         let r = &recs[i];
         let len = r.data().len();
-        if ret != len as i64 {
+        if i64::try_from(len).ok() != Some(ret) {
             diverged(shared, REDO_RPID, "write again to", &r.path, ret);
         }
-        self.writes += 1;
-        self.bytes += len as u64;
+        self.writes = self.writes.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(len_u64(len));
         Ok(())
     }
 
@@ -227,7 +231,7 @@ fn close(shared: &Shared, conn: &mut Conn, open: Option<(KVVec<u8>, i64)>) -> Re
             shared,
             conn,
             REDO_RPID,
-            &request(sysno::CLOSE, [fd as u64, 0, 0, 0, 0, 0], &[]),
+            &request(sysno::CLOSE, [reg_i64(fd), 0, 0, 0, 0, 0], &[]),
             &[],
         )?;
     }
@@ -281,7 +285,7 @@ fn process(shared: &Shared, conn: &mut Conn, p: &ProcRec) -> Result {
 /// Reopens `f` in process `rpid`'s shadow at its old server fd.
 fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
     let args = [
-        AT_FDCWD as u64,
+        reg_i64(AT_FDCWD),
         0,
         u64::from(f.flags & !O_ONCE),
         u64::from(f.mode),
@@ -303,19 +307,19 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         return Ok(());
     }
     if fd != i64::from(f.sfd) {
-        let sfd = f.sfd as u64;
+        let sfd = reg_i32(f.sfd);
         let ret = call(
             shared,
             conn,
             rpid,
-            &request(sysno::DUP3, [fd as u64, sfd, 0, 0, 0, 0], &[]),
+            &request(sysno::DUP3, [reg_i64(fd), sfd, 0, 0, 0, 0], &[]),
             &[],
         )?;
         call(
             shared,
             conn,
             rpid,
-            &request(sysno::CLOSE, [fd as u64, 0, 0, 0, 0, 0], &[]),
+            &request(sysno::CLOSE, [reg_i64(fd), 0, 0, 0, 0, 0], &[]),
             &[],
         )?;
         if ret < 0 {
@@ -326,7 +330,7 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
     // there after each append, `fs::append_pos`): the end of the file, once the retained
     // writes are back.
     if f.flags & O_APPEND != 0 {
-        let sfd = f.sfd as u64;
+        let sfd = reg_i32(f.sfd);
         call(
             shared,
             conn,
@@ -348,13 +352,13 @@ fn path_call(
     arg: u8,
     path: &[u8],
 ) -> Result<i64> {
-    let mut buf = KVVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
+    let mut buf = KVVec::with_capacity(path.len().saturating_add(1), GFP_KERNEL)?;
     buf.extend_from_slice(path, GFP_KERNEL)?;
     buf.push(0, GFP_KERNEL)?;
     let desc = BufDesc {
         arg,
         dir: DIR_IN,
-        len: buf.len() as u32,
+        len: wire_len(buf.len())?,
     };
     call(shared, conn, rpid, &request(nr, args, &[desc]), &[&buf])
 }
@@ -401,20 +405,17 @@ fn reply(shared: &Shared, conn: &mut Conn, mine: impl Fn(u64) -> bool) -> Result
                         .map(|(rep, _)| (h.seq, rep.ret))
                         .map_err(|_| EPROTO);
                 }
-                // On a live connection (a redo after a writeback error) the tasks' calls
-                // are answered meanwhile.
-                match h.kind {
-                    Kind::ServerReply => rpc::deliver(shared, h.seq, b),
-                    Kind::ServerSignal => rpc::signal(shared, &h, b),
-                    _ => (),
-                }
-                if h.kind == Kind::Heartbeat && h.flags & F_REPLY == 0 {
-                    let reply = Header {
-                        flags: F_REPLY,
-                        len: 0,
-                        ..h
-                    };
-                    conn.tx.lock().send(reply, &[])?;
+                // The normal receive path takes the rest: on a live connection (a redo
+                // after a writeback error) the tasks' calls are answered meanwhile; a
+                // writeback error reported meanwhile makes the worker redo again (it
+                // compares `verifier_changes`).
+                match handle_frame(shared, conn.session, &conn.tx, &h, b)? {
+                    Handled::Done | Handled::Redo => (),
+                    Handled::Closed => return Err(ECONNRESET),
+                    Handled::Bad(e) => {
+                        pr_notice!("replay: server sent an unexpected frame: {}\n", e.name());
+                        return Err(EPROTO);
+                    }
                 }
             }
             Err(RecvError::Timeout)

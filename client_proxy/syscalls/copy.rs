@@ -20,6 +20,11 @@
 //!   supported`, a `pr_debug`).
 //!
 //! Applications (`cp`, `cat`) fall back to `read`/`write` on these errors.
+//!
+//! Every handler here computes one [`Outcome`]: the count copied or the errno, whether the
+//! server's file system or the client found it.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{
     alloc::KVVec,
@@ -28,35 +33,26 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+use crate::num::{arg_i32, count_i64, len_u64, reg_i64, user_addr, wire_len};
 use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT, DIR_RET};
 use crate::proto::sysno;
-use crate::syscalls::fs::{call, errno, request, Dispatch, Proxy, MAX_IO};
+use crate::syscalls::fs::{
+    call, done, request, verify_area, Dispatch, Outcome, Proxy, MAX_IO, MAX_RW_COUNT,
+};
 
 extern "C" {
     fn tether_sendfile_out_check(fd: kernel::ffi::c_int) -> kernel::ffi::c_int;
     fn tether_sendfile_out_write(fd: kernel::ffi::c_int, buf: *const u8, len: usize) -> isize;
 }
 
-/// The most one read, write or sendfile moves (`MAX_RW_COUNT`: `INT_MAX & PAGE_MASK`).
-const MAX_RW_COUNT: u64 = 0x7fff_f000;
-
-/// Whether `p` was opened for reading (`FMODE_READ`).
-fn readable(p: &Proxy) -> bool {
-    p.flags() & bindings::O_ACCMODE != bindings::O_WRONLY
-}
-
-/// Whether `p` was opened for writing (`FMODE_WRITE`).
-fn writable(p: &Proxy) -> bool {
-    matches!(
-        p.flags() & bindings::O_ACCMODE,
-        bindings::O_WRONLY | bindings::O_RDWR
-    )
-}
+/// Positions below this need no check of the server's `s_maxbytes` (as `fs::SURE_POS`:
+/// every file system accepts them).
+const SURE_POS: i64 = 0x7fff_ffff;
 
 /// Reads a `loff_t` from user memory at `ptr` (`EFAULT` if it cannot).
 fn read_off(ptr: u64) -> Result<i64> {
     let mut b = [0u8; 8];
-    UserSlice::new(UserPtr::from_addr(ptr as usize), 8)
+    UserSlice::new(UserPtr::from_addr(user_addr(ptr)?), 8)
         .reader()
         .read_slice(&mut b)?;
     Ok(i64::from_ne_bytes(b))
@@ -64,7 +60,7 @@ fn read_off(ptr: u64) -> Result<i64> {
 
 /// Writes a `loff_t` to user memory at `ptr` (`EFAULT` if it cannot).
 fn write_off(ptr: u64, off: i64) -> Result {
-    UserSlice::new(UserPtr::from_addr(ptr as usize), 8)
+    UserSlice::new(UserPtr::from_addr(user_addr(ptr)?), 8)
         .writer()
         .write_slice(&off.to_ne_bytes())
 }
@@ -79,14 +75,14 @@ fn start(p: &Proxy, ptr: u64) -> Result<i64> {
 }
 
 /// Runs `copy_file_range(sfd_in, &pos_in, sfd_out, &pos_out, len, flags)` in the caller's
-/// shadow; returns the server's result (`-errno` on failure).
+/// shadow; returns the server's outcome, never more than `len`.
 fn remote_copy(
     rpid: u32,
-    (sfd_in, pos_in): (i32, i64),
-    (sfd_out, pos_out): (i32, i64),
+    (pin, pos_in): (&Proxy, i64),
+    (pout, pos_out): (&Proxy, i64),
     len: u64,
     flags: u64,
-) -> Result<i64> {
+) -> Outcome {
     // The offsets travel as input buffers: the shadow passes pointers to its copies, which
     // the server's kernel updates and nobody reads back (the client adds the result).
     let off = |arg| BufDesc {
@@ -96,181 +92,231 @@ fn remote_copy(
     };
     let req = request(
         sysno::COPY_FILE_RANGE,
-        [sfd_in as u64, 0, sfd_out as u64, 0, len, flags],
+        [pin.sfd_arg(), 0, pout.sfd_arg(), 0, len, flags],
         &[off(1), off(3)],
     );
-    call(
+    let copied = call(
         rpid,
         &req,
         &[&pos_in.to_ne_bytes(), &pos_out.to_ne_bytes()],
         &mut [],
-    )
+    )?;
+    // The server copies at most `len` bytes: never trust it with more.
+    Ok(copied.min(len))
 }
 
 /// Implements remote `copy_file_range(2)` when both fds are remote (see the module
 /// documentation for the other cases). The server's kernel makes every check (`flags`,
 /// regular files, access modes, `O_APPEND` output: `EBADF`, overlapping ranges of one
-/// file: `EINVAL`, file systems: `EXDEV`); a short copy moves the offsets by what it
-/// copied, like Linux.
+/// file: `EINVAL`, file systems: `EXDEV`, offsets: `EINVAL`, `EOVERFLOW`, `EFBIG`) on the
+/// same values Linux would see; a short copy moves the offsets by what it copied, like
+/// Linux.
 pub(crate) fn copy_file_range(a: &[u64; 6]) -> Dispatch {
     let (Some(pin), Some(pout)) = (Proxy::get(a[0]), Proxy::get(a[2])) else {
         return Dispatch::Local;
     };
-    let (off_in, off_out) = (a[1], a[3]);
-    let (pos_in, pos_out) = match (start(&pin, off_in), start(&pout, off_out)) {
-        (Ok(i), Ok(o)) => (i, o),
-        (Err(e), _) | (_, Err(e)) => return errno(e),
-    };
-    let ret = match remote_copy(pin.rpid, (pin.sfd, pos_in), (pout.sfd, pos_out), a[4], a[5]) {
-        Ok(ret) => ret,
-        Err(e) => return errno(e),
-    };
-    // The server copies at most `len` bytes: never trust it with more.
-    let mut ret = ret.min(a[4].min(i64::MAX as u64) as i64) as isize;
-    if ret > 0 {
-        let n = ret as i64;
-        for (p, ptr, pos) in [(&pin, off_in, pos_in), (&pout, off_out, pos_out)] {
+    done(copy_inner(&pin, a[1], &pout, a[3], a[4], a[5]))
+}
+
+fn copy_inner(
+    pin: &Proxy,
+    off_in: u64,
+    pout: &Proxy,
+    off_out: u64,
+    len: u64,
+    flags: u64,
+) -> Outcome {
+    let pos_in = start(pin, off_in)?;
+    let pos_out = start(pout, off_out)?;
+    let copied = remote_copy(pin.rpid, (pin, pos_in), (pout, pos_out), len, flags)?;
+    if copied > 0 {
+        let n = count_i64(copied)?;
+        let mut r = Ok(copied);
+        for (p, ptr, pos) in [(pin, off_in, pos_in), (pout, off_out, pos_out)] {
+            // The server checked that `pos + len` does not wrap (`EOVERFLOW`).
+            let end = pos.checked_add(n).ok_or(EOVERFLOW)?;
             if ptr == 0 {
-                p.set_pos(pos.saturating_add(n));
-            } else if write_off(ptr, pos.saturating_add(n)).is_err() {
-                ret = EFAULT.to_errno() as isize;
+                p.set_pos(end);
+            } else if write_off(ptr, end).is_err() {
+                r = Err(EFAULT);
             }
         }
+        return r;
     }
-    Dispatch::Done(ret)
+    Ok(copied)
 }
 
 /// Implements remote `sendfile(2)` (`sendfile64`) when both fds are remote (see the module
 /// documentation for the other cases), as one server `copy_file_range`. Checks made here
 /// in Linux's order, because `copy_file_range` would answer differently: input not
-/// readable or output not writable: `EBADF`; a negative offset: `EINVAL`; an `O_APPEND`
-/// output: `EINVAL`. Where the server refuses the copy (`EXDEV` across file systems,
-/// `EINVAL` for overlapping ranges of one file, which `sendfile` allows), the data goes
-/// through the client in `pread`/`pwrite` pieces instead. Known difference: a FIFO input
-/// fails with `ESPIPE` even without an offset.
+/// readable (`EBADF`), `rw_verify_area()` of the input range (`EINVAL`), output not
+/// writable (`EBADF`), an input position at or past the file system's largest file size
+/// (`EOVERFLOW`), an `O_APPEND` output (`EINVAL`). Where the server refuses the copy
+/// (`EXDEV` across file systems, `EINVAL` for overlapping ranges of one file, which
+/// `sendfile` allows), the data goes through the client in `pread`/`pwrite` pieces
+/// instead. Known difference: a FIFO input fails with `ESPIPE` even without an offset.
 pub(crate) fn sendfile(a: &[u64; 6]) -> Dispatch {
     let (pout, pin) = match (Proxy::get(a[0]), Proxy::get(a[1])) {
         (Some(pout), Some(pin)) => (pout, pin),
-        (None, Some(pin)) => return sendfile_local(a[0] as i32, &pin, a[2], a[3]),
+        (None, Some(pin)) => return sendfile_local(arg_i32(a[0]), &pin, a[2], a[3]),
         _ => return Dispatch::Local,
     };
     let off = a[2];
     let pos = match start(&pin, off) {
         Ok(pos) => pos,
-        Err(e) => return errno(e),
+        Err(e) => return done(Err(e)),
     };
     let out_pos = pout.pos();
-    let ret = match sendfile_at(&pin, pos, &pout, out_pos, a[3].min(MAX_RW_COUNT)) {
-        Ok(ret) => ret,
-        Err(e) => return errno(e),
-    };
-    if ret > 0 {
-        pout.set_pos(out_pos.saturating_add(ret));
+    let r = sendfile_at(&pin, pos, &pout, out_pos, a[3]);
+    if let Ok(n) = r {
+        if let Some(end) = count_i64(n).ok().and_then(|n| out_pos.checked_add(n)) {
+            pout.set_pos(end);
+        }
     }
-    sendfile_done(&pin, off, pos, ret)
+    sendfile_done(&pin, off, pos, r)
 }
 
-/// The end of a `sendfile(2)` from `pin` at `pos` that returned `ret` (bytes moved or
-/// `-errno`): the input's new offset goes to `*off`, which Linux writes back whether or
-/// not anything moved (`EFAULT` if it cannot), or else to `pin`'s file offset.
-fn sendfile_done(pin: &Proxy, off: u64, pos: i64, ret: i64) -> Dispatch {
-    let end = pos.saturating_add(ret.max(0));
+/// The end of a `sendfile(2)` from `pin` at `pos` with outcome `r`: the input's new offset
+/// goes to `*off`, which Linux writes back whether or not anything moved (`EFAULT` if it
+/// cannot), or else to `pin`'s file offset.
+fn sendfile_done(pin: &Proxy, off: u64, pos: i64, r: Outcome) -> Dispatch {
+    let moved = r.as_ref().map_or(0, |n| *n);
+    let end = count_i64(moved)
+        .ok()
+        .and_then(|n| pos.checked_add(n))
+        .unwrap_or(pos);
     if off != 0 {
         if write_off(off, end).is_err() {
-            return errno(EFAULT);
+            return done(Err(EFAULT));
         }
-    } else if ret > 0 {
+    } else if moved > 0 {
         pin.set_pos(end);
     }
-    Dispatch::Done(ret as isize)
+    done(r)
 }
 
-/// Copies up to `count` bytes from `pin` at `pos` to `pout` at `out_pos`; returns the
-/// number of bytes copied or `-errno` (`Err` when the server was not reached).
-fn sendfile_at(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Result<i64> {
-    if !readable(pin) {
-        return Ok(EBADF.to_errno().into());
+/// The input checks of `do_sendfile()` for `count` bytes of `pin` at `pos`, in its order:
+/// not readable (`EBADF`), `rw_verify_area()` (`EINVAL`); returns the count cut to
+/// [`MAX_RW_COUNT`].
+fn sendfile_in_checks(pin: &Proxy, pos: i64, count: u64) -> Result<u64> {
+    if !pin.readable() {
+        return Err(EBADF);
     }
-    if pos < 0 {
-        return Ok(EINVAL.to_errno().into());
+    verify_area(pos, count)?;
+    Ok(count.min(MAX_RW_COUNT))
+}
+
+/// `do_sendfile()`'s check of the input position against the largest file size of the
+/// input's file system (`s_maxbytes`): `EOVERFLOW` at or past it. Only a far position is
+/// checked, by asking the server to seek there (its file system refuses positions past
+/// its largest file size). Known limit: a position exactly at that size passes.
+fn sendfile_max_check(pin: &Proxy, pos: i64) -> Result {
+    if pos <= SURE_POS {
+        return Ok(());
     }
-    if !writable(pout) {
-        return Ok(EBADF.to_errno().into());
+    let args = [
+        pin.sfd_arg(),
+        reg_i64(pos),
+        u64::from(bindings::SEEK_SET),
+        0,
+        0,
+        0,
+    ];
+    match call(pin.rpid, &request(sysno::LSEEK, args, &[]), &[], &mut []) {
+        Err(e) if e == EINVAL => Err(EOVERFLOW),
+        // A file that cannot seek (`ESPIPE`) has no such limit.
+        _ => Ok(()),
     }
+}
+
+/// Copies up to `count` bytes from `pin` at `pos` to `pout` at `out_pos`.
+fn sendfile_at(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Outcome {
+    let count = sendfile_in_checks(pin, pos, count)?;
+    if !pout.writable() {
+        return Err(EBADF);
+    }
+    sendfile_max_check(pin, pos)?;
+    verify_area(out_pos, count)?;
     if pout.flags() & bindings::O_APPEND != 0 {
-        return Ok(EINVAL.to_errno().into());
+        return Err(EINVAL);
     }
-    let ret =
-        remote_copy(pin.rpid, (pin.sfd, pos), (pout.sfd, out_pos), count, 0)?.min(count as i64);
-    let ret = if ret == EXDEV.to_errno().into() || ret == EINVAL.to_errno().into() {
-        bounce(pin, pos, pout, out_pos, count)?
-    } else {
-        ret
+    let r = match remote_copy(pin.rpid, (pin, pos), (pout, out_pos), count, 0) {
+        Err(e) if e == EXDEV || e == EINVAL => bounce(pin, pos, pout, out_pos, count),
+        r => r,
     };
     // A directory: `sendfile` cannot splice from it.
-    Ok(if ret == EISDIR.to_errno().into() {
-        EINVAL.to_errno().into()
-    } else {
-        ret
-    })
+    match r {
+        Err(e) if e == EISDIR => Err(EINVAL),
+        r => r,
+    }
 }
 
-/// Reads `buf.len()` bytes of remote file `pin` at `at` into `buf`: the server's result.
-fn pread_piece(pin: &Proxy, at: i64, buf: &mut [u8]) -> Result<i64> {
+/// Reads `buf.len()` bytes of remote file `pin` at `at` into `buf`: the bytes read.
+fn pread_piece(pin: &Proxy, at: i64, buf: &mut [u8]) -> Outcome {
     let out = BufDesc {
         arg: 1,
         dir: DIR_OUT | DIR_RET,
-        len: buf.len() as u32,
+        len: wire_len(buf.len())?,
     };
-    let args = [pin.sfd as u64, 0, buf.len() as u64, at as u64, 0, 0];
-    call(
+    let args = [pin.sfd_arg(), 0, len_u64(buf.len()), reg_i64(at), 0, 0];
+    let got = call(
         pin.rpid,
         &request(sysno::PREAD64, args, &[out]),
         &[],
         &mut [buf],
-    )
+    )?;
+    Ok(got.min(len_u64(buf.len())))
+}
+
+/// The position `done` bytes after `pos` (the caller checked the range with
+/// [`verify_area`]).
+fn advance(pos: i64, done: u64) -> Result<i64> {
+    pos.checked_add(count_i64(done)?).ok_or(EINVAL)
+}
+
+/// The size of the next piece of a copy of `count` bytes of which `done` moved.
+fn next_piece(count: u64, done: u64) -> usize {
+    usize::try_from(count.saturating_sub(done)).map_or(MAX_IO, |n| n.min(MAX_IO))
 }
 
 /// Copies up to `count` bytes from `pin` at `pos` to `pout` at `out_pos` through the
 /// client, in pieces of at most [`MAX_IO`] bytes; stops at a short piece. Returns the
-/// number of bytes copied, or the first piece's `-errno`.
-fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Result<i64> {
+/// number of bytes copied, or the first piece's error.
+fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Outcome {
     let mut data = KVVec::new();
-    data.resize((count as usize).min(MAX_IO), 0, GFP_KERNEL)?;
+    data.resize(next_piece(count, 0), 0, GFP_KERNEL)?;
     let mut done = 0u64;
     while done < count {
-        let n = (count - done).min(MAX_IO as u64) as usize;
-        let got = match pread_piece(pin, pos.saturating_add(done as i64), &mut data[..n]) {
-            Ok(got) if got > 0 => (got as usize).min(n),
-            Ok(got) if got < 0 && done == 0 => return Ok(got),
+        let n = next_piece(count, done);
+        let piece = data.get_mut(..n).ok_or(EINVAL)?;
+        let got = match pread_piece(pin, advance(pos, done)?, piece) {
+            Ok(0) => break,
+            Ok(got) => got,
             Err(e) if done == 0 => return Err(e),
-            _ => break,
+            Err(_) => break,
         };
+        let got_len = usize::try_from(got).map_err(|_| EPROTO)?;
         let inb = BufDesc {
             arg: 1,
             dir: DIR_IN,
-            len: got as u32,
+            len: wire_len(got_len)?,
         };
-        let at = out_pos.saturating_add(done as i64) as u64;
-        let req = request(
-            sysno::PWRITE64,
-            [pout.sfd as u64, 0, got as u64, at, 0, 0],
-            &[inb],
-        );
-        let put = match call(pout.rpid, &req, &[&data[..got]], &mut []) {
-            Ok(put) if put >= 0 => (put as usize).min(got),
-            Ok(err) if done == 0 => return Ok(err),
+        let at = reg_i64(advance(out_pos, done)?);
+        let req = request(sysno::PWRITE64, [pout.sfd_arg(), 0, got, at, 0, 0], &[inb]);
+        let src = data.get(..got_len).ok_or(EINVAL)?;
+        let put = match call(pout.rpid, &req, &[src], &mut []) {
+            Ok(put) => put.min(got),
             Err(e) if done == 0 => return Err(e),
-            _ => break,
+            Err(_) => break,
         };
-        done += put as u64;
-        if put < n {
+        done = done.saturating_add(put);
+        if put < len_u64(n) {
             break;
         }
     }
     // Its writes are not retained (`retain.rs`): they are made durable before it returns.
     if done > 0 {
-        let args = [pout.sfd as u64, 0, 0, 0, 0, 0];
+        let args = [pout.sfd_arg(), 0, 0, 0, 0, 0];
         call(
             pout.rpid,
             &request(sysno::FDATASYNC, args, &[]),
@@ -278,7 +324,7 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
             &mut [],
         )?;
     }
-    Ok(done as i64)
+    Ok(done)
 }
 
 /// Implements remote `sendfile(2)` from a remote file `pin` (at `*off`, or its offset when
@@ -288,56 +334,46 @@ fn bounce(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) -> Resu
 fn sendfile_local(out: i32, pin: &Proxy, off: u64, count: u64) -> Dispatch {
     let pos = match start(pin, off) {
         Ok(pos) => pos,
-        Err(e) => return errno(e),
+        Err(e) => return done(Err(e)),
     };
-    match to_local(pin, pos, out, count.min(MAX_RW_COUNT)) {
-        Ok(ret) => sendfile_done(pin, off, pos, ret),
-        Err(e) => errno(e),
-    }
+    sendfile_done(pin, off, pos, to_local(pin, pos, out, count))
 }
 
-/// Copies up to `count` bytes from `pin` at `pos` to the local fd `out`; returns the
-/// number of bytes copied or `-errno` (`Err` when the server was not reached).
-fn to_local(pin: &Proxy, pos: i64, out: i32, count: u64) -> Result<i64> {
-    if !readable(pin) {
-        return Ok(EBADF.to_errno().into());
-    }
-    if pos < 0 {
-        return Ok(EINVAL.to_errno().into());
-    }
+/// Copies up to `count` bytes from `pin` at `pos` to the local fd `out`.
+fn to_local(pin: &Proxy, pos: i64, out: i32, count: u64) -> Outcome {
+    let count = sendfile_in_checks(pin, pos, count)?;
     // SAFETY: No preconditions; any fd value is fine.
     let r = unsafe { tether_sendfile_out_check(out) };
-    if r < 0 {
-        return Ok(r.into());
-    }
+    crate::num::outcome(r.into())?;
+    sendfile_max_check(pin, pos)?;
     let mut data = KVVec::new();
-    data.resize((count as usize).min(MAX_IO), 0, GFP_KERNEL)?;
+    data.resize(next_piece(count, 0), 0, GFP_KERNEL)?;
     let mut done = 0u64;
     while done < count {
-        let n = (count - done).min(MAX_IO as u64) as usize;
-        let got = match pread_piece(pin, pos.saturating_add(done as i64), &mut data[..n]) {
-            Ok(got) if got > 0 => (got as usize).min(n),
+        let n = next_piece(count, done);
+        let piece = data.get_mut(..n).ok_or(EINVAL)?;
+        let got = match pread_piece(pin, advance(pos, done)?, piece) {
+            Ok(0) => break,
+            Ok(got) => got,
             // A directory cannot be spliced from.
-            Ok(got) if got == EISDIR.to_errno().into() && done == 0 => {
-                return Ok(EINVAL.to_errno().into())
-            }
-            Ok(got) if got < 0 && done == 0 => return Ok(got),
+            Err(e) if e == EISDIR && done == 0 => return Err(EINVAL),
             Err(e) if done == 0 => return Err(e),
-            _ => break,
+            Err(_) => break,
         };
-        // SAFETY: `data[..got]` is initialized kernel memory that outlives the call.
-        let put = unsafe { tether_sendfile_out_write(out, data.as_ptr(), got) };
-        if put < 0 {
-            if done == 0 {
-                return Ok(put as i64);
-            }
-            break;
-        }
-        let put = (put as usize).min(got);
-        done += put as u64;
-        if put < n {
+        let src = data
+            .get(..usize::try_from(got).map_err(|_| EPROTO)?)
+            .ok_or(EPROTO)?;
+        // SAFETY: `src` is initialized kernel memory that outlives the call.
+        let put = unsafe { tether_sendfile_out_write(out, src.as_ptr(), src.len()) };
+        let put = match crate::num::outcome(put.try_into().unwrap_or(i64::MIN)) {
+            Ok(put) => put.min(got),
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done = done.saturating_add(put);
+        if put < len_u64(n) {
             break;
         }
     }
-    Ok(done as i64)
+    Ok(done)
 }

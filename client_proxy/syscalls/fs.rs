@@ -6,6 +6,11 @@
 //! the call on the server (through the process's shadow) or lets it run locally. Paths
 //! under a local prefix (`/dev`, `/proc`, `/sys`) and fds that are not proxy files stay
 //! local; remote fds are proxy files (`proxy.c`) whose offsets live on the client.
+//!
+//! Every value a task passes is checked before it is used in arithmetic or converted (see
+//! `num.rs`); the lints below keep it so.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{
     alloc::KVVec,
@@ -17,6 +22,10 @@ use kernel::{
 
 use crate::global::Global;
 use crate::link::rpc;
+use crate::num::{
+    access_ok, arg_i32, arg_i64, arg_u32, count_i64, len_u64, outcome, pos_u64, reg_i32, reg_i64,
+    ret_isize, user_addr, wire_len,
+};
 use crate::proto::calls::{self, Arg, Len, Spec, F_GETFL, F_SETFL, LOCK_CMDS};
 use crate::proto::syscall::{BufDesc, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
 use crate::proto::sysno;
@@ -26,9 +35,15 @@ use crate::state::Shared;
 pub(crate) enum Dispatch {
     /// Run the original system call on this machine.
     Local,
-    /// The call's return value.
+    /// The call's return value (`-errno` on failure), for the task's `regs->ax`.
     Done(isize),
 }
+
+/// What a remote call gives, on one channel: its non-negative result, or the errno it
+/// failed with, whether the server's file system said so or the client did (bad user
+/// memory, no memory, no server). Every function below that runs a call returns it;
+/// [`done`] turns it into the task's return value once.
+pub(crate) type Outcome = Result<u64>;
 
 /// A remote-call handler: gets the six syscall arguments.
 pub(crate) type Handler = fn(&[u64; 6]) -> Dispatch;
@@ -84,7 +99,7 @@ impl PathArg {
     fn from_user(ptr: u64) -> Result<Self> {
         let mut buf = KVVec::new();
         buf.resize(PATH_MAX, 0, GFP_KERNEL)?;
-        let len = UserSlice::new(UserPtr::from_addr(ptr as usize), PATH_MAX)
+        let len = UserSlice::new(UserPtr::from_addr(user_addr(ptr)?), PATH_MAX)
             .reader()
             .strcpy_into_buf(&mut buf)?
             .to_bytes_with_nul()
@@ -100,6 +115,15 @@ impl PathArg {
 
     fn is_absolute(&self) -> bool {
         self.bytes().first() == Some(&b'/')
+    }
+
+    /// Its descriptor as input buffer of argument `arg`.
+    fn desc(&self, arg: u8) -> Result<BufDesc> {
+        Ok(BufDesc {
+            arg,
+            dir: DIR_IN,
+            len: wire_len(self.buf.len())?,
+        })
     }
 }
 
@@ -138,8 +162,9 @@ impl Proxy {
     /// for the close at release).
     pub(crate) fn get(fd: u64) -> Option<Self> {
         let (mut opener, mut sfd) = (0, 0);
-        // SAFETY: The out-pointers are valid; any fd value is fine.
-        let file = unsafe { ffi::tether_proxy_get(fd as i32, &mut opener, &mut sfd) };
+        // SAFETY: The out-pointers are valid; any fd value is fine (the kernel takes an fd
+        // argument as `unsigned int`: its low 32 bits).
+        let file = unsafe { ffi::tether_proxy_get(arg_i32(fd), &mut opener, &mut sfd) };
         // Not `then_some`: it would build (and drop, i.e. put) a proxy for a null file.
         if file.is_null() {
             return None;
@@ -173,6 +198,24 @@ impl Proxy {
         unsafe { ffi::tether_proxy_flags(self.file) }
     }
 
+    /// Whether it was opened for reading (`FMODE_READ`).
+    pub(crate) fn readable(&self) -> bool {
+        self.flags() & bindings::O_ACCMODE != bindings::O_WRONLY
+    }
+
+    /// Whether it was opened for writing (`FMODE_WRITE`).
+    pub(crate) fn writable(&self) -> bool {
+        matches!(
+            self.flags() & bindings::O_ACCMODE,
+            bindings::O_WRONLY | bindings::O_RDWR
+        )
+    }
+
+    /// Its server fd, as a syscall argument.
+    pub(crate) fn sfd_arg(&self) -> u64 {
+        reg_i32(self.sfd)
+    }
+
     /// Sets the `F_SETFL` status flags as `setfl()` in `fs/fcntl.c` does.
     fn set_status_flags(&self, arg: u32) {
         // SAFETY: As in `pos`; the shim takes the file's `f_lock`.
@@ -187,54 +230,41 @@ impl Drop for Proxy {
     }
 }
 
-/// The calling process's id on the server: its thread-group id.
+/// The calling process's id on the server: its thread-group id (a pid: never negative).
 pub(crate) fn rpid() -> u32 {
-    kernel::current!().tgid() as u32
+    u32::try_from(kernel::current!().tgid()).unwrap_or_default()
 }
 
+/// A failed call's return value.
 pub(crate) fn errno(e: Error) -> Dispatch {
-    Dispatch::Done(e.to_errno() as isize)
+    done(Err(e))
 }
 
-pub(crate) fn done(r: Result<i64>) -> Dispatch {
-    match r {
-        Ok(v) => Dispatch::Done(v as isize),
-        Err(e) => errno(e),
-    }
+/// A call's return value: its result or `-errno`.
+pub(crate) fn done(r: Outcome) -> Dispatch {
+    Dispatch::Done(ret_isize(r))
 }
 
-/// A request for syscall `nr` with arguments `args` and buffers `bufs`.
+/// A request for syscall `nr` with arguments `args` and buffers `bufs` (at most
+/// `MAX_BUFS`: the rest are dropped).
 pub(crate) fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
     let mut req = SyscallReq {
         nr,
         args,
-        nbufs: bufs.len() as u32,
         ..Default::default()
     };
     for (slot, b) in req.bufs.iter_mut().zip(bufs) {
         *slot = *b;
+        req.nbufs = req.nbufs.saturating_add(1);
     }
     req
 }
 
-/// Runs `req` in process `rpid`'s shadow: `Ok` holds the call's result (`-errno` when it
-/// failed on the server), `Err` a failure to get it there and back.
-pub(crate) fn call(
-    rpid: u32,
-    req: &SyscallReq,
-    ins: &[&[u8]],
-    outs: &mut [&mut [u8]],
-) -> Result<i64> {
+/// Runs `req` in process `rpid`'s shadow: the call's result, or its errno (from the
+/// server, or a failure to get it there and back).
+pub(crate) fn call(rpid: u32, req: &SyscallReq, ins: &[&[u8]], outs: &mut [&mut [u8]]) -> Outcome {
     let shared = client().ok_or(EIO)?;
-    rpc::call(&shared, rpid, req, ins, outs)
-}
-
-fn path_buf(arg: u8, path: &PathArg) -> BufDesc {
-    BufDesc {
-        arg,
-        dir: DIR_IN,
-        len: path.buf.len() as u32,
-    }
+    outcome(rpc::call(&shared, rpid, req, ins, outs)?)
 }
 
 /// Resolves a `(dirfd, path)` pair: `None` when the call stays local, else the dirfd to
@@ -243,10 +273,10 @@ fn remote_dirfd(dirfd: u64, path: &PathArg) -> Option<u64> {
     if is_local(path.bytes()) {
         return None;
     }
-    if path.is_absolute() || dirfd as i32 == AT_FDCWD {
+    if path.is_absolute() || arg_i32(dirfd) == AT_FDCWD {
         return Some(dirfd);
     }
-    Proxy::get(dirfd).map(|p| p.sfd as u64)
+    Proxy::get(dirfd).map(|p| p.sfd_arg())
 }
 
 /// Implements remote `openat(2)`.
@@ -254,19 +284,33 @@ pub(crate) fn openat(a: &[u64; 6]) -> Dispatch {
     open_common(a[0], a[1], a[2], a[3])
 }
 
-/// Implements remote `openat2(2)`: the flags come from `struct open_how`.
+/// The size of `struct open_how` version 0 (`OPEN_HOW_SIZE_VER0`).
+const OPEN_HOW_SIZE_VER0: u64 = 24;
+/// The largest `struct open_how` `openat2` reads (`copy_struct_from_user` up to a page).
+const OPEN_HOW_SIZE_MAX: u64 = 4096;
+
+/// Implements remote `openat2(2)`: the flags come from `struct open_how`, which goes to the
+/// server whole (it checks the fields and that an unknown tail is zero, `E2BIG`).
 pub(crate) fn openat2(a: &[u64; 6]) -> Dispatch {
-    let mut how = KVVec::new();
-    let size = (a[3] as usize).min(64);
-    if size < 24 {
+    let size = a[3];
+    if size > OPEN_HOW_SIZE_MAX {
+        return errno(E2BIG);
+    }
+    if size < OPEN_HOW_SIZE_VER0 {
         return errno(EINVAL);
     }
-    if let Err(e) =
-        UserSlice::new(UserPtr::from_addr(a[2] as usize), size).read_all(&mut how, GFP_KERNEL)
-    {
+    let mut how = KVVec::new();
+    let read = user_addr(a[2]).and_then(|addr| {
+        let len = crate::num::len_usize(size)?;
+        UserSlice::new(UserPtr::from_addr(addr), len).read_all(&mut how, GFP_KERNEL)
+    });
+    if let Err(e) = read {
         return errno(e);
     }
-    let flags = u64::from_le_bytes(how[..8].try_into().unwrap_or_default());
+    let Some(flags_bytes) = how.first_chunk::<8>() else {
+        return errno(EINVAL);
+    };
+    let flags = u64::from_le_bytes(*flags_bytes);
     let path = match PathArg::from_user(a[1]) {
         Ok(p) => p,
         Err(e) => return errno(e),
@@ -274,18 +318,26 @@ pub(crate) fn openat2(a: &[u64; 6]) -> Dispatch {
     let Some(dirfd) = remote_dirfd(a[0], &path) else {
         return Dispatch::Local;
     };
+    let set_flags = |how: &mut KVVec<u8>, flags: u64| {
+        if let Some(f) = how.first_chunk_mut::<8>() {
+            *f = flags.to_le_bytes();
+        }
+    };
     // The shadow must not create the fd close-on-exec on its side only: strip O_CLOEXEC.
-    how[..8].copy_from_slice(&(flags & !u64::from(bindings::O_CLOEXEC)).to_le_bytes());
+    set_flags(&mut how, flags & !u64::from(bindings::O_CLOEXEC));
     let rpid = rpid();
-    let bufs = [
-        path_buf(1, &path),
-        BufDesc {
-            arg: 2,
-            dir: DIR_IN,
-            len: size as u32,
-        },
-    ];
-    let req = request(sysno::OPENAT2, [dirfd, 0, 0, size as u64, 0, 0], &bufs);
+    let bufs = match (path.desc(1), wire_len(how.len())) {
+        (Ok(p), Ok(len)) => [
+            p,
+            BufDesc {
+                arg: 2,
+                dir: DIR_IN,
+                len,
+            },
+        ],
+        (Err(e), _) | (_, Err(e)) => return errno(e),
+    };
+    let req = request(sysno::OPENAT2, [dirfd, 0, 0, size, 0, 0], &bufs);
     let open = |how: &[u8]| {
         let shared = client().ok_or(EIO)?;
         let ticket = rpc::submit(&shared, rpid, &req, &[&path.buf, how])?;
@@ -294,13 +346,16 @@ pub(crate) fn openat2(a: &[u64; 6]) -> Dispatch {
     let mut r = open(&how);
     if created_by_first_run(&r, flags) {
         let excl = u64::from(bindings::O_CLOEXEC | bindings::O_EXCL);
-        how[..8].copy_from_slice(&(flags & !excl).to_le_bytes());
+        set_flags(&mut how, flags & !excl);
         r = open(&how);
     }
-    match r.map(|rep| rep.ret) {
-        Ok(sfd) if sfd >= 0 => install(rpid, sfd as i32, dirfd, &path, flags, 0),
-        other => done(other),
-    }
+    done(opened(r).and_then(|sfd| install(rpid, sfd, dirfd, &path, flags, 0)))
+}
+
+/// The server fd an open's reply carries.
+fn opened(r: Result<rpc::Reply>) -> Result<i32> {
+    let sfd = outcome(r?.ret)?;
+    i32::try_from(sfd).map_err(|_| EPROTO)
 }
 
 /// Whether `r`, the reply to an exclusive create (`flags`) whose server restarted while it
@@ -314,12 +369,12 @@ fn created_by_first_run(r: &Result<rpc::Reply>, flags: u64) -> bool {
 /// Implements remote `creat(2)`.
 pub(crate) fn creat(a: &[u64; 6]) -> Dispatch {
     let flags = bindings::O_CREAT | bindings::O_WRONLY | bindings::O_TRUNC;
-    open_common(AT_FDCWD as u64, a[0], u64::from(flags), a[1])
+    open_common(reg_i32(AT_FDCWD), a[0], u64::from(flags), a[1])
 }
 
 /// Implements remote `open(2)`.
 pub(crate) fn open(a: &[u64; 6]) -> Dispatch {
-    open_common(AT_FDCWD as u64, a[0], a[1], a[2])
+    open_common(reg_i32(AT_FDCWD), a[0], a[1], a[2])
 }
 
 fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
@@ -332,10 +387,14 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
     };
     let rpid = rpid();
     let cloexec = u64::from(bindings::O_CLOEXEC);
+    let desc = match path.desc(1) {
+        Ok(d) => d,
+        Err(e) => return errno(e),
+    };
     let mut req = request(
         sysno::OPENAT,
         [dirfd, 0, flags & !cloexec, mode, 0, 0],
-        &[path_buf(1, &path)],
+        &[desc],
     );
     let open = |req: &SyscallReq| {
         let shared = client().ok_or(EIO)?;
@@ -347,43 +406,58 @@ fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> Dispatch {
         req.args[2] &= !u64::from(bindings::O_EXCL);
         r = open(&req);
     }
-    match r.map(|rep| rep.ret) {
-        Ok(sfd) if sfd >= 0 => install(rpid, sfd as i32, dirfd, &path, flags, mode),
-        other => done(other),
-    }
+    done(opened(r).and_then(|sfd| install(rpid, sfd, dirfd, &path, flags, mode)))
 }
 
 /// Installs a proxy for server fd `sfd` that process `rpid` opened as `path` (relative to
-/// server dirfd `dirfd`), and logs it.
-fn install(rpid: u32, sfd: i32, dirfd: u64, path: &PathArg, flags: u64, mode: u64) -> Dispatch {
+/// server dirfd `dirfd`), and logs it. Returns the new client fd.
+fn install(rpid: u32, sfd: i32, dirfd: u64, path: &PathArg, flags: u64, mode: u64) -> Outcome {
+    // The kernel takes open flags and modes as `int`/`umode_t`: their low 32 bits.
+    let (flags, mode) = (arg_u32(flags), arg_u32(mode));
     // SAFETY: No preconditions beyond valid values.
-    let fd = unsafe { ffi::tether_proxy_install(rpid, sfd, flags as u32) };
+    let fd = unsafe { ffi::tether_proxy_install(rpid, sfd, flags) };
     if fd < 0 {
         close_remote(rpid, sfd);
     } else if let Some(shared) = client() {
         let mut log = shared.log.lock();
-        let at = (dirfd as i32 != AT_FDCWD).then_some(dirfd as i32);
+        let at = (arg_i32(dirfd) != AT_FDCWD).then_some(arg_i32(dirfd));
         let logged = log
             .resolve(rpid, at, path.bytes())
-            .and_then(|abs| log.opened(rpid, sfd, flags as u32, mode as u32, abs));
+            .and_then(|abs| log.opened(rpid, sfd, flags, mode, abs));
         if logged.is_err() {
             pr_notice!("syscall log: no memory to record an open of pid {}\n", rpid);
         }
     }
-    Dispatch::Done(fd as isize)
+    outcome(fd.into())
 }
 
 /// Implements remote `chdir(2)`; the log keeps the new cwd.
 pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {
     let d = generic(sysno::CHDIR, a);
-    if let (Dispatch::Done(0), Ok(path), Some(shared)) = (&d, PathArg::from_user(a[0]), client()) {
-        let mut log = shared.log.lock();
+    if let (Dispatch::Done(0), Some(shared)) = (&d, client()) {
         let rpid = rpid();
-        let _ = log
-            .resolve(rpid, None, path.bytes())
-            .and_then(|abs| log.chdir(rpid, abs));
+        let logged = PathArg::from_user(a[0]).and_then(|path| {
+            let mut log = shared.log.lock();
+            log.resolve(rpid, None, path.bytes())
+                .and_then(|abs| log.chdir(rpid, abs))
+        });
+        journal_failed(logged, "chdir", rpid);
     }
     d
+}
+
+/// Reports a journal update that failed after its call succeeded (no memory, or the task
+/// changed its path argument meanwhile): the call's result stands, but a replay after a
+/// server crash restores the state the journal has.
+fn journal_failed(r: Result, what: &str, rpid: u32) {
+    if let Err(e) = r {
+        pr_notice!(
+            "syscall log: cannot record the {} of pid {} ({:?}): a replay restores the previous state\n",
+            what,
+            rpid,
+            e
+        );
+    }
 }
 
 /// Implements remote `umask(2)`; the log keeps the mask for replay.
@@ -391,7 +465,9 @@ pub(crate) fn umask(a: &[u64; 6]) -> Dispatch {
     let d = generic(sysno::UMASK, a);
     if let (Dispatch::Done(old), Some(shared)) = (&d, client()) {
         if *old >= 0 {
-            let _ = shared.log.lock().umask(rpid(), (a[0] & 0o777) as u32);
+            let rpid = rpid();
+            let logged = shared.log.lock().umask(rpid, arg_u32(a[0]) & 0o777);
+            journal_failed(logged, "umask", rpid);
         }
     }
     d
@@ -401,19 +477,16 @@ pub(crate) fn umask(a: &[u64; 6]) -> Dispatch {
 pub(crate) fn fchdir(a: &[u64; 6]) -> Dispatch {
     let d = generic(sysno::FCHDIR, a);
     if let (Dispatch::Done(0), Some(p), Some(shared)) = (&d, Proxy::get(a[0]), client()) {
-        let _ = shared.log.lock().fchdir(p.rpid, p.sfd);
+        let logged = shared.log.lock().fchdir(p.rpid, p.sfd);
+        journal_failed(logged, "fchdir", p.rpid);
     }
     d
 }
 
 /// Implements remote `rename(2)`; the log's open files and cwds follow.
 pub(crate) fn rename(a: &[u64; 6]) -> Dispatch {
-    renaming(
-        sysno::RENAME,
-        a,
-        [AT_FDCWD as u64, a[0], AT_FDCWD as u64, a[1]],
-        0,
-    )
+    let cwd = reg_i32(AT_FDCWD);
+    renaming(sysno::RENAME, a, [cwd, a[0], cwd, a[1]], 0)
 }
 
 /// Implements remote `renameat(2)`; the log's open files and cwds follow.
@@ -461,7 +534,7 @@ fn rename_paths(shared: &Shared, at: [u64; 4]) -> Result<(KVVec<u8>, KVVec<u8>)>
     let (old, new) = (PathArg::from_user(at[1])?, PathArg::from_user(at[3])?);
     // The dirfds' server fds, looked up before the log is locked (`Proxy::get` takes it).
     let dir = |fd: u64, path: &PathArg| {
-        (!path.is_absolute() && fd as i32 != AT_FDCWD)
+        (!path.is_absolute() && arg_i32(fd) != AT_FDCWD)
             .then(|| Proxy::get(fd).map(|p| p.sfd))
             .flatten()
     };
@@ -473,13 +546,13 @@ fn rename_paths(shared: &Shared, at: [u64; 4]) -> Result<(KVVec<u8>, KVVec<u8>)>
     Ok((o, n))
 }
 
+/// Closes server fd `sfd` of process `rpid`. Nobody waits for the result: a close whose
+/// fd is gone (the shadow died, the server restarted) has nothing left to close.
 fn close_remote(rpid: u32, sfd: i32) {
-    let _ = call(
-        rpid,
-        &request(sysno::CLOSE, [sfd as u64, 0, 0, 0, 0, 0], &[]),
-        &[],
-        &mut [],
-    );
+    let req = request(sysno::CLOSE, [reg_i32(sfd), 0, 0, 0, 0, 0], &[]);
+    if let Err(e) = call(rpid, &req, &[], &mut []) {
+        pr_debug!("close of server fd {} of pid {}: {:?}\n", sfd, rpid, e);
+    }
 }
 
 /// Called by `proxy.c` when the last reference to a proxy file goes (but not when its
@@ -498,7 +571,7 @@ enum At {
     /// At the proxy file's offset; a file that cannot seek (a FIFO: `ESPIPE`) is read or
     /// written as a stream instead.
     FilePos(i64),
-    /// At an explicit offset (`preadv`, `pwritev`): `ESPIPE` stays an error.
+    /// At an explicit offset (`pread64`, `preadv`, ...): `ESPIPE` stays an error.
     Offset(i64),
     /// Where the server's file is: streams (FIFOs).
     Stream,
@@ -509,8 +582,41 @@ enum At {
 
 /// Largest piece of one remote read or write, and how many pieces of one call may be in
 /// flight at once (so that copying, sending, the server's I/O and the reply overlap).
-const PIECE: usize = 128 * 1024;
+const PIECE: u64 = 128 * 1024;
 const WINDOW: usize = 8;
+
+/// The most one read, write, vectored transfer or `sendfile` moves (`MAX_RW_COUNT`:
+/// `INT_MAX & PAGE_MASK`); larger requests are cut to it, as Linux cuts them.
+pub(crate) const MAX_RW_COUNT: u64 = 0x7fff_f000;
+
+/// `rw_verify_area()` (`fs/read_write.c`) for `count` bytes at position `pos` of a file
+/// with signed offsets (every file a shadow opens is one): `EINVAL` for a count beyond
+/// `ssize_t`, a negative position, or an end beyond `loff_t`. The kernel makes this check
+/// on the whole count before it cuts the count to [`MAX_RW_COUNT`] and before the file
+/// system sees the call, so the client makes it too: a transfer in pieces would otherwise
+/// check each piece alone.
+pub(crate) fn verify_area(pos: i64, count: u64) -> Result {
+    let count = i64::try_from(count).map_err(|_| EINVAL)?;
+    if pos < 0 || pos.checked_add(count).is_none() {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// The checks `vfs_read()`/`vfs_write()` make before any I/O, in their order: the access
+/// mode (`EBADF`), the user buffer (`access_ok`: `EFAULT`), then [`verify_area`]. Returns
+/// the count to move, at most [`MAX_RW_COUNT`].
+fn verify_rw(p: &Proxy, write: bool, buf: u64, count: u64, pos: i64) -> Result<u64> {
+    let mode = if write { p.writable() } else { p.readable() };
+    if !mode {
+        return Err(EBADF);
+    }
+    if !access_ok(buf, count) {
+        return Err(EFAULT);
+    }
+    verify_area(pos, count)?;
+    Ok(count.min(MAX_RW_COUNT))
+}
 
 /// One piece of a remote write the server stored: its call, the bytes written and, for an
 /// append, the offset where they ended.
@@ -526,22 +632,15 @@ struct Written {
 /// Moves `len` bytes between user memory at `buf` and proxy file `p` at `at` (`write`:
 /// from user memory to the file). Returns the bytes moved: the first short or failed piece
 /// ends the transfer, like a short `read`/`write`; a failure before any byte moved is the
-/// result (a negative errno from the server, or a local error).
+/// result (an errno from the server, or a local error). The caller has checked the
+/// arguments ([`verify_rw`]): `len` is at most [`MAX_RW_COUNT`] and the range fits `loff_t`.
 ///
 /// The pieces written are retained (`retain.rs`), appends at the offsets where they
 /// landed; `end` is then where the last append ended. Writes to a FIFO are not retained.
-fn transfer(
-    p: &Proxy,
-    buf: u64,
-    len: u64,
-    at: At,
-    write: bool,
-    end: &mut Option<i64>,
-) -> Result<i64> {
-    let espipe = -i64::from(bindings::ESPIPE);
+fn transfer(p: &Proxy, buf: u64, len: u64, at: At, write: bool, end: &mut Option<i64>) -> Outcome {
     let mut written = KVec::new();
     let r = match transfer_at(p, buf, len, at, write, &mut written) {
-        Ok(r) if r == espipe && matches!(at, At::FilePos(_)) => {
+        Err(e) if e == ESPIPE && matches!(at, At::FilePos(_)) => {
             return transfer_at(p, buf, len, At::Stream, write, &mut KVec::new());
         }
         r => r,
@@ -569,9 +668,9 @@ fn retain(p: &Proxy, start: Option<i64>, written: KVec<Written>) {
     let mut pos = start;
     let mut failed = None;
     for w in written {
-        let len = w.len as i64;
+        let len = count_i64(len_u64(w.len)).ok();
         let kept = pos
-            .or(w.end.map(|e| e - len))
+            .or_else(|| w.end.zip(len).and_then(|(e, l)| e.checked_sub(l)))
             .filter(|off| *off >= 0)
             .ok_or(ESPIPE)
             .and_then(|off| {
@@ -581,7 +680,7 @@ fn retain(p: &Proxy, start: Option<i64>, written: KVec<Written>) {
                 retained.keep(w.reply.seq, copy, off, attrs, w.reply.req, w.at, w.len)
             });
         failed = failed.or(kept.err());
-        pos = pos.map(|p| p + len);
+        pos = pos.zip(len).and_then(|(p, l)| p.checked_add(l));
     }
     if let Some(e) = failed {
         pr_notice!(
@@ -595,7 +694,8 @@ fn retain(p: &Proxy, start: Option<i64>, written: KVec<Written>) {
 
 /// [`transfer`] at one kind of position: pieces of at most [`PIECE`] bytes, up to
 /// [`WINDOW`] of them in flight (one for streams, which must not read ahead), answered
-/// in order by the shadow.
+/// in order by the shadow. A transfer of 0 bytes still asks the server once, which says
+/// what the file makes of it (a directory: `EISDIR`).
 ///
 /// Pieces already sent when an earlier one comes back short are not undone: a write that
 /// fails half-way (`ENOSPC`) may have stored data past the length it returns.
@@ -606,7 +706,7 @@ fn transfer_at(
     at: At,
     write: bool,
     written: &mut KVec<Written>,
-) -> Result<i64> {
+) -> Outcome {
     let shared = client().ok_or(EIO)?;
     let window = if matches!(at, At::Stream | At::Append) {
         1
@@ -615,15 +715,17 @@ fn transfer_at(
     };
     let mut flight = KVec::with_capacity(window, GFP_KERNEL)?;
     let (mut sent, mut done) = (0u64, 0u64);
+    let mut first = true;
     // A local failure (a fault in the user buffer, no memory) while sending.
     let mut stop = None;
     loop {
-        while stop.is_none() && sent < len && flight.len() < window {
-            let n = (len - sent).min(PIECE as u64) as usize;
-            match send_piece(&shared, p, buf + sent, n, at, sent, write)
+        while stop.is_none() && (sent < len || first) && flight.len() < window {
+            first = false;
+            let n = len.saturating_sub(sent).min(PIECE);
+            match send_piece(&shared, p, buf, n, at, sent, write)
                 .and_then(|t| Ok(flight.push((t, n), GFP_KERNEL)?))
             {
-                Ok(()) => sent += n as u64,
+                Ok(()) => sent = sent.saturating_add(n),
                 Err(e) => stop = Some(e),
             }
         }
@@ -631,76 +733,92 @@ fn transfer_at(
             break;
         }
         let (ticket, n) = flight.remove(0).map_err(|_| EINVAL)?;
-        let r = ticket.wait().and_then(|reply| {
-            if reply.ret < 0 {
-                return Ok(reply.ret);
-            }
-            let got = (reply.ret as usize).min(n);
-            if write {
-                if got > 0 {
-                    let end = matches!(at, At::Append)
-                        .then(|| reply.outs().next())
-                        .flatten()
-                        .and_then(|o| o.try_into().ok())
-                        .map(i64::from_ne_bytes)
-                        .filter(|e| *e >= 0);
-                    let bufs = if matches!(at, At::Append) { 2 } else { 1 };
-                    written.push(
-                        Written {
-                            reply,
-                            len: got,
-                            end,
-                            at: SyscallReq::head_len(bufs),
-                        },
-                        GFP_KERNEL,
-                    )?;
-                }
-            } else {
-                let data = reply
-                    .outs()
-                    .next()
-                    .and_then(|d| d.get(..got))
-                    .ok_or(EPROTO)?;
-                UserSlice::new(UserPtr::from_addr((buf + done) as usize), got)
-                    .writer()
-                    .write_slice(data)?;
-            }
-            Ok(got as i64)
-        });
+        let r = ticket
+            .wait()
+            .and_then(|reply| piece_done(reply, n, buf, done, at, write, written));
         match r {
-            Ok(got) if got >= 0 => {
-                done += got as u64;
-                if (got as usize) < n {
+            Ok(got) => {
+                done = done.saturating_add(got);
+                if got < n {
                     break;
                 }
             }
-            r if done == 0 => return r,
-            _ => break,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
         }
     }
     match stop {
         Some(e) if done == 0 => Err(e),
-        _ => Ok(done as i64),
+        _ => Ok(done),
     }
 }
 
-/// Sends one piece of a [`transfer`]: `n` bytes at user address `buf`, `off` bytes into
-/// the transfer.
+/// Takes the reply to one piece of `n` bytes, `done` bytes into a transfer from or to user
+/// memory at `buf`: copies what a read got to the user, keeps what a write stored for
+/// retention. Returns the bytes moved (never more than `n`, whatever the server says).
+fn piece_done(
+    reply: rpc::Reply,
+    n: u64,
+    buf: u64,
+    done: u64,
+    at: At,
+    write: bool,
+    written: &mut KVec<Written>,
+) -> Outcome {
+    let got = outcome(reply.ret)?.min(n);
+    let got_len = usize::try_from(got).map_err(|_| EPROTO)?;
+    if write {
+        if got > 0 {
+            let append = matches!(at, At::Append);
+            let end = append
+                .then(|| reply.outs().next())
+                .flatten()
+                .and_then(|o| o.try_into().ok())
+                .map(i64::from_ne_bytes)
+                .filter(|e| *e >= 0);
+            let bufs = if append { 2 } else { 1 };
+            written.push(
+                Written {
+                    reply,
+                    len: got_len,
+                    end,
+                    at: SyscallReq::head_len(bufs),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+    } else {
+        let data = reply
+            .outs()
+            .next()
+            .and_then(|d| d.get(..got_len))
+            .ok_or(EPROTO)?;
+        let dst = user_addr(buf.checked_add(done).ok_or(EFAULT)?)?;
+        UserSlice::new(UserPtr::from_addr(dst), got_len)
+            .writer()
+            .write_slice(data)?;
+    }
+    Ok(got)
+}
+
+/// Sends one piece of a [`transfer`]: `n` bytes at user address `buf + off`, `off` bytes
+/// into the transfer.
 fn send_piece<'a>(
     shared: &'a Shared,
     p: &Proxy,
     buf: u64,
-    n: usize,
+    n: u64,
     at: At,
     off: u64,
     write: bool,
 ) -> Result<rpc::Ticket<'a>> {
+    let len = crate::num::len_usize(n)?;
     let dir = if write { DIR_IN } else { DIR_OUT | DIR_RET };
     let desc = [
         BufDesc {
             arg: 1,
             dir,
-            len: n as u32,
+            len: wire_len(len)?,
         },
         BufDesc {
             arg: 3,
@@ -708,9 +826,11 @@ fn send_piece<'a>(
             len: 8,
         },
     ];
+    // `verify_area` made sure that the transfer's end fits `loff_t`.
+    let at_off = |pos: i64| pos.checked_add(count_i64(off)?).ok_or(EINVAL);
     let (nr, pos) = match (at, write) {
-        (At::FilePos(pos) | At::Offset(pos), false) => (sysno::PREAD64, pos + off as i64),
-        (At::FilePos(pos) | At::Offset(pos), true) => (sysno::PWRITE64, pos + off as i64),
+        (At::FilePos(pos) | At::Offset(pos), false) => (sysno::PREAD64, at_off(pos)?),
+        (At::FilePos(pos) | At::Offset(pos), true) => (sysno::PWRITE64, at_off(pos)?),
         (At::Stream, false) => (sysno::READ, 0),
         (At::Stream, true) => (sysno::WRITE, 0),
         (At::Append, _) => (calls::APPEND, 0),
@@ -720,12 +840,13 @@ fn send_piece<'a>(
     } else {
         &desc[..1]
     };
-    let req = request(nr, [p.sfd as u64, 0, n as u64, pos as u64, 0, 0], bufs);
+    let req = request(nr, [p.sfd_arg(), 0, n, reg_i64(pos), 0, 0], bufs);
     if !write {
         return rpc::submit(shared, p.rpid, &req, &[]);
     }
     let mut data = KVVec::new();
-    UserSlice::new(UserPtr::from_addr(buf as usize), n).read_all(&mut data, GFP_KERNEL)?;
+    let src = user_addr(buf.checked_add(off).ok_or(EFAULT)?)?;
+    UserSlice::new(UserPtr::from_addr(src), len).read_all(&mut data, GFP_KERNEL)?;
     rpc::submit(shared, p.rpid, &req, &[&data])
 }
 
@@ -734,11 +855,33 @@ pub(crate) fn read(a: &[u64; 6]) -> Dispatch {
     let Some(p) = Proxy::get(a[0]) else {
         return Dispatch::Local;
     };
-    let r = transfer(&p, a[1], a[2], At::FilePos(p.pos()), false, &mut None);
-    if let Ok(n) = r {
-        p.set_pos(p.pos() + n.max(0));
+    done(at_file_pos(&p, a[1], a[2], false))
+}
+
+/// Implements remote `write(2)`: a `pwrite64` at the proxy file's offset; `O_APPEND`
+/// files append on the server.
+pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
+    let Some(p) = Proxy::get(a[0]) else {
+        return Dispatch::Local;
+    };
+    done(at_file_pos(&p, a[1], a[2], true))
+}
+
+/// `read(2)` or `write(2)` of `count` bytes at user address `buf`, at `p`'s offset, which
+/// moves by what was moved (after an append: to where it ended, as in Linux).
+fn at_file_pos(p: &Proxy, buf: u64, count: u64, write: bool) -> Outcome {
+    let pos = p.pos();
+    let count = verify_rw(p, write, buf, count, pos)?;
+    let append = write && p.flags() & bindings::O_APPEND != 0;
+    let at = if append { At::Append } else { At::FilePos(pos) };
+    let mut end = None;
+    let n = transfer(p, buf, count, at, write, &mut end)?;
+    match end {
+        Some(end) if append && n > 0 => p.set_pos(end),
+        _ if !append => p.set_pos(pos.checked_add(count_i64(n)?).ok_or(EOVERFLOW)?),
+        _ => (),
     }
-    done(r)
+    Ok(n)
 }
 
 /// Implements remote `pread64(2)`.
@@ -755,118 +898,202 @@ fn positional(a: &[u64; 6], write: bool) -> Dispatch {
     let Some(p) = Proxy::get(a[0]) else {
         return Dispatch::Local;
     };
-    if (a[3] as i64) < 0 {
+    let pos = arg_i64(a[3]);
+    // `ksys_pread64()` refuses a negative position before it looks at the fd.
+    if pos < 0 {
         return errno(EINVAL);
     }
-    done(transfer(
-        &p,
-        a[1],
-        a[2],
-        At::Offset(a[3] as i64),
-        write,
-        &mut None,
-    ))
+    done(
+        verify_rw(&p, write, a[1], a[2], pos)
+            .and_then(|count| transfer(&p, a[1], count, At::Offset(pos), write, &mut None)),
+    )
 }
 
-/// Implements remote `write(2)`: a `pwrite64` at the proxy file's offset; `O_APPEND`
-/// files append on the server.
-pub(crate) fn write(a: &[u64; 6]) -> Dispatch {
-    let Some(p) = Proxy::get(a[0]) else {
-        return Dispatch::Local;
-    };
-    let append = p.flags() & bindings::O_APPEND != 0;
-    let at = if append {
-        At::Append
-    } else {
-        At::FilePos(p.pos())
-    };
-    let mut end = None;
-    let r = transfer(&p, a[1], a[2], at, true, &mut end);
-    match (r, end) {
-        // After an append the offset is where it ended, as in Linux.
-        (Ok(n), Some(end)) if append && n > 0 => p.set_pos(end),
-        (Ok(n), _) if !append => p.set_pos(p.pos() + n.max(0)),
-        _ => {}
+/// The `RWF_*` flags of `preadv2`/`pwritev2` (`include/uapi/linux/fs.h`).
+const RWF_APPEND: u32 = 0x10;
+const RWF_NOAPPEND: u32 = 0x20;
+const RWF_ATOMIC: u32 = 0x40;
+/// Every flag Linux 7.3 knows (`RWF_SUPPORTED`: `HIPRI` to `NOSIGNAL`).
+const RWF_SUPPORTED: u32 = 0x1ff;
+
+/// The checks `kiocb_set_rw_flags()` makes of `preadv2`/`pwritev2` flags that do not depend
+/// on the file: unknown flags (`EOPNOTSUPP`), `RWF_APPEND` with `RWF_NOAPPEND` (`EINVAL`),
+/// `RWF_ATOMIC` on a read (`EOPNOTSUPP`). The other flags are accepted and, but for
+/// `RWF_APPEND`, not forwarded (known limit: `RWF_DSYNC`/`RWF_SYNC` writes are durable
+/// only as plain writes are, `RWF_NOWAIT` may wait, `RWF_ATOMIC` writes are not atomic).
+fn check_rwf(flags: u32, write: bool) -> Result {
+    if flags & !RWF_SUPPORTED != 0 {
+        return Err(EOPNOTSUPP);
     }
-    done(r)
+    if flags & RWF_APPEND != 0 && flags & RWF_NOAPPEND != 0 {
+        return Err(EINVAL);
+    }
+    if flags & RWF_ATOMIC != 0 && !write {
+        return Err(EOPNOTSUPP);
+    }
+    Ok(())
 }
 
-/// Most iovecs one call may carry (`UIO_MAXIOV`).
-const IOV_MAX: u64 = 1024;
+/// Where a vectored transfer happens.
+#[derive(Clone, Copy)]
+enum VecAt {
+    /// At the file offset (`readv`, `writev`, `preadv2`/`pwritev2` at `-1`).
+    File,
+    /// At the position argument (`preadv`, `pwritev`, `preadv2`/`pwritev2` otherwise).
+    Explicit(i64),
+}
+
+/// Size of a `struct iovec`, and where its `iov_len` starts.
+const IOVEC_SIZE: usize = 16;
+const IOVEC_LEN_AT: usize = 8;
+
+/// Reads the iovec array of a vectored call and checks it as `import_iovec()` does: more
+/// than `UIO_MAXIOV` entries (`EINVAL`), an unreadable array (`EFAULT`), a length beyond
+/// `ssize_t` (`EINVAL`, for any entry before the buffers are checked), a buffer outside
+/// user space (`EFAULT`). Lengths are cut so that the total stays within
+/// [`MAX_RW_COUNT`] (with one entry, before its buffer is checked, as Linux does).
+fn import_iovec(vec: u64, vlen: u32) -> Result<KVec<(u64, u64)>> {
+    let mut segs = KVec::new();
+    if vlen == 0 {
+        return Ok(segs);
+    }
+    if vlen > bindings::UIO_MAXIOV {
+        return Err(EINVAL);
+    }
+    let n = usize::try_from(vlen).map_err(|_| EINVAL)?;
+    let size = n.checked_mul(IOVEC_SIZE).ok_or(EINVAL)?;
+    let mut raw = KVVec::new();
+    UserSlice::new(UserPtr::from_addr(user_addr(vec)?), size).read_all(&mut raw, GFP_KERNEL)?;
+    for v in raw.chunks_exact(IOVEC_SIZE) {
+        let (base, len) = v.split_at(IOVEC_LEN_AT);
+        let base = u64::from_ne_bytes(base.try_into().map_err(|_| EINVAL)?);
+        let len = u64::from_ne_bytes(len.try_into().map_err(|_| EINVAL)?);
+        if i64::try_from(len).is_err() {
+            return Err(EINVAL);
+        }
+        segs.push((base, len), GFP_KERNEL)?;
+    }
+    let single = segs.len() == 1;
+    let mut total = 0u64;
+    for (base, len) in segs.iter_mut() {
+        if single {
+            *len = (*len).min(MAX_RW_COUNT);
+        }
+        if !access_ok(*base, *len) {
+            return Err(EFAULT);
+        }
+        *len = (*len).min(MAX_RW_COUNT.saturating_sub(total));
+        total = total.saturating_add(*len);
+    }
+    Ok(segs)
+}
 
 /// Implements remote `readv(2)`, `writev(2)`, `preadv(2)`, `pwritev(2)`, `preadv2(2)` and
-/// `pwritev2(2)`: one remote transfer per iovec, at the proxy file's offset or at the
-/// offset in argument `pos_arg` (where `-1` means the file's offset).
-fn vec_io(a: &[u64; 6], write: bool, pos_arg: Option<usize>) -> Dispatch {
+/// `pwritev2(2)` (`flags`: `RWF_*` of the last two): the checks of `vfs_readv()` and
+/// `vfs_writev()` in their order, then one remote transfer per iovec, at `at`.
+fn vec_io(a: &[u64; 6], write: bool, at: VecAt, flags: u32) -> Dispatch {
     let Some(p) = Proxy::get(a[0]) else {
         return Dispatch::Local;
     };
-    if a[2] > IOV_MAX {
-        return errno(EINVAL);
+    done(vec_io_inner(&p, a, write, at, flags))
+}
+
+fn vec_io_inner(p: &Proxy, a: &[u64; 6], write: bool, at: VecAt, flags: u32) -> Outcome {
+    // `do_preadv()` refuses a negative position before it looks at the fd.
+    if matches!(at, VecAt::Explicit(pos) if pos < 0) {
+        return Err(EINVAL);
     }
-    let mut iov = KVVec::new();
-    let len = a[2] as usize * 16;
-    if let Err(e) =
-        UserSlice::new(UserPtr::from_addr(a[1] as usize), len).read_all(&mut iov, GFP_KERNEL)
-    {
-        return errno(e);
+    let mode = if write { p.writable() } else { p.readable() };
+    if !mode {
+        return Err(EBADF);
     }
-    let explicit = pos_arg.map(|i| a[i] as i64).filter(|pos| *pos != -1);
-    let append = write && explicit.is_none() && p.flags() & bindings::O_APPEND != 0;
-    let mut pos = explicit.unwrap_or_else(|| p.pos());
-    let mut total = 0i64;
+    // `import_iovec()` takes the count as `unsigned int`.
+    let segs = import_iovec(a[1], arg_u32(a[2]))?;
+    let total = segs
+        .iter()
+        .try_fold(0u64, |t, (_, len)| t.checked_add(*len))
+        .ok_or(EINVAL)?;
+    if total == 0 {
+        return Ok(0);
+    }
+    let start = match at {
+        VecAt::File => p.pos(),
+        VecAt::Explicit(pos) => pos,
+    };
+    verify_area(start, total)?;
+    check_rwf(flags, write)?;
+    let append = write
+        && (flags & RWF_APPEND != 0
+            || (matches!(at, VecAt::File) && p.flags() & bindings::O_APPEND != 0));
+    let mut pos = start;
+    let mut moved = 0u64;
     let mut end = None;
-    for v in iov.chunks_exact(16) {
-        let base = u64::from_le_bytes(v[..8].try_into().unwrap_or_default());
-        let len = u64::from_le_bytes(v[8..].try_into().unwrap_or_default());
-        if len == 0 {
-            continue;
-        }
-        let at = match explicit {
-            Some(_) => At::Offset(pos),
-            None if append => At::Append,
-            None => At::FilePos(pos),
+    for &(base, len) in segs.iter().filter(|s| s.1 > 0) {
+        let piece_at = match at {
+            _ if append => At::Append,
+            VecAt::Explicit(_) => At::Offset(pos),
+            VecAt::File => At::FilePos(pos),
         };
-        let r = transfer(&p, base, len, at, write, &mut end);
-        match r {
-            Ok(n) if n >= 0 => {
-                total += n;
-                pos += n;
-                if (n as u64) < len {
+        match transfer(p, base, len, piece_at, write, &mut end) {
+            Ok(n) => {
+                moved = moved.saturating_add(n);
+                pos = pos.checked_add(count_i64(n)?).ok_or(EOVERFLOW)?;
+                if n < len {
                     break;
                 }
             }
-            Ok(err) if total == 0 => return Dispatch::Done(err as isize),
-            Err(e) if total == 0 => return errno(e),
-            _ => break,
+            Err(e) if moved == 0 => return Err(e),
+            Err(_) => break,
         }
     }
-    if explicit.is_none() && !append {
-        p.set_pos(pos);
-    } else if let (true, Some(end)) = (append && total > 0, end) {
-        p.set_pos(end);
+    if matches!(at, VecAt::File) {
+        if !append {
+            p.set_pos(pos);
+        } else if let (true, Some(end)) = (moved > 0, end) {
+            p.set_pos(end);
+        }
     }
-    Dispatch::Done(total as isize)
+    Ok(moved)
+}
+
+/// The position argument of `preadv2`/`pwritev2`: `-1` means the file offset.
+fn v2_at(pos: u64) -> VecAt {
+    match arg_i64(pos) {
+        -1 => VecAt::File,
+        pos => VecAt::Explicit(pos),
+    }
 }
 
 /// Implements remote `readv(2)`.
 pub(crate) fn readv(a: &[u64; 6]) -> Dispatch {
-    vec_io(a, false, None)
+    vec_io(a, false, VecAt::File, 0)
 }
 
 /// Implements remote `writev(2)`.
 pub(crate) fn writev(a: &[u64; 6]) -> Dispatch {
-    vec_io(a, true, None)
+    vec_io(a, true, VecAt::File, 0)
 }
 
-/// Implements remote `preadv(2)` and `preadv2(2)` (flags are not supported remotely).
+/// Implements remote `preadv(2)`: a position of `-1` is `EINVAL`, as any negative one.
 pub(crate) fn preadv(a: &[u64; 6]) -> Dispatch {
-    vec_io(a, false, Some(3))
+    vec_io(a, false, VecAt::Explicit(arg_i64(a[3])), 0)
 }
 
-/// Implements remote `pwritev(2)` and `pwritev2(2)`.
+/// Implements remote `pwritev(2)`.
 pub(crate) fn pwritev(a: &[u64; 6]) -> Dispatch {
-    vec_io(a, true, Some(3))
+    vec_io(a, true, VecAt::Explicit(arg_i64(a[3])), 0)
+}
+
+/// Implements remote `preadv2(2)`: at the file offset when the position is `-1`; `flags`
+/// as [`check_rwf`] says.
+pub(crate) fn preadv2(a: &[u64; 6]) -> Dispatch {
+    vec_io(a, false, v2_at(a[3]), arg_u32(a[5]))
+}
+
+/// Implements remote `pwritev2(2)`: at the file offset when the position is `-1`;
+/// `RWF_APPEND` appends.
+pub(crate) fn pwritev2(a: &[u64; 6]) -> Dispatch {
+    vec_io(a, true, v2_at(a[3]), arg_u32(a[5]))
 }
 
 /// Implements remote `fcntl(2)`: record locks (`F_GETLK`, `F_SETLK`, `F_SETLKW` and their
@@ -885,7 +1112,8 @@ pub(crate) fn fcntl(a: &[u64; 6]) -> Dispatch {
             };
             let d = generic(sysno::FCNTL, a);
             if let Dispatch::Done(0) = d {
-                p.set_status_flags(a[2] as u32);
+                // The kernel takes `F_SETFL`'s argument as `unsigned int`.
+                p.set_status_flags(arg_u32(a[2]));
             }
             d
         }
@@ -894,31 +1122,51 @@ pub(crate) fn fcntl(a: &[u64; 6]) -> Dispatch {
     }
 }
 
-/// Implements remote `lseek(2)`: `SEEK_SET`/`SEEK_CUR` on the client, the others (which
-/// need the file's size or layout) on the server.
+/// File positions every file system a shadow may open accepts (ext4 directories with
+/// 32-bit hashes end at `EXT4_HTREE_EOF_32BIT`, `0x7fffffff`; regular files of every
+/// Linux file system go further): `lseek` sets them on the client alone. Farther
+/// positions are checked by the server's file system (its `s_maxbytes`, a directory's
+/// hash range).
+const SURE_POS: i64 = 0x7fff_ffff;
+
+/// Implements remote `lseek(2)`: `SEEK_SET`/`SEEK_CUR` on the client, as
+/// `generic_file_llseek_size()` computes them (a negative or overflowing position:
+/// `EINVAL`), with positions past [`SURE_POS`] checked by the server's file; the others
+/// (which need the file's size or layout) on the server. Known limit: a FIFO accepts
+/// `SEEK_SET`/`SEEK_CUR` to a near position where Linux says `ESPIPE`.
 pub(crate) fn lseek(a: &[u64; 6]) -> Dispatch {
     let Some(p) = Proxy::get(a[0]) else {
         return Dispatch::Local;
     };
-    let off = a[1] as i64;
-    let pos = match a[2] {
-        0 => off,
-        1 => p.pos().saturating_add(off),
-        _ => match call(
-            p.rpid,
-            &request(sysno::LSEEK, [p.sfd as u64, a[1], a[2], 0, 0, 0], &[]),
-            &[],
-            &mut [],
-        ) {
-            Ok(pos) => pos,
-            Err(e) => return errno(e),
-        },
+    // `whence` is an `unsigned int`.
+    done(lseek_inner(&p, arg_i64(a[1]), arg_u32(a[2])))
+}
+
+fn lseek_inner(p: &Proxy, off: i64, whence: u32) -> Outcome {
+    let server_lseek = |off: i64, whence: u32| {
+        let args = [p.sfd_arg(), reg_i64(off), u64::from(whence), 0, 0, 0];
+        call(p.rpid, &request(sysno::LSEEK, args, &[]), &[], &mut [])
     };
-    if pos < 0 {
-        return errno(EINVAL);
+    let target = match whence {
+        bindings::SEEK_SET => off,
+        // The position query: no check, no change.
+        bindings::SEEK_CUR if off == 0 => return pos_u64(p.pos()),
+        bindings::SEEK_CUR => p.pos().checked_add(off).ok_or(EINVAL)?,
+        w if w <= bindings::SEEK_MAX => {
+            let pos = server_lseek(off, w)?;
+            p.set_pos(i64::try_from(pos).map_err(|_| EPROTO)?);
+            return Ok(pos);
+        }
+        _ => return Err(EINVAL),
+    };
+    if target < 0 {
+        return Err(EINVAL);
     }
-    p.set_pos(pos);
-    Dispatch::Done(pos as isize)
+    if target > SURE_POS {
+        server_lseek(target, bindings::SEEK_SET)?;
+    }
+    p.set_pos(target);
+    pos_u64(target)
 }
 
 /// Implements remote `getdents64(2)`: the listing goes on from the proxy file's position,
@@ -928,15 +1176,17 @@ pub(crate) fn getdents64(a: &[u64; 6]) -> Dispatch {
     let Some(p) = Proxy::get(a[0]) else {
         return Dispatch::Local;
     };
-    done(getdents64_inner(&p, a[1], (a[2] as usize).min(MAX_IO)))
+    // The count is an `unsigned int`; more than `MAX_IO` at once is never needed.
+    let count = usize::try_from(arg_u32(a[2])).map_or(MAX_IO, |c| c.min(MAX_IO));
+    done(getdents64_inner(&p, a[1], count))
 }
 
-fn getdents64_inner(p: &Proxy, buf: u64, n: usize) -> Result<i64> {
+fn getdents64_inner(p: &Proxy, buf: u64, n: usize) -> Outcome {
     let descs = [
         BufDesc {
             arg: 1,
             dir: DIR_OUT | DIR_RET,
-            len: n as u32,
+            len: wire_len(n)?,
         },
         BufDesc {
             arg: 3,
@@ -946,16 +1196,13 @@ fn getdents64_inner(p: &Proxy, buf: u64, n: usize) -> Result<i64> {
     ];
     let req = request(
         calls::GETDENTS,
-        [p.sfd as u64, 0, n as u64, 0, p.pos() as u64, 0],
+        [p.sfd_arg(), 0, len_u64(n), 0, reg_i64(p.pos()), 0],
         &descs,
     );
     let mut out = KVVec::new();
     out.resize(n, 0, GFP_KERNEL)?;
     let mut end = [0u8; 8];
     let ret = call(p.rpid, &req, &[], &mut [&mut out[..], &mut end[..]])?;
-    if ret < 0 {
-        return Ok(ret);
-    }
     let len = usize::try_from(ret)
         .ok()
         .filter(|&l| l <= n)
@@ -964,9 +1211,10 @@ fn getdents64_inner(p: &Proxy, buf: u64, n: usize) -> Result<i64> {
     if end < 0 {
         return Err(EPROTO);
     }
-    UserSlice::new(UserPtr::from_addr(buf as usize), len)
+    let data = out.get(..len).ok_or(EPROTO)?;
+    UserSlice::new(UserPtr::from_addr(user_addr(buf)?), len)
         .writer()
-        .write_slice(&out[..len])?;
+        .write_slice(data)?;
     p.set_pos(end);
     Ok(ret)
 }
@@ -979,17 +1227,18 @@ pub(crate) fn generic(nr: u32, a: &[u64; 6]) -> Dispatch {
         return errno(ENOSYS);
     };
     match generic_inner(spec, a) {
-        Ok(Some(ret)) => Dispatch::Done(ret as isize),
+        Ok(Some(ret)) => done(ret),
         Ok(None) => Dispatch::Local,
         Err(e) => errno(e),
     }
 }
 
 fn buf_len(len: Len, a: &[u64; 6]) -> usize {
-    match len {
-        Len::Fixed(n) => n as usize,
-        Len::Arg(i) => (a[i as usize] as usize).min(MAX_IO),
-    }
+    let n = match len {
+        Len::Fixed(n) => u64::from(n),
+        Len::Arg(i) => a.get(usize::from(i)).copied().unwrap_or(0),
+    };
+    usize::try_from(n).map_or(MAX_IO, |n| n.min(MAX_IO))
 }
 
 /// One buffer argument of a generic call: what goes to the server, what comes back.
@@ -999,7 +1248,8 @@ struct Buf {
     output: KVVec<u8>,
 }
 
-fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
+/// Runs a generic call: `None` when it stays local, else its outcome.
+fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<Outcome>> {
     let mut args = *a;
     let mut kinds = [Arg::Val; 6];
     for (i, k) in kinds.iter_mut().enumerate() {
@@ -1007,43 +1257,46 @@ fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
         *k = spec.arg(i, a).ok_or(EINVAL)?;
     }
     let mut paths: [Option<PathArg>; 6] = Default::default();
-    for (i, arg) in kinds.iter().enumerate() {
-        if matches!(arg, Arg::Path | Arg::Str) && a[i] != 0 {
-            let path = PathArg::from_user(a[i])?;
+    for ((arg, &ai), slot) in kinds.iter().zip(a).zip(&mut paths) {
+        if matches!(arg, Arg::Path | Arg::Str) && ai != 0 {
+            let path = PathArg::from_user(ai)?;
             if matches!(arg, Arg::Path) && is_local(path.bytes()) {
                 return Ok(None);
             }
-            paths[i] = Some(path);
+            *slot = Some(path);
         }
     }
     let mut bufs: KVec<Buf> = KVec::new();
-    for (i, arg) in kinds.iter().enumerate() {
+    for (i, (arg, &ai)) in kinds.iter().zip(a).enumerate() {
+        let Some(slot) = args.get_mut(i) else {
+            return Err(EINVAL);
+        };
         let (dir, len) = match *arg {
             Arg::Val | Arg::ByCommand => continue,
-            Arg::Fd => match Proxy::get(a[i]) {
+            Arg::Fd => match Proxy::get(ai) {
                 Some(p) => {
-                    args[i] = p.sfd as u64;
+                    *slot = p.sfd_arg();
                     continue;
                 }
                 None => return Ok(None),
             },
             Arg::DirFd(p) => {
                 // Without a path (`utimensat(fd, NULL, ...)`) the dirfd is the file itself.
-                let path = paths.get(p as usize).and_then(Option::as_ref);
-                if path.is_none_or(|p| !p.is_absolute()) && a[i] as i32 != AT_FDCWD {
-                    match Proxy::get(a[i]) {
-                        Some(p) => args[i] = p.sfd as u64,
+                let path = paths.get(usize::from(p)).and_then(Option::as_ref);
+                if path.is_none_or(|p| !p.is_absolute()) && arg_i32(ai) != AT_FDCWD {
+                    match Proxy::get(ai) {
+                        Some(p) => *slot = p.sfd_arg(),
                         None => return Ok(None),
                     }
                 }
                 continue;
             }
-            Arg::Path | Arg::Str => match &paths[i] {
+            Arg::Path | Arg::Str => match paths.get(i).and_then(Option::as_ref) {
                 Some(path) => (DIR_IN, path.buf.len()),
                 None => continue,
             },
             // A null buffer stays null: the call decides what that means.
-            Arg::In(_) | Arg::InOut(_) | Arg::Out(_) | Arg::OutRet(_) if a[i] == 0 => continue,
+            Arg::In(_) | Arg::InOut(_) | Arg::Out(_) | Arg::OutRet(_) if ai == 0 => continue,
             Arg::In(len) => (DIR_IN, buf_len(len, a)),
             Arg::InOut(len) => (DIR_IN | DIR_OUT, buf_len(len, a)),
             Arg::Out(len) => (DIR_OUT, buf_len(len, a)),
@@ -1056,22 +1309,22 @@ fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
         | Arg::OutRet(Len::Arg(j)) = *arg
         {
             if let Some(v) = args.get_mut(usize::from(j)) {
-                *v = len as u64;
+                *v = len_u64(len);
             }
         }
         let mut buf = Buf {
             desc: BufDesc {
-                arg: i as u8,
+                arg: u8::try_from(i).map_err(|_| EINVAL)?,
                 dir,
-                len: len as u32,
+                len: wire_len(len)?,
             },
             input: KVVec::new(),
             output: KVVec::new(),
         };
-        if let Some(path) = &paths[i] {
+        if let Some(path) = paths.get(i).and_then(Option::as_ref) {
             buf.input.extend_from_slice(&path.buf, GFP_KERNEL)?;
         } else if dir & DIR_IN != 0 {
-            UserSlice::new(UserPtr::from_addr(a[i] as usize), len)
+            UserSlice::new(UserPtr::from_addr(user_addr(ai)?), len)
                 .read_all(&mut buf.input, GFP_KERNEL)?;
         }
         if dir & DIR_OUT != 0 {
@@ -1098,18 +1351,20 @@ fn generic_inner(spec: &Spec, a: &[u64; 6]) -> Result<Option<i64>> {
                 outs.push(&mut b.output[..], GFP_KERNEL)?;
             }
         }
-        call(rpid(), &req, &ins, &mut outs)?
+        call(rpid(), &req, &ins, &mut outs)
     };
-    if ret >= 0 {
+    if let Ok(ret) = ret {
         for b in bufs.iter().filter(|b| b.desc.dir & DIR_OUT != 0) {
             let n = if b.desc.dir & DIR_RET != 0 {
-                (ret as usize).min(b.output.len())
+                usize::try_from(ret).map_or(b.output.len(), |r| r.min(b.output.len()))
             } else {
                 b.output.len()
             };
-            UserSlice::new(UserPtr::from_addr(a[b.desc.arg as usize] as usize), n)
+            let addr = a.get(usize::from(b.desc.arg)).copied().ok_or(EINVAL)?;
+            let data = b.output.get(..n).ok_or(EINVAL)?;
+            UserSlice::new(UserPtr::from_addr(user_addr(addr)?), n)
                 .writer()
-                .write_slice(&b.output[..n])?;
+                .write_slice(data)?;
         }
     }
     Ok(Some(ret))

@@ -405,6 +405,39 @@ check "large transfers: the server's copy has the client's checksum" \
 	test "$(srv 20 'sha256sum </srv/data/big')" = "$(sha256sum </dev/tether-big)"
 rm -f /dev/tether-big /dev/tether-big2
 
+# A benchmark while a tethered task does I/O (issue 10): the bench's receive loop hands the
+# frames it does not own (the task's replies, flush notices, heartbeats) to the normal
+# receive path, so no reply is lost and the connection stays up.
+head -c 3000000 /dev/urandom >/dev/tether-bio
+want=$(sha256sum </dev/tether-bio)
+o=$(tb 'dd if=/dev/tether-bio of=/data/bio bs=1M 2>&1 && echo stored' 2>&1)
+note "$o"
+disc0=$(key $D/state disconnects)
+rm -f /dev/tether-bio-stop /out/bench-io.err
+$BASHM -c 'n=0; while [ ! -e /dev/tether-bio-stop ]; do sha256sum </data/bio; n=$((n+1)); done; echo loops=$n' \
+	>/out/bench-io.out 2>&1 &
+bp=$!
+wait_until 20 test -s /out/bench-io.out
+runs=0
+for i in 1 2 3; do
+	echo ping 2000 64 >$D/bench 2>>/out/bench-io.err && cat $D/bench >>/out/bench-io.err &&
+		echo bulk 8388608 65536 >$D/bench 2>>/out/bench-io.err && cat $D/bench >>/out/bench-io.err &&
+		runs=$((runs + 1))
+done
+touch /dev/tether-bio-stop
+reap $bp 60 >&2
+note "$(cat /out/bench-io.err)"
+loops=$(val loops "$(cat /out/bench-io.out)")
+sums=$(grep -v '^loops=' /out/bench-io.out | sort | uniq -c)
+note "reader: loops=${loops:-?}; $sums"
+check "bench during tethered I/O: 3 ping and 3 bulk runs succeed ($runs rounds)" test $runs = 3
+check "bench during tethered I/O: the reader finished ${loops:-?} reads, every checksum right" \
+	eval '[ "${loops:-0}" -ge 1 ] && [ "$(grep -vc "^loops=" /out/bench-io.out)" = "$loops" ] &&
+	[ -z "$(grep -v "^loops=" /out/bench-io.out | grep -vxF -- "$want")" ]'
+check "bench during tethered I/O: no protocol break, no reconnect (disconnects ${disc0:-?} -> $(key $D/state disconnects))" \
+	eval '! grep -q "broke the protocol" /out/dmesg.log && [ "$(key $D/state disconnects)" = "$disc0" ]'
+rm -f /dev/tether-bio /dev/tether-bio-stop
+
 # A FIFO on the server, written and read by two tethered processes: it cannot seek, so its
 # data moves as a stream (read/write on the server instead of pread/pwrite).
 o=$(tb 'echo via-the-fifo >/fifo & read -r l </fifo; echo "got=$l"; wait; echo "writer-rc=$?"' 2>&1)
