@@ -1022,9 +1022,14 @@ fn vec_io_inner(p: &Proxy, a: &[u64; 6], write: bool, at: VecAt, flags: u32) -> 
     };
     verify_area(start, total)?;
     check_rwf(flags, write)?;
-    let append = write
-        && (flags & RWF_APPEND != 0
-            || (matches!(at, VecAt::File) && p.flags() & bindings::O_APPEND != 0));
+    let o_append = p.flags() & bindings::O_APPEND != 0;
+    let append = write && (flags & RWF_APPEND != 0 || (matches!(at, VecAt::File) && o_append));
+    if append && !o_append {
+        // The server's file appends only with `O_APPEND`: its offset goes to the end, where
+        // the pieces (written at the server file's offset) then land.
+        let args = [p.sfd_arg(), 0, u64::from(bindings::SEEK_END), 0, 0, 0];
+        call(p.rpid, &request(sysno::LSEEK, args, &[]), &[], &mut [])?;
+    }
     let mut pos = start;
     let mut moved = 0u64;
     let mut end = None;
