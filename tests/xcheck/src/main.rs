@@ -1,7 +1,9 @@
 //! Prints a fixed table of encodings made with tether-proto; `wire_xcheck.c` prints the
 //! same table with the selftests' C encoder and tests/check.sh compares the two outputs.
 
+use tether_proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH};
 use tether_proto::codec::{sum64, SUM_INIT};
+use tether_proto::hmac::hmac_sha256;
 use tether_proto::frame::{Header, F_ACK_REQ, F_REPLY};
 use tether_proto::kind::Kind;
 use tether_proto::msg::{ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
@@ -26,7 +28,7 @@ fn main() {
         // Decoding our own encoding must give the fields back (also what the C side checks).
         assert_eq!(Header::decode(&h.encode(), len), Ok(h));
     }
-    let mut b = [0u8; 64];
+    let mut b = [0u8; 128];
     let hello = Hello {
         min_version: 1,
         max_version: 1,
@@ -36,8 +38,10 @@ fn main() {
         kinds: Kind::all_bits(),
         resume_session: 0x0a0b_0c0d,
         instance: 0x8877_6655_4433_2211,
+        nonce: [0; 32],
+        mac: [0; 32],
     };
-    let n = hello.encode(&mut b).unwrap_or(0);
+    let n = hello.encode(&mut b).unwrap_or(0).min(Hello::LEN_V2);
     println!("hello {}", hex(&b[..n]));
     let w = Welcome {
         version: 1,
@@ -47,8 +51,9 @@ fn main() {
         session: 9,
         kinds: 0x1fe,
         flags: W_RESUMED,
+        mac: [0; 32],
     };
-    let n = w.encode(&mut b).unwrap_or(0);
+    let n = w.encode(&mut b).unwrap_or(0).min(Welcome::LEN_V2);
     println!("welcome {}", hex(&b[..n]));
     let n = ErrorMsg { code: 5, detail: 4097 }.encode(&mut b).unwrap_or(0);
     println!("error {}", hex(&b[..n]));
@@ -91,4 +96,28 @@ fn main() {
     let n = a.encode(&mut ab).unwrap_or(0);
     println!("attrs {}", hex(&ab[..n]));
     assert_eq!(ProcAttrs::decode(&ab[..n]), Ok(a));
+
+    // Authentication: CHALLENGE, and the MACs of an authenticated HELLO and WELCOME under
+    // a fixed key and fixed nonces (the C side computes them with its own SHA-256).
+    let key = b"tether-test-key-0123456789abcdef";
+    let snonce: [u8; 32] = core::array::from_fn(|i| i as u8);
+    let cnonce: [u8; 32] = core::array::from_fn(|i| 0xff - i as u8);
+    let mut cb = [0u8; 64];
+    let n = Challenge { nonce: snonce, flags: C_AUTH }.encode(&mut cb).unwrap_or(0);
+    println!("challenge {}", hex(&cb[..n]));
+    let mut hb = [0u8; Hello::LEN];
+    let mut h = Hello { nonce: cnonce, ..hello };
+    let _ = h.encode(&mut hb);
+    let parts = hello_mac_input(&snonce, &cnonce, &hb).unwrap_or([&[]; 4]);
+    h.mac = hmac_sha256(key, &parts);
+    let n = h.encode(&mut hb).unwrap_or(0);
+    println!("hello_auth {}", hex(&hb[..n]));
+    let mut wb = [0u8; Welcome::LEN];
+    let _ = w.encode(&mut wb);
+    let parts = welcome_mac_input(&snonce, &cnonce, &wb, &h.mac).unwrap_or([&[]; 5]);
+    let mac = hmac_sha256(key, &parts);
+    let wa = Welcome { mac, ..w };
+    let n = wa.encode(&mut wb).unwrap_or(0);
+    println!("welcome_auth {}", hex(&wb[..n]));
+    println!("hmac_long_key {}", hex(&hmac_sha256(&[0xaa; 131], &[b"x".as_slice(); 3])));
 }
