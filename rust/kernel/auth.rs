@@ -128,7 +128,7 @@ pub(crate) fn nonce() -> [u8; NONCE_LEN] {
     n
 }
 
-/// Whether a refusal may be logged now (at most 10 lines per 5 s per module).
+/// Whether a refusal may be logged now (at most 20 lines per 5 s per module).
 pub(crate) fn may_log_refusal() -> bool {
     // SAFETY: No preconditions.
     unsafe { ffi::tether_refusal_ratelimit() }

@@ -121,8 +121,8 @@ void tether_random_bytes(u8 *buf, size_t len)
 
 #include <linux/ratelimit.h>
 
-/* Refusals of hostile or misconfigured peers: at most 10 lines per 5 s per module. */
-static DEFINE_RATELIMIT_STATE(tether_refusal_rs, 5 * HZ, 10);
+/* Refusals of hostile or misconfigured peers: at most 20 lines per 5 s per module. */
+static DEFINE_RATELIMIT_STATE(tether_refusal_rs, 5 * HZ, 20);
 
 bool tether_refusal_ratelimit(void);
 bool tether_refusal_ratelimit(void)
