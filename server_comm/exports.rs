@@ -162,7 +162,7 @@ impl Exports {
             .iter()
             .find(|e| e.cid == cid)
             .map_or(&*self.default_root, |e| &*e.root);
-        CString::try_from(root)
+        Ok(CString::try_from(root)?)
     }
 
     /// What `cid`'s entry says about ids (`None`: `cid` is not allowed any more).

@@ -5,7 +5,7 @@
 //! unload), HMAC-SHA256 of the kernel's `lib/crypto`, nonces, and the rate limit of
 //! refusal log lines.
 
-use kernel::{ffi::c_char, prelude::*, str::CStr};
+use kernel::prelude::*;
 
 use crate::proto::auth::{key_from_file, MAC_LEN, MAX_KEY_LEN, NONCE_LEN};
 
@@ -35,7 +35,7 @@ const KEY_FILE_MAX: usize = MAX_KEY_LEN + 64;
 fn key_file() -> &'static CStr {
     // SAFETY: The shim returns the module parameter (or a static empty string): a
     // NUL-terminated string that lives as long as the module.
-    unsafe { CStr::from_char_ptr(ffi::tether_key_file().cast::<c_char>()) }
+    unsafe { CStr::from_char_ptr(ffi::tether_key_file()) }
 }
 
 /// The shared key, loaded at module load and wiped when dropped (unload).

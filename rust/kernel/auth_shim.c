@@ -75,7 +75,7 @@ int tether_key_read(u8 *buf, size_t max)
 		}
 	}
 	fput(f);
-	return ret ? ret : got;
+	return ret ? ret : (int)got;
 }
 
 void tether_key_set(const u8 *key, size_t len)

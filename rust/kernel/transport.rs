@@ -13,7 +13,7 @@ use kernel::{
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
     sync::Arc,
-    time::{Delta, Instant, Monotonic},
+    time::{Instant, Monotonic},
     workqueue::Queue,
 };
 
@@ -277,7 +277,7 @@ pub(crate) struct Receiver {
     stats: Counters,
     /// Receiving fails with `ETIMEDOUT` once this passed (checked after every receive
     /// timeout and every piece received), however slowly bytes trickle in.
-    deadline: Option<Instant<Monotonic>>,
+    deadline: Option<(Instant<Monotonic>, i64)>,
 }
 
 impl Receiver {
@@ -303,10 +303,7 @@ impl Receiver {
 
     /// Receiving fails with `ETIMEDOUT` once `ms` from now passed (`None`: no deadline).
     pub(crate) fn set_deadline(&mut self, ms: Option<u32>) {
-        self.deadline = ms.map(|ms| {
-            let now = Instant::<Monotonic>::now();
-            now + Delta::from_millis(i64::from(ms))
-        });
+        self.deadline = ms.map(|ms| (Instant::<Monotonic>::now(), i64::from(ms)));
     }
 
     /// The body of the frame `hdr` that [`Receiver::recv`] returned last.
@@ -324,12 +321,12 @@ impl Receiver {
         sock: &Socket,
         buf: &mut [u8],
         first: bool,
-        deadline: Option<Instant<Monotonic>>,
+        deadline: Option<(Instant<Monotonic>, i64)>,
     ) -> core::result::Result<(), RecvError> {
         let mut got = 0;
         let mut stalls = 0;
         while got < buf.len() {
-            if deadline.is_some_and(|d| Instant::<Monotonic>::now() >= d) {
+            if deadline.is_some_and(|(start, ms)| start.elapsed().as_millis() >= ms) {
                 return Err(RecvError::Io(ETIMEDOUT));
             }
             match sock.recv_some(&mut buf[got..]) {
