@@ -24,7 +24,9 @@ use crate::keeper::Keeper;
 use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::error::ProtoError;
-use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSION};
+use crate::proto::frame::{
+    Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, VERSION,
+};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
 use crate::proto::process::{ProcAttrs, SignalMsg};
@@ -506,12 +508,9 @@ impl From<Error> for End {
     }
 }
 
-/// How long a refusal's `ERROR` may take to send: a peer that grants no send credit must
-/// not hold the accept loop.
-const REFUSE_SEND_MS: u32 = 200;
-
-/// Refuses a connection: one (rate-limited) log line, a best-effort `ERROR` frame sent
-/// within [`REFUSE_SEND_MS`], close.
+/// Refuses a connection: one (rate-limited) log line, an `ERROR` frame sent only if it fits
+/// the peer's send credit now (a peer that grants none must not hold the accept loop, nor a
+/// worker), close.
 pub(crate) fn refuse(
     shared: &Shared,
     sock: &Arc<Socket>,
@@ -520,16 +519,15 @@ pub(crate) fn refuse(
     reason: fmt::Arguments<'_>,
 ) {
     shared.rejected.add(1, Relaxed);
-    sock.set_timeouts(REFUSE_SEND_MS, REFUSE_SEND_MS);
     if may_log_refusal() {
         pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
     }
-    let stats = Counters {
-        link: None,
-        total: shared.totals.clone(),
-    };
-    let mut tx = Sender::new(sock.clone(), shared.config.split, stats);
-    send_error(&mut tx, 0, code, 0);
+    let body = error_body(code, 0);
+    let mut frame = [0u8; HEADER_LEN + ErrorMsg::LEN];
+    let hdr = Header::new(Kind::Error, ErrorMsg::LEN as u32).encode();
+    frame[..HEADER_LEN].copy_from_slice(&hdr);
+    frame[HEADER_LEN..].copy_from_slice(&body);
+    let _ = sock.send_nowait(&frame);
 }
 
 fn error_body(code: ProtoError, detail: u32) -> [u8; ErrorMsg::LEN] {
@@ -540,14 +538,6 @@ fn error_body(code: ProtoError, detail: u32) -> [u8; ErrorMsg::LEN] {
     };
     let _ = msg.encode(&mut body);
     body
-}
-
-fn send_error(tx: &mut Sender, session: u32, code: ProtoError, detail: u32) {
-    let h = Header {
-        session,
-        ..Header::new(Kind::Error, 0)
-    };
-    let _ = tx.send(h, &error_body(code, detail));
 }
 
 /// Serves the connection `sock` from `cid`: handshake, then its session's requests until

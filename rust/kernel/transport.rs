@@ -51,6 +51,11 @@ mod ffi {
         ) -> c_int;
         pub(super) fn tether_sock_send(s: *mut socket, buf: *const c_void, len: usize) -> c_int;
         pub(super) fn tether_sock_recv(s: *mut socket, buf: *mut c_void, len: usize) -> c_int;
+        pub(super) fn tether_sock_send_nowait(
+            s: *mut socket,
+            buf: *const c_void,
+            len: usize,
+        ) -> c_int;
         pub(super) fn tether_sock_set_timeouts(s: *mut socket, rcv_ms: c_uint, snd_ms: c_uint);
         pub(super) fn tether_sock_shutdown(s: *mut socket);
         pub(super) fn tether_sock_release(s: *mut socket);
@@ -139,6 +144,17 @@ impl Socket {
             buf = &buf[sent..];
         }
         Ok(())
+    }
+
+    /// Sends what fits of `buf` now, without waiting for send credit: the bytes sent
+    /// (`EAGAIN`: none fit).
+    pub(crate) fn send_nowait(&self, buf: &[u8]) -> Result<usize> {
+        // SAFETY: `self.sock` is valid; `buf` is readable for its length.
+        let ret = unsafe {
+            ffi::tether_sock_send_nowait(self.sock.as_ptr(), buf.as_ptr().cast(), buf.len())
+        };
+        kernel::error::to_result(ret)?;
+        usize::try_from(ret).map_err(|_| EIO)
     }
 
     /// Receives up to `buf.len()` bytes: `Ok(0)` at end of stream, `EAGAIN` on timeout.

@@ -16,6 +16,7 @@ int tether_vsock_listen(u32 port, int backlog, struct socket **res);
 int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid, u32 *peer_port);
 int tether_vsock_connect(u32 cid, u32 port, bool reserved, struct socket **res);
 int tether_sock_send(struct socket *sock, const void *buf, size_t len);
+int tether_sock_send_nowait(struct socket *sock, const void *buf, size_t len);
 int tether_sock_recv(struct socket *sock, void *buf, size_t len);
 void tether_sock_set_timeouts(struct socket *sock, unsigned int rcv_ms, unsigned int snd_ms);
 void tether_sock_shutdown(struct socket *sock);
@@ -122,6 +123,15 @@ int tether_sock_send(struct socket *sock, const void *buf, size_t len)
 {
 	struct kvec vec = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+
+	return kernel_sendmsg(sock, &msg, &vec, 1, len);
+}
+
+/* One sendmsg that never waits (no send credit: -EAGAIN); bytes sent or -errno. */
+int tether_sock_send_nowait(struct socket *sock, const void *buf, size_t len)
+{
+	struct kvec vec = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL | MSG_DONTWAIT };
 
 	return kernel_sendmsg(sock, &msg, &vec, 1, len);
 }
