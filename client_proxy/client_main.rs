@@ -16,6 +16,8 @@ mod proto;
 #[allow(dead_code)]
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
+// The refusal rate limits are the server's.
+#[allow(dead_code)]
 #[path = "../rust/kernel/auth.rs"]
 mod auth;
 

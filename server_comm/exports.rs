@@ -26,7 +26,10 @@ use crate::proto::process::ProcAttrs;
 extern "C" {
     fn tether_cid_allowed(cid: u32) -> bool;
     fn tether_squash_root() -> bool;
-    fn tether_export_root_check(root: *const kernel::ffi::c_char, same_fs: bool) -> kernel::ffi::c_int;
+    fn tether_export_root_check(
+        root: *const kernel::ffi::c_char,
+        same_fs: bool,
+    ) -> kernel::ffi::c_int;
 }
 
 /// Most entries in the table.
@@ -131,7 +134,10 @@ impl Exports {
         // the module.
         let root = unsafe { CStr::from_char_ptr(raw) };
         if !root.to_bytes().starts_with(b"/") {
-            pr_err!("root={} is not an absolute path\n", root.to_str().unwrap_or("?"));
+            pr_err!(
+                "root={} is not an absolute path\n",
+                root.to_str().unwrap_or("?")
+            );
             return Err(EINVAL);
         }
         check_root(root, false)?;
@@ -216,7 +222,11 @@ impl Exports {
     /// The debugfs `exports` file: the default entry (as `* ROOT ...`) and every entry.
     pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SAFETY: Reads a module parameter.
-        let squash = if unsafe { tether_squash_root() } { Squash::Root } else { Squash::None };
+        let squash = if unsafe { tether_squash_root() } {
+            Squash::Root
+        } else {
+            Squash::None
+        };
         writeln!(
             f,
             "* {} {} uids=any gids=any",

@@ -113,7 +113,13 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
             .is_err()
         {
             shared.handshaking.add(-1, Relaxed);
-            session::refuse(shared, &sock, cid, ProtoError::BadValue, fmt!("out of memory"));
+            session::refuse(
+                shared,
+                &sock,
+                cid,
+                ProtoError::BadValue,
+                fmt!("out of memory"),
+            );
         }
     }
 }

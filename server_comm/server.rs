@@ -21,8 +21,8 @@ use kernel::{
 };
 
 use crate::proto::calls::Refusal;
-use crate::proto::msg::{Hello, Welcome};
-use crate::session::Session;
+use crate::proto::msg::Hello;
+use crate::session::{Greeting, Session};
 use crate::shadow::{self, Shadow, ShadowFile};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
 use crate::{flusher, listener, module_parameters as params};
@@ -259,17 +259,16 @@ impl Shared {
     /// Gives the connection `sock` from `cid`, which said `hello`, its session: the one
     /// `hello` resumes when it names a session of the same client instance and CID that
     /// has not ended, else a new one (unless the module is stopping: `ESHUTDOWN`, or
-    /// `max_sessions` exist: `EBUSY`). Sends `welcome` (session id and flags filled in)
-    /// before any reply of the session can go out on the new connection. Returns the
+    /// `max_sessions` exist: `EBUSY`, or `max_sessions_per_cid` of `cid`: `EUSERS`). Sends
+    /// the greeting's `WELCOME` (session id, flags and MAC filled in) before any reply of
+    /// the session can go out on the new connection. Returns the
     /// session, the connection's generation and whether it was resumed.
     pub(crate) fn attach(
         &self,
         hello: &Hello,
         cid: u32,
         sock: &Arc<Socket>,
-        welcome: Welcome,
-        hello_seq: u64,
-        seal: &dyn Fn(&mut [u8; Welcome::LEN]),
+        greeting: &Greeting<'_>,
     ) -> Result<(Arc<Session>, u64, bool)> {
         let mut inner = self.inner.lock();
         if inner.stopping {
@@ -279,7 +278,7 @@ impl Shared {
             if let Some(s) = inner.sessions.iter().find(|s| {
                 s.id == hello.resume_session && s.cid == cid && s.instance == hello.instance
             }) {
-                let gen = s.connect(self, sock, hello, welcome, hello_seq, true, seal)?;
+                let gen = s.connect(self, sock, hello, greeting, true)?;
                 self.resumed.add(1, Relaxed);
                 return Ok((s.clone(), gen, true));
             }
@@ -306,7 +305,7 @@ impl Shared {
             self.config.reply_cache_bytes,
         )?;
         inner.sessions.push(s.clone(), GFP_KERNEL)?;
-        let gen = s.connect(self, sock, hello, welcome, hello_seq, false, seal)?;
+        let gen = s.connect(self, sock, hello, greeting, false)?;
         Ok((s, gen, false))
     }
 
@@ -394,7 +393,13 @@ impl Shared {
             return Err(ESHUTDOWN);
         }
         let max = self.config.max_shadows;
-        if inner.shadows.iter().filter(|s| s.session == session.id).count() >= max {
+        if inner
+            .shadows
+            .iter()
+            .filter(|s| s.session == session.id)
+            .count()
+            >= max
+        {
             drop(inner);
             self.limit_notice(session, "shadows (processes)", max);
             return Err(EAGAIN);

@@ -8,6 +8,8 @@
 use kernel::prelude::*;
 
 // Shared with the other tether module (and, for `proto`, the host crate): each uses a subset.
+#[path = "../rust/kernel/auth.rs"]
+mod auth;
 #[path = "../rust/kernel/global.rs"]
 mod global;
 #[allow(dead_code, unreachable_pub)]
@@ -16,8 +18,6 @@ mod proto;
 #[allow(dead_code)]
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
-#[path = "../rust/kernel/auth.rs"]
-mod auth;
 
 mod exports;
 mod flusher;

@@ -22,18 +22,25 @@ use kernel::{
 use crate::auth::{self, may_log_bad_frame, may_log_refusal};
 use crate::keeper::Keeper;
 use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
+use crate::proto::calls;
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::error::ProtoError;
-use crate::proto::frame::{
-    Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, VERSION,
-};
+use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
 use crate::proto::process::{ProcAttrs, SignalMsg};
-use crate::proto::calls;
 use crate::proto::syscall::{SyscallReply, SyscallReq, MAX_BUFS};
 use crate::server::Shared;
 use crate::transport::{random_u64, Counters, Receiver, RecvError, Sender, Socket, Stats};
+
+/// The server's answer to a `HELLO`: the `WELCOME` (session id, flags and verifier are
+/// filled in when the connection is attached), the `HELLO`'s seq, and `seal`, which writes
+/// the server's MAC into the encoded body.
+pub(crate) struct Greeting<'a> {
+    pub(crate) welcome: Welcome,
+    pub(crate) hello_seq: u64,
+    pub(crate) seal: &'a dyn Fn(&mut [u8; Welcome::LEN]),
+}
 
 /// One cached reply.
 struct Cached {
@@ -190,11 +197,10 @@ impl Session {
         shared: &Shared,
         sock: &Arc<Socket>,
         hello: &Hello,
-        welcome: Welcome,
-        hello_seq: u64,
+        greeting: &Greeting<'_>,
         resumed: bool,
-        seal: &dyn Fn(&mut [u8; Welcome::LEN]),
     ) -> Result<u64> {
+        let (welcome, hello_seq) = (greeting.welcome, greeting.hello_seq);
         let counters = Counters {
             link: Some(self.stats.clone()),
             total: shared.totals.clone(),
@@ -209,7 +215,7 @@ impl Session {
         let mut body = [0u8; Welcome::LEN];
         welcome.encode(&mut body).map_err(|_| EINVAL)?;
         // The server's proof of the key, over the final fields.
-        seal(&mut body);
+        (greeting.seal)(&mut body);
         let mut link = self.link.lock();
         if link.ended {
             return Err(ESHUTDOWN);
@@ -853,11 +859,13 @@ fn check_call(
         .config
         .max_frame
         .saturating_sub(u32::try_from(SyscallReply::head_len(MAX_BUFS)).unwrap_or(u32::MAX));
-    calls::check(&req, data, max_out).map(|_| ()).inspect_err(|r| {
-        if !matches!(r, calls::Refusal::Device) {
-            shared.refusal_notice(s, hdr.rpid, req.nr, *r);
-        }
-    })
+    calls::check(&req, data, max_out)
+        .map(|_| ())
+        .inspect_err(|r| {
+            if !matches!(r, calls::Refusal::Device) {
+                shared.refusal_notice(s, hdr.rpid, req.nr, *r);
+            }
+        })
 }
 
 /// `CLIENT_ATTRS`: the shadow of process `hdr.rpid` (started now when it has none) takes
@@ -985,7 +993,12 @@ fn handshake(
         flags: 0,
         mac: [0; MAC_LEN],
     };
-    let (s, gen, resumed) = match shared.attach(&hello, cid, sock, welcome, hdr.seq, &seal) {
+    let greeting = Greeting {
+        welcome,
+        hello_seq: hdr.seq,
+        seal: &seal,
+    };
+    let (s, gen, resumed) = match shared.attach(&hello, cid, sock, &greeting) {
         Ok(a) => a,
         Err(e) if e == EBUSY => {
             shared.limit_refusals.add(1, Relaxed);

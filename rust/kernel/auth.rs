@@ -18,7 +18,12 @@ mod ffi {
         pub(super) fn tether_key_set(key: *const u8, len: usize);
         pub(super) fn tether_key_clear();
         pub(super) fn tether_wipe(buf: *mut c_void, len: usize);
-        pub(super) fn tether_hmac(parts: *const *const u8, lens: *const usize, n: c_uint, out: *mut u8);
+        pub(super) fn tether_hmac(
+            parts: *const *const u8,
+            lens: *const usize,
+            n: c_uint,
+            out: *mut u8,
+        );
         pub(super) fn tether_mac_eq(a: *const u8, b: *const u8) -> bool;
         pub(super) fn tether_random_bytes(buf: *mut u8, len: usize);
         pub(super) fn tether_refusal_ratelimit() -> bool;

@@ -102,9 +102,8 @@ impl Socket {
         let mut sock = core::ptr::null_mut();
         let (mut cid, mut port) = (0u32, 0u32);
         // SAFETY: `self.sock` is valid by the type invariant; the out-pointers are valid.
-        let ret = unsafe {
-            ffi::tether_vsock_accept(self.sock.as_ptr(), &mut sock, &mut cid, &mut port)
-        };
+        let ret =
+            unsafe { ffi::tether_vsock_accept(self.sock.as_ptr(), &mut sock, &mut cid, &mut port) };
         Ok((Self::from_raw(ret, sock)?, cid, port))
     }
 
