@@ -3,8 +3,8 @@
 
 use tether_proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH};
 use tether_proto::codec::{sum64, SUM_INIT};
-use tether_proto::hmac::hmac_sha256;
 use tether_proto::frame::{Header, F_ACK_REQ, F_REPLY};
+use tether_proto::hmac::hmac_sha256;
 use tether_proto::kind::Kind;
 use tether_proto::msg::{ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
 use tether_proto::process::{ProcAttrs, SignalMsg, RLIM_INFINITY};
@@ -17,7 +17,13 @@ fn main() {
     let hdrs = [
         (Kind::Hello, 0, 28, 0, 1u64),
         (Kind::Heartbeat, F_REPLY, 0, 7, u64::MAX),
-        (Kind::Sink, F_ACK_REQ, 65536, 0xdead_beef, 0x0102_0304_0506_0708),
+        (
+            Kind::Sink,
+            F_ACK_REQ,
+            65536,
+            0xdead_beef,
+            0x0102_0304_0506_0708,
+        ),
     ];
     for (kind, flags, len, session, seq) in hdrs {
         let mut h = Header::new(kind, len);
@@ -55,9 +61,19 @@ fn main() {
     };
     let n = w.encode(&mut b).unwrap_or(0).min(Welcome::LEN_V2);
     println!("welcome {}", hex(&b[..n]));
-    let n = ErrorMsg { code: 5, detail: 4097 }.encode(&mut b).unwrap_or(0);
+    let n = ErrorMsg {
+        code: 5,
+        detail: 4097,
+    }
+    .encode(&mut b)
+    .unwrap_or(0);
     println!("error {}", hex(&b[..n]));
-    let n = SinkAck { bytes: 1 << 20, sum: 0xfeed }.encode(&mut b).unwrap_or(0);
+    let n = SinkAck {
+        bytes: 1 << 20,
+        sum: 0xfeed,
+    }
+    .encode(&mut b)
+    .unwrap_or(0);
     println!("sinkack {}", hex(&b[..n]));
     let n = Flushed {
         up_to_seq: 0x0102_0304_0506_0708,
@@ -70,7 +86,9 @@ fn main() {
     h.session = 3;
     h.seq = 42;
     println!("hdr {}", hex(&h.encode()));
-    let data: Vec<u8> = (0..70000u32).map(|i| (i.wrapping_mul(131) >> 3) as u8).collect();
+    let data: Vec<u8> = (0..70000u32)
+        .map(|i| (i.wrapping_mul(131) >> 3) as u8)
+        .collect();
     for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 3584, 65536, 70000] {
         println!("sum64 {len} {:016x}", sum64(SUM_INIT, &data[..len]));
     }
@@ -103,10 +121,18 @@ fn main() {
     let snonce: [u8; 32] = core::array::from_fn(|i| i as u8);
     let cnonce: [u8; 32] = core::array::from_fn(|i| 0xff - i as u8);
     let mut cb = [0u8; 64];
-    let n = Challenge { nonce: snonce, flags: C_AUTH }.encode(&mut cb).unwrap_or(0);
+    let n = Challenge {
+        nonce: snonce,
+        flags: C_AUTH,
+    }
+    .encode(&mut cb)
+    .unwrap_or(0);
     println!("challenge {}", hex(&cb[..n]));
     let mut hb = [0u8; Hello::LEN];
-    let mut h = Hello { nonce: cnonce, ..hello };
+    let mut h = Hello {
+        nonce: cnonce,
+        ..hello
+    };
     let _ = h.encode(&mut hb);
     let parts = hello_mac_input(&snonce, &cnonce, &hb).unwrap_or([&[]; 4]);
     h.mac = hmac_sha256(key, &parts);
@@ -119,5 +145,8 @@ fn main() {
     let wa = Welcome { mac, ..w };
     let n = wa.encode(&mut wb).unwrap_or(0);
     println!("welcome_auth {}", hex(&wb[..n]));
-    println!("hmac_long_key {}", hex(&hmac_sha256(&[0xaa; 131], &[b"x".as_slice(); 3])));
+    println!(
+        "hmac_long_key {}",
+        hex(&hmac_sha256(&[0xaa; 131], &[b"x".as_slice(); 3]))
+    );
 }
