@@ -16,6 +16,10 @@ mod proto;
 #[allow(dead_code)]
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
+// The refusal rate limits are the server's.
+#[allow(dead_code)]
+#[path = "../rust/kernel/auth.rs"]
+mod auth;
 
 // Checked conversions of syscall arguments and results.
 mod num;
@@ -67,6 +71,10 @@ module! {
         log_persist_ms: u32 {
             default: 1000,
             description: "how often the syscall log is written to log_file when it changed, in ms (10..=600000)",
+        },
+        no_auth: bool {
+            default: false,
+            description: "connect without the shared key (key_file=): only to a server loaded with no_auth=1; the server is not authenticated either",
         },
     },
 }

@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) split: usize,
     pub(crate) reconnect_max_ms: u32,
     pub(crate) log_persist_ms: u32,
+    /// The shared key (`key_file=`); `None` with `no_auth=1`.
+    pub(crate) key: Option<crate::auth::Key>,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             split: params::split.value() as usize,
             reconnect_max_ms: params::reconnect_max_ms.value(),
             log_persist_ms: params::log_persist_ms.value(),
+            key: None,
         };
         check_link_params(c.max_frame, c.split)?;
         if !(40..=60000).contains(&c.heartbeat_ms) {
@@ -72,7 +75,9 @@ impl Config {
             );
             return Err(EINVAL);
         }
-        Ok(c)
+        // Last: every other parameter is fine.
+        let key = crate::auth::Key::load(params::no_auth.value())?;
+        Ok(Self { key, ..c })
     }
 }
 

@@ -21,8 +21,8 @@ use kernel::{
 };
 
 use crate::proto::calls::Refusal;
-use crate::proto::msg::{Hello, Welcome};
-use crate::session::Session;
+use crate::proto::msg::Hello;
+use crate::session::{Greeting, Session};
 use crate::shadow::{self, Shadow, ShadowFile};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
 use crate::{flusher, listener, module_parameters as params};
@@ -47,6 +47,16 @@ pub(crate) struct Config {
     pub(crate) max_shadows: usize,
     /// Per shadow: bytes of queued request bodies.
     pub(crate) max_queued_bytes: usize,
+    /// Admit clients from any source port, not only reserved ones.
+    pub(crate) insecure: bool,
+    /// A connection's handshake must be done within this many ms.
+    pub(crate) handshake_ms: u32,
+    /// Most connections before their `HELLO` at once.
+    pub(crate) max_handshakes: u32,
+    /// Most sessions of one CID.
+    pub(crate) max_sessions_per_cid: usize,
+    /// The shared key (`key_file=`); `None` with `no_auth=1`.
+    pub(crate) key: Option<crate::auth::Key>,
 }
 
 impl Config {
@@ -65,6 +75,11 @@ impl Config {
             max_pending: params::max_pending.value() as usize,
             max_shadows: params::max_shadows.value() as usize,
             max_queued_bytes: (params::max_queued_kb.value() as usize).saturating_mul(1024),
+            insecure: params::insecure.value(),
+            handshake_ms: params::handshake_ms.value(),
+            max_handshakes: params::max_handshakes.value(),
+            max_sessions_per_cid: params::max_sessions_per_cid.value() as usize,
+            key: None,
         };
         check_link_params(c.max_frame, c.split)?;
         if !(10..=60000).contains(&c.heartbeat_ms) {
@@ -92,7 +107,28 @@ impl Config {
                 return Err(EINVAL);
             }
         }
-        Ok(c)
+        if !(100..=60000).contains(&c.handshake_ms) {
+            pr_err!("handshake_ms={} is outside 100..=60000\n", c.handshake_ms);
+            return Err(EINVAL);
+        }
+        if !(1..=1024).contains(&c.max_handshakes) {
+            pr_err!("max_handshakes={} is outside 1..=1024\n", c.max_handshakes);
+            return Err(EINVAL);
+        }
+        if !(1..=c.max_sessions.max(1)).contains(&c.max_sessions_per_cid) {
+            pr_err!(
+                "max_sessions_per_cid={} is outside 1..=max_sessions ({})\n",
+                c.max_sessions_per_cid,
+                c.max_sessions
+            );
+            return Err(EINVAL);
+        }
+        if c.insecure {
+            pr_warn!("insecure=1: clients are admitted from any source port, also unprivileged processes\n");
+        }
+        // Last: every other parameter is fine.
+        let key = crate::auth::Key::load(params::no_auth.value())?;
+        Ok(Self { key, ..c })
     }
 }
 
@@ -123,6 +159,20 @@ pub(crate) struct Shared {
     pub(crate) rejected: Atomic<u64>,
     /// Connections dropped for breaking the protocol.
     pub(crate) bad_frames: Atomic<u64>,
+    /// Connections refused for their source port (not reserved).
+    pub(crate) port_refusals: Atomic<u64>,
+    /// Handshakes refused for a missing, wrong or replayed MAC.
+    pub(crate) auth_failures: Atomic<u64>,
+    /// Connections refused at a limit (connections before `HELLO`, sessions per CID, all
+    /// sessions) or for a handshake not done within `handshake_ms`.
+    pub(crate) limit_refusals: Atomic<u64>,
+    /// `CLIENT_ATTRS` refused (ids outside the CID's ranges).
+    pub(crate) attrs_refused: Atomic<u64>,
+    /// Connections accepted that have not finished their handshake.
+    pub(crate) handshaking: Atomic<i32>,
+    /// Who may connect, their export roots and id policy.
+    #[pin]
+    pub(crate) exports: crate::exports::Exports,
     /// Sessions dropped because the client fell silent.
     pub(crate) heartbeat_misses: Atomic<u64>,
     /// Sessions resumed by their client.
@@ -209,16 +259,16 @@ impl Shared {
     /// Gives the connection `sock` from `cid`, which said `hello`, its session: the one
     /// `hello` resumes when it names a session of the same client instance and CID that
     /// has not ended, else a new one (unless the module is stopping: `ESHUTDOWN`, or
-    /// `max_sessions` exist: `EBUSY`). Sends `welcome` (session id and flags filled in)
-    /// before any reply of the session can go out on the new connection. Returns the
+    /// `max_sessions` exist: `EBUSY`, or `max_sessions_per_cid` of `cid`: `EUSERS`). Sends
+    /// the greeting's `WELCOME` (session id, flags and MAC filled in) before any reply of
+    /// the session can go out on the new connection. Returns the
     /// session, the connection's generation and whether it was resumed.
     pub(crate) fn attach(
         &self,
         hello: &Hello,
         cid: u32,
         sock: &Arc<Socket>,
-        welcome: Welcome,
-        hello_seq: u64,
+        greeting: &Greeting<'_>,
     ) -> Result<(Arc<Session>, u64, bool)> {
         let mut inner = self.inner.lock();
         if inner.stopping {
@@ -228,7 +278,7 @@ impl Shared {
             if let Some(s) = inner.sessions.iter().find(|s| {
                 s.id == hello.resume_session && s.cid == cid && s.instance == hello.instance
             }) {
-                let gen = s.connect(self, sock, hello, welcome, hello_seq, true)?;
+                let gen = s.connect(self, sock, hello, greeting, true)?;
                 self.resumed.add(1, Relaxed);
                 return Ok((s.clone(), gen, true));
             }
@@ -241,6 +291,11 @@ impl Shared {
         if inner.sessions.len() >= self.config.max_sessions {
             return Err(EBUSY);
         }
+        if inner.sessions.iter().filter(|s| s.cid == cid).count()
+            >= self.config.max_sessions_per_cid
+        {
+            return Err(EUSERS);
+        }
         inner.next_id = inner.next_id.wrapping_add(1).max(1);
         let s = Session::new(
             inner.next_id,
@@ -250,7 +305,7 @@ impl Shared {
             self.config.reply_cache_bytes,
         )?;
         inner.sessions.push(s.clone(), GFP_KERNEL)?;
-        let gen = s.connect(self, sock, hello, welcome, hello_seq, false)?;
+        let gen = s.connect(self, sock, hello, greeting, false)?;
         Ok((s, gen, false))
     }
 
@@ -261,6 +316,7 @@ impl Shared {
             return;
         }
         self.end_shadows(s.id);
+        self.exports.forget_session(s.id);
         s.keeper.kill();
         let mut inner = self.inner.lock();
         if let Some(i) = inner.sessions.iter().position(|x| Arc::ptr_eq(x, s)) {
@@ -364,7 +420,11 @@ impl Shared {
             Ok(new) => new,
             Err(existing) => return Ok(existing),
         };
-        if let Err(e) = shadow::spawn(&shadow, keeper) {
+        let spawned = self
+            .exports
+            .root_for(session.cid)
+            .and_then(|root| shadow::spawn(&shadow, keeper, &root));
+        if let Err(e) = spawned {
             pr_err!(
                 "cannot start a shadow for session {} pid {}: {:?}\n",
                 session.id,
@@ -449,6 +509,16 @@ impl Shared {
         inner.shadows.retain(|s| s.session != session);
     }
 
+    /// The debugfs `exports` file (read).
+    fn show_exports(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        this.exports.show(f)
+    }
+
+    /// The debugfs `exports` file (write: one entry, `del CID` or `clear`).
+    fn write_exports(this: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+        this.exports.write(reader)
+    }
+
     /// The debugfs `state` file.
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
@@ -459,6 +529,10 @@ impl Shared {
         writeln!(f, "split={}", c.split)?;
         writeln!(f, "flush_ms={}", c.flush_ms)?;
         writeln!(f, "resume_ms={}", c.resume_ms)?;
+        writeln!(f, "auth={}", u8::from(c.key.is_some()))?;
+        writeln!(f, "insecure={}", u8::from(c.insecure))?;
+        writeln!(f, "handshaking={}", this.handshaking.load(Relaxed))?;
+        writeln!(f, "denied_processes={}", this.exports.denied())?;
         for (k, v) in [
             ("resumed", &this.resumed),
             ("expired", &this.expired),
@@ -468,6 +542,10 @@ impl Shared {
             ("sync_errors", &this.sync_errors),
             ("flushed_sent", &this.flushed_sent),
             ("refused", &this.refused),
+            ("port_refusals", &this.port_refusals),
+            ("auth_failures", &this.auth_failures),
+            ("limit_refusals", &this.limit_refusals),
+            ("attrs_refused", &this.attrs_refused),
         ] {
             writeln!(f, "{}={}", k, v.load(Relaxed))?;
         }
@@ -565,6 +643,7 @@ pub(crate) struct TetherServer {
     _shadow_dev: Pin<KBox<MiscDeviceRegistration<ShadowFile>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _control_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    _exports_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     listener: Arc<Socket>,
     queue: Option<OwnedQueue>,
@@ -577,6 +656,7 @@ impl kernel::Module for TetherServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
         let port = config.port;
+        let exports = crate::exports::Exports::new()?;
         let root = flusher::RootFile::open()
             .inspect_err(|e| pr_err!("cannot open the export root (root=): {:?}\n", e))?;
         let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
@@ -588,6 +668,12 @@ impl kernel::Module for TetherServer {
                 accepted: Atomic::new(0),
                 rejected: Atomic::new(0),
                 bad_frames: Atomic::new(0),
+                port_refusals: Atomic::new(0),
+                auth_failures: Atomic::new(0),
+                limit_refusals: Atomic::new(0),
+                attrs_refused: Atomic::new(0),
+                handshaking: Atomic::new(0),
+                exports <- exports,
                 heartbeat_misses: Atomic::new(0),
                 resumed: Atomic::new(0),
                 expired: Atomic::new(0),
@@ -630,6 +716,15 @@ impl kernel::Module for TetherServer {
             dir.write_callback_file(c"control", shared.clone(), &Shared::control),
             GFP_KERNEL,
         )?;
+        let exports_file = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"exports",
+                shared.clone(),
+                &Shared::show_exports,
+                &Shared::write_exports,
+            ),
+            GFP_KERNEL,
+        )?;
         shadow::SHARED.publish(Some(shared.clone()));
         let shadow_dev = KBox::pin_init(
             MiscDeviceRegistration::register(MiscDeviceOptions {
@@ -660,6 +755,7 @@ impl kernel::Module for TetherServer {
             _shadow_dev: shadow_dev,
             _state_file: state_file,
             _control_file: control_file,
+            _exports_file: exports_file,
             shared,
             listener,
             queue: Some(queue),

@@ -8,6 +8,8 @@
 use kernel::prelude::*;
 
 // Shared with the other tether module (and, for `proto`, the host crate): each uses a subset.
+#[path = "../rust/kernel/auth.rs"]
+mod auth;
 #[path = "../rust/kernel/global.rs"]
 mod global;
 #[allow(dead_code, unreachable_pub)]
@@ -17,6 +19,7 @@ mod proto;
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
 
+mod exports;
 mod flusher;
 mod keeper;
 mod listener;
@@ -82,6 +85,26 @@ module! {
         max_queued_kb: u32 {
             default: 16384,
             description: "most request data queued for one shadow, in KiB; more is refused with EAGAIN (a single request always fits)",
+        },
+        insecure: bool {
+            default: false,
+            description: "admit clients from any vsock source port (default: only reserved ports below 1024, which only privileged client processes can bind, like NFS's secure option)",
+        },
+        no_auth: bool {
+            default: false,
+            description: "serve without the shared key (key_file=): any process that reaches the port from an allowed CID is a client",
+        },
+        handshake_ms: u32 {
+            default: 5000,
+            description: "a connection must complete its handshake (CHALLENGE, HELLO) within this many ms (100..=60000)",
+        },
+        max_handshakes: u32 {
+            default: 16,
+            description: "most connections waiting for their HELLO at once; more are refused (1..=1024)",
+        },
+        max_sessions_per_cid: u32 {
+            default: 32,
+            description: "most sessions of one client CID (connected or kept for resumption); more are refused (1..=max_sessions)",
         },
     },
 }

@@ -19,17 +19,28 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
+use crate::auth::{self, may_log_bad_frame, may_log_refusal};
 use crate::keeper::Keeper;
+use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::calls;
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::error::ProtoError;
-use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSION};
+use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
 use crate::proto::process::{ProcAttrs, SignalMsg};
 use crate::proto::syscall::{SyscallReply, SyscallReq, MAX_BUFS};
 use crate::server::Shared;
 use crate::transport::{random_u64, Counters, Receiver, RecvError, Sender, Socket, Stats};
+
+/// The server's answer to a `HELLO`: the `WELCOME` (session id, flags and verifier are
+/// filled in when the connection is attached), the `HELLO`'s seq, and `seal`, which writes
+/// the server's MAC into the encoded body.
+pub(crate) struct Greeting<'a> {
+    pub(crate) welcome: Welcome,
+    pub(crate) hello_seq: u64,
+    pub(crate) seal: &'a dyn Fn(&mut [u8; Welcome::LEN]),
+}
 
 /// One cached reply.
 struct Cached {
@@ -186,10 +197,10 @@ impl Session {
         shared: &Shared,
         sock: &Arc<Socket>,
         hello: &Hello,
-        welcome: Welcome,
-        hello_seq: u64,
+        greeting: &Greeting<'_>,
         resumed: bool,
     ) -> Result<u64> {
+        let (welcome, hello_seq) = (greeting.welcome, greeting.hello_seq);
         let counters = Counters {
             link: Some(self.stats.clone()),
             total: shared.totals.clone(),
@@ -203,6 +214,8 @@ impl Session {
         };
         let mut body = [0u8; Welcome::LEN];
         welcome.encode(&mut body).map_err(|_| EINVAL)?;
+        // The server's proof of the key, over the final fields.
+        (greeting.seal)(&mut body);
         let mut link = self.link.lock();
         if link.ended {
             return Err(ESHUTDOWN);
@@ -458,6 +471,7 @@ fn served_kinds() -> u64 {
         Kind::ClientExit,
         Kind::ClientAttrs,
         Kind::ServerFlushed,
+        Kind::Challenge,
     ]
     .iter()
     .fold(0, |m, k| m | k.bit())
@@ -500,22 +514,26 @@ impl From<Error> for End {
     }
 }
 
-/// Refuses a connection: one log line, a best-effort `ERROR` frame, close.
+/// Refuses a connection: one (rate-limited) log line, an `ERROR` frame sent only if it fits
+/// the peer's send credit now (a peer that grants none must not hold the accept loop, nor a
+/// worker), close.
 pub(crate) fn refuse(
     shared: &Shared,
     sock: &Arc<Socket>,
     cid: u32,
     code: ProtoError,
-    reason: &str,
+    reason: fmt::Arguments<'_>,
 ) {
     shared.rejected.add(1, Relaxed);
-    pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
-    let stats = Counters {
-        link: None,
-        total: shared.totals.clone(),
-    };
-    let mut tx = Sender::new(sock.clone(), shared.config.split, stats);
-    send_error(&mut tx, 0, code, 0);
+    if may_log_refusal() {
+        pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
+    }
+    let body = error_body(code, 0);
+    let mut frame = [0u8; HEADER_LEN + ErrorMsg::LEN];
+    let hdr = Header::new(Kind::Error, ErrorMsg::LEN as u32).encode();
+    frame[..HEADER_LEN].copy_from_slice(&hdr);
+    frame[HEADER_LEN..].copy_from_slice(&body);
+    let _ = sock.send_nowait(&frame);
 }
 
 fn error_body(code: ProtoError, detail: u32) -> [u8; ErrorMsg::LEN] {
@@ -526,14 +544,6 @@ fn error_body(code: ProtoError, detail: u32) -> [u8; ErrorMsg::LEN] {
     };
     let _ = msg.encode(&mut body);
     body
-}
-
-fn send_error(tx: &mut Sender, session: u32, code: ProtoError, detail: u32) {
-    let h = Header {
-        session,
-        ..Header::new(Kind::Error, 0)
-    };
-    let _ = tx.send(h, &error_body(code, detail));
 }
 
 /// Serves the connection `sock` from `cid`: handshake, then its session's requests until
@@ -550,11 +560,16 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
         cfg.heartbeat_ms.saturating_mul(MAX_MISSES),
     );
     let mut tx0 = Sender::new(sock.clone(), cfg.split, counters.clone());
-    let mut rx = match Receiver::new(sock.clone(), HANDSHAKE_MAX_FRAME, counters) {
-        Ok(rx) => rx,
-        Err(e) => return report(&shared, cid, 0, End::Io(e), &mut |_| ()),
+    let hs = match Receiver::new(sock.clone(), HANDSHAKE_MAX_FRAME, counters) {
+        Ok(mut rx) => {
+            rx.set_deadline(Some(cfg.handshake_ms));
+            handshake(&shared, cid, &sock, &mut tx0, &mut rx)
+        }
+        Err(e) => Err(End::Io(e)),
     };
-    let (s, gen, max_frame) = match handshake(&shared, cid, &sock, &mut rx) {
+    // The connection counted as one before its HELLO since the listener admitted it.
+    shared.handshaking.add(-1, Relaxed);
+    let (s, gen, max_frame) = match hs {
         Ok(h) => h,
         Err(end) => {
             return report(&shared, cid, 0, end, &mut |body| {
@@ -563,7 +578,6 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
             })
         }
     };
-    drop(rx);
     let counters = Counters {
         link: Some(s.stats.clone()),
         total: shared.totals.clone(),
@@ -600,7 +614,17 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
 /// Logs how connection of session `id` (0: before the handshake) ended; `send` sends
 /// an `ERROR` body to a client that broke the protocol.
 fn report(shared: &Shared, cid: u32, id: u32, end: End, send: &mut dyn FnMut(&[u8])) {
+    // Anyone who reaches the port can make a connection fail: those lines are rate-limited.
+    let quiet = !may_log_bad_frame();
     match end {
+        End::Bad(code, detail) if quiet => {
+            shared.bad_frames.add(1, Relaxed);
+            send(&error_body(code, detail));
+        }
+        End::Silent if quiet => {
+            shared.heartbeat_misses.add(1, Relaxed);
+        }
+        _ if quiet && id == 0 => (),
         End::Closed => pr_info!("session {} (cid {}) closed\n", id, cid),
         End::Goodbye => pr_info!("session {} (cid {}) ended by the client\n", id, cid),
         End::Stopping => (),
@@ -756,6 +780,10 @@ fn request(shared: &Shared, s: &Arc<Session>, gen: u64, hdr: &Header, body: &[u8
             system_call(shared, s, hdr, body);
             Ok(())
         }
+        Kind::ClientFork if shared.exports.is_denied(s.id, hdr.rpid) => {
+            reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
+            Ok(())
+        }
         Kind::ClientFork => fork(shared, s, hdr, body).inspect_err(|_| s.unpend(hdr.seq)),
         _ => {
             if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
@@ -796,6 +824,10 @@ fn fork(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) -> Result 
 /// shadow that cannot take it (dead: `EIO`, exiting: `ESRCH`) answers at once with that
 /// error; the session goes on.
 fn system_call(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) {
+    if shared.exports.is_denied(s.id, hdr.rpid) {
+        reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
+        return;
+    }
     if let Err(refusal) = check_call(shared, s, hdr, body) {
         reply_bare(s, hdr, -i64::from(refusal.errno()));
         return;
@@ -840,15 +872,36 @@ fn check_call(
 /// on `attrs`, mapped by the `squash_root` policy, before its next call. A dead or exiting
 /// shadow ignores them: its calls fail anyway.
 fn set_attrs(shared: &Shared, s: &Arc<Session>, hdr: &Header, attrs: &ProcAttrs) -> Result {
-    extern "C" {
-        fn tether_squash_root() -> bool;
-    }
-    // SAFETY: No preconditions: reads a module parameter.
-    let squash = unsafe { tether_squash_root() };
+    let rule = shared.exports.rule(s.cid);
+    let Some(rule) = rule.filter(|r| r.allows(attrs)) else {
+        // Its calls fail with EPERM until it claims ids its CID may use; no shadow starts
+        // for it meanwhile.
+        shared.attrs_refused.add(1, Relaxed);
+        if may_log_refusal() {
+            pr_notice!(
+                "session {} (cid {}) pid {}: CLIENT_ATTRS claims ids outside the client's export ranges (uid {} euid {} fsuid {} gid {} egid {} fsgid {}, {} groups): its calls fail with EPERM\n",
+                s.id,
+                s.cid,
+                hdr.rpid,
+                attrs.uid,
+                attrs.euid,
+                attrs.fsuid,
+                attrs.gid,
+                attrs.egid,
+                attrs.fsgid,
+                attrs.ngroups
+            );
+        }
+        if !shared.exports.deny(s.id, hdr.rpid) {
+            return Err(EUSERS);
+        }
+        return Ok(());
+    };
+    shared.exports.allow(s.id, hdr.rpid);
     // A shadow that cannot start is reported by the call that follows (and a shadow
     // without attributes runs as nobody).
     if let Ok(shadow) = shared.shadow_for(s, hdr.rpid) {
-        let _ = shadow.push_attrs(&attrs.mapped(squash));
+        let _ = shadow.push_attrs(&rule.map(attrs));
     }
     Ok(())
 }
@@ -864,23 +917,72 @@ fn handshake(
     shared: &Shared,
     cid: u32,
     sock: &Arc<Socket>,
+    tx: &mut Sender,
     rx: &mut Receiver,
 ) -> Result<(Arc<Session>, u64, u32), End> {
     let cfg = &shared.config;
+    // The server speaks first: a fresh nonce the client's MAC must cover.
+    let challenge = Challenge {
+        nonce: auth::nonce(),
+        flags: if cfg.key.is_some() { C_AUTH } else { 0 },
+    };
+    let mut cbody = [0u8; Challenge::LEN];
+    challenge.encode(&mut cbody).map_err(|_| End::Io(EINVAL))?;
+    tx.send(Header::new(Kind::Challenge, 0), &cbody)
+        .map_err(End::Io)?;
     let mut misses = 0;
-    let (hdr, hello) = loop {
+    let (hdr, hello, authentic) = loop {
         match rx.recv(HANDSHAKE_MAX_FRAME) {
             Ok((hdr, body)) if hdr.kind == Kind::Hello => {
-                break (hdr, Hello::decode(body).map_err(|e| End::Bad(e, 0))?)
+                let hello = Hello::decode(body).map_err(|e| End::Bad(e, 0))?;
+                // Checked after the version (below): a peer without the key learns no more
+                // than that it has none.
+                let authentic = cfg.key.as_ref().is_none_or(|key| {
+                    hello_mac_input(&challenge.nonce, &hello.nonce, body)
+                        .is_ok_and(|parts| auth::mac_eq(&key.mac(&parts), &hello.mac))
+                });
+                break (hdr, hello, authentic);
             }
             Ok((hdr, _)) => return Err(End::Bad(ProtoError::Unexpected, hdr.kind as u32)),
             Err(RecvError::Timeout) if shared.is_stopping() => return Err(End::Stopping),
             Err(RecvError::Timeout) if misses + 1 < MAX_MISSES => misses += 1,
+            Err(RecvError::Io(e)) if e == ETIMEDOUT => {
+                shared.limit_refusals.add(1, Relaxed);
+                refuse(
+                    shared,
+                    sock,
+                    cid,
+                    ProtoError::Busy,
+                    fmt!("handshake not done within {} ms", cfg.handshake_ms),
+                );
+                return Err(End::Stopping);
+            }
             Err(e) => return Err(e.into()),
         }
     };
     let (version, max_frame) =
         negotiate(&hello, cfg.max_frame).map_err(|e| End::Bad(e, u32::from(VERSION)))?;
+    if !authentic {
+        shared.auth_failures.add(1, Relaxed);
+        refuse(
+            shared,
+            sock,
+            cid,
+            ProtoError::AuthFailed,
+            fmt!("HELLO without a valid MAC (no, wrong or replayed key proof)"),
+        );
+        return Err(End::Stopping);
+    }
+    let seal = |body: &mut [u8; Welcome::LEN]| {
+        let Some(key) = &cfg.key else { return };
+        let mac = match welcome_mac_input(&challenge.nonce, &hello.nonce, body, &hello.mac) {
+            Ok(parts) => key.mac(&parts),
+            Err(_) => return,
+        };
+        if let Some(dst) = body.get_mut(Welcome::LEN_V2..) {
+            dst.copy_from_slice(&mac);
+        }
+    };
     let welcome = Welcome {
         version,
         boot_verifier: 0,
@@ -889,11 +991,38 @@ fn handshake(
         session: 0,
         kinds: served_kinds(),
         flags: 0,
+        mac: [0; MAC_LEN],
     };
-    let (s, gen, resumed) = match shared.attach(&hello, cid, sock, welcome, hdr.seq) {
+    let greeting = Greeting {
+        welcome,
+        hello_seq: hdr.seq,
+        seal: &seal,
+    };
+    let (s, gen, resumed) = match shared.attach(&hello, cid, sock, &greeting) {
         Ok(a) => a,
         Err(e) if e == EBUSY => {
-            refuse(shared, sock, cid, ProtoError::BadValue, "too many sessions");
+            shared.limit_refusals.add(1, Relaxed);
+            refuse(
+                shared,
+                sock,
+                cid,
+                ProtoError::Busy,
+                fmt!("too many sessions ({})", cfg.max_sessions),
+            );
+            return Err(End::Stopping);
+        }
+        Err(e) if e == EUSERS => {
+            shared.limit_refusals.add(1, Relaxed);
+            refuse(
+                shared,
+                sock,
+                cid,
+                ProtoError::Busy,
+                fmt!(
+                    "too many sessions of this client ({}, max_sessions_per_cid)",
+                    cfg.max_sessions_per_cid
+                ),
+            );
             return Err(End::Stopping);
         }
         Err(e) if e == ESHUTDOWN => return Err(End::Stopping),

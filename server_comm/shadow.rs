@@ -471,7 +471,12 @@ impl ShadowFile {
 const SPAWN_TIMEOUT_MS: i64 = 5000;
 
 extern "C" {
-    fn tether_spawn_shadow(token: u64, keeper: i32, pid: u32) -> kernel::ffi::c_int;
+    fn tether_spawn_shadow(
+        token: u64,
+        keeper: i32,
+        pid: u32,
+        root: *const kernel::ffi::c_char,
+    ) -> kernel::ffi::c_int;
     fn tether_pid_alive(pid: kernel::ffi::c_int) -> bool;
     fn tether_shadow_set_attrs(
         ids: *const u32,
@@ -484,10 +489,16 @@ extern "C" {
 
 /// Starts the shadow process for `shadow` (returns once it exec'd): in the pid namespace
 /// of `keeper` (`keeper.rs`) as its client process's pid, or without one in the initial
-/// namespace.
-pub(crate) fn spawn(shadow: &Shadow, keeper: Option<i32>) -> Result {
-    // SAFETY: No preconditions: the shim starts `shadow_path` with these as arguments.
+/// namespace; confined to `root`, its client's export root.
+pub(crate) fn spawn(shadow: &Shadow, keeper: Option<i32>, root: &kernel::str::CStr) -> Result {
+    // SAFETY: `root` is NUL-terminated and outlives the call (which returns once the
+    // program exec'd); the shim starts `shadow_path` with these as arguments.
     kernel::error::to_result(unsafe {
-        tether_spawn_shadow(shadow.token, keeper.unwrap_or(0), shadow.rpid)
+        tether_spawn_shadow(
+            shadow.token,
+            keeper.unwrap_or(0),
+            shadow.rpid,
+            root.as_char_ptr(),
+        )
     })
 }

@@ -26,7 +26,7 @@ if [ "${REMOTE_NOBUILD:-0}" != 1 ]; then
 	' >&2 || die "building tests/fsops failed"
 fi
 for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/fsops/fsops tests/build/iouring tests/build/dirmode \
-	tests/build/bypass tests/build/remotemix tests/build/sigs tests/build/runas tests/build/logsize; do
+	tests/build/bypass tests/build/remotemix tests/build/sigs tests/build/runas tests/build/logsize tests/build/hostile; do
 	[ -e "$TETHER_ROOT/$f" ] || die "$f not built"
 done
 t_build=$(($(date +%s) - t0))

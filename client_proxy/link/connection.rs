@@ -9,6 +9,8 @@ use kernel::{
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
+use crate::auth;
+use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
 use crate::proto::kind::Kind;
@@ -170,8 +172,10 @@ fn poll_ms(shared: &Shared) -> u32 {
 fn connect(shared: &Shared) -> Result<Conn> {
     let cfg = &shared.config;
     let started = Instant::now();
+    // From a reserved port: the server admits no other (only a privileged process can
+    // bind one).
     let sock = Arc::new(
-        Socket::connect(shared.server_cid.load(Relaxed), cfg.port)?,
+        Socket::connect(shared.server_cid.load(Relaxed), cfg.port, true)?,
         GFP_KERNEL,
     )?;
     sock.set_timeouts(
@@ -200,7 +204,26 @@ fn connect(shared: &Shared) -> Result<Conn> {
     } else {
         0
     };
-    let hello = Hello {
+    let started = Instant::<Monotonic>::now();
+    // The server speaks first: a fresh nonce our MAC must cover.
+    let challenge = loop {
+        match conn.rx.recv(HANDSHAKE_MAX_FRAME) {
+            Ok((hdr, body)) if hdr.kind == Kind::Challenge => {
+                break Challenge::decode(body).map_err(|_| EPROTO)?
+            }
+            Ok((hdr, body)) if hdr.kind == Kind::Error => return Err(refused(body)),
+            Ok(_) => return Err(EPROTO),
+            Err(RecvError::Timeout)
+                if !shared.is_stopping() && !silent_too_long(shared, started) => {}
+            Err(_) => return Err(ECONNRESET),
+        }
+    };
+    if challenge.flags & C_AUTH != 0 && cfg.key.is_none() {
+        pr_notice!("server requires the shared key, and this client has none (no_auth=1)\n");
+        return Err(EACCES);
+    }
+    let client_nonce = auth::nonce();
+    let mut hello = Hello {
         min_version: VERSION,
         max_version: VERSION,
         boot_verifier: shared.boot_verifier,
@@ -209,33 +232,46 @@ fn connect(shared: &Shared) -> Result<Conn> {
         kinds: Kind::all_bits(),
         resume_session,
         instance: shared.instance,
+        nonce: client_nonce,
+        mac: [0; MAC_LEN],
     };
     let mut body = [0u8; Hello::LEN];
     hello.encode(&mut body).map_err(|_| EINVAL)?;
+    if let Some(key) = &cfg.key {
+        let parts = hello_mac_input(&challenge.nonce, &client_nonce, &body).map_err(|_| EINVAL)?;
+        hello.mac = key.mac(&parts);
+        hello.encode(&mut body).map_err(|_| EINVAL)?;
+    }
     let h = conn.header(Kind::Hello);
     conn.tx.lock().send(h, &body)?;
     let started = Instant::<Monotonic>::now();
-    let welcome = loop {
+    let (welcome, wbody) = loop {
         match conn.rx.recv(HANDSHAKE_MAX_FRAME) {
             Ok((hdr, body)) if hdr.kind == Kind::Welcome => {
-                break Welcome::decode(body).map_err(|_| EPROTO)?
+                let w = Welcome::decode(body).map_err(|_| EPROTO)?;
+                let mut wbody = [0u8; Welcome::LEN];
+                w.encode(&mut wbody).map_err(|_| EPROTO)?;
+                break (w, wbody);
             }
-            Ok((hdr, body)) if hdr.kind == Kind::Error => {
-                let why = ErrorMsg::decode(body)
-                    .ok()
-                    .and_then(|m| ProtoError::from_u32(m.code));
-                pr_notice!(
-                    "server refused the handshake: {}\n",
-                    why.map_or("unknown reason", ProtoError::name)
-                );
-                return Err(ECONNREFUSED);
-            }
+            Ok((hdr, body)) if hdr.kind == Kind::Error => return Err(refused(body)),
             Ok(_) => return Err(EPROTO),
             Err(RecvError::Timeout)
                 if !shared.is_stopping() && !silent_too_long(shared, started) => {}
             Err(_) => return Err(ECONNRESET),
         }
     };
+    // The server proves it has the key too, over both nonces and this very HELLO.
+    if let Some(key) = &cfg.key {
+        let parts = welcome_mac_input(&challenge.nonce, &client_nonce, &wbody, &hello.mac)
+            .map_err(|_| EPROTO)?;
+        if !auth::mac_eq(&key.mac(&parts), &welcome.mac) {
+            pr_notice!(
+                "server cid {} did not prove knowledge of the shared key (WELCOME MAC): refused\n",
+                shared.server_cid.load(Relaxed)
+            );
+            return Err(EACCES);
+        }
+    }
     if welcome.version != VERSION || !(MIN_FRAME..=cfg.max_frame).contains(&welcome.max_frame) {
         pr_notice!(
             "server offered version {} max_frame {}: refused\n",
@@ -274,6 +310,22 @@ fn connect(shared: &Shared) -> Result<Conn> {
         welcome.boot_verifier
     );
     Ok(conn)
+}
+
+/// Logs the reason of a server's `ERROR` during the handshake.
+fn refused(body: &[u8]) -> Error {
+    let why = ErrorMsg::decode(body)
+        .ok()
+        .and_then(|m| ProtoError::from_u32(m.code));
+    pr_notice!(
+        "server refused the handshake: {}\n",
+        why.map_or("unknown reason", ProtoError::name)
+    );
+    if why == Some(ProtoError::AuthFailed) {
+        EACCES
+    } else {
+        ECONNREFUSED
+    }
 }
 
 /// Brings a handshaken connection into use: replays the log when the server does not hold

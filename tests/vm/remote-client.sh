@@ -678,6 +678,45 @@ check "writeback error: the client wrote its retained data again ($(($(c redone_
 check "writeback error: the writer across it exits 0 and its file is whole, once (exit $rc)" \
 	eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/wb/lines")" = "$(seq -f line-%g 1 120 | sha256sum)" ]'
 
+# --- hostile clients ---------------------------------------------------------------------
+# Raw AF_VSOCK clients (tests/selftests/hostile.c), as an unprivileged user and as root, try
+# to get in without being the module: unreserved source port, no/wrong/replayed MAC, ids
+# outside the export ranges, idle connections before HELLO, too many sessions, a peer that
+# never reads. Meanwhile a tethered root shell (root_squash: nobody on the server) appends
+# to a file; it must complete with every line in place. The client's export entry narrows
+# its ids for the duration (root squashed, uids/gids 1000-1999).
+o=$(srv 20 "echo '3 /srv root_squash uids=1000-1999 gids=1000-1999' >$SD/exports && cat $SD/exports")
+note "$o"
+check "hostile: export entry for cid 3 (root_squash, ids 1000-1999) taken" has "$o" "3 /srv root_squash uids=1000-1999 gids=1000-1999"
+ar0=$(srv 20 "sed -n 's/^attrs_refused=//p' $SD/state")
+$BASHM -c 'rm -f /tmp/honest; for i in $(seq 1 300); do echo "honest-$i" >>/tmp/honest; done; echo honest-done' \
+	>/tmp/honest.out 2>&1 &
+hp=$!
+cp $TB/hostile /tmp/hostile && chmod 755 /tmp/hostile
+printf '#!/bin/sh\nexec tether-runas 1000 1000 - /tmp/hostile "$@"\n' >/tmp/hostile-user && chmod 755 /tmp/hostile-user
+selftest /tmp/hostile-user 300
+selftest /tmp/hostile 600
+rc=0
+reap $hp 120 >&2 || rc=$?
+check "hostile: the concurrent tethered workload completed (exit $rc)" eval '[ $rc = 0 ] && grep -qx honest-done /tmp/honest.out'
+o=$(srv 20 'sha256sum </srv/tmp/honest; stat -c %u:%g /srv/tmp/honest')
+check "hostile: its file is whole on the server" eval '[ "$(head -n1 <<<"$o")" = "$(seq -f honest-%g 1 300 | sha256sum)" ]'
+check "hostile: root_squash: tethered root's file is owned by nobody on the server ($(tail -n1 <<<"$o"))" \
+	eval '[ "$(tail -n1 <<<"$o")" = 65534:65534 ]'
+st=$(srv 20 "cat $SD/state")
+note "$(grep -E '^(port_refusals|auth_failures|limit_refusals|attrs_refused|rejected|handshaking)=' <<<"$st")"
+check "hostile: server counted port refusals, auth failures, limit refusals" eval \
+	'[ "$(val port_refusals "$st")" -ge 2 ] && [ "$(val auth_failures "$st")" -ge 5 ] && [ "$(val limit_refusals "$st")" -ge 2 ]'
+check "hostile: server counted the refused identities ($ar0 -> $(val attrs_refused "$st"))" \
+	eval '[ "$(val attrs_refused "$st")" -ge $((ar0 + 4)) ]'
+check "hostile: server logged the refusals (rate-limited)" eval \
+	'grep -q "is not reserved" $SDMESG && grep -q "HELLO without a valid MAC" $SDMESG && grep -q "outside the client.s export ranges" $SDMESG'
+check "hostile: nothing waits for a HELLO any more" wait_until 10 eval \
+	'[ "$(srv 20 "sed -n s/^handshaking=//p $SD/state")" = 0 ]'
+o=$(srv 20 "echo 'del 3' >$SD/exports && cat $SD/exports")
+check "hostile: export entry for cid 3 removed (default entry again)" eval '! grep -q "^3 " <<<"$o"'
+check "hostile: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
+
 # A session (with a shadow) left waiting for a resume: the server's unload must end it
 # (tests/vm/remote-server.sh checks sessions, shadows and kmemleak after its rmmod).
 o=$(TETHER_LEAVE_SESSION=1 timeout 60 $TB/server_resume -t leave_detached_session 2>&1)
