@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The accept loop: admits clients on the allow-list and starts a connection worker for
-//! each (`session::serve`: handshake, then a new or resumed session).
+//! each (`conn::serve`: handshake, then a new or resumed session).
 
 use kernel::{prelude::*, sync::atomic::Relaxed, sync::Arc, time::Delta};
 
+use crate::conn;
 use crate::proto::error::ProtoError;
 use crate::server::Shared;
-use crate::session;
 use crate::transport::{OwnedQueue, Socket};
 
 /// How often the accept loop looks at the stop flag.
@@ -62,7 +62,7 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
         };
         sock.set_timeouts(shared.config.heartbeat_ms, ADMIT_SEND_MS);
         if !shared.exports.allowed(cid) {
-            session::refuse(
+            conn::refuse(
                 shared,
                 &sock,
                 cid,
@@ -73,7 +73,7 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
         }
         if port >= RESERVED_PORTS && !shared.config.insecure {
             shared.port_refusals.add(1, Relaxed);
-            session::refuse(
+            conn::refuse(
                 shared,
                 &sock,
                 cid,
@@ -89,12 +89,12 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
         if shared.is_stopping() {
             break;
         }
-        // Counted until the connection's handshake ends (`session::serve`).
+        // Counted until the connection's handshake ends (`conn::serve`).
         let max = i32::try_from(shared.config.max_handshakes).unwrap_or(i32::MAX);
         if shared.handshaking.fetch_add(1, Relaxed) >= max {
             shared.handshaking.add(-1, Relaxed);
             shared.limit_refusals.add(1, Relaxed);
-            session::refuse(
+            conn::refuse(
                 shared,
                 &sock,
                 cid,
@@ -109,11 +109,11 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
         shared.accepted.add(1, Relaxed);
         let (sh, so) = (shared.clone(), sock.clone());
         if queue
-            .try_spawn(GFP_KERNEL, move || session::serve(sh, so, cid))
+            .try_spawn(GFP_KERNEL, move || conn::serve(sh, so, cid))
             .is_err()
         {
             shared.handshaking.add(-1, Relaxed);
-            session::refuse(
+            conn::refuse(
                 shared,
                 &sock,
                 cid,

@@ -19,6 +19,8 @@ mod proto;
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
 
+mod conn;
+mod dispatch;
 mod exports;
 mod flusher;
 mod keeper;
@@ -26,6 +28,7 @@ mod listener;
 mod server;
 mod session;
 mod shadow;
+mod shadows;
 
 module! {
     type: server::TetherServer,
