@@ -16,8 +16,9 @@ use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::ProcAttrs;
 use crate::proto::syscall::{SyscallReply, SyscallReq, MAX_BUFS};
+use crate::reply_cache::Seen;
 use crate::server::Shared;
-use crate::session::{Seen, Session};
+use crate::session::Session;
 
 /// A request (`CLIENT_SYSTEM_CALL`, `CLIENT_FORK`, `CLIENT_EXIT`): run once per seq. A
 /// re-sent one is answered from the reply cache, or not at all while it is still pending

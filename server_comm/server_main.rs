@@ -21,10 +21,12 @@ mod transport;
 
 mod conn;
 mod dispatch;
+mod durability;
 mod exports;
 mod flusher;
 mod keeper;
 mod listener;
+mod reply_cache;
 mod server;
 mod session;
 mod shadow;

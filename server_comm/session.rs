@@ -22,22 +22,15 @@ use kernel::{
 };
 
 use crate::conn::Greeting;
+use crate::durability::Durability;
 use crate::keeper::Keeper;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::msg::{Flushed, Hello, Welcome, W_RESUMED};
 use crate::proto::process::SignalMsg;
+use crate::reply_cache::{Cached, ReplyCache, Seen};
 use crate::server::Shared;
 use crate::transport::{random_u64, Counters, Sender, Socket, Stats};
-
-/// One cached reply.
-struct Cached {
-    seq: u64,
-    rpid: u32,
-    /// `SERVER_SIGNAL`s that go before the reply (bit `n` for signal `n`).
-    signals: u32,
-    body: KVVec<u8>,
-}
 
 /// Sends the reply `body` to call `seq` of `rpid`, preceded by one `SERVER_SIGNAL` per signal
 /// in `signals` (bit `n` for signal `n`).
@@ -63,21 +56,6 @@ fn send_reply(
     tx.send(hdr(Kind::ServerReply), body)
 }
 
-/// What a request's seq says about it.
-pub(crate) enum Seen {
-    /// Never seen: run it (it is now pending).
-    New,
-    /// Answered before: answered again from the cache.
-    Answered,
-    /// Queued or running: its reply goes out when ready.
-    Pending,
-    /// Older than the oldest cached reply and not pending: it may have run; refused.
-    Stale,
-    /// New, but the session has `max_pending` requests queued or running: refused with
-    /// `EAGAIN`, not run.
-    Full,
-}
-
 /// The fields [`Session::link`] guards.
 pub(crate) struct Link {
     /// The current connection's socket and sender (`None` while the session waits for
@@ -92,25 +70,11 @@ pub(crate) struct Link {
     ended: bool,
     /// The client said (`HELLO.kinds`) it takes `SERVER_FLUSHED`.
     wants_flushed: bool,
-    /// The last replies, oldest first (at most `reply_cache` entries and
-    /// `reply_cache_kb` bytes, but always the newest).
-    cache: KVec<Cached>,
-    /// Bytes of reply bodies in `cache`.
-    cache_bytes: usize,
-    /// Highest seq evicted from `cache`.
-    cache_floor: u64,
-    /// Seqs of requests queued or running.
-    pending: KVec<u64>,
-    /// Highest seq answered.
-    answered_max: u64,
-    /// A sync started after `answered_max` was `mark`; `late_min` is the lowest seq
-    /// answered since.
-    syncing: bool,
-    mark: u64,
-    late_min: u64,
-    /// The last `SERVER_FLUSHED` sent: its `up_to_seq` and verifier.
-    acked: u64,
-    acked_verifier: u64,
+    /// The last replies (at most `reply_cache` entries and `reply_cache_kb` bytes, but
+    /// always the newest) and the requests queued or running.
+    cache: ReplyCache,
+    /// What `SERVER_FLUSHED` may promise.
+    marks: Durability,
 }
 
 /// One client session.
@@ -123,9 +87,6 @@ pub(crate) struct Session {
     pub(crate) stats: Arc<Stats>,
     /// Times the session was resumed.
     resumes: Atomic<u64>,
-    /// Bounds of the reply cache: entries and bytes.
-    cache_max: usize,
-    cache_max_bytes: usize,
     #[pin]
     link: Mutex<Link>,
     /// The init of the session's pid namespace, where its shadows run.
@@ -150,8 +111,6 @@ impl Session {
                 instance,
                 stats,
                 resumes: Atomic::new(0),
-                cache_max,
-                cache_max_bytes,
                 link <- new_mutex!(
                     Link {
                         conn: None,
@@ -159,16 +118,8 @@ impl Session {
                         detached_at: None,
                         ended: false,
                         wants_flushed: false,
-                        cache: KVec::new(),
-                        cache_bytes: 0,
-                        cache_floor: 0,
-                        pending: KVec::new(),
-                        answered_max: 0,
-                        syncing: false,
-                        mark: 0,
-                        late_min: u64::MAX,
-                        acked: 0,
-                        acked_verifier: 0,
+                        cache: ReplyCache::new(cache_max, cache_max_bytes),
+                        marks: Durability::new(),
                     },
                     "Session::link"
                 ),
@@ -215,7 +166,7 @@ impl Session {
         link.detached_at = None;
         link.wants_flushed = hello.kinds & Kind::ServerFlushed.bit() != 0;
         // The WELCOME tells the client the current verifier.
-        link.acked_verifier = welcome.boot_verifier;
+        link.marks.acked_verifier = welcome.boot_verifier;
         let h = Header {
             session: self.id,
             seq: hello_seq,
@@ -276,7 +227,6 @@ impl Session {
         link.conn = None;
         link.detached_at = None;
         link.cache.clear();
-        link.pending.clear();
         true
     }
 
@@ -288,77 +238,52 @@ impl Session {
             .map(|t| t.elapsed().as_millis())
     }
 
-    /// Looks `hdr.seq` up; a new one becomes pending (unless `max_pending` are), an
-    /// answered one is answered again on connection `gen`.
+    /// Looks `hdr.seq` up in the reply cache: a new one becomes pending (unless
+    /// `max_pending` are), an answered one is answered again on connection `gen`.
     pub(crate) fn seen(&self, gen: u64, hdr: &Header, max_pending: usize) -> Result<Seen> {
         let mut link = self.link.lock();
         let l = &mut *link;
-        if let Some(c) = l.cache.iter().find(|c| c.seq == hdr.seq) {
-            if l.gen == gen {
-                if let Some((_, tx)) = l.conn.as_mut() {
-                    send_reply(tx, self.id, c.rpid, c.seq, c.signals, &c.body)?;
-                }
+        let seen = l.cache.lookup(hdr.seq, max_pending)?;
+        if matches!(seen, Seen::Answered) && l.gen == gen {
+            if let (Some(c), Some((_, tx))) = (l.cache.get(hdr.seq), l.conn.as_mut()) {
+                send_reply(tx, self.id, c.rpid, c.seq, c.signals, &c.body)?;
             }
-            return Ok(Seen::Answered);
         }
-        if l.pending.contains(&hdr.seq) {
-            return Ok(Seen::Pending);
-        }
-        if hdr.seq <= l.cache_floor {
-            return Ok(Seen::Stale);
-        }
-        if l.pending.len() >= max_pending {
-            return Ok(Seen::Full);
-        }
-        l.pending.push(hdr.seq, GFP_KERNEL)?;
-        Ok(Seen::New)
+        Ok(seen)
     }
 
     /// Forgets the pending request `seq` that will get no reply.
     pub(crate) fn unpend(&self, seq: u64) {
-        self.link.lock().pending.retain(|s| *s != seq);
+        self.link.lock().cache.unpend(seq);
     }
 
     /// Answers request `seq` of process `rpid` with `body`, after `signals` (bit `n` for
-    /// `SERVER_SIGNAL` `n`): records it (answered, cached)
-    /// and sends it when the session is connected. Never fails: a lost reply is sent
-    /// again from the cache when the client re-sends the request.
+    /// `SERVER_SIGNAL` `n`): records it (answered, cached) and sends it when the session is
+    /// connected. Never fails: a lost reply is sent again from the cache when the client
+    /// re-sends the request.
     pub(crate) fn reply(&self, rpid: u32, seq: u64, body: &[u8], signals: u32) {
         let mut copy = KVVec::new();
-        let cached = copy.extend_from_slice(body, GFP_KERNEL).is_ok();
+        let entry = copy
+            .extend_from_slice(body, GFP_KERNEL)
+            .ok()
+            .map(|()| Cached {
+                seq,
+                rpid,
+                signals,
+                body: copy,
+            });
         let mut link = self.link.lock();
         let l = &mut *link;
         if l.ended {
             return;
         }
-        l.pending.retain(|s| *s != seq);
-        l.answered_max = l.answered_max.max(seq);
-        if l.syncing {
-            l.late_min = l.late_min.min(seq);
-        }
-        let entry = Cached {
-            seq,
-            rpid,
-            signals,
-            body: copy,
-        };
-        if cached && l.cache.push(entry, GFP_KERNEL).is_ok() {
-            l.cache_bytes = l.cache_bytes.saturating_add(body.len());
-            while l.cache.len() > 1
-                && (l.cache.len() > self.cache_max || l.cache_bytes > self.cache_max_bytes)
-            {
-                if let Ok(old) = l.cache.remove(0) {
-                    l.cache_bytes = l.cache_bytes.saturating_sub(old.body.len());
-                    l.cache_floor = l.cache_floor.max(old.seq);
-                }
-            }
-        } else {
+        l.marks.answered(seq);
+        if !l.cache.insert(seq, entry) {
             pr_notice!(
                 "session {}: no memory to cache the reply of seq {}: a re-send is refused\n",
                 self.id,
                 seq
             );
-            l.cache_floor = l.cache_floor.max(seq);
         }
         if let Some((_, tx)) = l.conn.as_mut() {
             // A failed send shows up as a failed receive in the connection worker.
@@ -373,31 +298,18 @@ impl Session {
         if l.ended || !l.wants_flushed {
             return false;
         }
-        l.syncing = true;
-        l.mark = l.answered_max;
-        l.late_min = u64::MAX;
-        l.mark > l.acked
+        l.marks.start()
     }
 
     /// Flusher, after its sync: sends `SERVER_FLUSHED` when the sync succeeded and covers
     /// more than the last one, or when the verifier changed (a writeback error: nothing new
-    /// is acked). Calls answered while the sync ran are not covered: `up_to_seq` stays
-    /// below them. Returns whether a frame went out.
+    /// is acked). Returns whether a frame went out.
     pub(crate) fn sync_done(&self, ok: bool, verifier: u64) -> bool {
         let mut link = self.link.lock();
         let l = &mut *link;
-        if !l.syncing {
+        let Some(up_to) = l.marks.finish(ok, verifier) else {
             return false;
-        }
-        l.syncing = false;
-        let up_to = if ok {
-            l.mark.min(l.late_min.saturating_sub(1)).max(l.acked)
-        } else {
-            l.acked
         };
-        if up_to == l.acked && verifier == l.acked_verifier {
-            return false;
-        }
         let Some((_, tx)) = l.conn.as_mut() else {
             return false;
         };
@@ -416,8 +328,7 @@ impl Session {
         if tx.send(h, &body).is_err() {
             return false;
         }
-        l.acked = up_to;
-        l.acked_verifier = verifier;
+        l.marks.sent(up_to, verifier);
         true
     }
 
@@ -434,9 +345,9 @@ impl Session {
             self.resumes.load(Relaxed),
             shadows,
             keeper,
-            l.answered_max,
-            l.acked,
-            l.pending.len(),
+            l.marks.answered_max(),
+            l.marks.acked,
+            l.cache.pending(),
             l.cache.len(),
             self.stats.frames_in.load(Relaxed),
             self.stats.frames_out.load(Relaxed),
