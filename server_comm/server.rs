@@ -18,6 +18,7 @@ use kernel::{
     },
     time::{Instant, Monotonic},
     uaccess::UserSliceReader,
+    xarray::{AllocKind, XArray},
 };
 
 use crate::conn::Greeting;
@@ -202,6 +203,9 @@ pub(crate) struct Shared {
     last_notice_ms: Atomic<i64>,
     /// Copy of [`Shared::inner`]'s `stopping`, readable without the lock.
     stopping: Atomic<bool>,
+    /// Every registered shadow by its token (see `shadows.rs`).
+    #[pin]
+    pub(crate) by_token: XArray<Arc<Shadow>>,
     #[pin]
     pub(crate) inner: Mutex<Inner>,
 }
@@ -555,6 +559,7 @@ impl kernel::Module for TetherServer {
                 loaded: Instant::now(),
                 last_notice_ms: Atomic::new(i64::MIN / 2),
                 stopping: Atomic::new(false),
+                by_token <- XArray::new(AllocKind::Alloc),
                 inner <- new_mutex!(
                     Inner {
                         sessions: KVec::new(),

@@ -5,7 +5,12 @@
 //! process's first request, registered ahead of a client fork, reaped when their process
 //! dies, ended with their session.
 //!
-//! Lock order (docs/DESIGN.md §8): `Shared::inner` → `Shadow::inner`.
+//! Shadows are in `Shared::inner`'s list (by session and pid) and in `Shared::by_token`,
+//! an XArray indexed by token, so that a shadow's `NEXT` and `REPLY` find it without a
+//! search or the registry's lock.
+//!
+//! Lock order (docs/DESIGN.md §8): `Shared::inner` → `Shadow::inner`, `Shared::inner` →
+//! `Shared::by_token` (the XArray's spinlock).
 
 use kernel::{prelude::*, sync::Arc};
 
@@ -45,8 +50,21 @@ impl Shared {
             self.limit_notice(session, "shadows (processes)", max);
             return Err(EAGAIN);
         }
-        let shadow = Shadow::new(session.clone(), rpid, random_u64())?;
+        // A token names one shadow: never 0, never one in use.
+        let mut by_token = self.by_token.lock();
+        let (token, index) = loop {
+            let t = random_u64();
+            let i = usize::try_from(t).map_err(|_| EINVAL)?;
+            if t != 0 && by_token.get(i).is_none() {
+                break (t, i);
+            }
+        };
+        let shadow = Shadow::new(session.clone(), rpid, token)?;
         inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
+        if let Err(e) = by_token.store(index, shadow.clone(), GFP_KERNEL) {
+            inner.shadows.pop();
+            return Err(e.error);
+        }
         Ok(Ok(shadow))
     }
 
@@ -99,12 +117,8 @@ impl Shared {
 
     /// The shadow started with `token`.
     pub(crate) fn find_shadow(&self, token: u64) -> Option<Arc<Shadow>> {
-        self.inner
-            .lock()
-            .shadows
-            .iter()
-            .find(|s| s.token == token)
-            .cloned()
+        let i = usize::try_from(token).ok()?;
+        self.by_token.lock().get(i).map(Arc::from)
     }
 
     /// Forgets `shadow`.
@@ -112,6 +126,14 @@ impl Shared {
         let mut inner = self.inner.lock();
         if let Some(i) = inner.shadows.iter().position(|s| Arc::ptr_eq(s, shadow)) {
             let _ = inner.shadows.remove(i);
+            self.forget_token(shadow.token);
+        }
+    }
+
+    /// Takes `token` out of the token index (`Shared::inner` held).
+    fn forget_token(&self, token: u64) {
+        if let Ok(i) = usize::try_from(token) {
+            drop(self.by_token.lock().remove(i));
         }
     }
 
@@ -146,6 +168,7 @@ impl Shared {
         let mut inner = self.inner.lock();
         for s in inner.shadows.iter().filter(|s| s.session == session) {
             s.exit();
+            self.forget_token(s.token);
         }
         inner.shadows.retain(|s| s.session != session);
     }
