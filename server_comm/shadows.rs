@@ -50,18 +50,23 @@ impl Shared {
             self.limit_notice(session, "shadows (processes)", max);
             return Err(EAGAIN);
         }
-        // A token names one shadow: never 0, never one in use.
-        let mut by_token = self.by_token.lock();
+        // A token names one shadow: never 0, never one in use. (The XArray's lock is a
+        // spinlock: nothing that may sleep runs under it.)
         let (token, index) = loop {
             let t = random_u64();
             let i = usize::try_from(t).map_err(|_| EINVAL)?;
-            if t != 0 && by_token.get(i).is_none() {
+            if t != 0 && self.by_token.lock().get(i).is_none() {
                 break (t, i);
             }
         };
         let shadow = Shadow::new(session.clone(), rpid, token)?;
         inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
-        if let Err(e) = by_token.store(index, shadow.clone(), GFP_KERNEL) {
+        // Registrations are serialized by `Shared::inner`: the index is still free.
+        let stored = self
+            .by_token
+            .lock()
+            .store(index, shadow.clone(), GFP_KERNEL);
+        if let Err(e) = stored {
             inner.shadows.pop();
             return Err(e.error);
         }
@@ -133,7 +138,9 @@ impl Shared {
     /// Takes `token` out of the token index (`Shared::inner` held).
     fn forget_token(&self, token: u64) {
         if let Ok(i) = usize::try_from(token) {
-            drop(self.by_token.lock().remove(i));
+            // Dropped after the XArray's spinlock is released.
+            let removed = self.by_token.lock().remove(i);
+            drop(removed);
         }
     }
 
