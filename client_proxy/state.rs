@@ -449,9 +449,9 @@ impl kernel::Module for TetherClient {
             shared.config.port,
             shared.boot_verifier
         );
-        crate::syscalls::fs::CLIENT.publish(Some(shared.clone()));
+        crate::syscalls::CLIENT.publish(Some(shared.clone()));
         let hooks = Hooks::start().inspect_err(|_| {
-            crate::syscalls::fs::CLIENT.publish(None);
+            crate::syscalls::CLIENT.publish(None);
             shared.stop();
         })?;
         Ok(Self {
@@ -473,7 +473,7 @@ impl Drop for TetherClient {
     fn drop(&mut self) {
         // No task can be in a remote call: each tethered task holds a module reference.
         drop(self.hooks.take());
-        crate::syscalls::fs::CLIENT.publish(None);
+        crate::syscalls::CLIENT.publish(None);
         self.shared.stop();
         // Waits for the connection worker and the log's writer to return.
         drop(self.queue.take());

@@ -301,7 +301,7 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 	if (!c) {
 		ret = -ENOSYS;
 	} else if (nr == TETHER_CALL_APPEND && (mask & 0xa) == 0xa) {
-		/* An append (client_proxy/syscalls/fs.rs): write, then where the file offset ended, into
+		/* An append (client_proxy/syscalls/io.rs): write, then where the file offset ended, into
 		 * the 8-byte output buffer at argument 3 (-1 when it has none: a FIFO). */
 		int64_t end;
 
@@ -311,7 +311,7 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 		end = lseek((int)args[0], 0, SEEK_CUR);
 		memcpy((void *)(uintptr_t)args[3], &end, 8);
 	} else if (nr == TETHER_CALL_GETDENTS && (mask & 0xa) == 0xa) {
-		/* A directory listing (client_proxy/syscalls/fs.rs): getdents64 from the client's position
+		/* A directory listing (client_proxy/syscalls/dir.rs): getdents64 from the client's position
 		 * (argument 4), then where it ended into the 8-byte output buffer at argument 3.
 		 * The client keeps a directory's position, so a restarted server goes on with a
 		 * listing where the crashed one was. Seeking to the current position is a no-op

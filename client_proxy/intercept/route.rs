@@ -11,7 +11,7 @@ use kernel::bindings;
 
 use crate::proto::calls;
 use crate::proto::sysno::*;
-use crate::syscalls::fs::{self, Dispatch, Handler};
+use crate::syscalls::{cwd, dir, fcntl, generic, io, open, rename, Dispatch, Handler};
 use crate::{intercept::hook, syscalls::copy, syscalls::mmap};
 
 /// What happens to one system call of a tethered task.
@@ -22,7 +22,7 @@ pub(crate) enum Route {
     /// Decided by a handler of its own: runs on the server when it concerns remote files.
     Remote(Handler),
     /// Runs on the server when it concerns remote files, as its spec in the call table
-    /// (`proto::calls`) says ([`fs::generic`]).
+    /// (`proto::calls`) says ([`generic::generic`]).
     Generic,
     /// Fails with this errno: the call would bypass the proxy (e.g. io_uring).
     Deny(u32),
@@ -51,33 +51,33 @@ macro_rules! route {
 /// The calls that are not `Local`.
 #[rustfmt::skip]
 const ROUTED: [Entry; 83] = [
-    route!(READ, "read", Remote(fs::read)),
-    route!(WRITE, "write", Remote(fs::write)),
-    route!(OPEN, "open", Remote(fs::open)),
+    route!(READ, "read", Remote(io::read)),
+    route!(WRITE, "write", Remote(io::write)),
+    route!(OPEN, "open", Remote(open::open)),
     route!(STAT, "stat", Generic),
     route!(FSTAT, "fstat", Generic),
     route!(LSTAT, "lstat", Generic),
-    route!(LSEEK, "lseek", Remote(fs::lseek)),
+    route!(LSEEK, "lseek", Remote(io::lseek)),
     route!(MMAP, "mmap", Remote(mmap::mmap)),
-    route!(PREAD64, "pread64", Remote(fs::pread64)),
-    route!(PWRITE64, "pwrite64", Remote(fs::pwrite64)),
-    route!(READV, "readv", Remote(fs::readv)),
-    route!(WRITEV, "writev", Remote(fs::writev)),
+    route!(PREAD64, "pread64", Remote(io::pread64)),
+    route!(PWRITE64, "pwrite64", Remote(io::pwrite64)),
+    route!(READV, "readv", Remote(io::readv)),
+    route!(WRITEV, "writev", Remote(io::writev)),
     route!(ACCESS, "access", Generic),
     route!(SENDFILE, "sendfile", Remote(copy::sendfile)),
-    route!(FCNTL, "fcntl", Remote(fs::fcntl)),
+    route!(FCNTL, "fcntl", Remote(fcntl::fcntl)),
     route!(FLOCK, "flock", Generic),
     route!(FSYNC, "fsync", Generic),
     route!(FDATASYNC, "fdatasync", Generic),
     route!(TRUNCATE, "truncate", Generic),
     route!(FTRUNCATE, "ftruncate", Generic),
     route!(GETCWD, "getcwd", Generic),
-    route!(CHDIR, "chdir", Remote(fs::chdir)),
-    route!(FCHDIR, "fchdir", Remote(fs::fchdir)),
-    route!(RENAME, "rename", Remote(fs::rename)),
+    route!(CHDIR, "chdir", Remote(cwd::chdir)),
+    route!(FCHDIR, "fchdir", Remote(cwd::fchdir)),
+    route!(RENAME, "rename", Remote(rename::rename)),
     route!(MKDIR, "mkdir", Generic),
     route!(RMDIR, "rmdir", Generic),
-    route!(CREAT, "creat", Remote(fs::creat)),
+    route!(CREAT, "creat", Remote(open::creat)),
     route!(LINK, "link", Generic),
     route!(UNLINK, "unlink", Generic),
     route!(SYMLINK, "symlink", Generic),
@@ -87,7 +87,7 @@ const ROUTED: [Entry; 83] = [
     route!(CHOWN, "chown", Generic),
     route!(FCHOWN, "fchown", Generic),
     route!(LCHOWN, "lchown", Generic),
-    route!(UMASK, "umask", Remote(fs::umask)),
+    route!(UMASK, "umask", Remote(cwd::umask)),
     route!(MKNOD, "mknod", Generic),
     route!(STATFS, "statfs", Generic),
     route!(FSTATFS, "fstatfs", Generic),
@@ -104,14 +104,14 @@ const ROUTED: [Entry; 83] = [
     route!(REMOVEXATTR, "removexattr", Generic),
     route!(LREMOVEXATTR, "lremovexattr", Generic),
     route!(FREMOVEXATTR, "fremovexattr", Generic),
-    route!(GETDENTS64, "getdents64", Remote(fs::getdents64)),
-    route!(OPENAT, "openat", Remote(fs::openat)),
+    route!(GETDENTS64, "getdents64", Remote(dir::getdents64)),
+    route!(OPENAT, "openat", Remote(open::openat)),
     route!(MKDIRAT, "mkdirat", Generic),
     route!(MKNODAT, "mknodat", Generic),
     route!(FCHOWNAT, "fchownat", Generic),
     route!(NEWFSTATAT, "newfstatat", Generic),
     route!(UNLINKAT, "unlinkat", Generic),
-    route!(RENAMEAT, "renameat", Remote(fs::renameat)),
+    route!(RENAMEAT, "renameat", Remote(rename::renameat)),
     route!(LINKAT, "linkat", Generic),
     route!(SYMLINKAT, "symlinkat", Generic),
     route!(READLINKAT, "readlinkat", Generic),
@@ -121,18 +121,18 @@ const ROUTED: [Entry; 83] = [
     route!(UTIMENSAT, "utimensat", Generic),
     route!(FALLOCATE, "fallocate", Generic),
     route!(SYNCFS, "syncfs", Generic),
-    route!(PREADV, "preadv", Remote(fs::preadv)),
-    route!(PWRITEV, "pwritev", Remote(fs::pwritev)),
-    route!(RENAMEAT2, "renameat2", Remote(fs::renameat2)),
+    route!(PREADV, "preadv", Remote(io::preadv)),
+    route!(PWRITEV, "pwritev", Remote(io::pwritev)),
+    route!(RENAMEAT2, "renameat2", Remote(rename::renameat2)),
     route!(COPY_FILE_RANGE, "copy_file_range", Remote(copy::copy_file_range)),
-    route!(PREADV2, "preadv2", Remote(fs::preadv2)),
-    route!(PWRITEV2, "pwritev2", Remote(fs::pwritev2)),
+    route!(PREADV2, "preadv2", Remote(io::preadv2)),
+    route!(PWRITEV2, "pwritev2", Remote(io::pwritev2)),
     route!(STATX, "statx", Generic),
     // An io_uring would run I/O without passing through the proxy.
     route!(IO_URING_SETUP, "io_uring_setup", Deny(bindings::ENOSYS)),
     route!(IO_URING_ENTER, "io_uring_enter", Deny(bindings::ENOSYS)),
     route!(IO_URING_REGISTER, "io_uring_register", Deny(bindings::ENOSYS)),
-    route!(OPENAT2, "openat2", Remote(fs::openat2)),
+    route!(OPENAT2, "openat2", Remote(open::openat2)),
     route!(FACCESSAT2, "faccessat2", Generic),
     route!(FCHMODAT2, "fchmodat2", Generic),
 ];
@@ -195,7 +195,7 @@ unsafe extern "C" fn tether_route(regs: *mut bindings::pt_regs) -> bool {
             Route::Local => Dispatch::Local,
             Route::Deny(errno) => Dispatch::Done(-(errno as isize)),
             Route::Remote(handler) => handler(&args),
-            Route::Generic => fs::generic(u32::try_from(r.orig_ax).unwrap_or(u32::MAX), &args),
+            Route::Generic => generic::generic(u32::try_from(r.orig_ax).unwrap_or(u32::MAX), &args),
         }
     };
     match dispatch {

@@ -32,7 +32,7 @@ use crate::proto::process::SignalMsg;
 use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
 use crate::recovery::retain::{self, Durable};
 use crate::state::Shared;
-use crate::syscalls::fs;
+use crate::syscalls;
 use crate::transport::Sender;
 
 static NEXT_SEQ: Atomic<u64> = Atomic::new(1);
@@ -52,7 +52,9 @@ pub(crate) enum ProcEvent {
 /// Called from the fork and exit hooks (`hook.c`, atomic context): queues the event.
 #[no_mangle]
 extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_t, exit: bool) {
-    let Some(shared) = fs::client() else { return };
+    let Some(shared) = syscalls::client() else {
+        return;
+    };
     // Pids are positive.
     let pid = |p: bindings::pid_t| u32::try_from(p).unwrap_or_default();
     let ev = if exit {

@@ -38,7 +38,7 @@ use crate::proto::sysno;
 use crate::recovery::journal::{FileRec, ProcRec};
 use crate::recovery::retain::WriteRec;
 use crate::state::Shared;
-use crate::syscalls::fs::request;
+use crate::syscalls::request;
 use crate::transport::RecvError;
 
 const AT_FDCWD: i64 = -100;
@@ -185,7 +185,7 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
     r.and(exit)
 }
 
-/// Redo writes out at once: like a task's transfer (`fs::transfer`), sending, the server's
+/// Redo writes out at once: like a task's transfer (`io::transfer`), sending, the server's
 /// writing and the replies overlap, so the redo runs at the link's pace.
 const REDO_WINDOW: usize = 8;
 
@@ -327,7 +327,7 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         }
     }
     // An appending fd's offset is where its last append ended (the client learns it from
-    // there after each append, `fs::append_pos`): the end of the file, once the retained
+    // there after each append, `io::transfer`): the end of the file, once the retained
     // writes are back.
     if f.flags & O_APPEND != 0 {
         let sfd = reg_i32(f.sfd);

@@ -36,16 +36,16 @@ use kernel::{
 use crate::num::{arg_i32, count_i64, len_u64, reg_i64, user_addr, wire_len};
 use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT, DIR_RET};
 use crate::proto::sysno;
-use crate::syscalls::fs::{
-    call, done, request, verify_area, Dispatch, Outcome, Proxy, MAX_IO, MAX_RW_COUNT,
-};
+use crate::syscalls::io::{verify_area, MAX_RW_COUNT};
+use crate::syscalls::proxy::Proxy;
+use crate::syscalls::{call, done, request, Dispatch, Outcome, MAX_IO};
 
 extern "C" {
     fn tether_sendfile_out_check(fd: kernel::ffi::c_int) -> kernel::ffi::c_int;
     fn tether_sendfile_out_write(fd: kernel::ffi::c_int, buf: *const u8, len: usize) -> isize;
 }
 
-/// Positions below this need no check of the server's `s_maxbytes` (as `fs::SURE_POS`:
+/// Positions below this need no check of the server's `s_maxbytes` (as `io::SURE_POS`:
 /// every file system accepts them).
 const SURE_POS: i64 = 0x7fff_ffff;
 
