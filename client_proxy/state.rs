@@ -12,8 +12,10 @@ use kernel::{
     },
 };
 
+use crate::global::Global;
 use crate::intercept::hook::Hooks;
 use crate::link::bench::{BenchReq, BenchResult};
+use crate::link::connection::Recovery;
 use crate::link::rpc::{Pending, ProcEvent};
 use crate::recovery::journal::Log;
 use crate::recovery::retain::Retained;
@@ -157,6 +159,8 @@ pub(crate) struct Inner {
 #[pin_data]
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    /// What the connection worker calls to recover from a server restart.
+    pub(crate) recovery: Recovery,
     /// Random at every load.
     pub(crate) boot_verifier: u64,
     /// Random at every load, never 0: lets the server know a reconnect comes from this
@@ -357,6 +361,10 @@ impl kernel::Module for TetherClient {
         let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
+                recovery: Recovery {
+                    replay: crate::recovery::replay::run,
+                    redo: crate::recovery::replay::redo,
+                },
                 config,
                 boot_verifier: random_u64(),
                 instance: random_u64().max(1),
@@ -449,9 +457,9 @@ impl kernel::Module for TetherClient {
             shared.config.port,
             shared.boot_verifier
         );
-        crate::syscalls::CLIENT.publish(Some(shared.clone()));
+        CLIENT.publish(Some(shared.clone()));
         let hooks = Hooks::start().inspect_err(|_| {
-            crate::syscalls::CLIENT.publish(None);
+            CLIENT.publish(None);
             shared.stop();
         })?;
         Ok(Self {
@@ -473,7 +481,7 @@ impl Drop for TetherClient {
     fn drop(&mut self) {
         // No task can be in a remote call: each tethered task holds a module reference.
         drop(self.hooks.take());
-        crate::syscalls::CLIENT.publish(None);
+        CLIENT.publish(None);
         self.shared.stop();
         // Waits for the connection worker and the log's writer to return.
         drop(self.queue.take());
@@ -483,4 +491,13 @@ impl Drop for TetherClient {
         }
         pr_info!("unloaded\n");
     }
+}
+
+/// The module state, for the handlers (which run in tethered tasks). The module publishes
+/// it before installing the hooks and withdraws it after removing them.
+pub(crate) static CLIENT: Global<Shared> = Global::new();
+
+/// The module state, if the module is loaded.
+pub(crate) fn client() -> Option<Arc<Shared>> {
+    CLIENT.get()
 }

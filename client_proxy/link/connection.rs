@@ -10,6 +10,7 @@ use kernel::{
 };
 
 use crate::auth;
+use crate::link::{bench, rpc};
 use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
@@ -17,7 +18,16 @@ use crate::proto::kind::Kind;
 use crate::proto::msg::{ErrorMsg, Flushed, Hello, Welcome, W_RESUMED};
 use crate::state::{LinkState, Shared};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
-use crate::{link::bench, link::rpc, recovery::replay};
+
+/// What the connection worker asks of crash recovery (`recovery/replay.rs`). The module
+/// state hands it these, so that the link does not depend on recovery.
+pub(crate) struct Recovery {
+    /// On a connection to a restarted server (or another one): rebuild every process's
+    /// shadow, after writing the retained data again.
+    pub(crate) replay: fn(&Shared, &mut Conn) -> Result,
+    /// After a writeback error (a new verifier): write the retained data again.
+    pub(crate) redo: fn(&Shared, &mut Conn) -> Result,
+}
 
 /// Heartbeat intervals of silence after which the server counts as dead.
 pub(crate) const MAX_MISSES: i64 = 3;
@@ -341,7 +351,7 @@ fn start(shared: &Shared, conn: &mut Conn) -> Result {
     // afterwards (everything it does can be done twice).
     if shared.replay_due.load(Relaxed) {
         let seen = shared.verifier_changes.load(Relaxed);
-        replay::run(shared, conn)?;
+        (shared.recovery.replay)(shared, conn)?;
         // A writeback error reported during the replay: what is retained goes out again.
         if shared.verifier_changes.load(Relaxed) != seen {
             redo(shared, conn)?;
@@ -470,7 +480,7 @@ pub(crate) fn handle_frame(
 fn redo(shared: &Shared, conn: &mut Conn) -> Result {
     loop {
         let seen = shared.verifier_changes.load(Relaxed);
-        replay::redo(shared, conn)?;
+        (shared.recovery.redo)(shared, conn)?;
         if shared.verifier_changes.load(Relaxed) == seen {
             return Ok(());
         }

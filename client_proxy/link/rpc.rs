@@ -26,13 +26,12 @@ use kernel::{
 };
 
 use crate::link::attrs;
+use crate::proto::calls::{self, Effect};
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::SignalMsg;
-use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
-use crate::recovery::retain::{self, Durable};
+use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_OUT};
 use crate::state::Shared;
-use crate::syscalls;
 use crate::transport::Sender;
 
 static NEXT_SEQ: Atomic<u64> = Atomic::new(1);
@@ -52,7 +51,7 @@ pub(crate) enum ProcEvent {
 /// Called from the fork and exit hooks (`hook.c`, atomic context): queues the event.
 #[no_mangle]
 extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_t, exit: bool) {
-    let Some(shared) = syscalls::client() else {
+    let Some(shared) = crate::state::client() else {
         return;
     };
     // Pids are positive.
@@ -287,7 +286,7 @@ pub(crate) fn submit<'a>(
     }
     let seq = next_seq();
     let done = Arc::new(Atomic::new(0), GFP_KERNEL)?;
-    let durable = retain::durable(req.nr, &req.args, ins.get(1).copied())
+    let durable = durable(req.nr, &req.args, ins.get(1).copied())
         .map(|d| (d, shared.retained.lock().stamp()));
     let link = {
         // With the link read under `calls`, a call is either sent here or by
@@ -507,4 +506,39 @@ pub(crate) fn call(
             .copy_from_slice(data);
     }
     Ok(reply.ret)
+}
+
+/// A request for syscall `nr` with arguments `args` and buffers `bufs` (at most
+/// `MAX_BUFS`: the rest are dropped).
+pub(crate) fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
+    let mut req = SyscallReq {
+        nr,
+        args,
+        ..Default::default()
+    };
+    for (slot, b) in req.bufs.iter_mut().zip(bufs) {
+        *slot = *b;
+        req.nbufs = req.nbufs.saturating_add(1);
+    }
+    req
+}
+
+/// What a successful call makes durable on the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durable {
+    /// Every write answered before it (committed calls, `syncfs`).
+    All,
+    /// The writes to the file open as this server fd (`fsync`, `fdatasync`).
+    File(i32),
+}
+
+/// What call `nr` with `args` (and, for `openat2`, its `struct open_how` in `how`) makes
+/// durable once it succeeded, as the call table says (`proto::calls`, the table the
+/// server's shadows commit by).
+pub(crate) fn durable(nr: u32, args: &[u64; 6], how: Option<&[u8]>) -> Option<Durable> {
+    match calls::effect(calls::spec(nr)?, args, how) {
+        Effect::None => None,
+        Effect::Commits | Effect::CommitsIfCreates | Effect::SyncsAll => Some(Durable::All),
+        Effect::SyncsFile => i32::try_from(args[0]).ok().map(Durable::File),
+    }
 }

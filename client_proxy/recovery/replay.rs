@@ -29,6 +29,7 @@ use kernel::{
 use crate::link::attrs;
 use crate::link::connection::{handle_frame, silent_for, Conn, Handled};
 use crate::link::rpc;
+use crate::link::rpc::request;
 use crate::num::{len_u64, reg_i32, reg_i64, wire_len};
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
@@ -38,7 +39,6 @@ use crate::proto::sysno;
 use crate::recovery::journal::{FileRec, ProcRec};
 use crate::recovery::retain::WriteRec;
 use crate::state::Shared;
-use crate::syscalls::request;
 use crate::transport::RecvError;
 
 const AT_FDCWD: i64 = -100;

@@ -20,29 +20,8 @@
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
 
-use crate::proto::calls::{self, Effect};
 use crate::proto::process::ProcAttrs;
 use crate::recovery::journal::BStr;
-
-/// What a successful call makes durable on the server.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durable {
-    /// Every write answered before it (committed calls, `syncfs`).
-    All,
-    /// The writes to the file open as this server fd (`fsync`, `fdatasync`).
-    File(i32),
-}
-
-/// What call `nr` with `args` (and, for `openat2`, its `struct open_how` in `how`) makes
-/// durable once it succeeded, as the call table says (`proto::calls`, the table the
-/// server's shadows commit by).
-pub(crate) fn durable(nr: u32, args: &[u64; 6], how: Option<&[u8]>) -> Option<Durable> {
-    match calls::effect(calls::spec(nr)?, args, how) {
-        Effect::None => None,
-        Effect::Commits | Effect::CommitsIfCreates | Effect::SyncsAll => Some(Durable::All),
-        Effect::SyncsFile => i32::try_from(args[0]).ok().map(Durable::File),
-    }
-}
 
 /// One retained write.
 pub(crate) struct WriteRec {

@@ -33,12 +33,13 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+use crate::link::rpc::request;
 use crate::num::{arg_i32, count_i64, len_u64, reg_i64, user_addr, wire_len};
 use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT, DIR_RET};
 use crate::proto::sysno;
 use crate::syscalls::io::{verify_area, MAX_RW_COUNT};
 use crate::syscalls::proxy::Proxy;
-use crate::syscalls::{call, done, request, Dispatch, Outcome, MAX_IO};
+use crate::syscalls::{call, done, Dispatch, Outcome, MAX_IO};
 
 extern "C" {
     fn tether_sendfile_out_check(fd: kernel::ffi::c_int) -> kernel::ffi::c_int;

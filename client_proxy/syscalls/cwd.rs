@@ -8,9 +8,10 @@ use kernel::prelude::*;
 use super::generic::generic;
 use super::paths::PathArg;
 use super::proxy::Proxy;
-use super::{client, rpid, Dispatch};
+use super::{rpid, Dispatch};
 use crate::num::arg_u32;
 use crate::proto::sysno;
+use crate::state::client;
 
 /// Implements remote `chdir(2)`; the log keeps the new cwd.
 pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {

@@ -5,7 +5,8 @@
 use kernel::{alloc::KVVec, prelude::*, uaccess::UserPtr, uaccess::UserSlice};
 
 use super::proxy::Proxy;
-use super::{call, done, request, Dispatch, Outcome, MAX_IO};
+use super::{call, done, Dispatch, Outcome, MAX_IO};
+use crate::link::rpc::request;
 use crate::num::{arg_u32, len_u64, reg_i64, user_addr, wire_len};
 use crate::proto::calls;
 use crate::proto::syscall::{BufDesc, DIR_OUT, DIR_RET};

@@ -11,14 +11,16 @@ use kernel::{
 };
 
 use super::proxy::Proxy;
-use super::{call, client, done, errno, request, Dispatch, Outcome};
+use super::{call, done, errno, Dispatch, Outcome};
 use crate::link::rpc;
+use crate::link::rpc::request;
 use crate::num::{
     access_ok, arg_i64, arg_u32, count_i64, len_u64, outcome, pos_u64, reg_i64, user_addr, wire_len,
 };
 use crate::proto::calls;
 use crate::proto::syscall::{BufDesc, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
 use crate::proto::sysno;
+use crate::state::client;
 use crate::state::Shared;
 
 extern "C" {

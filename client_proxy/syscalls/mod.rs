@@ -13,13 +13,12 @@
 #![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 #![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::prelude::*;
 
-use crate::global::Global;
 use crate::link::rpc;
 use crate::num::{outcome, ret_isize};
-use crate::proto::syscall::{BufDesc, SyscallReq};
-use crate::state::Shared;
+use crate::proto::syscall::SyscallReq;
+use crate::state::client;
 
 pub(crate) mod copy;
 pub(crate) mod cwd;
@@ -53,15 +52,6 @@ pub(crate) type Outcome = Result<u64>;
 /// A remote-call handler: gets the six syscall arguments.
 pub(crate) type Handler = fn(&[u64; 6]) -> Dispatch;
 
-/// The module state, for the handlers (which run in tethered tasks). The module publishes
-/// it before installing the hooks and withdraws it after removing them.
-pub(crate) static CLIENT: Global<Shared> = Global::new();
-
-/// The module state, if the module is loaded.
-pub(crate) fn client() -> Option<Arc<Shared>> {
-    CLIENT.get()
-}
-
 /// The calling process's id on the server: its thread-group id (a pid: never negative).
 pub(crate) fn rpid() -> u32 {
     u32::try_from(kernel::current!().tgid()).unwrap_or_default()
@@ -75,21 +65,6 @@ pub(crate) fn errno(e: Error) -> Dispatch {
 /// A call's return value: its result or `-errno`.
 pub(crate) fn done(r: Outcome) -> Dispatch {
     Dispatch::Done(ret_isize(r))
-}
-
-/// A request for syscall `nr` with arguments `args` and buffers `bufs` (at most
-/// `MAX_BUFS`: the rest are dropped).
-pub(crate) fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
-    let mut req = SyscallReq {
-        nr,
-        args,
-        ..Default::default()
-    };
-    for (slot, b) in req.bufs.iter_mut().zip(bufs) {
-        *slot = *b;
-        req.nbufs = req.nbufs.saturating_add(1);
-    }
-    req
 }
 
 /// Runs `req` in process `rpid`'s shadow: the call's result, or its errno (from the

@@ -18,7 +18,7 @@ pub(crate) fn is_local(path: &[u8]) -> bool {
     // `/dev/../etc` is not under `/dev`: compare the path with its dot components resolved.
     let normalized;
     let path = if path.first() == Some(&b'/') && path.windows(2).any(|w| w == b"/.") {
-        normalized = crate::recovery::journal::normalize(path);
+        normalized = normalize(path);
         match &normalized {
             Ok(p) => &p[..],
             // Without memory to tell, the path goes to the server, never wrongly local.
@@ -85,4 +85,37 @@ pub(crate) fn remote_dirfd(dirfd: u64, path: &PathArg) -> Option<u64> {
         return Some(dirfd);
     }
     Proxy::get(dirfd).map(|p| p.sfd_arg())
+}
+
+/// `base` joined with `rel` (unless `rel` is absolute), with `.`, `..` and repeated
+/// slashes resolved textually.
+pub(crate) fn join(base: &[u8], rel: &[u8]) -> Result<KVVec<u8>> {
+    let mut out = KVVec::new();
+    let parts = if rel.first() == Some(&b'/') {
+        [&b""[..], rel]
+    } else {
+        [base, rel]
+    };
+    for part in parts.iter().flat_map(|p| p.split(|&c| c == b'/')) {
+        match part {
+            b"" | b"." => (),
+            b".." => {
+                let cut = out.iter().rposition(|&c| c == b'/').unwrap_or(0);
+                out.truncate(cut);
+            }
+            name => {
+                out.push(b'/', GFP_KERNEL)?;
+                out.extend_from_slice(name, GFP_KERNEL)?;
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/', GFP_KERNEL)?;
+    }
+    Ok(out)
+}
+
+/// `path` with `.`, `..` and repeated slashes resolved textually, from `/`.
+pub(crate) fn normalize(path: &[u8]) -> Result<KVVec<u8>> {
+    join(b"/", path)
 }

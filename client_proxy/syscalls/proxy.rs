@@ -7,7 +7,8 @@ use kernel::{bindings, sync::atomic::Relaxed};
 
 use crate::num::{arg_i32, reg_i32};
 
-use super::{client, rpid};
+use super::rpid;
+use crate::state::client;
 
 /// A proxy file (a reference to it) and what it stands for.
 pub(crate) struct Proxy {

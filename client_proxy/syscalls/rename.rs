@@ -8,9 +8,10 @@ use kernel::{alloc::KVVec, prelude::*};
 use super::generic::generic;
 use super::paths::{PathArg, AT_FDCWD};
 use super::proxy::Proxy;
-use super::{client, rpid, Dispatch};
+use super::{rpid, Dispatch};
 use crate::num::{arg_i32, reg_i32};
 use crate::proto::sysno;
+use crate::state::client;
 use crate::state::Shared;
 
 /// Implements remote `rename(2)`; the log's open files and cwds follow.
