@@ -24,17 +24,8 @@ use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
 use crate::proto::process::ProcAttrs;
 use crate::proto::syscall::SyscallReq;
 use crate::server::Shared;
-use crate::session::Session;
+use crate::session::{Greeting, Session};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
-
-/// The server's answer to a `HELLO`: the `WELCOME` (session id, flags and verifier are
-/// filled in when the connection is attached), the `HELLO`'s seq, and `seal`, which writes
-/// the server's MAC into the encoded body.
-pub(crate) struct Greeting<'a> {
-    pub(crate) welcome: Welcome,
-    pub(crate) hello_seq: u64,
-    pub(crate) seal: &'a dyn Fn(&mut [u8; Welcome::LEN]),
-}
 
 /// The kinds this server serves (`WELCOME.kinds`).
 fn served_kinds() -> u64 {

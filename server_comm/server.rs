@@ -21,10 +21,9 @@ use kernel::{
     xarray::{AllocKind, XArray},
 };
 
-use crate::conn::Greeting;
 use crate::proto::calls::Refusal;
 use crate::proto::msg::Hello;
-use crate::session::Session;
+use crate::session::{Greeting, Session};
 use crate::shadow::{self, Shadow, ShadowFile};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
 use crate::{flusher, listener, module_parameters as params};

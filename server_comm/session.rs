@@ -21,7 +21,6 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-use crate::conn::Greeting;
 use crate::durability::Durability;
 use crate::keeper::Keeper;
 use crate::proto::frame::Header;
@@ -31,6 +30,15 @@ use crate::proto::process::SignalMsg;
 use crate::reply_cache::{Cached, ReplyCache, Seen};
 use crate::server::Shared;
 use crate::transport::{random_u64, Counters, Sender, Socket, Stats};
+
+/// The server's answer to a `HELLO`: the `WELCOME` (session id, flags and verifier are
+/// filled in when the connection is attached), the `HELLO`'s seq, and `seal`, which writes
+/// the server's MAC into the encoded body.
+pub(crate) struct Greeting<'a> {
+    pub(crate) welcome: Welcome,
+    pub(crate) hello_seq: u64,
+    pub(crate) seal: &'a dyn Fn(&mut [u8; Welcome::LEN]),
+}
 
 /// Sends the reply `body` to call `seq` of `rpid`, preceded by one `SERVER_SIGNAL` per signal
 /// in `signals` (bit `n` for signal `n`).
