@@ -16,20 +16,17 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
-    time::{Instant, Monotonic},
     uaccess::UserSliceReader,
     xarray::{AllocKind, XArray},
 };
 
+use crate::auth::may_log_refusal;
 use crate::proto::calls::Refusal;
 use crate::proto::msg::Hello;
 use crate::session::{Greeting, Session};
 use crate::shadow::{self, Shadow, ShadowFile};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
 use crate::{flusher, listener, module_parameters as params};
-
-/// Least time between two rate-limited notices.
-const NOTICE_INTERVAL_MS: i64 = 1000;
 
 /// Settings taken from the module parameters at load time.
 pub(crate) struct Config {
@@ -197,9 +194,6 @@ pub(crate) struct Shared {
     pub(crate) flush_now: Atomic<bool>,
     /// Requests refused by the limits or the call table.
     pub(crate) refused: Atomic<u64>,
-    /// When the module was loaded, and the last rate-limited notice printed (ms since).
-    loaded: Instant<Monotonic>,
-    last_notice_ms: Atomic<i64>,
     /// Copy of [`Shared::inner`]'s `stopping`, readable without the lock.
     stopping: Atomic<bool>,
     /// Every registered shadow by its token (see `shadows.rs`).
@@ -220,14 +214,11 @@ impl Shared {
         self.boot_verifier.load(Relaxed)
     }
 
-    /// Counts a refused request; whether a notice may be printed now (at most one every
-    /// [`NOTICE_INTERVAL_MS`], for all sessions: a flood prints a line a second).
+    /// Counts a refused request; whether a notice may be printed now (the kernel's
+    /// rate limit for refusals, `auth.rs`: a flood prints a few lines, not one per request).
     fn refuse_and_may_print(&self) -> bool {
         self.refused.add(1, Relaxed);
-        let now = self.loaded.elapsed().as_millis();
-        let last = self.last_notice_ms.load(Relaxed);
-        now.saturating_sub(last) >= NOTICE_INTERVAL_MS
-            && self.last_notice_ms.cmpxchg(last, now, Relaxed).is_ok()
+        may_log_refusal()
     }
 
     /// A request of session `s` refused by limit `what` (`limit`): counted, and one
@@ -555,8 +546,6 @@ impl kernel::Module for TetherServer {
                 inject_sync_error: Atomic::new(false),
                 flush_now: Atomic::new(false),
                 refused: Atomic::new(0),
-                loaded: Instant::now(),
-                last_notice_ms: Atomic::new(i64::MIN / 2),
                 stopping: Atomic::new(false),
                 by_token <- XArray::new(AllocKind::Alloc),
                 inner <- new_mutex!(
