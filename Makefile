@@ -9,8 +9,9 @@ all: modules
 
 toolchain:
 	qemu/toolchain.sh
+# qemu/kernel.sh with progress (its bytes key the kernel cache; the progress is in lib.sh).
 kernel:
-	qemu/kernel.sh
+	bash -c '. qemu/lib.sh && build_kernel'
 image:
 	qemu/image.sh
 # The modules and tether-shadow, the program the server module starts for each client process.
@@ -22,10 +23,10 @@ clippy:
 	CLIPPY=1 qemu/modules.sh
 rustfmt:
 	qemu/modules.sh rustfmt
-	cd rust && cargo fmt
+	qemu/cargo.sh rust fmt
 rustfmtcheck:
 	qemu/modules.sh rustfmtcheck
-	cd rust && cargo fmt --check
+	qemu/cargo.sh rust fmt --check
 check:
 	tests/check.sh
 # Crash torture: 100 server kills (make check runs it with 20).
@@ -42,4 +43,4 @@ demo:
 	qemu/demo.sh
 clean:
 	qemu/modules.sh clean
-	cd rust && cargo clean
+	qemu/cargo.sh rust clean

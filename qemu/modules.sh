@@ -4,7 +4,7 @@
 #   qemu/modules.sh rustfmt | rustfmtcheck   format / check the modules' Rust sources
 . "$(dirname "$0")/lib.sh"
 
-"$TETHER_ROOT/qemu/kernel.sh"
+build_kernel   # qemu/kernel.sh, with progress
 SOURCES="client_proxy/*.rs server_comm/*.rs rust/kernel/*.rs"
 case "${1:-}" in
 rustfmt | rustfmtcheck)

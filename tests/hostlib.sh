@@ -18,7 +18,7 @@ declare -A VMPID
 # prepare : build whatever is missing (toolchain, kernel, image, modules, test programs, relay).
 prepare() {
 	"$TETHER_ROOT/qemu/toolchain.sh"
-	[ -e "$CACHE/$KBUILD_DIR/.done" ] || "$TETHER_ROOT/qemu/kernel.sh"
+	build_kernel
 	"$TETHER_ROOT/qemu/image.sh"
 	"$TETHER_ROOT/qemu/vsock-relay.sh" --install
 	if grep -q '^modules:' "$TETHER_ROOT/Makefile" 2>/dev/null; then
