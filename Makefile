@@ -3,7 +3,8 @@
 KVARIANT ?= debug
 export KVARIANT
 
-.PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check torture bench demo clean
+.PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check torture bench demo clean \
+	install uninstall install-dkms
 
 all: modules
 
@@ -44,3 +45,13 @@ demo:
 clean:
 	qemu/modules.sh clean
 	qemu/cargo.sh rust clean
+# Install on this machine (or under DESTDIR=): the modules into /lib/modules/KVER/extra (KVER:
+# the kernel they were built for), tether-shadow into /usr/libexec/tether, tetherctl into
+# /usr/sbin, tetherctl(8), /etc/modprobe.d/tether.conf, the systemd units, /etc/tether examples.
+install: modules
+	packaging/install.sh install
+uninstall:
+	packaging/install.sh uninstall
+# The module sources for DKMS (/usr/src/tether-VERSION), then dkms add/build/install.
+install-dkms:
+	packaging/install.sh dkms

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/../qemu/lib.sh"
 set +e
 
-host_pkgs coreutils util-linux e2fsprogs debootstrap gawk make sed grep
+host_pkgs coreutils util-linux e2fsprogs debootstrap gawk make sed grep kmod
 # The host needs no Rust: every cargo and rustc here is the toolchain chroot's (trixie's,
 # through qemu/cargo.sh); qemu/lib.sh has dropped PATH's directories that hold a host cargo
 # or rustc, so that a step that would use one fails here as on a fresh Debian machine.
@@ -61,6 +61,67 @@ xcheck() { # the selftests' C wire encoder against rust/ (tether-proto): same by
 		diff "$LOGS/xcheck-rust.txt" "$LOGS/xcheck-c.txt"
 }
 step "wire format: C test encoder = Rust tether-proto" xcheck.log xcheck
+
+# tetherctl against a fake debugfs/sysfs/etc, in the chroot (groff, attr, kmod are there):
+# each of its results counts.
+t=$(date +%s)
+in_chroot /work/tests/tetherctl.sh >"$LOGS/tetherctl.log" 2>&1
+n_ok=$(grep -cE '^ok - ' "$LOGS/tetherctl.log") n_bad=$(grep -cE '^not ok - ' "$LOGS/tetherctl.log")
+n_skip=$(grep -cE '^ok - .*# SKIP' "$LOGS/tetherctl.log")
+pass=$((pass + n_ok - n_skip)) fail=$((fail + n_bad)) skip=$((skip + n_skip))
+echo "# tetherctl (tests/tetherctl.sh): $((n_ok - n_skip)) passed, $n_bad failed, $n_skip skipped"
+grep -A8 -E '^not ok - ' "$LOGS/tetherctl.log" | head -n 40
+[ "$((n_ok + n_bad))" -gt 0 ] || res "not ok" "tests/tetherctl.sh ran (see $LOGS/tetherctl.log)"
+done_in "finished: tetherctl tests" "$t"
+
+# make install into a DESTDIR: every file where it belongs, with its mode; the units' and
+# tetherctl's paths exist; a second install keeps edited /etc/tether files; uninstall.
+install_test() {
+	local d="$CACHE/check-install" k f bad=0
+	rm -rf "$d"
+	make -C "$TETHER_ROOT" install DESTDIR="$d" || return 1
+	k=$(modinfo -F vermagic "$TETHER_ROOT/client_proxy/tether_client.ko" | cut -d' ' -f1)
+	for f in "0644 /lib/modules/$k/extra/tether_client.ko" "0644 /lib/modules/$k/extra/tether_server.ko" \
+		"0755 /usr/libexec/tether/tether-shadow" "0755 /usr/sbin/tetherctl" "0644 /usr/share/man/man8/tetherctl.8" \
+		"0644 /etc/modprobe.d/tether.conf" "0644 /usr/lib/systemd/system/tether-server.service" \
+		"0644 /usr/lib/systemd/system/tether-client.service" "0644 /etc/tether/exports" \
+		"0644 /etc/tether/server.conf" "0644 /etc/tether/client.conf" "0644 /etc/tether/tethered" \
+		"0700 /var/lib/tether"; do
+		[ "$(stat -c %04a "$d${f#* }" 2>/dev/null)" = "${f%% *}" ] || { echo "missing or wrong mode: $d${f#* } (want ${f%% *})"; bad=1; }
+	done
+	cmp -s "$d/lib/modules/$k/extra/tether_server.ko" "$TETHER_ROOT/server_comm/tether_server.ko" || { echo "installed tether_server.ko differs"; bad=1; }
+	"$d/usr/sbin/tetherctl" --help | grep -q '^Usage: tetherctl' || { echo "installed tetherctl --help"; bad=1; }
+	for f in $(sed -n 's/^Exec[A-Za-z]*=-\{0,1\}\([^ ]*\).*/\1/p' "$d"/usr/lib/systemd/system/tether-*.service); do
+		[ -x "$d$f" ] || { echo "a unit runs $f, not installed"; bad=1; }
+	done
+	grep -q 'shadow_path=/usr/libexec/tether/tether-shadow' "$d/etc/modprobe.d/tether.conf" || { echo "modprobe.d: shadow_path"; bad=1; }
+	echo "3 /srv" >>"$d/etc/tether/exports"
+	make -C "$TETHER_ROOT" install DESTDIR="$d" >/dev/null || return 1
+	grep -qx '3 /srv' "$d/etc/tether/exports" || { echo "a second install replaced the edited /etc/tether/exports"; bad=1; }
+	TETHER_ETC="$d/etc/tether" "$d/usr/sbin/tetherctl" exportfs -o | grep -qx 'allowed_cids=3 root=/srv squash_root=1' ||
+		{ echo "tetherctl exportfs -o of the installed example plus a line"; bad=1; }
+	make -C "$TETHER_ROOT" uninstall DESTDIR="$d" KVER="$k" || return 1
+	for f in "/lib/modules/$k/extra/tether_client.ko" /usr/sbin/tetherctl /usr/libexec/tether/tether-shadow \
+		/usr/lib/systemd/system/tether-server.service; do
+		[ ! -e "$d$f" ] || { echo "uninstall left $d$f"; bad=1; }
+	done
+	[ -e "$d/etc/tether/exports" ] || { echo "uninstall removed /etc/tether"; bad=1; }
+	return $bad
+}
+step "make install DESTDIR=: files, modes, paths; uninstall" install.log install_test
+
+# The DKMS path: the sources make install-dkms copies to /usr/src/tether-VERSION build with
+# dkms.conf's MAKE (packaging/dkms-make.sh) against the kernel tree, in the chroot.
+dkms_test() {
+	local d="$CACHE/check-dkms" v
+	v=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$TETHER_ROOT/dkms.conf")
+	rm -rf "$d"
+	DESTDIR="$d" "$TETHER_ROOT/packaging/install.sh" dkms || return 1
+	[ -e "$d/usr/src/tether-$v/dkms.conf" ] || { echo "no dkms.conf in the sources"; return 1; }
+	in_chroot /bin/sh -ec 'cd "$1" && bash packaging/dkms-make.sh "$2" && ls client_proxy/tether_client.ko server_comm/tether_server.ko' \
+		sh "/cache/check-dkms/usr/src/tether-$v" "$KDIR_CHROOT"
+}
+step "DKMS sources (make install-dkms DESTDIR=) build against the kernel tree" dkms.log dkms_test
 
 # vm_suite NAME TIMEOUT : run tests/NAME.sh (KTAP) and add its totals.
 # Its stderr (build steps, boots, one line per group of results with the elapsed time) goes
