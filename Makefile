@@ -4,7 +4,7 @@ KVARIANT ?= debug
 export KVARIANT
 
 .PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check torture bench demo clean \
-	install uninstall install-dkms
+	install uninstall install-dkms check-install
 
 all: modules
 
@@ -55,3 +55,6 @@ uninstall:
 # The module sources for DKMS (/usr/src/tether-VERSION), then dkms add/build/install.
 install-dkms:
 	packaging/install.sh dkms
+# make install tested in the two VMs (staged install, the units' commands, a tethered program).
+check-install:
+	tests/install.sh
