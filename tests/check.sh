@@ -110,18 +110,24 @@ install_test() {
 }
 step "make install DESTDIR=: files, modes, paths; uninstall" install.log install_test
 
-# The DKMS path: the sources make install-dkms copies to /usr/src/tether-VERSION build with
-# dkms.conf's MAKE (packaging/dkms-make.sh) against the kernel tree, in the chroot.
+# The DKMS path: the sources make install-dkms copies to /usr/src/tether-VERSION, built by
+# dkms (trixie's, in the chroot) against the kernel tree, in a DKMS tree under the cache.
 dkms_test() {
-	local d="$CACHE/check-dkms" v
+	local d="$CACHE/check-dkms" v k
 	v=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$TETHER_ROOT/dkms.conf")
+	k=$(cat "$CACHE/$KBUILD_DIR/build/include/config/kernel.release") || return 1
 	rm -rf "$d"
 	DESTDIR="$d" "$TETHER_ROOT/packaging/install.sh" dkms || return 1
 	[ -e "$d/usr/src/tether-$v/dkms.conf" ] || { echo "no dkms.conf in the sources"; return 1; }
-	in_chroot /bin/sh -ec 'cd "$1" && bash packaging/dkms-make.sh "$2" && ls client_proxy/tether_client.ko server_comm/tether_server.ko' \
-		sh "/cache/check-dkms/usr/src/tether-$v" "$KDIR_CHROOT"
+	mkdir -p "$d/var/lib/dkms"
+	in_chroot dkms build -m tether -v "$v" -k "$k" --kernelsourcedir "$KDIR_CHROOT" \
+		--sourcetree /cache/check-dkms/usr/src --dkmstree /cache/check-dkms/var/lib/dkms || {
+		cat "$d"/var/lib/dkms/tether/"$v"/build/make.log 2>/dev/null | tail -n 30
+		return 1
+	}
+	ls -l "$d"/var/lib/dkms/tether/"$v"/"$k"/x86_64/module/tether_{client,server}.ko* || return 1
 }
-step "DKMS sources (make install-dkms DESTDIR=) build against the kernel tree" dkms.log dkms_test
+step "DKMS: dkms build of the make install-dkms sources against the kernel tree" dkms.log dkms_test
 
 # vm_suite NAME TIMEOUT : run tests/NAME.sh (KTAP) and add its totals.
 # Its stderr (build steps, boots, one line per group of results with the elapsed time) goes
