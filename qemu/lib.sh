@@ -79,9 +79,10 @@ chroot_cargo() {
 
 # --- progress on long steps ---------------------------------------------------------------
 # Durations (and object counts) of the last run of each step: $CACHE/progress/LABEL holds
-# "COUNT SECONDS". A cold cache uses these figures, measured on a 2-core machine (TCG host).
+# "COUNT SECONDS". A cold cache uses these figures (the debug kernel measured on 2 cores,
+# 2026-12: 2599 Kbuild steps in 19m28s; the release one estimated).
 declare -A PROGRESS_DEFAULT=(
-	[kernel-debug]="3600 1260" [kernel-release]="3200 1000"
+	[kernel-debug]="2600 1170" [kernel-release]="2500 1100"
 )
 # hms SECONDS : 1h02m03s / 4m05s / 6s
 hms() {
