@@ -11,7 +11,8 @@
 #                                     under $CACHE
 # The host needs no Rust: trixie's rustc 1.85 is new enough for the crate's locked
 # dependencies (the newest rust-version among them is 1.74). The binary runs in the chroot,
-# where its glibc (trixie's 2.41) is.
+# next to its glibc (trixie's 2.41; it needs GLIBC_2.34, so it would run on a bookworm host
+# too, but nothing relies on that).
 . "$(dirname "$0")/lib.sh"
 
 RELAY_VERSION=0.3.0
@@ -30,11 +31,11 @@ install_relay() {
 	exec 8>"$RELAY_DIR.lock"
 	flock 8
 	[ -x "$RELAY_DIR/bin/vhost-device-vsock" ] && [ -e "$STAMP" ] && return 0
-	log "building vhost-device-vsock $RELAY_VERSION + vsock-relay.patch in the toolchain chroot (about 3 min)"
+	log "building vhost-device-vsock $RELAY_VERSION + vsock-relay.patch in the toolchain chroot (3-6 min)"
 	rm -rf "$CACHE/relay-build"
-	with_progress relay "$CACHE/relay-install.log" stages in_chroot /bin/sh -exc '
+	cargo_env
+	with_progress relay "$CACHE/relay-install.log" 'count:^ *Compiling ' in_chroot env "${CARGO_ENV[@]}" /bin/sh -exc '
 		v=$1 b=/cache/relay-build
-		export CARGO_HOME=/cache/cargo-home CARGO_TERM_COLOR=never
 		cargo --version; rustc --version
 		mkdir -p $b/fetch/src && touch $b/fetch/src/lib.rs
 		printf "[package]\nname = \"relay-src\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[dependencies]\nvhost-device-vsock = \"=%s\"\n" \
