@@ -4,6 +4,7 @@
 # handshake, crash, load cycles; tests/remote.sh: remote system calls; tests/torture.sh:
 # crash torture, 20 server kills).
 # Builds whatever is missing. Last line: "N passed, N failed, N skipped"; exit 1 on failure.
+# No host Rust is used (cargo runs in the toolchain chroot). CHECK_VM=0: host-side steps only.
 . "$(dirname "$0")/../qemu/lib.sh"
 set +e
 
@@ -146,8 +147,12 @@ vm_suite() {
 	fi
 	done_in "finished: $1.sh" "$t"
 }
-vm_suite vmtest 3600
-vm_suite remote 1200
-vm_suite torture 3300
+if [ "${CHECK_VM:-1}" = 1 ]; then
+	vm_suite vmtest 3600
+	vm_suite remote 1200
+	vm_suite torture 3300
+else
+	echo "# CHECK_VM=0: the VM suites were not run"
+fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail = 0 ]
