@@ -19,4 +19,7 @@ if grep -qx 'CONFIG_CC_IS_CLANG=y' "$cfg"; then
 	elif command -v clang >/dev/null; then llvm=1
 	else echo "dkms-make: the kernel was built with clang $major; install clang-$major (and lld, llvm)" >&2; exit 1; fi
 fi
-exec make -C "$KDIR" M="$SRC" ${llvm:+LLVM=$llvm} "$@"
+# dkms adds LLVM=1 for a clang-built kernel: our choice replaces it (Debian has clang-N).
+args=()
+for a in "$@"; do case $a in LLVM=* | CC=* | LD=*) ;; *) args+=("$a") ;; esac; done
+exec make -C "$KDIR" M="$SRC" ${llvm:+LLVM=$llvm} "${args[@]}"
