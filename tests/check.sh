@@ -137,6 +137,7 @@ vm_suite() {
 	local t
 	t=$(date +%s)
 	timeout "$2" "$TETHER_ROOT/tests/$1.sh" 2> >(tee "$LOGS/$1.stderr" >&2) | tee "$LOGS/$1.ktap"
+	wait $! 2>/dev/null   # the stderr tee (a process substitution): done before the totals
 	totals=$(sed -n 's/^# totals: pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3/p' "$LOGS/$1.ktap")
 	if [ -n "$totals" ]; then
 		read -r p f s <<<"$totals"
