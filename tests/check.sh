@@ -136,8 +136,9 @@ step "DKMS: dkms build of the make install-dkms sources against the kernel tree"
 vm_suite() {
 	local t
 	t=$(date +%s)
-	timeout "$2" "$TETHER_ROOT/tests/$1.sh" 2> >(tee "$LOGS/$1.stderr" >&2) | tee "$LOGS/$1.ktap"
-	wait $! 2>/dev/null   # the stderr tee (a process substitution): done before the totals
+	# stdout (KTAP) through fd 3 to the .ktap tee, stderr through its own tee: both pipelines
+	# have ended, all lines written, before the totals are counted.
+	{ timeout "$2" "$TETHER_ROOT/tests/$1.sh" 2>&1 1>&3 | tee "$LOGS/$1.stderr" >&2; } 3>&1 | tee "$LOGS/$1.ktap"
 	totals=$(sed -n 's/^# totals: pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3/p' "$LOGS/$1.ktap")
 	if [ -n "$totals" ]; then
 		read -r p f s <<<"$totals"
