@@ -1,6 +1,7 @@
 #!/bin/bash
 # make check: host unit tests (each passing cargo test counts), the bounded protocol fuzz,
-# clippy, the kernel modules' build, then the VM integration tests (tests/vmtest.sh: link,
+# clippy, the kernel modules' build, the C/Rust wire cross-check, tetherctl's tests (each
+# counts), make install into a DESTDIR, a dkms build, then the VM integration tests (tests/vmtest.sh: link,
 # handshake, crash, load cycles; tests/remote.sh: remote system calls; tests/torture.sh:
 # crash torture, 20 server kills).
 # Builds whatever is missing. Last line: "N passed, N failed, N skipped"; exit 1 on failure.
@@ -13,7 +14,8 @@ host_pkgs coreutils util-linux e2fsprogs debootstrap gawk make sed grep kmod
 # through qemu/cargo.sh); qemu/lib.sh has dropped PATH's directories that hold a host cargo
 # or rustc, so that a step that would use one fails here as on a fresh Debian machine.
 if command -v cargo >/dev/null || command -v rustc >/dev/null; then
-	echo "# error: a host cargo/rustc is still on PATH ($(command -v cargo rustc | tr '\n' ' '))" >&2
+	echo "not ok - no host cargo/rustc on PATH ($(command -v cargo rustc | tr '\n' ' '))"
+	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
 LOGS="$CACHE/check-logs"
