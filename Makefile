@@ -3,14 +3,16 @@
 KVARIANT ?= debug
 export KVARIANT
 
-.PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check torture bench demo clean
+.PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check torture bench demo clean \
+	install uninstall install-dkms check-install
 
 all: modules
 
 toolchain:
 	qemu/toolchain.sh
+# qemu/kernel.sh with progress (its bytes key the kernel cache; the progress is in lib.sh).
 kernel:
-	qemu/kernel.sh
+	bash -c '. qemu/lib.sh && build_kernel'
 image:
 	qemu/image.sh
 # The modules and tether-shadow, the program the server module starts for each client process.
@@ -22,10 +24,10 @@ clippy:
 	CLIPPY=1 qemu/modules.sh
 rustfmt:
 	qemu/modules.sh rustfmt
-	cd rust && cargo fmt
+	qemu/cargo.sh rust fmt
 rustfmtcheck:
 	qemu/modules.sh rustfmtcheck
-	cd rust && cargo fmt --check
+	qemu/cargo.sh rust fmt --check
 check:
 	tests/check.sh
 # Crash torture: 100 server kills (make check runs it with 20).
@@ -42,4 +44,17 @@ demo:
 	qemu/demo.sh
 clean:
 	qemu/modules.sh clean
-	cd rust && cargo clean
+	qemu/cargo.sh rust clean
+# Install on this machine (or under DESTDIR=): the modules into /lib/modules/KVER/extra (KVER:
+# the kernel they were built for), tether-shadow into /usr/libexec/tether, tetherctl into
+# /usr/sbin, tetherctl(8), /etc/modprobe.d/tether.conf, the systemd units, /etc/tether examples.
+install: modules
+	packaging/install.sh install
+uninstall:
+	packaging/install.sh uninstall
+# The module sources for DKMS (/usr/src/tether-VERSION), then dkms add/build/install.
+install-dkms:
+	packaging/install.sh dkms
+# make install tested in the two VMs (staged install, the units' commands, a tethered program).
+check-install:
+	tests/install.sh

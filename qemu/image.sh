@@ -14,7 +14,8 @@ root="$CACHE/rootfs.tmp"
 grep -o " $root/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l || true
 rm -rf "$root"
 log "debootstrap guest userland (about 1 min)"
-debootstrap --variant=minbase --include=$INCLUDE trixie "$root" "$MIRROR" >"$CACHE/image.log" 2>&1 ||
+with_progress image-debootstrap "$CACHE/image.log" stages \
+	debootstrap --variant=minbase --include=$INCLUDE trixie "$root" "$MIRROR" ||
 	die "debootstrap failed, see $CACHE/image.log"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/{doc,man,locale}
 mkdir -p "$root/tether" "$root/out"
@@ -29,6 +30,7 @@ exec /bin/bash /tether/qemu/guest-init.sh
 INIT
 chmod 755 "$root/sbin/tether-init"
 rm -f "$IMAGE.tmp"
+log "image: mkfs.ext4 -d ($(du -sm "$root" | cut -f1) MB of files)"
 mkfs.ext4 -q -L tetherroot -d "$root" "$IMAGE.tmp" 1G || die "mkfs.ext4 -d failed"
 mv "$IMAGE.tmp" "$IMAGE"
 rm -rf "$root"

@@ -4,7 +4,7 @@
 #   qemu/modules.sh rustfmt | rustfmtcheck   format / check the modules' Rust sources
 . "$(dirname "$0")/lib.sh"
 
-"$TETHER_ROOT/qemu/kernel.sh"
+build_kernel   # qemu/kernel.sh, with progress
 SOURCES="$(cd "$TETHER_ROOT" && find client_proxy server_comm rust/kernel -name '*.rs' | sort | tr '\n' ' ')"
 case "${1:-}" in
 rustfmt | rustfmtcheck)

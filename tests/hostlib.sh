@@ -13,18 +13,20 @@ COMMON_ENV=(
 )
 KMODS=(server_comm/tether_server.ko client_proxy/tether_client.ko)
 PIDS=()
+HOST_T0=$(date +%s)
 declare -A VMPID
 
 # prepare : build whatever is missing (toolchain, kernel, image, modules, test programs, relay).
 prepare() {
 	"$TETHER_ROOT/qemu/toolchain.sh"
-	[ -e "$CACHE/$KBUILD_DIR/.done" ] || "$TETHER_ROOT/qemu/kernel.sh"
+	build_kernel
 	"$TETHER_ROOT/qemu/image.sh"
 	"$TETHER_ROOT/qemu/vsock-relay.sh" --install
 	if grep -q '^modules:' "$TETHER_ROOT/Makefile" 2>/dev/null; then
 		make -C "$TETHER_ROOT" modules >"$CACHE/modules.log" 2>&1 || die "make modules failed, see $CACHE/modules.log"
 	fi
 	"$TETHER_ROOT/tests/build.sh"
+	log "built: toolchain, kernel, image, relay, modules, test programs (+$(hms $(($(date +%s) - HOST_T0))))"
 }
 
 cleanup() {
@@ -47,6 +49,44 @@ start_run() {
 	timeout -s KILL "${RUN_TIMEOUT:-1800}" "$TETHER_ROOT/qemu/vsock-relay.sh" "$RUN" 3 4 5 >"$RUN/relay.log" 2>&1 &
 	PIDS+=($!)
 	wait_file 20 "$RUN/vhost-5.sock" $! || die "relay did not start, see $RUN/relay.log"
+	watch_results "$1" &
+	PIDS+=($!)
+}
+
+# watch_results NAME : (background) progress on stderr while the VMs run: one line per group
+# of results a VM reports (those that arrive together, or 30 s' worth), with the elapsed
+# time since the script started; each failure also gets a line of its own.
+watch_results() {
+	set +e +o pipefail
+	local name=$1 f vm n r now new nok nbad nskip lastd
+	declare -A reported=() seen=() first=()
+	while sleep 2; do
+		now=$(date +%s)
+		for f in "$RUN"/*/results; do
+			[ -e "$f" ] || continue
+			vm=${f%/results}
+			vm=${vm##*/}
+			n=$(wc -l <"$f")
+			r=${reported[$vm]:-0}
+			[ "$n" -gt "$r" ] || continue
+			[ -n "${first[$vm]:-}" ] || first[$vm]=$now
+			# Report once the VM has added nothing for one poll, or after 30 s of results.
+			if [ "$n" != "${seen[$vm]:-}" ] && [ $((now - first[$vm])) -lt 30 ]; then
+				seen[$vm]=$n
+				continue
+			fi
+			new=$(sed -n "$((r + 1)),${n}p" "$f")
+			nok=$(grep -c '^ok - ' <<<"$new") nbad=$(grep -c '^not ok - ' <<<"$new")
+			nskip=$(grep -c '^ok - .*# SKIP' <<<"$new")
+			lastd=$(tail -n 1 <<<"$new")
+			grep '^not ok - ' <<<"$new" | while IFS= read -r line; do
+				log "$name +$(hms $((now - HOST_T0))): $vm: $line"
+			done
+			log "$name +$(hms $((now - HOST_T0))): $vm: $((n - r)) more results ($((nok - nskip)) ok, $nbad not ok, $nskip skipped), $n so far; last: ${lastd:0:100}"
+			reported[$vm]=$n seen[$vm]=$n
+			unset "first[$vm]"
+		done
+	done
 }
 
 # boot NAME ROLE CID [KEY=VALUE...] : boot a VM in the background, its /out is $RUN/NAME.
@@ -150,4 +190,5 @@ ktap_print() {
 		*) pass=$((pass + 1)) ;;
 		esac
 	done
+	log "${RUN##*/}: $pass passed, $fail failed, $skip skipped in $(hms $(($(date +%s) - HOST_T0)))"
 }
