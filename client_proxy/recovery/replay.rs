@@ -46,6 +46,8 @@ const O_APPEND: u32 = 0o2000;
 const SEEK_END: u64 = 2;
 /// Flags that must not act again when a file is reopened.
 const O_ONCE: u32 = 0o100 | 0o200 | 0o1000; // O_CREAT | O_EXCL | O_TRUNC
+const O_NONBLOCK: u32 = 0o4000;
+const F_SETFL: u64 = 4;
 
 /// Heartbeat intervals a replay call may go unanswered: a server's session sends nothing
 /// while it starts a shadow (a user-mode helper: seconds on a loaded machine), and the
@@ -284,10 +286,14 @@ fn process(shared: &Shared, conn: &mut Conn, p: &ProcRec) -> Result {
 
 /// Reopens `f` in process `rpid`'s shadow at its old server fd.
 fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
+    // Never blocks: a FIFO opened for reading or writing alone waits for its other end,
+    // which nobody on a restarted server holds. Without a reader a FIFO's writer cannot be
+    // reopened (ENXIO: a divergence); what was in the pipe is gone either way. The file's
+    // own status flags are set again below.
     let args = [
         reg_i64(AT_FDCWD),
         0,
-        u64::from(f.flags & !O_ONCE),
+        u64::from((f.flags & !O_ONCE) | O_NONBLOCK),
         u64::from(f.mode),
         0,
         0,
@@ -324,6 +330,20 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         )?;
         if ret < 0 {
             diverged(shared, rpid, "dup3 to its old fd", &f.path, ret);
+        }
+    }
+    if f.flags & O_NONBLOCK == 0 {
+        let sfd = reg_i32(f.sfd);
+        let flags = u64::from(f.flags & !O_ONCE);
+        let ret = call(
+            shared,
+            conn,
+            rpid,
+            &request(sysno::FCNTL, [sfd, F_SETFL, flags, 0, 0, 0], &[]),
+            &[],
+        )?;
+        if ret < 0 {
+            diverged(shared, rpid, "restore the status flags of", &f.path, ret);
         }
     }
     // An appending fd's offset is where its last append ended (the client learns it from
