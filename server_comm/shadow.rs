@@ -38,7 +38,8 @@ use kernel::{
 
 use crate::global::Global;
 use crate::proto::device::{
-    NextArgs, ReplyArgs, OP_CALL, OP_FORK, SHADOW_KEEPER, SHADOW_NEXT, SHADOW_REPLY,
+    NextArgs, ReplyArgs, ReplyNextArgs, OP_CALL, OP_FORK, SHADOW_KEEPER, SHADOW_NEXT, SHADOW_REPLY,
+    SHADOW_REPLY_NEXT,
 };
 use crate::proto::process::{ProcAttrs, FORWARDED_SIGNALS};
 use crate::proto::syscall::SyscallReply;
@@ -57,6 +58,7 @@ unsafe impl kernel::transmute::FromBytes for ReplyArgs {}
 const _: () = assert!(SHADOW_NEXT == _IOWR::<NextArgs>(b'T' as u32, 2));
 const _: () = assert!(SHADOW_REPLY == _IOW::<ReplyArgs>(b'T' as u32, 3));
 const _: () = assert!(SHADOW_KEEPER == _IOW::<u64>(b'T' as u32, 4));
+const _: () = assert!(SHADOW_REPLY_NEXT == _IOWR::<ReplyNextArgs>(b'T' as u32, 5));
 
 /// One queued request.
 struct Request {
@@ -323,6 +325,18 @@ impl MiscDevice for ShadowFile {
         match cmd {
             SHADOW_NEXT => me.next(arg),
             SHADOW_REPLY => me.reply(arg),
+            // `ReplyNextArgs` is a `ReplyArgs` followed by a `NextArgs`.
+            SHADOW_REPLY_NEXT => {
+                me.reply(arg)?;
+                let next = arg
+                    .checked_add(core::mem::size_of::<ReplyArgs>())
+                    .ok_or(EFAULT)?;
+                // The reply went out: a wait cut by a signal must not restart the whole
+                // call (the reply would go out twice). `EINTR`: the shadow asks again with
+                // `NEXT` alone.
+                me.next(next)
+                    .map_err(|e| if e == ERESTARTSYS { EINTR } else { e })
+            }
             SHADOW_KEEPER => me.keeper(arg),
             _ => Err(ENOTTY),
         }

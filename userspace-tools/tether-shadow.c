@@ -459,37 +459,48 @@ int main(int argc, char **argv)
 	if (sigprocmask(SIG_BLOCK, &call_signals, NULL))
 		return 1;
 	umask(022);
-	for (;;) {
-		struct tether_next_args na = {
-			.token = token, .buf = (uintptr_t)req, .cap = sizeof(req),
-		};
-		struct tether_reply_args ra;
-		int r = ioctl(DEV_FD, TETHER_SHADOW_NEXT, &na);
+	/* REPLY_NEXT answers a request and takes the next in one call; NEXT alone at the
+	 * start and in a forked child (which has nothing to answer). */
+	struct tether_reply_next_args rn = { .next = { .token = token } };
+	int answer = 0;
 
+	for (;;) {
+		struct tether_next_args *na = &rn.next;
+		struct tether_reply_args *ra = &rn.reply;
+		int r;
+
+		na->token = token;
+		na->buf = (uintptr_t)req;
+		na->cap = sizeof(req);
+		r = answer ? ioctl(DEV_FD, TETHER_SHADOW_REPLY_NEXT, &rn)
+			   : ioctl(DEV_FD, TETHER_SHADOW_NEXT, na);
 		if (r == 0)
 			return 0;
 		if (r < 0) {
-			if (errno == EINTR)
+			/* EINTR: nothing was sent (a reply goes out before the wait). */
+			if (errno == EINTR) {
+				answer = 0;
 				continue;
+			}
 			return 1;
 		}
-		ra = (struct tether_reply_args){
-			.token = token, .buf = (uintptr_t)rep, .seq = na.seq,
+		*ra = (struct tether_reply_args){
+			.token = token, .buf = (uintptr_t)rep, .seq = na->seq,
 		};
-		if (na.op == TETHER_OP_FORK) {
-			pid_t pid = fork_as((pid_t)na.fork_pid);
+		answer = 1;
+		if (na->op == TETHER_OP_FORK) {
+			pid_t pid = fork_as((pid_t)na->fork_pid);
 
 			if (pid == 0) {
 				/* The child serves the client child; the parent answers the fork. */
-				token = na.fork_token;
+				token = na->fork_token;
+				answer = 0;
 				continue;
 			}
-			ra.len = bare_reply(rep, pid < 0 ? -errno : 0);
+			ra->len = bare_reply(rep, pid < 0 ? -errno : 0);
 		} else {
-			ra.len = serve(req, na.len, rep, scratch);
+			ra->len = serve(req, na->len, rep, scratch);
 		}
-		ra.signals = take_signals();
-		if (ioctl(DEV_FD, TETHER_SHADOW_REPLY, &ra) && errno != EINTR)
-			return 1;
+		ra->signals = take_signals();
 	}
 }

@@ -21,6 +21,7 @@
 #define TETHER_SHADOW_NEXT 0xc0305402u
 #define TETHER_SHADOW_REPLY 0x40205403u
 #define TETHER_SHADOW_KEEPER 0x40085404u
+#define TETHER_SHADOW_REPLY_NEXT 0xc0505405u
 #define TETHER_MAX_BODY 0x100000u
 
 /* What a call makes durable once it succeeded (rust/src/calls.rs, Effect). */
@@ -129,5 +130,11 @@ struct tether_reply_args {
 	uint64_t seq;
 };
 _Static_assert(sizeof(struct tether_reply_args) == 32, "reply_args");
+
+struct tether_reply_next_args {
+	struct tether_reply_args reply;
+	struct tether_next_args next;
+};
+_Static_assert(sizeof(struct tether_reply_next_args) == 80, "reply_next_args");
 
 #endif

@@ -596,7 +596,7 @@ mod tests {
              * (TETHER_BLESS=1 cargo test in rust/): do not edit. */\n\
              #ifndef TETHER_ABI_H\n#define TETHER_ABI_H\n#include <stdint.h>\n\n",
         );
-        let defs: [(&str, u64); 17] = [
+        let defs: [(&str, u64); 18] = [
             ("TETHER_REQ_HEAD", SyscallReq::head_len(0) as u64),
             ("TETHER_BUF_DESC_LEN", 8),
             ("TETHER_REP_HEAD", SyscallReply::head_len(0) as u64),
@@ -613,6 +613,7 @@ mod tests {
             ("TETHER_SHADOW_NEXT", SHADOW_NEXT.into()),
             ("TETHER_SHADOW_REPLY", SHADOW_REPLY.into()),
             ("TETHER_SHADOW_KEEPER", SHADOW_KEEPER.into()),
+            ("TETHER_SHADOW_REPLY_NEXT", SHADOW_REPLY_NEXT.into()),
             ("TETHER_MAX_BODY", MAX_BODY.into()),
         ];
         for (n, v) in defs {
@@ -649,9 +650,13 @@ mod tests {
              struct tether_reply_args {{\n\tuint64_t token;\n\tuint64_t buf;\n\tuint32_t len;\n\
              \tuint32_t signals;\n\tuint64_t seq;\n}};\n\
              _Static_assert(sizeof(struct tether_reply_args) == {}, \"reply_args\");\n\n\
+             struct tether_reply_next_args {{\n\tstruct tether_reply_args reply;\n\
+             \tstruct tether_next_args next;\n}};\n\
+             _Static_assert(sizeof(struct tether_reply_next_args) == {}, \"reply_next_args\");\n\n\
              #endif\n",
             core::mem::size_of::<NextArgs>(),
-            core::mem::size_of::<ReplyArgs>()
+            core::mem::size_of::<ReplyArgs>(),
+            core::mem::size_of::<ReplyNextArgs>()
         )
         .unwrap();
         h

@@ -7,6 +7,8 @@
 //!   ([`OP_CALL`]), or a client `fork` ([`OP_FORK`]: fork, the child serves `fork_token`
 //!   as pid `fork_pid` when that pid is free). Returns 0 when the shadow must exit.
 //! - `REPLY` ([`ReplyArgs`]) sends a `SERVER_REPLY` body for the request `seq`.
+//! - `REPLY_NEXT` ([`ReplyNextArgs`]) is `REPLY` then `NEXT` in one system call: a busy
+//!   shadow answers one request and takes the next without a second trip into the kernel.
 //! - `KEEPER` (a `u64` token) registers the caller as its session's pid-namespace keeper.
 //!
 //! The first `NEXT` or `REPLY` on an open device file binds it to its token's session: the
@@ -65,6 +67,16 @@ pub struct ReplyArgs {
     pub seq: u64,
 }
 
+/// Argument of [`SHADOW_REPLY_NEXT`]: a `REPLY`, then a `NEXT`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplyNextArgs {
+    /// The reply to send.
+    pub reply: ReplyArgs,
+    /// The next request (in and out as for `NEXT`).
+    pub next: NextArgs,
+}
+
 /// `_IOC(dir, type, nr, size)` of `include/uapi/asm-generic/ioctl.h`.
 const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
     // The sizes here are small structures: they fit the 14-bit size field.
@@ -77,6 +89,12 @@ const IOC_READ: u32 = 2;
 pub const SHADOW_NEXT: u32 = ioc(IOC_READ | IOC_WRITE, 2, core::mem::size_of::<NextArgs>());
 /// `REPLY`: `_IOW('T', 3, struct tether_reply_args)`.
 pub const SHADOW_REPLY: u32 = ioc(IOC_WRITE, 3, core::mem::size_of::<ReplyArgs>());
+/// `REPLY_NEXT`: `_IOWR('T', 5, struct tether_reply_next_args)`.
+pub const SHADOW_REPLY_NEXT: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    5,
+    core::mem::size_of::<ReplyNextArgs>(),
+);
 /// `KEEPER`: `_IOW('T', 4, uint64_t)`.
 pub const SHADOW_KEEPER: u32 = ioc(IOC_WRITE, 4, core::mem::size_of::<u64>());
 
@@ -88,9 +106,12 @@ mod tests {
     fn layouts() {
         assert_eq!(core::mem::size_of::<NextArgs>(), 48);
         assert_eq!(core::mem::size_of::<ReplyArgs>(), 32);
+        assert_eq!(core::mem::size_of::<ReplyNextArgs>(), 80);
+        assert_eq!(core::mem::offset_of!(ReplyNextArgs, next), 32);
         // As the C macros compute them.
         assert_eq!(SHADOW_KEEPER, 0x4008_5404);
         assert_eq!(SHADOW_REPLY, 0x4020_5403);
         assert_eq!(SHADOW_NEXT, 0xc030_5402);
+        assert_eq!(SHADOW_REPLY_NEXT, 0xc050_5405);
     }
 }
