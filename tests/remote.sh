@@ -36,7 +36,8 @@ log "run directory: $RUN"
 VMS=(server client)
 export VM_TIMEOUT=${VM_TIMEOUT:-800}
 boot server server $SERVER_CID ROLE_SCRIPT=/tether/tests/vm/remote-server.sh LOAD_MODULE=0
-boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/remote-client.sh LOAD_MODULE=0
+boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/remote-client.sh LOAD_MODULE=0 \
+	FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 wait_vm client "$VM_TIMEOUT"
 # The server finishes once /shared/client-done exists (the client writes it at its end).
 touch "$RUN/client-done"

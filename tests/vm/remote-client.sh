@@ -717,6 +717,14 @@ o=$(srv 20 "echo 'del 3' >$SD/exports && cat $SD/exports")
 check "hostile: export entry for cid 3 removed (default entry again)" eval '! grep -q "^3 " <<<"$o"'
 check "hostile: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
 
+# --- fuzzing -----------------------------------------------------------------------------
+# Authenticated sessions get frames of every kind with shaped, then mutated bodies for
+# FUZZ_SECONDS (30 here; make fuzz: 600), and mutated handshakes (tests/selftests/fuzz_server.c);
+# the server must answer a fresh session throughout. Its dmesg is checked for warnings and
+# kmemleak after unload (remote-server.sh).
+selftest $TB/fuzz_server $((${FUZZ_SECONDS:-30} + 300))
+check "fuzz: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
+
 # A session (with a shadow) left waiting for a resume: the server's unload must end it
 # (tests/vm/remote-server.sh checks sessions, shadows and kmemleak after its rmmod).
 o=$(TETHER_LEAVE_SESSION=1 timeout 60 $TB/server_resume -t leave_detached_session 2>&1)
