@@ -78,11 +78,12 @@ watch_results() {
 			new=$(sed -n "$((r + 1)),${n}p" "$f")
 			nok=$(grep -c '^ok - ' <<<"$new") nbad=$(grep -c '^not ok - ' <<<"$new")
 			nskip=$(grep -c '^ok - .*# SKIP' <<<"$new")
-			lastd=$(tail -n 1 <<<"$new")
+			lastd=$(grep -E '^(not )?ok - ' <<<"$new" | tail -n 1)
 			grep '^not ok - ' <<<"$new" | while IFS= read -r line; do
 				log "$name +$(hms $((now - HOST_T0))): $vm: $line"
 			done
-			log "$name +$(hms $((now - HOST_T0))): $vm: $((n - r)) more results ($((nok - nskip)) ok, $nbad not ok, $nskip skipped), $n so far; last: ${lastd:0:100}"
+			[ $((nok + nbad)) -gt 0 ] &&
+				log "$name +$(hms $((now - HOST_T0))): $vm: $((nok + nbad)) more results ($((nok - nskip)) ok, $nbad not ok, $nskip skipped), $(grep -cE '^(not )?ok - ' "$f") so far; last: ${lastd:0:100}"
 			reported[$vm]=$n seen[$vm]=$n
 			unset "first[$vm]"
 		done

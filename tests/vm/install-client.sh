@@ -10,7 +10,8 @@ UNIT=/usr/lib/systemd/system/tether-client.service
 unit_cmd() { sed -n "s/^$1=//p" $UNIT | head -n 1; }
 APP=/usr/local/bin/tapp
 
-check "install: the staged files copy into / (make install DESTDIR=)" cp -a /shared/stage/. /
+check "install: the staged files copy into / (make install DESTDIR=)" \
+	eval 'tar -C /shared/stage -cf - . | tar -C / -xf - --keep-directory-symlink --no-overwrite-dir'
 KVER=$(cat /shared/kver)
 check "depmod -a $KVER finds the modules in /lib/modules/$KVER/extra" eval \
 	"depmod -a $KVER && grep -q '^extra/tether_client.ko:' /lib/modules/$KVER/modules.dep"
