@@ -184,7 +184,8 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
 /// an `ERROR` body to a client that broke the protocol.
 fn report(shared: &Shared, cid: u32, id: u32, end: End, send: &mut dyn FnMut(&[u8])) {
     // Anyone who reaches the port can make a connection fail: those lines are rate-limited.
-    let quiet = !may_log_bad_frame();
+    let limited = id == 0 || matches!(end, End::Bad(..) | End::Silent);
+    let quiet = limited && !may_log_bad_frame();
     match end {
         End::Bad(code, detail) if quiet => {
             shared.bad_frames.add(1, Relaxed);

@@ -4,7 +4,9 @@
  * and an owned workqueue. Compiled into both tether modules (each includes this file from
  * its own directory); the Rust side is rust/kernel/transport.rs.
  */
+#include <linux/atomic.h>
 #include <linux/net.h>
+#include <linux/random.h>
 #include <linux/socket.h>
 #include <linux/uio.h>
 #include <linux/vm_sockets.h>
@@ -69,22 +71,33 @@ int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid
 	return 0;
 }
 
-/* Reserved source ports a client binds, tried downwards (like NFS's "secure" ports). */
+/*
+ * Reserved source ports a client binds (like NFS's "secure" ports), taken in turn from a
+ * cursor that starts at a random port: a port is used again only after all the others,
+ * because the server may still hold the old connection of a port for a while after the
+ * client closed it (a new connection from that port would be reset).
+ */
 #define TETHER_RESERVED_HI 1023
 #define TETHER_RESERVED_LO 512
+#define TETHER_RESERVED_N (TETHER_RESERVED_HI - TETHER_RESERVED_LO + 1)
+
+static atomic_t tether_port_cursor = ATOMIC_INIT(-1);
 
 /*
  * Binds sock to a free reserved port (< 1024: only a holder of CAP_NET_BIND_SERVICE, such as
- * this module, may), from TETHER_RESERVED_HI down: 0, or -EADDRINUSE when none is free.
+ * this module, may): 0, or -EADDRINUSE when none is free.
  */
 static int tether_vsock_bind_reserved(struct socket *sock)
 {
 	struct sockaddr_vm addr;
-	u32 port;
+	unsigned int i, start;
 	int err = -EADDRINUSE;
 
-	for (port = TETHER_RESERVED_HI; port >= TETHER_RESERVED_LO; port--) {
-		tether_vsock_addr(&addr, VMADDR_CID_ANY, port);
+	atomic_cmpxchg(&tether_port_cursor, -1, get_random_u32_below(TETHER_RESERVED_N));
+	for (i = 0; i < TETHER_RESERVED_N; i++) {
+		start = (unsigned int)atomic_inc_return(&tether_port_cursor);
+		tether_vsock_addr(&addr, VMADDR_CID_ANY,
+				  TETHER_RESERVED_LO + start % TETHER_RESERVED_N);
 		err = kernel_bind(sock, (struct sockaddr_unsized *)&addr, sizeof(addr));
 		if (err != -EADDRINUSE)
 			break;

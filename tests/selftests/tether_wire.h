@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -473,8 +474,23 @@ static inline long tt_env(const char *name, long def)
 
 static inline size_t tt_split(void) { return tt_env("TETHER_SPLIT", 3584); }
 
+/* See tt_connect_raw(); set up before main(), so that kselftest's forked cases share it. */
+static unsigned int *tt_port_cursor;
+
+__attribute__((constructor)) static void tt_port_cursor_init(void)
+{
+	tt_port_cursor = mmap(NULL, sizeof(*tt_port_cursor), PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (tt_port_cursor == MAP_FAILED) {
+		static unsigned int local;
+
+		tt_port_cursor = &local;
+	}
+	*tt_port_cursor = (unsigned int)getpid() * 7919u;
+}
+
 /*
- * Connects to cid:port, from a reserved source port (1023 down to 512, which needs
+ * Connects to cid:port, from a reserved source port (512..1023 in turn, which needs
  * CAP_NET_BIND_SERVICE) when reserved is set; returns the fd or -errno. The server's
  * CHALLENGE is not read.
  */
@@ -493,8 +509,11 @@ static inline int tt_connect_raw(unsigned int cid, unsigned int port, int reserv
 		struct sockaddr_vm b = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY };
 		int r = -1;
 
-		for (unsigned int p = 1023; p >= 512; p--) {
-			b.svm_port = p;
+		/* Ports 512..1023 in turn from a cursor shared with forked test cases: the
+		 * server may still hold a port's previous connection for a while (a new one
+		 * from it would be reset), so a port is used again only after all others. */
+		for (int i = 0; i < 512; i++) {
+			b.svm_port = 512 + __atomic_fetch_add(tt_port_cursor, 1, __ATOMIC_RELAXED) % 512;
 			r = bind(fd, (struct sockaddr *)&b, sizeof(b));
 			if (r == 0 || errno != EADDRINUSE)
 				break;
