@@ -88,9 +88,12 @@ impl Proxy {
         unsafe { ffi::tether_proxy_flags(self.file) }
     }
 
-    /// Whether it was opened for reading (`FMODE_READ`).
+    /// Whether it was opened for reading (`FMODE_READ`; access mode 3 allows neither).
     pub(crate) fn readable(&self) -> bool {
-        self.flags() & bindings::O_ACCMODE != bindings::O_WRONLY
+        matches!(
+            self.flags() & bindings::O_ACCMODE,
+            bindings::O_RDONLY | bindings::O_RDWR
+        )
     }
 
     /// Whether it was opened for writing (`FMODE_WRITE`).
