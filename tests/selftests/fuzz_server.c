@@ -77,8 +77,9 @@ static size_t shape(uint16_t kind, uint8_t *b, size_t cap)
 		n = 4;
 		break;
 	case TT_HELLO:
+		/* No resume fields (instance 0): a session it opens is not kept once dropped. */
 		n = tt_hello_put2(b, below(3), below(3), next(), (uint32_t)next(), (uint32_t)next(),
-				  next(), (uint32_t)next(), next());
+				  next(), 0, 0);
 		break;
 	default:
 		n = below(128);
@@ -116,6 +117,17 @@ static size_t mutate(uint8_t *b, size_t n, size_t cap)
 	return n;
 }
 
+/* Ends session `session` on `fd` for good (ERROR goodbye), then closes. */
+static void goodbye(int fd, uint32_t session)
+{
+	uint8_t bye[8];
+
+	tt_put32(bye, TT_E_GOODBYE);
+	tt_put32(bye + 4, 0);
+	tt_send_frame(fd, TT_ERROR, 0, session, 1, bye, 8);
+	close(fd);
+}
+
 /* An authenticated session: fd, or -errno. */
 static int open_session(struct tt_welcome *w)
 {
@@ -148,11 +160,16 @@ static int serving(void)
 			break;
 	}
 	ok = n == 4 && !memcmp(body, "fuzz", 4) && !tt_heartbeat(fd, w.session, 8, 10000);
-	close(fd);
+	goodbye(fd, w.session);
 	return ok;
 }
 
-/* Reads whatever the server sent so far (replies, errors), without waiting long. */
+/*
+ * Reads whatever the server sent so far (replies, errors), without waiting long. A
+ * WELCOME (a mutated handshake that still opened a session) is answered with ERROR
+ * goodbye, so that the server ends that session at once instead of keeping it for a
+ * resume the fuzzer will never make.
+ */
 static int drain(int fd)
 {
 	uint8_t body[4096];
@@ -160,14 +177,24 @@ static int drain(int fd)
 
 	for (int i = 0; i < 64; i++) {
 		ssize_t n = tt_recv_frame(fd, &h, body, sizeof(body), 1);
+		struct tt_welcome w;
 
 		if (n == -ETIMEDOUT)
 			return 0;
 		if (n < 0)
 			return -1; /* closed: the server dropped it */
+		if (h.kind == TT_WELCOME && tt_welcome_get(body, n, &w)) {
+			uint8_t bye[8];
+
+			tt_put32(bye, TT_E_GOODBYE);
+			tt_put32(bye + 4, 0);
+			tt_send_frame(fd, TT_ERROR, 0, w.session, 1, bye, 8);
+			return -1; /* the caller closes */
+		}
 	}
 	return 0;
 }
+
 
 FIXTURE(fuzz) {
 	int unused;
@@ -232,7 +259,7 @@ TEST_F_TIMEOUT(fuzz, server_survives_mutated_frames, 900)
 				f[below(TT_HDR_LEN)] ^= 1u << below(8); /* a broken header */
 			memcpy(f + TT_HDR_LEN, body, n);
 			if (tt_send(fd, f, TT_HDR_LEN + n) < 0 || drain(fd) < 0) {
-				close(fd);
+				goodbye(fd, w.session);
 				fd = -1;
 				dropped++;
 			}
@@ -245,7 +272,7 @@ TEST_F_TIMEOUT(fuzz, server_survives_mutated_frames, 900)
 		}
 	}
 	if (fd >= 0)
-		close(fd);
+		goodbye(fd, w.session);
 	TH_LOG("%lu frames on %lu sessions (%lu dropped by the server), %lu mutated handshakes, %lu checks",
 	       frames, sessions, dropped, handshakes, checks);
 	EXPECT_LT(0, frames);
