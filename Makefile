@@ -4,7 +4,7 @@ KVARIANT ?= debug
 export KVARIANT
 
 .PHONY: all modules tools clippy rustfmt rustfmtcheck toolchain kernel image check torture bench demo clean \
-	install uninstall install-dkms check-install
+	install uninstall install-dkms check-install fuzz
 
 all: modules
 
@@ -33,6 +33,11 @@ check:
 # Crash torture: 100 server kills (make check runs it with 20).
 torture:
 	TORTURE_KILLS=100 tests/torture.sh
+# Fuzzing for 10 minutes each: the protocol decoder on the host (10^7 inputs), then the
+# structure-aware fuzzer against the server module in the VMs (make check runs 30 s of it).
+fuzz:
+	qemu/cargo.sh rust run --release --bin tether-proto-fuzz -- 10000000
+	FUZZ_SECONDS=600 tests/remote.sh
 # Benchmarks run on the release kernel (no lockdep/kmemleak): raw link, then remote calls.
 bench:
 	KVARIANT=release tests/bench.sh

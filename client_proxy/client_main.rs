@@ -16,24 +16,29 @@ mod proto;
 #[allow(dead_code)]
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
+// The refusal rate limits are the server's.
+#[allow(dead_code)]
+#[path = "../rust/kernel/auth.rs"]
+mod auth;
 
-mod attrs;
-mod bench;
-mod client;
-mod connection;
-mod copy;
-mod fs;
-mod hook;
-mod log;
-mod mmap;
-mod persist;
-mod replay;
-mod retain;
-mod route;
-mod rpc;
+// Checked conversions of syscall arguments and results.
+mod num;
+// The module's state (configuration, the connection's state, the journal, debugfs).
+mod state;
+// Which syscalls of a tethered task run where: the syscall-user-dispatch hook, the route
+// table.
+mod intercept;
+// The connection to the server: handshake, heartbeats, one receive loop, calls in flight,
+// identities, the link benchmark.
+mod link;
+// The remote syscalls, one file per family, and the proxy files that stand for remote fds.
+mod syscalls;
+// Crash survival: the journal of what the server holds, retained writes, replay and redo,
+// the persisted journal.
+mod recovery;
 
 module! {
-    type: client::TetherClient,
+    type: state::TetherClient,
     name: "tether_client",
     authors: ["tether developers"],
     description: "tether: runs the OS side of tethered applications on a server machine",
@@ -66,6 +71,10 @@ module! {
         log_persist_ms: u32 {
             default: 1000,
             description: "how often the syscall log is written to log_file when it changed, in ms (10..=600000)",
+        },
+        no_auth: bool {
+            default: false,
+            description: "connect without the shared key (key_file=): only to a server loaded with no_auth=1; the server is not authenticated either",
         },
     },
 }

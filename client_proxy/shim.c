@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* C part of tether_client.ko: the shared vsock shim. */
 #include "../rust/kernel/vsock_shim.c"
+#include "../rust/kernel/auth_shim.c"
 
 #include <linux/moduleparam.h>
 
@@ -41,22 +42,31 @@ bool tether_retain(void)
 	return READ_ONCE(retain);
 }
 
-#include <linux/wait.h>
+#include <linux/sched/signal.h>
 
-/* Tasks in a remote call wait here, killable (SIGKILL ends the wait; other signals wait). */
-static DECLARE_WAIT_QUEUE_HEAD(tether_call_wq);
-
-void tether_call_wake(void);
-void tether_call_wake(void)
-{
-	wake_up_all(&tether_call_wq);
-}
-
-/* Waits until *done is set: 0, or -ERESTARTSYS when the task got a fatal signal. */
+/*
+ * Waits until *done is set: 0, or -ERESTARTSYS when the task got a fatal signal (SIGKILL
+ * ends the wait; other signals wait). The waker (rpc.rs, Pending::set_done) stores *done
+ * and then wakes this task alone with wake_up_process(); the state is set before *done is
+ * read, so no wake-up is lost.
+ */
 int tether_call_wait(const int *done);
 int tether_call_wait(const int *done)
 {
-	return wait_event_killable(tether_call_wq, smp_load_acquire(done));
+	int ret = 0;
+
+	for (;;) {
+		set_current_state(TASK_KILLABLE);
+		if (smp_load_acquire(done))
+			break;
+		if (fatal_signal_pending(current)) {
+			ret = -ERESTARTSYS;
+			break;
+		}
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
+	return ret;
 }
 
 #include <linux/cred.h>

@@ -16,6 +16,10 @@ set -a
 set +a
 busybox hostname "tether-$ROLE-$CID"
 mkdir -p /var/lib/tether   # the client's persisted log (log_file= default)
+# The run's shared key (tests/hostlib.sh start_run), where both modules read it (key_file=).
+if [ -e /shared/tether.key ]; then
+	mkdir -p /etc/tether && install -m 600 /shared/tether.key /etc/tether/key
+fi
 cd /tmp
 
 case $ROLE in

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 build_kernel   # qemu/kernel.sh, with progress
-SOURCES="client_proxy/*.rs server_comm/*.rs rust/kernel/*.rs"
+SOURCES="$(cd "$TETHER_ROOT" && find client_proxy server_comm rust/kernel -name '*.rs' | sort | tr '\n' ' ')"
 case "${1:-}" in
 rustfmt | rustfmtcheck)
 	check=; [ "$1" = rustfmtcheck ] && check=--check

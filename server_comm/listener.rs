@@ -1,26 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The accept loop: admits clients on the allow-list and starts a connection worker for
-//! each (`session::serve`: handshake, then a new or resumed session).
+//! each (`conn::serve`: handshake, then a new or resumed session).
 
 use kernel::{prelude::*, sync::atomic::Relaxed, sync::Arc, time::Delta};
 
+use crate::conn;
 use crate::proto::error::ProtoError;
 use crate::server::Shared;
-use crate::session;
 use crate::transport::{OwnedQueue, Socket};
 
 /// How often the accept loop looks at the stop flag.
 const ACCEPT_POLL_MS: u32 = 200;
 
-extern "C" {
-    fn tether_cid_allowed(cid: u32) -> bool;
-}
-
-fn cid_allowed(cid: u32) -> bool {
-    // SAFETY: `tether_cid_allowed` only reads the module's parameter array.
-    unsafe { tether_cid_allowed(cid) }
-}
+/// Source ports below this are reserved: only privileged processes can bind them.
+const RESERVED_PORTS: u32 = 1024;
+/// Send timeout of a connection until its worker sets its own: a refusal must not wait for
+/// a peer that grants no send credit.
+const ADMIT_SEND_MS: u32 = 200;
 
 /// Starts the accept loop on `queue`.
 pub(crate) fn start(queue: &OwnedQueue, shared: Arc<Shared>, listener: Arc<Socket>) -> Result {
@@ -48,7 +45,7 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
     // reference only while it runs.
     let queue = unsafe { &*qref.0 };
     while !shared.is_stopping() {
-        let (sock, cid) = match listener.accept() {
+        let (sock, cid, port) = match listener.accept() {
             Ok(conn) => conn,
             Err(e) if e == EAGAIN || e == EINTR || e == ERESTARTSYS => continue,
             Err(e) => {
@@ -63,26 +60,66 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
             Ok(s) => s,
             Err(_) => continue,
         };
-        if !cid_allowed(cid) {
-            session::refuse(
+        sock.set_timeouts(shared.config.heartbeat_ms, ADMIT_SEND_MS);
+        if !shared.exports.allowed(cid) {
+            conn::refuse(
                 shared,
                 &sock,
                 cid,
                 ProtoError::NotAllowed,
-                "peer not allowed",
+                fmt!("peer not allowed"),
+            );
+            continue;
+        }
+        if port >= RESERVED_PORTS && !shared.config.insecure {
+            shared.port_refusals.add(1, Relaxed);
+            conn::refuse(
+                shared,
+                &sock,
+                cid,
+                ProtoError::AuthFailed,
+                fmt!(
+                    "source port {} is not reserved (< {}; insecure=1 admits any)",
+                    port,
+                    RESERVED_PORTS
+                ),
             );
             continue;
         }
         if shared.is_stopping() {
             break;
         }
+        // Counted until the connection's handshake ends (`conn::serve`).
+        let max = i32::try_from(shared.config.max_handshakes).unwrap_or(i32::MAX);
+        if shared.handshaking.fetch_add(1, Relaxed) >= max {
+            shared.handshaking.add(-1, Relaxed);
+            shared.limit_refusals.add(1, Relaxed);
+            conn::refuse(
+                shared,
+                &sock,
+                cid,
+                ProtoError::Busy,
+                fmt!(
+                    "{} connections are waiting for their HELLO (max_handshakes)",
+                    shared.config.max_handshakes
+                ),
+            );
+            continue;
+        }
         shared.accepted.add(1, Relaxed);
         let (sh, so) = (shared.clone(), sock.clone());
         if queue
-            .try_spawn(GFP_KERNEL, move || session::serve(sh, so, cid))
+            .try_spawn(GFP_KERNEL, move || conn::serve(sh, so, cid))
             .is_err()
         {
-            session::refuse(shared, &sock, cid, ProtoError::BadValue, "out of memory");
+            shared.handshaking.add(-1, Relaxed);
+            conn::refuse(
+                shared,
+                &sock,
+                cid,
+                ProtoError::BadValue,
+                fmt!("out of memory"),
+            );
         }
     }
 }

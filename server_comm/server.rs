@@ -17,10 +17,13 @@ use kernel::{
         Arc, Mutex,
     },
     uaccess::UserSliceReader,
+    xarray::{AllocKind, XArray},
 };
 
-use crate::proto::msg::{Hello, Welcome};
-use crate::session::Session;
+use crate::auth::may_log_refusal;
+use crate::proto::calls::Refusal;
+use crate::proto::msg::Hello;
+use crate::session::{Greeting, Session};
 use crate::shadow::{self, Shadow, ShadowFile};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
 use crate::{flusher, listener, module_parameters as params};
@@ -37,6 +40,21 @@ pub(crate) struct Config {
     pub(crate) resume_ms: u32,
     pub(crate) reply_cache: usize,
     pub(crate) reply_cache_bytes: usize,
+    /// Per session: requests queued or running, and shadows.
+    pub(crate) max_pending: usize,
+    pub(crate) max_shadows: usize,
+    /// Per shadow: bytes of queued request bodies.
+    pub(crate) max_queued_bytes: usize,
+    /// Admit clients from any source port, not only reserved ones.
+    pub(crate) insecure: bool,
+    /// A connection's handshake must be done within this many ms.
+    pub(crate) handshake_ms: u32,
+    /// Most connections before their `HELLO` at once.
+    pub(crate) max_handshakes: u32,
+    /// Most sessions of one CID.
+    pub(crate) max_sessions_per_cid: usize,
+    /// The shared key (`key_file=`); `None` with `no_auth=1`.
+    pub(crate) key: Option<crate::auth::Key>,
 }
 
 impl Config {
@@ -52,6 +70,14 @@ impl Config {
             resume_ms: params::resume_ms.value(),
             reply_cache: params::reply_cache.value() as usize,
             reply_cache_bytes: (params::reply_cache_kb.value() as usize).saturating_mul(1024),
+            max_pending: params::max_pending.value() as usize,
+            max_shadows: params::max_shadows.value() as usize,
+            max_queued_bytes: (params::max_queued_kb.value() as usize).saturating_mul(1024),
+            insecure: params::insecure.value(),
+            handshake_ms: params::handshake_ms.value(),
+            max_handshakes: params::max_handshakes.value(),
+            max_sessions_per_cid: params::max_sessions_per_cid.value() as usize,
+            key: None,
         };
         check_link_params(c.max_frame, c.split)?;
         if !(10..=60000).contains(&c.heartbeat_ms) {
@@ -70,20 +96,50 @@ impl Config {
             pr_err!("reply_cache={} is outside 1..=65536\n", c.reply_cache);
             return Err(EINVAL);
         }
-        Ok(c)
+        for (name, v) in [
+            ("max_pending", c.max_pending),
+            ("max_shadows", c.max_shadows),
+        ] {
+            if !(1..=1 << 20).contains(&v) {
+                pr_err!("{}={} is outside 1..=1048576\n", name, v);
+                return Err(EINVAL);
+            }
+        }
+        if !(100..=60000).contains(&c.handshake_ms) {
+            pr_err!("handshake_ms={} is outside 100..=60000\n", c.handshake_ms);
+            return Err(EINVAL);
+        }
+        if !(1..=1024).contains(&c.max_handshakes) {
+            pr_err!("max_handshakes={} is outside 1..=1024\n", c.max_handshakes);
+            return Err(EINVAL);
+        }
+        if !(1..=c.max_sessions.max(1)).contains(&c.max_sessions_per_cid) {
+            pr_err!(
+                "max_sessions_per_cid={} is outside 1..=max_sessions ({})\n",
+                c.max_sessions_per_cid,
+                c.max_sessions
+            );
+            return Err(EINVAL);
+        }
+        if c.insecure {
+            pr_warn!("insecure=1: clients are admitted from any source port, also unprivileged processes\n");
+        }
+        // Last: every other parameter is fine.
+        let key = crate::auth::Key::load(params::no_auth.value())?;
+        Ok(Self { key, ..c })
     }
 }
 
 /// The fields [`Shared::inner`] guards.
-struct Inner {
+pub(crate) struct Inner {
     /// Sessions: connected, or kept for resumption.
     sessions: KVec<Arc<Session>>,
     /// Shadows of the client processes of every session.
-    shadows: KVec<Arc<Shadow>>,
+    pub(crate) shadows: KVec<Arc<Shadow>>,
     /// Id of the next session.
     next_id: u32,
     /// Set once at unload: no session may be added afterwards.
-    stopping: bool,
+    pub(crate) stopping: bool,
 }
 
 /// State shared by the listener, every session, the flusher and the debugfs view.
@@ -101,6 +157,20 @@ pub(crate) struct Shared {
     pub(crate) rejected: Atomic<u64>,
     /// Connections dropped for breaking the protocol.
     pub(crate) bad_frames: Atomic<u64>,
+    /// Connections refused for their source port (not reserved).
+    pub(crate) port_refusals: Atomic<u64>,
+    /// Handshakes refused for a missing, wrong or replayed MAC.
+    pub(crate) auth_failures: Atomic<u64>,
+    /// Connections refused at a limit (connections before `HELLO`, sessions per CID, all
+    /// sessions) or for a handshake not done within `handshake_ms`.
+    pub(crate) limit_refusals: Atomic<u64>,
+    /// `CLIENT_ATTRS` refused (ids outside the CID's ranges).
+    pub(crate) attrs_refused: Atomic<u64>,
+    /// Connections accepted that have not finished their handshake.
+    pub(crate) handshaking: Atomic<i32>,
+    /// Who may connect, their export roots and id policy.
+    #[pin]
+    pub(crate) exports: crate::exports::Exports,
     /// Sessions dropped because the client fell silent.
     pub(crate) heartbeat_misses: Atomic<u64>,
     /// Sessions resumed by their client.
@@ -122,10 +192,15 @@ pub(crate) struct Shared {
     pub(crate) inject_sync_error: Atomic<bool>,
     /// Debugfs `control`: `flush` asks for a sync now.
     pub(crate) flush_now: Atomic<bool>,
+    /// Requests refused by the limits or the call table.
+    pub(crate) refused: Atomic<u64>,
     /// Copy of [`Shared::inner`]'s `stopping`, readable without the lock.
     stopping: Atomic<bool>,
+    /// Every registered shadow by its token (see `shadows.rs`).
     #[pin]
-    inner: Mutex<Inner>,
+    pub(crate) by_token: XArray<Arc<Shadow>>,
+    #[pin]
+    pub(crate) inner: Mutex<Inner>,
 }
 
 impl Shared {
@@ -139,19 +214,56 @@ impl Shared {
         self.boot_verifier.load(Relaxed)
     }
 
+    /// Counts a refused request; whether a notice may be printed now (the kernel's
+    /// rate limit for refusals, `auth.rs`: a flood prints a few lines, not one per request).
+    fn refuse_and_may_print(&self) -> bool {
+        self.refused.add(1, Relaxed);
+        may_log_refusal()
+    }
+
+    /// A request of session `s` refused by limit `what` (`limit`): counted, and one
+    /// rate-limited dmesg line.
+    pub(crate) fn limit_notice(&self, s: &Session, what: &str, limit: usize) {
+        if self.refuse_and_may_print() {
+            pr_notice!(
+                "session {} (cid {}): more than {} {}: refused with EAGAIN (rate-limited)\n",
+                s.id,
+                s.cid,
+                limit,
+                what
+            );
+        }
+    }
+
+    /// A call of process `rpid` of session `s` refused by the call table: counted, and one
+    /// rate-limited dmesg line.
+    pub(crate) fn refusal_notice(&self, s: &Session, rpid: u32, nr: u32, r: Refusal) {
+        if self.refuse_and_may_print() {
+            pr_notice!(
+                "session {} (cid {}) pid {}: call {:#x} refused ({:?}, errno {}) (rate-limited)\n",
+                s.id,
+                s.cid,
+                rpid,
+                nr,
+                r,
+                r.errno()
+            );
+        }
+    }
+
     /// Gives the connection `sock` from `cid`, which said `hello`, its session: the one
     /// `hello` resumes when it names a session of the same client instance and CID that
     /// has not ended, else a new one (unless the module is stopping: `ESHUTDOWN`, or
-    /// `max_sessions` exist: `EBUSY`). Sends `welcome` (session id and flags filled in)
-    /// before any reply of the session can go out on the new connection. Returns the
+    /// `max_sessions` exist: `EBUSY`, or `max_sessions_per_cid` of `cid`: `EUSERS`). Sends
+    /// the greeting's `WELCOME` (session id, flags and MAC filled in) before any reply of
+    /// the session can go out on the new connection. Returns the
     /// session, the connection's generation and whether it was resumed.
     pub(crate) fn attach(
         &self,
         hello: &Hello,
         cid: u32,
         sock: &Arc<Socket>,
-        welcome: Welcome,
-        hello_seq: u64,
+        greeting: &Greeting<'_>,
     ) -> Result<(Arc<Session>, u64, bool)> {
         let mut inner = self.inner.lock();
         if inner.stopping {
@@ -161,7 +273,7 @@ impl Shared {
             if let Some(s) = inner.sessions.iter().find(|s| {
                 s.id == hello.resume_session && s.cid == cid && s.instance == hello.instance
             }) {
-                let gen = s.connect(self, sock, hello, welcome, hello_seq, true)?;
+                let gen = s.connect(self, sock, hello, greeting, true)?;
                 self.resumed.add(1, Relaxed);
                 return Ok((s.clone(), gen, true));
             }
@@ -174,6 +286,11 @@ impl Shared {
         if inner.sessions.len() >= self.config.max_sessions {
             return Err(EBUSY);
         }
+        if inner.sessions.iter().filter(|s| s.cid == cid).count()
+            >= self.config.max_sessions_per_cid
+        {
+            return Err(EUSERS);
+        }
         inner.next_id = inner.next_id.wrapping_add(1).max(1);
         let s = Session::new(
             inner.next_id,
@@ -183,7 +300,7 @@ impl Shared {
             self.config.reply_cache_bytes,
         )?;
         inner.sessions.push(s.clone(), GFP_KERNEL)?;
-        let gen = s.connect(self, sock, hello, welcome, hello_seq, false)?;
+        let gen = s.connect(self, sock, hello, greeting, false)?;
         Ok((s, gen, false))
     }
 
@@ -194,6 +311,7 @@ impl Shared {
             return;
         }
         self.end_shadows(s.id);
+        self.exports.forget_session(s.id);
         s.keeper.kill();
         let mut inner = self.inner.lock();
         if let Some(i) = inner.sessions.iter().position(|x| Arc::ptr_eq(x, s)) {
@@ -251,123 +369,14 @@ impl Shared {
         inner.sessions.clear();
     }
 
-    /// Registers a new shadow for process `rpid` of `session`: `Ok(Err(existing))` when
-    /// it has one already.
-    fn add_shadow(
-        &self,
-        session: &Arc<Session>,
-        rpid: u32,
-    ) -> Result<core::result::Result<Arc<Shadow>, Arc<Shadow>>> {
-        let mut inner = self.inner.lock();
-        if let Some(s) = inner
-            .shadows
-            .iter()
-            .find(|s| s.session == session.id && s.rpid == rpid)
-        {
-            return Ok(Err(s.clone()));
-        }
-        if inner.stopping {
-            return Err(ESHUTDOWN);
-        }
-        let shadow = Shadow::new(session.clone(), rpid, random_u64())?;
-        inner.shadows.push(shadow.clone(), GFP_KERNEL)?;
-        Ok(Ok(shadow))
+    /// The debugfs `exports` file (read).
+    fn show_exports(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        this.exports.show(f)
     }
 
-    /// The shadow of process `rpid` of `session`; started when there is none yet.
-    pub(crate) fn shadow_for(&self, session: &Arc<Session>, rpid: u32) -> Result<Arc<Shadow>> {
-        if let Some(existing) = self.find_process(session.id, rpid) {
-            return Ok(existing);
-        }
-        // The keeper first: a shadow's start timeout must not count the keeper's start.
-        let keeper = session.keeper.pid(session.id);
-        let shadow = match self.add_shadow(session, rpid)? {
-            Ok(new) => new,
-            Err(existing) => return Ok(existing),
-        };
-        if let Err(e) = shadow::spawn(&shadow, keeper) {
-            pr_err!(
-                "cannot start a shadow for session {} pid {}: {:?}\n",
-                session.id,
-                rpid,
-                e
-            );
-            self.remove_shadow(&shadow);
-            return Err(e);
-        }
-        Ok(shadow)
-    }
-
-    /// Registers the shadow of a child process `rpid` of `session`, whose process the
-    /// parent's shadow will fork.
-    pub(crate) fn add_forked_shadow(
-        &self,
-        session: &Arc<Session>,
-        rpid: u32,
-    ) -> Result<Arc<Shadow>> {
-        self.add_shadow(session, rpid)?.map_err(|_| EEXIST)
-    }
-    /// The shadow of process `rpid` of `session`, if it has one.
-    pub(crate) fn find_process(&self, session: u32, rpid: u32) -> Option<Arc<Shadow>> {
-        self.inner
-            .lock()
-            .shadows
-            .iter()
-            .find(|s| s.session == session && s.rpid == rpid)
-            .cloned()
-    }
-
-    /// The shadow started with `token`.
-    pub(crate) fn find_shadow(&self, token: u64) -> Option<Arc<Shadow>> {
-        self.inner
-            .lock()
-            .shadows
-            .iter()
-            .find(|s| s.token == token)
-            .cloned()
-    }
-
-    /// Forgets `shadow`.
-    pub(crate) fn remove_shadow(&self, shadow: &Arc<Shadow>) {
-        let mut inner = self.inner.lock();
-        if let Some(i) = inner.shadows.iter().position(|s| Arc::ptr_eq(s, shadow)) {
-            let _ = inner.shadows.remove(i);
-        }
-    }
-
-    /// Fails the requests of every shadow of `session` whose process died, and forgets it.
-    pub(crate) fn reap_shadows(&self, session: u32) {
-        let mut dead = KVec::new();
-        for s in self
-            .inner
-            .lock()
-            .shadows
-            .iter()
-            .filter(|s| s.session == session)
-        {
-            if s.is_dead() && dead.push(s.clone(), GFP_KERNEL).is_err() {
-                break;
-            }
-        }
-        for s in dead.iter() {
-            pr_notice!(
-                "shadow of client pid {} (session {}) died: its calls fail with EIO\n",
-                s.rpid,
-                s.session
-            );
-            s.fail_all(kernel::bindings::EIO);
-        }
-    }
-
-    /// Tells every shadow of `session` to exit (the client is gone) and forgets them: one
-    /// still running a call finds no shadow for its token when it answers, and exits; the
-    /// session's keeper, killed next, takes the ones in its namespace with it.
-    pub(crate) fn end_shadows(&self, session: u32) {
-        let mut inner = self.inner.lock();
-        for s in inner.shadows.iter().filter(|s| s.session == session) {
-            s.exit();
-        }
-        inner.shadows.retain(|s| s.session != session);
+    /// The debugfs `exports` file (write: one entry, `del CID` or `clear`).
+    fn write_exports(this: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+        this.exports.write(reader)
     }
 
     /// The debugfs `state` file.
@@ -380,6 +389,10 @@ impl Shared {
         writeln!(f, "split={}", c.split)?;
         writeln!(f, "flush_ms={}", c.flush_ms)?;
         writeln!(f, "resume_ms={}", c.resume_ms)?;
+        writeln!(f, "auth={}", u8::from(c.key.is_some()))?;
+        writeln!(f, "insecure={}", u8::from(c.insecure))?;
+        writeln!(f, "handshaking={}", this.handshaking.load(Relaxed))?;
+        writeln!(f, "denied_processes={}", this.exports.denied())?;
         for (k, v) in [
             ("resumed", &this.resumed),
             ("expired", &this.expired),
@@ -388,6 +401,11 @@ impl Shared {
             ("syncs", &this.syncs),
             ("sync_errors", &this.sync_errors),
             ("flushed_sent", &this.flushed_sent),
+            ("refused", &this.refused),
+            ("port_refusals", &this.port_refusals),
+            ("auth_failures", &this.auth_failures),
+            ("limit_refusals", &this.limit_refusals),
+            ("attrs_refused", &this.attrs_refused),
         ] {
             writeln!(f, "{}={}", k, v.load(Relaxed))?;
         }
@@ -485,6 +503,7 @@ pub(crate) struct TetherServer {
     _shadow_dev: Pin<KBox<MiscDeviceRegistration<ShadowFile>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _control_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    _exports_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     listener: Arc<Socket>,
     queue: Option<OwnedQueue>,
@@ -497,6 +516,7 @@ impl kernel::Module for TetherServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
         let port = config.port;
+        let exports = crate::exports::Exports::new()?;
         let root = flusher::RootFile::open()
             .inspect_err(|e| pr_err!("cannot open the export root (root=): {:?}\n", e))?;
         let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
@@ -508,6 +528,12 @@ impl kernel::Module for TetherServer {
                 accepted: Atomic::new(0),
                 rejected: Atomic::new(0),
                 bad_frames: Atomic::new(0),
+                port_refusals: Atomic::new(0),
+                auth_failures: Atomic::new(0),
+                limit_refusals: Atomic::new(0),
+                attrs_refused: Atomic::new(0),
+                handshaking: Atomic::new(0),
+                exports <- exports,
                 heartbeat_misses: Atomic::new(0),
                 resumed: Atomic::new(0),
                 expired: Atomic::new(0),
@@ -519,7 +545,9 @@ impl kernel::Module for TetherServer {
                 flushed_sent: Atomic::new(0),
                 inject_sync_error: Atomic::new(false),
                 flush_now: Atomic::new(false),
+                refused: Atomic::new(0),
                 stopping: Atomic::new(false),
+                by_token <- XArray::new(AllocKind::Alloc),
                 inner <- new_mutex!(
                     Inner {
                         sessions: KVec::new(),
@@ -545,6 +573,15 @@ impl kernel::Module for TetherServer {
         )?;
         let control_file = KBox::pin_init(
             dir.write_callback_file(c"control", shared.clone(), &Shared::control),
+            GFP_KERNEL,
+        )?;
+        let exports_file = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"exports",
+                shared.clone(),
+                &Shared::show_exports,
+                &Shared::write_exports,
+            ),
             GFP_KERNEL,
         )?;
         shadow::SHARED.publish(Some(shared.clone()));
@@ -577,6 +614,7 @@ impl kernel::Module for TetherServer {
             _shadow_dev: shadow_dev,
             _state_file: state_file,
             _control_file: control_file,
+            _exports_file: exports_file,
             shared,
             listener,
             queue: Some(queue),

@@ -8,6 +8,8 @@
 use kernel::prelude::*;
 
 // Shared with the other tether module (and, for `proto`, the host crate): each uses a subset.
+#[path = "../rust/kernel/auth.rs"]
+mod auth;
 #[path = "../rust/kernel/global.rs"]
 mod global;
 #[allow(dead_code, unreachable_pub)]
@@ -17,12 +19,18 @@ mod proto;
 #[path = "../rust/kernel/transport.rs"]
 mod transport;
 
+mod conn;
+mod dispatch;
+mod durability;
+mod exports;
 mod flusher;
 mod keeper;
 mod listener;
+mod reply_cache;
 mod server;
 mod session;
 mod shadow;
+mod shadows;
 
 module! {
     type: server::TetherServer,
@@ -70,6 +78,38 @@ module! {
         reply_cache_kb: u32 {
             default: 4096,
             description: "bytes of replies kept per session, in KiB (the newest reply is always kept)",
+        },
+        max_pending: u32 {
+            default: 4096,
+            description: "most requests of one session queued or running at once; more are refused with EAGAIN (1..=1048576)",
+        },
+        max_shadows: u32 {
+            default: 1024,
+            description: "most shadows (client processes) of one session; more are refused with EAGAIN (1..=1048576)",
+        },
+        max_queued_kb: u32 {
+            default: 16384,
+            description: "most request data queued for one shadow, in KiB; more is refused with EAGAIN (a single request always fits)",
+        },
+        insecure: bool {
+            default: false,
+            description: "admit clients from any vsock source port (default: only reserved ports below 1024, which only privileged client processes can bind, like NFS's secure option)",
+        },
+        no_auth: bool {
+            default: false,
+            description: "serve without the shared key (key_file=): any process that reaches the port from an allowed CID is a client",
+        },
+        handshake_ms: u32 {
+            default: 5000,
+            description: "a connection must complete its handshake (CHALLENGE, HELLO) within this many ms (100..=60000)",
+        },
+        max_handshakes: u32 {
+            default: 16,
+            description: "most connections waiting for their HELLO at once; more are refused (1..=1024)",
+        },
+        max_sessions_per_cid: u32 {
+            default: 32,
+            description: "most sessions of one client CID (connected or kept for resumption); more are refused (1..=max_sessions)",
         },
     },
 }

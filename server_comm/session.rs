@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One client session: its connection (handshake, heartbeats, the requests it serves), and
-//! what outlives a lost connection for `resume_ms`: the shadows (in `Shared`), the reply
-//! cache that answers re-sent requests without running them twice, and the durability
-//! bookkeeping of the flusher (`flusher.rs`).
+//! One client session, and what outlives a lost connection for `resume_ms`: the reply
+//! cache that answers re-sent requests without running them twice (`seen`, `reply`), and
+//! the durability bookkeeping of the flusher (`sync_start`, `sync_done`, `flusher.rs`). Its
+//! shadows are in the registry (`shadows.rs`); its connection worker is `conn.rs`, which
+//! hands requests to `dispatch.rs`.
 //!
-//! Lock order: `Shared::inner` → `Session::link`; `Session::link` is otherwise taken alone.
+//! Lock order (docs/DESIGN.md §8): `Shared::inner` → `Session::link`; `Session::link` is
+//! otherwise taken alone.
 
 use core::fmt;
 use kernel::{
@@ -19,25 +21,23 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
+use crate::durability::Durability;
 use crate::keeper::Keeper;
-use crate::proto::codec::{sum64, SUM_INIT};
-use crate::proto::error::ProtoError;
-use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, VERSION};
+use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
-use crate::proto::msg::{negotiate, ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
-use crate::proto::process::{ProcAttrs, SignalMsg};
-use crate::proto::syscall::{SyscallReply, SyscallReq};
+use crate::proto::msg::{Flushed, Hello, Welcome, W_RESUMED};
+use crate::proto::process::SignalMsg;
+use crate::reply_cache::{Cached, ReplyCache, Seen};
 use crate::server::Shared;
-use crate::shadow::FORK_NR;
-use crate::transport::{random_u64, Counters, Receiver, RecvError, Sender, Socket, Stats};
+use crate::transport::{random_u64, Counters, Sender, Socket, Stats};
 
-/// One cached reply.
-struct Cached {
-    seq: u64,
-    rpid: u32,
-    /// `SERVER_SIGNAL`s that go before the reply (bit `n` for signal `n`).
-    signals: u32,
-    body: KVVec<u8>,
+/// The server's answer to a `HELLO`: the `WELCOME` (session id, flags and verifier are
+/// filled in when the connection is attached), the `HELLO`'s seq, and `seal`, which writes
+/// the server's MAC into the encoded body.
+pub(crate) struct Greeting<'a> {
+    pub(crate) welcome: Welcome,
+    pub(crate) hello_seq: u64,
+    pub(crate) seal: &'a dyn Fn(&mut [u8; Welcome::LEN]),
 }
 
 /// Sends the reply `body` to call `seq` of `rpid`, preceded by one `SERVER_SIGNAL` per signal
@@ -64,18 +64,6 @@ fn send_reply(
     tx.send(hdr(Kind::ServerReply), body)
 }
 
-/// What a request's seq says about it.
-enum Seen {
-    /// Never seen: run it (it is now pending).
-    New,
-    /// Answered before: answered again from the cache.
-    Answered,
-    /// Queued or running: its reply goes out when ready.
-    Pending,
-    /// Older than the oldest cached reply and not pending: it may have run; refused.
-    Stale,
-}
-
 /// The fields [`Session::link`] guards.
 pub(crate) struct Link {
     /// The current connection's socket and sender (`None` while the session waits for
@@ -90,25 +78,11 @@ pub(crate) struct Link {
     ended: bool,
     /// The client said (`HELLO.kinds`) it takes `SERVER_FLUSHED`.
     wants_flushed: bool,
-    /// The last replies, oldest first (at most `reply_cache` entries and
-    /// `reply_cache_kb` bytes, but always the newest).
-    cache: KVec<Cached>,
-    /// Bytes of reply bodies in `cache`.
-    cache_bytes: usize,
-    /// Highest seq evicted from `cache`.
-    cache_floor: u64,
-    /// Seqs of requests queued or running.
-    pending: KVec<u64>,
-    /// Highest seq answered.
-    answered_max: u64,
-    /// A sync started after `answered_max` was `mark`; `late_min` is the lowest seq
-    /// answered since.
-    syncing: bool,
-    mark: u64,
-    late_min: u64,
-    /// The last `SERVER_FLUSHED` sent: its `up_to_seq` and verifier.
-    acked: u64,
-    acked_verifier: u64,
+    /// The last replies (at most `reply_cache` entries and `reply_cache_kb` bytes, but
+    /// always the newest) and the requests queued or running.
+    cache: ReplyCache,
+    /// What `SERVER_FLUSHED` may promise.
+    marks: Durability,
 }
 
 /// One client session.
@@ -121,9 +95,6 @@ pub(crate) struct Session {
     pub(crate) stats: Arc<Stats>,
     /// Times the session was resumed.
     resumes: Atomic<u64>,
-    /// Bounds of the reply cache: entries and bytes.
-    cache_max: usize,
-    cache_max_bytes: usize,
     #[pin]
     link: Mutex<Link>,
     /// The init of the session's pid namespace, where its shadows run.
@@ -148,8 +119,6 @@ impl Session {
                 instance,
                 stats,
                 resumes: Atomic::new(0),
-                cache_max,
-                cache_max_bytes,
                 link <- new_mutex!(
                     Link {
                         conn: None,
@@ -157,16 +126,8 @@ impl Session {
                         detached_at: None,
                         ended: false,
                         wants_flushed: false,
-                        cache: KVec::new(),
-                        cache_bytes: 0,
-                        cache_floor: 0,
-                        pending: KVec::new(),
-                        answered_max: 0,
-                        syncing: false,
-                        mark: 0,
-                        late_min: u64::MAX,
-                        acked: 0,
-                        acked_verifier: 0,
+                        cache: ReplyCache::new(cache_max, cache_max_bytes),
+                        marks: Durability::new(),
                     },
                     "Session::link"
                 ),
@@ -183,10 +144,10 @@ impl Session {
         shared: &Shared,
         sock: &Arc<Socket>,
         hello: &Hello,
-        welcome: Welcome,
-        hello_seq: u64,
+        greeting: &Greeting<'_>,
         resumed: bool,
     ) -> Result<u64> {
+        let (welcome, hello_seq) = (greeting.welcome, greeting.hello_seq);
         let counters = Counters {
             link: Some(self.stats.clone()),
             total: shared.totals.clone(),
@@ -200,6 +161,8 @@ impl Session {
         };
         let mut body = [0u8; Welcome::LEN];
         welcome.encode(&mut body).map_err(|_| EINVAL)?;
+        // The server's proof of the key, over the final fields.
+        (greeting.seal)(&mut body);
         let mut link = self.link.lock();
         if link.ended {
             return Err(ESHUTDOWN);
@@ -211,7 +174,7 @@ impl Session {
         link.detached_at = None;
         link.wants_flushed = hello.kinds & Kind::ServerFlushed.bit() != 0;
         // The WELCOME tells the client the current verifier.
-        link.acked_verifier = welcome.boot_verifier;
+        link.marks.acked_verifier = welcome.boot_verifier;
         let h = Header {
             session: self.id,
             seq: hello_seq,
@@ -227,7 +190,7 @@ impl Session {
     }
 
     /// Sends a frame on connection `gen` (`ENOTCONN` once it is not current).
-    fn send(&self, gen: u64, hdr: Header, body: &[u8]) -> Result {
+    pub(crate) fn send(&self, gen: u64, hdr: Header, body: &[u8]) -> Result {
         let mut link = self.link.lock();
         if link.gen != gen {
             return Err(ENOTCONN);
@@ -252,7 +215,7 @@ impl Session {
 
     /// Connection `gen` was lost: keep the session for its client to resume. False when a
     /// newer connection already took it over (or it ended).
-    fn detach(&self, gen: u64) -> bool {
+    pub(crate) fn detach(&self, gen: u64) -> bool {
         let mut link = self.link.lock();
         if link.gen != gen || link.ended {
             return false;
@@ -272,7 +235,6 @@ impl Session {
         link.conn = None;
         link.detached_at = None;
         link.cache.clear();
-        link.pending.clear();
         true
     }
 
@@ -284,74 +246,52 @@ impl Session {
             .map(|t| t.elapsed().as_millis())
     }
 
-    /// Looks `hdr.seq` up; a new one becomes pending, an answered one is answered again on
-    /// connection `gen`.
-    fn seen(&self, gen: u64, hdr: &Header) -> Result<Seen> {
+    /// Looks `hdr.seq` up in the reply cache: a new one becomes pending (unless
+    /// `max_pending` are), an answered one is answered again on connection `gen`.
+    pub(crate) fn seen(&self, gen: u64, hdr: &Header, max_pending: usize) -> Result<Seen> {
         let mut link = self.link.lock();
         let l = &mut *link;
-        if let Some(c) = l.cache.iter().find(|c| c.seq == hdr.seq) {
-            if l.gen == gen {
-                if let Some((_, tx)) = l.conn.as_mut() {
-                    send_reply(tx, self.id, c.rpid, c.seq, c.signals, &c.body)?;
-                }
+        let seen = l.cache.lookup(hdr.seq, max_pending)?;
+        if matches!(seen, Seen::Answered) && l.gen == gen {
+            if let (Some(c), Some((_, tx))) = (l.cache.get(hdr.seq), l.conn.as_mut()) {
+                send_reply(tx, self.id, c.rpid, c.seq, c.signals, &c.body)?;
             }
-            return Ok(Seen::Answered);
         }
-        if l.pending.contains(&hdr.seq) {
-            return Ok(Seen::Pending);
-        }
-        if hdr.seq <= l.cache_floor {
-            return Ok(Seen::Stale);
-        }
-        l.pending.push(hdr.seq, GFP_KERNEL)?;
-        Ok(Seen::New)
+        Ok(seen)
     }
 
     /// Forgets the pending request `seq` that will get no reply.
-    fn unpend(&self, seq: u64) {
-        self.link.lock().pending.retain(|s| *s != seq);
+    pub(crate) fn unpend(&self, seq: u64) {
+        self.link.lock().cache.unpend(seq);
     }
 
     /// Answers request `seq` of process `rpid` with `body`, after `signals` (bit `n` for
-    /// `SERVER_SIGNAL` `n`): records it (answered, cached)
-    /// and sends it when the session is connected. Never fails: a lost reply is sent
-    /// again from the cache when the client re-sends the request.
+    /// `SERVER_SIGNAL` `n`): records it (answered, cached) and sends it when the session is
+    /// connected. Never fails: a lost reply is sent again from the cache when the client
+    /// re-sends the request.
     pub(crate) fn reply(&self, rpid: u32, seq: u64, body: &[u8], signals: u32) {
         let mut copy = KVVec::new();
-        let cached = copy.extend_from_slice(body, GFP_KERNEL).is_ok();
+        let entry = copy
+            .extend_from_slice(body, GFP_KERNEL)
+            .ok()
+            .map(|()| Cached {
+                seq,
+                rpid,
+                signals,
+                body: copy,
+            });
         let mut link = self.link.lock();
         let l = &mut *link;
         if l.ended {
             return;
         }
-        l.pending.retain(|s| *s != seq);
-        l.answered_max = l.answered_max.max(seq);
-        if l.syncing {
-            l.late_min = l.late_min.min(seq);
-        }
-        let entry = Cached {
-            seq,
-            rpid,
-            signals,
-            body: copy,
-        };
-        if cached && l.cache.push(entry, GFP_KERNEL).is_ok() {
-            l.cache_bytes = l.cache_bytes.saturating_add(body.len());
-            while l.cache.len() > 1
-                && (l.cache.len() > self.cache_max || l.cache_bytes > self.cache_max_bytes)
-            {
-                if let Ok(old) = l.cache.remove(0) {
-                    l.cache_bytes = l.cache_bytes.saturating_sub(old.body.len());
-                    l.cache_floor = l.cache_floor.max(old.seq);
-                }
-            }
-        } else {
+        l.marks.answered(seq);
+        if !l.cache.insert(seq, entry) {
             pr_notice!(
                 "session {}: no memory to cache the reply of seq {}: a re-send is refused\n",
                 self.id,
                 seq
             );
-            l.cache_floor = l.cache_floor.max(seq);
         }
         if let Some((_, tx)) = l.conn.as_mut() {
             // A failed send shows up as a failed receive in the connection worker.
@@ -366,31 +306,18 @@ impl Session {
         if l.ended || !l.wants_flushed {
             return false;
         }
-        l.syncing = true;
-        l.mark = l.answered_max;
-        l.late_min = u64::MAX;
-        l.mark > l.acked
+        l.marks.start()
     }
 
     /// Flusher, after its sync: sends `SERVER_FLUSHED` when the sync succeeded and covers
     /// more than the last one, or when the verifier changed (a writeback error: nothing new
-    /// is acked). Calls answered while the sync ran are not covered: `up_to_seq` stays
-    /// below them. Returns whether a frame went out.
+    /// is acked). Returns whether a frame went out.
     pub(crate) fn sync_done(&self, ok: bool, verifier: u64) -> bool {
         let mut link = self.link.lock();
         let l = &mut *link;
-        if !l.syncing {
+        let Some(up_to) = l.marks.finish(ok, verifier) else {
             return false;
-        }
-        l.syncing = false;
-        let up_to = if ok {
-            l.mark.min(l.late_min.saturating_sub(1)).max(l.acked)
-        } else {
-            l.acked
         };
-        if up_to == l.acked && verifier == l.acked_verifier {
-            return false;
-        }
         let Some((_, tx)) = l.conn.as_mut() else {
             return false;
         };
@@ -409,8 +336,7 @@ impl Session {
         if tx.send(h, &body).is_err() {
             return false;
         }
-        l.acked = up_to;
-        l.acked_verifier = verifier;
+        l.marks.sent(up_to, verifier);
         true
     }
 
@@ -427,9 +353,9 @@ impl Session {
             self.resumes.load(Relaxed),
             shadows,
             keeper,
-            l.answered_max,
-            l.acked,
-            l.pending.len(),
+            l.marks.answered_max(),
+            l.marks.acked,
+            l.cache.pending(),
             l.cache.len(),
             self.stats.frames_in.load(Relaxed),
             self.stats.frames_out.load(Relaxed),
@@ -437,448 +363,4 @@ impl Session {
             self.stats.bytes_out.load(Relaxed),
         )
     }
-}
-
-/// The kinds this server serves (`WELCOME.kinds`).
-fn served_kinds() -> u64 {
-    [
-        Kind::Hello,
-        Kind::Heartbeat,
-        Kind::Error,
-        Kind::EchoReq,
-        Kind::Sink,
-        Kind::ClientSystemCall,
-        Kind::ClientFork,
-        Kind::ClientExit,
-        Kind::ClientAttrs,
-        Kind::ServerFlushed,
-    ]
-    .iter()
-    .fold(0, |m, k| m | k.bit())
-}
-
-/// Receive timeouts in a row after which a client counts as dead.
-const MAX_MISSES: u32 = 3;
-
-/// How a connection ended.
-enum End {
-    /// The client closed the connection (end of stream).
-    Closed,
-    /// The client sent `ERROR`: it ends the session for good.
-    Goodbye,
-    /// The module is being unloaded.
-    Stopping,
-    /// Nothing arrived for [`MAX_MISSES`] heartbeat intervals.
-    Silent,
-    /// The client broke the protocol.
-    Bad(ProtoError, u32),
-    /// The socket failed.
-    Io(Error),
-}
-
-impl From<RecvError> for End {
-    fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Closed => End::Closed,
-            // Callers count timeouts themselves; one reaching here is a stall.
-            RecvError::Timeout => End::Silent,
-            RecvError::Proto(p) => End::Bad(p, 0),
-            RecvError::Io(e) => End::Io(e),
-        }
-    }
-}
-
-impl From<Error> for End {
-    fn from(e: Error) -> Self {
-        End::Io(e)
-    }
-}
-
-/// Refuses a connection: one log line, a best-effort `ERROR` frame, close.
-pub(crate) fn refuse(
-    shared: &Shared,
-    sock: &Arc<Socket>,
-    cid: u32,
-    code: ProtoError,
-    reason: &str,
-) {
-    shared.rejected.add(1, Relaxed);
-    pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
-    let stats = Counters {
-        link: None,
-        total: shared.totals.clone(),
-    };
-    let mut tx = Sender::new(sock.clone(), shared.config.split, stats);
-    send_error(&mut tx, 0, code, 0);
-}
-
-fn error_body(code: ProtoError, detail: u32) -> [u8; ErrorMsg::LEN] {
-    let mut body = [0u8; ErrorMsg::LEN];
-    let msg = ErrorMsg {
-        code: code as u32,
-        detail,
-    };
-    let _ = msg.encode(&mut body);
-    body
-}
-
-fn send_error(tx: &mut Sender, session: u32, code: ProtoError, detail: u32) {
-    let h = Header {
-        session,
-        ..Header::new(Kind::Error, 0)
-    };
-    let _ = tx.send(h, &error_body(code, detail));
-}
-
-/// Serves the connection `sock` from `cid`: handshake, then its session's requests until
-/// the connection ends; then the session waits for its client to resume it (connection
-/// lost, the client can resume) or ends.
-pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
-    let cfg = &shared.config;
-    let counters = Counters {
-        link: None,
-        total: shared.totals.clone(),
-    };
-    sock.set_timeouts(
-        cfg.heartbeat_ms,
-        cfg.heartbeat_ms.saturating_mul(MAX_MISSES),
-    );
-    let mut tx0 = Sender::new(sock.clone(), cfg.split, counters.clone());
-    let mut rx = match Receiver::new(sock.clone(), HANDSHAKE_MAX_FRAME, counters) {
-        Ok(rx) => rx,
-        Err(e) => return report(&shared, cid, 0, End::Io(e), &mut |_| ()),
-    };
-    let (s, gen, max_frame) = match handshake(&shared, cid, &sock, &mut rx) {
-        Ok(h) => h,
-        Err(end) => {
-            return report(&shared, cid, 0, end, &mut |body| {
-                let h = Header::new(Kind::Error, 0);
-                let _ = tx0.send(h, body);
-            })
-        }
-    };
-    drop(rx);
-    let counters = Counters {
-        link: Some(s.stats.clone()),
-        total: shared.totals.clone(),
-    };
-    let end = match Receiver::new(sock.clone(), max_frame, counters) {
-        Ok(mut rx) => run(&shared, &s, gen, &mut rx, max_frame),
-        Err(e) => End::Io(e),
-    };
-    let resumable = matches!(end, End::Closed | End::Silent | End::Io(_))
-        && s.instance != 0
-        && cfg.resume_ms > 0
-        && !shared.is_stopping();
-    report(&shared, cid, s.id, end, &mut |body| {
-        let h = Header {
-            session: s.id,
-            ..Header::new(Kind::Error, 0)
-        };
-        let _ = s.send(gen, h, body);
-    });
-    if resumable {
-        if s.detach(gen) {
-            pr_info!(
-                "session {} (cid {}) lost its connection: kept {} ms for its client to resume\n",
-                s.id,
-                cid,
-                cfg.resume_ms
-            );
-        }
-    } else {
-        shared.end_session(&s, Some(gen));
-    }
-}
-
-/// Logs how connection of session `id` (0: before the handshake) ended; `send` sends
-/// an `ERROR` body to a client that broke the protocol.
-fn report(shared: &Shared, cid: u32, id: u32, end: End, send: &mut dyn FnMut(&[u8])) {
-    match end {
-        End::Closed => pr_info!("session {} (cid {}) closed\n", id, cid),
-        End::Goodbye => pr_info!("session {} (cid {}) ended by the client\n", id, cid),
-        End::Stopping => (),
-        End::Silent => {
-            shared.heartbeat_misses.add(1, Relaxed);
-            pr_notice!(
-                "dropping connection from cid {}: silent for {} heartbeats\n",
-                cid,
-                MAX_MISSES
-            );
-        }
-        End::Bad(code, detail) => {
-            shared.bad_frames.add(1, Relaxed);
-            pr_notice!("dropping connection from cid {}: {}\n", cid, code.name());
-            send(&error_body(code, detail));
-        }
-        End::Io(e) => pr_info!("session {} (cid {}) failed: {:?}\n", id, cid, e),
-    }
-}
-
-fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame: u32) -> End {
-    let reply = |kind, seq| Header {
-        session: s.id,
-        seq,
-        ..Header::new(kind, 0)
-    };
-    let (mut sink_bytes, mut sink_sum) = (0u64, SUM_INIT);
-    let mut misses = 0;
-    let mut heartbeat_seq = 0u64;
-    let mut last_reap = Instant::<Monotonic>::now();
-    loop {
-        if shared.is_stopping() {
-            return End::Stopping;
-        }
-        if last_reap.elapsed().as_millis() >= i64::from(shared.config.heartbeat_ms) {
-            shared.reap_shadows(s.id);
-            last_reap = Instant::now();
-        }
-
-        let (hdr, body) = match rx.recv(max_frame) {
-            Ok(frame) => frame,
-            Err(RecvError::Timeout) => {
-                misses += 1;
-                if misses >= MAX_MISSES {
-                    return End::Silent;
-                }
-                heartbeat_seq = heartbeat_seq.wrapping_add(1);
-                if let Err(e) = s.send(gen, reply(Kind::Heartbeat, heartbeat_seq), &[]) {
-                    return End::Io(e);
-                }
-                continue;
-            }
-            Err(e) => return e.into(),
-        };
-        misses = 0;
-        let sent = match hdr.kind {
-            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => s.send(
-                gen,
-                Header {
-                    flags: F_REPLY,
-                    ..reply(Kind::Heartbeat, hdr.seq)
-                },
-                &[],
-            ),
-            Kind::Heartbeat => Ok(()),
-            Kind::EchoReq => s.send(gen, reply(Kind::EchoReply, hdr.seq), body),
-            Kind::Sink => {
-                sink_bytes = sink_bytes.wrapping_add(body.len() as u64);
-                sink_sum = sum64(sink_sum, body);
-                if hdr.flags & F_ACK_REQ == 0 {
-                    Ok(())
-                } else {
-                    let mut ack = [0u8; SinkAck::LEN];
-                    let _ = SinkAck {
-                        bytes: sink_bytes,
-                        sum: sink_sum,
-                    }
-                    .encode(&mut ack);
-                    (sink_bytes, sink_sum) = (0, SUM_INIT);
-                    s.send(gen, reply(Kind::SinkAck, hdr.seq), &ack)
-                }
-            }
-            Kind::ClientSystemCall => match SyscallReq::decode(body) {
-                Ok(_) => request(shared, s, gen, &hdr, body),
-                Err(e) => return End::Bad(e, hdr.kind as u32),
-            },
-            Kind::ClientFork | Kind::ClientExit => request(shared, s, gen, &hdr, body),
-            Kind::ClientAttrs => match ProcAttrs::decode(body) {
-                Ok(attrs) => set_attrs(shared, s, &hdr, &attrs),
-                Err(e) => return End::Bad(e, hdr.kind as u32),
-            },
-            Kind::Error => {
-                let why = ErrorMsg::decode(body)
-                    .ok()
-                    .and_then(|m| ProtoError::from_u32(m.code));
-                pr_info!(
-                    "cid {} closed session {}: {}\n",
-                    s.cid,
-                    s.id,
-                    why.map_or("unknown reason", ProtoError::name)
-                );
-                return End::Goodbye;
-            }
-            other => return End::Bad(ProtoError::Unexpected, other as u32),
-        };
-        if let Err(e) = sent {
-            return End::Io(e);
-        }
-    }
-}
-
-/// A request (`CLIENT_SYSTEM_CALL`, `CLIENT_FORK`, `CLIENT_EXIT`): run once per seq. A
-/// re-sent one is answered from the reply cache, or not at all while it is still pending
-/// (its reply goes out when ready).
-fn request(shared: &Shared, s: &Arc<Session>, gen: u64, hdr: &Header, body: &[u8]) -> Result {
-    match s.seen(gen, hdr)? {
-        Seen::New => (),
-        Seen::Answered => {
-            shared.cache_hits.add(1, Relaxed);
-            return Ok(());
-        }
-        Seen::Pending => {
-            shared.dup_pending.add(1, Relaxed);
-            return Ok(());
-        }
-        Seen::Stale => {
-            pr_notice!(
-                "session {}: request seq {} is older than the reply cache: refused with ESTALE\n",
-                s.id,
-                hdr.seq
-            );
-            let h = Header {
-                session: s.id,
-                rpid: hdr.rpid,
-                seq: hdr.seq,
-                ..Header::new(Kind::ServerReply, 0)
-            };
-            return s.send(
-                gen,
-                h,
-                &SyscallReply::bare(-i64::from(kernel::bindings::ESTALE)),
-            );
-        }
-    }
-    match hdr.kind {
-        Kind::ClientSystemCall => {
-            shared.dirty.add(body.len() as u64, Relaxed);
-            system_call(shared, s, hdr, body);
-            Ok(())
-        }
-        Kind::ClientFork => fork(shared, s, hdr, body).inspect_err(|_| s.unpend(hdr.seq)),
-        _ => {
-            if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
-                shadow.exit();
-                if shadow.is_gone() {
-                    shared.remove_shadow(&shadow);
-                }
-            }
-            reply_bare(s, hdr, 0);
-            Ok(())
-        }
-    }
-}
-
-/// `CLIENT_FORK`: process `hdr.rpid` forked child `body` (`u32`). The parent's shadow
-/// forks too (its reply answers the frame); without a parent shadow the child gets a fresh
-/// one at its first call.
-fn fork(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) -> Result {
-    let child = body
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or(EINVAL)?;
-    let Some(parent) = shared.find_process(s.id, hdr.rpid) else {
-        s.unpend(hdr.seq);
-        return Ok(());
-    };
-    let shadow = shared.add_forked_shadow(s, child)?;
-    let req = SyscallReq {
-        nr: FORK_NR,
-        args: [shadow.token, u64::from(child), 0, 0, 0, 0],
-        ..Default::default()
-    };
-    let mut msg = [0u8; SyscallReq::head_len(0)];
-    req.encode(&mut msg).map_err(|_| EINVAL)?;
-    if parent.push(hdr.seq, &msg).is_err() {
-        // The parent's server state is gone: so is the child's.
-        shadow.fail_all(kernel::bindings::EIO);
-        s.unpend(hdr.seq);
-    }
-    Ok(())
-}
-
-/// Hands a `CLIENT_SYSTEM_CALL` to the shadow of its process (started on first use). A
-/// shadow that cannot take it (dead: `EIO`, exiting: `ESRCH`) answers at once with that
-/// error; the session goes on.
-fn system_call(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) {
-    match shared.shadow_for(s, hdr.rpid) {
-        Ok(shadow) => {
-            if let Err(e) = shadow.push(hdr.seq, body) {
-                shadow.fail(hdr.seq, e.to_errno().unsigned_abs());
-            }
-        }
-        Err(e) => reply_bare(s, hdr, i64::from(e.to_errno())),
-    }
-}
-
-/// `CLIENT_ATTRS`: the shadow of process `hdr.rpid` (started now when it has none) takes
-/// on `attrs`, mapped by the `squash_root` policy, before its next call. A dead or exiting
-/// shadow ignores them: its calls fail anyway.
-fn set_attrs(shared: &Shared, s: &Arc<Session>, hdr: &Header, attrs: &ProcAttrs) -> Result {
-    extern "C" {
-        fn tether_squash_root() -> bool;
-    }
-    // SAFETY: No preconditions: reads a module parameter.
-    let squash = unsafe { tether_squash_root() };
-    // A shadow that cannot start is reported by the call that follows (and a shadow
-    // without attributes runs as nobody).
-    if let Ok(shadow) = shared.shadow_for(s, hdr.rpid) {
-        let _ = shadow.push_attrs(&attrs.mapped(squash));
-    }
-    Ok(())
-}
-
-/// Answers request `hdr` with `ret` (`0` or `-errno`) and no output.
-fn reply_bare(s: &Session, hdr: &Header, ret: i64) {
-    s.reply(hdr.rpid, hdr.seq, &SyscallReply::bare(ret), 0);
-}
-
-/// Waits for `HELLO`, attaches the connection to its session (sending `WELCOME`);
-/// returns the session, the connection's generation and the negotiated maximum body length.
-fn handshake(
-    shared: &Shared,
-    cid: u32,
-    sock: &Arc<Socket>,
-    rx: &mut Receiver,
-) -> Result<(Arc<Session>, u64, u32), End> {
-    let cfg = &shared.config;
-    let mut misses = 0;
-    let (hdr, hello) = loop {
-        match rx.recv(HANDSHAKE_MAX_FRAME) {
-            Ok((hdr, body)) if hdr.kind == Kind::Hello => {
-                break (hdr, Hello::decode(body).map_err(|e| End::Bad(e, 0))?)
-            }
-            Ok((hdr, _)) => return Err(End::Bad(ProtoError::Unexpected, hdr.kind as u32)),
-            Err(RecvError::Timeout) if shared.is_stopping() => return Err(End::Stopping),
-            Err(RecvError::Timeout) if misses + 1 < MAX_MISSES => misses += 1,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let (version, max_frame) =
-        negotiate(&hello, cfg.max_frame).map_err(|e| End::Bad(e, u32::from(VERSION)))?;
-    let welcome = Welcome {
-        version,
-        boot_verifier: 0,
-        max_frame,
-        heartbeat_ms: cfg.heartbeat_ms,
-        session: 0,
-        kinds: served_kinds(),
-        flags: 0,
-    };
-    let (s, gen, resumed) = match shared.attach(&hello, cid, sock, welcome, hdr.seq) {
-        Ok(a) => a,
-        Err(e) if e == EBUSY => {
-            refuse(shared, sock, cid, ProtoError::BadValue, "too many sessions");
-            return Err(End::Stopping);
-        }
-        Err(e) if e == ESHUTDOWN => return Err(End::Stopping),
-        Err(e) => return Err(End::Io(e)),
-    };
-    if resumed {
-        pr_info!(
-            "session {} (cid {}) resumed: max_frame {}\n",
-            s.id,
-            cid,
-            max_frame
-        );
-    } else {
-        pr_info!(
-            "session {} (cid {}) up: max_frame {}\n",
-            s.id,
-            cid,
-            max_frame
-        );
-    }
-    Ok((s, gen, max_frame))
 }

@@ -2,11 +2,14 @@
 
 //! Shadow processes: for every client process the server runs a real process, started from
 //! the `tether-shadow` binary, that makes the client's system calls with the standard entry
-//! points. Shadows talk to this module through the misc device `/dev/tether_shadow`, naming
-//! themselves by the random token they were started (or forked) with: `NEXT` waits for a
-//! request body, `REPLY` sends the reply body back to the client. A client `fork` reaches
-//! the parent's shadow as a request with number [`FORK_NR`]: it forks, and the child goes on
-//! with the child's token.
+//! points. Shadows talk to this module through the misc device `/dev/tether_shadow`
+//! (`proto::device`: the ioctls and their arguments), naming themselves by the random token
+//! they were started (or forked) with, which they get in their environment: `NEXT` waits
+//! for a request body (already checked against the call table, `proto::calls`), `REPLY`
+//! sends the reply body back to the client. A client `fork` reaches the parent's shadow as
+//! a `NEXT` with op [`OP_FORK`]: it forks, and the child goes on with the child's token.
+//! The first `NEXT` or `REPLY` on an open device file binds it to its token's session: the
+//! file (which forked shadows share) serves that session's tokens only.
 //!
 //! The shadow's identity and file-size limit follow the client process's: a `CLIENT_ATTRS`
 //! queues them (mapped by policy) in line with the calls, and `NEXT` applies them in the
@@ -25,79 +28,70 @@ use kernel::{
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     new_condvar, new_mutex,
     prelude::*,
-    sync::{Arc, CondVar, Mutex},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, CondVar, Mutex,
+    },
     time::{Instant, Monotonic},
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::global::Global;
+use crate::proto::device::{
+    NextArgs, ReplyArgs, ReplyNextArgs, OP_CALL, OP_FORK, SHADOW_KEEPER, SHADOW_NEXT, SHADOW_REPLY,
+    SHADOW_REPLY_NEXT,
+};
 use crate::proto::process::{ProcAttrs, FORWARDED_SIGNALS};
 use crate::proto::syscall::SyscallReply;
 use crate::server::Shared;
 use crate::session::Session;
 
-/// Request number of a client `fork`: `args[0]` is the child's token.
-pub(crate) const FORK_NR: u32 = u32::MAX;
-/// `NEXT`: waits for a request; argument is a [`NextArgs`]. Returns 0 when the shadow must
-/// exit, 1 with a request.
-pub(crate) const SHADOW_NEXT: u32 = _IOWR::<NextArgs>(b'T' as u32, 2);
-/// `REPLY`: argument is a [`ReplyArgs`].
-pub(crate) const SHADOW_REPLY: u32 = _IOW::<ReplyArgs>(b'T' as u32, 3);
-
-/// `KEEPER`: the caller is the pid namespace keeper of the session whose keeper token is
-/// the `u64` argument (`keeper.rs`).
-pub(crate) const SHADOW_KEEPER: u32 = _IOW::<u64>(b'T' as u32, 4);
-
-/// Argument of [`SHADOW_NEXT`].
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub(crate) struct NextArgs {
-    /// In: the shadow's token.
-    token: u64,
-    /// In: user buffer for the request body.
-    buf: u64,
-    /// In: its size.
-    cap: u32,
-    /// Out: the body's length.
-    len: u32,
-    /// Out: the request's sequence number, to pass to `REPLY`.
-    seq: u64,
-}
-
-/// Argument of [`SHADOW_REPLY`].
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub(crate) struct ReplyArgs {
-    /// The shadow's token.
-    token: u64,
-    /// User buffer holding the reply body.
-    buf: u64,
-    /// Its length.
-    len: u32,
-    /// Signals the shadow got while it ran the call: bit `n` for signal `n` (1..=31).
-    signals: u32,
-    /// The request's sequence number.
-    seq: u64,
-}
-
+/// The argument structures of the device's ioctls are the protocol crate's.
 // SAFETY: Plain integers; any bit pattern is valid.
 unsafe impl kernel::transmute::FromBytes for NextArgs {}
-// SAFETY: Plain integers without padding.
+// SAFETY: Plain integers without padding (48 bytes: a host test checks the layout).
 unsafe impl kernel::transmute::AsBytes for NextArgs {}
 // SAFETY: Plain integers; any bit pattern is valid.
 unsafe impl kernel::transmute::FromBytes for ReplyArgs {}
 
+// The protocol crate computes the ioctl numbers as the kernel's macros do.
+const _: () = assert!(SHADOW_NEXT == _IOWR::<NextArgs>(b'T' as u32, 2));
+const _: () = assert!(SHADOW_REPLY == _IOW::<ReplyArgs>(b'T' as u32, 3));
+const _: () = assert!(SHADOW_KEEPER == _IOW::<u64>(b'T' as u32, 4));
+const _: () = assert!(SHADOW_REPLY_NEXT == _IOWR::<ReplyNextArgs>(b'T' as u32, 5));
+
 /// One queued request.
 struct Request {
     seq: u64,
-    body: KVVec<u8>,
+    what: Work,
+}
+
+/// What a queued request asks of the shadow.
+enum Work {
+    /// A `CLIENT_SYSTEM_CALL` body, checked against the call table.
+    Call(KVVec<u8>),
+    /// The client process forked: the shadow forks too, the child serves `token` as pid
+    /// `pid` (when that pid is free).
+    Fork { token: u64, pid: u32 },
     /// Not a call: the identity and limit to take on before the next call (mapped).
-    attrs: Option<KBox<ProcAttrs>>,
+    Attrs(KBox<ProcAttrs>),
+}
+
+impl Work {
+    /// Bytes of request data it holds (counted against `max_queued_kb`).
+    fn bytes(&self) -> usize {
+        match self {
+            Work::Call(body) => body.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// The fields [`Shadow::inner`] guards.
 struct ShadowInner {
     queue: KVec<Request>,
+    /// Bytes of the request bodies in `queue`.
+    queued_bytes: usize,
     /// Requests handed to the shadow process and not answered yet.
     in_flight: KVec<u64>,
     /// The shadow process's pid, once it asked for a request.
@@ -140,6 +134,7 @@ impl Shadow {
                 inner <- new_mutex!(
                     ShadowInner {
                         queue: KVec::new(),
+                        queued_bytes: 0,
                         in_flight: KVec::new(),
                         pid: 0,
                         exiting: false,
@@ -153,29 +148,46 @@ impl Shadow {
         )
     }
 
-    /// Queues a request body for the shadow process.
-    pub(crate) fn push(&self, seq: u64, body: &[u8]) -> Result {
+    /// Queues a request body for the shadow process, unless the shadow already holds
+    /// `max_bytes` of queued request data (`EAGAIN`).
+    pub(crate) fn push(&self, seq: u64, body: &[u8], max_bytes: usize) -> Result {
         let mut copy = KVVec::new();
         copy.extend_from_slice(body, GFP_KERNEL)?;
-        self.enqueue(Request {
-            seq,
-            body: copy,
-            attrs: None,
-        })
+        self.enqueue(
+            Request {
+                seq,
+                what: Work::Call(copy),
+            },
+            max_bytes,
+        )
+    }
+
+    /// Queues a client `fork` (answered by the shadow); the child shadow serves `token`.
+    pub(crate) fn push_fork(&self, seq: u64, token: u64, pid: u32) -> Result {
+        self.enqueue(
+            Request {
+                seq,
+                what: Work::Fork { token, pid },
+            },
+            usize::MAX,
+        )
     }
 
     /// Queues a change of identity and file-size limit (already mapped by policy): the
     /// shadow takes it on after the calls queued before it, before those queued after.
     pub(crate) fn push_attrs(&self, attrs: &ProcAttrs) -> Result {
-        self.enqueue(Request {
-            seq: 0,
-            body: KVVec::new(),
-            attrs: Some(KBox::new(*attrs, GFP_KERNEL)?),
-        })
+        self.enqueue(
+            Request {
+                seq: 0,
+                what: Work::Attrs(KBox::new(*attrs, GFP_KERNEL)?),
+            },
+            usize::MAX,
+        )
     }
 
-    /// Queues `req` unless the shadow is dead (`EIO`) or exiting (`ESRCH`).
-    fn enqueue(&self, req: Request) -> Result {
+    /// Queues `req` unless the shadow is dead (`EIO`), exiting (`ESRCH`) or would hold more
+    /// than `max_bytes` of request data (`EAGAIN`).
+    fn enqueue(&self, req: Request, max_bytes: usize) -> Result {
         let mut inner = self.inner.lock();
         if inner.dead {
             return Err(EIO);
@@ -183,7 +195,13 @@ impl Shadow {
         if inner.exiting {
             return Err(ESRCH);
         }
+        let bytes = inner
+            .queued_bytes
+            .checked_add(req.what.bytes())
+            .filter(|&b| b <= max_bytes || inner.queue.is_empty())
+            .ok_or(EAGAIN)?;
         inner.queue.push(req, GFP_KERNEL)?;
+        inner.queued_bytes = bytes;
         self.wake.notify_one();
         Ok(())
     }
@@ -213,12 +231,16 @@ impl Shadow {
             let mut inner = self.inner.lock();
             inner.exiting = true;
             inner.dead = true;
+            inner.queued_bytes = 0;
             (
                 core::mem::take(&mut inner.queue),
                 core::mem::take(&mut inner.in_flight),
             )
         };
-        let calls = queued.iter().filter(|r| r.attrs.is_none()).map(|r| r.seq);
+        let calls = queued
+            .iter()
+            .filter(|r| !matches!(r.what, Work::Attrs(_)))
+            .map(|r| r.seq);
         for seq in Iterator::chain(calls, in_flight.iter().copied()) {
             self.fail(seq, errno);
         }
@@ -273,8 +295,14 @@ impl Shadow {
 pub(crate) static SHARED: Global<Shared> = Global::new();
 
 /// An open `/dev/tether_shadow` (shared by a shadow and the shadows it forks).
+///
+/// # Invariants
+///
+/// `session` is 0 until the first `NEXT` or `REPLY`, then the id of its token's session
+/// plus one, and never changes again.
 pub(crate) struct ShadowFile {
     shared: Arc<Shared>,
+    session: Atomic<u64>,
 }
 
 #[vtable]
@@ -283,13 +311,32 @@ impl MiscDevice for ShadowFile {
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         let shared = SHARED.get().ok_or(ENODEV)?;
-        KBox::new(Self { shared }, GFP_KERNEL).map_err(Into::into)
+        KBox::new(
+            Self {
+                shared,
+                session: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )
+        .map_err(Into::into)
     }
 
     fn ioctl(me: &ShadowFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
             SHADOW_NEXT => me.next(arg),
             SHADOW_REPLY => me.reply(arg),
+            // `ReplyNextArgs` is a `ReplyArgs` followed by a `NextArgs`.
+            SHADOW_REPLY_NEXT => {
+                me.reply(arg)?;
+                let next = arg
+                    .checked_add(core::mem::size_of::<ReplyArgs>())
+                    .ok_or(EFAULT)?;
+                // The reply went out: a wait cut by a signal must not restart the whole
+                // call (the reply would go out twice). `EINTR`: the shadow asks again with
+                // `NEXT` alone.
+                me.next(next)
+                    .map_err(|e| if e == ERESTARTSYS { EINTR } else { e })
+            }
             SHADOW_KEEPER => me.keeper(arg),
             _ => Err(ENOTTY),
         }
@@ -297,7 +344,29 @@ impl MiscDevice for ShadowFile {
 }
 
 impl ShadowFile {
+    /// The shadow with `token`, in this file's session: the first lookup binds the file to
+    /// the session of the token it found.
+    fn shadow(&self, token: u64) -> Result<Arc<Shadow>> {
+        let bound = self.session.load(Relaxed);
+        let shadow = self.shared.find_shadow(token).ok_or(ENOENT)?;
+        let id = u64::from(shadow.session).saturating_add(1);
+        if bound == id {
+            return Ok(shadow);
+        }
+        // INVARIANT: set once, from 0 to the session's id plus one.
+        match self.session.cmpxchg(0, id, Relaxed) {
+            Ok(_) => Ok(shadow),
+            Err(old) if old == id => Ok(shadow),
+            // Another session's token: as if it did not exist.
+            Err(_) => Err(ENOENT),
+        }
+    }
+
     fn keeper(&self, arg: usize) -> Result<isize> {
+        // A shadow's file serves its session's shadows only.
+        if self.session.load(Relaxed) != 0 {
+            return Err(EPERM);
+        }
         let token: u64 = UserSlice::new(UserPtr::from_addr(arg), 8).reader().read()?;
         let sessions = self.shared.sessions();
         if sessions.iter().any(|s| s.keeper.register(token)) {
@@ -311,7 +380,7 @@ impl ShadowFile {
         let slice = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<NextArgs>());
         let (mut reader, mut writer) = slice.reader_writer();
         let mut args: NextArgs = reader.read()?;
-        let shadow = self.shared.find_shadow(args.token).ok_or(ENOENT)?;
+        let shadow = self.shadow(args.token)?;
         let req = loop {
             let req = {
                 let mut inner = shadow.inner.lock();
@@ -324,7 +393,8 @@ impl ShadowFile {
                     if !inner.queue.is_empty() {
                         inner.pid = kernel::current!().tgid();
                         let req = inner.queue.remove(0).map_err(|_| EINVAL)?;
-                        if req.attrs.is_none() {
+                        inner.queued_bytes = inner.queued_bytes.saturating_sub(req.what.bytes());
+                        if !matches!(req.what, Work::Attrs(_)) {
                             inner.in_flight.push(req.seq, GFP_KERNEL)?;
                         }
                         break req;
@@ -334,8 +404,10 @@ impl ShadowFile {
                     }
                 }
             };
-            let Some(attrs) = req.attrs else { break req };
-            if let Err(e) = shadow.apply(&attrs) {
+            let Work::Attrs(attrs) = &req.what else {
+                break req;
+            };
+            if let Err(e) = shadow.apply(attrs) {
                 // Its calls must not run as someone else: the process loses its server state.
                 pr_err!(
                     "cannot give the shadow of client pid {} (session {}) uid {} gid {}: {:?}; its calls fail with EIO\n",
@@ -350,15 +422,28 @@ impl ShadowFile {
                 return Ok(0);
             }
         };
-        if req.body.len() > args.cap as usize {
-            shadow.fail(req.seq, kernel::bindings::E2BIG);
-            return Err(EMSGSIZE);
-        }
-        UserSlice::new(UserPtr::from_addr(args.buf as usize), req.body.len())
-            .writer()
-            .write_slice(&req.body)?;
-        args.len = req.body.len() as u32;
         args.seq = req.seq;
+        match req.what {
+            Work::Call(body) => {
+                let len = u32::try_from(body.len()).map_err(|_| EMSGSIZE)?;
+                if len > args.cap {
+                    shadow.fail(req.seq, kernel::bindings::E2BIG);
+                    return Err(EMSGSIZE);
+                }
+                UserSlice::new(UserPtr::from_addr(args.buf as usize), body.len())
+                    .writer()
+                    .write_slice(&body)?;
+                args.op = OP_CALL;
+                args.len = len;
+            }
+            Work::Fork { token, pid } => {
+                args.op = OP_FORK;
+                args.len = 0;
+                args.fork_token = token;
+                args.fork_pid = pid;
+            }
+            Work::Attrs(_) => return Err(EINVAL),
+        }
         writer.write(&args)?;
         Ok(1)
     }
@@ -368,7 +453,7 @@ impl ShadowFile {
             UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<ReplyArgs>())
                 .reader()
                 .read()?;
-        let shadow = self.shared.find_shadow(args.token).ok_or(ENOENT)?;
+        let shadow = self.shadow(args.token)?;
         if args.len > self.shared.config.max_frame {
             return Err(EMSGSIZE);
         }
@@ -400,7 +485,12 @@ impl ShadowFile {
 const SPAWN_TIMEOUT_MS: i64 = 5000;
 
 extern "C" {
-    fn tether_spawn_shadow(token: u64, keeper: i32, pid: u32) -> kernel::ffi::c_int;
+    fn tether_spawn_shadow(
+        token: u64,
+        keeper: i32,
+        pid: u32,
+        root: *const kernel::ffi::c_char,
+    ) -> kernel::ffi::c_int;
     fn tether_pid_alive(pid: kernel::ffi::c_int) -> bool;
     fn tether_shadow_set_attrs(
         ids: *const u32,
@@ -413,10 +503,16 @@ extern "C" {
 
 /// Starts the shadow process for `shadow` (returns once it exec'd): in the pid namespace
 /// of `keeper` (`keeper.rs`) as its client process's pid, or without one in the initial
-/// namespace.
-pub(crate) fn spawn(shadow: &Shadow, keeper: Option<i32>) -> Result {
-    // SAFETY: No preconditions: the shim starts `shadow_path` with these as arguments.
+/// namespace; confined to `root`, its client's export root.
+pub(crate) fn spawn(shadow: &Shadow, keeper: Option<i32>, root: &kernel::str::CStr) -> Result {
+    // SAFETY: `root` is NUL-terminated and outlives the call (which returns once the
+    // program exec'd); the shim starts `shadow_path` with these as arguments.
     kernel::error::to_result(unsafe {
-        tether_spawn_shadow(shadow.token, keeper.unwrap_or(0), shadow.rpid)
+        tether_spawn_shadow(
+            shadow.token,
+            keeper.unwrap_or(0),
+            shadow.rpid,
+            root.as_char_ptr(),
+        )
     })
 }

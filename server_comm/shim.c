@@ -15,6 +15,7 @@
 #include <linux/fs.h>
 #include <linux/errseq.h>
 #include "../rust/kernel/vsock_shim.c"
+#include "../rust/kernel/auth_shim.c"
 
 static unsigned int allowed_cids[16];
 static int nr_allowed_cids;
@@ -36,9 +37,18 @@ static char *shadow_path = "/sbin/tether-shadow";
 module_param(shadow_path, charp, 0444);
 MODULE_PARM_DESC(shadow_path, "the tether-shadow binary started for every client process");
 
-static char *export_root = "/";
+static char *export_root;
 module_param_named(root, export_root, charp, 0444);
-MODULE_PARM_DESC(root, "export root: shadows are confined to this directory");
+MODULE_PARM_DESC(root, "export root of the CIDs in allowed_cids (required): shadows are confined "
+		 "to this directory; refused when it is, or has under it, a mount of procfs, sysfs, "
+		 "devtmpfs or any other file system");
+
+/* The root= parameter (NULL or empty: not given). */
+const char *tether_export_root(void);
+const char *tether_export_root(void)
+{
+	return export_root && *export_root ? export_root : NULL;
+}
 
 static bool squash_root = true;
 module_param(squash_root, bool, 0644);
@@ -125,36 +135,44 @@ int tether_shadow_set_attrs(const u32 *ids, const u32 *groups, unsigned int ngro
 	return 0;
 }
 
-static char *shadow_envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+/*
+ * The environment of a shadow or keeper: its token travels here, not on its command line
+ * (/proc/<pid>/cmdline is world-readable; the environment of a non-dumpable process is
+ * not), as TETHER_TOKEN=<decimal>.
+ */
+#define TOKEN_ENV_LEN 40
+static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
 /*
  * Starts the shadow with `token` for client process `pid`: in the pid namespace whose init
  * has (global) pid `keeper`, as pid `pid` there when it is free (keeper 0: in the initial
  * namespace, any pid).
  */
-int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid);
-int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid)
+int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid, const char *root);
+int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid, const char *root)
 {
-	char tok[24], ns[16], want[16];
+	char tok[TOKEN_ENV_LEN], ns[16], want[16];
 	/* Nobody until the client's CLIENT_ATTRS (queued ahead of its first call) says who. */
-	char *argv[] = { shadow_path, "--token", tok, "--root", export_root, "--uid", "65534",
+	char *argv[] = { shadow_path, "--root", (char *)root, "--uid", "65534",
 			 "--pidns", ns, "--pid", want, NULL };
+	char *envp[] = { path_env, tok, NULL };
 
-	snprintf(tok, sizeof(tok), "%llu", token);
+	snprintf(tok, sizeof(tok), "TETHER_TOKEN=%llu", token);
 	snprintf(ns, sizeof(ns), "%d", keeper);
 	snprintf(want, sizeof(want), "%u", pid);
-	return call_usermodehelper(shadow_path, argv, shadow_envp, UMH_WAIT_EXEC);
+	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
 }
 
 /* Starts the keeper of a new pid namespace, which registers itself with `token`. */
 int tether_spawn_keeper(u64 token);
 int tether_spawn_keeper(u64 token)
 {
-	char tok[24];
-	char *argv[] = { shadow_path, "--keeper", tok, NULL };
+	char tok[TOKEN_ENV_LEN];
+	char *argv[] = { shadow_path, "--keeper", NULL };
+	char *envp[] = { path_env, tok, NULL };
 
-	snprintf(tok, sizeof(tok), "%llu", token);
-	return call_usermodehelper(shadow_path, argv, shadow_envp, UMH_WAIT_EXEC);
+	snprintf(tok, sizeof(tok), "TETHER_TOKEN=%llu", token);
+	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
 }
 
 /* Kills `task` (a keeper: the init of its pid namespace, so everything in it dies too). */
@@ -185,11 +203,63 @@ bool tether_pid_alive(pid_t pid)
  */
 static struct file *sync_file;
 
+#include <linux/magic.h>
+#include <linux/namei.h>
+#include <linux/path.h>
+#include <linux/mount.h>
+
+/* Kernel and pseudo file systems an export root must never be (or contain). */
+static const unsigned long tether_special_magic[] = {
+	PROC_SUPER_MAGIC, SYSFS_MAGIC, DEBUGFS_MAGIC, TRACEFS_MAGIC, SECURITYFS_MAGIC,
+	CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEVPTS_SUPER_MAGIC, BPF_FS_MAGIC,
+	SELINUX_MAGIC, SMACK_MAGIC, PSTOREFS_MAGIC, EFIVARFS_MAGIC, NSFS_MAGIC,
+	BINFMTFS_MAGIC, CONFIGFS_MAGIC, HUGETLBFS_MAGIC,
+};
+
+/*
+ * Whether `root` may be an export root: 0, or -ENOENT/-ENOTDIR (no such directory),
+ * -EPERM (it lies on a kernel or pseudo file system: procfs, sysfs, devtmpfs, ...),
+ * -EBUSY (another file system is mounted somewhere under it), -EXDEV (same_fs and it is
+ * not on the file system of root=, which the flusher syncs). In the caller's mount
+ * namespace (insmod's, or the writer of the exports file).
+ */
+int tether_export_root_check(const char *root, bool same_fs);
+int tether_export_root_check(const char *root, bool same_fs)
+{
+	struct path p, dev;
+	struct super_block *sb;
+	int err, i;
+
+	err = kern_path(root, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &p);
+	if (err)
+		return err;
+	sb = p.dentry->d_sb;
+	for (i = 0; i < ARRAY_SIZE(tether_special_magic); i++)
+		if (sb->s_magic == tether_special_magic[i])
+			err = -EPERM;
+	/* devtmpfs is a tmpfs: recognise it as the file system mounted on /dev. */
+	if (!err && !kern_path("/dev", LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &dev)) {
+		if (dev.dentry->d_sb == sb && dev.dentry == dev.mnt->mnt_root)
+			err = -EPERM;
+		path_put(&dev);
+	}
+	if (!err && path_has_submounts(&p))
+		err = -EBUSY;
+	if (!err && same_fs && (!sync_file || file_inode(sync_file)->i_sb != sb))
+		err = -EXDEV;
+	path_put(&p);
+	return err;
+}
+
 /* Opens the export root for tether_sync_root(); 0 or -errno. */
 int tether_sync_open(void);
 int tether_sync_open(void)
 {
-	struct file *f = filp_open(export_root, O_RDONLY | O_DIRECTORY, 0);
+	struct file *f;
+
+	if (!export_root || !*export_root)
+		return -EINVAL;
+	f = filp_open(export_root, O_RDONLY | O_DIRECTORY, 0);
 
 	if (IS_ERR(f))
 		return PTR_ERR(f);

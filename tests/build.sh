@@ -13,6 +13,8 @@ in_chroot /bin/sh -ec '
 	cd /work/tests
 	$cc -I$sel -o build/server_proto selftests/server_proto.c
 	$cc -I$sel -o build/server_resume selftests/server_resume.c
+	$cc -I$sel -o build/fuzz_server selftests/fuzz_server.c
+	$cc -I$sel -o build/hostile selftests/hostile.c
 	$cc -o build/vsock_bench bench/vsock_bench.c
 	$cc -o build/wire_xcheck selftests/wire_xcheck.c
 	gcc -O2 -Wall -Wextra -Werror -o build/torture fsops/torture.c

@@ -153,7 +153,7 @@ vm_suite() {
 }
 if [ "${CHECK_VM:-1}" = 1 ]; then
 	vm_suite vmtest 3600
-	vm_suite remote 1200
+	vm_suite remote 1500
 	vm_suite torture 3300
 else
 	echo "# CHECK_VM=0: the VM suites were not run"

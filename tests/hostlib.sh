@@ -39,6 +39,9 @@ cleanup() {
 start_run() {
 	RUN="$CACHE/runs/$1-$(date +%Y%m%d-%H%M%S)"
 	mkdir -p "$RUN"
+	# The shared secret of this run's modules (qemu/guest-init.sh installs it as
+	# /etc/tether/key in every VM): 32 random bytes as hex.
+	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/tether.key")
 	truncate -s 256M "$RUN/server-data.img"
 	mkfs.ext4 -q -F -L tetherdata "$RUN/server-data.img"
 	trap cleanup EXIT

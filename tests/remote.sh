@@ -26,17 +26,21 @@ if [ "${REMOTE_NOBUILD:-0}" != 1 ]; then
 	' >&2 || die "building tests/fsops failed"
 fi
 for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/fsops/fsops tests/build/iouring tests/build/dirmode \
-	tests/build/bypass tests/build/remotemix tests/build/sigs tests/build/runas tests/build/logsize; do
+	tests/build/bypass tests/build/remotemix tests/build/sigs tests/build/runas tests/build/logsize tests/build/hostile tests/build/fuzz_server; do
 	[ -e "$TETHER_ROOT/$f" ] || die "$f not built"
 done
 t_build=$(($(date +%s) - t0))
-RUN_TIMEOUT=${RUN_TIMEOUT:-900} start_run remote
+# The suite takes about 10 minutes of client time under TCG, plus the fuzzer's run.
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+RUN_TIMEOUT=${RUN_TIMEOUT:-$((1200 + FUZZ_SECONDS))} start_run remote
 mkdir -p "$RUN/cmd"
 log "run directory: $RUN"
 VMS=(server client)
-export VM_TIMEOUT=${VM_TIMEOUT:-800}
-boot server server $SERVER_CID ROLE_SCRIPT=/tether/tests/vm/remote-server.sh LOAD_MODULE=0
-boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/remote-client.sh LOAD_MODULE=0
+export VM_TIMEOUT=${VM_TIMEOUT:-$((1100 + FUZZ_SECONDS))}
+boot server server $SERVER_CID ROLE_SCRIPT=/tether/tests/vm/remote-server.sh LOAD_MODULE=0 \
+	SERVE_SECONDS=$((900 + FUZZ_SECONDS))
+boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/remote-client.sh LOAD_MODULE=0 \
+	FUZZ_SECONDS="$FUZZ_SECONDS"
 wait_vm client "$VM_TIMEOUT"
 # The server finishes once /shared/client-done exists (the client writes it at its end).
 touch "$RUN/client-done"

@@ -3,21 +3,23 @@
  * tether-shadow: the server-side body of one tethered client process.
  *
  * Started by tether_server.ko (user-mode helper) as
- *     tether-shadow --token N --root DIR --uid UID [--pidns KEEPER --pid PID]
+ *     TETHER_TOKEN=N tether-shadow --root DIR --uid UID [--pidns KEEPER --pid PID]
  * it moves into the pid namespace of its session (the one whose init has global pid
  * KEEPER) as pid PID, its client process's, opens /dev/tether_shadow, confines itself to
  * the export root, drops to UID, then loops: take the next CLIENT_SYSTEM_CALL body for its
- * token, make the real system call with the buffers placed in its own memory, send the
- * SERVER_REPLY body. A request with number FORK_NR forks the shadow: the child, pid
- * args[1] when free, serves the token in args[0].
- *     tether-shadow --keeper N
+ * token (the module checked it against the same call table, tether_abi.h), make the
+ * real system call with the buffers placed in its own memory, send the SERVER_REPLY body.
+ * A NEXT with op TETHER_OP_FORK forks the shadow: the child, pid fork_pid when free,
+ * serves fork_token. Tokens come in the environment, never on the command line.
+ *     TETHER_TOKEN=N tether-shadow --keeper
  * makes a session's pid namespace and becomes its init in a child: it registers with
  * token N and reaps orphaned shadows until the module kills it (server_comm/keeper.rs).
  * The signals the kernel raises for the caller of a file-system call (SIGPIPE, SIGXFSZ)
  * are blocked; the ones a call raised are collected after it and reported with its reply
  * (the module forwards them to the client process). The module sets the shadow's uid,
  * gids and RLIMIT_FSIZE to the client process's (mapped) inside NEXT.
- * Wire format: rust/src/syscall.rs.
+ * Wire format: rust/src/syscall.rs; call table, ioctls and constants: tether_abi.h,
+ * generated from rust/src/calls.rs and rust/src/device.rs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,58 +39,16 @@
 #include <linux/capability.h>
 #include <unistd.h>
 
-struct next_args { uint64_t token; uint64_t buf; uint32_t cap; uint32_t len; uint64_t seq; };
-struct reply_args { uint64_t token; uint64_t buf; uint32_t len; uint32_t signals; uint64_t seq; };
-#define SHADOW_NEXT _IOWR('T', 2, struct next_args)
-#define SHADOW_REPLY _IOW('T', 3, struct reply_args)
-#define SHADOW_KEEPER _IOW('T', 4, uint64_t)
+#include "tether_abi.h"
 
-#define MAX_FRAME (1u << 20)
-#define MAX_BUFS 4
-#define DIR_IN 1
-#define DIR_OUT 2
-#define DIR_RET 4
-#define REQ_HEAD 56
-#define DEV_FD 1023
-#define ROOT_FD 1022
-#define FORK_NR 0xffffffffu
-#define APPEND_NR 0xfffffffeu
-#define GETDENTS_NR 0xfffffffdu
-
-/* System calls a shadow makes for its client: the file system and fd families. */
-static const int allowed[] = {
-	SYS_read, SYS_write, SYS_close, SYS_stat, SYS_fstat, SYS_lstat, SYS_lseek,
-	SYS_pread64, SYS_pwrite64, SYS_access, SYS_dup, SYS_dup2, SYS_dup3, SYS_fcntl,
-	SYS_flock, SYS_fsync, SYS_fdatasync, SYS_truncate, SYS_ftruncate, SYS_getdents64,
-	SYS_getcwd, SYS_chdir, SYS_fchdir, SYS_rename, SYS_mkdir, SYS_rmdir, SYS_creat,
-	SYS_link, SYS_unlink, SYS_symlink, SYS_readlink, SYS_chmod, SYS_fchmod, SYS_chown,
-	SYS_fchown, SYS_lchown, SYS_umask, SYS_statfs, SYS_fstatfs, SYS_openat, SYS_mkdirat,
-	SYS_fchownat, SYS_newfstatat, SYS_unlinkat, SYS_renameat, SYS_linkat, SYS_symlinkat,
-	SYS_readlinkat, SYS_fchmodat, SYS_faccessat, SYS_utimensat, SYS_fallocate,
-	SYS_renameat2, SYS_statx, SYS_faccessat2, SYS_copy_file_range, SYS_sync_file_range,
-	SYS_openat2, SYS_sendfile, SYS_open, SYS_mknod, SYS_mknodat, SYS_setxattr, SYS_lsetxattr,
-	SYS_fsetxattr, SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_listxattr, SYS_llistxattr,
-	SYS_flistxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr, SYS_syncfs,
-	452 /* fchmodat2 */,
-};
-
-/*
- * Calls that change the namespace, a file's size or its attributes are committed before
- * their reply: the export's file system is synced (syncfs) after each one that succeeded,
- * as NFS servers commit such operations before answering. The client keeps only plain
- * data writes until the flusher's SERVER_FLUSHED, and drops what it kept for writes
- * answered before a committed call once that call returns (client_proxy/retain.rs,
- * COMMITTED: the two lists must match). So a replay never has to redo a rename or a
- * truncate, whose second run is not idempotent.
- */
-static const int committed[] = {
-	SYS_truncate, SYS_ftruncate, SYS_rename, SYS_mkdir, SYS_rmdir, SYS_creat, SYS_link,
-	SYS_unlink, SYS_symlink, SYS_chmod, SYS_fchmod, SYS_chown, SYS_fchown, SYS_lchown,
-	SYS_mkdirat, SYS_fchownat, SYS_unlinkat, SYS_renameat, SYS_linkat, SYS_symlinkat,
-	SYS_fchmodat, SYS_utimensat, SYS_fallocate, SYS_renameat2, SYS_copy_file_range,
-	SYS_sendfile, SYS_mknod, SYS_mknodat, SYS_setxattr, SYS_lsetxattr, SYS_fsetxattr,
-	SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr, 452 /* fchmodat2 */,
-};
+#define MAX_FRAME TETHER_MAX_BODY
+#define MAX_BUFS TETHER_MAX_BUFS
+#define REQ_HEAD TETHER_REQ_HEAD
+#define DIR_IN TETHER_DIR_IN
+#define DIR_OUT TETHER_DIR_OUT
+#define DIR_RET TETHER_DIR_RET
+#define DEV_FD TETHER_DEV_FD
+#define ROOT_FD TETHER_ROOT_FD
 
 /* The signals a call may raise for its caller (forwarded to the client), blocked. */
 static sigset_t call_signals;
@@ -109,48 +69,42 @@ static uint32_t take_signals(void)
 static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
-/* A device node in the export would open the server's devices (its disks) from inside the
- * export root: creating one is refused, whoever asks (squash_root=0 included). */
-static int makes_device(uint32_t nr, const uint64_t *args)
+/* The table entry of call nr, NULL when a shadow does not run it. */
+static const struct tether_call *call_of(uint32_t nr)
 {
-	uint64_t mode = nr == SYS_mknod ? args[1] : nr == SYS_mknodat ? args[2] : 0;
-
-	return S_ISCHR(mode) || S_ISBLK(mode);
+	for (size_t i = 0; i < sizeof(tether_calls) / sizeof(tether_calls[0]); i++)
+		if (tether_calls[i].nr == nr)
+			return &tether_calls[i];
+	return NULL;
 }
 
-static int in(const int *list, size_t n, uint32_t nr)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((uint32_t)list[i] == nr)
-			return 1;
-	return 0;
-}
-
-static int is_allowed(uint32_t nr)
-{
-	return in(allowed, sizeof(allowed) / sizeof(allowed[0]), nr);
-}
-
-/* Whether call nr with args must be committed once it succeeded (see committed[]); opens
- * that create or truncate too. */
-static int commits(uint32_t nr, const uint64_t *args)
+/*
+ * Whether call c with args must be committed once it succeeded: calls that change the
+ * namespace, a file's size or its attributes (TETHER_COMMITS), and opens that create or
+ * truncate. The export's file system is then synced (syncfs) before the reply, as NFS
+ * servers commit such operations before answering. The client keeps only plain data
+ * writes until the flusher's SERVER_FLUSHED, and drops what it kept for writes answered
+ * before a committed call once that call returns (client_proxy/recovery/retain.rs, from the same
+ * table). So a replay never has to redo a rename or a truncate.
+ */
+static int commits(const struct tether_call *c, const uint64_t *args)
 {
 	uint64_t flags;
 
-	switch (nr) {
-	case SYS_open:
-		flags = args[1];
-		break;
-	case SYS_openat:
-		flags = args[2];
-		break;
-	case SYS_openat2:  /* struct open_how, in the request: flags first */
-		memcpy(&flags, (const void *)(uintptr_t)args[2], 8);
-		break;
+	switch (c->effect) {
+	case TETHER_COMMITS:
+		return 1;
+	case TETHER_COMMITS_IF_CREATES:
+		if (c->nr == SYS_open)
+			flags = args[1];
+		else if (c->nr == SYS_openat)
+			flags = args[2];
+		else  /* openat2: struct open_how, in the request: flags first */
+			memcpy(&flags, (const void *)(uintptr_t)args[2], 8);
+		return !!(flags & (O_CREAT | O_TRUNC));
 	default:
-		return in(committed, sizeof(committed) / sizeof(committed[0]), nr);
+		return 0;
 	}
-	return !!(flags & (O_CREAT | O_TRUNC));
 }
 
 /* Reports a failure to start in the kernel log (a user-mode helper has no stderr). */
@@ -247,7 +201,7 @@ static int keeper(uint64_t token)
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	dev = open("/dev/tether_shadow", O_RDWR | O_CLOEXEC);
-	if (dev < 0 || ioctl(dev, SHADOW_KEEPER, &token)) {
+	if (dev < 0 || ioctl(dev, TETHER_SHADOW_KEEPER, &token)) {
 		report("keeper: cannot register");
 		return 1;
 	}
@@ -286,16 +240,25 @@ static int enter_pidns(pid_t keeper, pid_t pid)
 	return child > 0;
 }
 
-/* Runs one request; writes the reply body into rep and returns its length. Returns 0 in
- * the child of a fork, with its token in *child_token (it sends no reply). */
-static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, uint64_t *child_token)
+/* Writes a reply body without output (ret: a result or -errno) into rep; its length. */
+static size_t bare_reply(uint8_t *rep, int64_t ret)
 {
+	memcpy(rep, &ret, 8);
+	memset(rep + 8, 0, TETHER_REP_HEAD - 8);
+	return TETHER_REP_HEAD;
+}
+
+/* Runs one request; writes the reply body into rep and returns its length. */
+static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
+{
+	const struct tether_call *c;
 	uint64_t args[6];
 	uint32_t nr, nbufs, nout = 0, lens[MAX_BUFS];
 	uint8_t *out[MAX_BUFS];
 	uint8_t dirs[MAX_BUFS];
 	uint32_t blen[MAX_BUFS];
 	size_t off, used = 0, pos;
+	unsigned int mask = 0;  /* bit n: argument n is a buffer */
 	int64_t ret;
 
 	if (len < REQ_HEAD)
@@ -327,22 +290,18 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, ui
 			used += l;
 		}
 		args[arg] = (uint64_t)(uintptr_t)p;
+		mask |= 1u << arg;
 		dirs[i] = dir;
 		blen[i] = l;
 		out[i] = p;
 	}
 	if (off != len)
 		goto bad;
-	if (nr == FORK_NR && nbufs == 0) {
-		ret = fork_as((pid_t)args[1]);
-		if (ret == 0) {
-			*child_token = args[0];
-			return 0;
-		}
-		if (ret < 0)
-			ret = -errno;
-	} else if (nr == APPEND_NR && nbufs == 2) {
-		/* An append (client_proxy/fs.rs): write, then where the file offset ended, into
+	c = call_of(nr);
+	if (!c) {
+		ret = -ENOSYS;
+	} else if (nr == TETHER_CALL_APPEND && (mask & 0xa) == 0xa) {
+		/* An append (client_proxy/syscalls/io.rs): write, then where the file offset ended, into
 		 * the 8-byte output buffer at argument 3 (-1 when it has none: a FIFO). */
 		int64_t end;
 
@@ -351,8 +310,8 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, ui
 			ret = -errno;
 		end = lseek((int)args[0], 0, SEEK_CUR);
 		memcpy((void *)(uintptr_t)args[3], &end, 8);
-	} else if (nr == GETDENTS_NR && nbufs == 2) {
-		/* A directory listing (client_proxy/fs.rs): getdents64 from the client's position
+	} else if (nr == TETHER_CALL_GETDENTS && (mask & 0xa) == 0xa) {
+		/* A directory listing (client_proxy/syscalls/dir.rs): getdents64 from the client's position
 		 * (argument 4), then where it ended into the 8-byte output buffer at argument 3.
 		 * The client keeps a directory's position, so a restarted server goes on with a
 		 * listing where the crashed one was. Seeking to the current position is a no-op
@@ -366,17 +325,15 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, ui
 			ret = -errno;
 		end = lseek(fd, 0, SEEK_CUR);
 		memcpy((void *)(uintptr_t)args[3], &end, 8);
-	} else if (!is_allowed(nr)) {
-		ret = -ENOSYS;
-	} else if (makes_device(nr, args)) {
-		ret = -EPERM;
+	} else if (nr == TETHER_CALL_APPEND || nr == TETHER_CALL_GETDENTS) {
+		ret = -EINVAL;  /* without its buffers at arguments 1 and 3 */
 	} else {
 		ret = syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
 		if (ret == -1)
 			ret = -errno;
 		/* A commit that fails turns the call's success into EIO (an fd it opened is
 		 * closed again): the client must not count on it being durable. */
-		else if (commits(nr, args) && syncfs(ROOT_FD)) {
+		else if (commits(c, args) && syncfs(ROOT_FD)) {
 			if (nr == SYS_open || nr == SYS_openat || nr == SYS_openat2 || nr == SYS_creat)
 				close((int)ret);
 			ret = -EIO;
@@ -406,10 +363,7 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch, ui
 	memcpy(rep + 16, lens, 4 * nout);
 	return pos;
 bad:
-	ret = -EINVAL;
-	memcpy(rep, &ret, 8);
-	memset(rep + 8, 0, 8);
-	return 16;
+	return bare_reply(rep, -EINVAL);
 }
 
 /* Opens directory path as fd number fd (close-on-exec). */
@@ -422,30 +376,53 @@ static int open_at(const char *path, int fd)
 	return fd;
 }
 
+/* Takes the token from the environment and wipes it there; 0 when there is none. */
+static uint64_t take_token(void)
+{
+	char *t = getenv("TETHER_TOKEN");
+	uint64_t token;
+
+	if (!t)
+		return 0;
+	token = strtoull(t, NULL, 10);
+	memset(t, 0, strlen(t));
+	unsetenv("TETHER_TOKEN");
+	return token;
+}
+
 int main(int argc, char **argv)
 {
 	const char *root = "/";
-	uint64_t token = 0, keeper_token = 0;
+	uint64_t token;
 	long uid = 65534, pidns = 0, want = 0;
 	static uint8_t req[MAX_FRAME], rep[MAX_FRAME + 64], scratch[MAX_FRAME];
-	int dev, null;
+	int dev, null, is_keeper = 0;
 
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--token"))
-			token = strtoull(argv[i + 1], NULL, 10);
+	/* Another process of the same uid must not take the shadow over (ptrace), nor read
+	 * its token (/proc/<pid>/environ). */
+	prctl(PR_SET_DUMPABLE, 0);
+	token = take_token();
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--keeper"))
+			is_keeper = 1;
+		else if (i + 1 >= argc)
+			break;
 		else if (!strcmp(argv[i], "--root"))
-			root = argv[i + 1];
+			root = argv[++i];
 		else if (!strcmp(argv[i], "--uid"))
-			uid = strtol(argv[i + 1], NULL, 10);
+			uid = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--pidns"))
-			pidns = strtol(argv[i + 1], NULL, 10);
+			pidns = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--pid"))
-			want = strtol(argv[i + 1], NULL, 10);
-		else if (!strcmp(argv[i], "--keeper"))
-			keeper_token = strtoull(argv[i + 1], NULL, 10);
+			want = strtol(argv[++i], NULL, 10);
 	}
-	if (keeper_token)
-		return keeper(keeper_token);
+	if (!token) {
+		errno = EINVAL;
+		report("no TETHER_TOKEN in the environment");
+		return 1;
+	}
+	if (is_keeper)
+		return keeper(token);
 	if (pidns > 0) {
 		int r = enter_pidns((pid_t)pidns, (pid_t)want);
 
@@ -474,7 +451,7 @@ int main(int argc, char **argv)
 	}
 	if (uid != 0 && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))
 		return 1;
-	/* Another process of the same uid must not take the shadow over (ptrace). */
+	/* setuid() made it dumpable again. */
 	prctl(PR_SET_DUMPABLE, 0);
 	sigemptyset(&call_signals);
 	sigaddset(&call_signals, SIGPIPE);
@@ -482,27 +459,48 @@ int main(int argc, char **argv)
 	if (sigprocmask(SIG_BLOCK, &call_signals, NULL))
 		return 1;
 	umask(022);
-	for (;;) {
-		struct next_args na = { .token = token, .buf = (uintptr_t)req, .cap = sizeof(req) };
-		struct reply_args ra;
-		uint64_t child = 0;
-		int r = ioctl(DEV_FD, SHADOW_NEXT, &na);
+	/* REPLY_NEXT answers a request and takes the next in one call; NEXT alone at the
+	 * start and in a forked child (which has nothing to answer). */
+	struct tether_reply_next_args rn = { .next = { .token = token } };
+	int answer = 0;
 
+	for (;;) {
+		struct tether_next_args *na = &rn.next;
+		struct tether_reply_args *ra = &rn.reply;
+		int r;
+
+		na->token = token;
+		na->buf = (uintptr_t)req;
+		na->cap = sizeof(req);
+		r = answer ? ioctl(DEV_FD, TETHER_SHADOW_REPLY_NEXT, &rn)
+			   : ioctl(DEV_FD, TETHER_SHADOW_NEXT, na);
 		if (r == 0)
 			return 0;
 		if (r < 0) {
-			if (errno == EINTR)
+			/* EINTR: nothing was sent (a reply goes out before the wait). */
+			if (errno == EINTR) {
+				answer = 0;
 				continue;
+			}
 			return 1;
 		}
-		ra = (struct reply_args){ .token = token, .buf = (uintptr_t)rep, .seq = na.seq };
-		ra.len = serve(req, na.len, rep, scratch, &child);
-		ra.signals = take_signals();
-		if (child) {
-			token = child;
-			continue;
+		*ra = (struct tether_reply_args){
+			.token = token, .buf = (uintptr_t)rep, .seq = na->seq,
+		};
+		answer = 1;
+		if (na->op == TETHER_OP_FORK) {
+			pid_t pid = fork_as((pid_t)na->fork_pid);
+
+			if (pid == 0) {
+				/* The child serves the client child; the parent answers the fork. */
+				token = na->fork_token;
+				answer = 0;
+				continue;
+			}
+			ra->len = bare_reply(rep, pid < 0 ? -errno : 0);
+		} else {
+			ra->len = serve(req, na->len, rep, scratch);
 		}
-		if (ioctl(DEV_FD, SHADOW_REPLY, &ra) && errno != EINTR)
-			return 1;
+		ra->signals = take_signals();
 	}
 }

@@ -12,6 +12,10 @@
 )]
 
 use std::process::ExitCode;
+use tether_proto::auth::{
+    hello_mac_input, key_from_file, welcome_mac_input, Challenge, C_AUTH, MAC_LEN, NONCE_LEN,
+};
+use tether_proto::export::Export;
 use tether_proto::frame::{Header, HEADER_LEN, MAX_FRAME};
 use tether_proto::kind::Kind;
 use tether_proto::msg::{negotiate, ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
@@ -54,10 +58,13 @@ fn seeds() -> Vec<Vec<u8>> {
         kinds: Kind::all_bits(),
         resume_session: 3,
         instance: 0xabcd,
+        nonce: [0x11; NONCE_LEN],
+        mac: [0x22; MAC_LEN],
     };
     let n = hello.encode(&mut b).unwrap_or(0);
     out.push(b[..n].to_vec());
     out.push(b[..Hello::LEN_V1].to_vec());
+    out.push(b[..Hello::LEN_V2].to_vec());
     let w = Welcome {
         version: 1,
         boot_verifier: 8,
@@ -66,10 +73,18 @@ fn seeds() -> Vec<Vec<u8>> {
         session: 1,
         kinds: 3,
         flags: W_RESUMED,
+        mac: [0x33; MAC_LEN],
     };
     let n = w.encode(&mut b).unwrap_or(0);
     out.push(b[..n].to_vec());
     out.push(b[..Welcome::LEN_V1].to_vec());
+    out.push(b[..Welcome::LEN_V2].to_vec());
+    let c = Challenge {
+        nonce: [0x77; NONCE_LEN],
+        flags: C_AUTH,
+    };
+    let n = c.encode(&mut b).unwrap_or(0);
+    out.push(b[..n].to_vec());
     let f = Flushed {
         up_to_seq: 99,
         boot_verifier: 0x5eed,
@@ -115,6 +130,8 @@ fn seeds() -> Vec<Vec<u8>> {
     let mut a = [0u8; ProcAttrs::MAX_LEN];
     let n = attrs.encode(&mut a).unwrap_or(0);
     out.push(a[..n].to_vec());
+    out.push(b"3 /srv root_squash uids=1000-1999 gids=1000-1999".to_vec());
+    out.push(b"5 /srv/x all_squash gids=7".to_vec());
     let n = SignalMsg { signo: SIGXFSZ }.encode(&mut b).unwrap_or(0);
     out.push(b[..n].to_vec());
     out
@@ -125,21 +142,33 @@ fn check(input: &[u8]) {
         assert!(h.len <= MAX_FRAME);
         assert_eq!(&h.encode()[..], &input[..HEADER_LEN]);
     }
-    let mut b = [0u8; 64];
+    let mut b = [0u8; 128];
     // Bodies without the optional trailing fields re-encode with them (zero): compare the
     // bytes the input has.
     if let Ok(m) = Hello::decode(input) {
         let n = m.encode(&mut b).expect("encode hello").min(input.len());
-        assert!(n == Hello::LEN || (n == Hello::LEN_V1 && m.instance == 0));
+        assert!(
+            n == Hello::LEN
+                || (n == Hello::LEN_V2 && m.mac == [0; MAC_LEN] && m.nonce == [0; NONCE_LEN])
+                || (n == Hello::LEN_V1 && m.instance == 0 && m.mac == [0; MAC_LEN])
+        );
         assert_eq!(&b[..n], &input[..n]);
+        // What the MAC covers is always there in a decoded HELLO's encoding.
+        let parts = hello_mac_input(&m.nonce, &m.nonce, &b).expect("mac input");
+        assert_eq!(parts[3], &b[..Hello::LEN_V2]);
         if let Ok((v, f)) = negotiate(&m, MAX_FRAME) {
             assert!(v >= m.min_version && v <= m.max_version && f <= MAX_FRAME);
         }
     }
     if let Ok(m) = Welcome::decode(input) {
         let n = m.encode(&mut b).expect("encode welcome").min(input.len());
-        assert!(n == Welcome::LEN || (n == Welcome::LEN_V1 && m.flags == 0));
+        assert!(
+            n == Welcome::LEN
+                || (n == Welcome::LEN_V2 && m.mac == [0; MAC_LEN])
+                || (n == Welcome::LEN_V1 && m.flags == 0 && m.mac == [0; MAC_LEN])
+        );
         assert_eq!(&b[..n], &input[..n]);
+        assert!(welcome_mac_input(&[0; NONCE_LEN], &[0; NONCE_LEN], &b, &m.mac).is_ok());
     }
     if let Ok(m) = Flushed::decode(input) {
         let n = m.encode(&mut b).expect("encode flushed");
@@ -169,6 +198,18 @@ fn check(input: &[u8]) {
     if let Ok(m) = SignalMsg::decode(input) {
         let n = m.encode(&mut b).expect("encode signal");
         assert_eq!(&b[..n], input);
+    }
+    if let Ok(m) = Challenge::decode(input) {
+        let n = m.encode(&mut b).expect("encode challenge");
+        assert_eq!(&b[..n], &input[..n]);
+    }
+    if let Ok(k) = key_from_file(input) {
+        assert!(!k.is_empty() && input.starts_with(k));
+    }
+    if let Ok(line) = core::str::from_utf8(input) {
+        if let Ok(e) = Export::parse(line) {
+            assert!(e.root.starts_with('/') && e.uids.lo <= e.uids.hi && e.gids.lo <= e.gids.hi);
+        }
     }
     let _ = ErrorMsg::decode(input);
     let _ = SinkAck::decode(input);

@@ -13,6 +13,7 @@ use kernel::{
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
     sync::Arc,
+    time::{Instant, Monotonic},
     workqueue::Queue,
 };
 
@@ -40,10 +41,21 @@ mod ffi {
             l: *mut socket,
             res: *mut *mut socket,
             cid: *mut u32,
+            port: *mut u32,
         ) -> c_int;
-        pub(super) fn tether_vsock_connect(cid: u32, port: u32, res: *mut *mut socket) -> c_int;
+        pub(super) fn tether_vsock_connect(
+            cid: u32,
+            port: u32,
+            reserved: bool,
+            res: *mut *mut socket,
+        ) -> c_int;
         pub(super) fn tether_sock_send(s: *mut socket, buf: *const c_void, len: usize) -> c_int;
         pub(super) fn tether_sock_recv(s: *mut socket, buf: *mut c_void, len: usize) -> c_int;
+        pub(super) fn tether_sock_send_nowait(
+            s: *mut socket,
+            buf: *const c_void,
+            len: usize,
+        ) -> c_int;
         pub(super) fn tether_sock_set_timeouts(s: *mut socket, rcv_ms: c_uint, snd_ms: c_uint);
         pub(super) fn tether_sock_shutdown(s: *mut socket);
         pub(super) fn tether_sock_release(s: *mut socket);
@@ -84,21 +96,23 @@ impl Socket {
         Self::from_raw(ret, sock)
     }
 
-    /// Accepts one connection; returns it with the peer's CID. `EAGAIN` after the receive
-    /// timeout.
-    pub(crate) fn accept(&self) -> Result<(Self, u32)> {
+    /// Accepts one connection; returns it with the peer's CID and source port. `EAGAIN`
+    /// after the receive timeout.
+    pub(crate) fn accept(&self) -> Result<(Self, u32, u32)> {
         let mut sock = core::ptr::null_mut();
-        let mut cid = 0u32;
+        let (mut cid, mut port) = (0u32, 0u32);
         // SAFETY: `self.sock` is valid by the type invariant; the out-pointers are valid.
-        let ret = unsafe { ffi::tether_vsock_accept(self.sock.as_ptr(), &mut sock, &mut cid) };
-        Ok((Self::from_raw(ret, sock)?, cid))
+        let ret =
+            unsafe { ffi::tether_vsock_accept(self.sock.as_ptr(), &mut sock, &mut cid, &mut port) };
+        Ok((Self::from_raw(ret, sock)?, cid, port))
     }
 
-    /// Connects to vsock `cid`:`port`.
-    pub(crate) fn connect(cid: u32, port: u32) -> Result<Self> {
+    /// Connects to vsock `cid`:`port`, from a reserved source port (below 1024, tried from
+    /// 1023 down) when `reserved` is set.
+    pub(crate) fn connect(cid: u32, port: u32, reserved: bool) -> Result<Self> {
         let mut sock = core::ptr::null_mut();
         // SAFETY: `sock` is a valid out-pointer for the duration of the call.
-        let ret = unsafe { ffi::tether_vsock_connect(cid, port, &mut sock) };
+        let ret = unsafe { ffi::tether_vsock_connect(cid, port, reserved, &mut sock) };
         Self::from_raw(ret, sock)
     }
 
@@ -129,6 +143,17 @@ impl Socket {
             buf = &buf[sent..];
         }
         Ok(())
+    }
+
+    /// Sends what fits of `buf` now, without waiting for send credit: the bytes sent
+    /// (`EAGAIN`: none fit).
+    pub(crate) fn send_nowait(&self, buf: &[u8]) -> Result<usize> {
+        // SAFETY: `self.sock` is valid; `buf` is readable for its length.
+        let ret = unsafe {
+            ffi::tether_sock_send_nowait(self.sock.as_ptr(), buf.as_ptr().cast(), buf.len())
+        };
+        kernel::error::to_result(ret)?;
+        usize::try_from(ret).map_err(|_| EIO)
     }
 
     /// Receives up to `buf.len()` bytes: `Ok(0)` at end of stream, `EAGAIN` on timeout.
@@ -265,6 +290,9 @@ pub(crate) struct Receiver {
     sock: Arc<Socket>,
     buf: KVVec<u8>,
     stats: Counters,
+    /// Receiving fails with `ETIMEDOUT` once this passed (checked after every receive
+    /// timeout and every piece received), however slowly bytes trickle in.
+    deadline: Option<(Instant<Monotonic>, i64)>,
 }
 
 impl Receiver {
@@ -274,6 +302,7 @@ impl Receiver {
             sock,
             buf: KVVec::new(),
             stats,
+            deadline: None,
         };
         rx.set_max_frame(max_frame)?;
         Ok(rx)
@@ -285,6 +314,11 @@ impl Receiver {
         self.buf.clear();
         self.buf.resize(n, 0, GFP_KERNEL)?;
         Ok(())
+    }
+
+    /// Receiving fails with `ETIMEDOUT` once `ms` from now passed (`None`: no deadline).
+    pub(crate) fn set_deadline(&mut self, ms: Option<u32>) {
+        self.deadline = ms.map(|ms| (Instant::<Monotonic>::now(), i64::from(ms)));
     }
 
     /// The body of the frame `hdr` that [`Receiver::recv`] returned last.
@@ -302,10 +336,14 @@ impl Receiver {
         sock: &Socket,
         buf: &mut [u8],
         first: bool,
+        deadline: Option<(Instant<Monotonic>, i64)>,
     ) -> core::result::Result<(), RecvError> {
         let mut got = 0;
         let mut stalls = 0;
         while got < buf.len() {
+            if deadline.is_some_and(|(start, ms)| start.elapsed().as_millis() >= ms) {
+                return Err(RecvError::Io(ETIMEDOUT));
+            }
             match sock.recv_some(&mut buf[got..]) {
                 Ok(0) if first && got == 0 => return Err(RecvError::Closed),
                 Ok(0) => return Err(RecvError::Proto(ProtoError::Truncated)),
@@ -326,11 +364,11 @@ impl Receiver {
     /// its checked header and its body.
     pub(crate) fn recv(&mut self, limit: u32) -> core::result::Result<(Header, &[u8]), RecvError> {
         let mut head = [0u8; HEADER_LEN];
-        Self::recv_exact(&self.sock, &mut head, true)?;
+        Self::recv_exact(&self.sock, &mut head, true, self.deadline)?;
         let hdr = Header::decode(&head, limit.min(self.max_frame()))?;
         // `decode` checked `hdr.len <= self.buf.len()`.
         let body = &mut self.buf[..hdr.len as usize];
-        Self::recv_exact(&self.sock, body, false)?;
+        Self::recv_exact(&self.sock, body, false, self.deadline)?;
         self.stats.count_in(HEADER_LEN + body.len());
         Ok((hdr, body))
     }

@@ -4,7 +4,9 @@
  * and an owned workqueue. Compiled into both tether modules (each includes this file from
  * its own directory); the Rust side is rust/kernel/transport.rs.
  */
+#include <linux/atomic.h>
 #include <linux/net.h>
+#include <linux/random.h>
 #include <linux/socket.h>
 #include <linux/uio.h>
 #include <linux/vm_sockets.h>
@@ -13,9 +15,10 @@
 #include <net/sock.h>
 
 int tether_vsock_listen(u32 port, int backlog, struct socket **res);
-int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid);
-int tether_vsock_connect(u32 cid, u32 port, struct socket **res);
+int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid, u32 *peer_port);
+int tether_vsock_connect(u32 cid, u32 port, bool reserved, struct socket **res);
 int tether_sock_send(struct socket *sock, const void *buf, size_t len);
+int tether_sock_send_nowait(struct socket *sock, const void *buf, size_t len);
 int tether_sock_recv(struct socket *sock, void *buf, size_t len);
 void tether_sock_set_timeouts(struct socket *sock, unsigned int rcv_ms, unsigned int snd_ms);
 void tether_sock_shutdown(struct socket *sock);
@@ -49,7 +52,7 @@ int tether_vsock_listen(u32 port, int backlog, struct socket **res)
 	return err;
 }
 
-int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid)
+int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid, u32 *peer_port)
 {
 	struct sockaddr_vm addr;
 	int err;
@@ -64,10 +67,46 @@ int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid
 		return err;
 	}
 	*peer_cid = addr.svm_cid;
+	*peer_port = addr.svm_port;
 	return 0;
 }
 
-int tether_vsock_connect(u32 cid, u32 port, struct socket **res)
+/*
+ * Reserved source ports a client binds (like NFS's "secure" ports), taken in turn from a
+ * cursor that starts at a random port: a port is used again only after all the others,
+ * because the server may still hold the old connection of a port for a while after the
+ * client closed it (a new connection from that port would be reset).
+ */
+#define TETHER_RESERVED_HI 1023
+#define TETHER_RESERVED_LO 512
+#define TETHER_RESERVED_N (TETHER_RESERVED_HI - TETHER_RESERVED_LO + 1)
+
+static atomic_t tether_port_cursor = ATOMIC_INIT(-1);
+
+/*
+ * Binds sock to a free reserved port (< 1024: only a holder of CAP_NET_BIND_SERVICE, such as
+ * this module, may): 0, or -EADDRINUSE when none is free.
+ */
+static int tether_vsock_bind_reserved(struct socket *sock)
+{
+	struct sockaddr_vm addr;
+	unsigned int i, start;
+	int err = -EADDRINUSE;
+
+	atomic_cmpxchg(&tether_port_cursor, -1, get_random_u32_below(TETHER_RESERVED_N));
+	for (i = 0; i < TETHER_RESERVED_N; i++) {
+		start = (unsigned int)atomic_inc_return(&tether_port_cursor);
+		tether_vsock_addr(&addr, VMADDR_CID_ANY,
+				  TETHER_RESERVED_LO + start % TETHER_RESERVED_N);
+		err = kernel_bind(sock, (struct sockaddr_unsized *)&addr, sizeof(addr));
+		if (err != -EADDRINUSE)
+			break;
+	}
+	return err;
+}
+
+/* Connects to cid:port, from a reserved source port when reserved is set. */
+int tether_vsock_connect(u32 cid, u32 port, bool reserved, struct socket **res)
 {
 	struct sockaddr_vm addr;
 	int err;
@@ -75,6 +114,14 @@ int tether_vsock_connect(u32 cid, u32 port, struct socket **res)
 	err = sock_create_kern(&init_net, AF_VSOCK, SOCK_STREAM, 0, res);
 	if (err)
 		return err;
+	if (reserved) {
+		err = tether_vsock_bind_reserved(*res);
+		if (err) {
+			sock_release(*res);
+			*res = NULL;
+			return err;
+		}
+	}
 	tether_vsock_addr(&addr, cid, port);
 	err = kernel_connect(*res, (struct sockaddr_unsized *)&addr, sizeof(addr), 0);
 	if (err) {
@@ -89,6 +136,15 @@ int tether_sock_send(struct socket *sock, const void *buf, size_t len)
 {
 	struct kvec vec = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+
+	return kernel_sendmsg(sock, &msg, &vec, 1, len);
+}
+
+/* One sendmsg that never waits (no send credit: -EAGAIN); bytes sent or -errno. */
+int tether_sock_send_nowait(struct socket *sock, const void *buf, size_t len)
+{
+	struct kvec vec = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL | MSG_DONTWAIT };
 
 	return kernel_sendmsg(sock, &msg, &vec, 1, len);
 }

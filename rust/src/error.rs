@@ -24,6 +24,12 @@ pub enum ProtoError {
     NotAllowed = 8,
     /// The sender closes the session for good (module unload): nothing to resume.
     Goodbye = 9,
+    /// The peer did not prove knowledge of the shared key (no, wrong or replayed MAC), or
+    /// connected from a source port the server does not admit.
+    AuthFailed = 10,
+    /// A limit of the server was reached (connections before `HELLO`, sessions of one
+    /// client, all sessions); the client may try again later.
+    Busy = 11,
 }
 
 impl ProtoError {
@@ -39,6 +45,8 @@ impl ProtoError {
             7 => Self::Unexpected,
             8 => Self::NotAllowed,
             9 => Self::Goodbye,
+            10 => Self::AuthFailed,
+            11 => Self::Busy,
             _ => return None,
         })
     }
@@ -55,6 +63,8 @@ impl ProtoError {
             Self::Unexpected => "unexpected kind",
             Self::NotAllowed => "peer not allowed",
             Self::Goodbye => "goodbye",
+            Self::AuthFailed => "authentication failed",
+            Self::Busy => "server busy (a limit was reached)",
         }
     }
 }

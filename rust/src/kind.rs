@@ -47,11 +47,14 @@ pub enum Kind {
     /// ([`super::msg::Flushed`]). Sent only to clients whose `HELLO.kinds` has its bit.
     /// (13 is `SERVER_SIGNAL`, 14 `CLIENT_ATTRS`.)
     ServerFlushed = 15,
+    /// Server → client: the first frame of every connection, before `HELLO`: a fresh nonce
+    /// the `HELLO`'s MAC must cover ([`super::auth::Challenge`]).
+    Challenge = 16,
 }
 
 impl Kind {
     /// All kinds this version knows, in number order.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Heartbeat,
@@ -67,6 +70,7 @@ impl Kind {
         Kind::ServerSignal,
         Kind::ClientAttrs,
         Kind::ServerFlushed,
+        Kind::Challenge,
     ];
 
     /// Decodes a kind number; `None` for numbers this version does not know.
@@ -102,6 +106,7 @@ impl Kind {
             Kind::ServerSignal => "SERVER_SIGNAL",
             Kind::ClientAttrs => "CLIENT_ATTRS",
             Kind::ServerFlushed => "SERVER_FLUSHED",
+            Kind::Challenge => "CHALLENGE",
         }
     }
 }
@@ -116,7 +121,7 @@ mod tests {
             assert_eq!(Kind::from_u16(k as u16), Some(k));
         }
         assert_eq!(Kind::from_u16(0), None);
-        assert_eq!(Kind::from_u16(16), None);
+        assert_eq!(Kind::from_u16(17), None);
         assert_eq!(Kind::from_u16(u16::MAX), None);
     }
 

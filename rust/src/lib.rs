@@ -8,3 +8,11 @@
 #[path = "proto.rs"]
 mod proto;
 pub use proto::*;
+
+// Host only: the modules use the kernel's HMAC-SHA256.
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "fixed-size blocks: every index is below a constant bound, every addition wraps on purpose"
+)]
+pub mod hmac;

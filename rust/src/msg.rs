@@ -1,5 +1,6 @@
 //! Message bodies of the handshake, errors and transfer checks.
 
+use super::auth::{MAC_LEN, NONCE_LEN};
 use super::codec::{Reader, Writer};
 use super::error::{ProtoError, Result};
 use super::frame::{MAX_FRAME, MIN_FRAME, VERSION};
@@ -25,13 +26,21 @@ pub struct Hello {
     /// Random id of this client instance, chosen at client module load; only the same
     /// instance may resume a session (0: the session cannot be resumed).
     pub instance: u64,
+    /// The client's fresh random nonce (optional on the wire: a [`Hello::LEN_V2`] body
+    /// decodes with zeros here, which no server that requires authentication accepts).
+    pub nonce: [u8; NONCE_LEN],
+    /// HMAC-SHA256 with the shared key over [`super::auth::hello_mac_input`]: the server's
+    /// challenge nonce, `nonce` and the first [`Hello::LEN_V2`] bytes of this body.
+    pub mac: [u8; MAC_LEN],
 }
 
 impl Hello {
     /// Encoded size.
-    pub const LEN: usize = 40;
+    pub const LEN: usize = 104;
     /// Size of the body without the resume fields (clients before crash recovery).
     pub const LEN_V1: usize = 28;
+    /// Size of the body without the authentication fields: the part the MAC covers.
+    pub const LEN_V2: usize = 40;
 
     /// Encodes into `buf`, returning the length used.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
@@ -44,12 +53,14 @@ impl Hello {
         w.u64(self.kinds)?;
         w.u32(self.resume_session)?;
         w.u64(self.instance)?;
+        w.bytes(&self.nonce)?;
+        w.bytes(&self.mac)?;
         Ok(w.len())
     }
 
-    /// Decodes a `HELLO` body: [`Hello::LEN_V1`] bytes at least; the resume fields when
-    /// present (all of them: a body cut inside them is truncated). Trailing bytes
-    /// (fields of later versions) are ignored.
+    /// Decodes a `HELLO` body: [`Hello::LEN_V1`] bytes at least; the resume fields, then
+    /// the authentication fields, when present (all of a group: a body cut inside one is
+    /// truncated). Trailing bytes (fields of later versions) are ignored.
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut r = Reader::new(buf);
         let mut h = Self {
@@ -61,10 +72,16 @@ impl Hello {
             kinds: r.u64()?,
             resume_session: 0,
             instance: 0,
+            nonce: [0; NONCE_LEN],
+            mac: [0; MAC_LEN],
         };
         if !r.rest().is_empty() {
             h.resume_session = r.u32()?;
             h.instance = r.u64()?;
+        }
+        if !r.rest().is_empty() {
+            h.nonce.copy_from_slice(r.bytes(NONCE_LEN)?);
+            h.mac.copy_from_slice(r.bytes(MAC_LEN)?);
         }
         Ok(h)
     }
@@ -88,6 +105,10 @@ pub struct Welcome {
     pub kinds: u64,
     /// `W_*` bits (absent in the 30-byte body of older servers: 0).
     pub flags: u32,
+    /// HMAC-SHA256 with the shared key over [`super::auth::welcome_mac_input`]: both
+    /// nonces, the first [`Welcome::LEN_V2`] bytes of this body and the `HELLO`'s MAC
+    /// (zeros from a server without a key, or in an older 34-byte body).
+    pub mac: [u8; MAC_LEN],
 }
 
 /// `WELCOME.flags`: the session named in `HELLO.resume_session` was resumed: same session
@@ -96,9 +117,11 @@ pub const W_RESUMED: u32 = 1 << 0;
 
 impl Welcome {
     /// Encoded size.
-    pub const LEN: usize = 34;
+    pub const LEN: usize = 66;
     /// Size of the body without `flags` (servers before crash recovery).
     pub const LEN_V1: usize = 30;
+    /// Size of the body without `mac`: the part the MAC covers.
+    pub const LEN_V2: usize = 34;
 
     /// Encodes into `buf`, returning the length used.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
@@ -110,11 +133,13 @@ impl Welcome {
         w.u32(self.session)?;
         w.u64(self.kinds)?;
         w.u32(self.flags)?;
+        w.bytes(&self.mac)?;
         Ok(w.len())
     }
 
-    /// Decodes a `WELCOME` body: [`Welcome::LEN_V1`] bytes at least, then `flags` when
-    /// present. Trailing bytes are ignored.
+    /// Decodes a `WELCOME` body: [`Welcome::LEN_V1`] bytes at least, then `flags` and
+    /// then `mac` when present (a body cut inside `mac` is truncated). Trailing bytes are
+    /// ignored.
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut r = Reader::new(buf);
         let mut w = Self {
@@ -125,9 +150,13 @@ impl Welcome {
             session: r.u32()?,
             kinds: r.u64()?,
             flags: 0,
+            mac: [0; MAC_LEN],
         };
         if !r.rest().is_empty() {
             w.flags = r.u32()?;
+        }
+        if !r.rest().is_empty() {
+            w.mac.copy_from_slice(r.bytes(MAC_LEN)?);
         }
         Ok(w)
     }
@@ -266,12 +295,14 @@ mod tests {
             kinds: 0x1fe,
             resume_session: 7,
             instance: 0x1234_5678_9abc_def0,
+            nonce: [0x5a; NONCE_LEN],
+            mac: [0xa5; MAC_LEN],
         }
     }
 
     #[test]
     fn bodies_round_trip() {
-        let mut b = [0u8; 64];
+        let mut b = [0u8; 128];
         let h = hello();
         assert_eq!(h.encode(&mut b), Ok(Hello::LEN));
         assert_eq!(Hello::decode(&b[..Hello::LEN]), Ok(h));
@@ -283,6 +314,7 @@ mod tests {
             session: 3,
             kinds: 6,
             flags: W_RESUMED,
+            mac: [0x33; MAC_LEN],
         };
         assert_eq!(w.encode(&mut b), Ok(Welcome::LEN));
         assert_eq!(Welcome::decode(&b[..Welcome::LEN]), Ok(w));
@@ -311,7 +343,7 @@ mod tests {
 
     #[test]
     fn older_bodies_decode_without_the_new_fields() {
-        let mut b = [0u8; 64];
+        let mut b = [0u8; 128];
         assert_eq!(hello().encode(&mut b), Ok(Hello::LEN));
         let old = Hello::decode(&b[..Hello::LEN_V1]);
         assert_eq!(
@@ -319,11 +351,21 @@ mod tests {
             Ok(Hello {
                 resume_session: 0,
                 instance: 0,
+                nonce: [0; NONCE_LEN],
+                mac: [0; MAC_LEN],
                 ..hello()
             })
         );
-        // Cut inside the resume fields: truncated, not silently zero.
-        for n in Hello::LEN_V1 + 1..Hello::LEN {
+        assert_eq!(
+            Hello::decode(&b[..Hello::LEN_V2]),
+            Ok(Hello {
+                nonce: [0; NONCE_LEN],
+                mac: [0; MAC_LEN],
+                ..hello()
+            })
+        );
+        // Cut inside the resume or the authentication fields: truncated, not silently zero.
+        for n in (Hello::LEN_V1 + 1..Hello::LEN_V2).chain(Hello::LEN_V2 + 1..Hello::LEN) {
             assert_eq!(Hello::decode(&b[..n]), Err(ProtoError::Truncated));
         }
         let w = Welcome {
@@ -334,20 +376,32 @@ mod tests {
             session: 9,
             kinds: 3,
             flags: W_RESUMED,
+            mac: [0x44; MAC_LEN],
         };
         assert_eq!(w.encode(&mut b), Ok(Welcome::LEN));
         assert_eq!(
             Welcome::decode(&b[..Welcome::LEN_V1]),
-            Ok(Welcome { flags: 0, ..w })
+            Ok(Welcome {
+                flags: 0,
+                mac: [0; MAC_LEN],
+                ..w
+            })
         );
-        for n in Welcome::LEN_V1 + 1..Welcome::LEN {
+        assert_eq!(
+            Welcome::decode(&b[..Welcome::LEN_V2]),
+            Ok(Welcome {
+                mac: [0; MAC_LEN],
+                ..w
+            })
+        );
+        for n in (Welcome::LEN_V1 + 1..Welcome::LEN_V2).chain(Welcome::LEN_V2 + 1..Welcome::LEN) {
             assert_eq!(Welcome::decode(&b[..n]), Err(ProtoError::Truncated));
         }
     }
 
     #[test]
     fn short_bodies_are_truncated() {
-        let mut b = [0u8; 64];
+        let mut b = [0u8; 128];
         let n = hello().encode(&mut b).unwrap_or(0);
         for i in 0..Hello::LEN_V1.min(n) {
             assert_eq!(Hello::decode(&b[..i]), Err(ProtoError::Truncated));

@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 			argv[0]);
 		return 2;
 	}
-	fd = tt_connect(atoi(argv[2]), atoi(argv[3]));
+	fd = tt_connect_raw(atoi(argv[2]), atoi(argv[3]), 0);
 	if (fd < 0)
 		die("connect", -fd);
 	if (argv[1][0] == 'p')

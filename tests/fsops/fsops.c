@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,13 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#ifndef RWF_NOAPPEND
+#define RWF_NOAPPEND 0x20
+#endif
+#ifndef RWF_ATOMIC
+#define RWF_ATOMIC 0x40
+#endif
 
 static long r(const char *what, long ret)
 {
@@ -136,6 +144,278 @@ static void list_seek(const char *what, const char *file)
 	ffd = R(open(file, O_RDONLY));
 	R(syscall(SYS_getdents64, ffd, buf, sizeof(buf)));
 	R(close(ffd));
+}
+
+/*
+ * Offsets and lengths at the edges (issue 10): 0, negative, near and past LLONG_MAX, the
+ * largest file size of the file system (found with lseek, which refuses positions past it),
+ * and sizes above one 128 KiB piece of a remote transfer. Every errno must be Linux's.
+ */
+#define NEAR_MAX (LLONG_MAX - 100)
+#define BIG 300000
+static char big[BIG], big2[BIG];
+/* (the same buffers where a call gets a length they cannot hold: no compiler warning) */
+static char *volatile vbig = big, *volatile vbig2 = big2;
+static void *volatile vnull;
+static volatile size_t size_max = (size_t)-1;
+static struct iovec *volatile viov;
+
+/* The largest position lseek accepts on fd: the file system's largest file size. */
+static long long max_pos(int fd)
+{
+	long long lo = 0, hi = LLONG_MAX;
+
+	while (lo < hi) {
+		long long mid = lo + (hi - lo) / 2 + 1;
+
+		if (lseek(fd, mid, SEEK_SET) == mid)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+static void same(const char *what, long n, const char *a, const char *b)
+{
+	r(what, n);
+	if (n > 0)
+		printf("    %s\n", memcmp(a, b, n) ? "differs" : "same");
+}
+
+static void edges(void)
+{
+	struct iovec iov[2], one[1];
+	long long maxb;
+	loff_t oi, oo;
+	off_t o;
+	int fd, ro, wo, dfd, src, out, pp[2];
+	char buf[256];
+
+	viov = iov;
+	for (int i = 0; i < BIG; i++)
+		big[i] = 'a' + i % 23;
+	fd = R(open("edge", O_CREAT | O_RDWR, 0644));
+	ro = R(open("edge", O_RDONLY));
+
+	/* pread/pwrite: the issue's oops (pos + count past LLONG_MAX), near it, negative */
+	R(pread(fd, big2, BIG, NEAR_MAX));
+	R(pread(fd, big2, 100, NEAR_MAX));
+	R(pread(fd, big2, 101, NEAR_MAX));
+	R(pread(fd, big2, 0, NEAR_MAX));
+	R(pread(fd, big2, 1, LLONG_MAX));
+	R(pread(fd, big2, 10, -1));
+	R(pread(fd, big2, 10, LLONG_MIN));
+	R(pread(fd, vbig2, size_max, 0));
+	R(pread(fd, vbig2, SSIZE_MAX, 0));
+	R(pread(fd, big2, 0, 0));
+	R(pwrite(fd, big, BIG, NEAR_MAX));
+	R(pwrite(fd, "x", 1, NEAR_MAX));
+	R(pwrite(fd, big, 10, -5));
+	R(pwrite(fd, vbig, size_max, 0));
+	R(pwrite(fd, big, 0, NEAR_MAX));
+	R(pwrite(ro, big, 0, 0));
+	wo = R(open("edge", O_WRONLY));
+	R(pread(wo, big2, 0, 0));
+	R(read(wo, big2, 1));
+	R(close(wo));
+	/* more than one piece, and a short read of a huge count */
+	R(pwrite(fd, big, BIG, 1000));
+	same("pread 300000 at 1000", pread(fd, big2, BIG, 1000), big, big2);
+	R(pread(fd, vbig2, 1UL << 40, BIG + 900));
+	R(lseek(fd, 1000, SEEK_SET));
+	same("read 300000 at 1000", read(fd, big2, BIG), big, big2);
+	R(lseek(fd, 0, SEEK_CUR));
+	R(read(fd, vbig2, size_max));
+	R(read(ro, big2, 0));
+	R(write(ro, big, 0));
+	R(write(ro, big, 1));
+
+	/* lseek: negative, overflowing, far, whence */
+	R(lseek(fd, -1, SEEK_SET));
+	R(lseek(fd, LLONG_MIN, SEEK_SET));
+	R(lseek(fd, 5, SEEK_SET));
+	R(lseek(fd, -6, SEEK_CUR));
+	R(lseek(fd, LLONG_MAX, SEEK_CUR));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(lseek(fd, LLONG_MAX, SEEK_END));
+	R(lseek(fd, -BIG - 2000, SEEK_END));
+	R(lseek(fd, NEAR_MAX, SEEK_SET));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(lseek(fd, 1LL << 40, SEEK_SET));
+	R(lseek(fd, 0, 5));
+	R(lseek(fd, 0, -1));
+	R(syscall(SYS_lseek, fd, 7, 0x100000000UL));
+	R(lseek(fd, NEAR_MAX, SEEK_DATA));
+	R(lseek(fd, -1, SEEK_HOLE));
+	R(lseek(fd, 10, SEEK_HOLE));
+
+	/* read/write at the file system's largest file size */
+	maxb = max_pos(fd);
+	printf("    largest position found (the same on both sides)\n");
+	R(lseek(fd, maxb, SEEK_SET) == maxb);
+	R(lseek(fd, maxb + 1, SEEK_SET));
+	R(lseek(fd, 0, SEEK_CUR) == maxb);
+	R(write(fd, "x", 1));
+	R(read(fd, big2, BIG));
+	R(lseek(fd, maxb - 10, SEEK_SET) == maxb - 10);
+	R(write(fd, big, BIG));
+	R(lseek(fd, 0, SEEK_CUR) == maxb);
+	R(pread(fd, big2, BIG, maxb - 10));
+	R(pread(fd, big2, BIG, maxb + 5));
+	R(pwrite(fd, big, BIG, maxb - 3));
+	{
+		struct stat s;
+
+		R(fstat(fd, &s) == 0 && s.st_size == maxb);
+	}
+
+	/* truncate, ftruncate, fallocate */
+	R(ftruncate(fd, -1));
+	R(ftruncate(fd, LLONG_MAX));
+	R(ftruncate(fd, maxb + 1));
+	R(ftruncate(ro, 5));
+	R(truncate("edge", -1));
+	R(truncate("edge", NEAR_MAX));
+	R(ftruncate(fd, BIG + 1000));
+	R(fallocate(fd, 0, NEAR_MAX, 200));
+	R(fallocate(fd, 0, -1, 10));
+	R(fallocate(fd, 0, 0, 0));
+	R(fallocate(fd, 0, 0, -1));
+	R(fallocate(fd, 0, maxb, 1));
+	R(fallocate(fd, 0, maxb - 1, 2));
+	R(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1));
+
+	/* vectored I/O */
+	iov[0] = (struct iovec){ big2, 200000 };
+	iov[1] = (struct iovec){ big2 + 200000, 100000 };
+	memset(big2, 0, BIG);
+	same("preadv 2 x (200000, 100000) at 1000", preadv(fd, iov, 2, 1000), big, big2);
+	R(preadv(fd, iov, 2, NEAR_MAX));
+	R(preadv(fd, iov, 2, -1));
+	R(preadv(fd, iov, 2, -2));
+	R(pwritev(fd, iov, 2, NEAR_MAX));
+	R(pwritev(fd, iov, 2, -1));
+	R(preadv(fd, iov, 0, NEAR_MAX));
+	R(preadv(fd, viov, 1025, 0));
+	R(preadv(fd, vnull, 2, 0));
+	R(lseek(fd, 1000, SEEK_SET));
+	R(syscall(SYS_readv, fd, iov, 0x100000001UL));
+	R(lseek(fd, 0, SEEK_CUR));
+	one[0] = (struct iovec){ big2, (size_t)1 << 63 };
+	R(readv(fd, one, 1));
+	one[0] = (struct iovec){ big2, 1UL << 40 };
+	R(lseek(fd, BIG + 900, SEEK_SET));
+	R(readv(fd, one, 1));
+	iov[0] = (struct iovec){ big2, 1UL << 62 };
+	iov[1] = (struct iovec){ big2, 1 };
+	R(readv(fd, iov, 2));
+	iov[0] = (struct iovec){ big2, 10 };
+	iov[1] = (struct iovec){ big2, (size_t)-1 };
+	R(readv(fd, iov, 2));
+	R(writev(ro, iov, 0));
+	R(readv(ro, iov, 0));
+	one[0] = (struct iovec){ big2, 5 };
+	R(lseek(fd, 1003, SEEK_SET));
+	data("preadv2 at -1 (the file offset)", preadv2(fd, one, 1, -1, 0), big2);
+	R(lseek(fd, 0, SEEK_CUR));
+	R(preadv2(fd, one, 1, 0, 0x1000));
+	R(preadv2(fd, one, 1, 0, RWF_APPEND | RWF_NOAPPEND));
+	R(preadv2(fd, one, 1, 0, RWF_ATOMIC));
+	R(preadv2(fd, one, 1, NEAR_MAX, 0x1000));
+	iov[0] = (struct iovec){ big2, 200000 };
+	iov[1] = (struct iovec){ big2 + 200000, 100000 };
+	R(preadv2(fd, iov, 2, NEAR_MAX, 0x1000));
+	R(preadv2(fd, one, 1, -2, 0));
+	R(pwritev2(fd, one, 1, -1, 0x1000));
+	R(pwritev2(fd, one, 1, -1, RWF_APPEND));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(pwritev2(fd, one, 1, 0, RWF_APPEND));
+	R(lseek(fd, 0, SEEK_CUR));
+	R(lseek(fd, 0, SEEK_END));
+	R(pwritev2(fd, one, 1, -1, 0));
+	R(lseek(fd, 0, SEEK_CUR));
+
+	/* copy_file_range and sendfile */
+	src = R(open("edge-src", O_CREAT | O_RDWR, 0644));
+	out = R(open("edge-out", O_CREAT | O_RDWR, 0644));
+	R(pwrite(src, big, BIG, 0));
+	oi = NEAR_MAX;
+	offs("copy_file_range near max", copy_file_range(src, &oi, out, NULL, 200, 0), &oi, NULL);
+	oi = NEAR_MAX;
+	offs("copy_file_range near max, 50", copy_file_range(src, &oi, out, NULL, 50, 0), &oi, NULL);
+	oi = 0, oo = NEAR_MAX;
+	offs("copy_file_range to near max", copy_file_range(src, &oi, out, &oo, 50, 0), &oi, &oo);
+	oi = -1;
+	offs("copy_file_range from -1", copy_file_range(src, &oi, out, NULL, 10, 0), &oi, NULL);
+	oi = 0, oo = -1;
+	offs("copy_file_range to -1", copy_file_range(src, &oi, out, &oo, 10, 0), &oi, &oo);
+	oi = 0, oo = 0;
+	offs("copy_file_range len -1", copy_file_range(src, &oi, out, &oo, (size_t)-1, 0), &oi, &oo);
+	oi = 0, oo = 0;
+	offs("copy_file_range 300000", copy_file_range(src, &oi, out, &oo, BIG, 0), &oi, &oo);
+	oi = 0, oo = maxb - 10;
+	offs("copy_file_range to the largest size", copy_file_range(src, &oi, out, &oo, 100, 0),
+	     &oi, &oo);
+	oi = 0;
+	R(syscall(SYS_copy_file_range, src, &oi, out, NULL, 10, 0x100000000UL));
+	R(ftruncate(out, 0));
+	o = NEAR_MAX;
+	offs("sendfile near max", sendfile(out, src, &o, 200), &o, NULL);
+	o = NEAR_MAX;
+	offs("sendfile near max, 50", sendfile(out, src, &o, 50), &o, NULL);
+	o = maxb + 10;
+	offs("sendfile past the largest size", sendfile(out, src, &o, 50), &o, NULL);
+	o = maxb - 10;
+	offs("sendfile before the largest size", sendfile(out, src, &o, 50), &o, NULL);
+	o = -5;
+	offs("sendfile at -5", sendfile(out, src, &o, 10), &o, NULL);
+	o = 0;
+	offs("sendfile count -1", sendfile(out, src, &o, (size_t)-1), &o, NULL);
+	R(lseek(out, 0, SEEK_SET));
+	o = 0;
+	offs("sendfile 300000", sendfile(out, src, &o, BIG), &o, NULL);
+	R(lseek(out, 0, SEEK_CUR));
+	same("pread edge-out", pread(out, big2, BIG, 0), big, big2);
+	R(lseek(out, NEAR_MAX, SEEK_SET));
+	R(sendfile(out, src, NULL, 1));
+	R(pipe(pp));
+	o = NEAR_MAX;
+	offs("sendfile to a pipe near max", sendfile(pp[1], src, &o, 200), &o, NULL);
+	o = NEAR_MAX;
+	offs("sendfile to a pipe near max, 50", sendfile(pp[1], src, &o, 50), &o, NULL);
+	o = 0;
+	offs("sendfile to a pipe, count -1", sendfile(pp[1], src, &o, (size_t)-1), &o, NULL);
+	R(close(pp[0]));
+	R(close(pp[1]));
+
+	/* getdents64 from forged positions */
+	dfd = R(open(".", O_RDONLY | O_DIRECTORY));
+	R(lseek(dfd, NEAR_MAX, SEEK_SET));
+	R(read(dfd, big2, BIG));
+	R(read(dfd, big2, 10));
+	R(read(dfd, big2, 0));
+	R(write(dfd, "x", 1));
+	R(syscall(SYS_getdents64, dfd, buf, sizeof(buf)));
+	R(lseek(dfd, -5, SEEK_SET));
+	R(lseek(dfd, LLONG_MAX, SEEK_CUR));
+	R(syscall(SYS_getdents64, dfd, buf, 0));
+	R(syscall(SYS_getdents64, dfd, buf, 0x100000000UL + sizeof(buf)) >= 0);
+	R(lseek(dfd, 0, SEEK_SET));
+	R(syscall(SYS_getdents64, dfd, buf, 0x100000000UL + 10));
+	R(syscall(SYS_getdents64, dfd, NULL, 64));
+	R(lseek(dfd, 0, SEEK_SET));
+	rest(dfd, buf, sizeof(buf));
+	printf("    after rewinding:%s\n", buf);
+	R(close(dfd));
+
+	R(close(src));
+	R(close(out));
+	R(close(ro));
+	R(close(fd));
+	R(unlink("edge"));
+	R(unlink("edge-src"));
+	R(unlink("edge-out"));
 }
 
 int main(int argc, char **argv)
@@ -365,6 +645,8 @@ int main(int argc, char **argv)
 		R(unlink("h"));
 		R(unlink("k"));
 	}
+
+	edges();
 
 	/* openat2 RESOLVE_* flags */
 	fd = R(open("e", O_CREAT | O_WRONLY, 0644));

@@ -5,7 +5,7 @@
  * each, "what = result"; the first line is "pid=N". Tethered, sendfile from FILE to the
  * pipe and the memfd must do what it does untethered; mmap of FILE, copy_file_range with
  * the memfd and sendfile from the memfd fail with the error Linux gives for a file
- * without mmap, copy or splice operations (client_proxy/copy.rs and mmap.rs).
+ * without mmap, copy or splice operations (client_proxy/syscalls/copy.rs and mmap.rs).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -48,16 +48,24 @@ static int connect2(uint32_t resume, uint64_t instance, uint64_t kinds, struct t
 	return fd;
 }
 
-/* Sends umask(mask) as request seq of process rpid. */
-static int send_umask(int fd, uint32_t session, uint32_t rpid, uint64_t seq, uint64_t mask)
+/* Sends call nr(args), without buffers, as request seq of process rpid. */
+static int send_call(int fd, uint32_t session, uint32_t rpid, uint64_t seq, uint32_t nr,
+		     const uint64_t args[6])
 {
 	uint8_t f[TT_HDR_LEN + 56];
-	uint64_t args[6] = { mask };
-	size_t n = tt_syscall_put(f + TT_HDR_LEN, NR_UMASK, args);
+	size_t n = tt_syscall_put(f + TT_HDR_LEN, nr, args);
 
 	tt_hdr_put(f, TT_CLIENT_SYSTEM_CALL, 0, n, session, seq);
 	tt_put32(f + 20, rpid);
 	return tt_send(fd, f, sizeof(f));
+}
+
+/* Sends umask(mask) as request seq of process rpid. */
+static int send_umask(int fd, uint32_t session, uint32_t rpid, uint64_t seq, uint64_t mask)
+{
+	uint64_t args[6] = { mask };
+
+	return send_call(fd, session, rpid, seq, NR_UMASK, args);
 }
 
 /*
@@ -263,6 +271,68 @@ TEST_F_TIMEOUT(srv, no_flushed_for_old_clients, 60)
  * one without, for tests/vm/remote-server.sh (which ends the first on request and unloads
  * the module with the second). Skipped otherwise.
  */
+/*
+ * The server checks every call against its call table (rust/src/calls.rs) before a shadow
+ * sees it: numbers no shadow runs (the module's own fork, io_uring), a pointer argument
+ * without its buffer (the shadow would use the client's number as an address), a shadow
+ * call without its output buffer, an fd the shadow keeps for itself. Each is refused with
+ * Linux's errno for it, and the shadow goes on serving.
+ */
+FIXTURE(calls) {
+	int fd;
+	struct tt_welcome w;
+};
+FIXTURE_VARIANT(calls) {
+	uint32_t nr;
+	uint64_t args[6];
+	int64_t ret;
+};
+FIXTURE_VARIANT_ADD(calls, fork_pseudo_call) {
+	.nr = 0xffffffffu, .args = { 1, 2 }, .ret = -ENOSYS };
+FIXTURE_VARIANT_ADD(calls, io_uring_setup) { .nr = 425, .args = { 8, 0 }, .ret = -ENOSYS };
+FIXTURE_VARIANT_ADD(calls, unknown_number) { .nr = 9999, .ret = -ENOSYS };
+FIXTURE_VARIANT_ADD(calls, pread_raw_pointer) {
+	.nr = 17, .args = { 0, 0x10, 8, 0 }, .ret = -EINVAL };
+FIXTURE_VARIANT_ADD(calls, fstat_raw_pointer) { .nr = 5, .args = { 0, 0x1000 }, .ret = -EINVAL };
+FIXTURE_VARIANT_ADD(calls, getcwd_raw_pointer) { .nr = 79, .args = { 0x10, 4096 }, .ret = -EINVAL };
+FIXTURE_VARIANT_ADD(calls, append_raw_pointer) {
+	.nr = 0xfffffffeu, .args = { 0, 0, 0, 0x10 }, .ret = -EINVAL };
+FIXTURE_VARIANT_ADD(calls, getdents_raw_pointer) {
+	.nr = 0xfffffffdu, .args = { 0, 0, 0, 0x10 }, .ret = -EINVAL };
+FIXTURE_VARIANT_ADD(calls, close_device_fd) { .nr = 3, .args = { 1023 }, .ret = -EBADF };
+FIXTURE_VARIANT_ADD(calls, dup_over_root_fd) { .nr = 292, .args = { 0, 1022 }, .ret = -EBADF };
+FIXTURE_VARIANT_ADD(calls, fcntl_setown) { .nr = 72, .args = { 0, 8, 1 }, .ret = -EINVAL };
+/* A null pointer is fine: the call itself decides (fstat(0, NULL): EFAULT, as locally). */
+FIXTURE_VARIANT_ADD(calls, fstat_null) { .nr = 5, .args = { 0, 0 }, .ret = -EFAULT };
+
+FIXTURE_SETUP(calls)
+{
+	self->fd = connect2(0, instance_id(8), TT_ALL_KINDS, &self->w);
+	ASSERT_LE(0, self->fd) TH_LOG("connect: %s", strerror(-self->fd));
+}
+FIXTURE_TEARDOWN(calls)
+{
+	if (self->fd >= 0)
+		goodbye(self->fd, self->w.session);
+}
+
+TEST_F_TIMEOUT(calls, refused_before_the_shadow, 60)
+{
+	uint8_t rep[256];
+	int64_t ret;
+	ssize_t n;
+
+	/* A shadow first, so that a call reaching it would be served. */
+	ASSERT_NE(INT64_MIN, do_umask(self->fd, self->w.session, 1, 022, rep, NULL));
+	ASSERT_LE(0, send_call(self->fd, self->w.session, getpid(), 2, variant->nr, variant->args));
+	n = wait_reply(self->fd, 2, rep, sizeof(rep), NULL);
+	ASSERT_LE(0, n);
+	ASSERT_TRUE(tt_reply_ret(rep, n, &ret));
+	EXPECT_EQ(variant->ret, ret);
+	/* The shadow is alive and serves the next call (its mask is still 022). */
+	EXPECT_EQ(022, do_umask(self->fd, self->w.session, 3, 077, rep, NULL));
+}
+
 TEST_F_TIMEOUT(srv, leave_detached_session, 60)
 {
 	struct tt_welcome w, w2;

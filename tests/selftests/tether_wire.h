@@ -10,10 +10,13 @@
 #define TETHER_WIRE_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,14 +35,15 @@ enum tt_kind {
 	TT_HELLO = 1, TT_WELCOME, TT_HEARTBEAT, TT_ERROR,
 	TT_ECHO_REQ, TT_ECHO_REPLY, TT_SINK, TT_SINK_ACK,
 	TT_CLIENT_SYSTEM_CALL, TT_SERVER_REPLY, TT_CLIENT_FORK, TT_CLIENT_EXIT,
-	TT_SERVER_SIGNAL, TT_CLIENT_ATTRS, TT_SERVER_FLUSHED,
+	TT_SERVER_SIGNAL, TT_CLIENT_ATTRS, TT_SERVER_FLUSHED, TT_CHALLENGE,
 };
 enum tt_err {
 	TT_E_TRUNCATED = 1, TT_E_BAD_MAGIC, TT_E_BAD_VERSION, TT_E_UNKNOWN_KIND,
 	TT_E_TOO_LONG, TT_E_BAD_VALUE, TT_E_UNEXPECTED, TT_E_NOT_ALLOWED, TT_E_GOODBYE,
+	TT_E_AUTH_FAILED, TT_E_BUSY,
 };
 #define TT_V1_KINDS 0x1ffeull /* bit n for kind n, kinds 1..12: a client before crash recovery */
-#define TT_ALL_KINDS 0xfffeull /* kinds 1..15 */
+#define TT_ALL_KINDS 0x1fffeull /* kinds 1..16 */
 #define TT_W_RESUMED 1u /* WELCOME.flags: the session was resumed */
 
 struct tt_hdr {
@@ -55,6 +59,7 @@ struct tt_welcome {
 	uint32_t max_frame, heartbeat_ms, session;
 	uint64_t kinds;
 	uint32_t flags; /* 0 in a 30-byte (older) body */
+	uint8_t mac[32]; /* zeros in a 34-byte (older) body */
 };
 
 struct tt_flushed {
@@ -159,7 +164,246 @@ static inline int tt_welcome_get(const uint8_t *in, size_t len, struct tt_welcom
 	w->session = tt_get32(in + 18);
 	w->kinds = tt_get64(in + 22);
 	w->flags = len >= 34 ? tt_get32(in + 30) : 0;
+	memset(w->mac, 0, sizeof(w->mac));
+	if (len >= 66)
+		memcpy(w->mac, in + 34, 32);
 	return 1;
+}
+
+/*
+ * Authentication (rust/src/auth.rs): the server's first frame is CHALLENGE {nonce_s[32],
+ * u32 flags, u32 0}; HELLO carries {40 bytes of fields, nonce_c[32], mac_c[32]} with
+ * mac_c = HMAC-SHA256(key, "tether-hello-v1\0" | nonce_s | nonce_c | HELLO[0..40]);
+ * WELCOME carries {34 bytes of fields, mac_s[32]} with
+ * mac_s = HMAC-SHA256(key, "tether-welcome1\0" | nonce_s | nonce_c | WELCOME[0..34] | mac_c).
+ * SHA-256 here is written from FIPS 180-4, independently of the Rust one.
+ */
+#define TT_CHALLENGE_LEN 40
+#define TT_C_AUTH 1u
+#define TT_HELLO_AUTH_LEN 104
+#define TT_WELCOME_AUTH_LEN 66
+
+struct tt_sha256 {
+	uint32_t h[8];
+	uint8_t buf[64];
+	size_t fill;
+	uint64_t total;
+};
+
+static inline uint32_t tt_ror(uint32_t x, int n) { return x >> n | x << (32 - n); }
+
+static inline void tt_sha256_block(struct tt_sha256 *c, const uint8_t *p)
+{
+	static const uint32_t k[64] = {
+		0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+		0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+		0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+		0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+		0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+		0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+		0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+		0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+	};
+	uint32_t w[64], v[8], t1, t2;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] << 24 | p[4 * i + 1] << 16 | p[4 * i + 2] << 8 | p[4 * i + 3];
+	for (; i < 64; i++)
+		w[i] = w[i - 16] + (tt_ror(w[i - 15], 7) ^ tt_ror(w[i - 15], 18) ^ (w[i - 15] >> 3)) +
+		       w[i - 7] + (tt_ror(w[i - 2], 17) ^ tt_ror(w[i - 2], 19) ^ (w[i - 2] >> 10));
+	memcpy(v, c->h, sizeof(v));
+	for (i = 0; i < 64; i++) {
+		t1 = v[7] + (tt_ror(v[4], 6) ^ tt_ror(v[4], 11) ^ tt_ror(v[4], 25)) +
+		     ((v[4] & v[5]) ^ (~v[4] & v[6])) + k[i] + w[i];
+		t2 = (tt_ror(v[0], 2) ^ tt_ror(v[0], 13) ^ tt_ror(v[0], 22)) +
+		     ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+		memmove(v + 1, v, 7 * sizeof(v[0]));
+		v[4] += t1;
+		v[0] = t1 + t2;
+	}
+	for (i = 0; i < 8; i++)
+		c->h[i] += v[i];
+}
+
+static inline void tt_sha256_init(struct tt_sha256 *c)
+{
+	static const uint32_t h0[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+					0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
+
+	memcpy(c->h, h0, sizeof(h0));
+	c->fill = 0;
+	c->total = 0;
+}
+
+static inline void tt_sha256_update(struct tt_sha256 *c, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+
+	c->total += n;
+	while (n) {
+		size_t k = 64 - c->fill < n ? 64 - c->fill : n;
+
+		memcpy(c->buf + c->fill, p, k);
+		c->fill += k;
+		p += k;
+		n -= k;
+		if (c->fill == 64) {
+			tt_sha256_block(c, c->buf);
+			c->fill = 0;
+		}
+	}
+}
+
+static inline void tt_sha256_final(struct tt_sha256 *c, uint8_t out[32])
+{
+	uint64_t bits = c->total * 8;
+	uint8_t pad = 0x80, zero = 0, len[8];
+	int i;
+
+	tt_sha256_update(c, &pad, 1);
+	while (c->fill != 56)
+		tt_sha256_update(c, &zero, 1);
+	for (i = 0; i < 8; i++)
+		len[i] = bits >> (56 - 8 * i);
+	tt_sha256_update(c, len, 8);
+	for (i = 0; i < 8; i++) {
+		out[4 * i] = c->h[i] >> 24;
+		out[4 * i + 1] = c->h[i] >> 16;
+		out[4 * i + 2] = c->h[i] >> 8;
+		out[4 * i + 3] = c->h[i];
+	}
+}
+
+/* HMAC-SHA256 under key of the concatenation of n pieces. */
+static inline void tt_hmac(const uint8_t *key, size_t klen, const void *const *parts,
+			   const size_t *lens, int n, uint8_t out[32])
+{
+	uint8_t k[64] = { 0 }, pad[64], inner[32];
+	struct tt_sha256 c;
+	int i;
+
+	if (klen > 64) {
+		tt_sha256_init(&c);
+		tt_sha256_update(&c, key, klen);
+		tt_sha256_final(&c, k);
+	} else {
+		memcpy(k, key, klen);
+	}
+	for (i = 0; i < 64; i++)
+		pad[i] = k[i] ^ 0x36;
+	tt_sha256_init(&c);
+	tt_sha256_update(&c, pad, 64);
+	for (i = 0; i < n; i++)
+		tt_sha256_update(&c, parts[i], lens[i]);
+	tt_sha256_final(&c, inner);
+	for (i = 0; i < 64; i++)
+		pad[i] = k[i] ^ 0x5c;
+	tt_sha256_init(&c);
+	tt_sha256_update(&c, pad, 64);
+	tt_sha256_update(&c, inner, 32);
+	tt_sha256_final(&c, out);
+}
+
+/* mac_c of a HELLO whose first 40 bytes are hello40. */
+static inline void tt_hello_mac(const uint8_t *key, size_t klen, const uint8_t snonce[32],
+				const uint8_t cnonce[32], const uint8_t *hello40, uint8_t out[32])
+{
+	const void *parts[4] = { "tether-hello-v1", snonce, cnonce, hello40 };
+	const size_t lens[4] = { 16, 32, 32, 40 };
+
+	tt_hmac(key, klen, parts, lens, 4, out);
+}
+
+/* mac_s of a WELCOME whose first 34 bytes are welcome34, answering a HELLO with mac_c. */
+static inline void tt_welcome_mac(const uint8_t *key, size_t klen, const uint8_t snonce[32],
+				  const uint8_t cnonce[32], const uint8_t *welcome34,
+				  const uint8_t mac_c[32], uint8_t out[32])
+{
+	const void *parts[5] = { "tether-welcome1", snonce, cnonce, welcome34, mac_c };
+	const size_t lens[5] = { 16, 32, 32, 34, 32 };
+
+	tt_hmac(key, klen, parts, lens, 5, out);
+}
+
+/* The shared key: TETHER_KEY_FILE (default /etc/tether/key), trailing white space cut.
+ * Returns its length (0: none or unreadable). */
+static inline size_t tt_key(const uint8_t **key)
+{
+	static uint8_t buf[320];
+	static ssize_t len = -1;
+
+	if (len < 0) {
+		const char *path = getenv("TETHER_KEY_FILE");
+		int fd = open(path && *path ? path : "/etc/tether/key", O_RDONLY);
+
+		len = 0;
+		if (fd >= 0) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+
+			close(fd);
+			while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+					 buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+				n--;
+			len = n > 0 ? n : 0;
+		}
+	}
+	*key = buf;
+	return len;
+}
+
+/* Per fd (below TT_MAX_FDS): the server's challenge nonce, and the last HELLO's nonce
+ * and MAC (for checking the WELCOME). */
+#define TT_MAX_FDS 1024
+struct tt_conn_auth {
+	int have;
+	uint8_t snonce[32], cnonce[32], mac_c[32];
+};
+static struct tt_conn_auth tt_auth[TT_MAX_FDS];
+
+static inline void tt_random(uint8_t *p, size_t n)
+{
+	int fd = open("/dev/urandom", O_RDONLY);
+	ssize_t got = fd >= 0 ? read(fd, p, n) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	for (size_t i = got > 0 ? (size_t)got : 0; i < n; i++)
+		p[i] = rand();
+}
+
+/*
+ * Turns a HELLO body of 28 or 40 bytes sent on fd into the authenticated 104-byte one
+ * (out): the fields (zero-padded to 40), a fresh nonce, the MAC over fd's challenge.
+ */
+static inline size_t tt_hello_auth(int fd, const uint8_t *body, size_t len, uint8_t *out)
+{
+	const uint8_t *key;
+	size_t klen = tt_key(&key);
+	struct tt_conn_auth *a = &tt_auth[fd];
+
+	memset(out, 0, TT_HELLO_AUTH_LEN);
+	memcpy(out, body, len < 40 ? len : 40);
+	tt_random(a->cnonce, 32);
+	memcpy(out + 40, a->cnonce, 32);
+	tt_hello_mac(key, klen, a->snonce, a->cnonce, out, a->mac_c);
+	memcpy(out + 72, a->mac_c, 32);
+	return TT_HELLO_AUTH_LEN;
+}
+
+/* Whether a WELCOME body received on fd carries the server's proof of the key. */
+static inline int tt_welcome_authentic(int fd, const uint8_t *body, size_t len)
+{
+	const uint8_t *key;
+	size_t klen = tt_key(&key);
+	struct tt_conn_auth *a;
+	uint8_t mac[32];
+
+	if (fd < 0 || fd >= TT_MAX_FDS || !tt_auth[fd].have || len < TT_WELCOME_AUTH_LEN)
+		return 0;
+	a = &tt_auth[fd];
+	tt_welcome_mac(key, klen, a->snonce, a->cnonce, body, a->mac_c, mac);
+	return !memcmp(mac, body + 34, 32);
 }
 
 /*
@@ -230,8 +474,27 @@ static inline long tt_env(const char *name, long def)
 
 static inline size_t tt_split(void) { return tt_env("TETHER_SPLIT", 3584); }
 
-/* Connects to cid:port; returns the fd or -errno. */
-static inline int tt_connect(unsigned int cid, unsigned int port)
+/* See tt_connect_raw(); set up before main(), so that kselftest's forked cases share it. */
+static unsigned int *tt_port_cursor;
+
+__attribute__((constructor)) static void tt_port_cursor_init(void)
+{
+	tt_port_cursor = mmap(NULL, sizeof(*tt_port_cursor), PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (tt_port_cursor == MAP_FAILED) {
+		static unsigned int local;
+
+		tt_port_cursor = &local;
+	}
+	*tt_port_cursor = (unsigned int)getpid() * 7919u;
+}
+
+/*
+ * Connects to cid:port, from a reserved source port (512..1023 in turn, which needs
+ * CAP_NET_BIND_SERVICE) when reserved is set; returns the fd or -errno. The server's
+ * CHALLENGE is not read.
+ */
+static inline int tt_connect_raw(unsigned int cid, unsigned int port, int reserved)
 {
 	struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
 	struct timeval tv = { .tv_sec = 10 };
@@ -239,7 +502,29 @@ static inline int tt_connect(unsigned int cid, unsigned int port)
 
 	if (fd < 0)
 		return -errno;
+	if (fd < TT_MAX_FDS)
+		tt_auth[fd].have = 0;
 	setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv));
+	if (reserved) {
+		struct sockaddr_vm b = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY };
+		int r = -1;
+
+		/* Ports 512..1023 in turn from a cursor shared with forked test cases: the
+		 * server may still hold a port's previous connection for a while (a new one
+		 * from it would be reset), so a port is used again only after all others. */
+		for (int i = 0; i < 512; i++) {
+			b.svm_port = 512 + __atomic_fetch_add(tt_port_cursor, 1, __ATOMIC_RELAXED) % 512;
+			r = bind(fd, (struct sockaddr *)&b, sizeof(b));
+			if (r == 0 || errno != EADDRINUSE)
+				break;
+		}
+		if (r < 0) {
+			int e = errno;
+
+			close(fd);
+			return -e;
+		}
+	}
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		int e = errno;
 
@@ -269,13 +554,21 @@ static inline int tt_send(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Sends one frame (header + body). */
+/*
+ * Sends one frame (header + body). A HELLO of 28 or 40 bytes on a connection opened with
+ * tt_connect() goes out authenticated (tt_hello_auth: 104 bytes).
+ */
 static inline int tt_send_frame(int fd, uint16_t kind, uint32_t flags, uint32_t session,
 				uint64_t seq, const void *body, uint32_t len)
 {
-	uint8_t *buf = malloc(TT_HDR_LEN + (size_t)len);
+	uint8_t auth[TT_HELLO_AUTH_LEN];
+	uint8_t *buf;
 	int r;
 
+	if (kind == TT_HELLO && (len == 28 || len == 40) && fd >= 0 && fd < TT_MAX_FDS &&
+	    tt_auth[fd].have)
+		len = tt_hello_auth(fd, body, len, auth), body = auth;
+	buf = malloc(TT_HDR_LEN + (size_t)len);
 	if (!buf)
 		return -ENOMEM;
 	tt_hdr_put(buf, kind, flags, len, session, seq);
@@ -360,6 +653,39 @@ static inline ssize_t tt_recv_frame(int fd, struct tt_hdr *h, void *body, size_t
 	}
 }
 
+/*
+ * Connects like tt_connect_raw() (reserved port when root, or TETHER_RESERVED=1) and reads
+ * the server's CHALLENGE: the fd, -EPROTO when the first frame is something else (its
+ * header is then in *first when first is not NULL), or -errno.
+ */
+static inline int tt_connect2(unsigned int cid, unsigned int port, struct tt_hdr *first)
+{
+	int fd = tt_connect_raw(cid, port, tt_env("TETHER_RESERVED", geteuid() == 0));
+	uint8_t body[TT_HANDSHAKE_MAX];
+	struct tt_hdr h;
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	n = tt_recv_frame(fd, &h, body, sizeof(body), 10000);
+	if (n >= 0 && first)
+		*first = h;
+	if (n >= 0 && (h.kind != TT_CHALLENGE || n < TT_CHALLENGE_LEN || fd >= TT_MAX_FDS))
+		n = -EPROTO;
+	if (n < 0) {
+		close(fd);
+		return n;
+	}
+	memcpy(tt_auth[fd].snonce, body, 32);
+	tt_auth[fd].have = 1;
+	return fd;
+}
+
+static inline int tt_connect(unsigned int cid, unsigned int port)
+{
+	return tt_connect2(cid, port, NULL);
+}
+
 /* HELLO of a client before crash recovery (28 bytes, kinds 1..12); then WELCOME into w.
  * 0 or -errno (-EPROTO: bad answer). */
 static inline int tt_handshake(int fd, uint32_t max_frame, struct tt_welcome *w)
@@ -378,6 +704,8 @@ static inline int tt_handshake(int fd, uint32_t max_frame, struct tt_welcome *w)
 		return n;
 	if (h.kind != TT_WELCOME || h.seq != 1 || !tt_welcome_get(body, n, w))
 		return -EPROTO;
+	if (!tt_welcome_authentic(fd, body, n))
+		return -EACCES;
 	return 0;
 }
 

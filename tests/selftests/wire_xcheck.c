@@ -2,6 +2,7 @@
 /* The C side of the wire cross-check (see tests/xcheck/src/main.rs): the same table. */
 #include <stdio.h>
 #include "tether_wire.h"
+#include "../../userspace-tools/tether_abi.h"
 
 static void hex(const char *tag, const uint8_t *b, size_t n)
 {
@@ -15,7 +16,7 @@ int main(void)
 {
 	static uint8_t data[70000];
 	static const size_t lens[] = { 0, 1, 7, 8, 9, 15, 16, 17, 3584, 65536, 70000 };
-	uint8_t b[64];
+	uint8_t b[128];
 	struct tt_welcome w;
 	uint64_t s = TT_SUM_INIT;
 
@@ -77,6 +78,49 @@ int main(void)
 		uint8_t a[48 + 4 * TT_MAX_GROUPS];
 
 		hex("attrs", a, tt_attrs_put(a, ids, 4096, ~0ull, groups, 3));
+	}
+	{
+		static const uint64_t args[6] = { 022, 1, UINT64_MAX, 0, 0x8000000000000000ull, 7 };
+		int64_t ret = -13;
+
+		hex("syscall", b, tt_syscall_put(b, 95, args));
+		memset(b, 0, 16);
+		memcpy(b, &ret, 8);
+		hex("reply", b, 16);
+	}
+	for (size_t i = 0; i < sizeof(tether_calls) / sizeof(tether_calls[0]); i++)
+		printf("call %u %u %s\n", tether_calls[i].nr, tether_calls[i].effect,
+		       tether_calls[i].name);
+	{
+		static const uint8_t key[] = "tether-test-key-0123456789abcdef";
+		uint8_t sn[32], cn[32], h[TT_HELLO_AUTH_LEN], w2[TT_WELCOME_AUTH_LEN], lk[131];
+		const void *parts[3] = { "x", "x", "x" };
+		const size_t lens[3] = { 1, 1, 1 };
+
+		for (int i = 0; i < 32; i++)
+			sn[i] = i, cn[i] = 0xff - i;
+		memcpy(b, sn, 32);
+		tt_put32(b + 32, TT_C_AUTH);
+		tt_put32(b + 36, 0);
+		hex("challenge", b, TT_CHALLENGE_LEN);
+		tt_hello_put2(h, 1, 1, 0x0102030405060708ull, 1 << 20, 500, TT_ALL_KINDS,
+			      0x0a0b0c0d, 0x8877665544332211ull);
+		memcpy(h + 40, cn, 32);
+		tt_hello_mac(key, sizeof(key) - 1, sn, cn, h, h + 72);
+		hex("hello_auth", h, TT_HELLO_AUTH_LEN);
+		memset(w2, 0, sizeof(w2));
+		tt_put16(w2, 1);
+		tt_put64(w2 + 2, 0x1122334455667788ull);
+		tt_put32(w2 + 10, 65536);
+		tt_put32(w2 + 14, 250);
+		tt_put32(w2 + 18, 9);
+		tt_put64(w2 + 22, 0x1fe);
+		tt_put32(w2 + 30, TT_W_RESUMED);
+		tt_welcome_mac(key, sizeof(key) - 1, sn, cn, w2, h + 72, w2 + 34);
+		hex("welcome_auth", w2, TT_WELCOME_AUTH_LEN);
+		memset(lk, 0xaa, sizeof(lk));
+		tt_hmac(lk, sizeof(lk), parts, lens, 3, b);
+		hex("hmac_long_key", b, 32);
 	}
 	return 0;
 }

@@ -104,6 +104,9 @@ mkdir -p /replay && cd /replay || exit 1
 printf 'durable-line\n' >data && printf 'rel-file\n' >rel && : >appended && : >locks
 exec 3<data 4>>appended
 printf 'unlinked\n' >gone && exec 5<gone && rm gone
+# A server FIFO open for reading alone (a writer of its own lets the open return): replay
+# must reopen it without waiting for a writer nobody on the new server holds.
+mkfifo pipe && exec 9<>pipe 8<pipe 9>&- || exit 1
 sync data rel appended . / || exit 1
 # Opens that create commit everything before them on the server: open first, then write.
 exec 6<>unsynced 7<>data
@@ -113,6 +116,7 @@ echo ready >/dev/tether-ready
 read -r g </dev/tether-gate
 read -r d <&3; echo "fd3=$d"
 read -r x <&5; echo "fd5-rc=$?"
+read -r -t 5 x <&8; echo "fifo-rc=$?"
 read -r r <rel; echo "rel=$r"
 echo after-crash >&4; echo "append-rc=$?"
 echo "appended=$(tr '\n' ' ' <appended)"
@@ -183,6 +187,8 @@ sum=$(seq -f 'unflushed-%05g' 1 3000 | sha256sum | cut -c1-16)
 check "replay: the file written just before the crash is whole (48018 bytes, sha256 $sum...)" \
 	grep -qx "unsynced=$sum" <<<"$out"
 check "replay: the server-side cwd is the one from before the crash" grep -qx cwd=/replay <<<"$out"
+check "replay: a FIFO open for reading across the crash is reopened without blocking (its read sees no writer: EOF)" \
+	grep -qx fifo-rc=1 <<<"$out"
 check "replay: a read on the fd replay could not reopen fails with EIO" \
 	eval 'grep -qx fd5-rc=1 <<<"$out" && grep -q "read error: [0-9]*: Input/output error" <<<"$out"'
 rm -f /dev/tether-gate /dev/tether-ready /dev/lockpid-gate /dev/lockpid-ready

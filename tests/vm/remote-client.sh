@@ -73,7 +73,7 @@ check "loader flag set on the marked copies" eval \
 # --- crash survival, server side: reply cache, session resumption, durability acks --------
 selftest $TB/server_resume 400
 
-# --- the persisted syscall log (log_file, log_persist_ms; client_proxy/persist.rs) ---------
+# --- the persisted syscall log (log_file, log_persist_ms; client_proxy/recovery/persist.rs) ---------
 # persisted_is TEXT : log_file holds its header line, TEXT, then "end".
 persisted_is() {
 	local p
@@ -405,6 +405,40 @@ check "large transfers: the server's copy has the client's checksum" \
 	test "$(srv 20 'sha256sum </srv/data/big')" = "$(sha256sum </dev/tether-big)"
 rm -f /dev/tether-big /dev/tether-big2
 
+# A benchmark while a tethered task does I/O (issue 10): the bench's receive loop hands the
+# frames it does not own (the task's replies, flush notices, heartbeats) to the normal
+# receive path, so no reply is lost and the connection stays up. (Small runs: an echo waits
+# behind the reader's replies, ~10 ms each under TCG.)
+head -c 3000000 /dev/urandom >/dev/tether-bio
+want=$(sha256sum </dev/tether-bio)
+o=$(tb 'dd if=/dev/tether-bio of=/data/bio bs=1M 2>&1 && echo stored' 2>&1)
+note "$o"
+disc0=$(key $D/state disconnects)
+rm -f /dev/tether-bio-stop /out/bench-io.err
+$BASHM -c 'n=0; while [ ! -e /dev/tether-bio-stop ]; do sha256sum </data/bio; n=$((n+1)); done; echo loops=$n' \
+	>/out/bench-io.out 2>&1 &
+bp=$!
+wait_until 20 test -s /out/bench-io.out
+runs=0
+for i in 1 2 3; do
+	echo ping 200 64 >$D/bench 2>>/out/bench-io.err && cat $D/bench >>/out/bench-io.err &&
+		echo bulk 1048576 65536 >$D/bench 2>>/out/bench-io.err && cat $D/bench >>/out/bench-io.err &&
+		runs=$((runs + 1))
+done
+touch /dev/tether-bio-stop
+reap $bp 60 >&2
+note "$(cat /out/bench-io.err)"
+loops=$(val loops "$(cat /out/bench-io.out)")
+sums=$(grep -v '^loops=' /out/bench-io.out | sort | uniq -c)
+note "reader: loops=${loops:-?}; $sums"
+check "bench during tethered I/O: 3 ping and 3 bulk runs succeed ($runs rounds)" test $runs = 3
+check "bench during tethered I/O: the reader finished ${loops:-?} reads, every checksum right" \
+	eval '[ "${loops:-0}" -ge 1 ] && [ "$(grep -vc "^loops=" /out/bench-io.out)" = "$loops" ] &&
+	[ -z "$(grep -v "^loops=" /out/bench-io.out | grep -vxF -- "$want")" ]'
+check "bench during tethered I/O: no protocol break, no reconnect (disconnects ${disc0:-?} -> $(key $D/state disconnects))" \
+	eval '! grep -q "broke the protocol" /out/dmesg.log && [ "$(key $D/state disconnects)" = "$disc0" ]'
+rm -f /dev/tether-bio /dev/tether-bio-stop
+
 # A FIFO on the server, written and read by two tethered processes: it cannot seek, so its
 # data moves as a stream (read/write on the server instead of pread/pwrite).
 o=$(tb 'echo via-the-fifo >/fifo & read -r l </fifo; echo "got=$l"; wait; echo "writer-rc=$?"' 2>&1)
@@ -644,6 +678,53 @@ check "writeback error: the client wrote its retained data again ($(($(c redone_
 	test "$(c redone_writes)" -gt "$rd0"
 check "writeback error: the writer across it exits 0 and its file is whole, once (exit $rc)" \
 	eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/wb/lines")" = "$(seq -f line-%g 1 120 | sha256sum)" ]'
+
+# --- hostile clients ---------------------------------------------------------------------
+# Raw AF_VSOCK clients (tests/selftests/hostile.c), as an unprivileged user and as root, try
+# to get in without being the module: unreserved source port, no/wrong/replayed MAC, ids
+# outside the export ranges, idle connections before HELLO, too many sessions, a peer that
+# never reads. Meanwhile a tethered root shell (root_squash: nobody on the server) appends
+# to a file; it must complete with every line in place. The client's export entry narrows
+# its ids for the duration (root squashed, uids/gids 1000-1999).
+o=$(srv 20 "echo '3 /srv root_squash uids=1000-1999 gids=1000-1999' >$SD/exports && cat $SD/exports")
+note "$o"
+check "hostile: export entry for cid 3 (root_squash, ids 1000-1999) taken" has "$o" "3 /srv root_squash uids=1000-1999 gids=1000-1999"
+ar0=$(srv 20 "sed -n 's/^attrs_refused=//p' $SD/state")
+$BASHM -c 'rm -f /tmp/honest; for i in $(seq 1 300); do echo "honest-$i" >>/tmp/honest; done; echo honest-done' \
+	>/tmp/honest.out 2>&1 &
+hp=$!
+cp $TB/hostile /tmp/hostile && chmod 755 /tmp/hostile
+printf '#!/bin/sh\nexec tether-runas 1000 1000 - /tmp/hostile "$@"\n' >/tmp/hostile-user && chmod 755 /tmp/hostile-user
+selftest /tmp/hostile-user 300
+selftest /tmp/hostile 600
+rc=0
+reap $hp 120 >&2 || rc=$?
+check "hostile: the concurrent tethered workload completed (exit $rc)" eval '[ $rc = 0 ] && grep -qx honest-done /tmp/honest.out'
+o=$(srv 20 'sha256sum </srv/tmp/honest; stat -c %u:%g /srv/tmp/honest')
+check "hostile: its file is whole on the server" eval '[ "$(head -n1 <<<"$o")" = "$(seq -f honest-%g 1 300 | sha256sum)" ]'
+check "hostile: root_squash: tethered root's file is owned by nobody on the server ($(tail -n1 <<<"$o"))" \
+	eval '[ "$(tail -n1 <<<"$o")" = 65534:65534 ]'
+st=$(srv 20 "cat $SD/state")
+note "$(grep -E '^(port_refusals|auth_failures|limit_refusals|attrs_refused|rejected|handshaking)=' <<<"$st")"
+check "hostile: server counted port refusals, auth failures, limit refusals" eval \
+	'[ "$(val port_refusals "$st")" -ge 2 ] && [ "$(val auth_failures "$st")" -ge 5 ] && [ "$(val limit_refusals "$st")" -ge 2 ]'
+check "hostile: server counted the refused identities ($ar0 -> $(val attrs_refused "$st"))" \
+	eval '[ "$(val attrs_refused "$st")" -ge $((ar0 + 4)) ]'
+check "hostile: server logged the refusals (rate-limited)" eval \
+	'grep -q "is not reserved" $SDMESG && grep -q "HELLO without a valid MAC" $SDMESG && grep -q "outside the client.s export ranges" $SDMESG'
+check "hostile: nothing waits for a HELLO any more" wait_until 10 eval \
+	'[ "$(srv 20 "sed -n s/^handshaking=//p $SD/state")" = 0 ]'
+o=$(srv 20 "echo 'del 3' >$SD/exports && cat $SD/exports")
+check "hostile: export entry for cid 3 removed (default entry again)" eval '! grep -q "^3 " <<<"$o"'
+check "hostile: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
+
+# --- fuzzing -----------------------------------------------------------------------------
+# Authenticated sessions get frames of every kind with shaped, then mutated bodies for
+# FUZZ_SECONDS (30 here; make fuzz: 600), and mutated handshakes (tests/selftests/fuzz_server.c);
+# the server must answer a fresh session throughout. Its dmesg is checked for warnings and
+# kmemleak after unload (remote-server.sh).
+selftest $TB/fuzz_server $((${FUZZ_SECONDS:-30} + 300))
+check "fuzz: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
 
 # A session (with a shadow) left waiting for a resume: the server's unload must end it
 # (tests/vm/remote-server.sh checks sessions, shadows and kmemleak after its rmmod).

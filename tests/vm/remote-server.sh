@@ -41,11 +41,52 @@ echo root-only >/srv/etc/root-only && chmod 644 /srv/etc/root-only  # identity t
 mkdir -m 770 /srv/grp && chown 0:50 /srv/grp
 sync
 
+# Loading is refused without an export root, with one that holds kernel file systems or
+# other mounts, and without a usable key file (tests/vm/remote-client.sh: the attacks).
+KO=/tether/server_comm/tether_server.ko
+refused_load() { # DMESG-PATTERN PARAMS... : insmod fails, dmesg explains
+	local pat=$1
+	shift
+	! insmod $KO allowed_cids=3 shadow_path=$SHADOW "$@" && wait_until 5 grep -q "$pat" /out/dmesg.log
+}
+check "insmod refuses a missing root= (dmesg: required)" refused_load "root= is required"
+check "insmod refuses root=/ (procfs, sysfs, devtmpfs mounted under it)" \
+	refused_load "export root / has another file system mounted under it" root=/
+check "insmod refuses root=/proc (a kernel file system)" \
+	refused_load "export root /proc is on a kernel or pseudo file system" root=/proc
+check "insmod refuses root=/dev (devtmpfs)" \
+	refused_load "export root /dev is on a kernel or pseudo file system" root=/dev
+check "insmod refuses a missing key file" \
+	refused_load "key file /etc/tether/none missing" root=/srv key_file=/etc/tether/none
+install -m 644 /etc/tether/key /tmp/key-644
+check "insmod refuses a key file readable by others" \
+	refused_load "key file /tmp/key-644 readable or writable by others" root=/srv key_file=/tmp/key-644
+printf 'short\n' >/tmp/key-short && chmod 600 /tmp/key-short
+check "insmod refuses a key shorter than 16 bytes" \
+	refused_load "key file /tmp/key-short not a regular file, or its key is not 16..=256 bytes" root=/srv key_file=/tmp/key-short
+check "insmod with no_auth=1 and no key file loads (and warns)" eval \
+	'insmod $KO allowed_cids=3 shadow_path=$SHADOW root=/srv key_file=/etc/tether/none no_auth=1 &&
+	wait_until 5 grep -q "no_auth=1: connections are NOT authenticated" /out/dmesg.log &&
+	grep -qx auth=0 $D/state && rmmod tether_server'
+grep -q '^tether_server ' /proc/modules && rmmod tether_server
+
 # resume_ms: long enough that the session the client leaves behind at its end is still
 # waiting when this script unloads the module.
 check "insmod tether_server (root=/srv, squash_root=0, resume_ms=300000)" insmod /tether/server_comm/tether_server.ko \
 	allowed_cids=${CLIENT_CID:-3} shadow_path=$SHADOW root=/srv squash_root=0 resume_ms=300000
 check "fsops runs locally in /srv/local/t" eval "timeout 60 $FSOPS /srv/local/t >/shared/fsops-local.txt 2>&1"
+check "server state: auth=1 insecure=0" eval 'grep -qx auth=1 $D/state && grep -qx insecure=0 $D/state'
+# Export entries: a root with a mount under it, or on another file system, is refused.
+mkdir -p /srv/mnt /tmp/other && mount -t tmpfs tmpfs /srv/mnt
+check "exports: an entry whose root has a mount under it is refused (EBUSY)" eval \
+	'! echo "5 /srv root_squash" >$D/exports && wait_until 5 grep -q "export root /srv has another file system mounted under it" /out/dmesg.log'
+umount /srv/mnt
+check "exports: an entry on another file system than root= is refused (EXDEV)" eval \
+	'! echo "5 /tmp/other" >$D/exports && wait_until 5 grep -q "export root /tmp/other is not on the file system of root=" /out/dmesg.log'
+check "exports: an entry for cid 5 under /srv is taken, shown, removed" eval \
+	'echo "5 /srv/data all_squash uids=100-200" >$D/exports && grep -qx "5 /srv/data all_squash uids=100-200 gids=0-4294967294" $D/exports &&
+	echo "del 5" >$D/exports && ! grep -q "^5 " $D/exports'
+check "exports: a bad line is refused (EINVAL)" eval '! echo "3 srv bogus" >$D/exports'
 touch /shared/server-up
 
 serve_requests "${SERVE_SECONDS:-600}" /shared/client-done

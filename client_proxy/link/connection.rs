@@ -9,13 +9,25 @@ use kernel::{
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
-use crate::client::{LinkState, Shared};
+use crate::auth;
+use crate::link::{bench, rpc};
+use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{ErrorMsg, Flushed, Hello, Welcome, W_RESUMED};
+use crate::state::{LinkState, Shared};
 use crate::transport::{Counters, Receiver, RecvError, Sender, Socket};
-use crate::{bench, replay, rpc};
+
+/// What the connection worker asks of crash recovery (`recovery/replay.rs`). The module
+/// state hands it these, so that the link does not depend on recovery.
+pub(crate) struct Recovery {
+    /// On a connection to a restarted server (or another one): rebuild every process's
+    /// shadow, after writing the retained data again.
+    pub(crate) replay: fn(&Shared, &mut Conn) -> Result,
+    /// After a writeback error (a new verifier): write the retained data again.
+    pub(crate) redo: fn(&Shared, &mut Conn) -> Result,
+}
 
 /// Heartbeat intervals of silence after which the server counts as dead.
 pub(crate) const MAX_MISSES: i64 = 3;
@@ -170,8 +182,10 @@ fn poll_ms(shared: &Shared) -> u32 {
 fn connect(shared: &Shared) -> Result<Conn> {
     let cfg = &shared.config;
     let started = Instant::now();
+    // From a reserved port: the server admits no other (only a privileged process can
+    // bind one).
     let sock = Arc::new(
-        Socket::connect(shared.server_cid.load(Relaxed), cfg.port)?,
+        Socket::connect(shared.server_cid.load(Relaxed), cfg.port, true)?,
         GFP_KERNEL,
     )?;
     sock.set_timeouts(
@@ -200,7 +214,26 @@ fn connect(shared: &Shared) -> Result<Conn> {
     } else {
         0
     };
-    let hello = Hello {
+    let started = Instant::<Monotonic>::now();
+    // The server speaks first: a fresh nonce our MAC must cover.
+    let challenge = loop {
+        match conn.rx.recv(HANDSHAKE_MAX_FRAME) {
+            Ok((hdr, body)) if hdr.kind == Kind::Challenge => {
+                break Challenge::decode(body).map_err(|_| EPROTO)?
+            }
+            Ok((hdr, body)) if hdr.kind == Kind::Error => return Err(refused(body)),
+            Ok(_) => return Err(EPROTO),
+            Err(RecvError::Timeout)
+                if !shared.is_stopping() && !silent_too_long(shared, started) => {}
+            Err(_) => return Err(ECONNRESET),
+        }
+    };
+    if challenge.flags & C_AUTH != 0 && cfg.key.is_none() {
+        pr_notice!("server requires the shared key, and this client has none (no_auth=1)\n");
+        return Err(EACCES);
+    }
+    let client_nonce = auth::nonce();
+    let mut hello = Hello {
         min_version: VERSION,
         max_version: VERSION,
         boot_verifier: shared.boot_verifier,
@@ -209,33 +242,46 @@ fn connect(shared: &Shared) -> Result<Conn> {
         kinds: Kind::all_bits(),
         resume_session,
         instance: shared.instance,
+        nonce: client_nonce,
+        mac: [0; MAC_LEN],
     };
     let mut body = [0u8; Hello::LEN];
     hello.encode(&mut body).map_err(|_| EINVAL)?;
+    if let Some(key) = &cfg.key {
+        let parts = hello_mac_input(&challenge.nonce, &client_nonce, &body).map_err(|_| EINVAL)?;
+        hello.mac = key.mac(&parts);
+        hello.encode(&mut body).map_err(|_| EINVAL)?;
+    }
     let h = conn.header(Kind::Hello);
     conn.tx.lock().send(h, &body)?;
     let started = Instant::<Monotonic>::now();
-    let welcome = loop {
+    let (welcome, wbody) = loop {
         match conn.rx.recv(HANDSHAKE_MAX_FRAME) {
             Ok((hdr, body)) if hdr.kind == Kind::Welcome => {
-                break Welcome::decode(body).map_err(|_| EPROTO)?
+                let w = Welcome::decode(body).map_err(|_| EPROTO)?;
+                let mut wbody = [0u8; Welcome::LEN];
+                w.encode(&mut wbody).map_err(|_| EPROTO)?;
+                break (w, wbody);
             }
-            Ok((hdr, body)) if hdr.kind == Kind::Error => {
-                let why = ErrorMsg::decode(body)
-                    .ok()
-                    .and_then(|m| ProtoError::from_u32(m.code));
-                pr_notice!(
-                    "server refused the handshake: {}\n",
-                    why.map_or("unknown reason", ProtoError::name)
-                );
-                return Err(ECONNREFUSED);
-            }
+            Ok((hdr, body)) if hdr.kind == Kind::Error => return Err(refused(body)),
             Ok(_) => return Err(EPROTO),
             Err(RecvError::Timeout)
                 if !shared.is_stopping() && !silent_too_long(shared, started) => {}
             Err(_) => return Err(ECONNRESET),
         }
     };
+    // The server proves it has the key too, over both nonces and this very HELLO.
+    if let Some(key) = &cfg.key {
+        let parts = welcome_mac_input(&challenge.nonce, &client_nonce, &wbody, &hello.mac)
+            .map_err(|_| EPROTO)?;
+        if !auth::mac_eq(&key.mac(&parts), &welcome.mac) {
+            pr_notice!(
+                "server cid {} did not prove knowledge of the shared key (WELCOME MAC): refused\n",
+                shared.server_cid.load(Relaxed)
+            );
+            return Err(EACCES);
+        }
+    }
     if welcome.version != VERSION || !(MIN_FRAME..=cfg.max_frame).contains(&welcome.max_frame) {
         pr_notice!(
             "server offered version {} max_frame {}: refused\n",
@@ -276,6 +322,22 @@ fn connect(shared: &Shared) -> Result<Conn> {
     Ok(conn)
 }
 
+/// Logs the reason of a server's `ERROR` during the handshake.
+fn refused(body: &[u8]) -> Error {
+    let why = ErrorMsg::decode(body)
+        .ok()
+        .and_then(|m| ProtoError::from_u32(m.code));
+    pr_notice!(
+        "server refused the handshake: {}\n",
+        why.map_or("unknown reason", ProtoError::name)
+    );
+    if why == Some(ProtoError::AuthFailed) {
+        EACCES
+    } else {
+        ECONNREFUSED
+    }
+}
+
 /// Brings a handshaken connection into use: replays the log when the server does not hold
 /// this client's state (a new session after the first: the server rebooted, or dropped the
 /// session), then lets remote calls through; the calls in flight go out again either way
@@ -288,7 +350,12 @@ fn start(shared: &Shared, conn: &mut Conn) -> Result {
     // A replay cut short by a lost connection runs again, also on a session resumed
     // afterwards (everything it does can be done twice).
     if shared.replay_due.load(Relaxed) {
-        replay::run(shared, conn)?;
+        let seen = shared.verifier_changes.load(Relaxed);
+        (shared.recovery.replay)(shared, conn)?;
+        // A writeback error reported during the replay: what is retained goes out again.
+        if shared.verifier_changes.load(Relaxed) != seen {
+            redo(shared, conn)?;
+        }
         shared.replay_due.store(false, Relaxed);
     }
     rpc::publish_link(shared, &conn.tx, conn.session);
@@ -361,6 +428,65 @@ pub(crate) fn silent_for(shared: &Shared, since: Instant<Monotonic>, misses: i64
     since.elapsed().as_millis() >= misses * i64::from(shared.config.heartbeat_ms)
 }
 
+/// What a frame of normal operation asks of the loop that received it.
+pub(crate) enum Handled {
+    /// Nothing more.
+    Done,
+    /// The server's boot verifier changed (a writeback error): what is retained must be
+    /// written again ([`redo`]).
+    Redo,
+    /// The server ends the connection (`ERROR`).
+    Closed,
+    /// A frame that has no place in normal operation.
+    Bad(ProtoError),
+}
+
+/// The one receive path for frames of normal operation, used by the connection worker's
+/// loop ([`serve`]), the replay's (`replay.rs`) and the benchmark's (`bench.rs`) while they
+/// wait for frames of their own: a `SERVER_REPLY` or `SERVER_SIGNAL` goes to the task that
+/// waits for it, a heartbeat is answered, a `SERVER_FLUSHED` frees what it covers. The
+/// caller has taken the frames it owns and updated `last_rx`. `Err`: the connection
+/// failed (answering a heartbeat).
+pub(crate) fn handle_frame(
+    shared: &Shared,
+    session: u32,
+    tx: &Mutex<Sender>,
+    hdr: &Header,
+    body: &[u8],
+) -> Result<Handled> {
+    match hdr.kind {
+        Kind::Heartbeat if hdr.flags & F_REPLY == 0 => {
+            let reply = Header {
+                flags: F_REPLY,
+                len: 0,
+                ..*hdr
+            };
+            tx.lock().send(reply, &[])?;
+        }
+        Kind::Heartbeat => (),
+        Kind::ServerReply => rpc::deliver(shared, hdr.seq, body),
+        Kind::ServerSignal => rpc::signal(shared, hdr, body),
+        Kind::ServerFlushed if flushed(shared, session, hdr, body) => return Ok(Handled::Redo),
+        Kind::ServerFlushed => (),
+        Kind::Error => return Ok(Handled::Closed),
+        _ => return Ok(Handled::Bad(ProtoError::Unexpected)),
+    }
+    Ok(Handled::Done)
+}
+
+/// After a writeback error on a live connection: calls wait while the retained writes go
+/// out again (again as long as new errors come in meanwhile), then go out again
+/// themselves (answered from the reply cache).
+fn redo(shared: &Shared, conn: &mut Conn) -> Result {
+    loop {
+        let seen = shared.verifier_changes.load(Relaxed);
+        (shared.recovery.redo)(shared, conn)?;
+        if shared.verifier_changes.load(Relaxed) == seen {
+            return Ok(());
+        }
+    }
+}
+
 fn serve(shared: &Shared, conn: &mut Conn) -> End {
     let interval = Delta::from_millis(i64::from(shared.config.heartbeat_ms));
     let mut last_heartbeat = Instant::<Monotonic>::now();
@@ -370,8 +496,16 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
             return End::Stopping;
         }
         if let Some(req) = bench::take_pending(shared) {
-            let result = bench::run(conn, &req);
+            let seen = shared.verifier_changes.load(Relaxed);
+            let result = bench::run(shared, conn, &req);
             bench::complete(shared, result);
+            if shared.verifier_changes.load(Relaxed) != seen {
+                rpc::withdraw_link(shared);
+                if let Err(e) = redo(shared, conn) {
+                    return End::Io(e);
+                }
+                rpc::publish_link(shared, &conn.tx, conn.session);
+            }
         }
         if let Err(e) = rpc::flush_events(shared, &mut conn.tx.lock(), conn.session) {
             return End::Io(e);
@@ -408,32 +542,19 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
         };
         conn.last_rx = Instant::now();
         missed = 0;
-        match hdr.kind {
-            Kind::Heartbeat if hdr.flags & F_REPLY == 0 => {
-                let reply = Header {
-                    flags: F_REPLY,
-                    ..hdr
-                };
-                if let Err(e) = conn.tx.lock().send(Header { len: 0, ..reply }, &[]) {
+        let body = conn.rx.last_body(&hdr);
+        match handle_frame(shared, conn.session, &conn.tx, &hdr, body) {
+            Ok(Handled::Done) => (),
+            Ok(Handled::Redo) => {
+                rpc::withdraw_link(shared);
+                if let Err(e) = redo(shared, conn) {
                     return End::Io(e);
                 }
+                rpc::publish_link(shared, &conn.tx, conn.session);
             }
-            Kind::Heartbeat => (),
-            Kind::ServerReply => rpc::deliver(shared, hdr.seq, conn.rx.last_body(&hdr)),
-            Kind::ServerSignal => rpc::signal(shared, &hdr, conn.rx.last_body(&hdr)),
-            Kind::ServerFlushed => {
-                if flushed(shared, conn.session, &hdr, conn.rx.last_body(&hdr)) {
-                    // A writeback error: calls wait while the retained writes go out
-                    // again, then go out again themselves (answered from the reply cache).
-                    rpc::withdraw_link(shared);
-                    if let Err(e) = replay::redo(shared, conn) {
-                        return End::Io(e);
-                    }
-                    rpc::publish_link(shared, &conn.tx, conn.session);
-                }
-            }
-            Kind::Error => return End::Closed,
-            _ => return End::Bad(ProtoError::Unexpected),
+            Ok(Handled::Closed) => return End::Closed,
+            Ok(Handled::Bad(e)) => return End::Bad(e),
+            Err(e) => return End::Io(e),
         }
     }
 }

@@ -16,12 +16,13 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
-use crate::client::Shared;
-use crate::connection::Conn;
+use crate::link::connection::{handle_frame, Conn, Handled};
+use crate::num::{len_u64, len_usize};
 use crate::proto::codec::{sum64, SUM_INIT};
-use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY};
+use crate::proto::frame::{Header, F_ACK_REQ};
 use crate::proto::kind::Kind;
 use crate::proto::msg::SinkAck;
+use crate::state::Shared;
 use crate::transport::RecvError;
 
 /// A requested measurement.
@@ -58,7 +59,7 @@ fn parse(line: &str) -> Result<BenchReq> {
     let b: u32 = b.ok_or(EINVAL)?.parse().map_err(|_| EINVAL)?;
     match what {
         Some("ping") if (1..=1_000_000).contains(&a) && b <= 65536 => Ok(BenchReq::Ping {
-            count: a as u32,
+            count: u32::try_from(a).map_err(|_| EINVAL)?,
             size: b,
         }),
         Some("bulk")
@@ -153,16 +154,25 @@ pub(crate) fn fail_pending(shared: &Shared, err: Error) {
     }
 }
 
-/// Runs `req` on `conn`.
-pub(crate) fn run(conn: &mut Conn, req: &BenchReq) -> Result<BenchResult> {
+/// Runs `req` on `conn`. Tethered tasks go on meanwhile: their calls share the
+/// connection, and the frames the run does not own (their replies, signals, flush
+/// notices, heartbeats) take the normal receive path.
+pub(crate) fn run(shared: &Shared, conn: &mut Conn, req: &BenchReq) -> Result<BenchResult> {
     match *req {
-        BenchReq::Ping { count, size } => ping(conn, count, size),
-        BenchReq::Bulk { total, msg } => bulk(conn, total, msg),
+        BenchReq::Ping { count, size } => ping(shared, conn, count, size),
+        BenchReq::Bulk { total, msg } => bulk(shared, conn, total, msg),
     }
 }
 
-/// Receives until a frame of `kind` answering `seq` arrives, answering heartbeats on the way.
-fn await_reply(conn: &mut Conn, kind: Kind, seq: u64) -> Result<Header> {
+/// How long a run waits for one answer before it gives up.
+const REPLY_TIMEOUT_MS: i64 = 10_000;
+
+/// Receives until a frame of `kind` answering `seq` arrives. Every other frame goes to the
+/// connection's normal receive path (`connection::handle_frame`): a task's `SERVER_REPLY`
+/// that arrives during a run reaches its task. A writeback error reported meanwhile is
+/// handled by the worker after the run (it compares `verifier_changes`). A stale answer of
+/// an earlier run (one that gave up) is dropped.
+fn await_reply(shared: &Shared, conn: &mut Conn, kind: Kind, seq: u64) -> Result<Header> {
     let started = Instant::<Monotonic>::now();
     loop {
         match conn.rx.recv(conn.max_frame) {
@@ -170,51 +180,54 @@ fn await_reply(conn: &mut Conn, kind: Kind, seq: u64) -> Result<Header> {
                 conn.last_rx = Instant::now();
                 return Ok(hdr);
             }
-            Ok((hdr, _)) if hdr.kind == Kind::Heartbeat => {
+            Ok((hdr, _)) if matches!(hdr.kind, Kind::EchoReply | Kind::SinkAck) => {
                 conn.last_rx = Instant::now();
-                if hdr.flags & F_REPLY == 0 {
-                    conn.tx.lock().send(
-                        Header {
-                            flags: F_REPLY,
-                            len: 0,
-                            ..hdr
-                        },
-                        &[],
-                    )?;
+            }
+            Ok((hdr, body)) => {
+                conn.last_rx = Instant::now();
+                match handle_frame(shared, conn.session, &conn.tx, &hdr, body)? {
+                    Handled::Done | Handled::Redo => (),
+                    Handled::Closed => return Err(ECONNRESET),
+                    Handled::Bad(e) => {
+                        pr_notice!("bench: server sent an unexpected frame: {}\n", e.name());
+                        return Err(EPROTO);
+                    }
                 }
             }
-            Ok(_) => return Err(EPROTO),
             // A lost server is noticed by the connection worker once the run gives up.
-            Err(RecvError::Timeout) if started.elapsed().as_millis() < 10_000 => (),
+            Err(RecvError::Timeout) if started.elapsed().as_millis() < REPLY_TIMEOUT_MS => (),
             Err(_) => return Err(EIO),
         }
     }
 }
 
-fn ping(conn: &mut Conn, count: u32, size: u32) -> Result<BenchResult> {
+fn ping(shared: &Shared, conn: &mut Conn, count: u32, size: u32) -> Result<BenchResult> {
     let mut body = KVVec::new();
-    body.resize(size as usize, 0, GFP_KERNEL)?;
+    body.resize(len_usize(size.into())?, 0, GFP_KERNEL)?;
     for (i, b) in body.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(31);
+        *b = low_byte(len_u64(i)).wrapping_mul(31);
     }
-    let mut times = KVVec::with_capacity(count as usize, GFP_KERNEL)?;
+    let mut times = KVVec::with_capacity(len_usize(count.into())?, GFP_KERNEL)?;
     for i in 0..count {
         if let Some(first) = body.first_mut() {
-            *first = i as u8;
+            *first = low_byte(i.into());
         }
         let t0 = Instant::<Monotonic>::now();
         let h = conn.header(Kind::EchoReq);
         conn.tx.lock().send(h, &body)?;
-        let reply = await_reply(conn, Kind::EchoReply, h.seq)?;
+        let reply = await_reply(shared, conn, Kind::EchoReply, h.seq)?;
         let ns = t0.elapsed().as_nanos();
         if conn.rx.last_body(&reply) != &body[..] {
             pr_notice!("bench: echo {} came back different\n", i);
             return Err(EIO);
         }
-        times.push(ns as u64, GFP_KERNEL)?;
+        times.push(u64::try_from(ns).unwrap_or(0), GFP_KERNEL)?;
     }
     heapsort(&mut times);
-    let at = |q: usize| times.get(times.len() * q / 100).copied().unwrap_or(0);
+    let at = |q: usize| {
+        let i = times.len().saturating_mul(q) / 100;
+        times.get(i).copied().unwrap_or(0)
+    };
     Ok(BenchResult::Ping {
         count,
         size,
@@ -251,26 +264,37 @@ fn heapsort(v: &mut [u64]) {
     }
 }
 
+/// The low byte of `v` (a pattern byte).
+fn low_byte(v: u64) -> u8 {
+    v.to_le_bytes()[0]
+}
+
+/// The length of message `i` of a bulk run of `total` bytes in `msg`-byte messages.
+fn msg_len(total: u64, i: u64, msg: u64) -> usize {
+    let left = total.saturating_sub(i.saturating_mul(msg)).min(msg);
+    usize::try_from(left).unwrap_or(0)
+}
+
 /// Fills `msg` with the content of message `i` of a bulk run.
 fn fill(msg: &mut [u8], i: u64) {
     for (j, chunk) in msg.chunks_mut(8).enumerate() {
         let w = i
             .wrapping_mul(0x1_0000_0001)
-            .wrapping_add(j as u64)
+            .wrapping_add(len_u64(j))
             .to_le_bytes();
         chunk.copy_from_slice(&w[..chunk.len()]);
     }
 }
 
-fn bulk(conn: &mut Conn, total: u64, msg: u32) -> Result<BenchResult> {
+fn bulk(shared: &Shared, conn: &mut Conn, total: u64, msg: u32) -> Result<BenchResult> {
     let mut buf = KVVec::new();
-    buf.resize(msg.min(conn.max_frame) as usize, 0, GFP_KERNEL)?;
-    let msg = buf.len() as u64;
+    buf.resize(len_usize(msg.min(conn.max_frame).into())?, 0, GFP_KERNEL)?;
+    let msg = len_u64(buf.len());
     let messages = total.div_ceil(msg);
     let t0 = Instant::<Monotonic>::now();
     let mut last_seq = 0;
     for i in 0..messages {
-        let len = (total - i * msg).min(msg) as usize;
+        let len = msg_len(total, i, msg);
         fill(&mut buf[..len], i);
         let mut h = conn.header(Kind::Sink);
         if i + 1 == messages {
@@ -279,13 +303,13 @@ fn bulk(conn: &mut Conn, total: u64, msg: u32) -> Result<BenchResult> {
         }
         conn.tx.lock().send(h, &buf[..len])?;
     }
-    let reply = await_reply(conn, Kind::SinkAck, last_seq)?;
-    let ns = t0.elapsed().as_nanos() as u64;
+    let reply = await_reply(shared, conn, Kind::SinkAck, last_seq)?;
+    let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(0);
     let ack = SinkAck::decode(conn.rx.last_body(&reply)).map_err(|_| EPROTO)?;
     // The expected checksum is computed after the clock stopped.
     let mut sum = SUM_INIT;
     for i in 0..messages {
-        let len = (total - i * msg).min(msg) as usize;
+        let len = msg_len(total, i, msg);
         fill(&mut buf[..len], i);
         sum = sum64(sum, &buf[..len]);
     }
@@ -301,7 +325,7 @@ fn bulk(conn: &mut Conn, total: u64, msg: u32) -> Result<BenchResult> {
     }
     Ok(BenchResult::Bulk {
         bytes: total,
-        msg: msg as u32,
+        msg: u32::try_from(msg).unwrap_or(u32::MAX),
         ns,
         verified,
     })

@@ -7,9 +7,9 @@
 //! write's request (and with it the data), the file's server path and the writer's
 //! identity until one of these says the data is on disk:
 //! - a `SERVER_FLUSHED {up_to_seq}` that covers the write's seq ([`Retained::flushed`]);
-//! - a committed call ([`COMMITTED`]: namespace, size and attribute changes, which the
-//!   server's shadow follows by a `syncfs` of the export before answering) or a remote
-//!   `syncfs`, answered after the write was ([`Retained::committed`]);
+//! - a committed call (the call table's `Effect::Commits`: namespace, size and attribute
+//!   changes, which the server's shadow follows by a `syncfs` of the export before
+//!   answering) or a remote `syncfs`, answered after the write was ([`Retained::committed`]);
 //! - a remote `fsync`/`fdatasync` of the same file, answered after it ([`Retained::synced`]).
 //!
 //! Because every rename, unlink or truncate is committed, and drops what was kept before
@@ -20,48 +20,8 @@
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
 
-use crate::log::BStr;
 use crate::proto::process::ProcAttrs;
-
-/// Calls the server commits before answering (`tether-shadow.c`, `committed[]` and
-/// `commits()`: the lists must match); opens commit when they create or truncate.
-pub(crate) const COMMITTED: [u32; 35] = [
-    76, 77, 82, 83, 84, 85, 86, 87, 88, 90, 91, 92, 93, 94, 133, 188, 189, 190, 197, 198, 199, 258,
-    259, 260, 263, 264, 265, 266, 268, 280, 285, 316, 326, 40, 452,
-];
-
-const O_CREAT: u64 = 0o100;
-const O_TRUNC: u64 = 0o1000;
-
-/// What a successful call makes durable on the server.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durable {
-    /// Every write answered before it (committed calls, `syncfs`).
-    All,
-    /// The writes to the file open as this server fd (`fsync`, `fdatasync`).
-    File(i32),
-}
-
-/// What call `nr` with `args` (and, for `openat2`, its `struct open_how` in `how`) makes
-/// durable once it succeeded.
-pub(crate) fn durable(nr: u32, args: &[u64; 6], how: Option<&[u8]>) -> Option<Durable> {
-    let open_flags = match nr {
-        2 => Some(args[1]),
-        257 => Some(args[2]),
-        437 => Some(
-            how.and_then(|h| h.get(..8))
-                .and_then(|f| f.try_into().ok())
-                .map_or(0, u64::from_le_bytes),
-        ),
-        _ => None,
-    };
-    match (nr, open_flags) {
-        (_, Some(flags)) => (flags & (O_CREAT | O_TRUNC) != 0).then_some(Durable::All),
-        (306, _) => Some(Durable::All),
-        (74 | 75, _) => Some(Durable::File(args[0] as i32)),
-        _ => COMMITTED.contains(&nr).then_some(Durable::All),
-    }
-}
+use crate::recovery::journal::BStr;
 
 /// One retained write.
 pub(crate) struct WriteRec {

@@ -3,7 +3,7 @@
  * Proxy files: a remote fd is a real file in the client's fd table (an anonymous inode
  * whose private data names the server-side fd), so that the client kernel does fd
  * allocation, dup, close, CLOEXEC and fork inheritance. Offsets live in f_pos. The calls on
- * proxy fds are intercepted (fs.rs); release tells the server (tether_proxy_released()).
+ * proxy fds are intercepted (syscalls/*.rs); release tells the server (tether_proxy_released()).
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
@@ -16,7 +16,7 @@ struct tether_proxy {
 	int sfd;
 };
 
-void tether_proxy_released(u32 rpid, int sfd); /* fs.rs */
+void tether_proxy_released(u32 rpid, int sfd); /* open.rs */
 int tether_proxy_install(u32 rpid, int sfd, unsigned int flags);
 struct file *tether_proxy_get(int fd, u32 *rpid, int *sfd);
 void tether_proxy_put(struct file *file);
@@ -41,7 +41,7 @@ static int tether_proxy_release(struct inode *inode, struct file *file)
 
 /*
  * Reads and writes of a live proxy file never get here: they are sent to the server. They
- * run here only for a file replay could not reopen (fs.rs treats it as local): EIO.
+ * run here only for a file replay could not reopen (proxy.rs treats it as local): EIO.
  */
 static ssize_t tether_proxy_lost_read(struct file *file, char __user *buf, size_t len,
 				      loff_t *pos)
@@ -125,7 +125,7 @@ unsigned int tether_proxy_flags(struct file *file)
 }
 
 /* Sets the F_SETFL status flags of a proxy file as fs/fcntl.c's setfl() does, once the
- * server accepted them for its file (fs.rs). */
+ * server accepted them for its file (fcntl.rs). */
 void tether_proxy_setfl(struct file *file, unsigned int arg)
 {
 	spin_lock(&file->f_lock);

@@ -26,17 +26,19 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-use crate::attrs;
-use crate::client::Shared;
-use crate::connection::{silent_for, Conn};
-use crate::fs::request;
-use crate::log::{FileRec, ProcRec};
-use crate::proto::frame::{Header, F_REPLY};
+use crate::link::attrs;
+use crate::link::connection::{handle_frame, silent_for, Conn, Handled};
+use crate::link::rpc;
+use crate::link::rpc::request;
+use crate::num::{len_u64, reg_i32, reg_i64, wire_len};
+use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::ProcAttrs;
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN};
-use crate::retain::WriteRec;
-use crate::rpc;
+use crate::proto::sysno;
+use crate::recovery::journal::{FileRec, ProcRec};
+use crate::recovery::retain::WriteRec;
+use crate::state::Shared;
 use crate::transport::RecvError;
 
 const AT_FDCWD: i64 = -100;
@@ -44,6 +46,8 @@ const O_APPEND: u32 = 0o2000;
 const SEEK_END: u64 = 2;
 /// Flags that must not act again when a file is reopened.
 const O_ONCE: u32 = 0o100 | 0o200 | 0o1000; // O_CREAT | O_EXCL | O_TRUNC
+const O_NONBLOCK: u32 = 0o4000;
+const F_SETFL: u64 = 4;
 
 /// Heartbeat intervals a replay call may go unanswered: a server's session sends nothing
 /// while it starts a shadow (a user-mode helper: seconds on a loaded machine), and the
@@ -82,12 +86,15 @@ pub(crate) fn redo(shared: &Shared, conn: &mut Conn) -> Result {
     let started = Instant::<Monotonic>::now();
     let mut recs = shared.retained.lock().take();
     let r = redo_all(shared, conn, &mut recs);
-    shared
-        .last_redo_us
-        .store((started.elapsed().as_nanos() / 1000) as u64, Relaxed);
+    shared.last_redo_us.store(elapsed_us(started), Relaxed);
     // Put back even after a failure: the next connection writes them again.
     let back = shared.retained.lock().put_back(recs);
     r.and(back)
+}
+
+/// Microseconds since `started` (0 if the clock went backwards).
+fn elapsed_us(started: Instant<Monotonic>) -> u64 {
+    u64::try_from(started.elapsed().as_nanos() / 1000).unwrap_or(0)
 }
 
 fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Result {
@@ -122,8 +129,8 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
                 identity = r.attrs;
             }
             if open.is_none() {
-                let args = [AT_FDCWD as u64, 0, O_WRONLY, 0, 0, 0];
-                let fd = path_call(shared, conn, REDO_RPID, 257, args, 1, &r.path)?;
+                let args = [reg_i64(AT_FDCWD), 0, O_WRONLY, 0, 0, 0];
+                let fd = path_call(shared, conn, REDO_RPID, sysno::OPENAT, args, 1, &r.path)?;
                 // Gone: only a removal in flight at the crash (it runs again after the
                 // replay) can have taken it; committed ones freed what was kept before.
                 if fd == -i64::from(bindings::ENOENT) {
@@ -145,11 +152,17 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
             let desc = BufDesc {
                 arg: 1,
                 dir: DIR_IN,
-                len: data.len() as u32,
+                len: wire_len(data.len())?,
             };
-            let args = [*fd as u64, 0, data.len() as u64, r.off as u64, 0, 0];
+            let args = [reg_i64(*fd), 0, len_u64(data.len()), reg_i64(r.off), 0, 0];
             let seq = rpc::next_seq();
-            send(conn, REDO_RPID, &request(18, args, &[desc]), &[data], seq)?;
+            send(
+                conn,
+                REDO_RPID,
+                &request(sysno::PWRITE64, args, &[desc]),
+                &[data],
+                seq,
+            )?;
             recs[i].seq = seq;
             window.out.push((seq, i), GFP_KERNEL)?;
             if window.out.len() == REDO_WINDOW {
@@ -160,8 +173,8 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
         close(shared, conn, open.take())
     })();
     let mut retained = shared.retained.lock();
-    retained.redone += window.writes;
-    retained.redone_bytes += window.bytes;
+    retained.redone = retained.redone.saturating_add(window.writes);
+    retained.redone_bytes = retained.redone_bytes.saturating_add(window.bytes);
     drop(retained);
     // The redo shadow goes away (the server closes what it left open).
     let hdr = Header {
@@ -174,7 +187,7 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
     r.and(exit)
 }
 
-/// Redo writes out at once: like a task's transfer (`fs::transfer`), sending, the server's
+/// Redo writes out at once: like a task's transfer (`io::transfer`), sending, the server's
 /// writing and the replies overlap, so the redo runs at the link's pace.
 const REDO_WINDOW: usize = 8;
 
@@ -196,11 +209,11 @@ impl Window {
         let (_, i) = self.out.remove(at)?;
         let r = &recs[i];
         let len = r.data().len();
-        if ret != len as i64 {
+        if i64::try_from(len).ok() != Some(ret) {
             diverged(shared, REDO_RPID, "write again to", &r.path, ret);
         }
-        self.writes += 1;
-        self.bytes += len as u64;
+        self.writes = self.writes.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(len_u64(len));
         Ok(())
     }
 
@@ -220,7 +233,7 @@ fn close(shared: &Shared, conn: &mut Conn, open: Option<(KVVec<u8>, i64)>) -> Re
             shared,
             conn,
             REDO_RPID,
-            &request(3, [fd as u64, 0, 0, 0, 0, 0], &[]),
+            &request(sysno::CLOSE, [reg_i64(fd), 0, 0, 0, 0, 0], &[]),
             &[],
         )?;
     }
@@ -244,7 +257,7 @@ fn process(shared: &Shared, conn: &mut Conn, p: &ProcRec) -> Result {
     if let Some((_, a)) = &p.attrs {
         attrs::send(shared, &mut conn.tx.lock(), conn.session, p.rpid, a)?;
     }
-    let ret = path_call(shared, conn, p.rpid, 80, [0; 6], 0, &p.cwd)?;
+    let ret = path_call(shared, conn, p.rpid, sysno::CHDIR, [0; 6], 0, &p.cwd)?;
     if ret < 0 {
         diverged(shared, p.rpid, "chdir", &p.cwd, ret);
     }
@@ -253,7 +266,7 @@ fn process(shared: &Shared, conn: &mut Conn, p: &ProcRec) -> Result {
             shared,
             conn,
             p.rpid,
-            &request(95, [mask.into(), 0, 0, 0, 0, 0], &[]),
+            &request(sysno::UMASK, [mask.into(), 0, 0, 0, 0, 0], &[]),
             &[],
         )?;
     }
@@ -273,21 +286,25 @@ fn process(shared: &Shared, conn: &mut Conn, p: &ProcRec) -> Result {
 
 /// Reopens `f` in process `rpid`'s shadow at its old server fd.
 fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
+    // Never blocks: a FIFO opened for reading or writing alone waits for its other end,
+    // which nobody on a restarted server holds. Without a reader a FIFO's writer cannot be
+    // reopened (ENXIO: a divergence); what was in the pipe is gone either way. The file's
+    // own status flags are set again below.
     let args = [
-        AT_FDCWD as u64,
+        reg_i64(AT_FDCWD),
         0,
-        u64::from(f.flags & !O_ONCE),
+        u64::from((f.flags & !O_ONCE) | O_NONBLOCK),
         u64::from(f.mode),
         0,
         0,
     ];
-    let mut fd = path_call(shared, conn, rpid, 257, args, 1, &f.path)?;
+    let mut fd = path_call(shared, conn, rpid, sysno::OPENAT, args, 1, &f.path)?;
     // A rename that was out when the server went down may have moved it (it runs again
     // after the replay, and the log then follows it).
     if fd == -i64::from(bindings::ENOENT) {
         let moved = shared.log.lock().pending_name(&f.path);
         if let Some(path) = moved {
-            fd = path_call(shared, conn, rpid, 257, args, 1, &path)?;
+            fd = path_call(shared, conn, rpid, sysno::OPENAT, args, 1, &path)?;
         }
     }
     if fd < 0 {
@@ -296,35 +313,49 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         return Ok(());
     }
     if fd != i64::from(f.sfd) {
-        let sfd = f.sfd as u64;
+        let sfd = reg_i32(f.sfd);
         let ret = call(
             shared,
             conn,
             rpid,
-            &request(292, [fd as u64, sfd, 0, 0, 0, 0], &[]),
+            &request(sysno::DUP3, [reg_i64(fd), sfd, 0, 0, 0, 0], &[]),
             &[],
         )?;
         call(
             shared,
             conn,
             rpid,
-            &request(3, [fd as u64, 0, 0, 0, 0, 0], &[]),
+            &request(sysno::CLOSE, [reg_i64(fd), 0, 0, 0, 0, 0], &[]),
             &[],
         )?;
         if ret < 0 {
             diverged(shared, rpid, "dup3 to its old fd", &f.path, ret);
         }
     }
+    if f.flags & O_NONBLOCK == 0 {
+        let sfd = reg_i32(f.sfd);
+        let flags = u64::from(f.flags & !O_ONCE);
+        let ret = call(
+            shared,
+            conn,
+            rpid,
+            &request(sysno::FCNTL, [sfd, F_SETFL, flags, 0, 0, 0], &[]),
+            &[],
+        )?;
+        if ret < 0 {
+            diverged(shared, rpid, "restore the status flags of", &f.path, ret);
+        }
+    }
     // An appending fd's offset is where its last append ended (the client learns it from
-    // there after each append, `fs::append_pos`): the end of the file, once the retained
+    // there after each append, `io::transfer`): the end of the file, once the retained
     // writes are back.
     if f.flags & O_APPEND != 0 {
-        let sfd = f.sfd as u64;
+        let sfd = reg_i32(f.sfd);
         call(
             shared,
             conn,
             rpid,
-            &request(8, [sfd, 0, SEEK_END, 0, 0, 0], &[]),
+            &request(sysno::LSEEK, [sfd, 0, SEEK_END, 0, 0, 0], &[]),
             &[],
         )?;
     }
@@ -341,13 +372,13 @@ fn path_call(
     arg: u8,
     path: &[u8],
 ) -> Result<i64> {
-    let mut buf = KVVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
+    let mut buf = KVVec::with_capacity(path.len().saturating_add(1), GFP_KERNEL)?;
     buf.extend_from_slice(path, GFP_KERNEL)?;
     buf.push(0, GFP_KERNEL)?;
     let desc = BufDesc {
         arg,
         dir: DIR_IN,
-        len: buf.len() as u32,
+        len: wire_len(buf.len())?,
     };
     call(shared, conn, rpid, &request(nr, args, &[desc]), &[&buf])
 }
@@ -394,20 +425,17 @@ fn reply(shared: &Shared, conn: &mut Conn, mine: impl Fn(u64) -> bool) -> Result
                         .map(|(rep, _)| (h.seq, rep.ret))
                         .map_err(|_| EPROTO);
                 }
-                // On a live connection (a redo after a writeback error) the tasks' calls
-                // are answered meanwhile.
-                match h.kind {
-                    Kind::ServerReply => rpc::deliver(shared, h.seq, b),
-                    Kind::ServerSignal => rpc::signal(shared, &h, b),
-                    _ => (),
-                }
-                if h.kind == Kind::Heartbeat && h.flags & F_REPLY == 0 {
-                    let reply = Header {
-                        flags: F_REPLY,
-                        len: 0,
-                        ..h
-                    };
-                    conn.tx.lock().send(reply, &[])?;
+                // The normal receive path takes the rest: on a live connection (a redo
+                // after a writeback error) the tasks' calls are answered meanwhile; a
+                // writeback error reported meanwhile makes the worker redo again (it
+                // compares `verifier_changes`).
+                match handle_frame(shared, conn.session, &conn.tx, &h, b)? {
+                    Handled::Done | Handled::Redo => (),
+                    Handled::Closed => return Err(ECONNRESET),
+                    Handled::Bad(e) => {
+                        pr_notice!("replay: server sent an unexpected frame: {}\n", e.name());
+                        return Err(EPROTO);
+                    }
                 }
             }
             Err(RecvError::Timeout)

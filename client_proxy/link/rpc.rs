@@ -21,17 +21,17 @@ use kernel::{
     bindings,
     prelude::*,
     sync::atomic::{Acquire, Atomic, Relaxed, Release},
-    sync::{Arc, Mutex},
+    sync::{aref::ARef, Arc, Mutex},
+    task::Task,
 };
 
-use crate::attrs;
-use crate::client::Shared;
-use crate::fs;
+use crate::link::attrs;
+use crate::proto::calls::{self, Effect};
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::SignalMsg;
-use crate::proto::syscall::{SyscallReply, SyscallReq, DIR_OUT};
-use crate::retain::{self, Durable};
+use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_OUT};
+use crate::state::Shared;
 use crate::transport::Sender;
 
 static NEXT_SEQ: Atomic<u64> = Atomic::new(1);
@@ -51,13 +51,17 @@ pub(crate) enum ProcEvent {
 /// Called from the fork and exit hooks (`hook.c`, atomic context): queues the event.
 #[no_mangle]
 extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_t, exit: bool) {
-    let Some(shared) = fs::client() else { return };
+    let Some(shared) = crate::state::client() else {
+        return;
+    };
+    // Pids are positive.
+    let pid = |p: bindings::pid_t| u32::try_from(p).unwrap_or_default();
     let ev = if exit {
-        ProcEvent::Exit { tgid: tgid as u32 }
+        ProcEvent::Exit { tgid: pid(tgid) }
     } else {
         ProcEvent::Fork {
-            parent: parent as u32,
-            child: tgid as u32,
+            parent: pid(parent),
+            child: pid(tgid),
         }
     };
     let mut events = shared.events.lock();
@@ -81,13 +85,19 @@ pub(crate) fn flush_events(shared: &Shared, tx: &mut Sender, session: u32) -> Re
     if !events.is_empty() {
         let mut log = shared.log.lock();
         for ev in events.iter() {
-            let _ = match *ev {
-                ProcEvent::Fork { parent, child } => log.forked(parent, child),
-                ProcEvent::Exit { tgid } => {
-                    log.exited(tgid);
-                    Ok(())
+            match *ev {
+                ProcEvent::Fork { parent, child } => {
+                    if let Err(e) = log.forked(parent, child) {
+                        pr_notice!(
+                            "syscall log: cannot record the fork of pid {} from {} ({:?}): a replay does not restore it\n",
+                            child,
+                            parent,
+                            e
+                        );
+                    }
                 }
-            };
+                ProcEvent::Exit { tgid } => log.exited(tgid),
+            }
         }
     }
     for ev in events.iter() {
@@ -119,6 +129,8 @@ pub(crate) struct Pending {
     /// [`DONE`] (after `reply`) when the caller may take the reply, [`RESEND`] when it
     /// must send the call again; read without the lock.
     done: Arc<Atomic<i32>>,
+    /// The task waiting for it: woken alone when `done` changes (no wake-all).
+    waiter: ARef<Task>,
 }
 
 /// Values of [`Pending::done`] besides 0 (waiting).
@@ -126,7 +138,6 @@ const DONE: i32 = 1;
 const RESEND: i32 = 2;
 
 extern "C" {
-    fn tether_call_wake();
     fn tether_call_wait(done: *const i32) -> kernel::ffi::c_int;
 }
 
@@ -134,13 +145,15 @@ impl Pending {
     /// Stores the outcome and lets the caller go on (`Shared::calls` held).
     fn finish(&mut self, reply: Result<KVVec<u8>>) {
         self.reply = Some(reply);
-        self.done.store(DONE, Release);
+        self.set_done(DONE);
     }
-}
 
-fn wake_callers() {
-    // SAFETY: No preconditions.
-    unsafe { tether_call_wake() };
+    /// Sets `done` and wakes the waiting task (`tether_call_wait` checks `done` after it
+    /// sets its state, and `wake_up_process` orders the store before the wake-up).
+    fn set_done(&self, v: i32) {
+        self.done.store(v, Release);
+        self.waiter.wake_up();
+    }
 }
 
 /// Hands a reply to the task waiting for `seq` (connection worker).
@@ -153,8 +166,6 @@ pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
     let mut calls = shared.calls.lock();
     if let Some(p) = calls.iter_mut().find(|p| p.seq == seq) {
         p.finish(reply);
-        drop(calls);
-        wake_callers();
     }
 }
 
@@ -181,7 +192,7 @@ pub(crate) fn signal(shared: &Shared, hdr: &Header, body: &[u8]) {
         .iter_mut()
         .find(|p| p.seq == hdr.seq && p.reply.is_none())
     {
-        p.signals |= 1 << signo;
+        p.signals |= 1u32.checked_shl(signo).unwrap_or(0);
     }
 }
 
@@ -204,8 +215,6 @@ pub(crate) fn fail_all(shared: &Shared, err: Error) {
     for p in calls.iter_mut().filter(|p| p.reply.is_none()) {
         p.finish(Err(err));
     }
-    drop(calls);
-    wake_callers();
 }
 
 /// A remote call sent and not yet answered (see [`submit`]). Dropping it forgets the call:
@@ -250,9 +259,10 @@ impl Reply {
         self.rep
             .lens
             .iter()
-            .take(self.rep.nbufs as usize)
+            .take(usize::try_from(self.rep.nbufs).unwrap_or(0))
             .map(move |&l| {
-                let (head, rest) = data.split_at_checked(l as usize).unwrap_or((data, &[]));
+                let l = usize::try_from(l).unwrap_or(usize::MAX);
+                let (head, rest) = data.split_at_checked(l).unwrap_or((data, &[]));
                 data = rest;
                 head
             })
@@ -276,7 +286,7 @@ pub(crate) fn submit<'a>(
     }
     let seq = next_seq();
     let done = Arc::new(Atomic::new(0), GFP_KERNEL)?;
-    let durable = retain::durable(req.nr, &req.args, ins.get(1).copied())
+    let durable = durable(req.nr, &req.args, ins.get(1).copied())
         .map(|d| (d, shared.retained.lock().stamp()));
     let link = {
         // With the link read under `calls`, a call is either sent here or by
@@ -290,6 +300,7 @@ pub(crate) fn submit<'a>(
                 reply: None,
                 signals: 0,
                 done: done.clone(),
+                waiter: ARef::from(&**kernel::current!()),
             },
             GFP_KERNEL,
         )?;
@@ -332,7 +343,7 @@ fn send_call(
         ..Header::new(Kind::ClientSystemCall, 0)
     };
     flush_events(shared, tx, session)?;
-    if rpid == kernel::current!().tgid() as u32 {
+    if i64::from(rpid) == i64::from(kernel::current!().tgid()) {
         attrs::sync(shared, tx, session, rpid)?;
     }
     tx.send(hdr, body)
@@ -354,10 +365,8 @@ pub(crate) fn publish_link(shared: &Shared, tx: &Arc<Mutex<Sender>>, session: u3
     let mut calls = shared.calls.lock();
     *shared.link.lock() = Some((tx.clone(), session));
     for p in calls.iter_mut().filter(|p| !p.sent && p.reply.is_none()) {
-        p.done.store(RESEND, Release);
+        p.set_done(RESEND);
     }
-    drop(calls);
-    wake_callers();
 }
 
 impl Ticket<'_> {
@@ -418,10 +427,11 @@ impl Ticket<'_> {
         raise(pending.signals);
         let body = pending.reply.ok_or(EIO)??;
         let (rep, data) = SyscallReply::decode(&body).map_err(|_| EPROTO)?;
-        if rep.nbufs as usize != self.nouts {
+        if usize::try_from(rep.nbufs).ok() != Some(self.nouts) {
             return Err(EPROTO);
         }
-        let data = body.len() - data.len();
+        // `data` is the tail of `body`.
+        let data = body.len().checked_sub(data.len()).ok_or(EPROTO)?;
         let ret = self.settle(rep.ret);
         let rerun = self.rerun();
         self.shared.log.lock().called(self.rpid);
@@ -445,8 +455,8 @@ impl Ticket<'_> {
     /// The call's result `ret`, after what its success means for the retained writes and,
     /// when its server restarted meanwhile, for a second run of it (see the module doc).
     fn settle(&self, ret: i64) -> i64 {
-        const EEXIST: i64 = -(bindings::EEXIST as i64);
-        const ENOENT: i64 = -(bindings::ENOENT as i64);
+        const EEXIST: i64 = -(bindings::EEXIST as i64); // a small constant: no overflow
+        const ENOENT: i64 = -(bindings::ENOENT as i64); // a small constant: no overflow
         let ret = match (self.nr, ret) {
             _ if !self.rerun() => ret,
             // mkdir, mkdirat, link, linkat, symlink, symlinkat
@@ -487,7 +497,7 @@ pub(crate) fn call(
     outs: &mut [&mut [u8]],
 ) -> Result<i64> {
     let reply = submit(shared, rpid, req, ins)?.wait()?;
-    if outs.len() != reply.rep.nbufs as usize {
+    if usize::try_from(reply.rep.nbufs).ok() != Some(outs.len()) {
         return Err(EPROTO);
     }
     for (out, data) in outs.iter_mut().zip(reply.outs()) {
@@ -496,4 +506,39 @@ pub(crate) fn call(
             .copy_from_slice(data);
     }
     Ok(reply.ret)
+}
+
+/// A request for syscall `nr` with arguments `args` and buffers `bufs` (at most
+/// `MAX_BUFS`: the rest are dropped).
+pub(crate) fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
+    let mut req = SyscallReq {
+        nr,
+        args,
+        ..Default::default()
+    };
+    for (slot, b) in req.bufs.iter_mut().zip(bufs) {
+        *slot = *b;
+        req.nbufs = req.nbufs.saturating_add(1);
+    }
+    req
+}
+
+/// What a successful call makes durable on the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durable {
+    /// Every write answered before it (committed calls, `syncfs`).
+    All,
+    /// The writes to the file open as this server fd (`fsync`, `fdatasync`).
+    File(i32),
+}
+
+/// What call `nr` with `args` (and, for `openat2`, its `struct open_how` in `how`) makes
+/// durable once it succeeded, as the call table says (`proto::calls`, the table the
+/// server's shadows commit by).
+pub(crate) fn durable(nr: u32, args: &[u64; 6], how: Option<&[u8]>) -> Option<Durable> {
+    match calls::effect(calls::spec(nr)?, args, how) {
+        Effect::None => None,
+        Effect::Commits | Effect::CommitsIfCreates | Effect::SyncsAll => Some(Durable::All),
+        Effect::SyncsFile => i32::try_from(args[0]).ok().map(Durable::File),
+    }
 }

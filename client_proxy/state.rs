@@ -12,13 +12,15 @@ use kernel::{
     },
 };
 
-use crate::bench::{BenchReq, BenchResult};
-use crate::hook::Hooks;
-use crate::log::Log;
-use crate::retain::Retained;
-use crate::rpc::{Pending, ProcEvent};
+use crate::global::Global;
+use crate::intercept::hook::Hooks;
+use crate::link::bench::{BenchReq, BenchResult};
+use crate::link::connection::Recovery;
+use crate::link::rpc::{Pending, ProcEvent};
+use crate::recovery::journal::Log;
+use crate::recovery::retain::Retained;
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Sender, Socket, Stats};
-use crate::{connection, module_parameters as params};
+use crate::{link::connection, module_parameters as params};
 
 /// Most servers in `servers=`.
 const MAX_SERVERS: usize = 8;
@@ -38,6 +40,8 @@ pub(crate) struct Config {
     pub(crate) split: usize,
     pub(crate) reconnect_max_ms: u32,
     pub(crate) log_persist_ms: u32,
+    /// The shared key (`key_file=`); `None` with `no_auth=1`.
+    pub(crate) key: Option<crate::auth::Key>,
 }
 
 impl Config {
@@ -52,6 +56,7 @@ impl Config {
             split: params::split.value() as usize,
             reconnect_max_ms: params::reconnect_max_ms.value(),
             log_persist_ms: params::log_persist_ms.value(),
+            key: None,
         };
         check_link_params(c.max_frame, c.split)?;
         if !(40..=60000).contains(&c.heartbeat_ms) {
@@ -72,7 +77,9 @@ impl Config {
             );
             return Err(EINVAL);
         }
-        Ok(c)
+        // Last: every other parameter is fine.
+        let key = crate::auth::Key::load(params::no_auth.value())?;
+        Ok(Self { key, ..c })
     }
 }
 
@@ -152,6 +159,8 @@ pub(crate) struct Inner {
 #[pin_data]
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    /// What the connection worker calls to recover from a server restart.
+    pub(crate) recovery: Recovery,
     /// Random at every load.
     pub(crate) boot_verifier: u64,
     /// Random at every load, never 0: lets the server know a reconnect comes from this
@@ -175,7 +184,7 @@ pub(crate) struct Shared {
     pub(crate) replay_due: Atomic<bool>,
     /// The last connection's time from its start to calls going out (handshake, replay).
     pub(crate) last_resume_us: Atomic<u64>,
-    /// The last rewrite of retained data ([`crate::replay::redo`]).
+    /// The last rewrite of retained data ([`crate::recovery::replay::redo`]).
     pub(crate) last_redo_us: Atomic<u64>,
     /// Replay results that contradicted the log (e.g. an open file that is gone).
     pub(crate) divergences: Atomic<u64>,
@@ -340,7 +349,7 @@ pub(crate) struct TetherClient {
     _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     /// The persisted copy of the log (`None`: `log_file` is empty).
-    persist: Option<Arc<crate::persist::Persist>>,
+    persist: Option<Arc<crate::recovery::persist::Persist>>,
     queue: Option<OwnedQueue>,
     _dir: debugfs::Dir,
 }
@@ -352,6 +361,10 @@ impl kernel::Module for TetherClient {
         let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
+                recovery: Recovery {
+                    replay: crate::recovery::replay::run,
+                    redo: crate::recovery::replay::redo,
+                },
                 config,
                 boot_verifier: random_u64(),
                 instance: random_u64().max(1),
@@ -407,30 +420,30 @@ impl kernel::Module for TetherClient {
             dir.read_write_callback_file(
                 c"bench",
                 shared.clone(),
-                &crate::bench::show,
-                &crate::bench::request,
+                &crate::link::bench::show,
+                &crate::link::bench::request,
             ),
             GFP_KERNEL,
         )?;
         let tasks_file = KBox::pin_init(
-            dir.read_callback_file(c"tasks", (), &crate::hook::show_tasks::<()>),
+            dir.read_callback_file(c"tasks", (), &crate::intercept::hook::show_tasks::<()>),
             GFP_KERNEL,
         )?;
         let tether_file = KBox::pin_init(
-            dir.write_callback_file(c"tether", (), &crate::hook::tether_write::<()>),
+            dir.write_callback_file(c"tether", (), &crate::intercept::hook::tether_write::<()>),
             GFP_KERNEL,
         )?;
         let log_file = KBox::pin_init(
             dir.read_callback_file(c"log", shared.clone(), &Shared::show_log),
             GFP_KERNEL,
         )?;
-        let persist = crate::persist::Persist::from_params(shared.config.log_persist_ms)?;
+        let persist = crate::recovery::persist::Persist::from_params(shared.config.log_persist_ms)?;
         if let Some(p) = &persist {
             p.keep_previous();
             let (sh, p) = (shared.clone(), p.clone());
             queue
                 .queue()
-                .try_spawn(GFP_KERNEL, move || crate::persist::run(sh, p))?;
+                .try_spawn(GFP_KERNEL, move || crate::recovery::persist::run(sh, p))?;
         }
         let sh = shared.clone();
         // (Any failure from here on stops the workers, which the queue's drop waits for.)
@@ -444,9 +457,9 @@ impl kernel::Module for TetherClient {
             shared.config.port,
             shared.boot_verifier
         );
-        crate::fs::CLIENT.publish(Some(shared.clone()));
+        CLIENT.publish(Some(shared.clone()));
         let hooks = Hooks::start().inspect_err(|_| {
-            crate::fs::CLIENT.publish(None);
+            CLIENT.publish(None);
             shared.stop();
         })?;
         Ok(Self {
@@ -468,7 +481,7 @@ impl Drop for TetherClient {
     fn drop(&mut self) {
         // No task can be in a remote call: each tethered task holds a module reference.
         drop(self.hooks.take());
-        crate::fs::CLIENT.publish(None);
+        CLIENT.publish(None);
         self.shared.stop();
         // Waits for the connection worker and the log's writer to return.
         drop(self.queue.take());
@@ -478,4 +491,13 @@ impl Drop for TetherClient {
         }
         pr_info!("unloaded\n");
     }
+}
+
+/// The module state, for the handlers (which run in tethered tasks). The module publishes
+/// it before installing the hooks and withdraws it after removing them.
+pub(crate) static CLIENT: Global<Shared> = Global::new();
+
+/// The module state, if the module is loaded.
+pub(crate) fn client() -> Option<Arc<Shared>> {
+    CLIENT.get()
 }

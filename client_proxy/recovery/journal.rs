@@ -9,6 +9,7 @@ use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
 
 use crate::proto::process::ProcAttrs;
+use crate::syscalls::paths::join;
 
 /// One open remote file.
 pub(crate) struct FileRec {
@@ -78,34 +79,6 @@ pub(crate) struct Log {
     next_rename: u64,
 }
 
-/// `base` joined with `rel` (unless `rel` is absolute), with `.`, `..` and repeated
-/// slashes resolved textually.
-fn join(base: &[u8], rel: &[u8]) -> Result<KVVec<u8>> {
-    let mut out = KVVec::new();
-    let parts = if rel.first() == Some(&b'/') {
-        [&b""[..], rel]
-    } else {
-        [base, rel]
-    };
-    for part in parts.iter().flat_map(|p| p.split(|&c| c == b'/')) {
-        match part {
-            b"" | b"." => (),
-            b".." => {
-                let cut = out.iter().rposition(|&c| c == b'/').unwrap_or(0);
-                out.truncate(cut);
-            }
-            name => {
-                out.push(b'/', GFP_KERNEL)?;
-                out.extend_from_slice(name, GFP_KERNEL)?;
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push(b'/', GFP_KERNEL)?;
-    }
-    Ok(out)
-}
-
 /// `path` with its prefix `from` (a whole component) replaced by `to`, if it has it.
 fn moved(path: &[u8], from: &[u8], to: &[u8]) -> Result<Option<KVVec<u8>>> {
     let Some(rest) = path.strip_prefix(from) else {
@@ -117,11 +90,6 @@ fn moved(path: &[u8], from: &[u8], to: &[u8]) -> Result<Option<KVVec<u8>>> {
     let mut m = copy(to)?;
     m.extend_from_slice(rest, GFP_KERNEL)?;
     Ok(Some(m))
-}
-
-/// `path` with `.`, `..` and repeated slashes resolved textually, from `/`.
-pub(crate) fn normalize(path: &[u8]) -> Result<KVVec<u8>> {
-    join(b"/", path)
 }
 
 impl Log {

@@ -12,11 +12,11 @@
 
 use kernel::prelude::*;
 
-use crate::client::Shared;
+use crate::link::rpc;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::{ProcAttrs, MAX_GROUPS};
-use crate::rpc;
+use crate::state::Shared;
 use crate::transport::Sender;
 
 extern "C" {

@@ -7,7 +7,9 @@
 //! answer `EACCES` or `EINVAL` first). This handler only makes that visible: a
 //! rate-limited notice in dmesg names the process.
 
-use crate::fs::{Dispatch, Proxy};
+use crate::num::arg_i32;
+use crate::syscalls::proxy::Proxy;
+use crate::syscalls::Dispatch;
 
 extern "C" {
     fn tether_proxy_mmap_refused(fd: kernel::ffi::c_int);
@@ -20,7 +22,7 @@ const MAP_ANONYMOUS: u64 = 0x20;
 pub(crate) fn mmap(a: &[u64; 6]) -> Dispatch {
     if a[3] & MAP_ANONYMOUS == 0 && Proxy::get(a[4]).is_some() {
         // SAFETY: No preconditions.
-        unsafe { tether_proxy_mmap_refused(a[4] as i32) };
+        unsafe { tether_proxy_mmap_refused(arg_i32(a[4])) };
     }
     Dispatch::Local
 }

@@ -31,7 +31,7 @@ use kernel::{
     time::{delay::fsleep, Delta},
 };
 
-use crate::client::Shared;
+use crate::state::Shared;
 
 mod ffi {
     use kernel::ffi::{c_char, c_int, c_void};

@@ -5,7 +5,7 @@
 use core::fmt;
 use kernel::{bindings, ffi::c_long, prelude::*};
 
-use crate::fs::Dispatch;
+use crate::syscalls::Dispatch;
 
 /// A `__x64_sys_*` function.
 type SysFn = unsafe extern "C" fn(*const bindings::pt_regs) -> c_long;

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Dispatch of a session's requests: `CLIENT_SYSTEM_CALL` (checked against the call table,
+//! then queued to the shadow of its process), `CLIENT_FORK`, `CLIENT_EXIT` and
+//! `CLIENT_ATTRS` (the process's identity, mapped by its export's rule). Each request runs
+//! once per seq: a re-sent one is answered from the reply cache (`session.rs`).
+
+use kernel::{
+    prelude::*,
+    sync::{atomic::Relaxed, Arc},
+};
+
+use crate::auth::may_log_refusal;
+use crate::proto::calls;
+use crate::proto::frame::Header;
+use crate::proto::kind::Kind;
+use crate::proto::process::ProcAttrs;
+use crate::proto::syscall::{SyscallReply, SyscallReq, MAX_BUFS};
+use crate::reply_cache::Seen;
+use crate::server::Shared;
+use crate::session::Session;
+
+/// A request (`CLIENT_SYSTEM_CALL`, `CLIENT_FORK`, `CLIENT_EXIT`): run once per seq. A
+/// re-sent one is answered from the reply cache, or not at all while it is still pending
+/// (its reply goes out when ready).
+pub(crate) fn request(
+    shared: &Shared,
+    s: &Arc<Session>,
+    gen: u64,
+    hdr: &Header,
+    body: &[u8],
+) -> Result {
+    match s.seen(gen, hdr, shared.config.max_pending)? {
+        Seen::New => (),
+        Seen::Answered => {
+            shared.cache_hits.add(1, Relaxed);
+            return Ok(());
+        }
+        Seen::Pending => {
+            shared.dup_pending.add(1, Relaxed);
+            return Ok(());
+        }
+        Seen::Stale => {
+            pr_notice!(
+                "session {}: request seq {} is older than the reply cache: refused with ESTALE\n",
+                s.id,
+                hdr.seq
+            );
+            let h = Header {
+                session: s.id,
+                rpid: hdr.rpid,
+                seq: hdr.seq,
+                ..Header::new(Kind::ServerReply, 0)
+            };
+            return s.send(
+                gen,
+                h,
+                &SyscallReply::bare(-i64::from(kernel::bindings::ESTALE)),
+            );
+        }
+        Seen::Full => {
+            shared.limit_notice(s, "pending requests", shared.config.max_pending);
+            reply_bare(s, hdr, -i64::from(kernel::bindings::EAGAIN));
+            return Ok(());
+        }
+    }
+    match hdr.kind {
+        Kind::ClientSystemCall => {
+            shared.dirty.add(body.len() as u64, Relaxed);
+            system_call(shared, s, hdr, body);
+            Ok(())
+        }
+        Kind::ClientFork if shared.exports.is_denied(s.id, hdr.rpid) => {
+            reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
+            Ok(())
+        }
+        Kind::ClientFork => fork(shared, s, hdr, body).inspect_err(|_| s.unpend(hdr.seq)),
+        _ => {
+            if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
+                shadow.exit();
+                if shadow.is_gone() {
+                    shared.remove_shadow(&shadow);
+                }
+            }
+            reply_bare(s, hdr, 0);
+            Ok(())
+        }
+    }
+}
+
+/// `CLIENT_FORK`: process `hdr.rpid` forked child `body` (`u32`). The parent's shadow
+/// forks too (its reply answers the frame); without a parent shadow the child gets a fresh
+/// one at its first call.
+fn fork(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) -> Result {
+    let child = body
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or(EINVAL)?;
+    let Some(parent) = shared.find_process(s.id, hdr.rpid) else {
+        s.unpend(hdr.seq);
+        return Ok(());
+    };
+    let shadow = shared.add_forked_shadow(s, child)?;
+    if parent.push_fork(hdr.seq, shadow.token, child).is_err() {
+        // The parent's server state is gone: so is the child's.
+        shadow.fail_all(kernel::bindings::EIO);
+        s.unpend(hdr.seq);
+    }
+    Ok(())
+}
+
+/// Hands a `CLIENT_SYSTEM_CALL` to the shadow of its process (started on first use). A
+/// shadow that cannot take it (dead: `EIO`, exiting: `ESRCH`) answers at once with that
+/// error; the session goes on.
+fn system_call(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) {
+    if shared.exports.is_denied(s.id, hdr.rpid) {
+        reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
+        return;
+    }
+    if let Err(refusal) = check_call(shared, s, hdr, body) {
+        reply_bare(s, hdr, -i64::from(refusal.errno()));
+        return;
+    }
+    match shared.shadow_for(s, hdr.rpid) {
+        Ok(shadow) => {
+            let max_bytes = shared.config.max_queued_bytes;
+            if let Err(e) = shadow.push(hdr.seq, body, max_bytes) {
+                if e == EAGAIN {
+                    shared.limit_notice(s, "queued request bytes per process", max_bytes);
+                }
+                shadow.fail(hdr.seq, e.to_errno().unsigned_abs());
+            }
+        }
+        Err(e) => reply_bare(s, hdr, i64::from(e.to_errno())),
+    }
+}
+
+/// Checks a `CLIENT_SYSTEM_CALL` body against the call table (`proto::calls::check`): a
+/// call no shadow runs, or whose buffers do not match its arguments, never reaches one.
+fn check_call(
+    shared: &Shared,
+    s: &Session,
+    hdr: &Header,
+    body: &[u8],
+) -> core::result::Result<(), calls::Refusal> {
+    let (req, data) = SyscallReq::decode(body).map_err(|_| calls::Refusal::BadArgs)?;
+    let max_out = shared
+        .config
+        .max_frame
+        .saturating_sub(u32::try_from(SyscallReply::head_len(MAX_BUFS)).unwrap_or(u32::MAX));
+    calls::check(&req, data, max_out)
+        .map(|_| ())
+        .inspect_err(|r| {
+            if !matches!(r, calls::Refusal::Device) {
+                shared.refusal_notice(s, hdr.rpid, req.nr, *r);
+            }
+        })
+}
+
+/// `CLIENT_ATTRS`: the shadow of process `hdr.rpid` (started now when it has none) takes
+/// on `attrs`, mapped by the `squash_root` policy, before its next call. A dead or exiting
+/// shadow ignores them: its calls fail anyway.
+pub(crate) fn set_attrs(
+    shared: &Shared,
+    s: &Arc<Session>,
+    hdr: &Header,
+    attrs: &ProcAttrs,
+) -> Result {
+    let rule = shared.exports.rule(s.cid);
+    let Some(rule) = rule.filter(|r| r.allows(attrs)) else {
+        // Its calls fail with EPERM until it claims ids its CID may use; no shadow starts
+        // for it meanwhile.
+        shared.attrs_refused.add(1, Relaxed);
+        if may_log_refusal() {
+            pr_notice!(
+                "session {} (cid {}) pid {}: CLIENT_ATTRS claims ids outside the client's export ranges (uid {} euid {} fsuid {} gid {} egid {} fsgid {}, {} groups): its calls fail with EPERM\n",
+                s.id,
+                s.cid,
+                hdr.rpid,
+                attrs.uid,
+                attrs.euid,
+                attrs.fsuid,
+                attrs.gid,
+                attrs.egid,
+                attrs.fsgid,
+                attrs.ngroups
+            );
+        }
+        if !shared.exports.deny(s.id, hdr.rpid) {
+            return Err(EUSERS);
+        }
+        return Ok(());
+    };
+    shared.exports.allow(s.id, hdr.rpid);
+    // A shadow that cannot start is reported by the call that follows (and a shadow
+    // without attributes runs as nobody).
+    if let Ok(shadow) = shared.shadow_for(s, hdr.rpid) {
+        let _ = shadow.push_attrs(&rule.map(attrs));
+    }
+    Ok(())
+}
+
+/// Answers request `hdr` with `ret` (`0` or `-errno`) and no output.
+fn reply_bare(s: &Session, hdr: &Header, ret: i64) {
+    s.reply(hdr.rpid, hdr.seq, &SyscallReply::bare(ret), 0);
+}
