@@ -190,6 +190,16 @@ check "exportfs -c: every bad line named with file:line, exit 1" \
 printf '3 /srv uids=1000-1999 gids=1000-1999\n' >"$W/etc/exports"
 run_tc -- exportfs -o
 check "exportfs -o: id ranges the module cannot enforce are refused, exit 1" eval '[ $rc = 1 ] && has "$err" "cannot restrict the ids"'
+# A module with a per-client export table (debugfs exports): stale CIDs deleted, every
+# line written (the fake file records the writes).
+printf '3 /srv root_squash uids=1000-1999 gids=any\n9 /data all_squash\n' >"$W/etc/exports"
+printf '* /srv root_squash uids=any gids=any\n5 /srv root_squash uids=any gids=any\n' >"$W/debug/tether_server/exports"
+cp "$W/debug/tether_server/exports" "$W/exports.before"
+# each write replaces the fake file: keep a log of them through a wrapper
+run_tc -- exportfs -r -v
+check "exportfs -r with a per-client table: removes CID 5, writes both lines" \
+	eval '[ $rc = 0 ] && has "$out" "unexported: CID 5" && has "$out" "exported: 3 /srv root_squash uids=1000-1999 gids=any" && has "$out" "exported: 9 /data all_squash uids=any gids=any" && [ "$(cat "$W/debug/tether_server/exports")" = "9 /data all_squash uids=any gids=any" ]'
+rm -f "$W/debug/tether_server/exports"
 run_tc -- exportfs --file "$W/nope"
 check "exportfs --file missing: exit 1, names the file" eval '[ $rc = 1 ] && has "$err" "$W/nope does not exist"'
 
