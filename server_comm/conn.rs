@@ -105,6 +105,14 @@ pub(crate) fn refuse(
     let _ = sock.send_nowait(&frame);
 }
 
+/// Refuses a connection past a limit (`ERROR Busy`), counted in `limit_refusals`; how its
+/// handshake ends.
+fn busy(shared: &Shared, sock: &Arc<Socket>, cid: u32, why: fmt::Arguments<'_>) -> End {
+    shared.limit_refusals.add(1, Relaxed);
+    refuse(shared, sock, cid, ProtoError::Busy, why);
+    End::Stopping
+}
+
 fn error_body(code: ProtoError, detail: u32) -> [u8; ErrorMsg::LEN] {
     let mut body = [0u8; ErrorMsg::LEN];
     let msg = ErrorMsg {
@@ -342,15 +350,12 @@ fn handshake(
             Err(RecvError::Timeout) if shared.is_stopping() => return Err(End::Stopping),
             Err(RecvError::Timeout) if misses + 1 < MAX_MISSES => misses += 1,
             Err(RecvError::Io(e)) if e == ETIMEDOUT => {
-                shared.limit_refusals.add(1, Relaxed);
-                refuse(
+                return Err(busy(
                     shared,
                     sock,
                     cid,
-                    ProtoError::Busy,
                     fmt!("handshake not done within {} ms", cfg.handshake_ms),
-                );
-                return Err(End::Stopping);
+                ));
             }
             Err(e) => return Err(e.into()),
         }
@@ -396,29 +401,18 @@ fn handshake(
     let (s, gen, resumed) = match shared.attach(&hello, cid, sock, &greeting) {
         Ok(a) => a,
         Err(e) if e == EBUSY => {
-            shared.limit_refusals.add(1, Relaxed);
-            refuse(
-                shared,
-                sock,
-                cid,
-                ProtoError::Busy,
-                fmt!("too many sessions ({})", cfg.max_sessions),
-            );
-            return Err(End::Stopping);
+            let limit = cfg.max_sessions;
+            return Err(busy(shared, sock, cid, fmt!("too many sessions ({limit})")));
         }
         Err(e) if e == EUSERS => {
-            shared.limit_refusals.add(1, Relaxed);
-            refuse(
+            let limit = cfg.max_sessions_per_cid;
+            let why = "max_sessions_per_cid";
+            return Err(busy(
                 shared,
                 sock,
                 cid,
-                ProtoError::Busy,
-                fmt!(
-                    "too many sessions of this client ({}, max_sessions_per_cid)",
-                    cfg.max_sessions_per_cid
-                ),
-            );
-            return Err(End::Stopping);
+                fmt!("too many sessions of this client ({limit}, {why})"),
+            ));
         }
         Err(e) if e == ESHUTDOWN => return Err(End::Stopping),
         Err(e) => return Err(End::Io(e)),

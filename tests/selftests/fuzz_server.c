@@ -117,14 +117,10 @@ static size_t mutate(uint8_t *b, size_t n, size_t cap)
 	return n;
 }
 
-/* Ends session `session` on `fd` for good (ERROR goodbye), then closes. */
+/* Ends session `session` on `fd` for good, then closes. */
 static void goodbye(int fd, uint32_t session)
 {
-	uint8_t bye[8];
-
-	tt_put32(bye, TT_E_GOODBYE);
-	tt_put32(bye + 4, 0);
-	tt_send_frame(fd, TT_ERROR, 0, session, 1, bye, 8);
+	tt_goodbye(fd, session);
 	close(fd);
 }
 
@@ -184,11 +180,7 @@ static int drain(int fd)
 		if (n < 0)
 			return -1; /* closed: the server dropped it */
 		if (h.kind == TT_WELCOME && tt_welcome_get(body, n, &w)) {
-			uint8_t bye[8];
-
-			tt_put32(bye, TT_E_GOODBYE);
-			tt_put32(bye + 4, 0);
-			tt_send_frame(fd, TT_ERROR, 0, w.session, 1, bye, 8);
+			tt_goodbye(fd, w.session);
 			return -1; /* the caller closes */
 		}
 	}

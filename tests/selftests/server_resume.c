@@ -112,11 +112,7 @@ static int64_t do_umask(int fd, uint32_t session, uint64_t seq, uint64_t mask, u
 /* Ends the session for good (ERROR goodbye), then closes. */
 static void goodbye(int fd, uint32_t session)
 {
-	uint8_t b[8];
-
-	tt_put32(b, TT_E_GOODBYE);
-	tt_put32(b + 4, 0);
-	tt_send_frame(fd, TT_ERROR, 0, session, 999999, b, 8);
+	tt_goodbye(fd, session);
 	close(fd);
 }
 

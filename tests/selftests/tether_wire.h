@@ -709,6 +709,17 @@ static inline int tt_handshake(int fd, uint32_t max_frame, struct tt_welcome *w)
 	return 0;
 }
 
+/* Ends session `session` for good on fd (ERROR goodbye): the server does not keep it for a
+ * resume. The caller still closes fd. */
+static inline int tt_goodbye(int fd, uint32_t session)
+{
+	uint8_t b[8];
+
+	tt_put32(b, TT_E_GOODBYE);
+	tt_put32(b + 4, 0);
+	return tt_send_frame(fd, TT_ERROR, 0, session, 1, b, 8);
+}
+
 /* One heartbeat round trip; 0 when answered (F_REPLY, same seq) in time. */
 static inline int tt_heartbeat(int fd, uint32_t session, uint64_t seq, int timeout_ms)
 {
