@@ -290,30 +290,47 @@ TEST(unlisted_ids_refused)
 }
 
 /* Idle connections that never send HELLO: beyond max_handshakes refused (BUSY) at
- * once; every idle one closed by the server within a few seconds; then served again. */
+ * once; every idle one closed by the server within a few seconds; then served again.
+ * The server drops an idle connection after handshake_ms (5 s): when opening them took
+ * that long (a loaded TCG machine), the first ones may be gone before the last arrive,
+ * so the round is tried again, up to 3 times. */
 TEST(idle_pre_hello_connections)
 {
 	int max = tt_env("HOSTILE_MAX_HANDSHAKES", 16), n = max + 4, busy = 0, closed = 0;
+	uint64_t took = 0;
 	int fd[64];
 
 	if (!ROOT)
 		SKIP(return, "needs root (reserved port)");
 	ASSERT_GE(64, n);
-	for (int i = 0; i < n; i++) {
-		fd[i] = tt_connect_raw(SERVER_CID, PORT, 1);
-		ASSERT_LE(0, fd[i]) TH_LOG("connect %d: %s", i, strerror(-fd[i]));
-	}
-	for (int i = 0; i < n; i++) {
-		int c = first_code(fd[i], 5000);
+	for (int round = 0; round < 3; round++) {
+		uint64_t t0 = tt_now_ns();
 
-		if (c == TT_E_BUSY)
-			busy++;
+		busy = 0;
+		closed = 0;
+		for (int i = 0; i < n; i++) {
+			fd[i] = tt_connect_raw(SERVER_CID, PORT, 1);
+			ASSERT_LE(0, fd[i]) TH_LOG("connect %d: %s", i, strerror(-fd[i]));
+		}
+		took = (tt_now_ns() - t0) / 1000000;
+		for (int i = 0; i < n; i++) {
+			int c = first_code(fd[i], 5000);
+
+			if (c == TT_E_BUSY)
+				busy++;
+		}
+		for (int i = 0; i < n; i++) {
+			closed += closed_by_server(fd[i]);
+			close(fd[i]);
+		}
+		if (busy >= n - max || took < 4000)
+			break;
+		TH_LOG("round %d: %d of %d refused with BUSY, but opening them took %llu ms: again",
+		       round, busy, n, (unsigned long long)took);
+		sleep(6);
 	}
-	EXPECT_LE(n - max, busy) TH_LOG("%d of %d refused with BUSY", busy, n);
-	for (int i = 0; i < n; i++) {
-		closed += closed_by_server(fd[i]);
-		close(fd[i]);
-	}
+	EXPECT_LE(n - max, busy) TH_LOG("%d of %d refused with BUSY (opened in %llu ms)", busy, n,
+					(unsigned long long)took);
 	EXPECT_EQ(n, closed);
 	EXPECT_EQ(0, honest());
 }
