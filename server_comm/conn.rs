@@ -14,7 +14,7 @@ use kernel::{
 };
 
 use crate::auth::{self, may_log_bad_frame, may_log_refusal};
-use crate::dispatch::{request, set_attrs};
+use crate::dispatch::{request, set_attrs, system_call};
 use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::error::ProtoError;
@@ -286,7 +286,7 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
                 }
             }
             Kind::ClientSystemCall => match SyscallReq::decode(body) {
-                Ok(_) => request(shared, s, gen, &hdr, body),
+                Ok((req, data)) => system_call(shared, s, gen, &hdr, body, (&req, data)),
                 Err(e) => return End::Bad(e, hdr.kind as u32),
             },
             Kind::ClientFork | Kind::ClientExit => request(shared, s, gen, &hdr, body),

@@ -20,25 +20,19 @@ use crate::reply_cache::Seen;
 use crate::server::Shared;
 use crate::session::Session;
 
-/// A request (`CLIENT_SYSTEM_CALL`, `CLIENT_FORK`, `CLIENT_EXIT`): run once per seq. A
-/// re-sent one is answered from the reply cache, or not at all while it is still pending
-/// (its reply goes out when ready).
-pub(crate) fn request(
-    shared: &Shared,
-    s: &Arc<Session>,
-    gen: u64,
-    hdr: &Header,
-    body: &[u8],
-) -> Result {
+/// Whether request `hdr` runs: each request runs once per seq. A re-sent one is answered
+/// from the reply cache, or not at all while it is still pending (its reply goes out when
+/// ready); a stale one is refused with `ESTALE`, one past `max_pending` with `EAGAIN`.
+fn admit(shared: &Shared, s: &Arc<Session>, gen: u64, hdr: &Header) -> Result<bool> {
     match s.seen(gen, hdr, shared.config.max_pending)? {
-        Seen::New => (),
+        Seen::New => Ok(true),
         Seen::Answered => {
             shared.cache_hits.add(1, Relaxed);
-            return Ok(());
+            Ok(false)
         }
         Seen::Pending => {
             shared.dup_pending.add(1, Relaxed);
-            return Ok(());
+            Ok(false)
         }
         Seen::Stale => {
             pr_notice!(
@@ -52,24 +46,33 @@ pub(crate) fn request(
                 seq: hdr.seq,
                 ..Header::new(Kind::ServerReply, 0)
             };
-            return s.send(
+            s.send(
                 gen,
                 h,
                 &SyscallReply::bare(-i64::from(kernel::bindings::ESTALE)),
-            );
+            )?;
+            Ok(false)
         }
         Seen::Full => {
             shared.limit_notice(s, "pending requests", shared.config.max_pending);
             reply_bare(s, hdr, -i64::from(kernel::bindings::EAGAIN));
-            return Ok(());
+            Ok(false)
         }
     }
+}
+
+/// A `CLIENT_FORK` or `CLIENT_EXIT`, once per seq ([`admit`]).
+pub(crate) fn request(
+    shared: &Shared,
+    s: &Arc<Session>,
+    gen: u64,
+    hdr: &Header,
+    body: &[u8],
+) -> Result {
+    if !admit(shared, s, gen, hdr)? {
+        return Ok(());
+    }
     match hdr.kind {
-        Kind::ClientSystemCall => {
-            shared.dirty.add(body.len() as u64, Relaxed);
-            system_call(shared, s, hdr, body);
-            Ok(())
-        }
         Kind::ClientFork if shared.exports.is_denied(s.id, hdr.rpid) => {
             reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
             Ok(())
@@ -110,17 +113,29 @@ fn fork(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) -> Result 
     Ok(())
 }
 
-/// Hands a `CLIENT_SYSTEM_CALL` to the shadow of its process (started on first use). A
-/// shadow that cannot take it (dead: `EIO`, exiting: `ESRCH`) answers at once with that
-/// error; the session goes on.
-fn system_call(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) {
+/// Hands a `CLIENT_SYSTEM_CALL` (`body`, decoded as `req` with its input bytes `data`) to
+/// the shadow of its process (started on first use), once per seq ([`admit`]). A shadow
+/// that cannot take it (dead: `EIO`, exiting: `ESRCH`) answers at once with that error;
+/// the session goes on.
+pub(crate) fn system_call(
+    shared: &Shared,
+    s: &Arc<Session>,
+    gen: u64,
+    hdr: &Header,
+    body: &[u8],
+    (req, data): (&SyscallReq, &[u8]),
+) -> Result {
+    if !admit(shared, s, gen, hdr)? {
+        return Ok(());
+    }
+    shared.dirty.add(body.len() as u64, Relaxed);
     if shared.exports.is_denied(s.id, hdr.rpid) {
         reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
-        return;
+        return Ok(());
     }
-    if let Err(refusal) = check_call(shared, s, hdr, body) {
+    if let Err(refusal) = check_call(shared, s, hdr, req, data) {
         reply_bare(s, hdr, -i64::from(refusal.errno()));
-        return;
+        return Ok(());
     }
     match shared.shadow_for(s, hdr.rpid) {
         Ok(shadow) => {
@@ -134,22 +149,23 @@ fn system_call(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) {
         }
         Err(e) => reply_bare(s, hdr, i64::from(e.to_errno())),
     }
+    Ok(())
 }
 
-/// Checks a `CLIENT_SYSTEM_CALL` body against the call table (`proto::calls::check`): a
-/// call no shadow runs, or whose buffers do not match its arguments, never reaches one.
+/// Checks a `CLIENT_SYSTEM_CALL` against the call table (`proto::calls::check`): a call no
+/// shadow runs, or whose buffers do not match its arguments, never reaches one.
 fn check_call(
     shared: &Shared,
     s: &Session,
     hdr: &Header,
-    body: &[u8],
+    req: &SyscallReq,
+    data: &[u8],
 ) -> core::result::Result<(), calls::Refusal> {
-    let (req, data) = SyscallReq::decode(body).map_err(|_| calls::Refusal::BadArgs)?;
     let max_out = shared
         .config
         .max_frame
         .saturating_sub(u32::try_from(SyscallReply::head_len(MAX_BUFS)).unwrap_or(u32::MAX));
-    calls::check(&req, data, max_out)
+    calls::check(req, data, max_out)
         .map(|_| ())
         .inspect_err(|r| {
             if !matches!(r, calls::Refusal::Device) {
