@@ -33,7 +33,7 @@ use crate::link::rpc::request;
 use crate::num::{len_u64, reg_i32, reg_i64, wire_len};
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
-use crate::proto::process::ProcAttrs;
+use crate::proto::process::{ProcAttrs, REDO_RPID};
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN};
 use crate::proto::sysno;
 use crate::recovery::journal::{FileRec, ProcRec};
@@ -75,9 +75,6 @@ pub(crate) fn run(shared: &Shared, conn: &mut Conn) -> Result {
     Ok(())
 }
 
-/// The process id of the shadow that writes retained data again: no client process has it
-/// (pids stay below 2^22).
-const REDO_RPID: u32 = u32::MAX - 1;
 const O_WRONLY: u64 = 0o1;
 
 /// Writes every retained write again on the server of `conn`, oldest first. Each keeps its

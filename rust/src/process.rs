@@ -20,6 +20,10 @@ pub const RLIM_INFINITY: u64 = u64::MAX;
 /// The id the server maps root to when it squashes root (`nobody`, `nogroup`).
 pub const ANON_ID: u32 = 65534;
 
+/// The process id of the client's redo shadow, which writes retained data again after a
+/// server restart (DESIGN §3.4): no client process has it (pids stay below 2^22).
+pub const REDO_RPID: u32 = u32::MAX - 1;
+
 /// `SIGPIPE`: write to a pipe or FIFO without readers.
 pub const SIGPIPE: u32 = 13;
 /// `SIGXFSZ`: write at or past `RLIMIT_FSIZE`.
