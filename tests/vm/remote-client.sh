@@ -679,6 +679,29 @@ check "writeback error: the client wrote its retained data again ($(($(c redone_
 check "writeback error: the writer across it exits 0 and its file is whole, once (exit $rc)" \
 	eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/wb/lines")" = "$(seq -f line-%g 1 120 | sha256sum)" ]'
 
+# The same while the session is detached: the server drops the connection and its sync
+# fails before (or just after) the client is back. Either way the client must learn the new
+# verifier (from the WELCOME of the resumed session, or from the rotation frame), free
+# nothing on the failed sync's frame, and write its retained data again.
+vc0=$(c verifier_changes) rd0=$(c redone_writes) r0=$(c resumed) sid=$(c session)
+$BASHM -c 'for i in $(seq 1 120); do echo "line-$i"; sleep 0.05; done >/wb/detached' \
+	>/tmp/wb2.out 2>&1 &
+wp=$!
+wait_until 30 eval '[ "$(c retained_writes)" -gt 0 ]' || true
+srv 20 "echo drop_link $sid >$SD/control; echo fail_flush >$SD/control" >&2
+check "writeback error while detached: the client resumes and sees the verifier change (changes $vc0 -> $(c verifier_changes))" \
+	wait_until 30 eval '[ "$(c resumed)" -gt "$r0" ] && [ "$(c verifier_changes)" -gt "$vc0" ] && [ "$(c state)" = connected ]'
+nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")
+check "writeback error while detached: the client's verifier is the server's new one ($(c peer_boot_verifier), server $nbv)" \
+	test "$(c peer_boot_verifier)" = "$nbv"
+note "$(grep -o 'server boot verifier changed.*(writeback' /out/dmesg.log | tail -n 1)"
+rc=0
+reap $wp 60 >&2 || rc=$?
+check "writeback error while detached: the retained data was written again ($(($(c redone_writes) - rd0)) writes)" \
+	test "$(c redone_writes)" -gt "$rd0"
+check "writeback error while detached: the writer exits 0 and its file is whole, once (exit $rc)" \
+	eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/wb/detached")" = "$(seq -f line-%g 1 120 | sha256sum)" ]'
+
 # --- hostile clients ---------------------------------------------------------------------
 # Raw AF_VSOCK clients (tests/selftests/hostile.c), as an unprivileged user and as root, try
 # to get in without being the module: unreserved source port, no/wrong/replayed MAC, ids
