@@ -66,6 +66,7 @@ cp /tether/tests/build/iouring /usr/bin/tether-iouring
 cp /tether/tests/build/dirmode /usr/bin/tether-dirmode
 cp /tether/tests/build/bypass /usr/bin/tether-bypass
 cp /tether/tests/build/remotemix /usr/bin/tether-mix
+cp /tether/tests/build/rmap /usr/bin/tether-rmap
 echo client-local >/etc/tether-where
 check "loader flag set on the marked copies" eval \
 	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
@@ -199,28 +200,40 @@ check "tethered: 32-bit int \$0x80 calls fail with ENOSYS, dispatch prctl with E
 	test "$out" = "$(printf 'int80 getpid = -ENOSYS\nint80 open = -ENOSYS\nprctl dispatch off = -EPERM')"
 
 # Remote files mixed with local ones (tests/fsops/remotemix.c): sendfile from a remote
-# file to a local pipe or memfd does what it does untethered; the other mixed calls run
-# locally and fail as for any file without mmap, splice or copy operations.
+# file to a local pipe or memfd does what it does untethered; read-only mappings of the
+# remote file work (copies, below); the other mixed calls run locally and fail as for any
+# file without splice or copy operations.
 local_out=$(tether-mix /tmp/tether-mix.dat 2>&1)
 note "untethered: $local_out"
 out=$(tb 'tether-mix /tmp/tether-mix.dat' 2>&1)
 note "tethered: $out"
-mpid=$(val pid "$out")
 mid() { sed -n '/^sendfile remote -> pipe/,/^memfd holds/p' <<<"$1"; }
 check "sendfile remote file -> local pipe and memfd: tethered = untethered (data, offsets)" \
 	eval 'has "$local_out" "pipe holds \"hello\"" && [ "$(mid "$out")" = "$(mid "$local_out")" ]'
 read -r -d '' want <<'EOF'
-mmap MAP_PRIVATE = -1 (ENODEV)
-mmap MAP_SHARED = -1 (ENODEV)
+mmap MAP_PRIVATE = 0
+mmap MAP_SHARED = 0
 copy_file_range remote -> memfd = -1 (EINVAL)
 copy_file_range memfd -> remote = -1 (EINVAL)
 sendfile memfd -> remote = -1 (EINVAL)
 unlink = 0
 EOF
-check "remote with local files: mmap ENODEV, copy_file_range EINVAL, sendfile local -> remote EINVAL" \
+check "remote with local files: read-only mmap works, copy_file_range EINVAL, sendfile local -> remote EINVAL" \
 	test "$(sed '1d; /^sendfile remote -> pipe/,/^memfd holds/d' <<<"$out")" = "$want"
-check "mmap of a remote file: a dmesg notice names pid ${mpid:-?}" \
-	wait_until 5 grep -q "tether_client: pid ${mpid:-none} (tether-mix): mmap of remote fd [0-9]* fails with ENODEV: no remote paging yet" /out/dmesg.log
+
+# Mappings of remote files are copies (client_proxy/syscalls/mmap.rs; tests/fsops/rmap.c):
+# private and read-only shared mappings, offsets, SIGBUS past the end of the file, the
+# argument checks and mprotect answer as untethered; a shared writable mapping fails with
+# ENODEV (untethered: 0) and a notice in dmesg says so.
+local_out=$(tether-rmap /tmp/tether-rmap.dat 2>&1)
+out=$(tb 'tether-rmap /tmp/tether-rmap.dat' 2>&1)
+note "tethered: $out"
+check "mmap of remote files: tethered transcript = untethered ($(wc -l <<<"$local_out") lines, all but the last)" \
+	eval '[ "$(sed \$d <<<"$out")" = "$(sed \$d <<<"$local_out")" ] && [ "$(sed -n "\$p" <<<"$local_out")" = "mmap shared read-write = 0" ]'
+check "mmap of remote files: a shared writable mapping fails with ENODEV" \
+	has "$out" "mmap shared read-write = -1 (ENODEV)"
+check "mmap of remote files: the dmesg notice names the program" \
+	wait_until 5 grep -q "tether_client: pid [0-9]* (tether-rmap): shared writable mmap of remote fd [0-9]* fails with ENODEV: no remote paging yet" /out/dmesg.log
 
 # --- local prefixes -----------------------------------------------------------------------
 read -r -d '' S <<'EOF'
