@@ -347,6 +347,26 @@ check "bash session: files on the server's disk have the content written (sha256
 	eval '[ "$(cut -d" " -f1 <<<"$ssum" | head -n2)" = "$want" ] && [ "$(cut -d" " -f1 <<<"$ssum" | tail -n2)" = "$want" ]'
 check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$tsum" ] && [ "$tsum" = "$ssum" ]'
 
+# Real programs (tests/vm/real-programs.sh): Debian's git (commit, rename, gc: pack files
+# read through mmap, fsck), sqlite3 (rollback journal with full syncs; WAL in exclusive
+# mode) and python3 (shutil.copytree, tempfile, mmap) run tethered on the export and print
+# what they print untethered on the client's /tmp; the server's own git and sqlite3 then
+# find the repository and the database sound.
+local_out=$(bash /tether/tests/vm/real-programs.sh /tmp/real-local 2>&1)
+t=$(now_ms)
+out=$(TB_TIMEOUT=600 tb 'bash /tether/tests/vm/real-programs.sh /real' 2>&1)
+note "real programs tethered ($(($(now_ms) - t)) ms): $out"
+for what in "git log" "git status" "git count-objects" "git fsck" "git show" "sqlite journal" "sqlite wal" \
+	"python mmap" "python tree" tree; do
+	l=$(grep "^$what: " <<<"$local_out") o=$(grep "^$what: " <<<"$out")
+	check "real programs: $what, tethered = untethered (${l:-no output untethered})" eval '[ -n "$l" ] && [ "$o" = "$l" ]'
+done
+o=$(srv 60 'git -C /srv/real/repo -c safe.directory=* fsck --strict --no-progress && echo fsck-ok;
+	sqlite3 /srv/real/journal.db "pragma integrity_check; select count(*) from t;" | tr "\n" " "')
+note "server: $o"
+check "real programs: the server's git fsck and sqlite3 integrity_check pass on what the tethered ones wrote" \
+	eval '[[ $o == *fsck-ok* ]] && [[ $o == *"ok 172 "* ]]'
+
 # ls -l reads extended attributes (ACLs, security labels) too: "?" after the mode means
 # they could not be read. (Paths that exist on the server only.)
 o=$(tb 'ls -ld /data /fifo /data/esc-rel' 2>&1)
