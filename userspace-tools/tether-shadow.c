@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
 #include <unistd.h>
@@ -301,11 +302,14 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 	if (!c) {
 		ret = -ENOSYS;
 	} else if (nr == TETHER_CALL_APPEND && (mask & 0xa) == 0xa) {
-		/* An append (client_proxy/syscalls/io.rs): write, then where the file offset ended, into
-		 * the 8-byte output buffer at argument 3 (-1 when it has none: a FIFO). */
+		/* An append (client_proxy/syscalls/io.rs): write at the end of the file, then where
+		 * the file offset ended, into the 8-byte output buffer at argument 3 (-1 when it
+		 * has none: a FIFO). RWF_APPEND appends whatever the server fd's own flags say (a
+		 * replay may have reopened it without the O_APPEND an F_SETFL gave it). */
+		struct iovec iov = { (void *)(uintptr_t)args[1], args[2] };
 		int64_t end;
 
-		ret = write((int)args[0], (const void *)(uintptr_t)args[1], args[2]);
+		ret = pwritev2((int)args[0], &iov, 1, -1, RWF_APPEND);
 		if (ret < 0)
 			ret = -errno;
 		end = lseek((int)args[0], 0, SEEK_CUR);

@@ -173,6 +173,9 @@ pub fn fcntl_arg(cmd: u64) -> Option<Arg> {
 pub const F_GETFL: u64 = 3;
 /// See [`F_GETFL`].
 pub const F_SETFL: u64 = 4;
+/// The status flags `F_SETFL` changes (`fs/fcntl.c` `SETFL_MASK` without `FASYNC`, which a
+/// remote file does not support): `O_APPEND`, `O_NONBLOCK`, `O_DIRECT`, `O_NOATIME`.
+pub const SETFL_MASK: u32 = 0o2000 | 0o4000 | 0o40000 | 0o1000000;
 /// `F_GETLK`, `F_SETLK`, `F_SETLKW`, `F_OFD_GETLK`, `F_OFD_SETLK`, `F_OFD_SETLKW`.
 pub const LOCK_CMDS: [u64; 6] = [5, 6, 7, 36, 37, 38];
 

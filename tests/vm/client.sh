@@ -108,6 +108,9 @@ printf 'unlinked\n' >gone && exec 5<gone && rm gone
 # must reopen it without waiting for a writer nobody on the new server holds.
 mkfifo pipe && exec 9<>pipe 8<pipe 9>&- || exit 1
 sync data rel appended . / || exit 1
+# An fd that gains O_APPEND by F_SETFL (in a child sharing it) appends after the replay too.
+exec 10<>setfl && printf 'setfl-first\n' >&10 &&
+	python3 -c 'import fcntl, os; fcntl.fcntl(10, fcntl.F_SETFL, os.O_APPEND)' || exit 1
 # Opens that create commit everything before them on the server: open first, then write.
 exec 6<>unsynced 7<>data
 seq -f 'unflushed-%05g' 1 3000 >&6 && echo unflushed-append >&4 &&
@@ -119,6 +122,7 @@ read -r x <&5; echo "fd5-rc=$?"
 read -r -t 5 x <&8; echo "fifo-rc=$?"
 read -r r <rel; echo "rel=$r"
 echo after-crash >&4; echo "append-rc=$?"
+echo setfl-after >&10; echo "setfl=$(tr '\n' ' ' <setfl)"
 echo "appended=$(tr '\n' ' ' <appended)"
 echo "unsynced=$(sha256sum <unsynced | cut -c1-16)"
 echo "cwd=$(/bin/pwd)"
@@ -187,6 +191,8 @@ sum=$(seq -f 'unflushed-%05g' 1 3000 | sha256sum | cut -c1-16)
 check "replay: the file written just before the crash is whole (48018 bytes, sha256 $sum...)" \
 	grep -qx "unsynced=$sum" <<<"$out"
 check "replay: the server-side cwd is the one from before the crash" grep -qx cwd=/replay <<<"$out"
+check "replay: an fd that gained O_APPEND by F_SETFL before the crash appends after it" \
+	grep -qx "setfl=setfl-first setfl-after " <<<"$out"
 check "replay: a FIFO open for reading across the crash is reopened without blocking (its read sees no writer: EOF)" \
 	grep -qx fifo-rc=1 <<<"$out"
 check "replay: a read on the fd replay could not reopen fails with EIO" \
