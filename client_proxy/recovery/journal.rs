@@ -198,7 +198,9 @@ impl Log {
     /// `F_SETFL` set the status flags `arg` (those of [`SETFL_MASK`]) on server fd `sfd` of
     /// process `rpid`: a replay reopens the file with them.
     pub(crate) fn set_status_flags(&mut self, rpid: u32, sfd: i32, arg: u32) {
-        let file = self.find(rpid).and_then(|p| p.files.iter_mut().find(|f| f.sfd == sfd));
+        let file = self
+            .find(rpid)
+            .and_then(|p| p.files.iter_mut().find(|f| f.sfd == sfd));
         if let Some(f) = file {
             f.flags = (f.flags & !SETFL_MASK) | (arg & SETFL_MASK);
         }

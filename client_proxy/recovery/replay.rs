@@ -12,6 +12,10 @@
 //! happens on a live connection when the server's verifier changes (a writeback error).
 //! Namespace operations need no replay: the server commits each before answering it.
 //!
+//! Files are reopened (and retained data written again) by the shadow call `REOPEN`: an
+//! `openat` that lends a file's owner the mode bits it lacks, so that a file its process
+//! created read-only (mode 0444, written through the fd the create gave) comes back too.
+//!
 //! A result that contradicts the log (an open file that is gone, a cwd that cannot be
 //! entered, a retained write whose file is gone) is a divergence: one dmesg line and a
 //! count in debugfs `state`; a file that could not be reopened is marked lost in the log,
@@ -31,6 +35,7 @@ use crate::link::connection::{handle_frame, silent_for, Conn, Handled};
 use crate::link::rpc;
 use crate::link::rpc::request;
 use crate::num::{len_u64, reg_i32, reg_i64, wire_len};
+use crate::proto::calls;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::{ProcAttrs, REDO_RPID};
@@ -203,13 +208,13 @@ fn open_for_redo(shared: &Shared, conn: &mut Conn, path: &[u8]) -> Result<i64> {
         return Ok(REPLACED);
     }
     let args = [reg_i64(AT_FDCWD), 0, O_WRONLY, 0, 0, 0];
-    let fd = path_call(shared, conn, REDO_RPID, sysno::OPENAT, args, 1, path)?;
+    let fd = path_call(shared, conn, REDO_RPID, calls::REOPEN, args, 1, path)?;
     if fd != -i64::from(bindings::ENOENT) {
         return Ok(fd);
     }
     let moved = shared.log.lock().pending_name(path);
     match moved {
-        Some(to) => path_call(shared, conn, REDO_RPID, sysno::OPENAT, args, 1, &to),
+        Some(to) => path_call(shared, conn, REDO_RPID, calls::REOPEN, args, 1, &to),
         None => Ok(fd),
     }
 }
@@ -346,12 +351,12 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
     let mut fd = if replaced(shared, conn, rpid, &f.path)? {
         -i64::from(bindings::ENOENT)
     } else {
-        path_call(shared, conn, rpid, sysno::OPENAT, args, 1, &f.path)?
+        path_call(shared, conn, rpid, calls::REOPEN, args, 1, &f.path)?
     };
     if fd == -i64::from(bindings::ENOENT) {
         let moved = shared.log.lock().pending_name(&f.path);
         if let Some(path) = moved {
-            fd = path_call(shared, conn, rpid, sysno::OPENAT, args, 1, &path)?;
+            fd = path_call(shared, conn, rpid, calls::REOPEN, args, 1, &path)?;
         }
     }
     if fd < 0 {

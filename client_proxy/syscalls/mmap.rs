@@ -105,7 +105,11 @@ fn map_copy(p: &Proxy, a: &[u64; 6]) -> Outcome {
             dir: DIR_OUT | DIR_RET,
             len: wire_len(piece.len())?,
         };
-        let req = request(sysno::PREAD64, [p.sfd_arg(), 0, n, reg_i64(pos), 0, 0], &[desc]);
+        let req = request(
+            sysno::PREAD64,
+            [p.sfd_arg(), 0, n, reg_i64(pos), 0, 0],
+            &[desc],
+        );
         let got = call(p.rpid, &req, &[], &mut [&mut *piece])?.min(n);
         if got == 0 {
             break;
