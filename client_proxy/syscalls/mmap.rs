@@ -19,34 +19,16 @@
 //! file (by this process or anyone), the whole range is read when the mapping is made, and
 //! `/proc/PID/maps` names the copy (`/tether-map`), not the file.
 
-use core::ptr::NonNull;
-use kernel::{alloc::KVVec, error::to_result, ffi, prelude::*};
+use kernel::{ffi, prelude::*};
 
-use super::io::{verify_area, PIECE};
+use super::io::verify_area;
+use super::mapcopy::MapCopy;
 use super::proxy::Proxy;
-use super::{call, done, Dispatch, Outcome};
-use crate::link::rpc::request;
-use crate::num::{arg_i32, count_i64, len_u64, len_usize, reg_i64, wire_len};
-use crate::proto::syscall::{BufDesc, DIR_OUT, DIR_RET};
-use crate::proto::sysno;
+use super::{done, Dispatch, Outcome};
+use crate::num::arg_i32;
 
 extern "C" {
     fn tether_proxy_mmap_refused(fd: ffi::c_int);
-    fn tether_mapcopy_new() -> *mut ffi::c_void;
-    fn tether_mapcopy_write(
-        f: *mut ffi::c_void,
-        buf: *const ffi::c_void,
-        len: usize,
-        pos: ffi::c_longlong,
-    ) -> ffi::c_int;
-    fn tether_mapcopy_map(
-        f: *mut ffi::c_void,
-        addr: *mut usize,
-        len: usize,
-        prot: usize,
-        flags: usize,
-    ) -> ffi::c_int;
-    fn tether_mapcopy_put(f: *mut ffi::c_void);
 }
 
 /// `mmap` flags and protections (x86-64 uapi `asm-generic/mman-common.h`).
@@ -91,76 +73,7 @@ fn map_copy(p: &Proxy, a: &[u64; 6]) -> Outcome {
     }
     let start = i64::try_from(off).map_err(|_| EOVERFLOW)?;
     verify_area(start, len).map_err(|_| EOVERFLOW)?;
-    let copy = MapCopy::new()?;
-    let mut buf = KVVec::new();
-    buf.resize(len_usize(len.min(PIECE))?, 0u8, GFP_KERNEL)?;
-    let mut at = 0u64;
-    while at < len {
-        let n = len.saturating_sub(at).min(PIECE);
-        let piece = buf.get_mut(..len_usize(n)?).ok_or(EINVAL)?;
-        // `verify_area` made sure that the range's end fits `loff_t`.
-        let pos = start.checked_add(count_i64(at)?).ok_or(EOVERFLOW)?;
-        let desc = BufDesc {
-            arg: 1,
-            dir: DIR_OUT | DIR_RET,
-            len: wire_len(piece.len())?,
-        };
-        let req = request(
-            sysno::PREAD64,
-            [p.sfd_arg(), 0, n, reg_i64(pos), 0, 0],
-            &[desc],
-        );
-        let got = call(p.rpid, &req, &[], &mut [&mut *piece])?.min(n);
-        if got == 0 {
-            break;
-        }
-        copy.write(piece.get(..len_usize(got)?).ok_or(EINVAL)?, at)?;
-        at = at.checked_add(got).ok_or(EOVERFLOW)?;
-    }
+    let copy = MapCopy::new(b"tether-map")?;
+    copy.fill(p.rpid, p.sfd_arg(), start, len)?;
     copy.map(addr, len, prot, flags)
-}
-
-/// A copy of a remote file's bytes (`mapcopy.c`).
-///
-/// # Invariants
-///
-/// `self.0` is a `struct file` of shmem on which this holds a reference.
-struct MapCopy(NonNull<ffi::c_void>);
-
-impl MapCopy {
-    /// An empty copy.
-    fn new() -> Result<Self> {
-        // SAFETY: No preconditions.
-        let f = unsafe { tether_mapcopy_new() };
-        // INVARIANT: a non-NULL result is a new shmem file with one reference, ours.
-        NonNull::new(f).map(Self).ok_or(ENOMEM)
-    }
-
-    /// Writes `data` into the copy at `pos`.
-    fn write(&self, data: &[u8], pos: u64) -> Result {
-        let pos = ffi::c_longlong::try_from(pos).map_err(|_| EFBIG)?;
-        // SAFETY: `self.0` is a file we hold a reference on (type invariant); `data` is
-        // valid for reads of `data.len()` bytes for the duration of the call.
-        to_result(unsafe {
-            tether_mapcopy_write(self.0.as_ptr(), data.as_ptr().cast(), data.len(), pos)
-        })
-    }
-
-    /// Maps the copy as `mmap(addr, len, prot, flags, copy, 0)`; returns the address.
-    fn map(self, addr: u64, len: u64, prot: u64, flags: u64) -> Outcome {
-        let (len, prot, flags) = (len_usize(len)?, len_usize(prot)?, len_usize(flags)?);
-        let mut at = len_usize(addr)?;
-        // SAFETY: `self.0` is a file we hold a reference on (type invariant); `at` is a
-        // valid, writable `unsigned long` for the duration of the call.
-        to_result(unsafe { tether_mapcopy_map(self.0.as_ptr(), &mut at, len, prot, flags) })?;
-        Ok(len_u64(at))
-    }
-}
-
-impl Drop for MapCopy {
-    fn drop(&mut self) {
-        // SAFETY: `self.0` is a file we hold a reference on (type invariant), given back
-        // here once.
-        unsafe { tether_mapcopy_put(self.0.as_ptr()) };
-    }
 }

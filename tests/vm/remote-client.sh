@@ -354,7 +354,8 @@ check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$t
 # find the repository and the database sound.
 local_out=$(bash /tether/tests/vm/real-programs.sh /tmp/real-local 2>&1)
 t=$(now_ms)
-out=$(TB_TIMEOUT=600 tb 'bash /tether/tests/vm/real-programs.sh /real' 2>&1)
+# (The script's text, not its path: /tether is not on the server's export.)
+out=$(TB_TIMEOUT=600 tb "set -- /real; $(cat /tether/tests/vm/real-programs.sh)" 2>&1)
 note "real programs tethered ($(($(now_ms) - t)) ms): $out"
 for what in "git log" "git status" "git count-objects" "git fsck" "git show" "sqlite journal" "sqlite wal" \
 	"python mmap" "python tree" tree; do
@@ -366,6 +367,18 @@ o=$(srv 60 'git -C /srv/real/repo -c safe.directory=* fsck --strict --no-progres
 note "server: $o"
 check "real programs: the server's git fsck and sqlite3 integrity_check pass on what the tethered ones wrote" \
 	eval '[[ $o == *fsck-ok* ]] && [[ $o == *"ok 172 "* ]]'
+
+# Remote exec (client_proxy/syscalls/exec.rs; tests/vm/remote-exec.sh): programs that live
+# on the server only, run by absolute path, relative to the remote cwd and through PATH;
+# #! scripts (also with an interpreter on the server); the errors of a file that may not be
+# executed, of a missing one and of a directory; the new program's name.
+local_out=$(bash /tether/tests/vm/remote-exec.sh /tmp/rx-local 2>&1)
+out=$(TB_TIMEOUT=120 tb "set -- /rx; $(cat /tether/tests/vm/remote-exec.sh)" 2>&1)
+note "remote exec tethered: $out"
+for what in abs rel path script env-script noexec missing dir comm sleep; do
+	l=$(grep "^$what: " <<<"$local_out") o=$(grep "^$what: " <<<"$out")
+	check "remote exec: $what, tethered = untethered (${l:-no output untethered})" eval '[ -n "$l" ] && [ "$o" = "$l" ]'
+done
 
 # ls -l reads extended attributes (ACLs, security labels) too: "?" after the mode means
 # they could not be read. (Paths that exist on the server only.)
