@@ -98,7 +98,7 @@ check "client still connected after the selftests" connected
 # client and written again by the replay.
 BASHM=/tmp/bash-marked
 cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM
-mkfifo /dev/tether-gate
+mkfifo /dev/tether-gate /dev/tether-gate0
 read -r -d '' P <<'EOF'
 mkdir -p /replay && cd /replay || exit 1
 printf 'durable-line\n' >data && printf 'rel-file\n' >rel && : >appended && : >locks
@@ -112,8 +112,11 @@ sync data rel appended . / || exit 1
 mkdir -p u1000 && chown 1000:1000 u1000 || exit 1
 exec 10<>setfl && printf 'setfl-first\n' >&10 &&
 	python3 -c 'import fcntl, os; fcntl.fcntl(10, fcntl.F_SETFL, os.O_APPEND)' || exit 1
-# Opens that create commit everything before them on the server: open first, then write.
+# Opens that create commit everything before them on the server: open first, then write
+# (after the uid 1000 process below has created its file).
 exec 6<>unsynced 7<>data
+echo created >/dev/tether-created
+read -r g </dev/tether-gate0
 seq -f 'unflushed-%05g' 1 3000 >&6 && echo unflushed-append >&4 &&
 	printf X | dd bs=1 seek=3 conv=notrunc status=none >&7 || exit 1
 echo ready >/dev/tether-ready
@@ -130,17 +133,7 @@ echo "cwd=$(/bin/pwd)"
 EOF
 $BASHM -c "$P" >/tmp/replay.out 2>&1 &
 rp=$!
-check "replay: tethered process ready (cwd and two files open on the server, synced)" \
-	wait_until 60 test -e /dev/tether-ready
-# Record locks name their holder's pid: a tethered process and its child, both on the
-# server since before the crash, must see each other's (client) pids before and after it:
-# the replay gives every shadow its client process's pid again (tests/fsops/lockpid.c).
-cp /tether/tests/build/lockpid /tmp/lockpid && setfattr -n trusted.tether.loader -v 1 /tmp/lockpid
-mkfifo /dev/lockpid-gate
-/tmp/lockpid /replay/locks /dev/lockpid-ready /dev/lockpid-gate >/tmp/lockpid.out 2>&1 &
-lp=$!
-check "pids: a tethered process and its forked child see each other's pids in server record locks" \
-	eval 'wait_until 60 test -e /dev/lockpid-ready && [ "$(grep -c "^before: .* is right$" /tmp/lockpid.out)" = 2 ]'
+wait_until 60 test -e /dev/tether-created
 # A non-root process writes a file it created read-only (umask 0222: mode 0444, like git's
 # objects), through the fd the create gave it, and the data is not flushed: the replay must
 # reopen the file and write the data again as that user (shadow call REOPEN).
@@ -157,9 +150,21 @@ setpriv --reuid=1000 --regid=1000 --clear-groups $BASHM -c "$RO" >/tmp/ro.out 2>
 rop=$!
 check "replay: a uid 1000 process writes a file it created with mode 0444 (unflushed)" \
 	wait_until 60 grep -qx ready /tmp/ro.out
+echo go >/dev/tether-gate0
+check "replay: tethered process ready (cwd and two files open on the server, synced)" \
+	wait_until 60 test -e /dev/tether-ready
+# Record locks name their holder's pid: a tethered process and its child, both on the
+# server since before the crash, must see each other's (client) pids before and after it:
+# the replay gives every shadow its client process's pid again (tests/fsops/lockpid.c).
+cp /tether/tests/build/lockpid /tmp/lockpid && setfattr -n trusted.tether.loader -v 1 /tmp/lockpid
+mkfifo /dev/lockpid-gate
+/tmp/lockpid /replay/locks /dev/lockpid-ready /dev/lockpid-gate >/tmp/lockpid.out 2>&1 &
+lp=$!
+check "pids: a tethered process and its forked child see each other's pids in server record locks" \
+	eval 'wait_until 60 test -e /dev/lockpid-ready && [ "$(grep -c "^before: .* is right$" /tmp/lockpid.out)" = 2 ]'
 rep0=$(c replays) div0=$(c divergences) redone0=$(c redone_writes)
 check "replay: the unflushed writes are retained by the client ($(c retained_writes) writes, $(c retained_bytes) bytes)" \
-	test "$(c retained_bytes)" -ge 48018
+	test "$(c retained_bytes)" -ge $((48018 + 18000))
 pbv=$(c peer_boot_verifier) disc=$(c disconnects) conn=$(c connects)
 touch /out/kill-server
 check "client notices the server crash (state leaves connected) within 30 s" wait_until 30 eval '! connected'
@@ -222,7 +227,8 @@ check "replay: a FIFO open for reading across the crash is reopened without bloc
 	grep -qx fifo-rc=1 <<<"$out"
 check "replay: a read on the fd replay could not reopen fails with EIO" \
 	eval 'grep -qx fd5-rc=1 <<<"$out" && grep -q "read error: [0-9]*: Input/output error" <<<"$out"'
-rm -f /dev/tether-gate /dev/tether-ready /dev/lockpid-gate /dev/lockpid-ready /dev/tether-ro-gate
+rm -f /dev/tether-gate /dev/tether-gate0 /dev/tether-created /dev/tether-ready /dev/lockpid-gate \
+	/dev/lockpid-ready /dev/tether-ro-gate
 
 # --- $CYCLES (100) load/unload cycles with the server connected ------------------------------
 cp $KO /tmp/tc.ko
