@@ -13,6 +13,7 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/cred.h>
 #include <linux/sched.h>
 #include <linux/shmem_fs.h>
 
@@ -47,17 +48,20 @@ int tether_mapcopy_write(struct file *f, const void *buf, size_t len, loff_t pos
 
 /*
  * Maps the copy F into the current process as mmap(*ADDR, LEN, PROT, FLAGS, F, 0) would;
- * the address goes to *ADDR. The copy is read-only from here on, so a shared mapping of it
- * can never become writable (mprotect: EACCES, as for a file open read-only); a private
- * one writes its own pages. Returns 0 or a negative errno.
+ * the address goes to *ADDR. The mapping is of a read-only file of the copy, so a shared
+ * one can never become writable (mprotect: EACCES, as for a file open read-only); a
+ * private one writes its own pages. Returns 0 or a negative errno.
  */
 int tether_mapcopy_map(struct file *f, unsigned long *addr, unsigned long len,
 		       unsigned long prot, unsigned long flags)
 {
+	struct file *ro = dentry_open(&f->f_path, O_RDONLY, current_cred());
 	unsigned long r;
 
-	f->f_mode &= ~FMODE_WRITE;
-	r = vm_mmap(f, *addr, len, prot, flags, 0);
+	if (IS_ERR(ro))
+		return PTR_ERR(ro);
+	r = vm_mmap(ro, *addr, len, prot, flags, 0);
+	fput(ro);
 	if (IS_ERR_VALUE(r))
 		return (int)r;
 	*addr = r;

@@ -92,8 +92,8 @@ impl MapCopy {
         Ok(at)
     }
 
-    /// Maps the copy as `mmap(addr, len, prot, flags, copy, 0)`; returns the address. The
-    /// copy is read-only from then on: a shared mapping of it can never become writable.
+    /// Maps the copy as `mmap(addr, len, prot, flags, copy, 0)`, through a read-only file
+    /// of it (a shared mapping can never become writable); returns the address.
     pub(crate) fn map(self, addr: u64, len: u64, prot: u64, flags: u64) -> Outcome {
         let (len, prot, flags) = (len_usize(len)?, len_usize(prot)?, len_usize(flags)?);
         let mut at = len_usize(addr)?;
