@@ -6,11 +6,11 @@
 #include <linux/moduleparam.h>
 
 static char *local_prefixes =
-	"/dev:/proc:/sys:/bin:/sbin:/lib:/lib64:/usr/bin:/usr/sbin:/usr/lib:/usr/libexec:/etc/ld.so.cache";
+	"/dev:/proc:/sys:/bin:/sbin:/lib:/lib64:/usr/bin:/usr/sbin:/usr/lib:/usr/libexec:/usr/share:/etc/ld.so.cache";
 module_param(local_prefixes, charp, 0444);
 MODULE_PARM_DESC(local_prefixes,
 		 "colon-separated path prefixes that stay local for tethered tasks (the console, "
-		 "kernel file systems, and until remote exec and paging, programs and libraries)");
+		 "kernel file systems, and by default the client's programs, libraries and their data)");
 
 const char *tether_local_prefixes(void);
 const char *tether_local_prefixes(void)
