@@ -9,6 +9,10 @@ export GIT_AUTHOR_NAME=tether GIT_AUTHOR_EMAIL=tether@example.org GIT_COMMITTER_
 	GIT_COMMITTER_EMAIL=tether@example.org GIT_AUTHOR_DATE='2026-01-01T00:00:00Z' \
 	GIT_COMMITTER_DATE='2026-01-01T00:00:00Z' HOME=$1 GIT_CONFIG_NOSYSTEM=1 LC_ALL=C
 rm -rf "$1" && mkdir "$1" && cd "$1"
+# Each part's wall time ("time PART: MS ms", not compared: tethered vs untethered cost).
+ms() { echo $(($(date +%s%N) / 1000000)); }
+t=$(ms)
+lap() { echo "time $1: $(($(ms) - t)) ms"; t=$(ms); }
 
 # git: init, add, commit, rename, remove, edit, gc (repack: pack files read through mmap),
 # fsck, and reads of the packed history.
@@ -25,6 +29,7 @@ echo "git count-objects: $(git count-objects -v | grep -E '^(count|in-pack|packs
 git fsck --strict --no-progress && echo "git fsck: ok"
 echo "git show: $(git show HEAD~1:sub/numbers | sha256sum | cut -c1-16) $(git diff --stat HEAD~1 | tail -n1)"
 cd ..
+lap git
 
 # sqlite3: a rollback journal with full syncs, then WAL in exclusive locking mode (its
 # index in the process's memory: a shared writable mapping of a remote -shm file is not
@@ -39,6 +44,7 @@ sqlite3 wal.db 'pragma locking_mode=exclusive; pragma journal_mode=wal; create t
 	insert into t select value from generate_series(1, 500); select count(*), sum(x) from t;' |
 	tr '\n' ' ' | sed 's/^/sqlite wal: /'
 echo
+lap sqlite3
 
 # python3: a tree of files, shutil.copytree (sendfile between remote files), tempfile, a
 # read-only mmap, os.walk.
@@ -63,4 +69,5 @@ for d, dirs, files in sorted(os.walk('py/dst')):
         n += 1
 print('python tree:', n, 'entries', h.hexdigest()[:16])
 PY
+lap python3
 echo "tree: $(find . -path ./repo/.git -prune -o -print | sort | sha256sum | cut -c1-16)"

@@ -357,6 +357,7 @@ t=$(now_ms)
 # (The script's text, not its path: /tether is not on the server's export.)
 out=$(TB_TIMEOUT=600 tb "set -- /real; $(cat /tether/tests/vm/real-programs.sh)" 2>&1)
 note "real programs tethered ($(($(now_ms) - t)) ms): $out"
+note "real programs untethered: $(grep '^time ' <<<"$local_out" | tr '\n' ' ')"
 for what in "git log" "git status" "git count-objects" "git fsck" "git show" "sqlite journal" "sqlite wal" \
 	"python mmap" "python tree" tree; do
 	l=$(grep "^$what: " <<<"$local_out") o=$(grep "^$what: " <<<"$out")
