@@ -183,7 +183,8 @@ pub(crate) fn close_remote(rpid: u32, sfd: i32) {
 }
 
 /// Called by `proxy.c` when the last reference to a proxy file goes (but not when its
-/// opener is exiting: its shadow closes everything then).
+/// opener is gone or exiting: its shadow closes everything as it exits, and a call for it
+/// would start a fresh shadow under its pid that nothing ends).
 ///
 /// The log forgets the file before the close goes out: once the server closed `sfd`, an
 /// open in another thread may get the same number, and its log entry must stay. (A close

@@ -3,17 +3,20 @@
  * Proxy files: a remote fd is a real file in the client's fd table (an anonymous inode
  * whose private data names the server-side fd), so that the client kernel does fd
  * allocation, dup, close, CLOEXEC and fork inheritance. Offsets live in f_pos. The calls on
- * proxy fds are intercepted (syscalls/*.rs); release tells the server (tether_proxy_released()).
+ * proxy fds are intercepted (the syscalls/ family files); release tells the server (tether_proxy_released()).
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/pid.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 
 struct tether_proxy {
 	u32 rpid;
 	int sfd;
+	/* The opening process (its thread group), to tell at release whether it is gone. */
+	struct pid *opener;
 };
 
 void tether_proxy_released(u32 rpid, int sfd); /* open.rs */
@@ -28,13 +31,31 @@ void tether_proxy_mmap_refused(int fd);
 /* The status flags F_SETFL changes (fs/fcntl.c's SETFL_MASK). */
 #define TETHER_SETFL_MASK (O_APPEND | O_NONBLOCK | O_NDELAY | O_DIRECT | O_NOATIME)
 
+/*
+ * Whether the process that opened P is gone or exiting: its shadow closes everything as
+ * it exits (CLIENT_EXIT, queued when its leader exits). A close sent for it after that
+ * would start a fresh shadow under its pid that nothing ever ends (a child that inherited
+ * the fd and outlived it drops the last reference).
+ */
+static bool tether_opener_gone(const struct tether_proxy *p)
+{
+	struct task_struct *t;
+	bool gone;
+
+	rcu_read_lock();
+	t = pid_task(p->opener, PIDTYPE_TGID);
+	gone = !t || (t->flags & PF_EXITING) || t->exit_state;
+	rcu_read_unlock();
+	return gone;
+}
+
 static int tether_proxy_release(struct inode *inode, struct file *file)
 {
 	struct tether_proxy *p = file->private_data;
 
-	/* An exiting opener's shadow closes everything as it exits (CLIENT_EXIT). */
-	if (!((current->flags & PF_EXITING) && current->tgid == p->rpid))
+	if (!tether_opener_gone(p))
 		tether_proxy_released(p->rpid, p->sfd);
+	put_pid(p->opener);
 	kfree(p);
 	return 0;
 }
@@ -78,10 +99,12 @@ int tether_proxy_install(u32 rpid, int sfd, unsigned int flags)
 		kfree(p);
 		return fd;
 	}
+	p->opener = get_task_pid(current, PIDTYPE_TGID);
 	file = anon_inode_getfile("[tether]", &tether_proxy_fops, p,
 				  flags & (O_ACCMODE | O_APPEND | O_NONBLOCK));
 	if (IS_ERR(file)) {
 		put_unused_fd(fd);
+		put_pid(p->opener);
 		kfree(p);
 		return PTR_ERR(file);
 	}
