@@ -353,6 +353,8 @@ check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$t
 # what they print untethered on the client's /tmp; the server's own git and sqlite3 then
 # find the repository and the database sound.
 local_out=$(bash /tether/tests/vm/real-programs.sh /tmp/real-local 2>&1)
+shadows() { srv 20 'pgrep -x tether-shadow | wc -l'; }
+sh0=$(shadows)
 t=$(now_ms)
 # (The script's text, not its path: /tether is not on the server's export.)
 out=$(TB_TIMEOUT=600 tb "set -- /real; $(cat /tether/tests/vm/real-programs.sh)" 2>&1)
@@ -368,6 +370,8 @@ o=$(srv 60 'git -C /srv/real/repo -c safe.directory=* fsck --strict --no-progres
 note "server: $o"
 check "real programs: the server's git fsck and sqlite3 integrity_check pass on what the tethered ones wrote" \
 	eval '[[ $o == *fsck-ok* ]] && [[ $o == *"ok 172 "* ]]'
+check "real programs: every process's shadow is gone afterwards (git's children outlive their parents: $sh0 before)" \
+	wait_until 20 eval '[ "$(shadows)" = "$sh0" ]'
 
 # Remote exec (client_proxy/syscalls/exec.rs; tests/vm/remote-exec.sh): programs that live
 # on the server only, run by absolute path, relative to the remote cwd and through PATH;
