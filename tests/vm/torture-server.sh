@@ -3,7 +3,8 @@
 # boot per name srv0, srv1, ...). qemu/guest-init.sh mounted the shared data disk at /srv
 # (the export root) and loaded tether_server.ko with SERVER_PARAMS. Publishes /out/serving,
 # then the module's debugfs state (/out/server-state) until the host writes /out/stop, or
-# the host SIGKILLs this VM (a crash). On stop: rmmod, then unmount /srv cleanly, so the
+# the host SIGKILLs this VM (a crash), or the module resets it at an armed fault point
+# (/out/arm: control lines from the client, see tests/torture.sh). On stop: rmmod, then unmount /srv cleanly, so the
 # host can read the disk image with debugfs. Results in /out/results.
 . /tether/tests/vm/lib.sh
 set -u
@@ -16,6 +17,19 @@ echo "boot ${BOOT_INDEX:-?} cid $CID" >>/srv/boots.log && sync /srv/boots.log
 touch /out/serving
 
 while [ ! -e /out/stop ]; do
+	# The client's arm request (tests/torture.sh): debugfs control lines (crash_at ...,
+	# hold_flush ...), each written once; /out/armed answers "LINE: ok|failed" per line.
+	if [ -e /out/arm ]; then
+		while IFS= read -r line; do
+			[ -n "$line" ] || continue
+			if (printf '%s\n' "$line" >$D/control) 2>/dev/null; then r=ok; else r=failed; fi
+			echo "$line: $r"
+			echo "arm: $line: $r" >&2
+		done </out/arm >/out/armed.tmp
+		rm -f /out/arm
+		grep -E '^(crash_at|hold_flush)=' $D/state >>/out/armed.tmp
+		mv /out/armed.tmp /out/armed
+	fi
 	state=$(<$D/state) && printf '%s\n' "$state" >/out/server-state.tmp && mv /out/server-state.tmp /out/server-state
 	sleep 0.5
 done
