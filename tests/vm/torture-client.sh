@@ -197,8 +197,8 @@ fcheck() {
 	else
 		nok "fault $1: $2: the app's exit and output, and the tree, equal the crash-free run (app: $(tr '\n' ' ' </out/fault-$1.out | head -c 200); reference: $(tr '\n' ' ' </out/fault-$1.ref.out | head -c 200))"
 		echo "# fault $1: reference (-) vs tethered (+):"
-		diff /out/fault-$1.ref.out /out/fault-$1.out | sed 's/^/#   /'
-		diff /out/fault-$1.ref.manifest /out/fault-$1.manifest | sed 's/^/#   /'
+		diff /out/fault-$1.ref.out /out/fault-$1.out | sed "s/^/# fault $1:   /"
+		diff /out/fault-$1.ref.manifest /out/fault-$1.manifest | sed "s/^/# fault $1:   /"
 	fi
 }
 # The cases. Inputs are local files (stdin), so the tethered shells need no pipes.
