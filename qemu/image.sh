@@ -1,11 +1,12 @@
 #!/bin/bash
 # Build the guest root image: a Debian trixie minbase userland (bash, coreutils, attr,
-# util-linux, e2fsprogs, kmod, procps) on ext4, booted read-write with QEMU snapshot=on so
-# every boot starts clean. /sbin/tether-init mounts the repo (9p tag "tether", read-only)
-# and the VM's run directory (9p tag "out") and hands over to qemu/guest-init.sh.
+# util-linux, e2fsprogs, kmod, procps; git, sqlite3 and python3 for the real-program
+# tests) on ext4, booted read-write with QEMU snapshot=on so every boot starts clean.
+# /sbin/tether-init mounts the repo (9p tag "tether", read-only) and the VM's run
+# directory (9p tag "out") and hands over to qemu/guest-init.sh.
 . "$(dirname "$0")/lib.sh"
 
-INCLUDE=attr,e2fsprogs,util-linux,kmod,procps,iproute2,busybox-static
+INCLUDE=attr,e2fsprogs,util-linux,kmod,procps,iproute2,busybox-static,git,sqlite3,python3
 [ -e "$IMAGE" ] && exit 0
 host_pkgs debootstrap e2fsprogs
 mkdir -p "$CACHE"

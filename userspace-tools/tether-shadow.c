@@ -31,10 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
 #include <unistd.h>
@@ -241,6 +243,35 @@ static int enter_pidns(pid_t keeper, pid_t pid)
 }
 
 /* Writes a reply body without output (ret: a result or -errno) into rep; its length. */
+/*
+ * The shadow call REOPEN (rust/src/calls.rs): openat(DIRFD, PATH, FLAGS, MODE) without
+ * O_CREAT, O_EXCL or O_TRUNC, for a replay. When the open fails with EACCES on a regular
+ * file the caller owns whose owner bits lack what the access needs (a file created
+ * O_WRONLY|O_CREAT with mode 0444, then written), the owner's bits are lent for the open
+ * and given back at once: the owner may chmod its file anyway. Returns the fd or -errno.
+ */
+static int reopen(int dirfd, const char *path, int flags, mode_t mode)
+{
+	int acc = flags & O_ACCMODE, fd, e;
+	mode_t need = (acc != O_WRONLY ? S_IRUSR : 0) | (acc != O_RDONLY ? S_IWUSR : 0);
+	struct stat st;
+
+	flags &= ~(O_CREAT | O_EXCL | O_TRUNC);
+	fd = openat(dirfd, path, flags, mode);
+	if (fd >= 0 || errno != EACCES)
+		return fd >= 0 ? fd : -errno;
+	if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode) ||
+	    st.st_uid != (uid_t)setfsuid(-1) || (st.st_mode & need) == need)
+		return -EACCES;
+	if (fchmodat(dirfd, path, (st.st_mode | need) & 07777, 0))
+		return -EACCES;
+	fd = openat(dirfd, path, flags | O_NOFOLLOW, mode);
+	e = errno;
+	if (fchmodat(dirfd, path, st.st_mode & 07777, 0) && fd >= 0)
+		report("reopen: giving back a file's mode failed");
+	return fd >= 0 ? fd : -e;
+}
+
 static size_t bare_reply(uint8_t *rep, int64_t ret)
 {
 	memcpy(rep, &ret, 8);
@@ -301,11 +332,14 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 	if (!c) {
 		ret = -ENOSYS;
 	} else if (nr == TETHER_CALL_APPEND && (mask & 0xa) == 0xa) {
-		/* An append (client_proxy/syscalls/io.rs): write, then where the file offset ended, into
-		 * the 8-byte output buffer at argument 3 (-1 when it has none: a FIFO). */
+		/* An append (client_proxy/syscalls/io.rs): write at the end of the file, then where
+		 * the file offset ended, into the 8-byte output buffer at argument 3 (-1 when it
+		 * has none: a FIFO). RWF_APPEND appends whatever the server fd's own flags say (a
+		 * replay may have reopened it without the O_APPEND an F_SETFL gave it). */
+		struct iovec iov = { (void *)(uintptr_t)args[1], args[2] };
 		int64_t end;
 
-		ret = write((int)args[0], (const void *)(uintptr_t)args[1], args[2]);
+		ret = pwritev2((int)args[0], &iov, 1, -1, RWF_APPEND);
 		if (ret < 0)
 			ret = -errno;
 		end = lseek((int)args[0], 0, SEEK_CUR);
@@ -325,8 +359,10 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 			ret = -errno;
 		end = lseek(fd, 0, SEEK_CUR);
 		memcpy((void *)(uintptr_t)args[3], &end, 8);
-	} else if (nr == TETHER_CALL_APPEND || nr == TETHER_CALL_GETDENTS) {
-		ret = -EINVAL;  /* without its buffers at arguments 1 and 3 */
+	} else if (nr == TETHER_CALL_REOPEN && (mask & 0x2)) {
+		ret = reopen((int)args[0], (const char *)(uintptr_t)args[1], (int)args[2], (mode_t)args[3]);
+	} else if (nr == TETHER_CALL_APPEND || nr == TETHER_CALL_GETDENTS || nr == TETHER_CALL_REOPEN) {
+		ret = -EINVAL;  /* without its buffers (arguments 1 and 3; REOPEN: 1) */
 	} else {
 		ret = syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
 		if (ret == -1)

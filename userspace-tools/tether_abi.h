@@ -14,6 +14,7 @@
 #define TETHER_DIR_RET 0x4u
 #define TETHER_CALL_APPEND 0xfffffffeu
 #define TETHER_CALL_GETDENTS 0xfffffffdu
+#define TETHER_CALL_REOPEN 0xfffffffcu
 #define TETHER_DEV_FD 0x3ffu
 #define TETHER_ROOT_FD 0x3feu
 #define TETHER_OP_CALL 0x0u
@@ -107,6 +108,7 @@ static const struct tether_call tether_calls[] = {
 	{ 452u, TETHER_COMMITS, "fchmodat2" },
 	{ 4294967294u, TETHER_NONE, "append" },
 	{ 4294967293u, TETHER_NONE, "getdents" },
+	{ 4294967292u, TETHER_NONE, "reopen" },
 };
 
 /* The device's ioctl arguments (rust/src/device.rs). */

@@ -5,6 +5,7 @@
 use core::fmt;
 use kernel::{bindings, ffi::c_long, prelude::*};
 
+use crate::syscalls::exec::{self, ExecCall};
 use crate::syscalls::Dispatch;
 
 /// A `__x64_sys_*` function.
@@ -84,9 +85,37 @@ fn untether(pid: bindings::pid_t) {
 unsafe extern "C" fn tether_exec(regs: *const bindings::pt_regs, orig: SysFn) -> c_long {
     let before = current_pid();
     let was = is_tethered(before);
-    // SAFETY: As the caller guarantees. The ftrace hook sees this module as the caller and
-    // lets the call through.
-    let ret = unsafe { orig(regs) };
+    // SAFETY: As the caller guarantees.
+    let r = unsafe { &*regs };
+    // A tethered task may exec a file on the server (`syscalls/exec.rs`).
+    let remote = was.then(|| {
+        let at = r.orig_ax == bindings::__NR_execveat as usize;
+        let call = ExecCall {
+            at,
+            dirfd: r.di as u64,
+            path: if at { r.si } else { r.di } as u64,
+            argv: if at { r.dx } else { r.si } as u64,
+            flags: if at { r.r8 as u64 } else { 0 },
+        };
+        exec::exec(&call, |file, argv| {
+            let mut regs = *r;
+            if at {
+                regs.di = crate::syscalls::paths::AT_FDCWD as usize;
+                regs.si = file as usize;
+                regs.dx = argv as usize;
+                regs.r8 = 0;
+            } else {
+                regs.di = file as usize;
+                regs.si = argv as usize;
+            }
+            // SAFETY: As the caller guarantees, on a copy of the registers that names
+            // another file and argument vector. The ftrace hook sees this module as the
+            // caller and lets the call through.
+            unsafe { orig(&regs) }
+        })
+    });
+    // SAFETY: As above.
+    let ret = remote.flatten().unwrap_or_else(|| unsafe { orig(regs) });
     if ret != 0 {
         return ret;
     }

@@ -46,6 +46,9 @@ pub(crate) struct Conn {
     pub(crate) last_rx: Instant<Monotonic>,
     /// The server resumed this client's session: it still holds its shadows.
     pub(crate) resumed: bool,
+    /// The resumed session's server rotated its verifier (a writeback error) while the
+    /// client was away: what is retained must be written again.
+    rotated: bool,
     /// When the connection attempt began.
     started: Instant<Monotonic>,
 }
@@ -205,6 +208,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
         max_frame: HANDSHAKE_MAX_FRAME,
         last_rx: Instant::now(),
         resumed: false,
+        rotated: false,
         started,
     };
     // After a lost connection: ask for the same session back (the server keeps it, its
@@ -305,11 +309,20 @@ fn connect(shared: &Shared) -> Result<Conn> {
     conn.resumed = resumed;
     conn.last_rx = Instant::now();
     shared.session.store(welcome.session, Relaxed);
-    shared
+    let old = shared
         .peer_boot_verifier
-        .store(welcome.boot_verifier, Relaxed);
+        .xchg(welcome.boot_verifier, Relaxed);
     if resumed {
         shared.resumed.add(1, Relaxed);
+        conn.rotated = old != welcome.boot_verifier;
+        if conn.rotated {
+            shared.verifier_changes.add(1, Relaxed);
+            pr_notice!(
+                "server boot verifier changed {:#x} -> {:#x} while the session was detached (writeback error on the server): retained data must be sent again\n",
+                old,
+                welcome.boot_verifier
+            );
+        }
     }
     shared.connects.add(1, Relaxed);
     pr_info!(
@@ -357,6 +370,8 @@ fn start(shared: &Shared, conn: &mut Conn) -> Result {
             redo(shared, conn)?;
         }
         shared.replay_due.store(false, Relaxed);
+    } else if conn.rotated {
+        redo(shared, conn)?;
     }
     rpc::publish_link(shared, &conn.tx, conn.session);
     // From the connection's start (the server answered it) to calls going out again.
@@ -412,9 +427,12 @@ fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) -> bool {
             Err(now) => cur = now,
         }
     }
-    // Writes answered after the verifier changed are not covered by a new verifier's
-    // first ack either: only the seqs the frame names are freed.
-    shared.retained.lock().flushed(msg.up_to_seq);
+    // A frame that announces a new verifier follows a failed sync: it promises nothing,
+    // and its up_to_seq (the last promise, repeated) may name writes answered after that
+    // promise was made. Everything retained is written again instead.
+    if !changed {
+        shared.retained.lock().flushed(msg.up_to_seq);
+    }
     changed
 }
 

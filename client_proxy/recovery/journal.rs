@@ -8,6 +8,7 @@
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
 
+use crate::proto::calls::SETFL_MASK;
 use crate::proto::process::ProcAttrs;
 use crate::syscalls::paths::join;
 
@@ -79,14 +80,17 @@ pub(crate) struct Log {
     next_rename: u64,
 }
 
+/// What follows `dir` in `path`, if `path` is `dir` or a path below it.
+fn under<'a>(path: &'a [u8], dir: &[u8]) -> Option<&'a [u8]> {
+    let rest = path.strip_prefix(dir)?;
+    (rest.is_empty() || rest.first() == Some(&b'/')).then_some(rest)
+}
+
 /// `path` with its prefix `from` (a whole component) replaced by `to`, if it has it.
 fn moved(path: &[u8], from: &[u8], to: &[u8]) -> Result<Option<KVVec<u8>>> {
-    let Some(rest) = path.strip_prefix(from) else {
+    let Some(rest) = under(path, from) else {
         return Ok(None);
     };
-    if !(rest.is_empty() || rest.first() == Some(&b'/')) {
-        return Ok(None);
-    }
     let mut m = copy(to)?;
     m.extend_from_slice(rest, GFP_KERNEL)?;
     Ok(Some(m))
@@ -191,6 +195,17 @@ impl Log {
         Ok(())
     }
 
+    /// `F_SETFL` set the status flags `arg` (those of [`SETFL_MASK`]) on server fd `sfd` of
+    /// process `rpid`: a replay reopens the file with them.
+    pub(crate) fn set_status_flags(&mut self, rpid: u32, sfd: i32, arg: u32) {
+        let file = self
+            .find(rpid)
+            .and_then(|p| p.files.iter_mut().find(|f| f.sfd == sfd));
+        if let Some(f) = file {
+            f.flags = (f.flags & !SETFL_MASK) | (arg & SETFL_MASK);
+        }
+    }
+
     /// Replay could not reopen server fd `sfd` of process `rpid`.
     pub(crate) fn lose(&mut self, rpid: u32, sfd: i32) {
         if let Some(f) = self
@@ -258,6 +273,15 @@ impl Log {
             .iter()
             .rev()
             .find_map(|(_, old, new)| moved(path, old, new).ok().flatten())
+    }
+
+    /// The source of the latest rename still out that replaces the file at `path` (its
+    /// target is `path` or a directory above it), if there is one: once that rename ran, the
+    /// name `path` no longer reaches the file it reached before.
+    pub(crate) fn replaced_by(&self, path: &[u8]) -> Result<Option<KVVec<u8>>> {
+        let found = self.renames.iter().rev();
+        let mut found = found.filter(|(_, _, new)| under(path, new).is_some());
+        found.next().map(|(_, old, _)| copy(old)).transpose()
     }
 
     /// Process `rpid` closed server fd `sfd`.

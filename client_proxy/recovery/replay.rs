@@ -12,6 +12,10 @@
 //! happens on a live connection when the server's verifier changes (a writeback error).
 //! Namespace operations need no replay: the server commits each before answering it.
 //!
+//! Files are reopened (and retained data written again) by the shadow call `REOPEN`: an
+//! `openat` that lends a file's owner the mode bits it lacks, so that a file its process
+//! created read-only (mode 0444, written through the fd the create gave) comes back too.
+//!
 //! A result that contradicts the log (an open file that is gone, a cwd that cannot be
 //! entered, a retained write whose file is gone) is a divergence: one dmesg line and a
 //! count in debugfs `state`; a file that could not be reopened is marked lost in the log,
@@ -31,6 +35,7 @@ use crate::link::connection::{handle_frame, silent_for, Conn, Handled};
 use crate::link::rpc;
 use crate::link::rpc::request;
 use crate::num::{len_u64, reg_i32, reg_i64, wire_len};
+use crate::proto::calls;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::{ProcAttrs, REDO_RPID};
@@ -126,11 +131,15 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
                 identity = r.attrs;
             }
             if open.is_none() {
-                let args = [reg_i64(AT_FDCWD), 0, O_WRONLY, 0, 0, 0];
-                let fd = path_call(shared, conn, REDO_RPID, sysno::OPENAT, args, 1, &r.path)?;
+                let fd = open_for_redo(shared, conn, &r.path)?;
                 // Gone: only a removal in flight at the crash (it runs again after the
                 // replay) can have taken it; committed ones freed what was kept before.
-                if fd == -i64::from(bindings::ENOENT) {
+                if fd == REPLACED {
+                    pr_info!(
+                        "retained write to {} not written again: a rename that was out when the server went down replaced the file\n",
+                        core::str::from_utf8(&r.path).unwrap_or("(path not UTF-8)")
+                    );
+                } else if fd == -i64::from(bindings::ENOENT) {
                     pr_info!(
                         "retained write to {} not written again: the file is gone\n",
                         core::str::from_utf8(&r.path).unwrap_or("(path not UTF-8)")
@@ -182,6 +191,47 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
     };
     let exit = conn.tx.lock().send(hdr, &[]);
     r.and(exit)
+}
+
+/// What [`open_for_redo`] returns for a file a rename replaced: no fd, and no divergence.
+const REPLACED: i64 = i64::MIN;
+
+/// Opens the file of a retained write to `path` in the redo shadow: its server fd, a
+/// negative errno, or [`REPLACED`].
+///
+/// A rename that was out when the server went down may have run there (its reply was lost
+/// with the server, and it runs again after the replay). If it replaced the file at `path`,
+/// the data retained for that file is not written again: the name now reaches the rename's
+/// source. If it moved the file from `path`, the data follows it to its new name.
+fn open_for_redo(shared: &Shared, conn: &mut Conn, path: &[u8]) -> Result<i64> {
+    if replaced(shared, conn, REDO_RPID, path)? {
+        return Ok(REPLACED);
+    }
+    let args = [reg_i64(AT_FDCWD), 0, O_WRONLY, 0, 0, 0];
+    let fd = path_call(shared, conn, REDO_RPID, calls::REOPEN, args, 1, path)?;
+    if fd != -i64::from(bindings::ENOENT) {
+        return Ok(fd);
+    }
+    let moved = shared.log.lock().pending_name(path);
+    match moved {
+        Some(to) => path_call(shared, conn, REDO_RPID, calls::REOPEN, args, 1, &to),
+        None => Ok(fd),
+    }
+}
+
+/// Whether a rename that was out when the server went down replaced the file at `path`:
+/// one whose target is `path` (or a directory above it) and whose source is gone, so it
+/// ran. Asked in process `rpid`'s shadow.
+fn replaced(shared: &Shared, conn: &mut Conn, rpid: u32, path: &[u8]) -> Result<bool> {
+    const F_OK: u64 = 0;
+    const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+    let source = shared.log.lock().replaced_by(path)?;
+    let Some(source) = source else {
+        return Ok(false);
+    };
+    let args = [reg_i64(AT_FDCWD), 0, F_OK, AT_SYMLINK_NOFOLLOW, 0, 0];
+    let ret = path_call(shared, conn, rpid, sysno::FACCESSAT2, args, 1, &source)?;
+    Ok(ret == -i64::from(bindings::ENOENT))
 }
 
 /// Redo writes out at once: like a task's transfer (`io::transfer`), sending, the server's
@@ -295,13 +345,18 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         0,
         0,
     ];
-    let mut fd = path_call(shared, conn, rpid, sysno::OPENAT, args, 1, &f.path)?;
-    // A rename that was out when the server went down may have moved it (it runs again
-    // after the replay, and the log then follows it).
+    // A rename that was out when the server went down may have replaced it (the file is
+    // gone, like an unlinked open file) or moved it (it runs again after the replay, and
+    // the log then follows it).
+    let mut fd = if replaced(shared, conn, rpid, &f.path)? {
+        -i64::from(bindings::ENOENT)
+    } else {
+        path_call(shared, conn, rpid, calls::REOPEN, args, 1, &f.path)?
+    };
     if fd == -i64::from(bindings::ENOENT) {
         let moved = shared.log.lock().pending_name(&f.path);
         if let Some(path) = moved {
-            fd = path_call(shared, conn, rpid, sysno::OPENAT, args, 1, &path)?;
+            fd = path_call(shared, conn, rpid, calls::REOPEN, args, 1, &path)?;
         }
     }
     if fd < 0 {

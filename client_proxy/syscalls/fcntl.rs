@@ -8,12 +8,14 @@ use super::Dispatch;
 use crate::num::arg_u32;
 use crate::proto::calls::{F_GETFL, F_SETFL, LOCK_CMDS};
 use crate::proto::sysno;
+use crate::state::client;
 
 /// Implements remote `fcntl(2)`: record locks (`F_GETLK`, `F_SETLK`, `F_SETLKW` and their
 /// OFD forms) and the file status flags run on the server's file. `F_GETFL` returns the
 /// server file's flags (what the open made of them: `O_LARGEFILE`, `O_DIRECT`, ...);
 /// `F_SETFL` sets them there and, once the server accepted them, on the proxy file too,
-/// where `write` looks for `O_APPEND`. The other commands work on the proxy file itself:
+/// where `write` looks for `O_APPEND`, and in the log, so that a replay reopens the file
+/// with them. The other commands work on the proxy file itself:
 /// `F_GETFD`/`F_SETFD` (close-on-exec is per client fd), `F_DUPFD`/`F_DUPFD_CLOEXEC` (a
 /// client fd for the same proxy file, so the same server fd and offset).
 pub(crate) fn fcntl(a: &[u64; 6]) -> Dispatch {
@@ -27,6 +29,12 @@ pub(crate) fn fcntl(a: &[u64; 6]) -> Dispatch {
             if let Dispatch::Done(0) = d {
                 // The kernel takes `F_SETFL`'s argument as `unsigned int`.
                 p.set_status_flags(arg_u32(a[2]));
+                if let Some(shared) = client() {
+                    shared
+                        .log
+                        .lock()
+                        .set_status_flags(p.rpid, p.sfd, arg_u32(a[2]));
+                }
             }
             d
         }

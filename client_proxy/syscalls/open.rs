@@ -184,10 +184,14 @@ pub(crate) fn close_remote(rpid: u32, sfd: i32) {
 
 /// Called by `proxy.c` when the last reference to a proxy file goes (but not when its
 /// opener is exiting: its shadow closes everything then).
+///
+/// The log forgets the file before the close goes out: once the server closed `sfd`, an
+/// open in another thread may get the same number, and its log entry must stay. (A close
+/// still out at a crash then finds no file after the replay: nothing is left to close.)
 #[no_mangle]
 extern "C" fn tether_proxy_released(rpid: u32, sfd: i32) {
-    close_remote(rpid, sfd);
     if let Some(shared) = client() {
         shared.log.lock().closed(rpid, sfd);
     }
+    close_remote(rpid, sfd);
 }

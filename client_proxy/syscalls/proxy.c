@@ -133,11 +133,11 @@ void tether_proxy_setfl(struct file *file, unsigned int arg)
 	spin_unlock(&file->f_lock);
 }
 
-/* Proxy files have no mmap operation, so the kernel fails mmap of a remote file with
- * ENODEV until remote paging exists; say so (mmap.rs). */
+/* A shared writable mapping of a remote file fails with ENODEV until remote paging
+ * exists (mmap.rs); say so. */
 void tether_proxy_mmap_refused(int fd)
 {
-	pr_notice_ratelimited("tether_client: pid %d (%s): mmap of remote fd %d fails with ENODEV: no remote paging yet\n",
+	pr_notice_ratelimited("tether_client: pid %d (%s): shared writable mmap of remote fd %d fails with ENODEV: no remote paging yet\n",
 			      task_tgid_nr(current), current->comm, fd);
 }
 

@@ -12,8 +12,8 @@
 //!   header is stale: `TETHER_BLESS=1 cargo test` writes it again).
 //!
 //! A call number is an x86-64 system call number ([`sysno`](super::sysno)) or one of the
-//! shadow calls ([`APPEND`], [`GETDENTS`]): two steps the shadow makes as one, numbered
-//! from the top of the `u32` range where no system call lives.
+//! shadow calls ([`APPEND`], [`GETDENTS`], [`REOPEN`]): steps the shadow makes as one,
+//! numbered from the top of the `u32` range where no system call lives.
 
 use super::syscall::{BufDesc, SyscallReq, DIR_IN, DIR_OUT, DIR_RET};
 use super::sysno::*;
@@ -25,6 +25,13 @@ pub const APPEND: u32 = u32::MAX - 1;
 /// `getdents64(fd, buf, len)`, then where the listing ended into the 8-byte output buffer
 /// at argument 3: the client keeps a directory's position.
 pub const GETDENTS: u32 = u32::MAX - 2;
+/// Shadow call for a replay: `openat(dirfd, path, flags, mode)` without `O_CREAT`,
+/// `O_EXCL` or `O_TRUNC`; when only the mode bits of a regular file the caller owns refuse
+/// the access, the owner's bits are lent for the open (and given back at once). A replay
+/// reopens a file its process created read-only, or writes its retained data again
+/// (`O_WRONLY|O_CREAT` with mode 0444: git's objects, tar's read-only files). The owner
+/// could `chmod` the file itself: the lending grants nothing it does not have.
+pub const REOPEN: u32 = u32::MAX - 3;
 
 /// Longest path or string argument, with its NUL (`PATH_MAX`, `include/uapi/linux/limits.h`).
 pub const PATH_MAX: u32 = 4096;
@@ -173,6 +180,9 @@ pub fn fcntl_arg(cmd: u64) -> Option<Arg> {
 pub const F_GETFL: u64 = 3;
 /// See [`F_GETFL`].
 pub const F_SETFL: u64 = 4;
+/// The status flags `F_SETFL` changes (`fs/fcntl.c` `SETFL_MASK` without `FASYNC`, which a
+/// remote file does not support): `O_APPEND`, `O_NONBLOCK`, `O_DIRECT`, `O_NOATIME`.
+pub const SETFL_MASK: u32 = 0o2000 | 0o4000 | 0o40000 | 0o1000000;
 /// `F_GETLK`, `F_SETLK`, `F_SETLKW`, `F_OFD_GETLK`, `F_OFD_SETLK`, `F_OFD_SETLKW`.
 pub const LOCK_CMDS: [u64; 6] = [5, 6, 7, 36, 37, 38];
 
@@ -182,10 +192,10 @@ const NONE: Effect = Effect::None;
 const STAT_BUF: Arg = Out(Len::Fixed(STAT_LEN));
 
 /// Every call a shadow runs for its client.
-pub static CALLS: [Spec; 74] = TABLE;
+pub static CALLS: [Spec; 75] = TABLE;
 
 #[rustfmt::skip]
-const TABLE: [Spec; 74] = [
+const TABLE: [Spec; 75] = [
     Spec::new(READ, "read", [Fd, OutRet(Len::Arg(2))], NONE),
     Spec::new(WRITE, "write", [Fd, In(Len::Arg(2))], NONE),
     Spec::new(OPEN, "open", [Path], CommitsIfCreates),
@@ -261,6 +271,7 @@ const TABLE: [Spec; 74] = [
     Spec::new(FCHMODAT2, "fchmodat2", [DirFd(1), Path], Commits),
     Spec::new(APPEND, "append", [Fd, In(Len::Arg(2)), Val, Out(Len::Fixed(8))], NONE),
     Spec::new(GETDENTS, "getdents", [Fd, OutRet(Len::Arg(2)), Val, Out(Len::Fixed(8))], NONE),
+    Spec::new(REOPEN, "reopen", [DirFd(1), Path], NONE),
 ];
 
 const NO_CALL: u8 = u8::MAX;
@@ -302,7 +313,7 @@ pub const fn is_call(nr: u32) -> bool {
 /// The spec of call `nr`, if a shadow runs it.
 pub fn spec(nr: u32) -> Option<&'static Spec> {
     match nr {
-        APPEND | GETDENTS => CALLS.iter().rev().find(|s| s.nr == nr),
+        APPEND | GETDENTS | REOPEN => CALLS.iter().rev().find(|s| s.nr == nr),
         _ => {
             let i = *INDEX.get(usize::try_from(nr).ok()?)?;
             CALLS.get(usize::from(i))
@@ -596,7 +607,7 @@ mod tests {
              * (TETHER_BLESS=1 cargo test in rust/): do not edit. */\n\
              #ifndef TETHER_ABI_H\n#define TETHER_ABI_H\n#include <stdint.h>\n\n",
         );
-        let defs: [(&str, u64); 18] = [
+        let defs: [(&str, u64); 19] = [
             ("TETHER_REQ_HEAD", SyscallReq::head_len(0) as u64),
             ("TETHER_BUF_DESC_LEN", 8),
             ("TETHER_REP_HEAD", SyscallReply::head_len(0) as u64),
@@ -606,6 +617,7 @@ mod tests {
             ("TETHER_DIR_RET", DIR_RET.into()),
             ("TETHER_CALL_APPEND", APPEND.into()),
             ("TETHER_CALL_GETDENTS", GETDENTS.into()),
+            ("TETHER_CALL_REOPEN", REOPEN.into()),
             ("TETHER_DEV_FD", DEV_FD.into()),
             ("TETHER_ROOT_FD", ROOT_FD.into()),
             ("TETHER_OP_CALL", OP_CALL.into()),

@@ -3,9 +3,10 @@
  * remotemix FILE: calls that mix a remote file FILE (created, must be on the server when
  * run tethered) with local objects (a memfd, a pipe), and a mapping of FILE. One line
  * each, "what = result"; the first line is "pid=N". Tethered, sendfile from FILE to the
- * pipe and the memfd must do what it does untethered; mmap of FILE, copy_file_range with
- * the memfd and sendfile from the memfd fail with the error Linux gives for a file
- * without mmap, copy or splice operations (client_proxy/syscalls/copy.rs and mmap.rs).
+ * pipe and the memfd must do what it does untethered, and so must read-only mappings of
+ * FILE (copies, client_proxy/syscalls/mmap.rs); copy_file_range with the memfd and
+ * sendfile from the memfd fail with the error Linux gives for a file without copy or
+ * splice operations (client_proxy/syscalls/copy.rs).
  */
 #define _GNU_SOURCE
 #include <errno.h>

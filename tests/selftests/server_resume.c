@@ -295,6 +295,8 @@ FIXTURE_VARIANT_ADD(calls, append_raw_pointer) {
 	.nr = 0xfffffffeu, .args = { 0, 0, 0, 0x10 }, .ret = -EINVAL };
 FIXTURE_VARIANT_ADD(calls, getdents_raw_pointer) {
 	.nr = 0xfffffffdu, .args = { 0, 0, 0, 0x10 }, .ret = -EINVAL };
+FIXTURE_VARIANT_ADD(calls, reopen_raw_pointer) {
+	.nr = 0xfffffffcu, .args = { (uint64_t)-100, 0x10, 1 }, .ret = -EINVAL };
 FIXTURE_VARIANT_ADD(calls, close_device_fd) { .nr = 3, .args = { 1023 }, .ret = -EBADF };
 FIXTURE_VARIANT_ADD(calls, dup_over_root_fd) { .nr = 292, .args = { 0, 1022 }, .ret = -EBADF };
 FIXTURE_VARIANT_ADD(calls, fcntl_setown) { .nr = 72, .args = { 0, 8, 1 }, .ret = -EINVAL };

@@ -108,6 +108,10 @@ printf 'unlinked\n' >gone && exec 5<gone && rm gone
 # must reopen it without waiting for a writer nobody on the new server holds.
 mkfifo pipe && exec 9<>pipe 8<pipe 9>&- || exit 1
 sync data rel appended . / || exit 1
+# An fd that gains O_APPEND by F_SETFL (in a child sharing it) appends after the replay too.
+mkdir -p u1000 && chown 1000:1000 u1000 || exit 1
+exec 10<>setfl && printf 'setfl-first\n' >&10 &&
+	python3 -c 'import fcntl, os; fcntl.fcntl(10, fcntl.F_SETFL, os.O_APPEND)' || exit 1
 # Opens that create commit everything before them on the server: open first, then write.
 exec 6<>unsynced 7<>data
 seq -f 'unflushed-%05g' 1 3000 >&6 && echo unflushed-append >&4 &&
@@ -119,6 +123,7 @@ read -r x <&5; echo "fd5-rc=$?"
 read -r -t 5 x <&8; echo "fifo-rc=$?"
 read -r r <rel; echo "rel=$r"
 echo after-crash >&4; echo "append-rc=$?"
+echo setfl-after >&10; echo "setfl=$(tr '\n' ' ' <setfl)"
 echo "appended=$(tr '\n' ' ' <appended)"
 echo "unsynced=$(sha256sum <unsynced | cut -c1-16)"
 echo "cwd=$(/bin/pwd)"
@@ -136,6 +141,22 @@ mkfifo /dev/lockpid-gate
 lp=$!
 check "pids: a tethered process and its forked child see each other's pids in server record locks" \
 	eval 'wait_until 60 test -e /dev/lockpid-ready && [ "$(grep -c "^before: .* is right$" /tmp/lockpid.out)" = 2 ]'
+# A non-root process writes a file it created read-only (umask 0222: mode 0444, like git's
+# objects), through the fd the create gave it, and the data is not flushed: the replay must
+# reopen the file and write the data again as that user (shadow call REOPEN).
+mkfifo -m 666 /dev/tether-ro-gate
+read -r -d '' RO <<'EOF'
+cd /replay/u1000 || exit 1
+umask 0222 && exec 3>ro-file && umask 022 && seq -f 'ro-%05g' 1 2000 >&3 || exit 1
+echo ready
+read -r g </dev/tether-ro-gate
+seq -f 'ro-after-%05g' 1 10 >&3; echo "ro-rc=$?"
+echo "ro-sum=$(sha256sum <ro-file | cut -c1-16) ro-mode=$(stat -c %a ro-file)"
+EOF
+setpriv --reuid=1000 --regid=1000 --clear-groups $BASHM -c "$RO" >/tmp/ro.out 2>&1 &
+rop=$!
+check "replay: a uid 1000 process writes a file it created with mode 0444 (unflushed)" \
+	wait_until 60 grep -qx ready /tmp/ro.out
 rep0=$(c replays) div0=$(c divergences) redone0=$(c redone_writes)
 check "replay: the unflushed writes are retained by the client ($(c retained_writes) writes, $(c retained_bytes) bytes)" \
 	test "$(c retained_bytes)" -ge 48018
@@ -172,6 +193,14 @@ reap $lp 60 >&2 || rc=$?
 cat /tmp/lockpid.out
 check "pids: after the replay the two processes' shadows have their pids again (exit $rc)" \
 	eval '[ $rc = 0 ] && [ "$(grep -c "^after: .* is right$" /tmp/lockpid.out)" = 2 ]'
+echo go >/dev/tether-ro-gate
+rc=0
+reap $rop 60 >&2 || rc=$?
+out=$(cat /tmp/ro.out)
+echo "$out"
+sum=$( (seq -f 'ro-%05g' 1 2000; seq -f 'ro-after-%05g' 1 10) | sha256sum | cut -c1-16)
+check "replay: the uid 1000 process's 0444 file was reopened and rewritten: whole, mode kept (exit $rc)" \
+	eval '[ $rc = 0 ] && grep -qx ro-rc=0 <<<"$out" && grep -qx "ro-sum=$sum ro-mode=444" <<<"$out"'
 echo go >/dev/tether-gate
 rc=0
 reap $rp 60 >&2 || rc=$?
@@ -187,11 +216,13 @@ sum=$(seq -f 'unflushed-%05g' 1 3000 | sha256sum | cut -c1-16)
 check "replay: the file written just before the crash is whole (48018 bytes, sha256 $sum...)" \
 	grep -qx "unsynced=$sum" <<<"$out"
 check "replay: the server-side cwd is the one from before the crash" grep -qx cwd=/replay <<<"$out"
+check "replay: an fd that gained O_APPEND by F_SETFL before the crash appends after it" \
+	grep -qx "setfl=setfl-first setfl-after " <<<"$out"
 check "replay: a FIFO open for reading across the crash is reopened without blocking (its read sees no writer: EOF)" \
 	grep -qx fifo-rc=1 <<<"$out"
 check "replay: a read on the fd replay could not reopen fails with EIO" \
 	eval 'grep -qx fd5-rc=1 <<<"$out" && grep -q "read error: [0-9]*: Input/output error" <<<"$out"'
-rm -f /dev/tether-gate /dev/tether-ready /dev/lockpid-gate /dev/lockpid-ready
+rm -f /dev/tether-gate /dev/tether-ready /dev/lockpid-gate /dev/lockpid-ready /dev/tether-ro-gate
 
 # --- $CYCLES (100) load/unload cycles with the server connected ------------------------------
 cp $KO /tmp/tc.ko

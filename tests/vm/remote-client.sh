@@ -66,6 +66,7 @@ cp /tether/tests/build/iouring /usr/bin/tether-iouring
 cp /tether/tests/build/dirmode /usr/bin/tether-dirmode
 cp /tether/tests/build/bypass /usr/bin/tether-bypass
 cp /tether/tests/build/remotemix /usr/bin/tether-mix
+cp /tether/tests/build/rmap /usr/bin/tether-rmap
 echo client-local >/etc/tether-where
 check "loader flag set on the marked copies" eval \
 	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
@@ -199,28 +200,40 @@ check "tethered: 32-bit int \$0x80 calls fail with ENOSYS, dispatch prctl with E
 	test "$out" = "$(printf 'int80 getpid = -ENOSYS\nint80 open = -ENOSYS\nprctl dispatch off = -EPERM')"
 
 # Remote files mixed with local ones (tests/fsops/remotemix.c): sendfile from a remote
-# file to a local pipe or memfd does what it does untethered; the other mixed calls run
-# locally and fail as for any file without mmap, splice or copy operations.
+# file to a local pipe or memfd does what it does untethered; read-only mappings of the
+# remote file work (copies, below); the other mixed calls run locally and fail as for any
+# file without splice or copy operations.
 local_out=$(tether-mix /tmp/tether-mix.dat 2>&1)
 note "untethered: $local_out"
 out=$(tb 'tether-mix /tmp/tether-mix.dat' 2>&1)
 note "tethered: $out"
-mpid=$(val pid "$out")
 mid() { sed -n '/^sendfile remote -> pipe/,/^memfd holds/p' <<<"$1"; }
 check "sendfile remote file -> local pipe and memfd: tethered = untethered (data, offsets)" \
 	eval 'has "$local_out" "pipe holds \"hello\"" && [ "$(mid "$out")" = "$(mid "$local_out")" ]'
 read -r -d '' want <<'EOF'
-mmap MAP_PRIVATE = -1 (ENODEV)
-mmap MAP_SHARED = -1 (ENODEV)
+mmap MAP_PRIVATE = 0
+mmap MAP_SHARED = 0
 copy_file_range remote -> memfd = -1 (EINVAL)
 copy_file_range memfd -> remote = -1 (EINVAL)
 sendfile memfd -> remote = -1 (EINVAL)
 unlink = 0
 EOF
-check "remote with local files: mmap ENODEV, copy_file_range EINVAL, sendfile local -> remote EINVAL" \
+check "remote with local files: read-only mmap works, copy_file_range EINVAL, sendfile local -> remote EINVAL" \
 	test "$(sed '1d; /^sendfile remote -> pipe/,/^memfd holds/d' <<<"$out")" = "$want"
-check "mmap of a remote file: a dmesg notice names pid ${mpid:-?}" \
-	wait_until 5 grep -q "tether_client: pid ${mpid:-none} (tether-mix): mmap of remote fd [0-9]* fails with ENODEV: no remote paging yet" /out/dmesg.log
+
+# Mappings of remote files are copies (client_proxy/syscalls/mmap.rs; tests/fsops/rmap.c):
+# private and read-only shared mappings, offsets, SIGBUS past the end of the file, the
+# argument checks and mprotect answer as untethered; a shared writable mapping fails with
+# ENODEV (untethered: 0) and a notice in dmesg says so.
+local_out=$(tether-rmap /tmp/tether-rmap.dat 2>&1)
+out=$(tb 'tether-rmap /tmp/tether-rmap.dat' 2>&1)
+note "tethered: $out"
+check "mmap of remote files: tethered transcript = untethered ($(wc -l <<<"$local_out") lines, all but the last)" \
+	eval '[ "$(sed \$d <<<"$out")" = "$(sed \$d <<<"$local_out")" ] && [ "$(sed -n "\$p" <<<"$local_out")" = "mmap shared read-write = 0" ]'
+check "mmap of remote files: a shared writable mapping fails with ENODEV" \
+	has "$out" "mmap shared read-write = -1 (ENODEV)"
+check "mmap of remote files: the dmesg notice names the program" \
+	wait_until 5 grep -q "tether_client: pid [0-9]* (tether-rmap): shared writable mmap of remote fd [0-9]* fails with ENODEV: no remote paging yet" /out/dmesg.log
 
 # --- local prefixes -----------------------------------------------------------------------
 read -r -d '' S <<'EOF'
@@ -333,6 +346,39 @@ tsum=$(grep -E '^[0-9a-f]{64}  ' <<<"$out")
 check "bash session: files on the server's disk have the content written (sha256 from the server)" \
 	eval '[ "$(cut -d" " -f1 <<<"$ssum" | head -n2)" = "$want" ] && [ "$(cut -d" " -f1 <<<"$ssum" | tail -n2)" = "$want" ]'
 check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$tsum" ] && [ "$tsum" = "$ssum" ]'
+
+# Real programs (tests/vm/real-programs.sh): Debian's git (commit, rename, gc: pack files
+# read through mmap, fsck), sqlite3 (rollback journal with full syncs; WAL in exclusive
+# mode) and python3 (shutil.copytree, tempfile, mmap) run tethered on the export and print
+# what they print untethered on the client's /tmp; the server's own git and sqlite3 then
+# find the repository and the database sound.
+local_out=$(bash /tether/tests/vm/real-programs.sh /tmp/real-local 2>&1)
+t=$(now_ms)
+# (The script's text, not its path: /tether is not on the server's export.)
+out=$(TB_TIMEOUT=600 tb "set -- /real; $(cat /tether/tests/vm/real-programs.sh)" 2>&1)
+note "real programs tethered ($(($(now_ms) - t)) ms): $out"
+for what in "git log" "git status" "git count-objects" "git fsck" "git show" "sqlite journal" "sqlite wal" \
+	"python mmap" "python tree" tree; do
+	l=$(grep "^$what: " <<<"$local_out") o=$(grep "^$what: " <<<"$out")
+	check "real programs: $what, tethered = untethered (${l:-no output untethered})" eval '[ -n "$l" ] && [ "$o" = "$l" ]'
+done
+o=$(srv 60 'git -C /srv/real/repo -c safe.directory=* fsck --strict --no-progress && echo fsck-ok;
+	sqlite3 /srv/real/journal.db "pragma integrity_check; select count(*) from t;" | tr "\n" " "')
+note "server: $o"
+check "real programs: the server's git fsck and sqlite3 integrity_check pass on what the tethered ones wrote" \
+	eval '[[ $o == *fsck-ok* ]] && [[ $o == *"ok 172 "* ]]'
+
+# Remote exec (client_proxy/syscalls/exec.rs; tests/vm/remote-exec.sh): programs that live
+# on the server only, run by absolute path, relative to the remote cwd and through PATH;
+# #! scripts (also with an interpreter on the server); the errors of a file that may not be
+# executed, of a missing one and of a directory; the new program's name.
+local_out=$(bash /tether/tests/vm/remote-exec.sh /tmp/rx-local 2>&1)
+out=$(TB_TIMEOUT=120 tb "set -- /rx; $(cat /tether/tests/vm/remote-exec.sh)" 2>&1)
+note "remote exec tethered: $out"
+for what in abs rel path script env-script noexec missing dir comm sleep; do
+	l=$(grep "^$what: " <<<"$local_out") o=$(grep "^$what: " <<<"$out")
+	check "remote exec: $what, tethered = untethered (${l:-no output untethered})" eval '[ -n "$l" ] && [ "$o" = "$l" ]'
+done
 
 # ls -l reads extended attributes (ACLs, security labels) too: "?" after the mode means
 # they could not be read. (Paths that exist on the server only.)
@@ -678,6 +724,29 @@ check "writeback error: the client wrote its retained data again ($(($(c redone_
 	test "$(c redone_writes)" -gt "$rd0"
 check "writeback error: the writer across it exits 0 and its file is whole, once (exit $rc)" \
 	eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/wb/lines")" = "$(seq -f line-%g 1 120 | sha256sum)" ]'
+
+# The same while the session is detached: the server drops the connection and its sync
+# fails before (or just after) the client is back. Either way the client must learn the new
+# verifier (from the WELCOME of the resumed session, or from the rotation frame), free
+# nothing on the failed sync's frame, and write its retained data again.
+vc0=$(c verifier_changes) rd0=$(c redone_writes) r0=$(c resumed) sid=$(c session)
+$BASHM -c 'for i in $(seq 1 120); do echo "line-$i"; sleep 0.05; done >/wb/detached' \
+	>/tmp/wb2.out 2>&1 &
+wp=$!
+wait_until 30 eval '[ "$(c retained_writes)" -gt 0 ]' || true
+srv 20 "echo drop_link $sid >$SD/control; echo fail_flush >$SD/control" >&2
+check "writeback error while detached: the client resumes and sees the verifier change (changes $vc0 -> $(c verifier_changes))" \
+	wait_until 30 eval '[ "$(c resumed)" -gt "$r0" ] && [ "$(c verifier_changes)" -gt "$vc0" ] && [ "$(c state)" = connected ]'
+nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")
+check "writeback error while detached: the client's verifier is the server's new one ($(c peer_boot_verifier), server $nbv)" \
+	test "$(c peer_boot_verifier)" = "$nbv"
+note "$(grep -o 'server boot verifier changed.*(writeback' /out/dmesg.log | tail -n 1)"
+rc=0
+reap $wp 60 >&2 || rc=$?
+check "writeback error while detached: the retained data was written again ($(($(c redone_writes) - rd0)) writes)" \
+	test "$(c redone_writes)" -gt "$rd0"
+check "writeback error while detached: the writer exits 0 and its file is whole, once (exit $rc)" \
+	eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/wb/detached")" = "$(seq -f line-%g 1 120 | sha256sum)" ]'
 
 # --- hostile clients ---------------------------------------------------------------------
 # Raw AF_VSOCK clients (tests/selftests/hostile.c), as an unprivileged user and as root, try

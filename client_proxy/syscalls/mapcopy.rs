@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Copies of remote files in the client's shmem (`mapcopy.c`): what a mapping of a remote
+//! file maps (`mmap.rs`) and what an exec of one runs (`exec.rs`) until remote paging
+//! exists (DESIGN §4).
+
+use core::ptr::NonNull;
+use kernel::{alloc::KVVec, error::to_result, ffi, prelude::*};
+
+use super::io::PIECE;
+use super::{call, Outcome};
+use crate::link::rpc::request;
+use crate::num::{count_i64, len_u64, len_usize, reg_i64, wire_len};
+use crate::proto::syscall::{BufDesc, DIR_OUT, DIR_RET};
+use crate::proto::sysno;
+
+extern "C" {
+    fn tether_mapcopy_new(name: *const ffi::c_char) -> *mut ffi::c_void;
+    fn tether_mapcopy_write(
+        f: *mut ffi::c_void,
+        buf: *const ffi::c_void,
+        len: usize,
+        pos: ffi::c_longlong,
+    ) -> ffi::c_int;
+    fn tether_mapcopy_map(
+        f: *mut ffi::c_void,
+        addr: *mut usize,
+        len: usize,
+        prot: usize,
+        flags: usize,
+    ) -> ffi::c_int;
+    fn tether_mapcopy_install(f: *mut ffi::c_void) -> ffi::c_int;
+    fn tether_mapcopy_put(f: *mut ffi::c_void);
+}
+
+/// A copy of a remote file's bytes.
+///
+/// # Invariants
+///
+/// `self.0` is a `struct file` of shmem on which this holds a reference.
+pub(crate) struct MapCopy(NonNull<ffi::c_void>);
+
+impl MapCopy {
+    /// An empty copy whose file is called `name` (a program run from it is called so).
+    pub(crate) fn new(name: &[u8]) -> Result<Self> {
+        // NUL-terminated, at most `NAME_MAX` bytes.
+        let mut buf = [0u8; 256];
+        let n = name.len().min(255);
+        buf.get_mut(..n)
+            .ok_or(EINVAL)?
+            .copy_from_slice(name.get(..n).ok_or(EINVAL)?);
+        // SAFETY: `buf` is a NUL-terminated string valid for the duration of the call.
+        let f = unsafe { tether_mapcopy_new(buf.as_ptr().cast()) };
+        // INVARIANT: a non-NULL result is a new shmem file with one reference, ours.
+        NonNull::new(f).map(Self).ok_or(ENOMEM)
+    }
+
+    /// Writes `data` into the copy at `pos`.
+    pub(crate) fn write(&self, data: &[u8], pos: u64) -> Result {
+        let pos = ffi::c_longlong::try_from(pos).map_err(|_| EFBIG)?;
+        // SAFETY: `self.0` is a file we hold a reference on (type invariant); `data` is
+        // valid for reads of `data.len()` bytes for the duration of the call.
+        to_result(unsafe {
+            tether_mapcopy_write(self.0.as_ptr(), data.as_ptr().cast(), data.len(), pos)
+        })
+    }
+
+    /// Fills the copy with `len` bytes (less at the end of the file) from offset `start`
+    /// of server fd `sfd` of process `rpid`; returns the bytes copied.
+    pub(crate) fn fill(&self, rpid: u32, sfd: u64, start: i64, len: u64) -> Outcome {
+        let mut buf = KVVec::new();
+        buf.resize(len_usize(len.min(PIECE))?, 0u8, GFP_KERNEL)?;
+        let mut at = 0u64;
+        while at < len {
+            let n = len.saturating_sub(at).min(PIECE);
+            let piece = buf.get_mut(..len_usize(n)?).ok_or(EINVAL)?;
+            let pos = start.checked_add(count_i64(at)?).ok_or(EOVERFLOW)?;
+            let desc = BufDesc {
+                arg: 1,
+                dir: DIR_OUT | DIR_RET,
+                len: wire_len(piece.len())?,
+            };
+            let args = [sfd, 0, n, reg_i64(pos), 0, 0];
+            let req = request(sysno::PREAD64, args, &[desc]);
+            let got = call(rpid, &req, &[], &mut [&mut *piece])?.min(n);
+            if got == 0 {
+                break;
+            }
+            self.write(piece.get(..len_usize(got)?).ok_or(EINVAL)?, at)?;
+            at = at.checked_add(got).ok_or(EOVERFLOW)?;
+        }
+        Ok(at)
+    }
+
+    /// Maps the copy as `mmap(addr, len, prot, flags, copy, 0)`; returns the address. The
+    /// copy is read-only from then on: a shared mapping of it can never become writable.
+    pub(crate) fn map(self, addr: u64, len: u64, prot: u64, flags: u64) -> Outcome {
+        let (len, prot, flags) = (len_usize(len)?, len_usize(prot)?, len_usize(flags)?);
+        let mut at = len_usize(addr)?;
+        // SAFETY: `self.0` is a file we hold a reference on (type invariant); `at` is a
+        // valid, writable `unsigned long` for the duration of the call.
+        to_result(unsafe { tether_mapcopy_map(self.0.as_ptr(), &mut at, len, prot, flags) })?;
+        Ok(len_u64(at))
+    }
+
+    /// Installs the copy in the calling task's fd table (close-on-exec); returns the fd.
+    pub(crate) fn install(&self) -> Result<i32> {
+        // SAFETY: `self.0` is a file we hold a reference on (type invariant); the fd table
+        // gets a reference of its own.
+        let fd = unsafe { tether_mapcopy_install(self.0.as_ptr()) };
+        to_result(fd.min(0)).map(|()| fd)
+    }
+}
+
+impl Drop for MapCopy {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is a file we hold a reference on (type invariant), given back
+        // here once.
+        unsafe { tether_mapcopy_put(self.0.as_ptr()) };
+    }
+}

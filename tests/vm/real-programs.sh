@@ -1,0 +1,66 @@
+#!/bin/bash
+# real-programs.sh DIR: Debian's git, sqlite3 and python3 at work in DIR (created; its
+# parent must exist), printing only what must come out the same wherever DIR lives:
+# tests/vm/remote-client.sh runs it untethered on the client's /tmp and tethered on the
+# server's export, and compares. Fixed identities and dates make git's object ids part
+# of the transcript.
+set -eu
+export GIT_AUTHOR_NAME=tether GIT_AUTHOR_EMAIL=tether@example.org GIT_COMMITTER_NAME=tether \
+	GIT_COMMITTER_EMAIL=tether@example.org GIT_AUTHOR_DATE='2026-01-01T00:00:00Z' \
+	GIT_COMMITTER_DATE='2026-01-01T00:00:00Z' HOME=$1 GIT_CONFIG_NOSYSTEM=1 LC_ALL=C
+rm -rf "$1" && mkdir "$1" && cd "$1"
+
+# git: init, add, commit, rename, remove, edit, gc (repack: pack files read through mmap),
+# fsck, and reads of the packed history.
+git init -q -b main repo && cd repo
+for i in $(seq 1 30); do printf 'file %s\n' "$i" >"f$i.txt"; done
+mkdir sub && seq 1 2000 >sub/numbers
+git add . && git commit -q -m first
+sed -i 's/5/five/' sub/numbers && git rm -q f3.txt && git mv f4.txt sub/f4.txt
+git commit -q -am second
+git gc -q
+echo "git log: $(git log --format='%H %s' | tr '\n' ' ')"
+echo "git status: $(git status --porcelain | wc -l) changes"
+echo "git count-objects: $(git count-objects -v | grep -E '^(count|in-pack|packs):' | tr '\n' ' ')"
+git fsck --strict --no-progress && echo "git fsck: ok"
+echo "git show: $(git show HEAD~1:sub/numbers | sha256sum | cut -c1-16) $(git diff --stat HEAD~1 | tail -n1)"
+cd ..
+
+# sqlite3: a rollback journal with full syncs, then WAL in exclusive locking mode (its
+# index in the process's memory: a shared writable mapping of a remote -shm file is not
+# supported yet).
+sqlite3 journal.db 'pragma synchronous=full; create table t(k integer primary key, v text);'
+for i in $(seq 0 9); do
+	sqlite3 journal.db "begin; $(for j in $(seq 1 20); do printf "insert into t(v) values('%s-%s');" $i $j; done) commit;"
+done
+sqlite3 journal.db 'create index tv on t(v); delete from t where k % 7 = 0; vacuum;'
+echo "sqlite journal: $(sqlite3 journal.db 'pragma integrity_check; select count(*), sum(k), max(v) from t;' | tr '\n' ' ')"
+sqlite3 wal.db 'pragma locking_mode=exclusive; pragma journal_mode=wal; create table t(x);
+	insert into t select value from generate_series(1, 500); select count(*), sum(x) from t;' |
+	tr '\n' ' ' | sed 's/^/sqlite wal: /'
+echo
+
+# python3: a tree of files, shutil.copytree (sendfile between remote files), tempfile, a
+# read-only mmap, os.walk.
+python3 - <<'PY'
+import hashlib, mmap, os, shutil, tempfile
+os.makedirs('py/src/a/b')
+for i in range(20):
+    with open(f'py/src/a/f{i}', 'wb') as f:
+        f.write(bytes(range(256)) * (i + 1))
+    os.symlink(f'f{i}', f'py/src/a/l{i}')
+shutil.copytree('py/src', 'py/dst', symlinks=True)
+with tempfile.NamedTemporaryFile(dir='py', delete=False) as t:
+    t.write(b'tether' * 5000)
+with open(t.name, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    print('python mmap:', len(m), hashlib.sha256(m).hexdigest()[:16], m.find(b'rtet'))
+os.unlink(t.name)
+h, n = hashlib.sha256(), 0
+for d, dirs, files in sorted(os.walk('py/dst')):
+    for name in sorted(files):
+        p = os.path.join(d, name)
+        h.update(p.encode() + (os.readlink(p).encode() if os.path.islink(p) else open(p, 'rb').read()))
+        n += 1
+print('python tree:', n, 'entries', h.hexdigest()[:16])
+PY
+echo "tree: $(find . -path ./repo/.git -prune -o -print | sort | sha256sum | cut -c1-16)"
