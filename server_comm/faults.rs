@@ -99,7 +99,9 @@ impl Armed {
 }
 
 extern "C" {
+    /// The `crash_at=` parameter (shim.c): NULL when not given.
     fn tether_crash_at_param() -> *const kernel::ffi::c_char;
+    /// `emergency_restart()` (shim.c): resets the machine without syncing.
     fn tether_emergency_restart();
 }
 
