@@ -11,6 +11,7 @@ use kernel::{
 };
 
 use crate::auth::may_log_refusal;
+use crate::faults::Point;
 use crate::proto::calls;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
@@ -128,6 +129,7 @@ pub(crate) fn system_call(
     if !admit(shared, s, gen, hdr)? {
         return Ok(());
     }
+    shared.faults.reached(Point::OnReceive, Some(req.nr));
     shared.dirty.add(body.len() as u64, Relaxed);
     if shared.exports.is_denied(s.id, hdr.rpid) {
         reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
@@ -140,7 +142,7 @@ pub(crate) fn system_call(
     match shared.shadow_for(s, hdr.rpid) {
         Ok(shadow) => {
             let max_bytes = shared.config.max_queued_bytes;
-            if let Err(e) = shadow.push(hdr.seq, body, max_bytes) {
+            if let Err(e) = shadow.push(hdr.seq, req.nr, body, max_bytes) {
                 if e == EAGAIN {
                     shared.limit_notice(s, "queued request bytes per process", max_bytes);
                 }

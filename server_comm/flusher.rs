@@ -17,6 +17,7 @@ use kernel::{
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
+use crate::faults::Point;
 use crate::server::Shared;
 use crate::transport::random_u64;
 
@@ -66,7 +67,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
         let due = last.elapsed().as_millis() >= i64::from(cfg.flush_ms)
             || (cfg.flush_dirty_bytes > 0 && dirty >= cfg.flush_dirty_bytes)
             || shared.flush_now.xchg(false, Relaxed);
-        if due && !shared.is_stopping() {
+        // While `hold_flush` is on (a test knob) written data stays unflushed.
+        if due && !shared.is_stopping() && !shared.faults.hold_flush.load(Relaxed) {
             flush(&shared);
             last = Instant::now();
         }
@@ -108,6 +110,9 @@ fn flush(shared: &Shared) {
             old,
             new
         );
+    }
+    if ok {
+        shared.faults.reached(Point::InFlush, None);
     }
     let verifier = shared.verifier();
     for s in sessions.iter() {

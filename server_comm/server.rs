@@ -21,6 +21,7 @@ use kernel::{
 };
 
 use crate::auth::may_log_refusal;
+use crate::faults::Faults;
 use crate::proto::calls::Refusal;
 use crate::proto::msg::Hello;
 use crate::session::{Greeting, Session};
@@ -194,6 +195,9 @@ pub(crate) struct Shared {
     pub(crate) flush_now: Atomic<bool>,
     /// Requests refused by the limits or the call table.
     pub(crate) refused: Atomic<u64>,
+    /// Test knobs: the armed fault point, `hold_flush` (`faults.rs`).
+    #[pin]
+    pub(crate) faults: Faults,
     /// Copy of [`Shared::inner`]'s `stopping`, readable without the lock.
     stopping: Atomic<bool>,
     /// Every registered shadow by its token (see `shadows.rs`).
@@ -296,6 +300,7 @@ impl Shared {
             inner.next_id,
             cid,
             hello.instance,
+            hello.resume_session != 0 && hello.instance != 0,
             self.config.reply_cache,
             self.config.reply_cache_bytes,
         )?;
@@ -393,6 +398,7 @@ impl Shared {
         writeln!(f, "insecure={}", u8::from(c.insecure))?;
         writeln!(f, "handshaking={}", this.handshaking.load(Relaxed))?;
         writeln!(f, "denied_processes={}", this.exports.denied())?;
+        this.faults.show(f)?;
         for (k, v) in [
             ("resumed", &this.resumed),
             ("expired", &this.expired),
@@ -442,8 +448,14 @@ impl Shared {
     /// session ID now (its shadows exit: a session kept for resumption keeps the module
     /// busy through its shadows' open device files, so unload needs this first); `flush`
     /// runs the flusher now; `fail_flush` makes the next sync count as a writeback error.
+    /// Test knobs (`faults.rs`, docs/DESIGN.md §3.5): `crash_at POINT CALL [N]` arms fault
+    /// point POINT (`on_receive`, `before_reply` alias `after_exec`/`after_commit`,
+    /// `after_reply`, `in_flush`, `in_redo`, `in_replay`) for call CALL (a name from the
+    /// call table, or `any`): the Nth matching event (default 1) resets the machine as a
+    /// power cut would; `crash_at off` disarms it; `hold_flush on|off` stops and restarts
+    /// the flusher's rounds.
     fn control(this: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
-        let mut buf = [0u8; 32];
+        let mut buf = [0u8; 64];
         let n = reader.len();
         let dst = buf.get_mut(..n).ok_or(EINVAL)?;
         reader.read_slice(dst)?;
@@ -484,6 +496,26 @@ impl Shared {
                 );
                 s.shutdown();
                 this.end_session(&s, None);
+            }
+            "crash_at" => {
+                let mut words: KVec<&str> = KVec::new();
+                for w in arg.split_ascii_whitespace() {
+                    words.push(w, GFP_KERNEL)?;
+                }
+                this.faults.arm(&words)?;
+            }
+            "hold_flush" => {
+                let on = match arg.trim() {
+                    "on" | "1" => true,
+                    "off" | "0" => false,
+                    _ => return Err(EINVAL),
+                };
+                this.faults.hold_flush.store(on, Relaxed);
+                pr_notice!(
+                    "hold_flush {}: the flusher {} (debugfs control)\n",
+                    if on { "on" } else { "off" },
+                    if on { "does no rounds" } else { "runs again" }
+                );
             }
             "flush" => this.flush_now.store(true, Relaxed),
             "fail_flush" => {
@@ -546,6 +578,7 @@ impl kernel::Module for TetherServer {
                 inject_sync_error: Atomic::new(false),
                 flush_now: Atomic::new(false),
                 refused: Atomic::new(0),
+                faults <- Faults::new(),
                 stopping: Atomic::new(false),
                 by_token <- XArray::new(AllocKind::Alloc),
                 inner <- new_mutex!(
@@ -560,6 +593,7 @@ impl kernel::Module for TetherServer {
             }),
             GFP_KERNEL,
         )?;
+        shared.faults.arm_from_param()?;
         let listener = Arc::new(
             Socket::listen(port, 16)
                 .inspect_err(|e| pr_err!("cannot listen on vsock port {}: {:?}\n", port, e))?,

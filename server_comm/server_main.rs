@@ -23,6 +23,7 @@ mod conn;
 mod dispatch;
 mod durability;
 mod exports;
+mod faults;
 mod flusher;
 mod keeper;
 mod listener;

@@ -92,6 +92,9 @@ pub(crate) struct Session {
     pub(crate) cid: u32,
     /// The client instance that may resume this session (0: it cannot be resumed).
     pub(crate) instance: u64,
+    /// Created for a client that asked to resume a session this server did not have: the
+    /// client replays its state here (fault point `in_replay`, `faults.rs`).
+    pub(crate) adopted: bool,
     pub(crate) stats: Arc<Stats>,
     /// Times the session was resumed.
     resumes: Atomic<u64>,
@@ -103,11 +106,13 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A new session, not connected yet.
+    /// A new session, not connected yet (`adopted`: its client asked to resume a session
+    /// this server did not have).
     pub(crate) fn new(
         id: u32,
         cid: u32,
         instance: u64,
+        adopted: bool,
         cache_max: usize,
         cache_max_bytes: usize,
     ) -> Result<Arc<Self>> {
@@ -117,6 +122,7 @@ impl Session {
                 id,
                 cid,
                 instance,
+                adopted,
                 stats,
                 resumes: Atomic::new(0),
                 link <- new_mutex!(

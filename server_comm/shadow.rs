@@ -36,12 +36,13 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+use crate::faults::Point;
 use crate::global::Global;
 use crate::proto::device::{
     NextArgs, ReplyArgs, ReplyNextArgs, OP_CALL, OP_FORK, SHADOW_KEEPER, SHADOW_NEXT, SHADOW_REPLY,
     SHADOW_REPLY_NEXT,
 };
-use crate::proto::process::{ProcAttrs, FORWARDED_SIGNALS};
+use crate::proto::process::{ProcAttrs, FORWARDED_SIGNALS, REDO_RPID};
 use crate::proto::syscall::SyscallReply;
 use crate::server::Shared;
 use crate::session::Session;
@@ -63,6 +64,8 @@ const _: () = assert!(SHADOW_REPLY_NEXT == _IOWR::<ReplyNextArgs>(b'T' as u32, 5
 /// One queued request.
 struct Request {
     seq: u64,
+    /// Its call number (`None`: a fork or identity change), for the fault points.
+    nr: Option<u32>,
     what: Work,
 }
 
@@ -92,8 +95,8 @@ struct ShadowInner {
     queue: KVec<Request>,
     /// Bytes of the request bodies in `queue`.
     queued_bytes: usize,
-    /// Requests handed to the shadow process and not answered yet.
-    in_flight: KVec<u64>,
+    /// Requests handed to the shadow process and not answered yet: seq and call number.
+    in_flight: KVec<(u64, Option<u32>)>,
     /// The shadow process's pid, once it asked for a request.
     pid: i32,
     /// The shadow must exit (client process exited, session or module gone).
@@ -148,14 +151,15 @@ impl Shadow {
         )
     }
 
-    /// Queues a request body for the shadow process, unless the shadow already holds
-    /// `max_bytes` of queued request data (`EAGAIN`).
-    pub(crate) fn push(&self, seq: u64, body: &[u8], max_bytes: usize) -> Result {
+    /// Queues the request body of call `nr` for the shadow process, unless the shadow
+    /// already holds `max_bytes` of queued request data (`EAGAIN`).
+    pub(crate) fn push(&self, seq: u64, nr: u32, body: &[u8], max_bytes: usize) -> Result {
         let mut copy = KVVec::new();
         copy.extend_from_slice(body, GFP_KERNEL)?;
         self.enqueue(
             Request {
                 seq,
+                nr: Some(nr),
                 what: Work::Call(copy),
             },
             max_bytes,
@@ -167,6 +171,7 @@ impl Shadow {
         self.enqueue(
             Request {
                 seq,
+                nr: None,
                 what: Work::Fork { token, pid },
             },
             usize::MAX,
@@ -179,6 +184,7 @@ impl Shadow {
         self.enqueue(
             Request {
                 seq: 0,
+                nr: None,
                 what: Work::Attrs(KBox::new(*attrs, GFP_KERNEL)?),
             },
             usize::MAX,
@@ -241,7 +247,7 @@ impl Shadow {
             .iter()
             .filter(|r| !matches!(r.what, Work::Attrs(_)))
             .map(|r| r.seq);
-        for seq in Iterator::chain(calls, in_flight.iter().copied()) {
+        for seq in Iterator::chain(calls, in_flight.iter().map(|&(seq, _)| seq)) {
             self.fail(seq, errno);
         }
     }
@@ -395,7 +401,7 @@ impl ShadowFile {
                         let req = inner.queue.remove(0).map_err(|_| EINVAL)?;
                         inner.queued_bytes = inner.queued_bytes.saturating_sub(req.what.bytes());
                         if !matches!(req.what, Work::Attrs(_)) {
-                            inner.in_flight.push(req.seq, GFP_KERNEL)?;
+                            inner.in_flight.push((req.seq, req.nr), GFP_KERNEL)?;
                         }
                         break req;
                     }
@@ -461,13 +467,13 @@ impl ShadowFile {
         UserSlice::new(UserPtr::from_addr(args.buf as usize), args.len as usize)
             .read_all(&mut body, GFP_KERNEL)?;
         SyscallReply::decode(&body).map_err(|_| EINVAL)?;
-        {
+        let nr = {
             let mut inner = shadow.inner.lock();
-            let Some(i) = inner.in_flight.iter().position(|s| *s == args.seq) else {
+            let Some(i) = inner.in_flight.iter().position(|s| s.0 == args.seq) else {
                 return Err(ENOENT);
             };
-            let _ = inner.in_flight.remove(i);
-        }
+            inner.in_flight.remove(i).map_err(|_| ENOENT)?.1
+        };
         if args.signals & !FORWARDED_SIGNALS != 0 {
             pr_notice!(
                 "shadow of client pid {} reported signals {:#x}; only {:#x} are forwarded, the rest are dropped\n",
@@ -476,7 +482,15 @@ impl ShadowFile {
                 FORWARDED_SIGNALS
             );
         }
+        let faults = &self.shared.faults;
+        if shadow.rpid == REDO_RPID {
+            faults.reached(Point::InRedo, nr);
+        } else if shadow.link.adopted {
+            faults.reached(Point::InReplay, nr);
+        }
+        faults.reached(Point::BeforeReply, nr);
         shadow.reply(args.seq, &body, args.signals);
+        faults.reached(Point::AfterReply, nr);
         Ok(0)
     }
 }

@@ -14,6 +14,7 @@
 #include <linux/umh.h>
 #include <linux/fs.h>
 #include <linux/errseq.h>
+#include <linux/reboot.h>
 #include "../rust/kernel/vsock_shim.c"
 #include "../rust/kernel/auth_shim.c"
 
@@ -48,6 +49,25 @@ const char *tether_export_root(void);
 const char *tether_export_root(void)
 {
 	return export_root && *export_root ? export_root : NULL;
+}
+
+static char *crash_at;
+module_param(crash_at, charp, 0444);
+MODULE_PARM_DESC(crash_at, "test knob: a fault point armed at load, POINT,CALL[,N] (as debugfs "
+		 "control's crash_at POINT CALL [N]): the machine resets there, as a power cut would");
+
+/* The crash_at= parameter (NULL when not given). */
+const char *tether_crash_at_param(void);
+const char *tether_crash_at_param(void)
+{
+	return crash_at;
+}
+
+/* A fault point was reached (faults.rs): reset at once, without syncing (a power cut). */
+void tether_emergency_restart(void);
+void tether_emergency_restart(void)
+{
+	emergency_restart();
 }
 
 static bool squash_root = true;

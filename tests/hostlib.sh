@@ -120,9 +120,10 @@ wait_vm() {
 	wait "$pid" 2>/dev/null || true
 }
 
-# crash_vm NAME : SIGKILL the VM's QEMU (a power cut).
+# crash_vm NAME : SIGKILL the VM's QEMU (a power cut); harmless when it already exited (a
+# server that reset itself at a fault point: QEMU runs with -no-reboot).
 crash_vm() {
-	kill -9 "$(cat "$RUN/$1/qemu.pid")"
+	kill -9 "$(cat "$RUN/$1/qemu.pid" 2>/dev/null)" 2>/dev/null
 	wait "${VMPID[$1]}" 2>/dev/null || true
 }
 

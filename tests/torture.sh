@@ -11,7 +11,15 @@
 # mount), and compare each iteration's tree with the reference manifest. Every VM's
 # dmesg must be free of warnings. Last line "# totals: pass=P fail=F skip=S"; exit 1 on
 # any failure.
-# Env: TORTURE_KILLS (20) kill points; TORTURE_ROUNDS (torture's default, 40) rounds per
+# Fault points (server_comm/faults.rs): before the random kills the client runs fault cases
+# that each arm a named crash point on the running server (/out/arm-K: debugfs control
+# lines; here copied to the server's /out/arm once, its role script writes them and
+# answers /out/armed, copied back as armed-K) or on the next server it asks for
+# (/out/bootarm-N next to kill-N: that server loads with crash_at=POINT,CALL,N, armed
+# before any client can reach it). A server that reset itself at its fault point is
+# "killed" like the others (kill-N, /out/fault-N says which fault: never a failover);
+# TORTURE_KILLS counts only the random kills.
+# Env: TORTURE_KILLS (20) random kill points; TORTURE_ROUNDS (torture's default, 40) rounds per
 # iteration; TORTURE_RANDOM (the client's kill schedule seed); TORTURE_NOBUILD=1 skips the
 # build step; VM_TIMEOUT / RUN_TIMEOUT (seconds; default from TORTURE_KILLS).
 . "$(dirname "$0")/hostlib.sh"
@@ -24,42 +32,66 @@ for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/build/torture; do
 done
 host_pkgs e2fsprogs
 t_build=$(($(date +%s) - t0))
-export VM_TIMEOUT=${VM_TIMEOUT:-$((600 + KILLS * 90))}
+export VM_TIMEOUT=${VM_TIMEOUT:-$((600 + (KILLS + 8) * 90))}
 RUN_TIMEOUT=${RUN_TIMEOUT:-$((VM_TIMEOUT + 300))} start_run torture
 log "run directory: $RUN"
 set +e   # (qemu/lib.sh sets -e; from here on every failure is a test result)
 
-VMS=() nsrv=0 failovers=0 kills=0
-# boot_server CID : the next server VM (srvN) on the shared data disk; sets SERVER, SCID.
+VMS=() nsrv=0 failovers=0 kills=0 faults=0 narm=0 arming=
+# boot_server CID [CRASH_AT] : the next server VM (srvN) on the shared data disk, with fault
+# point CRASH_AT (POINT,CALL,N) armed at load; sets SERVER, SCID.
 boot_server() {
 	SERVER=srv$nsrv SCID=$1
 	VMS+=("$SERVER")
-	boot "$SERVER" server "$SCID" BOOT_INDEX=$nsrv ROLE_SCRIPT=/tether/tests/vm/torture-server.sh
+	boot "$SERVER" server "$SCID" BOOT_INDEX=$nsrv ROLE_SCRIPT=/tether/tests/vm/torture-server.sh \
+		${2:+"SERVER_PARAMS='$SERVER_PARAMS crash_at=$2'"}
 	nsrv=$((nsrv + 1))
 }
 boot_server $SERVER_CID
 wait_file 240 "$RUN/$SERVER/serving" "${VMPID[$SERVER]}" || log "$SERVER did not get ready"
 VMS+=(client)
+# The client module's default local_prefixes plus the test programs' directory: tethered
+# shells exec tests/build/torture from the client (a program outside local_prefixes is
+# exec'd from the server since remote exec, and /tether is not on the export).
+LOCAL_PREFIXES=/dev:/proc:/sys:/bin:/sbin:/lib:/lib64:/usr/bin:/usr/sbin:/usr/lib:/usr/libexec:/etc/ld.so.cache:/tether/tests/build
 boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/torture-client.sh \
-	"CLIENT_PARAMS='server_cid=$SERVER_CID servers=4,5 port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'" \
+	"CLIENT_PARAMS='server_cid=$SERVER_CID servers=4,5 port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000 local_prefixes=$LOCAL_PREFIXES'" \
 	TORTURE_KILLS="$KILLS" TORTURE_ROUNDS="${TORTURE_ROUNDS:-}" ${TORTURE_RANDOM:+TORTURE_RANDOM=$TORTURE_RANDOM}
 
 # --- the kill driver ------------------------------------------------------------------
 end=$(($(date +%s) + VM_TIMEOUT))
 while kill -0 "${VMPID[client]}" 2>/dev/null && [ "$(date +%s)" -lt $end ]; do
+	# The client's arm requests: to the running server, once; its answer back.
+	if [ -z "$arming" ] && [ -e "$RUN/client/arm-$((narm + 1))" ]; then
+		narm=$((narm + 1)) arming=$SERVER
+		log "arm $narm: $SERVER: $(tr '\n' ';' <"$RUN/client/arm-$narm")"
+		cp "$RUN/client/arm-$narm" "$RUN/$SERVER/arm.tmp" && mv "$RUN/$SERVER/arm.tmp" "$RUN/$SERVER/arm"
+	fi
+	if [ -n "$arming" ] && [ -e "$RUN/$arming/armed" ]; then
+		mv "$RUN/$arming/armed" "$RUN/client/armed-$narm"
+		arming=
+	fi
 	if [ -e "$RUN/client/kill-$((kills + 1))" ]; then
 		kills=$((kills + 1))
-		fo=0
-		if [ $kills -lt "$KILLS" ] && { [ $((kills % 4)) = 0 ] || { [ $kills = $((KILLS - 1)) ] && [ $failovers = 0 ]; }; }; then
+		fo=0 fault=$(cat "$RUN/client/fault-$kills" 2>/dev/null) crash_at=$(cat "$RUN/client/bootarm-$kills" 2>/dev/null)
+		rk=$((kills - faults))
+		if [ -n "$fault" ]; then
+			faults=$((faults + 1))
+		elif [ $rk -lt "$KILLS" ] && { [ $((rk % 4)) = 0 ] || { [ $rk = $((KILLS - 1)) ] && [ $failovers = 0 ]; }; }; then
 			fo=1 failovers=$((failovers + 1))
 		fi
-		log "kill $kills: SIGKILL $SERVER (cid $SCID)"
+		if [ -n "$fault" ]; then
+			log "kill $kills: fault $faults ($fault): $SERVER (cid $SCID): $(grep -a -o 'crash point .*' "$RUN/$SERVER/console.log" 2>/dev/null | tr -d '\r' | head -n 1 || echo 'no crash point reached')"
+		else
+			log "kill $kills: SIGKILL $SERVER (cid $SCID)"
+		fi
 		crash_vm "$SERVER"
 		touch "$RUN/$SERVER.killed"
-		if [ $fo = 1 ]; then boot_server 5; else boot_server $SERVER_CID; fi
+		arming=
+		if [ $fo = 1 ]; then boot_server 5 "$crash_at"; else boot_server $SERVER_CID "$crash_at"; fi
 		up=0
 		wait_file 240 "$RUN/$SERVER/serving" "${VMPID[$SERVER]}" && up=1
-		log "kill $kills: $SERVER (cid $SCID, failover=$fo) up=$up"
+		log "kill $kills: $SERVER (cid $SCID, failover=$fo${crash_at:+, crash_at=$crash_at}) up=$up"
 		echo "n=$kills name=$SERVER cid=$SCID failover=$fo up=$up" >"$RUN/client/booted-$kills.tmp"
 		mv "$RUN/client/booted-$kills.tmp" "$RUN/client/booted-$kills"
 	fi
@@ -132,8 +164,8 @@ for i in "${iters[@]}"; do
 	fi
 done
 [ ${#iters[@]} -gt 0 ] || add "not ok" "at least one torture iteration ran"
-if [ $kills = "$KILLS" ]; then add ok "host: $kills kill points ($failovers failovers)"
-else add "not ok" "host: $KILLS kill points ($kills done, $failovers failovers)"; fi
+if [ $((kills - faults)) = "$KILLS" ]; then add ok "host: $KILLS random kill points ($failovers failovers), $faults fault kills"
+else add "not ok" "host: $KILLS random kill points ($((kills - faults)) done, $failovers failovers), $faults fault kills"; fi
 
 # --- KTAP ---------------------------------------------------------------------------------
 ktap_gather
@@ -147,7 +179,8 @@ for i in "${bad_iters[@]:0:8}"; do
 done
 grep -h '^# iteration [0-9]*: [0-9]* kills' "$RUN/client/role.log" 2>/dev/null | head -n 200
 grep -h '^#   stderr: ' "$RUN/client/role.log" 2>/dev/null | head -n 40 | sed 's/^#   stderr: /# tethered stderr: /'
-echo "# torture: $kills kill points ($failovers failovers), ${#iters[@]} iterations ($n_failed tethered runs failed), $t_files files / $t_bytes bytes compared"
+grep -h '^# fault ' "$RUN/client/role.log" 2>/dev/null | head -n 40
+echo "# torture: $((kills - faults)) random kill points ($failovers failovers), $faults fault kills, ${#iters[@]} iterations ($n_failed tethered runs failed), $t_files files / $t_bytes bytes compared"
 echo "# torture: server trees: $t_lost lost, $t_differ differ, $t_extra extra entries (lost or duplicated)"
 echo "# torture: of these, in runs that exited 0 (silent): $s_lost lost, $s_differ differ, $s_extra extra entries, in $s_bad iterations"
 echo "# boot-to-ready ms:$(for vm in "${VMS[@]}"; do printf ' %s=%s' "$vm" "$(boot_ms "$vm")"; done)"

@@ -67,28 +67,47 @@ echo 0 >>/out/iterations
 sed 's/^/#   stderr: /' /out/teth-0.err
 check "iteration 0 (control, no kill): tethered run exits 0 with the untethered run's stdout (exit $rc, $(( ($(now_ms) - start) / 1000 )) s)" \
 	eval '[ $rc = 0 ] && same 0'
-# kill_point : ask the host to kill the server, follow the client through the outage.
+# kill_point [FAULT [CRASH_AT]] : ask the host to kill the server, follow the client through
+# the outage. FAULT: the server already reset itself at that fault point (the host only
+# boots the next one, never a failover). CRASH_AT (POINT,CALL,N): the next server loads
+# with that fault point armed and must reset there before the client is connected again.
 kill_point() {
-	local n=$((kills + 1)) t0 t1 b name cid fo up pbv was
+	local fault=${1:-} crash_at=${2:-} n=$((kills + 1)) t0 t1 b name cid fo up pbv was what
+	what="kill $n"
 	pbv=$(c peer_boot_verifier)
 	was=$(c state)
 	t0=$(now_ms) kp_t0=$t0
+	if [ -n "$fault" ]; then
+		what="fault kill $n ($fault)"
+		echo "$fault" >/out/fault-$n
+		fkills=$((fkills + 1))
+	fi
+	[ -z "$crash_at" ] || echo "$crash_at" >/out/bootarm-$n
 	touch /out/kill-$n
 	kills=$n
 	if ! wait_until 30 eval '! connected'; then
-		nok "kill $n: the client notices the crash within 30 s (state=$(c state))"
+		nok "$what: the client notices the crash within 30 s (state=$(c state))"
 		return 1
 	fi
 	t1=$(now_ms)
 	if ! wait_until 300 test -e /out/booted-$n; then
-		nok "kill $n: the host boots a replacement server within 300 s"
+		nok "$what: the host boots a replacement server within 300 s"
 		return 1
 	fi
 	b=$(cat /out/booted-$n)
 	name=$(sed -n 's/.*name=\([^ ]*\).*/\1/p' <<<"$b") cid=$(sed -n 's/.*cid=\([0-9]*\).*/\1/p' <<<"$b")
 	fo=$(sed -n 's/.*failover=\([01]\).*/\1/p' <<<"$b") up=$(sed -n 's/.*up=\([01]\).*/\1/p' <<<"$b")
+	SRV=$name
 	if [ "$up" != 1 ]; then
-		nok "kill $n: replacement $name (cid $cid) comes up"
+		nok "$what: replacement $name (cid $cid) comes up"
+		return 1
+	fi
+	if [ -n "$crash_at" ]; then
+		if wait_crash "$RECONNECT_S"; then
+			ok "$what: $name (cid $cid), loaded with crash_at=$crash_at, resets there before the client is back: $(crash_line)"
+			return 0
+		fi
+		nok "$what: $name (cid $cid), loaded with crash_at=$crash_at, resets there within $RECONNECT_S s (state=$(c state))"
 		return 1
 	fi
 	if [ "$fo" = 1 ] && [ $has_servers = 0 ]; then
@@ -99,14 +118,166 @@ kill_point() {
 	fi
 	if wait_until "$RECONNECT_S" eval 'connected && [ "$(c peer_boot_verifier)" != "$pbv" ]'; then
 		if [ "$was" = connected ]; then was="noticed in $((t1 - t0)) ms"; else was="while $was"; fi
-		ok "kill $n: $([ "$fo" = 1 ] && echo failover || echo reboot) to $name (cid $cid): $was, reconnected $(( ($(now_ms) - t1) / 1000 )) s later"
+		ok "$what: $([ "$fo" = 1 ] && echo failover || echo reboot) to $name (cid $cid): $was, reconnected $(( ($(now_ms) - t1) / 1000 )) s later"
 	else
-		nok "kill $n: $([ "$fo" = 1 ] && echo failover || echo reboot) to $name (cid $cid): client reconnects within $RECONNECT_S s (state=$(c state))"
+		nok "$what: $([ "$fo" = 1 ] && echo failover || echo reboot) to $name (cid $cid): client reconnects within $RECONNECT_S s (state=$(c state))"
 		return 1
 	fi
 }
 
-while [ $kills -lt $KILLS ] && [ $fails_in_row -lt 3 ]; do
+# --- fault points (server_comm/faults.rs): deterministic crashes -----------------------
+# Each case: SETUP runs tethered in $FX/ID (a marked bash, W=the case's directory on the
+# server's disk; it ends with a committed call, so nothing of it is retained), then the
+# running server is armed (arm: debugfs control lines through the host), RUN runs in a
+# tethered background process (stdin: a local input file), the server resets at its fault
+# point, the client asks for the kill/boot cycle (kill_point FAULT: the QEMU already
+# exited). Then RUN must exit as it does untethered, print the same, and the tree must equal
+# the untethered crash-free reference (SETUP and RUN in $FR/ID on the client's tmpfs): the
+# torture's manifest (path, type, mode, size, SHA-256) of both.
+FX=/torture/faults FR=/tmp/fref SRV=srv0 fkills=0 narm=0 fpid=
+FAULTS=${TORTURE_FAULTS-a bf cd e}
+# crash_line : the crash point line of the running server's console ($SRV), if any.
+crash_line() { grep -a -o 'crash point .* reached' /shared/$SRV/console.log 2>/dev/null | head -n 1; }
+# wait_crash SECONDS : until the running server reset itself at its fault point.
+wait_crash() { wait_until "$1" eval '[ -n "$(crash_line)" ]'; }
+# arm LINE... : the host writes each LINE into the running server's debugfs control; waits
+# for the answer (armf: one of the lines makes the server reset at once: no answer comes).
+arm() {
+	narm=$((narm + 1))
+	printf '%s\n' "$@" >/out/arm-$narm.tmp && mv /out/arm-$narm.tmp /out/arm-$narm
+	if wait_until 30 test -e /out/armed-$narm && ! grep -q ': failed$' /out/armed-$narm; then
+		echo "# arm $narm on $SRV: $(tr '\n' ';' </out/armed-$narm)"
+		return 0
+	fi
+	nok "arm $narm on $SRV: $* ($(tr '\n' ';' </out/armed-$narm 2>/dev/null || echo 'no answer in 30 s'))"
+	return 1
+}
+armf() {
+	narm=$((narm + 1))
+	printf '%s\n' "$@" >/out/arm-$narm.tmp && mv /out/arm-$narm.tmp /out/arm-$narm
+}
+# fref ID SETUP RUN [INPUT] : the case's untethered crash-free reference.
+fref() {
+	local rc=0
+	rm -rf "${FR:?}/$1"
+	W=$FR/$1 bash -c "$2" || echo "# fault $1: reference SETUP exits $?"
+	W=$FR/$1 bash -c "$3" <"${4:-/dev/null}" >/out/fault-$1.ref.out 2>&1 || rc=$?
+	echo "exit=$rc" >>/out/fault-$1.ref.out
+	$T --manifest $FR/$1 >/out/fault-$1.ref.manifest 2>&1
+}
+# fsetup ID SETUP : SETUP tethered in $FX/ID.
+fsetup() {
+	W=$FX/$1 $BASHM -c "$2" && return 0
+	nok "fault $1: SETUP runs tethered (exit $?)"
+	return 1
+}
+# frun ID RUN [INPUT] : RUN tethered in the background ($fpid).
+frun() {
+	W=$FX/$1 $BASHM -c "$2" <"${3:-/dev/null}" >/out/fault-$1.out 2>&1 &
+	fpid=$!
+}
+# fcrash ID WHAT [CRASH_AT] : the running server resets at its fault point WHAT within 60 s;
+# the kill/boot cycle follows (CRASH_AT: armed in the next server, see kill_point).
+fcrash() {
+	if ! wait_crash 60; then
+		nok "fault $1: $SRV resets at $2 within 60 s (state=$(c state))"
+		# Not armed any more for the cases and iterations that follow.
+		arm "crash_at off" "hold_flush off"
+		return 1
+	fi
+	echo "# fault $1: $SRV: $(crash_line)"
+	kill_point "$1 $2" "${3:-}"
+}
+# fcheck ID DESC : RUN's exit and output, and the tree, against the reference.
+fcheck() {
+	local rc=0
+	reap "$fpid" 120 >&2 || rc=$?
+	echo "exit=$rc" >>/out/fault-$1.out
+	$BASHM -c "exec $T --manifest $FX/$1" >/out/fault-$1.manifest 2>&1
+	if cmp -s /out/fault-$1.ref.out /out/fault-$1.out && cmp -s /out/fault-$1.ref.manifest /out/fault-$1.manifest; then
+		ok "fault $1: $2: the app's exit and output, and the tree ($(wc -l </out/fault-$1.manifest) entries), equal the crash-free run"
+	else
+		nok "fault $1: $2: the app's exit and output, and the tree, equal the crash-free run (app: $(tr '\n' ' ' </out/fault-$1.out | head -c 200); reference: $(tr '\n' ' ' </out/fault-$1.ref.out | head -c 200))"
+		echo "# fault $1: reference (-) vs tethered (+):"
+		diff /out/fault-$1.ref.out /out/fault-$1.out | sed "s/^/# fault $1:   /"
+		diff /out/fault-$1.ref.manifest /out/fault-$1.manifest | sed "s/^/# fault $1:   /"
+	fi
+}
+# The cases. Inputs are local files (stdin), so the tethered shells need no pipes.
+seq 1 100000 | head -c 40960 >/tmp/fin-b   # 10 blocks of 4096
+seq 7 100000 | head -c 16384 >/tmp/fin-c   # 4 blocks
+printf 'P-retained-writetmp-new-data....' >/tmp/fin-a
+# a. rename over a file with retained writes: P and tmp both written (unflushed: hold_flush),
+# then mv -f tmp P (coreutils: renameat2 NOREPLACE fails EEXIST, then renameat): crash
+# before the renameat's reply (after its commit). P must be tmp's content.
+FA_SETUP='mkdir -p "$W" && cd "$W" && printf OLD-P-0123456789 >P && printf old-tmp-content! >tmp && touch "$W"'
+FA_RUN='cd "$W" && dd of=P bs=16 count=1 conv=notrunc,nocreat status=none && dd of=tmp bs=16 count=1 conv=notrunc,nocreat status=none && mv -f tmp P; echo "mv=$?"'
+# b+f. a write in flight: dd of 10 blocks at block 12 of a 16-block file, crash before the
+# reply of its 4th pwrite64; the replacement server loads with in_replay armed: the replay
+# of dd's open file is cut, and runs again on the third server; dd goes on with its fd.
+FB_SETUP='mkdir -p "$W" && dd if=/dev/zero of="$W/f" bs=4096 count=16 status=none && touch "$W"'
+FB_RUN='dd of="$W/f" bs=4096 seek=12 conv=notrunc,nocreat status=none; echo "dd=$?"'
+# c+d. unflushed writes (hold_flush), crash in_flush (the sync succeeded, no SERVER_FLUSHED
+# went out); the replacement loads with in_redo armed: the redo of those writes is cut at
+# its first pwrite64, and runs again on the third server.
+FC_SETUP='mkdir -p "$W" && dd if=/dev/zero of="$W/g" bs=4096 count=8 status=none && touch "$W"'
+FC_RUN='dd of="$W/g" bs=4096 seek=2 conv=notrunc,nocreat status=none; echo "dd=$?"'
+# e. unlink, then mkdir, each crashed before its reply (after its commit): run again after
+# the reboot, its ENOENT/EEXIST is the call's own doing (rpc.rs rerun): the app sees 0.
+FE_SETUP='mkdir -p "$W" && printf x >"$W/x" && touch "$W"'
+FE_RUN1='cd "$W" && unlink x; echo "unlink=$?"'
+FE_RUN2='cd "$W" && mkdir d; echo "mkdir=$?"'
+FE_BOTH="$FE_RUN1; $FE_RUN2"
+mkdir -p $FR
+for fc in $FAULTS; do
+	wait_until "$RECONNECT_S" connected || { nok "fault $fc: connected before the case (state=$(c state))"; break; }
+	case $fc in
+	a)
+		fref a "$FA_SETUP" "$FA_RUN" /tmp/fin-a
+		fsetup a "$FA_SETUP" && arm "hold_flush on" "crash_at before_reply renameat 1" || continue
+		frun a "$FA_RUN" /tmp/fin-a
+		fcrash a "before_reply renameat"
+		fcheck a "rename over a file with retained writes, crash before the rename's reply"
+		;;
+	bf)
+		fref bf "$FB_SETUP" "$FB_RUN" /tmp/fin-b
+		fsetup bf "$FB_SETUP" && arm "hold_flush on" "crash_at before_reply pwrite64 4" || continue
+		frun bf "$FB_RUN" /tmp/fin-b
+		fcrash bf "before_reply pwrite64" in_replay,any,1 && fcrash bf in_replay
+		fcheck bf "a write in flight (crash before its reply), then a replay of its open file cut (in_replay)"
+		;;
+	cd)
+		fref cd "$FC_SETUP" "$FC_RUN" /tmp/fin-c
+		fsetup cd "$FC_SETUP" && arm "hold_flush on" || continue
+		frun cd "$FC_RUN" /tmp/fin-c
+		reap "$fpid" 60 >&2
+		armf "crash_at in_flush any 1" "hold_flush off"
+		fcrash cd in_flush in_redo,pwrite64,1 && fcrash cd in_redo
+		sleep 0 &
+		fpid=$!
+		fcheck cd "unflushed writes, crash in the flush (in_flush), then in their redo (in_redo)"
+		;;
+	e)
+		fref e "$FE_SETUP" "$FE_BOTH"
+		fsetup e "$FE_SETUP" && arm "crash_at before_reply unlink 1" || continue
+		frun e "$FE_RUN1"
+		fcrash e "before_reply unlink"
+		reap "$fpid" 120 >&2
+		mv /out/fault-e.out /out/fault-e.out1
+		arm "crash_at before_reply mkdir 1" || continue
+		frun e "$FE_RUN2"
+		fcrash e "before_reply mkdir"
+		reap "$fpid" 120 >&2
+		cat /out/fault-e.out1 /out/fault-e.out >/out/fault-e.out2 && mv /out/fault-e.out2 /out/fault-e.out
+		sleep 0 &
+		fpid=$!
+		fcheck e "unlink and mkdir crashed before their replies: run again, the app sees 0"
+		;;
+	*) nok "fault case $fc: no such case (a bf cd e)" ;;
+	esac
+done
+
+while [ $((kills - fkills)) -lt $KILLS ] && [ $fails_in_row -lt 3 ]; do
 	i=$((i + 1))
 	# The crash-free reference, untethered, on the client's tmpfs.
 	reference $i || break
@@ -115,7 +286,7 @@ while [ $kills -lt $KILLS ] && [ $fails_in_row -lt 3 ]; do
 	start=$(now_s) deadline=$(($(now_s) + RUN_S)) out_s=0
 	$BASHM -c "exec $T $i /torture/$i $ROUNDS" >/out/teth-$i.out 2>/out/teth-$i.err &
 	p=$!
-	while [ $kills -lt $KILLS ] && ! gone $p && [ "$(now_s)" -lt $deadline ]; do
+	while [ $((kills - fkills)) -lt $KILLS ] && ! gone $p && [ "$(now_s)" -lt $deadline ]; do
 		if [ $skip_wait = 1 ]; then
 			skip_wait=0
 		else
@@ -146,8 +317,10 @@ while [ $kills -lt $KILLS ] && [ $fails_in_row -lt 3 ]; do
 		diff /out/ref-$i.out /out/teth-$i.out >&2
 	fi
 	echo $i >>/out/iterations
+	# A run that fails before any kill would make this loop spin: it counts as a failure.
+	if [ $rc != 0 ] && [ $kills = $k0 ]; then fails_in_row=$((fails_in_row + 1)); fi
 done
-check "$KILLS kill points done ($kills)" test "$kills" = "$KILLS"
+check "$KILLS random kill points done ($((kills - fkills)); $fkills fault kills)" test "$((kills - fkills))" = "$KILLS"
 check "connected at the end" wait_until "$RECONNECT_S" connected
 echo "# replays=$(($(c replays) - rep0)) divergences=$(($(c divergences) - div0))"
 check "no replay divergences ($(($(c divergences) - div0)))" test "$(c divergences)" = "$div0"

@@ -3,7 +3,8 @@
 # boot per name srv0, srv1, ...). qemu/guest-init.sh mounted the shared data disk at /srv
 # (the export root) and loaded tether_server.ko with SERVER_PARAMS. Publishes /out/serving,
 # then the module's debugfs state (/out/server-state) until the host writes /out/stop, or
-# the host SIGKILLs this VM (a crash). On stop: rmmod, then unmount /srv cleanly, so the
+# the host SIGKILLs this VM (a crash), or the module resets it at an armed fault point
+# (/out/arm: control lines from the client, see tests/torture.sh). On stop: rmmod, then unmount /srv cleanly, so the
 # host can read the disk image with debugfs. Results in /out/results.
 . /tether/tests/vm/lib.sh
 set -u
@@ -13,9 +14,32 @@ check "data disk mounted at /srv (by qemu/guest-init.sh, before the module)" mou
 check "tether_server loaded" grep -q '^tether_server ' /proc/modules
 check "debugfs state exists" test -r $D/state
 echo "boot ${BOOT_INDEX:-?} cid $CID" >>/srv/boots.log && sync /srv/boots.log
+# The fault points' control syntax (server_comm/faults.rs), once, before any client.
+ctl() { (printf '%s\n' "$1" >$D/control) 2>/dev/null; }
+if [ "${BOOT_INDEX:-0}" = 0 ]; then
+	check "debugfs state: crash_at=off, hold_flush=0" \
+		eval '[ "$(key $D/state crash_at)" = off ] && [ "$(key $D/state hold_flush)" = 0 ]'
+	check "control refuses crash_at with an unknown point or call, in_flush with a call, N=0, extra words" \
+		eval '! ctl "crash_at nowhere any" && ! ctl "crash_at before_reply nosuchcall" && ! ctl "crash_at in_flush renameat" && ! ctl "crash_at on_receive any 0" && ! ctl "crash_at on_receive any 1 2" && ! ctl "hold_flush maybe"'
+	check "crash_at arms (after_exec is before_reply) and shows in state, crash_at off disarms; hold_flush on/off" \
+		eval 'ctl "crash_at after_exec renameat 3" && [ "$(key $D/state crash_at)" = "before_reply renameat 3" ] && ctl "crash_at off" && [ "$(key $D/state crash_at)" = off ] && ctl "hold_flush on" && [ "$(key $D/state hold_flush)" = 1 ] && ctl "hold_flush off" && [ "$(key $D/state hold_flush)" = 0 ]'
+fi
 touch /out/serving
 
 while [ ! -e /out/stop ]; do
+	# The client's arm request (tests/torture.sh): debugfs control lines (crash_at ...,
+	# hold_flush ...), each written once; /out/armed answers "LINE: ok|failed" per line.
+	if [ -e /out/arm ]; then
+		while IFS= read -r line; do
+			[ -n "$line" ] || continue
+			if (printf '%s\n' "$line" >$D/control) 2>/dev/null; then r=ok; else r=failed; fi
+			echo "$line: $r"
+			echo "arm: $line: $r" >&2
+		done </out/arm >/out/armed.tmp
+		rm -f /out/arm
+		grep -E '^(crash_at|hold_flush)=' $D/state >>/out/armed.tmp
+		mv /out/armed.tmp /out/armed
+	fi
 	state=$(<$D/state) && printf '%s\n' "$state" >/out/server-state.tmp && mv /out/server-state.tmp /out/server-state
 	sleep 0.5
 done
