@@ -50,12 +50,8 @@ boot_server() {
 boot_server $SERVER_CID
 wait_file 240 "$RUN/$SERVER/serving" "${VMPID[$SERVER]}" || log "$SERVER did not get ready"
 VMS+=(client)
-# The client module's default local_prefixes plus the test programs' directory: tethered
-# shells exec tests/build/torture from the client (a program outside local_prefixes is
-# exec'd from the server since remote exec, and /tether is not on the export).
-LOCAL_PREFIXES=/dev:/proc:/sys:/bin:/sbin:/lib:/lib64:/usr/bin:/usr/sbin:/usr/lib:/usr/libexec:/etc/ld.so.cache:/tether/tests/build
 boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/torture-client.sh \
-	"CLIENT_PARAMS='server_cid=$SERVER_CID servers=4,5 port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000 local_prefixes=$LOCAL_PREFIXES'" \
+	"CLIENT_PARAMS='server_cid=$SERVER_CID servers=4,5 port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'" \
 	TORTURE_KILLS="$KILLS" TORTURE_ROUNDS="${TORTURE_ROUNDS:-}" ${TORTURE_RANDOM:+TORTURE_RANDOM=$TORTURE_RANDOM}
 
 # --- the kill driver ------------------------------------------------------------------

@@ -17,7 +17,10 @@
 . /tether/tests/vm/lib.sh
 set -u
 D=/sys/kernel/debug/tether_client
-T=/tether/tests/build/torture
+# The workload runs from /usr/bin, a local prefix: a tethered exec of anything outside the
+# local prefixes runs the server's file (remote exec), and /tether is not on the export.
+cp /tether/tests/build/torture /usr/bin/tether-torture
+T=/usr/bin/tether-torture
 BASHM=/tmp/bash-marked
 KILLS=${TORTURE_KILLS:-20}
 ROUNDS=${TORTURE_ROUNDS:-}
