@@ -208,13 +208,27 @@ fn open_for_redo(shared: &Shared, conn: &mut Conn, path: &[u8]) -> Result<i64> {
         return Ok(REPLACED);
     }
     let args = [reg_i64(AT_FDCWD), 0, O_WRONLY, 0, 0, 0];
-    let fd = path_call(shared, conn, REDO_RPID, calls::REOPEN, args, 1, path)?;
+    reopen_path(shared, conn, REDO_RPID, args, path)
+}
+
+/// Opens `path` in process `rpid`'s shadow by the shadow call `REOPEN` (`args`: its
+/// `openat` arguments): its server fd or a negative errno. A file that is gone may have
+/// been moved by a rename that was out when the server went down (it runs again after the
+/// replay, and the log then follows it): it is opened under its new name.
+fn reopen_path(
+    shared: &Shared,
+    conn: &mut Conn,
+    rpid: u32,
+    args: [u64; 6],
+    path: &[u8],
+) -> Result<i64> {
+    let fd = path_call(shared, conn, rpid, calls::REOPEN, args, 1, path)?;
     if fd != -i64::from(bindings::ENOENT) {
         return Ok(fd);
     }
     let moved = shared.log.lock().pending_name(path);
     match moved {
-        Some(to) => path_call(shared, conn, REDO_RPID, calls::REOPEN, args, 1, &to),
+        Some(to) => path_call(shared, conn, rpid, calls::REOPEN, args, 1, &to),
         None => Ok(fd),
     }
 }
@@ -345,20 +359,13 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
         0,
         0,
     ];
-    // A rename that was out when the server went down may have replaced it (the file is
-    // gone, like an unlinked open file) or moved it (it runs again after the replay, and
-    // the log then follows it).
-    let mut fd = if replaced(shared, conn, rpid, &f.path)? {
+    // A rename that was out when the server went down may have replaced it: the file is
+    // gone, like an unlinked open file.
+    let fd = if replaced(shared, conn, rpid, &f.path)? {
         -i64::from(bindings::ENOENT)
     } else {
-        path_call(shared, conn, rpid, calls::REOPEN, args, 1, &f.path)?
+        reopen_path(shared, conn, rpid, args, &f.path)?
     };
-    if fd == -i64::from(bindings::ENOENT) {
-        let moved = shared.log.lock().pending_name(&f.path);
-        if let Some(path) = moved {
-            fd = path_call(shared, conn, rpid, calls::REOPEN, args, 1, &path)?;
-        }
-    }
     if fd < 0 {
         shared.log.lock().lose(rpid, f.sfd);
         diverged(shared, rpid, "reopen", &f.path, fd);
