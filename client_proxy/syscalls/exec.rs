@@ -27,13 +27,12 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-use super::mapcopy::MapCopy;
+use super::mapcopy::{pread, MapCopy};
 use super::open::close_remote;
 use super::paths::{is_local, remote_dirfd, PathArg, AT_FDCWD};
 use super::{call, rpid};
 use crate::link::rpc::request;
-use crate::num::{arg_i32, len_u64, len_usize, outcome, reg_i32, user_addr, wire_len};
-use crate::proto::syscall::{BufDesc, DIR_OUT, DIR_RET};
+use crate::num::{arg_i32, len_u64, outcome, reg_i32, user_addr};
 use crate::proto::sysno;
 
 extern "C" {
@@ -103,10 +102,10 @@ fn remote(
     let nofollow = c.flags & AT_SYMLINK_NOFOLLOW;
     let sfd = open_exec(rpid, dirfd, path, nofollow)?;
     let r = (|| {
-        let mut head = [0u8; BINPRM_BUF_SIZE];
-        let n = pread(rpid, sfd, &mut head, 0)?;
-        let head = head.get(..n).ok_or(EINVAL)?;
-        match head.strip_prefix(b"#!") {
+        let mut first = [0u8; BINPRM_BUF_SIZE];
+        let n = head(rpid, sfd, &mut first)?;
+        let first = first.get(..n).ok_or(EINVAL)?;
+        match first.strip_prefix(b"#!") {
             Some(line) => script(rpid, c, line, path.bytes(), run),
             None => binary(rpid, sfd, path.bytes(), c.argv, run),
         }
@@ -131,19 +130,12 @@ fn open_exec(rpid: u32, dirfd: u64, path: &PathArg, nofollow: u64) -> Result<i32
     i32::try_from(sfd).map_err(|_| EPROTO)
 }
 
-/// Reads up to `buf.len()` bytes at `pos` of server fd `sfd`; a directory is `EACCES`, as
-/// for exec.
-fn pread(rpid: u32, sfd: i32, buf: &mut [u8], pos: u64) -> Result<usize> {
-    let n = len_u64(buf.len());
-    let desc = BufDesc {
-        arg: 1,
-        dir: DIR_OUT | DIR_RET,
-        len: wire_len(buf.len())?,
-    };
-    let req = request(sysno::PREAD64, [reg_i32(sfd), 0, n, pos, 0, 0], &[desc]);
-    match call(rpid, &req, &[], &mut [buf]) {
+/// Reads the first `buf.len()` bytes of server fd `sfd`: how many it read. A directory is
+/// `EACCES`, as for exec.
+fn head(rpid: u32, sfd: i32, buf: &mut [u8]) -> Result<usize> {
+    match pread(rpid, reg_i32(sfd), buf, 0) {
         Err(e) if e == EISDIR => Err(EACCES),
-        r => len_usize(r?.min(n)),
+        r => r,
     }
 }
 
@@ -269,9 +261,9 @@ fn script(
         ipath.push(0, GFP_KERNEL)?;
         let ipath = PathArg { buf: ipath };
         let sfd = open_exec(rpid, reg_i32(AT_FDCWD), &ipath, 0)?;
-        let mut head = [0u8; 2];
-        let r = pread(rpid, sfd, &mut head, 0).and_then(|n| {
-            if head.get(..n) == Some(b"#!") {
+        let mut first = [0u8; 2];
+        let r = head(rpid, sfd, &mut first).and_then(|n| {
+            if first.get(..n) == Some(b"#!") {
                 return Err(ENOEXEC);
             }
             binary(rpid, sfd, interp, argv, &|f, a| mem.run(|| run(f, a)))

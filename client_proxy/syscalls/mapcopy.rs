@@ -33,6 +33,19 @@ extern "C" {
     fn tether_mapcopy_put(f: *mut ffi::c_void);
 }
 
+/// Reads up to `buf.len()` bytes at `pos` of server fd `sfd` of process `rpid`; returns
+/// the bytes read.
+pub(crate) fn pread(rpid: u32, sfd: u64, buf: &mut [u8], pos: i64) -> Result<usize> {
+    let n = len_u64(buf.len());
+    let desc = BufDesc {
+        arg: 1,
+        dir: DIR_OUT | DIR_RET,
+        len: wire_len(buf.len())?,
+    };
+    let req = request(sysno::PREAD64, [sfd, 0, n, reg_i64(pos), 0, 0], &[desc]);
+    len_usize(call(rpid, &req, &[], &mut [buf])?.min(n))
+}
+
 /// A copy of a remote file's bytes.
 ///
 /// # Invariants
@@ -75,19 +88,12 @@ impl MapCopy {
             let n = len.saturating_sub(at).min(PIECE);
             let piece = buf.get_mut(..len_usize(n)?).ok_or(EINVAL)?;
             let pos = start.checked_add(count_i64(at)?).ok_or(EOVERFLOW)?;
-            let desc = BufDesc {
-                arg: 1,
-                dir: DIR_OUT | DIR_RET,
-                len: wire_len(piece.len())?,
-            };
-            let args = [sfd, 0, n, reg_i64(pos), 0, 0];
-            let req = request(sysno::PREAD64, args, &[desc]);
-            let got = call(rpid, &req, &[], &mut [&mut *piece])?.min(n);
+            let got = pread(rpid, sfd, piece, pos)?;
             if got == 0 {
                 break;
             }
-            self.write(piece.get(..len_usize(got)?).ok_or(EINVAL)?, at)?;
-            at = at.checked_add(got).ok_or(EOVERFLOW)?;
+            self.write(piece.get(..got).ok_or(EINVAL)?, at)?;
+            at = at.checked_add(len_u64(got)).ok_or(EOVERFLOW)?;
         }
         Ok(at)
     }
