@@ -10,6 +10,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, CondVar, Mutex, SpinLock,
     },
+    time::{delay::fsleep, Delta},
 };
 
 use crate::global::Global;
@@ -24,6 +25,8 @@ use crate::{link::connection, module_parameters as params};
 
 /// Most servers in `servers=`.
 const MAX_SERVERS: usize = 8;
+/// How long unload waits for the server to close the connection after its goodbye.
+const GOODBYE_WAIT_MS: u32 = 1000;
 
 extern "C" {
     fn tether_servers() -> *const kernel::ffi::c_char;
@@ -202,6 +205,8 @@ pub(crate) struct Shared {
     pub(crate) bad_flushed: Atomic<u64>,
     /// Copy of `inner.stopping`, readable without the lock.
     stopping: Atomic<bool>,
+    /// Unload said goodbye: the connection worker does not connect again.
+    leaving: Atomic<bool>,
     #[pin]
     pub(crate) inner: Mutex<Inner>,
     /// Signalled when a benchmark finishes.
@@ -230,6 +235,11 @@ impl Shared {
         self.stopping.load(Relaxed)
     }
 
+    /// Whether unload said goodbye to the server (the worker must not connect again).
+    pub(crate) fn is_leaving(&self) -> bool {
+        self.leaving.load(Relaxed)
+    }
+
     pub(crate) fn set_state(&self, s: LinkState) {
         self.state.store(s as u32, Relaxed);
     }
@@ -251,11 +261,18 @@ impl Shared {
 
     fn stop(&self) {
         // Say goodbye first, so that the server ends the session rather than keeping it for
-        // a resume that will not come (and do not reconnect after it).
-        self.stopping.store(true, Relaxed);
+        // a resume that will not come, and let the server close the connection: closed
+        // from here, the server may see the close before the goodbye (a send of its own
+        // fails first) and keep the session. No connection is made after it.
+        self.leaving.store(true, Relaxed);
         let link = self.link.lock().clone();
         if let Some((tx, session)) = link {
             connection::goodbye(&tx, session);
+            let mut waited = 0;
+            while self.is_connected() && waited < GOODBYE_WAIT_MS {
+                fsleep(Delta::from_millis(5));
+                waited += 5;
+            }
         }
         let mut inner = self.inner.lock();
         inner.stopping = true;
@@ -391,6 +408,7 @@ impl kernel::Module for TetherClient {
                 verifier_changes: Atomic::new(0),
                 bad_flushed: Atomic::new(0),
                 stopping: Atomic::new(false),
+                leaving: Atomic::new(false),
                 inner <- new_mutex!(
                     Inner {
                         sock: None,

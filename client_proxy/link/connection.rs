@@ -80,6 +80,11 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let mut backoff = BACKOFF_MIN_MS;
     let mut reported_unreachable = false;
     while !shared.is_stopping() {
+        // After unload's goodbye no connection is made again.
+        if shared.is_leaving() {
+            sleep(&shared, SLEEP_SLICE_MS);
+            continue;
+        }
         shared.set_state(LinkState::Connecting);
         match connect(&shared) {
             Ok(mut conn) => {
