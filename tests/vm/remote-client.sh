@@ -710,13 +710,14 @@ rm -f /dev/tether-gate2
 # A writeback error is never acked: the server rotates its verifier and says so, and the
 # client writes what it retained again. A tethered writer keeps writing lines across it.
 vc0=$(c verifier_changes) pbv=$(c peer_boot_verifier) rd0=$(c redone_writes)
+# (the error must find written data not yet flushed: the server holds its flusher until the
+# writer's first lines are retained, and its next round is the failing one)
+srv 20 "echo 'hold_flush on' >$SD/control" >&2
 $BASHM -c 'mkdir -p /wb && for i in $(seq 1 120); do echo "line-$i"; sleep 0.05; done >/wb/lines' \
 	>/tmp/wb.out 2>&1 &
 wp=$!
-# (the error must find written data not yet flushed: on a loaded machine the writer's
-# first lines can take seconds)
 wait_until 30 eval '[ "$(c retained_writes)" -gt 0 ]' || true
-srv 20 "echo fail_flush >$SD/control" >&2
+srv 20 "echo 'hold_flush off' >$SD/control; echo fail_flush >$SD/control" >&2
 check "writeback error: the client sees a verifier change within 10 s (changes $vc0 -> $(c verifier_changes))" \
 	wait_until 10 eval '[ "$(c verifier_changes)" -gt "$vc0" ]'
 nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")
