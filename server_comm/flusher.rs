@@ -65,10 +65,13 @@ pub(crate) fn run(shared: Arc<Shared>) {
         }
         let dirty = shared.dirty.load(Relaxed);
         let due = last.elapsed().as_millis() >= i64::from(cfg.flush_ms)
-            || (cfg.flush_dirty_bytes > 0 && dirty >= cfg.flush_dirty_bytes)
-            || shared.flush_now.xchg(false, Relaxed);
-        // While `hold_flush` is on (a test knob) written data stays unflushed.
-        if due && !shared.is_stopping() && !shared.faults.hold_flush.load(Relaxed) {
+            || (cfg.flush_dirty_bytes > 0 && dirty >= cfg.flush_dirty_bytes);
+        // While `hold_flush` is on (a test knob) written data stays unflushed, except for a
+        // round asked for explicitly (debugfs `flush`, `fail_flush`): a test can then make
+        // the next round the failing one without a normal round slipping in before it.
+        let asked = shared.flush_now.xchg(false, Relaxed);
+        let held = shared.faults.hold_flush.load(Relaxed);
+        if (asked || (due && !held)) && !shared.is_stopping() {
             flush(&shared);
             last = Instant::now();
         }

@@ -453,7 +453,7 @@ impl Shared {
     /// `after_reply`, `in_flush`, `in_redo`, `in_replay`) for call CALL (a name from the
     /// call table, or `any`): the Nth matching event (default 1) resets the machine as a
     /// power cut would; `crash_at off` disarms it; `hold_flush on|off` stops and restarts
-    /// the flusher's rounds.
+    /// the flusher's periodic rounds (`flush` and `fail_flush` still run one).
     fn control(this: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; 64];
         let n = reader.len();

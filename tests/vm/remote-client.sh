@@ -710,19 +710,21 @@ rm -f /dev/tether-gate2
 # A writeback error is never acked: the server rotates its verifier and says so, and the
 # client writes what it retained again. A tethered writer keeps writing lines across it.
 # wb_writer FILE : a tethered writer of 120 lines to /wb/FILE in the background (pid in wp),
-# once some are retained. The error must find written data not yet flushed: the server
-# holds its flusher until then, and the caller's `hold_flush off` makes the next round the
-# failing one.
+# once some of its writes are retained. The error must find written data not yet flushed:
+# the server holds its periodic flushes (hold_flush) and the caller's `fail_flush`, which
+# runs a round even so, is the first round after them; then it lets them go on.
 wb_writer() {
+	local kept
 	srv 20 "echo 'hold_flush on' >$SD/control" >&2
+	kept=$(c retained_total)
 	$BASHM -c "mkdir -p /wb && for i in \$(seq 1 120); do echo line-\$i; sleep 0.05; done >/wb/$1" \
 		>/tmp/wb-$1.out 2>&1 &
 	wp=$!
-	wait_until 30 eval '[ "$(c retained_writes)" -gt 0 ]' || true
+	wait_until 30 eval '[ "$(c retained_total)" -gt "$kept" ] && [ "$(c retained_writes)" -gt 0 ]' || true
 }
 vc0=$(c verifier_changes) pbv=$(c peer_boot_verifier) rd0=$(c redone_writes)
 wb_writer lines
-srv 20 "echo 'hold_flush off' >$SD/control; echo fail_flush >$SD/control" >&2
+srv 20 "echo fail_flush >$SD/control; echo 'hold_flush off' >$SD/control" >&2
 check "writeback error: the client sees a verifier change within 10 s (changes $vc0 -> $(c verifier_changes))" \
 	wait_until 10 eval '[ "$(c verifier_changes)" -gt "$vc0" ]'
 nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")
@@ -742,7 +744,7 @@ check "writeback error: the writer across it exits 0 and its file is whole, once
 # nothing on the failed sync's frame, and write its retained data again.
 vc0=$(c verifier_changes) rd0=$(c redone_writes) r0=$(c resumed) sid=$(c session)
 wb_writer detached
-srv 20 "echo drop_link $sid >$SD/control; echo 'hold_flush off' >$SD/control; echo fail_flush >$SD/control" >&2
+srv 20 "echo drop_link $sid >$SD/control; echo fail_flush >$SD/control; echo 'hold_flush off' >$SD/control" >&2
 check "writeback error while detached: the client resumes and sees the verifier change (changes $vc0 -> $(c verifier_changes))" \
 	wait_until 30 eval '[ "$(c resumed)" -gt "$r0" ] && [ "$(c verifier_changes)" -gt "$vc0" ] && [ "$(c state)" = connected ]'
 nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")

@@ -196,6 +196,11 @@ fcheck() {
 	local rc=0
 	reap "$fpid" 120 >&2 || rc=$?
 	echo "exit=$rc" >>/out/fault-$1.out
+	# The tree is read tethered: not without a server (it would wait for one).
+	if ! wait_until "$RECONNECT_S" connected; then
+		nok "fault $1: $2: connected again to compare the tree (state=$(c state))"
+		return 1
+	fi
 	$BASHM -c "exec $T --manifest $FX/$1" >/out/fault-$1.manifest 2>&1
 	if cmp -s /out/fault-$1.ref.out /out/fault-$1.out && cmp -s /out/fault-$1.ref.manifest /out/fault-$1.manifest; then
 		ok "fault $1: $2: the app's exit and output, and the tree ($(wc -l </out/fault-$1.manifest) entries), equal the crash-free run"
