@@ -43,6 +43,7 @@ bench:
 	KVARIANT=release tests/bench.sh
 	KVARIANT=release tests/bench-remote.sh
 	KVARIANT=release tests/bench-crash.sh
+	KVARIANT=release tests/bench-programs.sh
 # A tethered shell running against the server, then a server crash the client rides out.
 demo:
 	qemu/demo-remote.sh

@@ -10,6 +10,8 @@ use kernel::prelude::*;
 // Shared with the other tether module (and, for `proto`, the host crate): each uses a subset.
 #[path = "../rust/kernel/global.rs"]
 mod global;
+#[path = "../rust/kernel/latency.rs"]
+mod latency;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../rust/src/proto.rs"]
 mod proto;

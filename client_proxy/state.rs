@@ -15,6 +15,7 @@ use kernel::{
 
 use crate::global::Global;
 use crate::intercept::hook::Hooks;
+use crate::latency::Latency;
 use crate::link::bench::{BenchReq, BenchResult};
 use crate::link::connection::Recovery;
 use crate::link::rpc::{Pending, ProcEvent};
@@ -170,6 +171,8 @@ pub(crate) struct Shared {
     /// instance of the module (only then may it resume the session).
     pub(crate) instance: u64,
     pub(crate) totals: Arc<Stats>,
+    /// Per-call latency of remote calls (debugfs `calls`).
+    pub(crate) latency: Latency,
     /// A [`LinkState`].
     pub(crate) state: Atomic<u32>,
     pub(crate) session: Atomic<u32>,
@@ -283,6 +286,11 @@ impl Shared {
         self.bench_done.notify_all();
     }
 
+    /// The debugfs `calls` file ([`Latency::show`]).
+    pub(crate) fn show_calls(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        this.latency.show(f)
+    }
+
     /// The debugfs `log` file (also what `persist.rs` writes).
     pub(crate) fn show_log(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         this.log.lock().show(f)?;
@@ -362,6 +370,7 @@ pub(crate) struct TetherClient {
     _tasks_file: Pin<KBox<debugfs::File<()>>>,
     _tether_file: Pin<KBox<debugfs::File<()>>>,
     _log_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    _calls_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
@@ -407,6 +416,7 @@ impl kernel::Module for TetherClient {
                 flushed_count: Atomic::new(0),
                 verifier_changes: Atomic::new(0),
                 bad_flushed: Atomic::new(0),
+                latency: Latency::new(),
                 stopping: Atomic::new(false),
                 leaving: Atomic::new(false),
                 inner <- new_mutex!(
@@ -455,6 +465,10 @@ impl kernel::Module for TetherClient {
             dir.read_callback_file(c"log", shared.clone(), &Shared::show_log),
             GFP_KERNEL,
         )?;
+        let calls_file = KBox::pin_init(
+            dir.read_callback_file(c"calls", shared.clone(), &Shared::show_calls),
+            GFP_KERNEL,
+        )?;
         let persist = crate::recovery::persist::Persist::from_params(shared.config.log_persist_ms)?;
         if let Some(p) = &persist {
             p.keep_previous();
@@ -485,6 +499,7 @@ impl kernel::Module for TetherClient {
             _tasks_file: tasks_file,
             _tether_file: tether_file,
             _log_file: log_file,
+            _calls_file: calls_file,
             _state_file: state_file,
             _bench_file: bench_file,
             shared,

@@ -22,6 +22,7 @@ use kernel::{
 
 use crate::auth::may_log_refusal;
 use crate::faults::Faults;
+use crate::latency::Latency;
 use crate::proto::calls::Refusal;
 use crate::proto::msg::Hello;
 use crate::session::{Greeting, Session};
@@ -174,6 +175,8 @@ pub(crate) struct Shared {
     pub(crate) exports: crate::exports::Exports,
     /// Sessions dropped because the client fell silent.
     pub(crate) heartbeat_misses: Atomic<u64>,
+    /// Per-call time in the shadows (debugfs `calls`).
+    pub(crate) latency: Latency,
     /// Sessions resumed by their client.
     pub(crate) resumed: Atomic<u64>,
     /// Sessions ended because their client did not come back within `resume_ms`.
@@ -384,6 +387,11 @@ impl Shared {
         this.exports.write(reader)
     }
 
+    /// The debugfs `calls` file ([`Latency::show`]).
+    fn show_calls(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        this.latency.show(f)
+    }
+
     /// The debugfs `state` file.
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
@@ -534,6 +542,7 @@ impl Shared {
 pub(crate) struct TetherServer {
     _shadow_dev: Pin<KBox<MiscDeviceRegistration<ShadowFile>>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    _calls_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _control_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _exports_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
@@ -567,6 +576,7 @@ impl kernel::Module for TetherServer {
                 handshaking: Atomic::new(0),
                 exports <- exports,
                 heartbeat_misses: Atomic::new(0),
+                latency: Latency::new(),
                 resumed: Atomic::new(0),
                 expired: Atomic::new(0),
                 cache_hits: Atomic::new(0),
@@ -603,6 +613,10 @@ impl kernel::Module for TetherServer {
         let dir = debugfs::Dir::new(c"tether_server");
         let state_file = KBox::pin_init(
             dir.read_callback_file(c"state", shared.clone(), &Shared::show),
+            GFP_KERNEL,
+        )?;
+        let calls_file = KBox::pin_init(
+            dir.read_callback_file(c"calls", shared.clone(), &Shared::show_calls),
             GFP_KERNEL,
         )?;
         let control_file = KBox::pin_init(
@@ -647,6 +661,7 @@ impl kernel::Module for TetherServer {
         Ok(Self {
             _shadow_dev: shadow_dev,
             _state_file: state_file,
+            _calls_file: calls_file,
             _control_file: control_file,
             _exports_file: exports_file,
             shared,

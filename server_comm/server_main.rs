@@ -12,6 +12,8 @@ use kernel::prelude::*;
 mod auth;
 #[path = "../rust/kernel/global.rs"]
 mod global;
+#[path = "../rust/kernel/latency.rs"]
+mod latency;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../rust/src/proto.rs"]
 mod proto;

@@ -95,8 +95,9 @@ struct ShadowInner {
     queue: KVec<Request>,
     /// Bytes of the request bodies in `queue`.
     queued_bytes: usize,
-    /// Requests handed to the shadow process and not answered yet: seq and call number.
-    in_flight: KVec<(u64, Option<u32>)>,
+    /// Requests handed to the shadow process and not answered yet: seq, call number and
+    /// when it was handed over.
+    in_flight: KVec<(u64, Option<u32>, Instant<Monotonic>)>,
     /// The shadow process's pid, once it asked for a request.
     pid: i32,
     /// The shadow must exit (client process exited, session or module gone).
@@ -247,7 +248,7 @@ impl Shadow {
             .iter()
             .filter(|r| !matches!(r.what, Work::Attrs(_)))
             .map(|r| r.seq);
-        for seq in Iterator::chain(calls, in_flight.iter().map(|&(seq, _)| seq)) {
+        for seq in Iterator::chain(calls, in_flight.iter().map(|&(seq, _, _)| seq)) {
             self.fail(seq, errno);
         }
     }
@@ -401,7 +402,9 @@ impl ShadowFile {
                         let req = inner.queue.remove(0).map_err(|_| EINVAL)?;
                         inner.queued_bytes = inner.queued_bytes.saturating_sub(req.what.bytes());
                         if !matches!(req.what, Work::Attrs(_)) {
-                            inner.in_flight.push((req.seq, req.nr), GFP_KERNEL)?;
+                            inner
+                                .in_flight
+                                .push((req.seq, req.nr, Instant::now()), GFP_KERNEL)?;
                         }
                         break req;
                     }
@@ -472,7 +475,11 @@ impl ShadowFile {
             let Some(i) = inner.in_flight.iter().position(|s| s.0 == args.seq) else {
                 return Err(ENOENT);
             };
-            inner.in_flight.remove(i).map_err(|_| ENOENT)?.1
+            let (_, nr, since) = inner.in_flight.remove(i).map_err(|_| ENOENT)?;
+            if let Some(nr) = nr {
+                self.shared.latency.record(nr, since);
+            }
+            nr
         };
         if args.signals & !FORWARDED_SIGNALS != 0 {
             pr_notice!(

@@ -26,7 +26,7 @@ run_tc() {
 has() { grep -qF -- "$2" <<<"$1" || { echo "missing: $2"; echo "in: $1"; return 1; }; }
 
 # --- help and the man page --------------------------------------------------------------
-CMDS="status tasks log run mark unmark marked exportfs start stop bench"
+CMDS="status tasks log calls run mark unmark marked exportfs start stop bench"
 for c in $CMDS; do
 	run_tc -- "$c" --help
 	check "tetherctl $c --help: exit 0, a Usage line naming the command" \
@@ -121,6 +121,13 @@ run_tc -- tasks
 check "tasks: count, then pid and command" eval '[ $rc = 0 ] && has "$out" "tethered=1" && has "$out" "$$ "'
 run_tc -- bench ping x 64
 check "bench with a non-number: exit 2" eval '[ $rc = 2 ]'
+printf 'call count total_us avg_us max_us\nopenat 10 5000 500 900\nrenameat 3 30000 10000 20000\n' >"$W/debug/tether_client/calls"
+run_tc -- calls
+order=$(grep -oE '^(renameat|openat)' <<<"$out" | tr '\n' ' ')
+check "calls: the client's table, sorted by total time (renameat first)" \
+	eval '[ $rc = 0 ] && has "$out" "tether_client: submit to reply" && [ "$order" = "renameat openat " ]'
+run_tc -- calls extra
+check "calls with an argument: exit 2" eval '[ $rc = 2 ]'
 
 # --- server ---------------------------------------------------------------------------------
 mkdir -p "$W/sys/module/tether_server/parameters" "$W/debug/tether_server"

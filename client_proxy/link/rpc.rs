@@ -23,6 +23,7 @@ use kernel::{
     sync::atomic::{Acquire, Atomic, Relaxed, Release},
     sync::{aref::ARef, Arc, Mutex},
     task::Task,
+    time::{Instant, Monotonic},
 };
 
 use crate::link::attrs;
@@ -235,6 +236,8 @@ pub(crate) struct Ticket<'a> {
     durable: Option<(Durable, u64)>,
     /// `Shared::restarts` when the call was first sent (`None`: not sent yet).
     restarts: Option<u64>,
+    /// When it was submitted.
+    since: Instant<Monotonic>,
 }
 
 /// A remote call's answer: its return value and its output buffers.
@@ -278,6 +281,7 @@ pub(crate) fn submit<'a>(
     req: &SyscallReq,
     ins: &[&[u8]],
 ) -> Result<Ticket<'a>> {
+    let since = Instant::<Monotonic>::now();
     let mut body = KVVec::new();
     body.resize(SyscallReq::head_len(req.bufs().len()), 0, GFP_KERNEL)?;
     req.encode(&mut body).map_err(|_| EINVAL)?;
@@ -322,6 +326,7 @@ pub(crate) fn submit<'a>(
         nr: req.nr,
         durable,
         restarts,
+        since,
     })
 }
 
@@ -423,6 +428,7 @@ impl Ticket<'_> {
             self.resend();
         }
         let pending = self.take().ok_or(EIO)?;
+        self.shared.latency.record(self.nr, self.since);
         // The signals the call raised on the server are raised here, before it returns.
         raise(pending.signals);
         let body = pending.reply.ok_or(EIO)??;

@@ -277,11 +277,11 @@ const TABLE: [Spec; 75] = [
 const NO_CALL: u8 = u8::MAX;
 
 /// `INDEX[nr]`: the position of system call `nr` in [`CALLS`], or [`NO_CALL`].
-static INDEX: [u8; NR_SYSCALLS] = index();
+static INDEX: [u8; NR_SYSCALLS] = index_table();
 
 // Only evaluated at build time, where an out-of-bounds index is a build error.
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-const fn index() -> [u8; NR_SYSCALLS] {
+const fn index_table() -> [u8; NR_SYSCALLS] {
     let mut t = [NO_CALL; NR_SYSCALLS];
     let mut i = 0;
     while i < TABLE.len() {
@@ -310,15 +310,20 @@ pub const fn is_call(nr: u32) -> bool {
     false
 }
 
-/// The spec of call `nr`, if a shadow runs it.
-pub fn spec(nr: u32) -> Option<&'static Spec> {
+/// The position of call `nr` in [`CALLS`], if a shadow runs it.
+pub fn index(nr: u32) -> Option<usize> {
     match nr {
-        APPEND | GETDENTS | REOPEN => CALLS.iter().rev().find(|s| s.nr == nr),
+        APPEND | GETDENTS | REOPEN => CALLS.iter().rposition(|s| s.nr == nr),
         _ => {
-            let i = *INDEX.get(usize::try_from(nr).ok()?)?;
-            CALLS.get(usize::from(i))
+            let i = usize::from(*INDEX.get(usize::try_from(nr).ok()?)?);
+            (i < CALLS.len()).then_some(i)
         }
     }
+}
+
+/// The spec of call `nr`, if a shadow runs it.
+pub fn spec(nr: u32) -> Option<&'static Spec> {
+    CALLS.get(index(nr)?)
 }
 
 /// The open flags of an open call (`open`, `openat`, `openat2`: `struct open_how` starts
@@ -504,8 +509,9 @@ mod tests {
 
     #[test]
     fn every_call_once_and_found() {
-        for s in CALLS.iter() {
+        for (i, s) in CALLS.iter().enumerate() {
             assert_eq!(spec(s.nr).map(|f| f.name), Some(s.name));
+            assert_eq!(index(s.nr), Some(i));
             assert_eq!(
                 CALLS.iter().filter(|t| t.nr == s.nr).count(),
                 1,
