@@ -81,32 +81,278 @@ static const struct tether_call *call_of(uint32_t nr)
 }
 
 /*
- * Whether call c with args must be committed once it succeeded: calls that change the
- * namespace, a file's size or its attributes (TETHER_COMMITS), and opens that create or
- * truncate. The export's file system is then synced (syncfs) before the reply, as NFS
- * servers commit such operations before answering. The client keeps only plain data
- * writes until the flusher's SERVER_FLUSHED, and drops what it kept for writes answered
- * before a committed call once that call returns (client_proxy/recovery/retain.rs, from the same
- * table). So a replay never has to redo a rename or a truncate.
+ * Commits: a call that changes the namespace, a file's size or its attributes
+ * (TETHER_COMMITS, and opens that create or truncate) is made durable before its reply, as
+ * NFS servers commit such operations before answering (nfsd's commit_metadata): fsync of
+ * what it changed, the object and the directories that hold its names. The client keeps
+ * every plain data write until the flusher's SERVER_FLUSHED and writes it again, by path,
+ * after a crash; on a committed call it drops what it kept for the names the call removed
+ * or moved (unlink, rename: client_proxy/syscalls/names.rs), whose data the commit made
+ * durable. So a replay never has to redo a rename or a truncate. Where a name-by-name
+ * commit would not cover what the client drops, the whole export is synced (syncfs) and
+ * the reply says so (TETHER_REPLY_SYNCED_ALL: the client then drops everything it kept
+ * before the call): size changes (a truncation through one name would let data kept for
+ * another name of the file come back), renames of directories and symlinks, and removals
+ * of a name whose file lives on under another name.
  */
-static int commits(const struct tether_call *c, const uint64_t *args)
+
+/* The names a call changes: (dirfd, path) pairs, the one it creates, removes or changes
+ * first, the one a rename or link makes second. */
+struct names {
+	int n;
+	int dirfd[2];
+	const char *path[2];
+};
+
+static void add_name(struct names *nm, uint64_t dirfd, uint64_t path)
+{
+	if (path && nm->n < 2) {
+		nm->dirfd[nm->n] = (int)dirfd;
+		nm->path[nm->n] = (const char *)(uintptr_t)path;
+		nm->n++;
+	}
+}
+
+static void names_of(uint32_t nr, const uint64_t *a, struct names *nm)
+{
+	const uint64_t cwd = (uint64_t)(int64_t)AT_FDCWD;
+
+	nm->n = 0;
+	switch (nr) {
+	case SYS_open: case SYS_creat: case SYS_mkdir: case SYS_rmdir: case SYS_unlink:
+	case SYS_mknod: case SYS_truncate: case SYS_chmod: case SYS_chown: case SYS_lchown:
+	case SYS_setxattr: case SYS_lsetxattr: case SYS_removexattr: case SYS_lremovexattr:
+		add_name(nm, cwd, a[0]);
+		break;
+	case SYS_openat: case SYS_openat2: case SYS_mkdirat: case SYS_mknodat: case SYS_unlinkat:
+	case SYS_fchownat: case SYS_fchmodat: case SYS_fchmodat2: case SYS_utimensat:
+		add_name(nm, a[0], a[1]);
+		break;
+	case SYS_symlink:
+		add_name(nm, cwd, a[1]);
+		break;
+	case SYS_symlinkat:
+		add_name(nm, a[1], a[2]);
+		break;
+	case SYS_link: case SYS_rename:
+		add_name(nm, cwd, a[0]);
+		add_name(nm, cwd, a[1]);
+		break;
+	case SYS_linkat: case SYS_renameat: case SYS_renameat2:
+		add_name(nm, a[0], a[1]);
+		add_name(nm, a[2], a[3]);
+		break;
+	}
+}
+
+/* The open flags of an open call, 0 for any other call. */
+static uint64_t open_flags(uint32_t nr, const uint64_t *a)
 {
 	uint64_t flags;
 
-	switch (c->effect) {
-	case TETHER_COMMITS:
-		return 1;
-	case TETHER_COMMITS_IF_CREATES:
-		if (c->nr == SYS_open)
-			flags = args[1];
-		else if (c->nr == SYS_openat)
-			flags = args[2];
-		else  /* openat2: struct open_how, in the request: flags first */
-			memcpy(&flags, (const void *)(uintptr_t)args[2], 8);
-		return !!(flags & (O_CREAT | O_TRUNC));
-	default:
-		return 0;
+	switch (nr) {
+	case SYS_open: return a[1];
+	case SYS_openat: return a[2];
+	case SYS_creat: return O_CREAT | O_WRONLY | O_TRUNC;
+	case SYS_openat2:  /* struct open_how, in the request: flags first */
+		memcpy(&flags, (const void *)(uintptr_t)a[2], 8);
+		return flags;
+	default: return 0;
 	}
+}
+
+/* What a commit must know of the names before the call runs. */
+struct before {
+	int whole;            /* only a sync of the whole export covers the call */
+	int existed;          /* an open's file existed (then dev/ino) */
+	dev_t dev;
+	ino_t ino;
+};
+
+/* A name's file lives on under another name (a hard link) or is reached through a
+ * symlink: what the client kept for this name is not covered by a commit of the name. */
+static int aliased(const struct stat *st)
+{
+	return S_ISLNK(st->st_mode) || (!S_ISDIR(st->st_mode) && st->st_nlink > 1);
+}
+
+/* Looks at the names call nr (args a) is about to change. */
+static void look_before(uint32_t nr, const uint64_t *a, struct before *b)
+{
+	struct names nm;
+	struct stat st, st2;
+	uint64_t flags = open_flags(nr, a);
+
+	memset(b, 0, sizeof(*b));
+	names_of(nr, a, &nm);
+	switch (nr) {
+	case SYS_truncate: case SYS_ftruncate: case SYS_fallocate: case SYS_copy_file_range:
+		b->whole = 1;
+		break;
+	case SYS_open: case SYS_openat: case SYS_openat2: case SYS_creat:
+		if (nm.n == 1 && !fstatat(nm.dirfd[0], nm.path[0], &st, flags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW : 0)) {
+			b->existed = 1;
+			b->dev = st.st_dev;
+			b->ino = st.st_ino;
+			/* A truncation of data: see the comment above. */
+			b->whole = (flags & O_TRUNC) && S_ISREG(st.st_mode) && st.st_size > 0;
+		}
+		break;
+	case SYS_unlink:
+		b->whole = nm.n != 1 || fstatat(nm.dirfd[0], nm.path[0], &st, AT_SYMLINK_NOFOLLOW) || aliased(&st);
+		break;
+	case SYS_unlinkat:
+		if (!(a[2] & AT_REMOVEDIR))
+			b->whole = nm.n != 1 || fstatat(nm.dirfd[0], nm.path[0], &st, AT_SYMLINK_NOFOLLOW) || aliased(&st);
+		break;
+	case SYS_rename: case SYS_renameat: case SYS_renameat2:
+		/* The file moved must be a plain one; the one replaced must not live on. */
+		if (nm.n != 2 || fstatat(nm.dirfd[0], nm.path[0], &st, AT_SYMLINK_NOFOLLOW) ||
+		    S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))
+			b->whole = 1;
+		else if (!fstatat(nm.dirfd[1], nm.path[1], &st2, AT_SYMLINK_NOFOLLOW))
+			b->whole = S_ISDIR(st2.st_mode) || aliased(&st2);
+		break;
+	}
+}
+
+/* fsync of an fd; 0 or -1. */
+static int sync_fd(int fd)
+{
+	return fsync(fd) ? -1 : 0;
+}
+
+/* fsync of the directory that holds name `path` (at dirfd); -1 when it cannot. */
+static int sync_parent(int dirfd, const char *path)
+{
+	char dir[4096];
+	size_t l = strlen(path);
+	const char *slash, *last;
+	int fd, r;
+
+	while (l > 1 && path[l - 1] == '/')
+		l--;
+	if (l >= sizeof(dir))
+		return -1;
+	memcpy(dir, path, l);
+	dir[l] = 0;
+	slash = strrchr(dir, '/');
+	last = slash ? slash + 1 : dir;
+	if (!strcmp(last, ".") || !strcmp(last, "..") || !*last)
+		return -1;
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = 0;
+	else
+		dir[slash - dir] = 0;
+	fd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = sync_fd(fd);
+	close(fd);
+	return r;
+}
+
+/* fsync of what name `path` (at dirfd) is now, when it is a regular file or a directory
+ * (follow: a final symlink is followed); of nothing else (the directory holding its name
+ * is synced by the caller). -1 when it cannot. */
+static int sync_name(int dirfd, const char *path, int follow)
+{
+	struct stat st;
+	int fd, r;
+
+	if (fstatat(dirfd, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW))
+		return -1;
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return 0;
+	fd = openat(dirfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+		    (follow ? 0 : O_NOFOLLOW) | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+	if (fd < 0)
+		return -1;
+	r = sync_fd(fd);
+	close(fd);
+	return r;
+}
+
+/* Whether a path-taking attribute call follows a final symlink. */
+static int follows(uint32_t nr, const uint64_t *a)
+{
+	switch (nr) {
+	case SYS_lchown: case SYS_lsetxattr: case SYS_lremovexattr:
+		return 0;
+	case SYS_fchownat: case SYS_fchmodat2: case SYS_utimensat:
+		return !(a[nr == SYS_utimensat ? 3 : nr == SYS_fchownat ? 4 : 3] & AT_SYMLINK_NOFOLLOW);
+	default:
+		return 1;
+	}
+}
+
+/* Whether call c with args a is committed once it succeeded: TETHER_COMMITS, and opens
+ * that create or truncate. */
+static int commits(const struct tether_call *c, const uint64_t *a)
+{
+	return c->effect == TETHER_COMMITS ||
+	       (c->effect == TETHER_COMMITS_IF_CREATES && (open_flags(c->nr, a) & (O_CREAT | O_TRUNC)));
+}
+
+/*
+ * Commits call nr (args a) that returned ret >= 0, with what look_before saw: 0, or -EIO
+ * when nothing could make it durable. Sets TETHER_REPLY_SYNCED_ALL in *flags when it
+ * synced the whole export.
+ */
+static int commit(uint32_t nr, const uint64_t *a, int64_t ret, const struct before *b,
+		  uint32_t *flags)
+{
+	struct names nm;
+	uint64_t oflags = open_flags(nr, a);
+	int whole = b->whole, i;
+	struct stat st;
+
+	names_of(nr, a, &nm);
+	if (whole)
+		goto all;
+	switch (nr) {
+	case SYS_open: case SYS_openat: case SYS_openat2: case SYS_creat:
+		/* The file it opened was there before, and kept its data: nothing changed. */
+		if (b->existed && !fstat((int)ret, &st) && st.st_dev == b->dev && st.st_ino == b->ino &&
+		    !(oflags & O_TRUNC))
+			return 0;
+		whole = sync_fd((int)ret) || sync_parent(nm.dirfd[0], nm.path[0]);
+		break;
+	case SYS_mkdir: case SYS_mkdirat:
+		whole = sync_name(nm.dirfd[0], nm.path[0], 0) || sync_parent(nm.dirfd[0], nm.path[0]);
+		break;
+	case SYS_rmdir: case SYS_unlink: case SYS_unlinkat: case SYS_mknod: case SYS_mknodat:
+	case SYS_symlink: case SYS_symlinkat:
+		whole = sync_parent(nm.dirfd[0], nm.path[0]);
+		break;
+	case SYS_link: case SYS_linkat:
+		whole = sync_parent(nm.dirfd[1], nm.path[1]);
+		break;
+	case SYS_rename: case SYS_renameat: case SYS_renameat2:
+		/* The moved file under its new name (both, for an exchange), both directories. */
+		whole = sync_name(nm.dirfd[1], nm.path[1], 0) ||
+			(nr == SYS_renameat2 && (a[4] & RENAME_EXCHANGE) && sync_name(nm.dirfd[0], nm.path[0], 0)) ||
+			sync_parent(nm.dirfd[0], nm.path[0]) || sync_parent(nm.dirfd[1], nm.path[1]);
+		break;
+	default:
+		/* An attribute: the file, through its fd or its name. */
+		if (nm.n == 0) {
+			whole = sync_fd((int)a[0]);
+			break;
+		}
+		for (i = 0; i < nm.n && !whole; i++)
+			whole = sync_name(nm.dirfd[i], nm.path[i], follows(nr, a));
+		break;
+	}
+	if (!whole)
+		return 0;
+all:
+	if (syncfs(ROOT_FD))
+		return -EIO;
+	*flags |= TETHER_REPLY_SYNCED_ALL;
+	return 0;
 }
 
 /* Reports a failure to start in the kernel log (a user-mode helper has no stderr). */
@@ -290,6 +536,7 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 	uint32_t blen[MAX_BUFS];
 	size_t off, used = 0, pos;
 	unsigned int mask = 0;  /* bit n: argument n is a buffer */
+	uint32_t rflags = 0;    /* TETHER_REPLY_* */
 	int64_t ret;
 
 	if (len < REQ_HEAD)
@@ -364,18 +611,23 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 	} else if (nr == TETHER_CALL_APPEND || nr == TETHER_CALL_GETDENTS || nr == TETHER_CALL_REOPEN) {
 		ret = -EINVAL;  /* without its buffers (arguments 1 and 3; REOPEN: 1) */
 	} else {
+		struct before before;
+		int committed = commits(c, args);
+
+		if (committed)
+			look_before(nr, args, &before);
 		ret = syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
 		if (ret == -1)
 			ret = -errno;
 		/* A commit that fails turns the call's success into EIO (an fd it opened is
 		 * closed again): the client must not count on it being durable. */
-		else if (commits(c, args) && syncfs(ROOT_FD)) {
+		else if (committed && commit(nr, args, ret, &before, &rflags)) {
 			if (nr == SYS_open || nr == SYS_openat || nr == SYS_openat2 || nr == SYS_creat)
 				close((int)ret);
 			ret = -EIO;
 		}
 	}
-	/* Reply: i64 ret, u32 nout, u32 0, nout x u32 len, then the output bytes. */
+	/* Reply: i64 ret, u32 nout, u32 flags, nout x u32 len, then the output bytes. */
 	for (uint32_t i = 0; i < nbufs; i++)
 		nout += !!(dirs[i] & DIR_OUT);
 	pos = 16 + 4 * nout;
@@ -395,7 +647,7 @@ static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 	}
 	memcpy(rep, &ret, 8);
 	memcpy(rep + 8, &nout, 4);
-	memset(rep + 12, 0, 4);
+	memcpy(rep + 12, &rflags, 4);
 	memcpy(rep + 16, lens, 4 * nout);
 	return pos;
 bad:

@@ -9,6 +9,7 @@
 #define TETHER_BUF_DESC_LEN 0x8u
 #define TETHER_REP_HEAD 0x10u
 #define TETHER_MAX_BUFS 0x4u
+#define TETHER_REPLY_SYNCED_ALL 0x1u
 #define TETHER_DIR_IN 0x1u
 #define TETHER_DIR_OUT 0x2u
 #define TETHER_DIR_RET 0x4u

@@ -11,7 +11,7 @@ use kernel::bindings;
 
 use crate::proto::calls;
 use crate::proto::sysno::*;
-use crate::syscalls::{cwd, dir, fcntl, generic, io, open, rename, Dispatch, Handler};
+use crate::syscalls::{cwd, dir, fcntl, generic, io, names, open, Dispatch, Handler};
 use crate::{intercept::hook, syscalls::copy, syscalls::mmap};
 
 /// What happens to one system call of a tethered task.
@@ -74,12 +74,12 @@ const ROUTED: [Entry; 83] = [
     route!(GETCWD, "getcwd", Generic),
     route!(CHDIR, "chdir", Remote(cwd::chdir)),
     route!(FCHDIR, "fchdir", Remote(cwd::fchdir)),
-    route!(RENAME, "rename", Remote(rename::rename)),
+    route!(RENAME, "rename", Remote(names::rename)),
     route!(MKDIR, "mkdir", Generic),
     route!(RMDIR, "rmdir", Generic),
     route!(CREAT, "creat", Remote(open::creat)),
     route!(LINK, "link", Generic),
-    route!(UNLINK, "unlink", Generic),
+    route!(UNLINK, "unlink", Remote(names::unlink)),
     route!(SYMLINK, "symlink", Generic),
     route!(READLINK, "readlink", Generic),
     route!(CHMOD, "chmod", Generic),
@@ -110,8 +110,8 @@ const ROUTED: [Entry; 83] = [
     route!(MKNODAT, "mknodat", Generic),
     route!(FCHOWNAT, "fchownat", Generic),
     route!(NEWFSTATAT, "newfstatat", Generic),
-    route!(UNLINKAT, "unlinkat", Generic),
-    route!(RENAMEAT, "renameat", Remote(rename::renameat)),
+    route!(UNLINKAT, "unlinkat", Remote(names::unlinkat)),
+    route!(RENAMEAT, "renameat", Remote(names::renameat)),
     route!(LINKAT, "linkat", Generic),
     route!(SYMLINKAT, "symlinkat", Generic),
     route!(READLINKAT, "readlinkat", Generic),
@@ -123,7 +123,7 @@ const ROUTED: [Entry; 83] = [
     route!(SYNCFS, "syncfs", Generic),
     route!(PREADV, "preadv", Remote(io::preadv)),
     route!(PWRITEV, "pwritev", Remote(io::pwritev)),
-    route!(RENAMEAT2, "renameat2", Remote(rename::renameat2)),
+    route!(RENAMEAT2, "renameat2", Remote(names::renameat2)),
     route!(COPY_FILE_RANGE, "copy_file_range", Remote(copy::copy_file_range)),
     route!(PREADV2, "preadv2", Remote(io::preadv2)),
     route!(PWRITEV2, "pwritev2", Remote(io::pwritev2)),

@@ -31,7 +31,7 @@ use crate::proto::calls::{self, Effect};
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::SignalMsg;
-use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_OUT};
+use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_OUT, REPLY_SYNCED_ALL};
 use crate::state::Shared;
 use crate::transport::Sender;
 
@@ -438,7 +438,7 @@ impl Ticket<'_> {
         }
         // `data` is the tail of `body`.
         let data = body.len().checked_sub(data.len()).ok_or(EPROTO)?;
-        let ret = self.settle(rep.ret);
+        let ret = self.settle(rep.ret, rep.flags);
         let rerun = self.rerun();
         self.shared.log.lock().called(self.rpid);
         Ok(Reply {
@@ -458,9 +458,10 @@ impl Ticket<'_> {
             .is_some_and(|r| r != self.shared.restarts.load(Relaxed))
     }
 
-    /// The call's result `ret`, after what its success means for the retained writes and,
-    /// when its server restarted meanwhile, for a second run of it (see the module doc).
-    fn settle(&self, ret: i64) -> i64 {
+    /// The call's result `ret` (reply flags `flags`), after what its success means for the
+    /// retained writes and, when its server restarted meanwhile, for a second run of it (see
+    /// the module doc).
+    fn settle(&self, ret: i64, flags: u32) -> i64 {
         const EEXIST: i64 = -(bindings::EEXIST as i64); // a small constant: no overflow
         const ENOENT: i64 = -(bindings::ENOENT as i64); // a small constant: no overflow
         let ret = match (self.nr, ret) {
@@ -471,8 +472,12 @@ impl Ticket<'_> {
             (84 | 87 | 263 | 82 | 264 | 316, ENOENT) => 0,
             _ => ret,
         };
+        let synced_all = flags & REPLY_SYNCED_ALL != 0;
         match self.durable {
             Some((Durable::All, stamp)) if ret >= 0 => self.shared.retained.lock().committed(stamp),
+            Some((Durable::Commit, stamp)) if ret >= 0 && synced_all => {
+                self.shared.retained.lock().committed(stamp)
+            }
             Some((Durable::File(sfd), stamp)) if ret >= 0 => {
                 let log = self.shared.log.lock();
                 if let Some(path) = log.path(self.rpid, sfd) {
@@ -532,8 +537,12 @@ pub(crate) fn request(nr: u32, args: [u64; 6], bufs: &[BufDesc]) -> SyscallReq {
 /// What a successful call makes durable on the server.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Durable {
-    /// Every write answered before it (committed calls, `syncfs`).
+    /// Every write answered before it (`syncfs`).
     All,
+    /// What the committed call changed; every write answered before it when its reply
+    /// says [`REPLY_SYNCED_ALL`]. The writes retained for a name it removed or moved are
+    /// dropped by its handler (`syscalls/names.rs`).
+    Commit,
     /// The writes to the file open as this server fd (`fsync`, `fdatasync`).
     File(i32),
 }
@@ -544,7 +553,8 @@ pub(crate) enum Durable {
 pub(crate) fn durable(nr: u32, args: &[u64; 6], how: Option<&[u8]>) -> Option<Durable> {
     match calls::effect(calls::spec(nr)?, args, how) {
         Effect::None => None,
-        Effect::Commits | Effect::CommitsIfCreates | Effect::SyncsAll => Some(Durable::All),
+        Effect::Commits | Effect::CommitsIfCreates => Some(Durable::Commit),
+        Effect::SyncsAll => Some(Durable::All),
         Effect::SyncsFile => i32::try_from(args[0]).ok().map(Durable::File),
     }
 }

@@ -7,15 +7,22 @@
 //! write's request (and with it the data), the file's server path and the writer's
 //! identity until one of these says the data is on disk:
 //! - a `SERVER_FLUSHED {up_to_seq}` that covers the write's seq ([`Retained::flushed`]);
-//! - a committed call (the call table's `Effect::Commits`: namespace, size and attribute
-//!   changes, which the server's shadow follows by a `syncfs` of the export before
-//!   answering) or a remote `syncfs`, answered after the write was ([`Retained::committed`]);
-//! - a remote `fsync`/`fdatasync` of the same file, answered after it ([`Retained::synced`]).
+//! - a remote `syncfs`, or a committed call (the call table's `Effect::Commits`:
+//!   namespace, size and attribute changes) whose reply says the server synced the whole
+//!   export for it (`REPLY_SYNCED_ALL`), answered after the write was
+//!   ([`Retained::committed`]);
+//! - a remote `fsync`/`fdatasync` of the same file, answered after it; an `unlink` of the
+//!   name the write went to, or a rename from or onto it ([`Retained::synced`]): the
+//!   server's commit of those synced the file (or it is gone).
 //!
-//! Because every rename, unlink or truncate is committed, and drops what was kept before
-//! it, a kept write's path still names its file, and writing the kept data again (in seq
-//! order, at the recorded offsets) is idempotent: it never undoes a later rename or
-//! truncate. Writes to FIFOs are not kept: they cannot be replayed.
+//! The server commits a call name by name (the file, the directories holding its names)
+//! where that covers what the client drops, and syncs the whole export where it would not:
+//! size changes (a truncation through one name would let data kept for another name of the
+//! same file come back), renames of directories and symlinks, removals of a name whose
+//! file lives on under another. So a kept write's path still names its file, and writing
+//! the kept data again (in seq order, at the recorded offsets) is idempotent: it never
+//! undoes a later rename or truncate. Writes to FIFOs are not kept: they cannot be
+//! replayed.
 
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
@@ -133,8 +140,8 @@ impl Retained {
         self.drop_where(|r| r.stamp < before);
     }
 
-    /// An `fsync` of the file at `path`, submitted when the next stamp was `before`,
-    /// succeeded.
+    /// An `fsync` of the file at `path` (or an `unlink` or rename of that name, which the
+    /// server committed), submitted when the next stamp was `before`, succeeded.
     pub(crate) fn synced(&mut self, path: &[u8], before: u64) {
         self.drop_where(|r| r.stamp < before && r.path[..] == *path);
     }

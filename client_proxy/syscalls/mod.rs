@@ -29,10 +29,10 @@ pub(crate) mod generic;
 pub(crate) mod io;
 pub(crate) mod mapcopy;
 pub(crate) mod mmap;
+pub(crate) mod names;
 pub(crate) mod open;
 pub(crate) mod paths;
 pub(crate) mod proxy;
-pub(crate) mod rename;
 
 /// Largest data transfer per remote call (the rest of a frame is headers).
 pub(crate) const MAX_IO: usize = 512 * 1024;

@@ -114,6 +114,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let rep = SyscallReply {
         ret: 5,
         nbufs: 1,
+        flags: 0,
         lens: [5, 0, 0, 0],
     };
     let n = rep.encode(&mut b).unwrap_or(0);

@@ -606,18 +606,19 @@ mod tests {
     /// request and reply layout, the device's ioctls.
     fn c_header() -> String {
         use super::super::device::*;
-        use super::super::syscall::{SyscallReply, MAX_BUFS};
+        use super::super::syscall::{SyscallReply, MAX_BUFS, REPLY_SYNCED_ALL};
         let mut h = String::from(
             "/* SPDX-License-Identifier: GPL-2.0 */\n\
              /* Generated from rust/src/calls.rs and rust/src/device.rs by their host tests\n \
              * (TETHER_BLESS=1 cargo test in rust/): do not edit. */\n\
              #ifndef TETHER_ABI_H\n#define TETHER_ABI_H\n#include <stdint.h>\n\n",
         );
-        let defs: [(&str, u64); 19] = [
+        let defs: [(&str, u64); 20] = [
             ("TETHER_REQ_HEAD", SyscallReq::head_len(0) as u64),
             ("TETHER_BUF_DESC_LEN", 8),
             ("TETHER_REP_HEAD", SyscallReply::head_len(0) as u64),
             ("TETHER_MAX_BUFS", MAX_BUFS as u64),
+            ("TETHER_REPLY_SYNCED_ALL", REPLY_SYNCED_ALL.into()),
             ("TETHER_DIR_IN", DIR_IN.into()),
             ("TETHER_DIR_OUT", DIR_OUT.into()),
             ("TETHER_DIR_RET", DIR_RET.into()),

@@ -8,7 +8,8 @@
 //! ```text
 //! request: u32 nr, u32 nbufs, u64 args[6], nbufs x {u8 arg, u8 dir, u16 0, u32 len},
 //!          then the bytes of every input buffer, in order
-//! reply:   i64 ret, u32 nbufs, u32 0, nbufs x u32 len, then the output bytes, in order
+//! reply:   i64 ret, u32 nbufs, u32 flags (REPLY_*), nbufs x u32 len, then the output bytes,
+//!          in order
 //! ```
 
 use super::codec::{Reader, Writer};
@@ -23,6 +24,11 @@ pub const DIR_IN: u8 = 1 << 0;
 pub const DIR_OUT: u8 = 1 << 1;
 /// With [`DIR_OUT`]: only the first `ret` bytes are meaningful (`read`, `readlink`).
 pub const DIR_RET: u8 = 1 << 2;
+
+/// Reply flag: after the call the server synced the whole export file system, so every
+/// write answered before the call is durable (a committed call whose own commit could not be
+/// narrowed to the names it changed, docs/DESIGN.md §3.2).
+pub const REPLY_SYNCED_ALL: u32 = 1 << 0;
 
 /// One buffer argument.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -139,6 +145,8 @@ pub struct SyscallReply {
     pub ret: i64,
     /// Number of valid entries in `lens`.
     pub nbufs: u32,
+    /// `REPLY_*` bits.
+    pub flags: u32,
     /// Output bytes per output buffer of the request, in order.
     pub lens: [u32; MAX_BUFS],
 }
@@ -163,7 +171,7 @@ impl SyscallReply {
         let mut w = Writer::new(buf);
         w.u64(self.ret as u64)?;
         w.u32(self.nbufs)?;
-        w.u32(0)?;
+        w.u32(self.flags)?;
         for l in self
             .lens
             .get(..self.nbufs as usize)
@@ -181,9 +189,9 @@ impl SyscallReply {
         let mut rep = SyscallReply {
             ret: r.u64()? as i64,
             nbufs: r.u32()?,
+            flags: r.u32()?,
             ..Default::default()
         };
-        let _ = r.u32()?;
         if rep.nbufs as usize > MAX_BUFS {
             return Err(ProtoError::BadValue);
         }
@@ -273,6 +281,7 @@ mod tests {
         let rep = SyscallReply {
             ret: -2,
             nbufs: 2,
+            flags: REPLY_SYNCED_ALL,
             lens: [3, 0, 0, 0],
         };
         let mut b = [0u8; 64];

@@ -112,7 +112,7 @@ sync data rel appended . / || exit 1
 mkdir -p u1000 && chown 1000:1000 u1000 || exit 1
 exec 10<>setfl && printf 'setfl-first\n' >&10 &&
 	python3 -c 'import fcntl, os; fcntl.fcntl(10, fcntl.F_SETFL, os.O_APPEND)' || exit 1
-# Opens that create commit everything before them on the server: open first, then write
+# Opens that create are committed on the server: open first, then write
 # (after the uid 1000 process below has created its file).
 exec 6<>unsynced 7<>data
 echo created >/dev/tether-created

@@ -138,7 +138,7 @@ kill_point() {
 # the untethered crash-free reference (SETUP and RUN in $FR/ID on the client's tmpfs): the
 # torture's manifest (path, type, mode, size, SHA-256) of both.
 FX=/torture/faults FR=/tmp/fref SRV=srv0 fkills=0 narm=0 fpid=
-FAULTS=${TORTURE_FAULTS-a bf cd e}
+FAULTS=${TORTURE_FAULTS-a bf cd e g h}
 # crash_line : the crash point line of the running server's console ($SRV), if any.
 crash_line() { grep -a -o 'crash point .* reached' /shared/$SRV/console.log 2>/dev/null | head -n 1; }
 # wait_crash SECONDS : until the running server reset itself at its fault point.
@@ -236,6 +236,16 @@ FE_SETUP='mkdir -p "$W" && printf x >"$W/x" && touch "$W"'
 FE_RUN1='cd "$W" && unlink x; echo "unlink=$?"'
 FE_RUN2='cd "$W" && mkdir d; echo "mkdir=$?"'
 FE_BOTH="$FE_RUN1; $FE_RUN2"
+# g. unflushed writes to a new file (hold_flush), a second name for it, its first name
+# removed, crash after the unlink's reply: the file lives on under the second name, so the
+# unlink's commit synced the whole export (REPLY_SYNCED_ALL) and the client dropped what it
+# retained: the data must be on disk.
+# h. the same with a rename of the new file, crash after the rename's reply: the commit
+# synced the moved file; the client dropped what it retained for both names.
+seq 1 2000 >/tmp/fin-g
+FG_SETUP='mkdir -p "$W" && touch "$W"'
+FG_RUN='cd "$W" && cat >P && ln P Q && rm P; echo "rm=$?"'
+FH_RUN='cd "$W" && cat >A && mv A B; echo "mv=$?"'
 mkdir -p $FR
 for fc in $FAULTS; do
 	wait_until "$RECONNECT_S" connected || { nok "fault $fc: connected before the case (state=$(c state))"; break; }
@@ -281,7 +291,21 @@ for fc in $FAULTS; do
 		fpid=$!
 		fcheck e "unlink and mkdir crashed before their replies: run again, the app sees 0"
 		;;
-	*) nok "fault case $fc: no such case (a bf cd e)" ;;
+	g)
+		fref g "$FG_SETUP" "$FG_RUN" /tmp/fin-g
+		fsetup g "$FG_SETUP" && arm "hold_flush on" "crash_at after_reply unlinkat 1" || continue
+		frun g "$FG_RUN" /tmp/fin-g
+		fcrash g "after_reply unlinkat"
+		fcheck g "unflushed writes, a hard link, the first name removed, crash after the unlink's reply"
+		;;
+	h)
+		fref h "$FG_SETUP" "$FH_RUN" /tmp/fin-g
+		fsetup h "$FG_SETUP" && arm "hold_flush on" "crash_at after_reply renameat2 1" || continue
+		frun h "$FH_RUN" /tmp/fin-g
+		fcrash h "after_reply renameat2"
+		fcheck h "unflushed writes, the file renamed, crash after the rename's reply"
+		;;
+	*) nok "fault case $fc: no such case (a bf cd e g h)" ;;
 	esac
 done
 

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Implements remote `rename(2)`, `renameat(2)`, `renameat2(2)`: the journal follows the
-//! files they move.
+//! Implements remote `rename(2)`, `renameat(2)`, `renameat2(2)`, `unlink(2)` and
+//! `unlinkat(2)`: the calls that take a name from a file. The journal follows the files a
+//! rename moves; the writes retained for a name a call removed or moved are dropped once
+//! it succeeded, as the server's commit made their data durable (the shadow's commit, in
+//! `userspace-tools/tether-shadow.c`, syncs the whole export when it cannot: then the reply
+//! says so and everything retained before the call goes, `rpc.rs`).
 
 use kernel::{alloc::KVVec, prelude::*};
 
@@ -44,6 +48,7 @@ pub(crate) fn renaming(nr: u32, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispa
         .as_ref()
         .ok()
         .and_then(|(o, n)| shared.log.lock().begin_rename(o, n).ok());
+    let stamp = shared.retained.lock().stamp();
     let d = generic(nr, a);
     let mut log = shared.log.lock();
     if let Some(id) = id {
@@ -56,23 +61,54 @@ pub(crate) fn renaming(nr: u32, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispa
                 rpid()
             );
         }
+        let mut retained = shared.retained.lock();
+        retained.synced(o, stamp);
+        retained.synced(n, stamp);
     }
     d
 }
 
+/// Implements remote `unlink(2)`.
+pub(crate) fn unlink(a: &[u64; 6]) -> Dispatch {
+    unlinking(sysno::UNLINK, a, reg_i32(AT_FDCWD), a[0], 0)
+}
+
+/// Implements remote `unlinkat(2)`.
+pub(crate) fn unlinkat(a: &[u64; 6]) -> Dispatch {
+    unlinking(sysno::UNLINKAT, a, a[0], a[1], a[2])
+}
+
+/// Runs unlink call `nr` of `(dirfd, path)` with `flags`; once a file's name is gone, so
+/// are the writes retained for it.
+fn unlinking(nr: u32, a: &[u64; 6], dirfd: u64, path: u64, flags: u64) -> Dispatch {
+    const AT_REMOVEDIR: u64 = 0x200;
+    let Some(shared) = client() else {
+        return generic(nr, a);
+    };
+    let name = (flags & AT_REMOVEDIR == 0)
+        .then(|| resolved(&shared, dirfd, path).ok())
+        .flatten();
+    let stamp = shared.retained.lock().stamp();
+    let d = generic(nr, a);
+    if let (Dispatch::Done(0), Some(name)) = (&d, &name) {
+        shared.retained.lock().synced(name, stamp);
+    }
+    d
+}
+
+/// The absolute server path of `path` at `dirfd`, as the calling process resolves it.
+fn resolved(shared: &Shared, dirfd: u64, path: u64) -> Result<KVVec<u8>> {
+    let path = PathArg::from_user(path)?;
+    let dir = (!path.is_absolute() && arg_i32(dirfd) != AT_FDCWD)
+        .then(|| Proxy::get(dirfd).map(|p| p.sfd))
+        .flatten();
+    shared.log.lock().resolve(rpid(), dir, path.bytes())
+}
+
 /// The absolute server paths of a rename's `(olddirfd, oldpath, newdirfd, newpath)`.
 pub(crate) fn rename_paths(shared: &Shared, at: [u64; 4]) -> Result<(KVVec<u8>, KVVec<u8>)> {
-    let (old, new) = (PathArg::from_user(at[1])?, PathArg::from_user(at[3])?);
-    // The dirfds' server fds, looked up before the log is locked (`Proxy::get` takes it).
-    let dir = |fd: u64, path: &PathArg| {
-        (!path.is_absolute() && arg_i32(fd) != AT_FDCWD)
-            .then(|| Proxy::get(fd).map(|p| p.sfd))
-            .flatten()
-    };
-    let (odir, ndir) = (dir(at[0], &old), dir(at[2], &new));
-    let rpid = rpid();
-    let mut log = shared.log.lock();
-    let o = log.resolve(rpid, odir, old.bytes())?;
-    let n = log.resolve(rpid, ndir, new.bytes())?;
-    Ok((o, n))
+    Ok((
+        resolved(shared, at[0], at[1])?,
+        resolved(shared, at[2], at[3])?,
+    ))
 }
