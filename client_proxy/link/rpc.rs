@@ -32,6 +32,7 @@ use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::SignalMsg;
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_OUT, REPLY_SYNCED_ALL};
+use crate::proto::sysno;
 use crate::state::Shared;
 use crate::transport::Sender;
 
@@ -466,10 +467,24 @@ impl Ticket<'_> {
         const ENOENT: i64 = -(bindings::ENOENT as i64); // a small constant: no overflow
         let ret = match (self.nr, ret) {
             _ if !self.rerun() => ret,
-            // mkdir, mkdirat, link, linkat, symlink, symlinkat
-            (83 | 258 | 86 | 265 | 88 | 266, EEXIST) => 0,
-            // rmdir, unlink, unlinkat, rename, renameat, renameat2
-            (84 | 87 | 263 | 82 | 264 | 316, ENOENT) => 0,
+            (
+                sysno::MKDIR
+                | sysno::MKDIRAT
+                | sysno::LINK
+                | sysno::LINKAT
+                | sysno::SYMLINK
+                | sysno::SYMLINKAT,
+                EEXIST,
+            ) => 0,
+            (
+                sysno::RMDIR
+                | sysno::UNLINK
+                | sysno::UNLINKAT
+                | sysno::RENAME
+                | sysno::RENAMEAT
+                | sysno::RENAMEAT2,
+                ENOENT,
+            ) => 0,
             _ => ret,
         };
         let synced_all = flags & REPLY_SYNCED_ALL != 0;
