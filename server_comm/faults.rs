@@ -236,11 +236,11 @@ impl Faults {
         unsafe { tether_emergency_restart() };
     }
 
-    /// The debugfs `state` lines: `crash_at=off` or `crash_at=POINT CALL N`, and
+    /// The debugfs `state` lines: `crash_at=off` or `crash_at=POINT,CALL,N`, and
     /// `hold_flush=0|1`.
     pub(crate) fn show(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self.armed.lock() {
-            Some(x) => writeln!(f, "crash_at={} {} {}", x.point.name(), x.call_name(), x.nth)?,
+            Some(x) => writeln!(f, "crash_at={},{},{}", x.point.name(), x.call_name(), x.nth)?,
             None => writeln!(f, "crash_at=off")?,
         }
         writeln!(f, "hold_flush={}", u8::from(self.hold_flush.load(Relaxed)))

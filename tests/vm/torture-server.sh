@@ -22,7 +22,7 @@ if [ "${BOOT_INDEX:-0}" = 0 ]; then
 	check "control refuses crash_at with an unknown point or call, in_flush with a call, N=0, extra words" \
 		eval '! ctl "crash_at nowhere any" && ! ctl "crash_at before_reply nosuchcall" && ! ctl "crash_at in_flush renameat" && ! ctl "crash_at on_receive any 0" && ! ctl "crash_at on_receive any 1 2" && ! ctl "hold_flush maybe"'
 	check "crash_at arms (after_exec is before_reply) and shows in state, crash_at off disarms; hold_flush on/off" \
-		eval 'ctl "crash_at after_exec renameat 3" && [ "$(key $D/state crash_at)" = "before_reply renameat 3" ] && ctl "crash_at off" && [ "$(key $D/state crash_at)" = off ] && ctl "hold_flush on" && [ "$(key $D/state hold_flush)" = 1 ] && ctl "hold_flush off" && [ "$(key $D/state hold_flush)" = 0 ]'
+		eval 'ctl "crash_at after_exec renameat 3" && [ "$(key $D/state crash_at)" = "before_reply,renameat,3" ] && ctl "crash_at off" && [ "$(key $D/state crash_at)" = off ] && ctl "hold_flush on" && [ "$(key $D/state hold_flush)" = 1 ] && ctl "hold_flush off" && [ "$(key $D/state hold_flush)" = 0 ]'
 fi
 touch /out/serving
 
