@@ -14,6 +14,11 @@ check "data disk mounted at /srv (by qemu/guest-init.sh, before the module)" mou
 check "tether_server loaded" grep -q '^tether_server ' /proc/modules
 check "debugfs state exists" test -r $D/state
 echo "boot ${BOOT_INDEX:-?} cid $CID" >>/srv/boots.log && sync /srv/boots.log
+# Root squash (the default): the client's root is nobody here; the torture's tree is its.
+if [ "${BOOT_INDEX:-0}" = 0 ]; then
+	check "root squash is on (squash_root=Y)" grep -qx Y /sys/module/tether_server/parameters/squash_root
+	mkdir -p /srv/torture && chown 65534:65534 /srv/torture && sync /srv
+fi
 # The fault points' control syntax (server_comm/faults.rs), once, before any client.
 ctl() { (printf '%s\n' "$1" >$D/control) 2>/dev/null; }
 if [ "${BOOT_INDEX:-0}" = 0 ]; then
