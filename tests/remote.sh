@@ -31,15 +31,16 @@ for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/fsops/fsops tests/bui
 	[ -e "$TETHER_ROOT/$f" ] || die "$f not built"
 done
 t_build=$(($(date +%s) - t0))
-# The suite takes about 10 minutes of client time under TCG, plus the fuzzer's run.
+# The suite takes about 15 minutes of client time under TCG (the real programs tethered
+# about 4 of them), plus the fuzzer's run; the limits leave room for a slow machine.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-RUN_TIMEOUT=${RUN_TIMEOUT:-$((1200 + FUZZ_SECONDS))} start_run remote
+RUN_TIMEOUT=${RUN_TIMEOUT:-$((1800 + FUZZ_SECONDS))} start_run remote
 mkdir -p "$RUN/cmd"
 log "run directory: $RUN"
 VMS=(server client)
-export VM_TIMEOUT=${VM_TIMEOUT:-$((1100 + FUZZ_SECONDS))}
+export VM_TIMEOUT=${VM_TIMEOUT:-$((1700 + FUZZ_SECONDS))}
 boot server server $SERVER_CID ROLE_SCRIPT=/tether/tests/vm/remote-server.sh LOAD_MODULE=0 \
-	SERVE_SECONDS=$((900 + FUZZ_SECONDS))
+	SERVE_SECONDS=$((1500 + FUZZ_SECONDS))
 boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/remote-client.sh LOAD_MODULE=0 \
 	FUZZ_SECONDS="$FUZZ_SECONDS"
 wait_vm client "$VM_TIMEOUT"
