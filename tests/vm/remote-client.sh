@@ -805,6 +805,35 @@ check "hostile: the client module is still connected" wait_until 30 grep -qx sta
 selftest $TB/fuzz_server $((${FUZZ_SECONDS:-30} + 300))
 check "fuzz: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
 
+# --- the server's programs and libraries -------------------------------------------------
+# Loaded again with only /dev, /proc and /sys local, a tethered shell runs everything from
+# the server's export: bash's own libraries (ld.so opens and maps them: mmap copies) and
+# the programs it starts (remote exec), with theirs. The server puts bash, cat and
+# sha256sum and what ldd says they need under /srv, where a root file system has them.
+o=$(srv 60 'set -e
+	for p in /usr/bin/bash /usr/bin/cat /usr/bin/sha256sum; do
+		cp --parents -L "$p" /srv
+		for l in $(ldd "$p" | grep -o "=> /[^ ]*" | cut -c4-); do cp --parents -L "$l" /srv; done
+	done
+	seq 1 5000 >/srv/libtest.txt
+	echo "sha=$(sha256sum </srv/libtest.txt | cut -c1-64)"
+	echo "libs=$(find /srv/lib /srv/usr/lib -name "*.so*" 2>/dev/null | sort | tr "\n" " ")"')
+note "server: $o"
+want=$(val sha "$o")
+check "server programs: rmmod tether_client, then insmod with local_prefixes=/dev:/proc:/sys" eval \
+	'rmmod tether_client && insmod $KO server_cid=4 local_prefixes=/dev:/proc:/sys &&
+	wait_until 30 grep -qx state=connected $D/state'
+# (No grep or wc in there: the tethered shell has only what the server was given.)
+out=$(TB_TIMEOUT=120 tb 'echo "sha=$(/usr/bin/sha256sum </libtest.txt | /usr/bin/cat)"
+	echo "comm=$(/usr/bin/cat /proc/self/comm)"
+	/usr/bin/cat /proc/self/maps' 2>&1)
+note "$(head -n 3 <<<"$out")"
+maps=$(grep -c "tether-map" <<<"$out")
+check "server programs: a tethered bash, sha256sum and cat, all with the server's libraries, read the server's file (sha $(val sha "$out" | cut -c1-16), server ${want:0:16})" \
+	eval '[ -n "$want" ] && [ "$(val sha "$out" | cut -c1-64)" = "$want" ]'
+check "server programs: a remote cat maps its libraries as copies ($maps tether-map mappings), its comm is cat" \
+	eval '[ "$maps" -gt 0 ] && [ "$(val comm "$out")" = cat ]'
+
 # A session (with a shadow) left waiting for a resume: the server's unload must end it
 # (tests/vm/remote-server.sh checks sessions, shadows and kmemleak after its rmmod).
 o=$(TETHER_LEAVE_SESSION=1 timeout 60 $TB/server_resume -t leave_detached_session 2>&1)
