@@ -7,7 +7,7 @@
 //! `userspace-tools/tether-shadow.c`, syncs the whole export when it cannot: then the reply
 //! says so and everything retained before the call goes, `rpc.rs`).
 
-use kernel::{alloc::KVVec, prelude::*};
+use kernel::{alloc::KVVec, bindings, prelude::*};
 
 use super::generic::generic;
 use super::paths::{PathArg, AT_FDCWD};
@@ -39,7 +39,6 @@ pub(crate) fn renameat2(a: &[u64; 6]) -> Dispatch {
 /// names: its reply may be lost with the server after it ran) and follows it once it
 /// succeeded.
 pub(crate) fn renaming(nr: u32, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispatch {
-    const RENAME_EXCHANGE: u64 = 2;
     let Some(shared) = client() else {
         return generic(nr, a);
     };
@@ -55,7 +54,7 @@ pub(crate) fn renaming(nr: u32, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispa
         log.end_rename(id);
     }
     if let (Dispatch::Done(0), Ok((o, n))) = (&d, &paths) {
-        if log.renamed(o, n, flags & RENAME_EXCHANGE != 0).is_err() {
+        if log.renamed(o, n, flags & u64::from(bindings::RENAME_EXCHANGE) != 0).is_err() {
             pr_notice!(
                 "syscall log: no memory to follow a rename of pid {}\n",
                 rpid()
@@ -81,11 +80,10 @@ pub(crate) fn unlinkat(a: &[u64; 6]) -> Dispatch {
 /// Runs unlink call `nr` of `(dirfd, path)` with `flags`; once a file's name is gone, so
 /// are the writes retained for it.
 fn unlinking(nr: u32, a: &[u64; 6], dirfd: u64, path: u64, flags: u64) -> Dispatch {
-    const AT_REMOVEDIR: u64 = 0x200;
     let Some(shared) = client() else {
         return generic(nr, a);
     };
-    let name = (flags & AT_REMOVEDIR == 0)
+    let name = (flags & u64::from(bindings::AT_REMOVEDIR) == 0)
         .then(|| resolved(&shared, dirfd, path).ok())
         .flatten();
     let stamp = shared.retained.lock().stamp();
