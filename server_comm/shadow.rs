@@ -477,7 +477,7 @@ impl ShadowFile {
             };
             let (_, nr, since) = inner.in_flight.remove(i).map_err(|_| ENOENT)?;
             if let Some(nr) = nr {
-                self.shared.latency.record(nr, since);
+                self.shared.latency.record(nr, since, false);
             }
             nr
         };

@@ -429,7 +429,6 @@ impl Ticket<'_> {
             self.resend();
         }
         let pending = self.take().ok_or(EIO)?;
-        self.shared.latency.record(self.nr, self.since);
         // The signals the call raised on the server are raised here, before it returns.
         raise(pending.signals);
         let body = pending.reply.ok_or(EIO)??;
@@ -441,7 +440,8 @@ impl Ticket<'_> {
         let data = body.len().checked_sub(data.len()).ok_or(EPROTO)?;
         let ret = self.settle(rep.ret, rep.flags);
         let rerun = self.rerun();
-        self.shared.log.lock().called(self.rpid);
+        let before = self.shared.log.lock().called(self.rpid);
+        self.shared.latency.record(self.nr, self.since, before == 0);
         Ok(Reply {
             ret,
             body,

@@ -129,12 +129,13 @@ impl Log {
         self.find(rpid).ok_or(ENOENT)
     }
 
-    /// A remote call of `rpid` completed.
-    pub(crate) fn called(&mut self, rpid: u32) {
+    /// A remote call of `rpid` completed: how many of its calls had before.
+    pub(crate) fn called(&mut self, rpid: u32) -> u64 {
         self.calls += 1;
-        if let Ok(p) = self.proc_mut(rpid) {
+        self.proc_mut(rpid).map_or(0, |p| {
             p.calls += 1;
-        }
+            p.calls - 1
+        })
     }
 
     /// The absolute server path of `path` as process `rpid` resolves it against `dirfd`

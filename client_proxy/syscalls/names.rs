@@ -54,7 +54,10 @@ pub(crate) fn renaming(nr: u32, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispa
         log.end_rename(id);
     }
     if let (Dispatch::Done(0), Ok((o, n))) = (&d, &paths) {
-        if log.renamed(o, n, flags & u64::from(bindings::RENAME_EXCHANGE) != 0).is_err() {
+        if log
+            .renamed(o, n, flags & u64::from(bindings::RENAME_EXCHANGE) != 0)
+            .is_err()
+        {
             pr_notice!(
                 "syscall log: no memory to follow a rename of pid {}\n",
                 rpid()
