@@ -92,8 +92,9 @@ static const struct tether_call *call_of(uint32_t nr)
  * commit would not cover what the client drops, the whole export is synced (syncfs) and
  * the reply says so (TETHER_REPLY_SYNCED_ALL: the client then drops everything it kept
  * before the call): size changes (a truncation through one name would let data kept for
- * another name of the file come back), renames of directories and symlinks, and removals
- * of a name whose file lives on under another name.
+ * another name of the file come back), renames of directories and symlinks, removals of
+ * a symlink, and removals of a name whose file lives on under another name when that
+ * file cannot be synced first.
  */
 
 /* The names a call changes: (dirfd, path) pairs, the one it creates, removes or changes
@@ -169,11 +170,17 @@ struct before {
 	ino_t ino;
 };
 
-/* A name's file lives on under another name (a hard link) or is reached through a
- * symlink: what the client kept for this name is not covered by a commit of the name. */
-static int aliased(const struct stat *st)
+static int sync_name(int dirfd, const char *path, int follow);
+
+/* A name about to be removed (unlink, or replaced by a rename) whose file would not be
+ * covered by a commit of the name: a symlink (the client may have written through it), or
+ * a file that lives on under another name (a hard link: git's objects are linked into
+ * place, then their temporary name goes), unless that file's data is synced now. */
+static int aliased(int dirfd, const char *path, const struct stat *st)
 {
-	return S_ISLNK(st->st_mode) || (!S_ISDIR(st->st_mode) && st->st_nlink > 1);
+	if (S_ISLNK(st->st_mode))
+		return 1;
+	return !S_ISDIR(st->st_mode) && st->st_nlink > 1 && sync_name(dirfd, path, 0);
 }
 
 /* Looks at the names call nr (args a) is about to change. */
@@ -199,11 +206,10 @@ static void look_before(uint32_t nr, const uint64_t *a, struct before *b)
 		}
 		break;
 	case SYS_unlink:
-		b->whole = nm.n != 1 || fstatat(nm.dirfd[0], nm.path[0], &st, AT_SYMLINK_NOFOLLOW) || aliased(&st);
-		break;
 	case SYS_unlinkat:
-		if (!(a[2] & AT_REMOVEDIR))
-			b->whole = nm.n != 1 || fstatat(nm.dirfd[0], nm.path[0], &st, AT_SYMLINK_NOFOLLOW) || aliased(&st);
+		if (nr == SYS_unlink || !(a[2] & AT_REMOVEDIR))
+			b->whole = nm.n != 1 || fstatat(nm.dirfd[0], nm.path[0], &st, AT_SYMLINK_NOFOLLOW) ||
+				   aliased(nm.dirfd[0], nm.path[0], &st);
 		break;
 	case SYS_rename: case SYS_renameat: case SYS_renameat2:
 		/* The file moved must be a plain one; the one replaced must not live on. */
@@ -211,7 +217,7 @@ static void look_before(uint32_t nr, const uint64_t *a, struct before *b)
 		    S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))
 			b->whole = 1;
 		else if (!fstatat(nm.dirfd[1], nm.path[1], &st2, AT_SYMLINK_NOFOLLOW))
-			b->whole = S_ISDIR(st2.st_mode) || aliased(&st2);
+			b->whole = S_ISDIR(st2.st_mode) || aliased(nm.dirfd[1], nm.path[1], &st2);
 		break;
 	}
 }

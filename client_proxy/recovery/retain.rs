@@ -18,11 +18,11 @@
 //! The server commits a call name by name (the file, the directories holding its names)
 //! where that covers what the client drops, and syncs the whole export where it would not:
 //! size changes (a truncation through one name would let data kept for another name of the
-//! same file come back), renames of directories and symlinks, removals of a name whose
-//! file lives on under another. So a kept write's path still names its file, and writing
-//! the kept data again (in seq order, at the recorded offsets) is idempotent: it never
-//! undoes a later rename or truncate. Writes to FIFOs are not kept: they cannot be
-//! replayed.
+//! same file come back), renames of directories and symlinks, removals of a symlink (a
+//! name whose file lives on under another has that file synced first). So a kept write's
+//! path still names its file, and writing the kept data again (in seq order, at the
+//! recorded offsets) is idempotent: it never undoes a later rename or truncate. Writes to
+//! FIFOs are not kept: they cannot be replayed.
 
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
