@@ -10,6 +10,7 @@ use kernel::prelude::*;
 // Shared with the other tether module (and, for `proto`, the host crate): each uses a subset.
 #[path = "../rust/kernel/global.rs"]
 mod global;
+#[allow(dead_code)]
 #[path = "../rust/kernel/latency.rs"]
 mod latency;
 #[allow(dead_code, unreachable_pub)]

@@ -12,6 +12,7 @@ use kernel::prelude::*;
 mod auth;
 #[path = "../rust/kernel/global.rs"]
 mod global;
+#[allow(dead_code)]
 #[path = "../rust/kernel/latency.rs"]
 mod latency;
 #[allow(dead_code, unreachable_pub)]

@@ -38,6 +38,7 @@ use kernel::{
 
 use crate::faults::Point;
 use crate::global::Global;
+use crate::latency::Stage;
 use crate::proto::device::{
     NextArgs, ReplyArgs, ReplyNextArgs, OP_CALL, OP_FORK, SHADOW_KEEPER, SHADOW_NEXT, SHADOW_REPLY,
     SHADOW_REPLY_NEXT,
@@ -67,6 +68,8 @@ struct Request {
     /// Its call number (`None`: a fork or identity change), for the fault points.
     nr: Option<u32>,
     what: Work,
+    /// When it was queued.
+    queued: Instant<Monotonic>,
 }
 
 /// What a queued request asks of the shadow.
@@ -162,6 +165,7 @@ impl Shadow {
                 seq,
                 nr: Some(nr),
                 what: Work::Call(copy),
+                queued: Instant::now(),
             },
             max_bytes,
         )
@@ -174,6 +178,7 @@ impl Shadow {
                 seq,
                 nr: None,
                 what: Work::Fork { token, pid },
+                queued: Instant::now(),
             },
             usize::MAX,
         )
@@ -187,6 +192,7 @@ impl Shadow {
                 seq: 0,
                 nr: None,
                 what: Work::Attrs(KBox::new(*attrs, GFP_KERNEL)?),
+                queued: Instant::now(),
             },
             usize::MAX,
         )
@@ -432,6 +438,11 @@ impl ShadowFile {
             }
         };
         args.seq = req.seq;
+        if req.nr.is_some() {
+            self.shared
+                .latency
+                .stage(Stage::Queue, req.queued, Instant::now());
+        }
         match req.what {
             Work::Call(body) => {
                 let len = u32::try_from(body.len()).map_err(|_| EMSGSIZE)?;
@@ -458,6 +469,7 @@ impl ShadowFile {
     }
 
     fn reply(&self, arg: usize) -> Result<isize> {
+        let entered = Instant::<Monotonic>::now();
         let args: ReplyArgs =
             UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<ReplyArgs>())
                 .reader()
@@ -497,6 +509,11 @@ impl ShadowFile {
         }
         faults.reached(Point::BeforeReply, nr);
         shadow.reply(args.seq, &body, args.signals);
+        if nr.is_some() {
+            self.shared
+                .latency
+                .stage(Stage::Reply, entered, Instant::now());
+        }
         faults.reached(Point::AfterReply, nr);
         Ok(0)
     }

@@ -26,6 +26,7 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
+use crate::latency::Stage;
 use crate::link::attrs;
 use crate::proto::calls::{self, Effect};
 use crate::proto::frame::Header;
@@ -128,6 +129,8 @@ pub(crate) struct Pending {
     reply: Option<Result<KVVec<u8>>>,
     /// Signals the server raised for the call (`SERVER_SIGNAL`): bit `n` for signal `n`.
     signals: u32,
+    /// When the connection worker received the reply.
+    received: Option<Instant<Monotonic>>,
     /// [`DONE`] (after `reply`) when the caller may take the reply, [`RESEND`] when it
     /// must send the call again; read without the lock.
     done: Arc<Atomic<i32>>,
@@ -160,6 +163,7 @@ impl Pending {
 
 /// Hands a reply to the task waiting for `seq` (connection worker).
 pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
+    let received = Instant::<Monotonic>::now();
     let mut copy = KVVec::new();
     let reply = copy
         .extend_from_slice(body, GFP_KERNEL)
@@ -167,6 +171,7 @@ pub(crate) fn deliver(shared: &Shared, seq: u64, body: &[u8]) {
         .map_err(|_| ENOMEM);
     let mut calls = shared.calls.lock();
     if let Some(p) = calls.iter_mut().find(|p| p.seq == seq) {
+        p.received = Some(received);
         p.finish(reply);
     }
 }
@@ -239,6 +244,8 @@ pub(crate) struct Ticket<'a> {
     restarts: Option<u64>,
     /// When it was submitted.
     since: Instant<Monotonic>,
+    /// When it was sent last.
+    sent: Instant<Monotonic>,
 }
 
 /// A remote call's answer: its return value and its output buffers.
@@ -304,6 +311,7 @@ pub(crate) fn submit<'a>(
                 sent: link.is_some(),
                 reply: None,
                 signals: 0,
+                received: None,
                 done: done.clone(),
                 waiter: ARef::from(&**kernel::current!()),
             },
@@ -316,6 +324,7 @@ pub(crate) fn submit<'a>(
         // A failed send is the connection's end: the worker notices and the call goes
         // out again on the next connection.
         let _ = send_call(shared, &mut tx.lock(), session, rpid, seq, &body);
+        shared.latency.stage(Stage::Send, since, Instant::now());
     }
     Ok(Ticket {
         shared,
@@ -328,6 +337,7 @@ pub(crate) fn submit<'a>(
         durable,
         restarts,
         since,
+        sent: Instant::now(),
     })
 }
 
@@ -410,6 +420,7 @@ impl Ticket<'_> {
                 self.seq,
                 &self.body,
             );
+            self.sent = Instant::now();
         }
     }
 
@@ -429,6 +440,11 @@ impl Ticket<'_> {
             self.resend();
         }
         let pending = self.take().ok_or(EIO)?;
+        if let Some(received) = pending.received {
+            let latency = &self.shared.latency;
+            latency.stage(Stage::Wait, self.sent, received);
+            latency.stage(Stage::Wake, received, Instant::now());
+        }
         // The signals the call raised on the server are raised here, before it returns.
         raise(pending.signals);
         let body = pending.reply.ok_or(EIO)??;

@@ -22,12 +22,38 @@ struct Slot {
     max_ns: Atomic<u64>,
 }
 
+/// A stage on the path of every call, measured on one machine (docs/DESIGN.md §2).
+#[derive(Clone, Copy)]
+pub(crate) enum Stage {
+    /// Client: from the task's submit to its request sent.
+    Send,
+    /// Client: from the request sent to the reply received by the connection worker (the
+    /// link both ways and everything on the server).
+    Wait,
+    /// Client: from the reply received to the waiting task running again.
+    Wake,
+    /// Server: from the request received to the shadow picking it up.
+    Queue,
+    /// Server: from the shadow's reply to the reply frame sent.
+    Reply,
+}
+
+const STAGES: [&str; 5] = [
+    "stage_send",
+    "stage_wait",
+    "stage_wake",
+    "stage_queue",
+    "stage_reply",
+];
+
 /// The figures of every call of the table, in its order.
 pub(crate) struct Latency {
     slots: [Slot; CALLS.len()],
     /// The first call of each process, whatever it is (it waits for the process's shadow
     /// to start), apart from the rest.
     first: Slot,
+    /// Every call, by [`Stage`].
+    stages: [Slot; STAGES.len()],
 }
 
 impl Latency {
@@ -35,6 +61,14 @@ impl Latency {
         Self {
             slots: core::array::from_fn(|_| Slot::new()),
             first: Slot::new(),
+            stages: core::array::from_fn(|_| Slot::new()),
+        }
+    }
+
+    /// A call went through `stage` from `from` to `to`.
+    pub(crate) fn stage(&self, stage: Stage, from: Instant<Monotonic>, to: Instant<Monotonic>) {
+        if let Some(slot) = self.stages.get(stage as usize) {
+            slot.add(u64::try_from((to - from).as_nanos()).unwrap_or(0));
         }
     }
 
@@ -48,26 +82,21 @@ impl Latency {
                 None => return,
             }
         };
-        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(0);
-        slot.count.add(1, Relaxed);
-        slot.total_ns.add(ns, Relaxed);
-        let mut max = slot.max_ns.load(Relaxed);
-        while ns > max {
-            match slot.max_ns.cmpxchg(max, ns, Relaxed) {
-                Ok(_) => break,
-                Err(now) => max = now,
-            }
-        }
+        slot.add(u64::try_from(since.elapsed().as_nanos()).unwrap_or(0));
     }
 
     /// Debugfs `calls`: a header, then `NAME COUNT TOTAL_US AVG_US MAX_US` per call that ran,
-    /// and `first_call ...` for the processes' first calls.
+    /// `first_call ...` for the processes' first calls, `stage_... ...` per stage.
     pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "call count total_us avg_us max_us")?;
         for (spec, slot) in CALLS.iter().zip(self.slots.iter()) {
             slot.show(f, spec.name)?;
         }
-        self.first.show(f, "first_call")
+        self.first.show(f, "first_call")?;
+        for (name, slot) in STAGES.iter().zip(self.stages.iter()) {
+            slot.show(f, name)?;
+        }
+        Ok(())
     }
 }
 
@@ -77,6 +106,19 @@ impl Slot {
             count: Atomic::new(0),
             total_ns: Atomic::new(0),
             max_ns: Atomic::new(0),
+        }
+    }
+
+    /// Counts one call that took `ns`.
+    fn add(&self, ns: u64) {
+        self.count.add(1, Relaxed);
+        self.total_ns.add(ns, Relaxed);
+        let mut max = self.max_ns.load(Relaxed);
+        while ns > max {
+            match self.max_ns.cmpxchg(max, ns, Relaxed) {
+                Ok(_) => break,
+                Err(now) => max = now,
+            }
         }
     }
 
