@@ -260,9 +260,10 @@ static int sync_parent(int dirfd, const char *path)
 	return r;
 }
 
-/* fsync of what name `path` (at dirfd) is now, when it is a regular file or a directory
- * (follow: a final symlink is followed); of nothing else (the directory holding its name
- * is synced by the caller). -1 when it cannot. */
+/* fsync of what name `path` (at dirfd) is now (follow: a final symlink is followed): of
+ * the file itself when it is a regular file or a directory, else (a symlink, a device, a
+ * FIFO: nothing to open safely) of the directory holding its name, which commits the
+ * journal its change is in. -1 when it cannot. */
 static int sync_name(int dirfd, const char *path, int follow)
 {
 	struct stat st;
@@ -271,7 +272,7 @@ static int sync_name(int dirfd, const char *path, int follow)
 	if (fstatat(dirfd, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW))
 		return -1;
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-		return 0;
+		return sync_parent(dirfd, path);
 	fd = openat(dirfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
 		    (follow ? 0 : O_NOFOLLOW) | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
 	if (fd < 0)
