@@ -17,6 +17,7 @@ in_chroot /bin/sh -ec '
 	$cc -I$sel -o build/hostile selftests/hostile.c
 	$cc -o build/vsock_bench bench/vsock_bench.c
 	$cc -o build/wire_xcheck selftests/wire_xcheck.c
+	$cc -I$sel -o build/shadow_commit selftests/shadow_commit.c
 	gcc -O2 -Wall -Wextra -Werror -o build/torture fsops/torture.c
 	gcc -O2 -Wall -Wextra -Werror -o build/lockpid fsops/lockpid.c
 '

@@ -65,6 +65,17 @@ xcheck() { # the selftests' C wire encoder against rust/ (tether-proto): same by
 }
 step "wire format: C test encoder = Rust tether-proto" xcheck.log xcheck
 
+# The shadow's commit rules on the host (tests/selftests/shadow_commit.c, built above by
+# tests/build.sh): each of its KTAP results counts.
+t=$(date +%s)
+in_chroot /work/tests/build/shadow_commit >"$LOGS/shadow_commit.log" 2>&1
+n_ok=$(grep -cE '^ok [0-9]+ ' "$LOGS/shadow_commit.log") n_bad=$(grep -cE '^not ok [0-9]+ ' "$LOGS/shadow_commit.log")
+pass=$((pass + n_ok)) fail=$((fail + n_bad))
+echo "# shadow commit rules (tests/selftests/shadow_commit.c): $n_ok passed, $n_bad failed"
+grep -E '^not ok [0-9]+ ' "$LOGS/shadow_commit.log"
+[ "$((n_ok + n_bad))" -gt 0 ] || res "not ok" "tests/selftests/shadow_commit.c ran (see $LOGS/shadow_commit.log)"
+done_in "finished: shadow commit rules" "$t"
+
 # tetherctl against a fake debugfs/sysfs/etc, in the chroot (groff, attr, kmod are there):
 # each of its results counts.
 t=$(date +%s)

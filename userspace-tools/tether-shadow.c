@@ -685,6 +685,8 @@ static uint64_t take_token(void)
 	return token;
 }
 
+/* tests/selftests/shadow_commit.c includes this file for its commit rules. */
+#ifndef TETHER_SHADOW_NO_MAIN
 int main(int argc, char **argv)
 {
 	const char *root = "/";
@@ -799,3 +801,4 @@ int main(int argc, char **argv)
 		ra->signals = take_signals();
 	}
 }
+#endif /* TETHER_SHADOW_NO_MAIN */
