@@ -162,8 +162,10 @@ static uint64_t open_flags(uint32_t nr, const uint64_t *a)
 	}
 }
 
-/* What a commit must know of the names before the call runs. */
+/* What a commit must know of the call and its names, looked at before it runs. */
 struct before {
+	struct names nm;      /* the names it changes */
+	uint64_t oflags;      /* an open's flags */
 	int whole;            /* only a sync of the whole export covers the call */
 	int existed;          /* an open's file existed (then dev/ino) */
 	dev_t dev;
@@ -186,38 +188,39 @@ static int aliased(int dirfd, const char *path, const struct stat *st)
 /* Looks at the names call nr (args a) is about to change. */
 static void look_before(uint32_t nr, const uint64_t *a, struct before *b)
 {
-	struct names nm;
+	const struct names *nm = &b->nm;
 	struct stat st, st2;
-	uint64_t flags = open_flags(nr, a);
 
 	memset(b, 0, sizeof(*b));
-	names_of(nr, a, &nm);
+	names_of(nr, a, &b->nm);
+	b->oflags = open_flags(nr, a);
 	switch (nr) {
 	case SYS_truncate: case SYS_ftruncate: case SYS_fallocate: case SYS_copy_file_range:
 		b->whole = 1;
 		break;
 	case SYS_open: case SYS_openat: case SYS_openat2: case SYS_creat:
-		if (nm.n == 1 && !fstatat(nm.dirfd[0], nm.path[0], &st, flags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW : 0)) {
+		if (nm->n == 1 &&
+		    !fstatat(nm->dirfd[0], nm->path[0], &st, b->oflags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW : 0)) {
 			b->existed = 1;
 			b->dev = st.st_dev;
 			b->ino = st.st_ino;
 			/* A truncation of data: see the comment above. */
-			b->whole = (flags & O_TRUNC) && S_ISREG(st.st_mode) && st.st_size > 0;
+			b->whole = (b->oflags & O_TRUNC) && S_ISREG(st.st_mode) && st.st_size > 0;
 		}
 		break;
 	case SYS_unlink:
 	case SYS_unlinkat:
 		if (nr == SYS_unlink || !(a[2] & AT_REMOVEDIR))
-			b->whole = nm.n != 1 || fstatat(nm.dirfd[0], nm.path[0], &st, AT_SYMLINK_NOFOLLOW) ||
-				   aliased(nm.dirfd[0], nm.path[0], &st);
+			b->whole = nm->n != 1 || fstatat(nm->dirfd[0], nm->path[0], &st, AT_SYMLINK_NOFOLLOW) ||
+				   aliased(nm->dirfd[0], nm->path[0], &st);
 		break;
 	case SYS_rename: case SYS_renameat: case SYS_renameat2:
 		/* The file moved must be a plain one; the one replaced must not live on. */
-		if (nm.n != 2 || fstatat(nm.dirfd[0], nm.path[0], &st, AT_SYMLINK_NOFOLLOW) ||
+		if (nm->n != 2 || fstatat(nm->dirfd[0], nm->path[0], &st, AT_SYMLINK_NOFOLLOW) ||
 		    S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))
 			b->whole = 1;
-		else if (!fstatat(nm.dirfd[1], nm.path[1], &st2, AT_SYMLINK_NOFOLLOW))
-			b->whole = S_ISDIR(st2.st_mode) || aliased(nm.dirfd[1], nm.path[1], &st2);
+		else if (!fstatat(nm->dirfd[1], nm->path[1], &st2, AT_SYMLINK_NOFOLLOW))
+			b->whole = S_ISDIR(st2.st_mode) || aliased(nm->dirfd[1], nm->path[1], &st2);
 		break;
 	}
 }
@@ -228,13 +231,24 @@ static int sync_fd(int fd)
 	return fsync(fd) ? -1 : 0;
 }
 
+/* fsync of `path` (at dirfd) opened read-only with `flags` added; 0 or -1. */
+static int sync_at(int dirfd, const char *path, int flags)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | flags), r;
+
+	if (fd < 0)
+		return -1;
+	r = sync_fd(fd);
+	close(fd);
+	return r;
+}
+
 /* fsync of the directory that holds name `path` (at dirfd); -1 when it cannot. */
 static int sync_parent(int dirfd, const char *path)
 {
 	char dir[4096];
 	size_t l = strlen(path);
 	const char *slash, *last;
-	int fd, r;
 
 	while (l > 1 && path[l - 1] == '/')
 		l--;
@@ -252,12 +266,7 @@ static int sync_parent(int dirfd, const char *path)
 		dir[1] = 0;
 	else
 		dir[slash - dir] = 0;
-	fd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = sync_fd(fd);
-	close(fd);
-	return r;
+	return sync_at(dirfd, dir, O_DIRECTORY);
 }
 
 /* fsync of what name `path` (at dirfd) is now (follow: a final symlink is followed): of
@@ -267,19 +276,13 @@ static int sync_parent(int dirfd, const char *path)
 static int sync_name(int dirfd, const char *path, int follow)
 {
 	struct stat st;
-	int fd, r;
 
 	if (fstatat(dirfd, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW))
 		return -1;
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
 		return sync_parent(dirfd, path);
-	fd = openat(dirfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
-		    (follow ? 0 : O_NOFOLLOW) | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
-	if (fd < 0)
-		return -1;
-	r = sync_fd(fd);
-	close(fd);
-	return r;
+	return sync_at(dirfd, path, O_NONBLOCK | O_NOCTTY | (follow ? 0 : O_NOFOLLOW) |
+		       (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
 }
 
 /* Whether a path-taking attribute call follows a final symlink. */
@@ -288,8 +291,10 @@ static int follows(uint32_t nr, const uint64_t *a)
 	switch (nr) {
 	case SYS_lchown: case SYS_lsetxattr: case SYS_lremovexattr:
 		return 0;
-	case SYS_fchownat: case SYS_fchmodat2: case SYS_utimensat:
-		return !(a[nr == SYS_utimensat ? 3 : nr == SYS_fchownat ? 4 : 3] & AT_SYMLINK_NOFOLLOW);
+	case SYS_fchownat:  /* (dirfd, path, owner, group, flags) */
+		return !(a[4] & AT_SYMLINK_NOFOLLOW);
+	case SYS_fchmodat2: case SYS_utimensat:  /* (dirfd, path, mode or times, flags) */
+		return !(a[3] & AT_SYMLINK_NOFOLLOW);
 	default:
 		return 1;
 	}
@@ -311,46 +316,44 @@ static int commits(const struct tether_call *c, const uint64_t *a)
 static int commit(uint32_t nr, const uint64_t *a, int64_t ret, const struct before *b,
 		  uint32_t *flags)
 {
-	struct names nm;
-	uint64_t oflags = open_flags(nr, a);
+	const struct names *nm = &b->nm;
 	int whole = b->whole, i;
 	struct stat st;
 
-	names_of(nr, a, &nm);
 	if (whole)
 		goto all;
 	switch (nr) {
 	case SYS_open: case SYS_openat: case SYS_openat2: case SYS_creat:
 		/* The file it opened was there before, and kept its data: nothing changed. */
 		if (b->existed && !fstat((int)ret, &st) && st.st_dev == b->dev && st.st_ino == b->ino &&
-		    !(oflags & O_TRUNC))
+		    !(b->oflags & O_TRUNC))
 			return 0;
-		whole = sync_fd((int)ret) || sync_parent(nm.dirfd[0], nm.path[0]);
+		whole = sync_fd((int)ret) || sync_parent(nm->dirfd[0], nm->path[0]);
 		break;
 	case SYS_mkdir: case SYS_mkdirat:
-		whole = sync_name(nm.dirfd[0], nm.path[0], 0) || sync_parent(nm.dirfd[0], nm.path[0]);
+		whole = sync_name(nm->dirfd[0], nm->path[0], 0) || sync_parent(nm->dirfd[0], nm->path[0]);
 		break;
 	case SYS_rmdir: case SYS_unlink: case SYS_unlinkat: case SYS_mknod: case SYS_mknodat:
 	case SYS_symlink: case SYS_symlinkat:
-		whole = sync_parent(nm.dirfd[0], nm.path[0]);
+		whole = sync_parent(nm->dirfd[0], nm->path[0]);
 		break;
 	case SYS_link: case SYS_linkat:
-		whole = sync_parent(nm.dirfd[1], nm.path[1]);
+		whole = sync_parent(nm->dirfd[1], nm->path[1]);
 		break;
 	case SYS_rename: case SYS_renameat: case SYS_renameat2:
 		/* The moved file under its new name (both, for an exchange), both directories. */
-		whole = sync_name(nm.dirfd[1], nm.path[1], 0) ||
-			(nr == SYS_renameat2 && (a[4] & RENAME_EXCHANGE) && sync_name(nm.dirfd[0], nm.path[0], 0)) ||
-			sync_parent(nm.dirfd[0], nm.path[0]) || sync_parent(nm.dirfd[1], nm.path[1]);
+		whole = sync_name(nm->dirfd[1], nm->path[1], 0) ||
+			(nr == SYS_renameat2 && (a[4] & RENAME_EXCHANGE) && sync_name(nm->dirfd[0], nm->path[0], 0)) ||
+			sync_parent(nm->dirfd[0], nm->path[0]) || sync_parent(nm->dirfd[1], nm->path[1]);
 		break;
 	default:
 		/* An attribute: the file, through its fd or its name. */
-		if (nm.n == 0) {
+		if (nm->n == 0) {
 			whole = sync_fd((int)a[0]);
 			break;
 		}
-		for (i = 0; i < nm.n && !whole; i++)
-			whole = sync_name(nm.dirfd[i], nm.path[i], follows(nr, a));
+		for (i = 0; i < nm->n && !whole; i++)
+			whole = sync_name(nm->dirfd[i], nm->path[i], follows(nr, a));
 		break;
 	}
 	if (!whole)
