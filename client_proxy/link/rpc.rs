@@ -244,7 +244,7 @@ pub(crate) struct Ticket<'a> {
     restarts: Option<u64>,
     /// When it was submitted.
     since: Instant<Monotonic>,
-    /// When it was sent last.
+    /// When it was sent last (when submitted, until it is sent).
     sent: Instant<Monotonic>,
 }
 
@@ -320,11 +320,13 @@ pub(crate) fn submit<'a>(
         link
     };
     let restarts = link.is_some().then(|| shared.restarts.load(Relaxed));
+    let mut sent = since;
     if let Some((tx, session)) = link {
         // A failed send is the connection's end: the worker notices and the call goes
         // out again on the next connection.
         let _ = send_call(shared, &mut tx.lock(), session, rpid, seq, &body);
-        shared.latency.stage(Stage::Send, since, Instant::now());
+        sent = Instant::now();
+        shared.latency.stage(Stage::Send, since, sent);
     }
     Ok(Ticket {
         shared,
@@ -337,7 +339,7 @@ pub(crate) fn submit<'a>(
         durable,
         restarts,
         since,
-        sent: Instant::now(),
+        sent,
     })
 }
 

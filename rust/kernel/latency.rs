@@ -4,7 +4,8 @@
 //! many ran, and their total and longest time. The client measures from submit to reply
 //! (the whole remote call), the server from handing the request to the shadow to its reply
 //! (the system call and any commit): the difference is the link and the dispatch. Debugfs
-//! `calls` in both modules; `tetherctl calls` prints both side by side.
+//! `calls` in both modules; `tetherctl calls` prints the table of each module loaded on
+//! its machine.
 
 use core::fmt;
 
