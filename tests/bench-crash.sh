@@ -54,8 +54,9 @@ done
 touch /out/client-done
 SH
 VMS=(server0 client)
+# The benchmark's tethered root writes its files in the export root: no_root_squash.
 boot server0 server $SERVER_CID BOOT_INDEX=0 NO_WRITEBACK=1 \
-	"SERVER_PARAMS='$SERVER_PARAMS flush_ms=600000 flush_dirty_kb=0'"
+	"SERVER_PARAMS='$SERVER_PARAMS flush_ms=600000 flush_dirty_kb=0 squash_root=0'"
 wait_file 180 "$RUN/server0/ready" "${VMPID[server0]}" || die "server0 did not get ready"
 boot client client $CLIENT_CID ROLE_SCRIPT=/shared/client.sh LOAD_MODULE=0 MIB=$MIB ROUNDS=$ROUNDS CALLS=$CALLS
 drive_client 1800

@@ -3,7 +3,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../qemu/lib.sh"
 
 SERVER_CID=4 CLIENT_CID=3 PORT=7777 HB=500
-SERVER_PARAMS="port=$PORT allowed_cids=3,5 heartbeat_ms=$HB max_frame=1048576 split=3584 shadow_path=/tether/userspace-tools/tether-shadow root=/srv squash_root=0"
+SERVER_PARAMS="port=$PORT allowed_cids=3,5 heartbeat_ms=$HB max_frame=1048576 split=3584 shadow_path=/tether/userspace-tools/tether-shadow root=/srv"
 COMMON_ENV=(
 	SERVER_CID=$SERVER_CID TETHER_SERVER_CID=$SERVER_CID PORT=$PORT TETHER_PORT=$PORT
 	HEARTBEAT_MS=$HB TETHER_HEARTBEAT_MS=$HB TETHER_SPLIT=3584

@@ -38,16 +38,15 @@ log "run directory: $RUN"
 set +e   # (qemu/lib.sh sets -e; from here on every failure is a test result)
 
 VMS=() nsrv=0 failovers=0 kills=0 faults=0 narm=0 arming=
-# The servers run with the secure defaults: root squash (the module's default; the client's
-# root is nobody there, torture-server.sh gives it /srv/torture) and root=/srv.
-TORTURE_SERVER_PARAMS=${SERVER_PARAMS/ squash_root=0/}
+# The servers run with the secure defaults (tests/hostlib.sh): root squash (the client's root
+# is nobody there, torture-server.sh gives it /srv/torture) and root=/srv.
 # boot_server CID [CRASH_AT] : the next server VM (srvN) on the shared data disk, with fault
 # point CRASH_AT (POINT,CALL,N) armed at load; sets SERVER, SCID.
 boot_server() {
 	SERVER=srv$nsrv SCID=$1
 	VMS+=("$SERVER")
 	boot "$SERVER" server "$SCID" BOOT_INDEX=$nsrv ROLE_SCRIPT=/tether/tests/vm/torture-server.sh \
-		"SERVER_PARAMS='$TORTURE_SERVER_PARAMS${2:+ crash_at=$2}'"
+		"SERVER_PARAMS='$SERVER_PARAMS${2:+ crash_at=$2}'"
 	nsrv=$((nsrv + 1))
 }
 boot_server $SERVER_CID

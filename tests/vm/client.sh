@@ -108,8 +108,9 @@ printf 'unlinked\n' >gone && exec 5<gone && rm gone
 # must reopen it without waiting for a writer nobody on the new server holds.
 mkfifo pipe && exec 9<>pipe 8<pipe 9>&- || exit 1
 sync data rel appended . / || exit 1
+# (Root squash: this root is nobody on the server; server.sh gave u1000 to uid 1000.)
+[ "$(stat -c %u u1000)" = 1000 ] || exit 1
 # An fd that gains O_APPEND by F_SETFL (in a child sharing it) appends after the replay too.
-mkdir -p u1000 && chown 1000:1000 u1000 || exit 1
 exec 10<>setfl && printf 'setfl-first\n' >&10 &&
 	python3 -c 'import fcntl, os; fcntl.fcntl(10, fcntl.F_SETFL, os.O_APPEND)' || exit 1
 # Opens that create are committed on the server: open first, then write

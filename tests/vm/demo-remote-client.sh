@@ -13,10 +13,10 @@ say() { printf '\n=== %s\n' "$*"; }
 local_cmd() { printf 'client# %s\n' "$1"; timeout 30 bash -c "$1" 2>&1; }
 # server_cmd CMD : run CMD on the server VM.
 server_cmd() { printf 'server# %s\n' "$1"; srv 30 "$1" 2>&1; }
-# tethered LINE... : one tethered bash runs the lines in order, echoing each one first
-# (so cd and variables carry over from line to line).
+# tethered LINE... : one tethered bash of user demo (uid 1000) runs the lines in order,
+# echoing each one first (so cd and variables carry over from line to line).
 tethered() {
-	printf '%s\n' "$@" | timeout -k 5 60 $BASHM -c '
+	printf '%s\n' "$@" | timeout -k 5 60 setpriv --reuid=1000 --regid=1000 --clear-groups $BASHM -c '
 		while IFS= read -r line; do
 			printf "tethered\$ %s\n" "$line"
 			eval "$line"
@@ -35,8 +35,8 @@ local_cmd "cat /proc/sys/kernel/hostname; cat /etc/hostname; ls /"
 say "mark a copy of bash: exec of a file carrying trusted.tether.loader tethers the process"
 local_cmd "cp /bin/bash $BASHM && setfattr -n trusted.tether.loader -v 1 $BASHM && getfattr -d -m trusted $BASHM"
 
-say "a tethered bash session: its file system is the server's export root (/srv there)"
-tethered 'echo "this shell is pid $$"; cat /sys/kernel/debug/tether_client/tasks' \
+say "a tethered bash session of user demo (uid 1000): its file system is the server's export root (/srv there)"
+tethered 'echo "this shell is pid $$, uid $(id -u)"' \
 	'cat /proc/sys/kernel/hostname   # /proc stays local: the client kernel' \
 	'cat /etc/hostname               # the server: /srv/etc/hostname' \
 	'ls /' \

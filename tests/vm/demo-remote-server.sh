@@ -36,9 +36,11 @@ const char *greeting(void)
 }
 EOF
 printf 'demo: main.c lib/util.c\n\tcc -o $@ main.c lib/util.c\n' >/srv/src/tether-demo/Makefile
+chown -R 1000:1000 /srv/home/demo
 sync
+# The secure defaults: root squash, an explicit export root, the run's key (/etc/tether/key).
 insmod /tether/server_comm/tether_server.ko allowed_cids=3 \
-	shadow_path=/tether/userspace-tools/tether-shadow root=/srv squash_root=0 ||
+	shadow_path=/tether/userspace-tools/tether-shadow root=/srv ||
 	{ echo "insmod tether_server failed"; exit 1; }
 touch /shared/server-up
 serve_requests 400 /shared/client-done

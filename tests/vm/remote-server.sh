@@ -71,8 +71,12 @@ check "insmod with no_auth=1 and no key file loads (and warns)" eval \
 grep -q '^tether_server ' /proc/modules && rmmod tether_server
 
 # resume_ms: long enough that the session the client leaves behind at its end is still
-# waiting when this script unloads the module.
-check "insmod tether_server (root=/srv, squash_root=0, resume_ms=300000)" insmod /tether/server_comm/tether_server.ko \
+# waiting when this script unloads the module. no_root_squash (squash_root=0) is this
+# suite's insecure case: the fsops transcript compares a tethered root's calls (chown,
+# mknod, devices refused) with root's on the server, and the confinement tests write as
+# root. Its identity and hostile-client parts switch root squash on (remote-client.sh);
+# vmtest, the demo and the torture run with the defaults.
+check "insmod tether_server, no_root_squash (root=/srv, squash_root=0, resume_ms=300000)" insmod /tether/server_comm/tether_server.ko \
 	allowed_cids=${CLIENT_CID:-3} shadow_path=$SHADOW root=/srv squash_root=0 resume_ms=300000
 check "fsops runs locally in /srv/local/t" eval "timeout 60 $FSOPS /srv/local/t >/shared/fsops-local.txt 2>&1"
 check "server state: auth=1 insecure=0" eval 'grep -qx auth=1 $D/state && grep -qx insecure=0 $D/state'

@@ -16,6 +16,13 @@ if check "data disk mounted at /srv (by qemu/guest-init.sh, before the module)" 
 	check "data disk holds the $BOOT_INDEX earlier boot markers" test "$n" = "$BOOT_INDEX"
 	echo "boot $BOOT_INDEX" >>/srv/boots.log && sync /srv/boots.log
 fi
+# Root squash (the default): the client's root is nobody here. The trees its tethered
+# processes write (tests/vm/client.sh, demo-client.sh) are nobody's; uid 1000 has its own.
+if [ "$BOOT_INDEX" = 0 ]; then
+	check "root squash is on (squash_root=Y)" grep -qx Y /sys/module/tether_server/parameters/squash_root
+	mkdir -p /srv/replay/u1000 /srv/demo && chown 65534:65534 /srv/replay /srv/demo &&
+		chown 1000:1000 /srv/replay/u1000 && sync /srv
+fi
 check "module loaded" grep -q '^tether_server ' /proc/modules
 check "debugfs state exists" test -r $D/state
 [ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
