@@ -6,6 +6,8 @@
 # with its output in /out/role.log, then powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+# cgroup v2, as systemd mounts it: a server's sessions get cgroups of their own there.
+[ -d /sys/fs/cgroup ] && mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ln -sfn /proc/self/fd /dev/fd
 mkdir -p /shared && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shared /shared
 # Stream the kernel log to the host, so it survives a killed VM.

@@ -12,9 +12,17 @@
 //! started) shadows run in the initial namespace with any pid, as the client does not
 //! depend on their pids.
 //!
+//! Where the server has cgroup v2 (at `/sys/fs/cgroup`), the keeper's helper also makes the
+//! session a cgroup, `tether/session-N`: the keeper and every shadow of the session start
+//! in it (`clone3` with `CLONE_INTO_CGROUP`), so their processes, memory and page cache are
+//! charged to the session and bounded by its `pids.max` (twice `max_shadows`, plus the
+//! keeper) and `memory.max` (`session_memory_mb`). The helper (`tether-session`) stays the
+//! keeper's parent and removes the cgroup once the keeper is killed.
+//!
 //! Lock order: `Shared::inner` → `Keeper::state` (the debugfs `state` file); `Keeper::state`
 //! is held while the keeper's user-mode helper starts, never with another lock.
 
+use crate::server::Config;
 use kernel::{
     new_condvar, new_mutex,
     prelude::*,
@@ -56,7 +64,7 @@ pub(crate) struct Keeper {
 }
 
 extern "C" {
-    fn tether_spawn_keeper(token: u64) -> kernel::ffi::c_int;
+    fn tether_spawn_keeper(token: u64, pids_max: u32, memory_mb: u32) -> kernel::ffi::c_int;
     /// Takes a `struct task_struct *`.
     fn tether_kill(task: *mut kernel::ffi::c_void);
 }
@@ -70,13 +78,20 @@ impl Keeper {
         })
     }
 
-    /// The (global) pid of the keeper, started on first use; `None` when there is none.
-    pub(crate) fn pid(&self, session: u32) -> Option<i32> {
+    /// The (global) pid of the keeper, started on first use with the session's cgroup
+    /// limits from `config`; `None` when there is none.
+    pub(crate) fn pid(&self, session: u32, config: &Config) -> Option<i32> {
         let mut state = self.state.lock();
         if matches!(*state, State::None) {
             *state = State::Starting;
+            // A backstop to `max_shadows` (which the registry counts, with a clean errno):
+            // room for the keeper and for shadows that exited but are not reaped yet.
+            let pids_max = u32::try_from(config.max_shadows)
+                .unwrap_or(u32::MAX)
+                .saturating_mul(2)
+                .saturating_add(1);
             // SAFETY: No preconditions: the shim starts the shadow binary as a keeper.
-            let r = unsafe { tether_spawn_keeper(self.token) };
+            let r = unsafe { tether_spawn_keeper(self.token, pids_max, config.session_memory_mb) };
             if r != 0 {
                 pr_notice!(
                     "session {}: cannot start the pid namespace keeper ({}): shadows get any pid\n",

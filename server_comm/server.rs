@@ -45,6 +45,8 @@ pub(crate) struct Config {
     /// Per session: requests queued or running, and shadows.
     pub(crate) max_pending: usize,
     pub(crate) max_shadows: usize,
+    /// Per session: MiB of memory its shadows' cgroup may use (0: no limit).
+    pub(crate) session_memory_mb: u32,
     /// Per shadow: bytes of queued request bodies.
     pub(crate) max_queued_bytes: usize,
     /// Admit clients from any source port, not only reserved ones.
@@ -74,6 +76,7 @@ impl Config {
             reply_cache_bytes: (params::reply_cache_kb.value() as usize).saturating_mul(1024),
             max_pending: params::max_pending.value() as usize,
             max_shadows: params::max_shadows.value() as usize,
+            session_memory_mb: params::session_memory_mb.value(),
             max_queued_bytes: (params::max_queued_kb.value() as usize).saturating_mul(1024),
             insecure: params::insecure.value(),
             handshake_ms: params::handshake_ms.value(),
@@ -106,6 +109,13 @@ impl Config {
                 pr_err!("{}={} is outside 1..=1048576\n", name, v);
                 return Err(EINVAL);
             }
+        }
+        if c.session_memory_mb > 1 << 22 {
+            pr_err!(
+                "session_memory_mb={} is above 4194304\n",
+                c.session_memory_mb
+            );
+            return Err(EINVAL);
         }
         if !(100..=60000).contains(&c.handshake_ms) {
             pr_err!("handshake_ms={} is outside 100..=60000\n", c.handshake_ms);

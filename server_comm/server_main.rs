@@ -91,6 +91,10 @@ module! {
             default: 1024,
             description: "most shadows (client processes) of one session; more are refused with EAGAIN (1..=1048576)",
         },
+        session_memory_mb: u32 {
+            default: 0,
+            description: "memory of one session's shadows in MiB, page cache included (memory.max of its cgroup tether/session-N, with cgroup v2 at /sys/fs/cgroup); 0: charged there, not limited (0..=4194304)",
+        },
         max_queued_kb: u32 {
             default: 16384,
             description: "most request data queued for one shadow, in KiB; more is refused with EAGAIN (a single request always fits)",

@@ -79,7 +79,7 @@ impl Shared {
             return Ok(existing);
         }
         // The keeper first: a shadow's start timeout must not count the keeper's start.
-        let keeper = session.keeper.pid(session.id);
+        let keeper = session.keeper.pid(session.id, &self.config);
         let shadow = match self.add_shadow(session, rpid)? {
             Ok(new) => new,
             Err(existing) => return Ok(existing),

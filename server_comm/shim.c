@@ -183,15 +183,21 @@ int tether_spawn_shadow(u64 token, pid_t keeper, u32 pid, const char *root)
 	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
 }
 
-/* Starts the keeper of a new pid namespace, which registers itself with `token`. */
-int tether_spawn_keeper(u64 token);
-int tether_spawn_keeper(u64 token)
+/*
+ * Starts the keeper of a new pid namespace, which registers itself with `token`, in a new
+ * session cgroup (cgroup v2) of at most `pids_max` processes and `memory_mb` MiB (0: no
+ * limit).
+ */
+int tether_spawn_keeper(u64 token, u32 pids_max, u32 memory_mb);
+int tether_spawn_keeper(u64 token, u32 pids_max, u32 memory_mb)
 {
-	char tok[TOKEN_ENV_LEN];
-	char *argv[] = { shadow_path, "--keeper", NULL };
+	char tok[TOKEN_ENV_LEN], pids[16], mem[16];
+	char *argv[] = { shadow_path, "--keeper", "--pids-max", pids, "--memory-mb", mem, NULL };
 	char *envp[] = { path_env, tok, NULL };
 
 	snprintf(tok, sizeof(tok), "TETHER_TOKEN=%llu", token);
+	snprintf(pids, sizeof(pids), "%u", pids_max);
+	snprintf(mem, sizeof(mem), "%u", memory_mb);
 	return call_usermodehelper(shadow_path, argv, envp, UMH_WAIT_EXEC);
 }
 

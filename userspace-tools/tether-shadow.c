@@ -11,9 +11,11 @@
  * real system call with the buffers placed in its own memory, send the SERVER_REPLY body.
  * A NEXT with op TETHER_OP_FORK forks the shadow: the child, pid fork_pid when free,
  * serves fork_token. Tokens come in the environment, never on the command line.
- *     TETHER_TOKEN=N tether-shadow --keeper
- * makes a session's pid namespace and becomes its init in a child: it registers with
- * token N and reaps orphaned shadows until the module kills it (server_comm/keeper.rs).
+ *     TETHER_TOKEN=N tether-shadow --keeper [--pids-max P --memory-mb M]
+ * makes a session's cgroup (cgroup v2: tether/session-<pid>, limits P processes and M MiB,
+ * 0: none) and pid namespace, and its init in a child: it registers with token N and reaps
+ * orphaned shadows until the module kills it (server_comm/keeper.rs); the shadows of the
+ * session start in both.
  * The signals the kernel raises for the caller of a file-system call (SIGPIPE, SIGXFSZ)
  * are blocked; the ones a call raised are collected after it and reported with its reply
  * (the module forwards them to the client process). The module sets the shadow's uid,
@@ -22,6 +24,7 @@
  * generated from rust/src/calls.rs and rust/src/device.rs.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -35,10 +38,12 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include "tether_abi.h"
@@ -377,23 +382,130 @@ static void report(const char *what)
 	errno = e;
 }
 
-/* clone3's argument (linux/sched.h) up to set_tid_size (CLONE_ARGS_SIZE_VER1). */
+/* clone3's argument (linux/sched.h) up to cgroup (CLONE_ARGS_SIZE_VER2). */
 struct clone3_args {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-	uint64_t set_tid, set_tid_size;
+	uint64_t set_tid, set_tid_size, cgroup;
 };
 
-/* Like fork(), with clone flags, as pid `pid` in the children's pid namespace (0: any). */
-static pid_t clone_as(uint64_t flags, int exit_signal, pid_t pid)
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* Like fork(), with clone flags, as pid `pid` in the children's pid namespace (0: any),
+ * into the cgroup whose directory is open as `cgroup` (-1: the caller's). */
+static pid_t clone_as(uint64_t flags, int exit_signal, pid_t pid, int cgroup)
 {
 	struct clone3_args a = {
-		.flags = flags,
+		.flags = flags | (cgroup >= 0 ? CLONE_INTO_CGROUP : 0),
 		.exit_signal = (uint64_t)exit_signal,
 		.set_tid = pid > 0 ? (uintptr_t)&pid : 0,
 		.set_tid_size = pid > 0,
+		.cgroup = cgroup >= 0 ? (uint64_t)cgroup : 0,
 	};
 
 	return (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+}
+
+/*
+ * Session cgroups (cgroup v2 mounted at /sys/fs/cgroup; without it there are none): a
+ * session's keeper and shadows run in tether/session-N, N the pid of the keeper's helper,
+ * which makes it with the session's limits (pids.max, memory.max) and removes it once the
+ * keeper is gone. The session's processes, memory and page cache are charged there.
+ */
+#define CGROUP_FS "/sys/fs/cgroup"
+#define CGROUP_SESSIONS CGROUP_FS "/tether"
+#define CGROUP_SESSION "/tether/session-"
+
+/* Writes `s` to the file at `path`; 0 or -1. */
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : write(fd, s, strlen(s));
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+/* Removes the session cgroups whose helper is gone (killed before it could). */
+static void sweep_session_cgroups(void)
+{
+	DIR *d = opendir(CGROUP_SESSIONS);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char *end;
+		long pid = strncmp(e->d_name, "session-", 8) ? 0 : strtol(e->d_name + 8, &end, 10);
+
+		if (pid > 0 && !*end && kill((pid_t)pid, 0) && errno == ESRCH)
+			unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Makes this helper's session cgroup at `path` with its limits (memory_mb 0: no limit);
+ * its directory fd, or -1 when there is no cgroup v2 or it cannot be made. */
+static int session_cgroup(char *path, size_t cap, long pids_max, long memory_mb)
+{
+	static const char *const controllers[] = { "+pids", "+memory" };
+	struct statfs fs;
+	char file[160], v[32];
+	int fd;
+
+	if (statfs(CGROUP_FS, &fs) || fs.f_type != CGROUP2_SUPER_MAGIC)
+		return -1;
+	if (mkdir(CGROUP_SESSIONS, 0755) && errno != EEXIST) {
+		report("keeper: cannot make " CGROUP_SESSIONS);
+		return -1;
+	}
+	/* The controllers the sessions' limits need (already on where systemd runs). */
+	for (size_t i = 0; i < sizeof(controllers) / sizeof(controllers[0]); i++) {
+		write_file(CGROUP_FS "/cgroup.subtree_control", controllers[i]);
+		write_file(CGROUP_SESSIONS "/cgroup.subtree_control", controllers[i]);
+	}
+	sweep_session_cgroups();
+	snprintf(path, cap, CGROUP_FS CGROUP_SESSION "%d", getpid());
+	if (mkdir(path, 0755)) {
+		report("keeper: cannot make the session's cgroup");
+		return -1;
+	}
+	snprintf(file, sizeof(file), "%s/pids.max", path);
+	snprintf(v, sizeof(v), "%ld", pids_max);
+	if (write_file(file, v))
+		report("keeper: cannot set the session's pids.max");
+	snprintf(file, sizeof(file), "%s/memory.max", path);
+	snprintf(v, sizeof(v), "%lld", (long long)memory_mb << 20);
+	if (memory_mb > 0 && write_file(file, v))
+		report("keeper: cannot set the session's memory.max");
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		report("keeper: cannot open the session's cgroup");
+		rmdir(path);
+	}
+	return fd;
+}
+
+/* The session cgroup of process `pid` (its directory fd), or -1 when it is in none. */
+static int session_cgroup_of(pid_t pid)
+{
+	char file[64], line[256], path[300];
+	int fd = -1;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "/proc/%d/cgroup", pid);
+	f = fopen(file, "re");
+	while (f && fd < 0 && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (strncmp(line, "0::" CGROUP_SESSION, 3 + strlen(CGROUP_SESSION)))
+			continue;
+		snprintf(path, sizeof(path), CGROUP_FS "%s", line + 3);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (f)
+		fclose(f);
+	return fd;
 }
 
 /* Sets CAP_CHECKPOINT_RESTORE (which set_tid needs; the module leaves it permitted) in the
@@ -429,7 +541,7 @@ static pid_t fork_as(pid_t pid)
 	if (!own_pidns)
 		return fork();
 	had = checkpoint_cap(1);
-	ret = clone_as(0, SIGCHLD, pid);
+	ret = clone_as(0, SIGCHLD, pid, -1);
 
 	if (!had)
 		checkpoint_cap(0);
@@ -437,23 +549,38 @@ static pid_t fork_as(pid_t pid)
 }
 
 /* The keeper of a session's pid namespace: the helper the module started makes the
- * namespace; its child, the namespace's init (its parent is the helper's, which reaps it),
- * registers and reaps the shadows orphaned to it. */
-static int keeper(uint64_t token)
+ * session's cgroup and the namespace; its child, the namespace's init, registers and reaps
+ * the shadows orphaned to it. The helper (tether-session) waits until the module killed the
+ * keeper (and with it the namespace), then removes the cgroup. */
+static int keeper(uint64_t token, long pids_max, long memory_mb)
 {
+	char cgroup[128];
+	int cg = session_cgroup(cgroup, sizeof(cgroup), pids_max, memory_mb), dev;
 	sigset_t chld;
 	pid_t pid;
-	int dev;
 
 	if (unshare(CLONE_NEWPID)) {
 		report("keeper: cannot make a pid namespace");
-		return 1;
+		pid = -1;
+	} else {
+		pid = clone_as(0, SIGCHLD, 0, cg);
+		if (pid < 0)
+			report("keeper: cannot start the namespace's init");
 	}
-	pid = clone_as(CLONE_PARENT, 0, 0);
-	if (pid < 0)
-		report("keeper: cannot start the namespace's init");
-	if (pid != 0)
+	if (pid != 0) {
+		prctl(PR_SET_NAME, "tether-session");
+		while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		if (cg >= 0) {
+			close(cg);
+			/* The namespace's other processes die with its init, not at once. */
+			for (int i = 0; i < 100 && rmdir(cgroup) && errno == EBUSY; i++)
+				usleep(100 * 1000);
+		}
 		return pid < 0;
+	}
+	if (cg >= 0)
+		close(cg);
 	prctl(PR_SET_NAME, "tether-keeper");
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
@@ -478,22 +605,27 @@ static int keeper(uint64_t token)
  * the shadow, -1 when it cannot (the helper goes on as the shadow). */
 static int enter_pidns(pid_t keeper, pid_t pid)
 {
-	int pfd = (int)syscall(SYS_pidfd_open, keeper, 0);
+	int pfd = (int)syscall(SYS_pidfd_open, keeper, 0), cg = session_cgroup_of(keeper);
 	pid_t child;
 
 	if (pfd < 0 || setns(pfd, CLONE_NEWPID)) {
 		report("cannot enter the session's pid namespace");
 		if (pfd >= 0)
 			close(pfd);
+		if (cg >= 0)
+			close(cg);
 		return -1;
 	}
 	close(pfd);
-	child = clone_as(CLONE_PARENT, 0, pid);
-	if (child < 0)
-		child = clone_as(CLONE_PARENT, 0, 0);
+	child = clone_as(CLONE_PARENT, 0, pid, cg);
+	if (child < 0 && errno != EAGAIN)
+		child = clone_as(CLONE_PARENT, 0, 0, cg);
+	if (cg >= 0)
+		close(cg);
 	if (child < 0) {
-		report("cannot fork into the session's pid namespace");
-		return -1;
+		report("cannot fork into the session's pid namespace and cgroup");
+		/* Never outside the session's cgroup: no shadow then. */
+		return cg >= 0 ? 1 : -1;
 	}
 	return child > 0;
 }
@@ -694,7 +826,7 @@ int main(int argc, char **argv)
 {
 	const char *root = "/";
 	uint64_t token;
-	long uid = 65534, pidns = 0, want = 0;
+	long uid = 65534, pidns = 0, want = 0, pids_max = 2049, memory_mb = 0;
 	static uint8_t req[MAX_FRAME], rep[MAX_FRAME + 64], scratch[MAX_FRAME];
 	int dev, null, is_keeper = 0;
 
@@ -715,6 +847,10 @@ int main(int argc, char **argv)
 			pidns = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--pid"))
 			want = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--pids-max"))
+			pids_max = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--memory-mb"))
+			memory_mb = strtol(argv[++i], NULL, 10);
 	}
 	if (!token) {
 		errno = EINVAL;
@@ -722,7 +858,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (is_keeper)
-		return keeper(token);
+		return keeper(token, pids_max, memory_mb);
 	if (pidns > 0) {
 		int r = enter_pidns((pid_t)pidns, (pid_t)want);
 

@@ -347,6 +347,41 @@ check "bash session: files on the server's disk have the content written (sha256
 	eval '[ "$(cut -d" " -f1 <<<"$ssum" | head -n2)" = "$want" ] && [ "$(cut -d" " -f1 <<<"$ssum" | tail -n2)" = "$want" ]'
 check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$tsum" ] && [ "$tsum" = "$ssum" ]'
 
+# Session cgroups (server_comm/keeper.rs): the session's keeper and shadows run in its
+# cgroup tether/session-N on the server (cgroup v2), charged there and bounded by its
+# pids.max (2 x max_shadows + 1) and memory.max (session_memory_mb, 0: none); the helper
+# that made it (tether-session) stays outside. A shadow that would pass pids.max is not
+# started, and its process's calls fail with EIO.
+tb 'read -r h </etc/hostname; sleep 6' >/dev/null 2>&1 &
+cgp=$!
+read -r -d '' CG <<'EOF2'
+wait_until 10 eval '[ -n "$(pgrep -x tether-shadow)" ]'
+for p in $(pgrep -x tether-shadow) $(pgrep -x tether-keeper); do sed -n 's/^0:://p' /proc/$p/cgroup; done | sort -u | sed 's/^/in=/'
+for p in $(pgrep -x tether-session); do sed -n 's/^0:://p' /proc/$p/cgroup; done | sort -u | sed 's/^/helper=/'
+for g in /sys/fs/cgroup/tether/session-*; do
+	[ "$(cat $g/pids.current)" -gt 0 ] || continue
+	echo "pids=$(cat $g/pids.current) procs=$(wc -l <$g/cgroup.procs) max=$(cat $g/pids.max) memmax=$(cat $g/memory.max) mem=$(($(cat $g/memory.current) > 0))"
+done
+EOF2
+o=$(srv 20 "$CG")
+note "$o"
+# (Sessions of earlier tests, kept for resumption, have cgroups too.)
+check "session cgroup: every shadow and keeper runs in a tether/session-N, the helpers outside" \
+	eval 'grep -q "^in=" <<<"$o" && ! grep "^in=" <<<"$o" | grep -vqx "in=/tether/session-[0-9]*" &&
+		grep -qx "helper=/" <<<"$o" && ! grep "^helper=" <<<"$o" | grep -vqx "helper=/"'
+check "session cgroup: pids.max 2049, no memory.max, processes and memory charged there" \
+	eval 'grep -q "^pids=" <<<"$o" && ! grep "^pids=" <<<"$o" | grep -Evqx "pids=([1-9][0-9]*) procs=\1 max=2049 memmax=max mem=1"'
+reap $cgp 30 >/dev/null 2>&1
+o=$(srv 20 'for g in /sys/fs/cgroup/tether/session-*; do [ "$(cat $g/pids.current)" -gt 0 ] && echo 0 >$g/pids.max && echo $g; done')
+note "pids.max set to 0 in: $o"
+t=$(tb 'cat /etc/hostname' 2>&1)
+rc=$?
+note "$t"
+check "session cgroup: at pids.max a new process's shadow is not started: its calls fail with EIO (exit $rc)" \
+	eval '[ $rc != 0 ] && grep -q "Input/output error" <<<"$t" && wait_until 5 grep -q "cannot fork into the session.s pid namespace and cgroup: Resource temporarily unavailable" $SDMESG'
+srv 20 'for g in /sys/fs/cgroup/tether/session-*; do echo 2049 >$g/pids.max; done' >/dev/null
+check "session cgroup: with room again, a new process runs" eval '[ "$(tb "cat /etc/hostname" 2>&1)" = tether-server-export ]'
+
 # Real programs (tests/vm/real-programs.sh): Debian's git (commit, rename, gc: pack files
 # read through mmap, fsck), sqlite3 (rollback journal with full syncs; WAL in exclusive
 # mode) and python3 (shutil.copytree, tempfile, mmap) run tethered on the export and print

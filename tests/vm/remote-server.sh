@@ -114,8 +114,10 @@ check "its shadow exits, the other session stays" wait_until 10 eval \
 pgrep -ax tether-shadow
 check "rmmod tether_server with a session kept for resumption" rmmod tether_server
 pgrep -ax tether-shadow
-check "no pid namespace keeper left after rmmod" wait_until 10 eval '! pgrep -x tether-keeper >/dev/null'
-pgrep -ax tether-keeper
+check "no pid namespace keeper, session helper or session cgroup left after rmmod" wait_until 15 eval \
+	'! pgrep -x tether-keeper >/dev/null && ! pgrep -x tether-session >/dev/null && ! ls -d /sys/fs/cgroup/tether/session-* 2>/dev/null'
+pgrep -ax 'tether-(keeper|session)'
+ls -d /sys/fs/cgroup/tether/session-* 2>/dev/null
 check "server debugfs gone after rmmod" test ! -e $D
 check "kmemleak: no leaks on the server" kmemleak_clean
 umount /srv
