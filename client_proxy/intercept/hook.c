@@ -21,6 +21,7 @@
 #include <linux/pid.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 #include <linux/xattr.h>
 
@@ -38,6 +39,15 @@ bool tether_in_compat_syscall(void);
 bool tether_route(struct pt_regs *regs); /* route.rs */
 long tether_exec(const struct pt_regs *regs, tether_sys_fn orig); /* hook.rs */
 void tether_process_event(pid_t parent, pid_t tgid, bool exit); /* rpc.rs */
+void tether_flush_events(void); /* rpc.rs */
+
+/* Sends the fork and exit events the hooks queued, soon, from process context: a child's
+ * shadow then forks on the server while the child still runs locally (exec, ld.so). */
+static void tether_events_fn(struct work_struct *work)
+{
+	tether_flush_events();
+}
+static DECLARE_WORK(tether_events_work, tether_events_fn);
 
 static DEFINE_XARRAY(tether_tasks);
 static atomic_t tether_nr = ATOMIC_INIT(0);
@@ -179,8 +189,10 @@ static void notrace tether_fork_cb(unsigned long ip, unsigned long parent_ip,
 		return;
 	if (tether_add(child, GFP_ATOMIC))
 		pr_notice("tether_client: cannot tether new task %d: out of memory\n", child->pid);
-	else if (child->tgid != current->tgid)
+	else if (child->tgid != current->tgid) {
 		tether_process_event(current->tgid, child->tgid, false);
+		schedule_work(&tether_events_work);
+	}
 }
 
 static void notrace tether_exit_cb(unsigned long ip, unsigned long parent_ip,
@@ -188,8 +200,10 @@ static void notrace tether_exit_cb(unsigned long ip, unsigned long parent_ip,
 {
 	if (!tether_is_tethered(current->pid))
 		return;
-	if (current->pid == current->tgid)
+	if (current->pid == current->tgid) {
 		tether_process_event(0, current->tgid, true);
+		schedule_work(&tether_events_work);
+	}
 	tether_untether(current->pid);
 }
 
@@ -246,5 +260,7 @@ void tether_hook_stop(void)
 	}
 	/* No task may still be on its way out of a redirection (preempted after module_put). */
 	synchronize_rcu_tasks();
+	/* No hook schedules the work any more: let the last one finish. */
+	cancel_work_sync(&tether_events_work);
 	xa_destroy(&tether_tasks);
 }

@@ -78,6 +78,22 @@ extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_
     }
 }
 
+/// Sends the queued fork and exit events on the current link, if there is one (the work
+/// item the fork and exit hooks schedule, `hook.c`): a new process's shadow forks on the
+/// server while the process still runs locally, so its first call need not wait for it.
+#[no_mangle]
+extern "C" fn tether_flush_events() {
+    let Some(shared) = crate::state::client() else {
+        return;
+    };
+    let link = shared.link.lock().clone();
+    if let Some((tx, session)) = link {
+        // A failed send is the connection's end: the worker notices, and the next
+        // connection's calls send what is still queued.
+        let _ = flush_events(&shared, &mut tx.lock(), session);
+    }
+}
+
 /// Most fork and exit events kept while they cannot be sent.
 const MAX_EVENTS: usize = 4096;
 
