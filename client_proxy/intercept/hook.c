@@ -260,7 +260,7 @@ void tether_hook_stop(void)
 	}
 	/* No task may still be on its way out of a redirection (preempted after module_put). */
 	synchronize_rcu_tasks();
-	/* No hook schedules the work any more: let the last one finish. */
+	/* No hook schedules the work any more: drop a pending one, wait for a running one. */
 	cancel_work_sync(&tether_events_work);
 	xa_destroy(&tether_tasks);
 }
