@@ -8,17 +8,24 @@ MIRROR="${TETHER_MIRROR:-http://deb.debian.org/debian}"
 JOBS="${JOBS:-$(nproc)}"
 
 # The host needs no Rust: cargo and rustc run in the toolchain chroot (qemu/cargo.sh).
-# PATH's directories that hold a host cargo, rustc or rustup are dropped, so that nothing
-# uses one by accident and a missing step shows here as on a fresh Debian machine.
-no_host_rust_path() {
-	local d out=() IFS=:
-	for d in $PATH; do
-		[ -n "$d" ] && { [ -x "$d/cargo" ] || [ -x "$d/rustc" ] || [ -x "$d/rustup" ]; } && continue
-		out+=("$d")
+# A directory first in PATH holds stand-ins for the host's Rust tools that fail with a
+# message, so that nothing uses a host cargo (rustup's, or Debian's in /usr/bin) by accident
+# and a missing step shows here as on a fresh Debian machine; PATH keeps everything else.
+NO_HOST_RUST="${TMPDIR:-/tmp}/tether-no-host-rust"
+no_host_rust() {
+	local t
+	mkdir -p "$NO_HOST_RUST"
+	for t in cargo rustc rustup rustdoc rustfmt cargo-clippy clippy-driver; do
+		[ -x "$NO_HOST_RUST/$t" ] && continue
+		printf '#!/bin/sh\necho "tether: the host'"'"'s %s is not used: cargo and rustc run in the toolchain chroot (qemu/cargo.sh)" >&2\nexit 127\n' \
+			"$t" >"$NO_HOST_RUST/$t.tmp" && chmod 755 "$NO_HOST_RUST/$t.tmp" && mv "$NO_HOST_RUST/$t.tmp" "$NO_HOST_RUST/$t"
 	done
-	echo "${out[*]}"
+	case ":$PATH:" in
+	":$NO_HOST_RUST:"*) ;;
+	*) PATH="$NO_HOST_RUST:$PATH" ;;
+	esac
 }
-PATH=$(no_host_rust_path)
+no_host_rust
 export PATH
 unset CARGO_HOME CARGO_TARGET_DIR RUSTUP_HOME RUSTUP_TOOLCHAIN RUSTC RUSTFLAGS
 

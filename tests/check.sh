@@ -11,10 +11,10 @@ set +e
 
 host_pkgs coreutils util-linux e2fsprogs debootstrap gawk make sed grep kmod
 # The host needs no Rust: every cargo and rustc here is the toolchain chroot's (trixie's,
-# through qemu/cargo.sh); qemu/lib.sh has dropped PATH's directories that hold a host cargo
-# or rustc, so that a step that would use one fails here as on a fresh Debian machine.
-if command -v cargo >/dev/null || command -v rustc >/dev/null; then
-	echo "not ok - no host cargo/rustc on PATH ($(command -v cargo rustc | tr '\n' ' '))"
+# through qemu/cargo.sh); qemu/lib.sh put stand-ins for the host's first in PATH, so that a
+# step that would use one fails here as on a fresh Debian machine.
+if [ "$(command -v cargo)" != "$NO_HOST_RUST/cargo" ] || [ "$(command -v rustc)" != "$NO_HOST_RUST/rustc" ]; then
+	echo "not ok - the host's cargo and rustc are hidden ($(command -v cargo rustc | tr '\n' ' '))"
 	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
@@ -37,6 +37,21 @@ step() {
 	done_in "finished: $desc" "$t"
 }
 CARGO="$TETHER_ROOT/qemu/cargo.sh"
+
+# A host cargo in a directory PATH needs (Debian's cargo package: /usr/bin/cargo) is hidden
+# too, and that directory's other programs stay usable.
+host_rust_hidden() {
+	local d t rc
+	d=$(mktemp -d) || return 1
+	printf '#!/bin/sh\ntouch "%s/used"\n' "$d" >"$d/cargo" && chmod 755 "$d/cargo" || return 1
+	for t in bash dirname nproc mkdir chmod mv sha256sum cat cut; do ln -s "$(command -v $t)" "$d/$t"; done
+	PATH="$d" TMPDIR="$d" "$d/bash" -c '. "$0/qemu/lib.sh"; sha256sum </dev/null >/dev/null && ! cargo --version 2>/dev/null' "$TETHER_ROOT" &&
+		[ ! -e "$d/used" ]
+	rc=$?
+	rm -rf "$d"
+	return $rc
+}
+step "a host cargo in a directory PATH needs (/usr/bin) is hidden, the directory's programs stay" host-rust.log host_rust_hidden
 
 cd "$TETHER_ROOT" || exit 1
 # The toolchain chroot (with its cargo layer) first: cargo runs in it.
