@@ -33,8 +33,9 @@ check:
 # Crash torture: 100 server kills (make check runs it with 20).
 torture:
 	TORTURE_KILLS=100 tests/torture.sh
-# Fuzzing for 10 minutes each: the protocol decoder on the host (10^7 inputs), then the
-# structure-aware fuzzer against the server module in the VMs (make check runs 30 s of it).
+# Fuzzing: the protocol decoder on the host (10^7 inputs, about a minute), then the
+# structure-aware fuzzer against the server module in the VMs for 10 minutes, within the
+# remote suite (make check runs 30 s of it).
 fuzz:
 	qemu/cargo.sh rust run --release --bin tether-proto-fuzz -- 10000000
 	FUZZ_SECONDS=600 tests/remote.sh
