@@ -17,8 +17,9 @@ log "run directory: $RUN"
 VMS=(server0)
 # The first server keeps written data in its page cache (no flusher round for 10 min, no
 # periodic writeback): the crash test's unflushed writes are lost with it unless replayed.
+# Its sessions' cgroups have a memory limit (64 MiB).
 boot server0 server $SERVER_CID BOOT_INDEX=0 NO_WRITEBACK=1 \
-	"SERVER_PARAMS='$SERVER_PARAMS flush_ms=600000 flush_dirty_kb=0'"
+	"SERVER_PARAMS='$SERVER_PARAMS flush_ms=600000 flush_dirty_kb=0 session_memory_mb=64'"
 wait_file 180 "$RUN/server0/ready" "${VMPID[server0]}" || log "server0 did not get ready"
 VMS+=(client)
 boot client client $CLIENT_CID

@@ -154,6 +154,10 @@ check "replay: a uid 1000 process writes a file it created with mode 0444 (unflu
 echo go >/dev/tether-gate0
 check "replay: tethered process ready (cwd and two files open on the server, synced)" \
 	wait_until 60 test -e /dev/tether-ready
+# The server's sessions run in cgroups of their own, with session_memory_mb=64 (vmtest.sh).
+check "session cgroup on the server: memory.max 64 MiB (session_memory_mb=64), the session's shadows in it" \
+	wait_until 10 grep -Eq '^session-[0-9]+ memory.max=67108864 pids=[1-9]' /shared/server-cgroups
+cat /shared/server-cgroups
 # Record locks name their holder's pid: a tethered process and its child, both on the
 # server since before the crash, must see each other's (client) pids before and after it:
 # the replay gives every shadow its client process's pid again (tests/fsops/lockpid.c).

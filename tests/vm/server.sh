@@ -30,6 +30,9 @@ check "debugfs state exists" test -r $D/state
 
 while [ ! -e /out/stop ]; do
 	state=$(<$D/state) && printf '%s\n' "$state" >/shared/server-state.tmp && mv /shared/server-state.tmp /shared/server-state
+	for g in /sys/fs/cgroup/tether/session-*; do
+		[ -d "$g" ] && echo "${g##*/} memory.max=$(cat $g/memory.max) pids=$(cat $g/pids.current)"
+	done >/shared/server-cgroups.tmp 2>/dev/null && mv /shared/server-cgroups.tmp /shared/server-cgroups
 	sleep 0.5
 done
 
