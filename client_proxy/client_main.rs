@@ -1,9 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! tether client module: connects this machine to a tether server over vsock.
+//! tether client module: runs the OS side of tethered applications on a tether server.
 //!
-//! One connection worker connects, does the handshake, exchanges heartbeats, notices a dead
-//! server within three heartbeat intervals and reconnects with backoff.
+//! A task is tethered when it execs a file marked `trusted.tether.loader` or is named in
+//! debugfs `tether`; its children are too. `intercept/` sends each of its system calls
+//! through the syscall-user-dispatch hook (`hook.c`) to the route table, which runs it
+//! locally or hands it to its handler in `syscalls/` (one file per family): the handler
+//! runs it on the server, in the process's shadow, and remote fds are proxy files in the
+//! task's fd table. `link/` is the connection: one worker connects over vsock (the next of
+//! `servers=` when one fails), does the handshake, exchanges heartbeats, notices a dead
+//! server within three intervals and reconnects with backoff; its one receive loop hands
+//! each reply to the task waiting for it. `recovery/` is crash survival: the journal of
+//! what the server holds, the writes it has not made durable yet, their replay on a
+//! restarted server, and the journal persisted to `log_file`. `state.rs` holds the module
+//! state (configuration, counters, debugfs `tether_client`), `num.rs` the checked
+//! conversions of syscall arguments.
 
 use kernel::prelude::*;
 

@@ -1,9 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! tether server module: serves tethered clients over vsock.
+//! tether server module: runs the system calls of tethered client processes.
 //!
-//! A listener accepts connections from the CIDs on the allow-list; each connection becomes a
-//! session that does the handshake, answers heartbeats and serves requests.
+//! `listener.rs` accepts vsock connections from the CIDs the export table allows
+//! (`exports.rs`: each client's root and id mapping); `conn.rs` is one worker per
+//! connection: handshake, heartbeats (a client silent for three intervals is dropped),
+//! then its session's frames, whose requests `dispatch.rs` checks against the call table
+//! and queues. A session (`session.rs`) outlives a lost connection for `resume_ms` with its
+//! reply cache (`reply_cache.rs`: a re-sent request is answered, never run twice) and its
+//! durability marks (`durability.rs`). Each client process has a shadow, a `tether-shadow`
+//! process that makes its calls and talks to the module through `/dev/tether_shadow`
+//! (`shadow.rs`); the registry (`shadows.rs`) finds shadows by token or by session and pid;
+//! `keeper.rs` gives each session a pid namespace and a cgroup. `flusher.rs` syncs the
+//! export, sends `SERVER_FLUSHED` and ends sessions not resumed in time; `faults.rs` holds
+//! the test fault points. `server.rs` is the module state: configuration, the session
+//! registry, counters, debugfs `tether_server`.
 
 use kernel::prelude::*;
 
