@@ -1,9 +1,10 @@
 //! `CLIENT_SYSTEM_CALL` and `SERVER_REPLY` bodies: one system call and its outcome.
 //!
-//! A request carries the syscall number, its six register arguments and the buffers some
-//! arguments point to. The shadow on the server puts each buffer in its own memory, sets
-//! the argument to point there, makes the real system call, and replies with the return
-//! value and the output buffers.
+//! A request carries the call number (a system call or a shadow call, see
+//! [`calls`](super::calls)), its six register arguments and the buffers some arguments
+//! point to. The shadow on the server puts each buffer in its own memory, sets the argument
+//! to point there, makes the call, and replies with the return value and the output
+//! buffers.
 //!
 //! ```text
 //! request: u32 nr, u32 nbufs, u64 args[6], nbufs x {u8 arg, u8 dir, u16 0, u32 len},
@@ -57,7 +58,10 @@ impl BufDesc {
 /// The fixed part of a request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyscallReq {
-    /// x86-64 system call number.
+    /// The call number: an x86-64 system call number ([`sysno`](super::sysno)) or one of the
+    /// shadow calls numbered from the top of the `u32` range ([`APPEND`](super::calls::APPEND),
+    /// [`GETDENTS`](super::calls::GETDENTS), [`REOPEN`](super::calls::REOPEN)); the server
+    /// runs only the numbers [`calls::CALLS`](super::calls::CALLS) names.
     pub nr: u32,
     /// Register arguments; buffer arguments are replaced by the server.
     pub args: [u64; 6],
