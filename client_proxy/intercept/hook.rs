@@ -100,7 +100,7 @@ unsafe extern "C" fn tether_exec(regs: *const bindings::pt_regs, orig: SysFn) ->
         exec::exec(&call, |file, argv| {
             let mut regs = *r;
             if at {
-                regs.di = crate::syscalls::paths::AT_FDCWD as usize;
+                regs.di = crate::proto::calls::AT_FDCWD as usize;
                 regs.si = file as usize;
                 regs.dx = argv as usize;
                 regs.r8 = 0;

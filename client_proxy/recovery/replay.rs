@@ -46,13 +46,8 @@ use crate::recovery::retain::WriteRec;
 use crate::state::Shared;
 use crate::transport::RecvError;
 
-const AT_FDCWD: i64 = -100;
-const O_APPEND: u32 = 0o2000;
-const SEEK_END: u64 = 2;
 /// Flags that must not act again when a file is reopened.
-const O_ONCE: u32 = 0o100 | 0o200 | 0o1000; // O_CREAT | O_EXCL | O_TRUNC
-const O_NONBLOCK: u32 = 0o4000;
-const F_SETFL: u64 = 4;
+const O_ONCE: u32 = bindings::O_CREAT | bindings::O_EXCL | bindings::O_TRUNC;
 
 /// Heartbeat intervals a replay call may go unanswered: a server's session sends nothing
 /// while it starts a shadow (a user-mode helper: seconds on a loaded machine), and the
@@ -79,8 +74,6 @@ pub(crate) fn run(shared: &Shared, conn: &mut Conn) -> Result {
     }
     Ok(())
 }
-
-const O_WRONLY: u64 = 0o1;
 
 /// Writes every retained write again on the server of `conn`, oldest first. Each keeps its
 /// data until a later `SERVER_FLUSHED` covers the seq of its new write.
@@ -207,7 +200,8 @@ fn open_for_redo(shared: &Shared, conn: &mut Conn, path: &[u8]) -> Result<i64> {
     if replaced(shared, conn, REDO_RPID, path)? {
         return Ok(REPLACED);
     }
-    let args = [reg_i64(AT_FDCWD), 0, O_WRONLY, 0, 0, 0];
+    let wronly = u64::from(bindings::O_WRONLY);
+    let args = [reg_i32(calls::AT_FDCWD), 0, wronly, 0, 0, 0];
     reopen_path(shared, conn, REDO_RPID, args, path)
 }
 
@@ -238,12 +232,12 @@ fn reopen_path(
 /// ran. Asked in process `rpid`'s shadow.
 fn replaced(shared: &Shared, conn: &mut Conn, rpid: u32, path: &[u8]) -> Result<bool> {
     const F_OK: u64 = 0;
-    const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+    let nofollow = u64::from(bindings::AT_SYMLINK_NOFOLLOW);
     let source = shared.log.lock().replaced_by(path)?;
     let Some(source) = source else {
         return Ok(false);
     };
-    let args = [reg_i64(AT_FDCWD), 0, F_OK, AT_SYMLINK_NOFOLLOW, 0, 0];
+    let args = [reg_i32(calls::AT_FDCWD), 0, F_OK, nofollow, 0, 0];
     let ret = path_call(shared, conn, rpid, sysno::FACCESSAT2, args, 1, &source)?;
     Ok(ret == -i64::from(bindings::ENOENT))
 }
@@ -352,9 +346,9 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
     // reopened (ENXIO: a divergence); what was in the pipe is gone either way. The file's
     // own status flags are set again below.
     let args = [
-        reg_i64(AT_FDCWD),
+        reg_i32(calls::AT_FDCWD),
         0,
-        u64::from((f.flags & !O_ONCE) | O_NONBLOCK),
+        u64::from((f.flags & !O_ONCE) | bindings::O_NONBLOCK),
         u64::from(f.mode),
         0,
         0,
@@ -391,14 +385,14 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
             diverged(shared, rpid, "dup3 to its old fd", &f.path, ret);
         }
     }
-    if f.flags & O_NONBLOCK == 0 {
+    if f.flags & bindings::O_NONBLOCK == 0 {
         let sfd = reg_i32(f.sfd);
         let flags = u64::from(f.flags & !O_ONCE);
         let ret = call(
             shared,
             conn,
             rpid,
-            &request(sysno::FCNTL, [sfd, F_SETFL, flags, 0, 0, 0], &[]),
+            &request(sysno::FCNTL, [sfd, calls::F_SETFL, flags, 0, 0, 0], &[]),
             &[],
         )?;
         if ret < 0 {
@@ -408,13 +402,13 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
     // An appending fd's offset is where its last append ended (the client learns it from
     // there after each append, `io::transfer`): the end of the file, once the retained
     // writes are back.
-    if f.flags & O_APPEND != 0 {
-        let sfd = reg_i32(f.sfd);
+    if f.flags & bindings::O_APPEND != 0 {
+        let (sfd, end) = (reg_i32(f.sfd), u64::from(bindings::SEEK_END));
         call(
             shared,
             conn,
             rpid,
-            &request(sysno::LSEEK, [sfd, 0, SEEK_END, 0, 0, 0], &[]),
+            &request(sysno::LSEEK, [sfd, 0, end, 0, 0, 0], &[]),
             &[],
         )?;
     }

@@ -21,7 +21,7 @@
 
 use kernel::{
     alloc::KVVec,
-    ffi,
+    bindings, ffi,
     prelude::*,
     str::CString,
     uaccess::{UserPtr, UserSlice},
@@ -29,10 +29,11 @@ use kernel::{
 
 use super::mapcopy::{pread, MapCopy};
 use super::open::close_remote;
-use super::paths::{is_local, remote_dirfd, PathArg, AT_FDCWD};
+use super::paths::{is_local, remote_dirfd, PathArg};
 use super::{call, rpid};
 use crate::link::rpc::request;
 use crate::num::{arg_i32, len_u64, outcome, reg_i32, user_addr};
+use crate::proto::calls::AT_FDCWD;
 use crate::proto::sysno;
 
 extern "C" {
@@ -42,14 +43,9 @@ extern "C" {
     fn tether_set_comm(name: *const ffi::c_char);
 }
 
-/// `execveat` flags (`include/uapi/linux/fcntl.h`).
-const AT_EMPTY_PATH: u64 = 0x1000;
-const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
-/// `faccessat2`'s execute check with the effective ids, as exec makes it.
+/// `faccessat2`'s execute check (`X_OK`, which no uapi header defines); with `AT_EACCESS`
+/// it uses the effective ids, as exec does.
 const X_OK: u64 = 1;
-const AT_EACCESS: u64 = 0x200;
-/// `O_NOFOLLOW` (x86-64).
-const O_NOFOLLOW: u64 = 0o400000;
 /// How much of a file the kernel reads to tell its format (`BINPRM_BUF_SIZE`): a `#!`
 /// line is cut there.
 const BINPRM_BUF_SIZE: usize = 256;
@@ -73,7 +69,7 @@ pub(crate) struct ExecCall {
 /// vector `argv` (user addresses, `AT_FDCWD` and no flags for `execveat`), the rest as the
 /// caller passed it.
 pub(crate) fn exec(c: &ExecCall, run: impl Fn(u64, u64) -> isize) -> Option<isize> {
-    if c.flags & AT_EMPTY_PATH != 0 {
+    if c.flags & u64::from(bindings::AT_EMPTY_PATH) != 0 {
         return None;
     }
     let path = PathArg::from_user(c.path).ok()?;
@@ -99,7 +95,7 @@ fn remote(
     run: &dyn Fn(u64, u64) -> isize,
 ) -> Result<isize> {
     let rpid = rpid();
-    let nofollow = c.flags & AT_SYMLINK_NOFOLLOW;
+    let nofollow = c.flags & u64::from(bindings::AT_SYMLINK_NOFOLLOW);
     let sfd = open_exec(rpid, dirfd, path, nofollow)?;
     let r = (|| {
         let mut first = [0u8; BINPRM_BUF_SIZE];
@@ -118,13 +114,14 @@ fn remote(
 /// symlink when `nofollow`) to execute it, after the server's execute check: its server fd.
 fn open_exec(rpid: u32, dirfd: u64, path: &PathArg, nofollow: u64) -> Result<i32> {
     let desc = [path.desc(1)?];
-    let access = request(
-        sysno::FACCESSAT2,
-        [dirfd, 0, X_OK, AT_EACCESS | nofollow, 0, 0],
-        &desc,
-    );
+    let how = u64::from(bindings::AT_EACCESS) | nofollow;
+    let access = request(sysno::FACCESSAT2, [dirfd, 0, X_OK, how, 0, 0], &desc);
     call(rpid, &access, &[&path.buf], &mut [])?;
-    let flags = if nofollow != 0 { O_NOFOLLOW } else { 0 };
+    let flags = if nofollow != 0 {
+        u64::from(bindings::O_NOFOLLOW)
+    } else {
+        0
+    };
     let open = request(sysno::OPENAT, [dirfd, 0, flags, 0, 0, 0], &desc);
     let sfd = call(rpid, &open, &[&path.buf], &mut [])?;
     i32::try_from(sfd).map_err(|_| EPROTO)

@@ -5,12 +5,12 @@
 
 use kernel::{alloc::KVVec, prelude::*, uaccess::UserPtr, uaccess::UserSlice};
 
-use super::paths::{is_local, PathArg, AT_FDCWD};
+use super::paths::{is_local, PathArg};
 use super::proxy::Proxy;
 use super::{call, done, errno, rpid, Dispatch, Outcome, MAX_IO};
 use crate::link::rpc::request;
 use crate::num::{arg_i32, len_u64, user_addr, wire_len};
-use crate::proto::calls::{self, Arg, Len, Spec};
+use crate::proto::calls::{self, Arg, Len, Spec, AT_FDCWD};
 use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT, DIR_RET};
 
 /// Implements the remote version of call `nr` as its spec in the call table

@@ -10,10 +10,11 @@
 use kernel::{alloc::KVVec, bindings, prelude::*};
 
 use super::generic::generic;
-use super::paths::{PathArg, AT_FDCWD};
+use super::paths::PathArg;
 use super::proxy::Proxy;
 use super::{rpid, Dispatch};
 use crate::num::{arg_i32, reg_i32};
+use crate::proto::calls::AT_FDCWD;
 use crate::proto::sysno;
 use crate::state::client;
 use crate::state::Shared;

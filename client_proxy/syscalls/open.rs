@@ -5,12 +5,13 @@
 
 use kernel::{alloc::KVVec, bindings, prelude::*, uaccess::UserPtr, uaccess::UserSlice};
 
-use super::paths::{remote_dirfd, PathArg, AT_FDCWD};
+use super::paths::{remote_dirfd, PathArg};
 use super::proxy::Proxy;
 use super::{call, done, errno, rpid, Dispatch, Outcome};
 use crate::link::rpc;
 use crate::link::rpc::request;
 use crate::num::{arg_i32, arg_u32, outcome, reg_i32, user_addr, wire_len};
+use crate::proto::calls::AT_FDCWD;
 use crate::proto::syscall::{BufDesc, SyscallReq, DIR_IN};
 use crate::proto::sysno;
 use crate::state::client;

@@ -7,6 +7,7 @@ use kernel::{alloc::KVVec, prelude::*, uaccess::UserPtr, uaccess::UserSlice};
 
 use super::proxy::Proxy;
 use crate::num::{arg_i32, user_addr, wire_len};
+use crate::proto::calls::AT_FDCWD;
 use crate::proto::syscall::{BufDesc, DIR_IN};
 
 extern "C" {
@@ -36,7 +37,6 @@ pub(crate) fn is_local(path: &[u8]) -> bool {
         .any(|p| path.starts_with(p) && matches!(path.get(p.len()), None | Some(b'/')))
 }
 
-pub(crate) const AT_FDCWD: i32 = -100;
 pub(crate) const PATH_MAX: usize = 4096;
 /// A path argument copied from the task, with its NUL.
 pub(crate) struct PathArg {
