@@ -68,7 +68,7 @@ module! {
         },
         heartbeat_ms: u32 {
             default: 500,
-            description: "heartbeat interval in ms; the server is declared dead after 3 silent intervals",
+            description: "heartbeat interval in ms; the server is declared dead after 3 silent intervals (40..=60000, as on the server)",
         },
         max_frame: u32 {
             default: 1048576,

@@ -62,11 +62,7 @@ impl Config {
             log_persist_ms: params::log_persist_ms.value(),
             key: None,
         };
-        check_link_params(c.max_frame, c.split)?;
-        if !(40..=60000).contains(&c.heartbeat_ms) {
-            pr_err!("heartbeat_ms={} is outside 40..=60000\n", c.heartbeat_ms);
-            return Err(EINVAL);
-        }
+        check_link_params(c.max_frame, c.split, c.heartbeat_ms)?;
         if !(50..=600000).contains(&c.reconnect_max_ms) {
             pr_err!(
                 "reconnect_max_ms={} is outside 50..=600000\n",

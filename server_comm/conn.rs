@@ -18,7 +18,9 @@ use crate::dispatch::{request, set_attrs, system_call};
 use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::error::ProtoError;
-use crate::proto::frame::{Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, VERSION};
+use crate::proto::frame::{
+    Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, MAX_MISSES, VERSION,
+};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
 use crate::proto::process::ProcAttrs;
@@ -45,9 +47,6 @@ fn served_kinds() -> u64 {
     .iter()
     .fold(0, |m, k| m | k.bit())
 }
-
-/// Receive timeouts in a row after which a client counts as dead.
-const MAX_MISSES: u32 = 3;
 
 /// How a connection ended.
 enum End {

@@ -84,11 +84,7 @@ impl Config {
             max_sessions_per_cid: params::max_sessions_per_cid.value() as usize,
             key: None,
         };
-        check_link_params(c.max_frame, c.split)?;
-        if !(10..=60000).contains(&c.heartbeat_ms) {
-            pr_err!("heartbeat_ms={} is outside 10..=60000\n", c.heartbeat_ms);
-            return Err(EINVAL);
-        }
+        check_link_params(c.max_frame, c.split, c.heartbeat_ms)?;
         if !(10..=600000).contains(&c.flush_ms) {
             pr_err!("flush_ms={} is outside 10..=600000\n", c.flush_ms);
             return Err(EINVAL);

@@ -60,7 +60,7 @@ module! {
         },
         heartbeat_ms: u32 {
             default: 500,
-            description: "heartbeat interval in ms; a client silent for 3 intervals is dropped",
+            description: "heartbeat interval in ms; a client silent for 3 intervals is dropped (40..=60000, as on the client)",
         },
         max_frame: u32 {
             default: 1048576,

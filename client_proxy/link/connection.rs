@@ -13,7 +13,7 @@ use crate::auth;
 use crate::link::{bench, rpc};
 use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::error::ProtoError;
-use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
+use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MAX_MISSES, MIN_FRAME, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{ErrorMsg, Flushed, Hello, Welcome, W_RESUMED};
 use crate::state::{LinkState, Shared};
@@ -29,8 +29,6 @@ pub(crate) struct Recovery {
     pub(crate) redo: fn(&Shared, &mut Conn) -> Result,
 }
 
-/// Heartbeat intervals of silence after which the server counts as dead.
-pub(crate) const MAX_MISSES: i64 = 3;
 /// First wait before reconnecting; doubles up to `reconnect_max_ms`.
 const BACKOFF_MIN_MS: u32 = 50;
 /// Granularity of sleeps that must notice an unload.
@@ -196,10 +194,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
         Socket::connect(shared.server_cid.load(Relaxed), cfg.port, true)?,
         GFP_KERNEL,
     )?;
-    sock.set_timeouts(
-        poll_ms(shared),
-        cfg.heartbeat_ms.saturating_mul(MAX_MISSES as u32),
-    );
+    sock.set_timeouts(poll_ms(shared), cfg.heartbeat_ms.saturating_mul(MAX_MISSES));
     shared.set_socket(Some(sock.clone()))?;
     let counters = Counters {
         link: None,
@@ -443,7 +438,7 @@ fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) -> bool {
 
 /// Whether `since` lies more than [`MAX_MISSES`] heartbeat intervals back.
 pub(crate) fn silent_too_long(shared: &Shared, since: Instant<Monotonic>) -> bool {
-    silent_for(shared, since, MAX_MISSES)
+    silent_for(shared, since, i64::from(MAX_MISSES))
 }
 
 /// Whether `since` lies more than `misses` heartbeat intervals back.

@@ -414,9 +414,9 @@ impl Drop for OwnedQueue {
     }
 }
 
-/// Checks the link parameters both modules share: `max_frame` and `split`.
-pub(crate) fn check_link_params(max_frame: u32, split: usize) -> Result {
-    use crate::proto::frame::{MAX_FRAME, MIN_FRAME};
+/// Checks the link parameters both modules share: `max_frame`, `split` and `heartbeat_ms`.
+pub(crate) fn check_link_params(max_frame: u32, split: usize, heartbeat_ms: u32) -> Result {
+    use crate::proto::frame::{HEARTBEAT_MS, MAX_FRAME, MIN_FRAME};
     if !(MIN_FRAME..=MAX_FRAME).contains(&max_frame) {
         pr_err!(
             "max_frame={} is outside {}..={}\n",
@@ -428,6 +428,15 @@ pub(crate) fn check_link_params(max_frame: u32, split: usize) -> Result {
     }
     if !(HEADER_LEN + 1..=65536).contains(&split) {
         pr_err!("split={} is outside {}..=65536\n", split, HEADER_LEN + 1);
+        return Err(EINVAL);
+    }
+    if !HEARTBEAT_MS.contains(&heartbeat_ms) {
+        pr_err!(
+            "heartbeat_ms={} is outside {}..={}\n",
+            heartbeat_ms,
+            HEARTBEAT_MS.start(),
+            HEARTBEAT_MS.end()
+        );
         return Err(EINVAL);
     }
     Ok(())

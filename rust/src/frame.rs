@@ -32,6 +32,11 @@ pub const MIN_FRAME: u32 = 512;
 /// Default size at which transports split a send (vhost-device-vsock 0.3.0 truncates
 /// guest-to-guest sends above about 3.7 KiB).
 pub const DEFAULT_SPLIT: usize = 3584;
+/// The heartbeat intervals (`heartbeat_ms`) both modules accept, in ms. The client waits
+/// for frames a quarter interval at a time, at least 10 ms.
+pub const HEARTBEAT_MS: core::ops::RangeInclusive<u32> = 40..=60_000;
+/// Heartbeat intervals of silence after which either side counts its peer as dead.
+pub const MAX_MISSES: u32 = 3;
 
 /// Set on a frame that answers one of the same kind (heartbeat answers).
 pub const F_REPLY: u32 = 1 << 0;
