@@ -28,9 +28,9 @@ pub(crate) fn chdir(a: &[u64; 6]) -> Dispatch {
     d
 }
 
-/// Reports a journal update that failed after its call succeeded (no memory, or the task
-/// changed its path argument meanwhile): the call's result stands, but a replay after a
-/// server crash restores the state the journal has.
+/// Reports a journal update that failed (no memory, or the task changed its path argument
+/// meanwhile): the call's result stands, but a replay after a server crash restores the
+/// state the journal has.
 pub(crate) fn journal_failed(r: Result, what: &str, rpid: u32) {
     if let Err(e) = r {
         pr_notice!(

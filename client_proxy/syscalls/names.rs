@@ -9,6 +9,7 @@
 
 use kernel::{alloc::KVVec, bindings, prelude::*};
 
+use super::cwd::journal_failed;
 use super::generic::generic;
 use super::paths::PathArg;
 use super::proxy::Proxy;
@@ -44,10 +45,11 @@ pub(crate) fn renaming(nr: u32, a: &[u64; 6], at: [u64; 4], flags: u64) -> Dispa
         return generic(nr, a);
     };
     let paths = rename_paths(&shared, at);
-    let id = paths
-        .as_ref()
-        .ok()
-        .and_then(|(o, n)| shared.log.lock().begin_rename(o, n).ok());
+    let id = paths.as_ref().ok().and_then(|(o, n)| {
+        let begun = shared.log.lock().begin_rename(o, n);
+        journal_failed(begun.map(|_| ()), "rename", rpid());
+        begun.ok()
+    });
     let stamp = shared.retained.lock().stamp();
     let d = generic(nr, a);
     let mut log = shared.log.lock();
