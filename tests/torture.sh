@@ -20,7 +20,8 @@
 # "killed" like the others (kill-N, /out/fault-N says which fault: never a failover);
 # TORTURE_KILLS counts only the random kills.
 # Env: TORTURE_KILLS (20) random kill points; TORTURE_ROUNDS (torture's default, 40) rounds per
-# iteration; TORTURE_RANDOM (the client's kill schedule seed); TORTURE_NOBUILD=1 skips the
+# iteration; TORTURE_RANDOM (the client's kill schedule seed); TORTURE_FAULTS (the fault
+# cases to run, default all: tests/vm/torture-client.sh); TORTURE_NOBUILD=1 skips the
 # build step; VM_TIMEOUT / RUN_TIMEOUT (seconds; default from TORTURE_KILLS).
 . "$(dirname "$0")/hostlib.sh"
 
@@ -54,7 +55,8 @@ wait_file 240 "$RUN/$SERVER/serving" "${VMPID[$SERVER]}" || log "$SERVER did not
 VMS+=(client)
 boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/torture-client.sh \
 	"CLIENT_PARAMS='server_cid=$SERVER_CID servers=4,5 port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'" \
-	TORTURE_KILLS="$KILLS" TORTURE_ROUNDS="${TORTURE_ROUNDS:-}" ${TORTURE_RANDOM:+TORTURE_RANDOM=$TORTURE_RANDOM}
+	TORTURE_KILLS="$KILLS" TORTURE_ROUNDS="${TORTURE_ROUNDS:-}" ${TORTURE_RANDOM:+TORTURE_RANDOM=$TORTURE_RANDOM} \
+	${TORTURE_FAULTS+"TORTURE_FAULTS='$TORTURE_FAULTS'"}
 
 # --- the kill driver ------------------------------------------------------------------
 end=$(($(date +%s) + VM_TIMEOUT))
