@@ -93,9 +93,12 @@ fn flush(shared: &Shared) {
         }
         return;
     }
+    let start = Instant::<Monotonic>::now();
     // SAFETY: Called only from this thread (the flusher), as the shim requires; the file
     // is open (`RootFile` outlives the flusher).
     let mut ret = unsafe { tether_sync_root() };
+    let took = u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(u64::MAX);
+    shared.last_flush_us.store(took, Relaxed);
     shared.syncs.add(1, Relaxed);
     if inject && ret == 0 {
         pr_notice!("simulating a writeback error (debugfs fail_flush)\n");

@@ -198,6 +198,8 @@ pub(crate) struct Shared {
     pub(crate) sync_errors: Atomic<u64>,
     /// `SERVER_FLUSHED` frames sent.
     pub(crate) flushed_sent: Atomic<u64>,
+    /// How long the flusher's last sync of the export root took, in µs.
+    pub(crate) last_flush_us: Atomic<u64>,
     /// Test knob (debugfs `control`: `fail_flush`): the next sync counts as failed.
     pub(crate) inject_sync_error: Atomic<bool>,
     /// Debugfs `control`: `flush` asks for a sync now.
@@ -421,6 +423,7 @@ impl Shared {
             ("syncs", &this.syncs),
             ("sync_errors", &this.sync_errors),
             ("flushed_sent", &this.flushed_sent),
+            ("last_flush_us", &this.last_flush_us),
             ("refused", &this.refused),
             ("port_refusals", &this.port_refusals),
             ("auth_failures", &this.auth_failures),
@@ -591,6 +594,7 @@ impl kernel::Module for TetherServer {
                 syncs: Atomic::new(0),
                 sync_errors: Atomic::new(0),
                 flushed_sent: Atomic::new(0),
+                last_flush_us: Atomic::new(0),
                 inject_sync_error: Atomic::new(false),
                 flush_now: Atomic::new(false),
                 refused: Atomic::new(0),

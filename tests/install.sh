@@ -4,8 +4,9 @@
 # (CID 4, data disk = export root /srv, tests/vm/install-server.sh) and a client VM (CID 3,
 # tests/vm/install-client.sh) that copy the staged tree into their root, configure
 # /etc/tether and run the systemd units' ExecStart/ExecStop commands (the test image boots
-# a shell, not systemd: what systemd itself does is not tested here). A tethered program configured in /etc/tether/tethered must see the
-# server's export. Every VM's dmesg must be free of warnings. Last line "# totals: ...".
+# a shell, not systemd: what systemd itself does is not tested here). A tethered program
+# configured in /etc/tether/tethered must see the server's export. Every VM's dmesg must be
+# free of warnings. Last line "# totals: ...".
 . "$(dirname "$0")/hostlib.sh"
 
 t0=$(date +%s)

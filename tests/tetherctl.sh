@@ -109,19 +109,19 @@ bytes_in=1000
 bytes_out=2000
 EOF
 printf 'tethered=1\n%s\n' $$ >"$W/debug/tether_client/tasks"
+printf 'call count total_us avg_us max_us\nopenat 10 5000 500 900\nrenameat 3 30000 10000 20000\nfirst_call 2 900 450 500\nstage_send 15 100 6 9\n' >"$W/debug/tether_client/calls"
 run_tc -- status
 check "status (client): connection, session, verifiers, tethered processes, retained, last outage" \
 	eval '[ $rc = 0 ] && has "$out" "connected to server CID 4 port 7777 (servers: 4,5)" && has "$out" "session:         12 (resumed)" &&
 	has "$out" "own 0x00000000000000aa, server 0x00000000000000bb" && has "$out" "1 processes" && has "$out" "    $$ " &&
 	has "$out" "12.0 KiB in 3 writes" && has "$out" "detected in 1500 ms; resume took 52.0 ms, rewriting retained data 1.200 s" &&
-	has "$out" "frames/s"'
+	has "$out" "0 remote calls/s now, 15 since load; 0 frames/s sent now"'
 run_tc -- status --raw
 check "status --raw: the state file as it is" eval '[ $rc = 0 ] && has "$out" "== tether_client" && has "$out" "retained_bytes=12288"'
 run_tc -- tasks
 check "tasks: count, then pid and command" eval '[ $rc = 0 ] && has "$out" "tethered=1" && has "$out" "$$ "'
 run_tc -- bench ping x 64
 check "bench with a non-number: exit 2" eval '[ $rc = 2 ]'
-printf 'call count total_us avg_us max_us\nopenat 10 5000 500 900\nrenameat 3 30000 10000 20000\n' >"$W/debug/tether_client/calls"
 run_tc -- calls
 order=$(grep -oE '^(renameat|openat)' <<<"$out" | tr '\n' ' ')
 check "calls: the client's table, sorted by total time (renameat first)" \
@@ -149,6 +149,7 @@ dup_pending=0
 syncs=17
 sync_errors=0
 flushed_sent=17
+last_flush_us=1234
 sessions=1
 detached=0
 shadows=2
@@ -165,7 +166,7 @@ EOF
 run_tc -- status
 check "status (server): sessions per client with shadows, flush state" \
 	eval '[ $rc = 0 ] && has "$out" "tether server" && has "$out" "export root /srv, clients 3,5" &&
-	has "$out" "session 12:      client CID 3, connected, 2 shadows" && has "$out" "every 1000 ms; 17 syncs, 0 failed"'
+	has "$out" "session 12:      client CID 3, connected, 2 shadows" && has "$out" "every 1000 ms; 17 syncs, 0 failed, 17 acks sent, the last sync took 1234 µs"'
 
 # --- exportfs -------------------------------------------------------------------------------
 cat >"$W/etc/exports" <<'EOF'

@@ -17,7 +17,7 @@ CLIENT_KEYS=(state server_cid session boot_verifier peer_boot_verifier connects 
 	redone_bytes)
 SERVER_KEYS=(port boot_verifier sessions accepted rejected bad_frames frames_in frames_out bytes_in
 	bytes_out heartbeat_misses flush_ms resume_ms resumed expired cache_hits dup_pending syncs
-	sync_errors flushed_sent detached)
+	sync_errors flushed_sent last_flush_us detached)
 
 c() { key $D/state "$1"; }
 s() { key $S "$1"; }
