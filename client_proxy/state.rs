@@ -21,6 +21,7 @@ use crate::link::connection::Recovery;
 use crate::link::rpc::{Pending, ProcEvent};
 use crate::recovery::journal::Log;
 use crate::recovery::retain::Retained;
+use crate::syscalls::shmap::SharedMaps;
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Sender, Socket, Stats};
 use crate::{link::connection, module_parameters as params};
 
@@ -226,6 +227,15 @@ pub(crate) struct Shared {
     /// Writes the server has not made durable yet.
     #[pin]
     pub(crate) retained: Mutex<Retained>,
+    /// Shared writable mappings of remote files (`syscalls/shmap.rs`).
+    #[pin]
+    pub(crate) shmaps: Mutex<SharedMaps>,
+    /// The number of mappings in `shmaps`, readable without its lock (atomic context).
+    pub(crate) shmap_count: Atomic<u32>,
+    /// Processes that exited while shared mappings existed: their exit events wait until
+    /// their mappings are written back (`rpc.rs`; filled in atomic context).
+    #[pin]
+    pub(crate) exits_to_write_back: SpinLock<KVec<u32>>,
 }
 
 impl Shared {
@@ -431,6 +441,9 @@ impl kernel::Module for TetherClient {
                 calls <- new_mutex!(KVec::new(), "Shared::calls"),
                 log <- new_mutex!(Log::new(), "Shared::log"),
                 retained <- new_mutex!(Retained::new(), "Shared::retained"),
+                shmaps <- new_mutex!(SharedMaps::new(), "Shared::shmaps"),
+                shmap_count: Atomic::new(0),
+                exits_to_write_back <- new_spinlock!(KVec::new(), "Shared::exits_to_write_back"),
             }),
             GFP_KERNEL,
         )?;

@@ -6,6 +6,7 @@ use core::fmt;
 use kernel::{bindings, ffi::c_long, prelude::*};
 
 use crate::syscalls::exec::{self, ExecCall};
+use crate::syscalls::shmap;
 use crate::syscalls::Dispatch;
 
 /// A `__x64_sys_*` function.
@@ -85,6 +86,13 @@ fn untether(pid: bindings::pid_t) {
 unsafe extern "C" fn tether_exec(regs: *const bindings::pt_regs, orig: SysFn) -> c_long {
     let before = current_pid();
     let was = is_tethered(before);
+    // Its shared mappings of remote files go with its address space: written back now,
+    // forgotten once the exec succeeded.
+    let shmaps = was.then(crate::state::client).flatten();
+    let rpid = crate::syscalls::rpid();
+    if let Some(shared) = &shmaps {
+        shmap::write_back_process(shared, rpid);
+    }
     // SAFETY: As the caller guarantees.
     let r = unsafe { &*regs };
     // A tethered task may exec a file on the server (`syscalls/exec.rs`).
@@ -118,6 +126,9 @@ unsafe extern "C" fn tether_exec(regs: *const bindings::pt_regs, orig: SysFn) ->
     let ret = remote.flatten().unwrap_or_else(|| unsafe { orig(regs) });
     if ret != 0 {
         return ret;
+    }
+    if let Some(shared) = &shmaps {
+        shmap::forget_process(shared, rpid);
     }
     let now = current_pid();
     if was && now != before {

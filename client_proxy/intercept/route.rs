@@ -12,7 +12,7 @@ use kernel::bindings;
 use crate::proto::calls;
 use crate::proto::sysno::*;
 use crate::syscalls::{cwd, dir, fcntl, generic, io, names, open, Dispatch, Handler};
-use crate::{intercept::hook, syscalls::copy, syscalls::mmap};
+use crate::{intercept::hook, syscalls::copy, syscalls::mmap, syscalls::shmap};
 
 /// What happens to one system call of a tethered task.
 #[derive(Clone, Copy)]
@@ -50,7 +50,7 @@ macro_rules! route {
 
 /// The calls that are not `Local`.
 #[rustfmt::skip]
-const ROUTED: [Entry; 83] = [
+const ROUTED: [Entry; 86] = [
     route!(READ, "read", Remote(io::read)),
     route!(WRITE, "write", Remote(io::write)),
     route!(OPEN, "open", Remote(open::open)),
@@ -59,16 +59,18 @@ const ROUTED: [Entry; 83] = [
     route!(LSTAT, "lstat", Generic),
     route!(LSEEK, "lseek", Remote(io::lseek)),
     route!(MMAP, "mmap", Remote(mmap::mmap)),
+    route!(MUNMAP, "munmap", Remote(shmap::munmap)),
     route!(PREAD64, "pread64", Remote(io::pread64)),
     route!(PWRITE64, "pwrite64", Remote(io::pwrite64)),
     route!(READV, "readv", Remote(io::readv)),
     route!(WRITEV, "writev", Remote(io::writev)),
     route!(ACCESS, "access", Generic),
+    route!(MSYNC, "msync", Remote(shmap::msync)),
     route!(SENDFILE, "sendfile", Remote(copy::sendfile)),
     route!(FCNTL, "fcntl", Remote(fcntl::fcntl)),
     route!(FLOCK, "flock", Generic),
-    route!(FSYNC, "fsync", Generic),
-    route!(FDATASYNC, "fdatasync", Generic),
+    route!(FSYNC, "fsync", Remote(shmap::fsync)),
+    route!(FDATASYNC, "fdatasync", Remote(shmap::fdatasync)),
     route!(TRUNCATE, "truncate", Generic),
     route!(FTRUNCATE, "ftruncate", Generic),
     route!(GETCWD, "getcwd", Generic),
@@ -105,6 +107,7 @@ const ROUTED: [Entry; 83] = [
     route!(LREMOVEXATTR, "lremovexattr", Generic),
     route!(FREMOVEXATTR, "fremovexattr", Generic),
     route!(GETDENTS64, "getdents64", Remote(dir::getdents64)),
+    route!(EXIT_GROUP, "exit_group", Remote(shmap::exit_group)),
     route!(OPENAT, "openat", Remote(open::openat)),
     route!(MKDIRAT, "mkdirat", Generic),
     route!(MKNODAT, "mknodat", Generic),

@@ -35,6 +35,7 @@ use crate::proto::process::SignalMsg;
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_OUT, REPLY_SYNCED_ALL};
 use crate::proto::sysno;
 use crate::state::Shared;
+use crate::syscalls::shmap;
 use crate::transport::Sender;
 
 static NEXT_SEQ: Atomic<u64> = Atomic::new(1);
@@ -60,6 +61,14 @@ extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_
     // Pids are positive.
     let pid = |p: bindings::pid_t| u32::try_from(p).unwrap_or_default();
     let ev = if exit {
+        // Its shared mappings are written back first (by the exit work, which then queues
+        // the exit): the shadow must still be there to write them.
+        if shmap::any(&shared) {
+            let mut exits = shared.exits_to_write_back.lock();
+            if exits.len() < MAX_EVENTS && exits.push(pid(tgid), GFP_ATOMIC).is_ok() {
+                return;
+            }
+        }
         ProcEvent::Exit { tgid: pid(tgid) }
     } else {
         ProcEvent::Fork {
@@ -86,6 +95,15 @@ extern "C" fn tether_flush_events() {
     let Some(shared) = crate::state::client() else {
         return;
     };
+    let exits = core::mem::take(&mut *shared.exits_to_write_back.lock());
+    for &tgid in exits.iter() {
+        shmap::write_back_process(&shared, tgid);
+        shmap::forget_process(&shared, tgid);
+        let mut events = shared.events.lock();
+        if events.push(ProcEvent::Exit { tgid }, GFP_ATOMIC).is_err() {
+            pr_notice!("cannot queue the exit of pid {} for the server\n", tgid);
+        }
+    }
     let link = shared.link.lock().clone();
     if let Some((tx, session)) = link {
         // A failed send is the connection's end: the worker notices, and the next

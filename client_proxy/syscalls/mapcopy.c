@@ -20,7 +20,8 @@
 struct file *tether_mapcopy_new(const char *name);
 int tether_mapcopy_write(struct file *f, const void *buf, size_t len, loff_t pos);
 int tether_mapcopy_map(struct file *f, unsigned long *addr, unsigned long len,
-		       unsigned long prot, unsigned long flags);
+		       unsigned long prot, unsigned long flags, unsigned long pgoff, bool writable);
+int tether_mapcopy_read(struct file *f, void *buf, size_t len, loff_t pos);
 int tether_mapcopy_install(struct file *f);
 void tether_mapcopy_put(struct file *f);
 long tether_user_alloc(unsigned long len);
@@ -47,25 +48,36 @@ int tether_mapcopy_write(struct file *f, const void *buf, size_t len, loff_t pos
 }
 
 /*
- * Maps the copy F into the current process as mmap(*ADDR, LEN, PROT, FLAGS, F, 0) would;
- * the address goes to *ADDR. The mapping is of a read-only file of the copy, so a shared
- * one can never become writable (mprotect: EACCES, as for a file open read-only); a
- * private one writes its own pages. Returns 0 or a negative errno.
+ * Maps the copy F into the current process as mmap(*ADDR, LEN, PROT, FLAGS, F, PGOFF pages)
+ * would; the address goes to *ADDR. Unless WRITABLE, the mapping is of a read-only file of
+ * the copy, so a shared one can never become writable (mprotect: EACCES, as for a file open
+ * read-only); a private one writes its own pages. Returns 0 or a negative errno.
  */
 int tether_mapcopy_map(struct file *f, unsigned long *addr, unsigned long len,
-		       unsigned long prot, unsigned long flags)
+		       unsigned long prot, unsigned long flags, unsigned long pgoff, bool writable)
 {
-	struct file *ro = dentry_open(&f->f_path, O_RDONLY, current_cred());
+	struct file *of = dentry_open(&f->f_path, writable ? O_RDWR : O_RDONLY, current_cred());
 	unsigned long r;
 
-	if (IS_ERR(ro))
-		return PTR_ERR(ro);
-	r = vm_mmap(ro, *addr, len, prot, flags, 0);
-	fput(ro);
+	if (IS_ERR(of))
+		return PTR_ERR(of);
+	if (pgoff > (ULONG_MAX >> PAGE_SHIFT))
+		r = -EOVERFLOW;
+	else
+		r = vm_mmap(of, *addr, len, prot, flags, pgoff << PAGE_SHIFT);
+	fput(of);
 	if (IS_ERR_VALUE(r))
 		return (int)r;
 	*addr = r;
 	return 0;
+}
+
+/* Reads up to LEN bytes of the copy F at POS into BUF: the bytes read or a negative errno. */
+int tether_mapcopy_read(struct file *f, void *buf, size_t len, loff_t pos)
+{
+	ssize_t n = kernel_read(f, buf, len, &pos);
+
+	return n < 0 ? (int)n : (int)min_t(ssize_t, n, INT_MAX);
 }
 
 /* Installs the copy F in the calling task's fd table, close-on-exec: the fd or -errno. */

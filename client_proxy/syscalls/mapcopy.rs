@@ -28,6 +28,14 @@ extern "C" {
         len: usize,
         prot: usize,
         flags: usize,
+        pgoff: usize,
+        writable: bool,
+    ) -> ffi::c_int;
+    fn tether_mapcopy_read(
+        f: *mut ffi::c_void,
+        buf: *mut ffi::c_void,
+        len: usize,
+        pos: ffi::c_longlong,
     ) -> ffi::c_int;
     fn tether_mapcopy_install(f: *mut ffi::c_void) -> ffi::c_int;
     fn tether_mapcopy_put(f: *mut ffi::c_void);
@@ -45,6 +53,9 @@ pub(crate) fn pread(rpid: u32, sfd: u64, buf: &mut [u8], pos: i64) -> Result<usi
     let req = request(sysno::PREAD64, [sfd, 0, n, reg_i64(pos), 0, 0], &[desc]);
     len_usize(call(rpid, &req, &[], &mut [buf])?.min(n))
 }
+
+/// The page size (x86-64): mapping offsets are multiples of it.
+pub(crate) const PAGE: u64 = 4096;
 
 /// A copy of a remote file's bytes.
 ///
@@ -101,12 +112,42 @@ impl MapCopy {
     /// Maps the copy as `mmap(addr, len, prot, flags, copy, 0)`, through a read-only file
     /// of it (a shared mapping can never become writable); returns the address.
     pub(crate) fn map(self, addr: u64, len: u64, prot: u64, flags: u64) -> Outcome {
+        self.map_at(addr, len, prot, flags, 0, false)
+    }
+
+    /// Maps the copy as `mmap(addr, len, prot, flags, copy, off)`, through a read-only file
+    /// of it unless `writable`; returns the address. The mapping holds its own reference.
+    pub(crate) fn map_at(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        off: u64,
+        writable: bool,
+    ) -> Outcome {
         let (len, prot, flags) = (len_usize(len)?, len_usize(prot)?, len_usize(flags)?);
+        let pgoff = len_usize(off / PAGE)?;
         let mut at = len_usize(addr)?;
         // SAFETY: `self.0` is a file we hold a reference on (type invariant); `at` is a
         // valid, writable `unsigned long` for the duration of the call.
-        to_result(unsafe { tether_mapcopy_map(self.0.as_ptr(), &mut at, len, prot, flags) })?;
+        to_result(unsafe {
+            tether_mapcopy_map(self.0.as_ptr(), &mut at, len, prot, flags, pgoff, writable)
+        })?;
         Ok(len_u64(at))
+    }
+
+    /// Reads the copy's bytes at `pos` into `buf`; returns the bytes read (fewer at its
+    /// end).
+    pub(crate) fn read(&self, buf: &mut [u8], pos: u64) -> Result<usize> {
+        let pos = ffi::c_longlong::try_from(pos).map_err(|_| EFBIG)?;
+        // SAFETY: `self.0` is a file we hold a reference on (type invariant); `buf` is
+        // valid for writes of `buf.len()` bytes for the duration of the call.
+        let n = unsafe {
+            tether_mapcopy_read(self.0.as_ptr(), buf.as_mut_ptr().cast(), buf.len(), pos)
+        };
+        to_result(n.min(0))?;
+        usize::try_from(n).map_err(|_| EIO)
     }
 
     /// Installs the copy in the calling task's fd table (close-on-exec); returns the fd.
@@ -117,6 +158,9 @@ impl MapCopy {
         to_result(fd.min(0)).map(|()| fd)
     }
 }
+
+// SAFETY: A reference to a `struct file` may be used and given back from any task.
+unsafe impl Send for MapCopy {}
 
 impl Drop for MapCopy {
     fn drop(&mut self) {

@@ -10,26 +10,21 @@
 //!   process, as with the file);
 //! - `MAP_SHARED` without `PROT_WRITE`: a shared mapping of the copy that can never become
 //!   writable (`mprotect` fails with `EACCES`, as for a file open read-only);
-//! - `MAP_SHARED` with `PROT_WRITE` fails with `ENODEV`, as for a file without an `mmap`
-//!   operation (its writes would have to reach the server); a rate-limited notice in dmesg
-//!   names the process.
+//! - `MAP_SHARED` with `PROT_WRITE`: a mapping of the file's one shared copy on this
+//!   client, written back to the server (`shmap.rs`).
 //!
 //! The copy ends where the file ended, so a page wholly past that end gets `SIGBUS`, as it
-//! would with the file. Known differences: the mapping does not see later changes of the
+//! would with the file. Known differences: a read-only or private mapping does not see later changes of the
 //! file (by this process or anyone), the whole range is read when the mapping is made, and
 //! `/proc/PID/maps` names the copy (`/tether-map`), not the file.
 
-use kernel::{ffi, prelude::*};
+use kernel::prelude::*;
 
 use super::io::verify_area;
 use super::mapcopy::MapCopy;
 use super::proxy::Proxy;
+use super::shmap;
 use super::{done, Dispatch, Outcome};
-use crate::num::arg_i32;
-
-extern "C" {
-    fn tether_proxy_mmap_refused(fd: ffi::c_int);
-}
 
 /// `mmap` flags and protections (x86-64 uapi `asm-generic/mman-common.h`).
 const MAP_SHARED: u64 = 0x01;
@@ -48,13 +43,13 @@ pub(crate) fn mmap(a: &[u64; 6]) -> Dispatch {
     let Some(p) = Proxy::get(a[4]) else {
         return Dispatch::Local;
     };
-    done(map_copy(&p, a))
+    done(map_copy(p, a))
 }
 
 /// Maps a copy of `len = a[1]` bytes of `p` at offset `a[5]` as `mmap(a[0], len, a[2],
 /// a[3], fd, a[5])`, after the checks Linux makes before it looks at the file's `mmap`
 /// operation, in its order.
-fn map_copy(p: &Proxy, a: &[u64; 6]) -> Outcome {
+fn map_copy(p: Proxy, a: &[u64; 6]) -> Outcome {
     let (addr, len, prot, flags, off) = (a[0], a[1], a[2], a[3], a[5]);
     if off & PAGE_MASK != 0 || len == 0 {
         return Err(EINVAL);
@@ -66,13 +61,11 @@ fn map_copy(p: &Proxy, a: &[u64; 6]) -> Outcome {
     if !p.readable() {
         return Err(EACCES);
     }
-    if shared && prot & PROT_WRITE != 0 {
-        // SAFETY: No preconditions.
-        unsafe { tether_proxy_mmap_refused(arg_i32(a[4])) };
-        return Err(ENODEV);
-    }
     let start = i64::try_from(off).map_err(|_| EOVERFLOW)?;
     verify_area(start, len).map_err(|_| EOVERFLOW)?;
+    if shared && prot & PROT_WRITE != 0 {
+        return shmap::map(p, a);
+    }
     let copy = MapCopy::new(b"tether-map")?;
     copy.fill(p.rpid, p.sfd_arg(), start, len)?;
     copy.map(addr, len, prot, flags)

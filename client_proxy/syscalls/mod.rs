@@ -33,6 +33,7 @@ pub(crate) mod names;
 pub(crate) mod open;
 pub(crate) mod paths;
 pub(crate) mod proxy;
+pub(crate) mod shmap;
 
 /// Largest data transfer per remote call (the rest of a frame is headers).
 pub(crate) const MAX_IO: usize = 512 * 1024;

@@ -26,7 +26,6 @@ void tether_proxy_put(struct file *file);
 loff_t *tether_proxy_pos(struct file *file);
 unsigned int tether_proxy_flags(struct file *file);
 void tether_proxy_setfl(struct file *file, unsigned int arg);
-void tether_proxy_mmap_refused(int fd);
 
 /* The status flags F_SETFL changes (fs/fcntl.c's SETFL_MASK). */
 #define TETHER_SETFL_MASK (O_APPEND | O_NONBLOCK | O_NDELAY | O_DIRECT | O_NOATIME)
@@ -154,14 +153,6 @@ void tether_proxy_setfl(struct file *file, unsigned int arg)
 	spin_lock(&file->f_lock);
 	file->f_flags = (arg & TETHER_SETFL_MASK) | (file->f_flags & ~TETHER_SETFL_MASK);
 	spin_unlock(&file->f_lock);
-}
-
-/* A shared writable mapping of a remote file fails with ENODEV until remote paging
- * exists (mmap.rs); say so. */
-void tether_proxy_mmap_refused(int fd)
-{
-	pr_notice_ratelimited("tether_client: pid %d (%s): shared writable mmap of remote fd %d fails with ENODEV: no remote paging yet\n",
-			      task_tgid_nr(current), current->comm, fd);
 }
 
 /*

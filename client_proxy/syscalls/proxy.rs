@@ -17,6 +17,10 @@ pub(crate) struct Proxy {
     pub(crate) sfd: i32,
 }
 
+// SAFETY: A reference to a `struct file` may be used and given back from any task (a
+// shared mapping's proxy is kept in `Shared::shmaps` and dropped by whichever task ends it).
+unsafe impl Send for Proxy {}
+
 mod ffi {
     use kernel::ffi::{c_int, c_uint};
 

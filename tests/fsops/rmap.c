@@ -5,9 +5,10 @@
  * tethered transcript can be compared with the untethered one: private and shared
  * read-only mappings see the file's bytes (also at an offset), a private mapping's writes
  * stay in the process, a page wholly past the end of the file gets SIGBUS and the rest of
- * the last page reads as zeros, mprotect and the argument checks answer as Linux does.
- * The one line that differs by design is "mmap shared read-write" (tethered: ENODEV, see
- * client_proxy/syscalls/mmap.rs); it comes last.
+ * the last page reads as zeros, mprotect and the argument checks answer as Linux does;
+ * stores into a shared writable mapping reach the file at msync, munmap, fsync and exit,
+ * and another process's mapping of the file sees them at once
+ * (client_proxy/syscalls/shmap.rs).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PG 4096
@@ -52,6 +54,69 @@ static void peek(const char *what, volatile unsigned char *p)
 static int same(const unsigned char *m, size_t off, size_t len)
 {
 	return !memcmp(m, want + off, len);
+}
+
+/* Whether byte OFF of the file open as FD (read with pread) is V. */
+static int file_has(int fd, off_t off, unsigned char v)
+{
+	unsigned char b;
+
+	return pread(fd, &b, 1, off) == 1 && b == v;
+}
+
+/*
+ * Shared writable mappings: stores reach the file at msync, munmap, fsync and exit; other
+ * processes' mappings of the file see them at once.
+ */
+static void shared_rw(int fd)
+{
+	unsigned char *m, *m2;
+	int st = -1;
+	pid_t pid;
+
+	m = mmap(NULL, 5 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	r("mmap shared read-write, 5 pages", m == MAP_FAILED ? -1 : 0);
+	if (m == MAP_FAILED)
+		return;
+	r("  shared rw: bytes are the file's", same(m, 0, SIZE));
+	peek("  shared rw: a page wholly past the end of the file", m + 4 * PG + 1);
+	m[10] = 0x5a;
+	m[2 * PG + 3] = 0xa5;
+	r("  shared rw: msync", msync(m, SIZE, MS_SYNC));
+	r("  shared rw: pread sees the stores after msync",
+	  file_has(fd, 10, 0x5a) && file_has(fd, 2 * PG + 3, 0xa5));
+	r("  shared rw: other bytes unchanged", file_has(fd, 11, want[11]));
+	/* A child maps the file too: each sees the other's stores at once. */
+	pid = fork();
+	if (pid == 0) {
+		m2 = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (m2 == MAP_FAILED || m2[10] != 0x5a)
+			_exit(1);
+		m2[12] = 0x77;
+		for (int i = 0; i < 10000 && m2[13] != 0x66; i++)
+			usleep(1000);
+		/* Written back as it exits. */
+		m2[PG + 1] = 0x44;
+		_exit(0);
+	}
+	for (int i = 0; i < 10000 && m[12] != 0x77 && pid > 0; i++)
+		usleep(1000);
+	r("  shared rw: the parent sees the child's store", m[12]);
+	m[13] = 0x66;
+	r("  shared rw: the child saw the parent's stores and exited", pid > 0 && waitpid(pid, &st, 0) == pid ? st : -1);
+	r("  shared rw: the child's store reached the file when it exited", file_has(fd, PG + 1, 0x44));
+	m[3 * PG + 5] = 0x42;
+	r("munmap shared rw", munmap(m, 5 * PG));
+	r("  shared rw: munmap wrote the store back", file_has(fd, 3 * PG + 5, 0x42));
+	m = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, PG);
+	r("mmap shared read-write at offset 1 page", m == MAP_FAILED ? -1 : 0);
+	if (m == MAP_FAILED)
+		return;
+	r("  offset rw: sees the stores of the earlier mappings", m[1] == 0x44);
+	m[7] = 0x21;
+	r("  offset rw: fsync", fsync(fd));
+	r("  offset rw: fsync wrote the store back", file_has(fd, PG + 7, 0x21));
+	r("munmap offset rw", munmap(m, PG));
 }
 
 int main(int argc, char **argv)
@@ -120,7 +185,6 @@ int main(int argc, char **argv)
 	m = mmap(NULL, PG, PROT_READ, MAP_PRIVATE, wfd, 0);
 	r("mmap of a write-only fd", m == MAP_FAILED ? -1 : 0);
 	close(wfd);
-	m = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	r("mmap shared read-write", m == MAP_FAILED ? -1 : 0);
+	shared_rw(fd);
 	return 0;
 }

@@ -31,23 +31,30 @@ echo "git show: $(git show HEAD~1:sub/numbers | sha256sum | cut -c1-16) $(git di
 cd ..
 lap git
 
-# sqlite3: a rollback journal with full syncs, then WAL in exclusive locking mode (its
-# index in the process's memory: a shared writable mapping of a remote -shm file is not
-# supported yet).
+# sqlite3: a rollback journal with full syncs, then WAL (its index a shared writable
+# mapping of the -shm file), written by one process while another reads, and checkpointed.
 sqlite3 journal.db 'pragma synchronous=full; create table t(k integer primary key, v text);'
 for i in $(seq 0 9); do
 	sqlite3 journal.db "begin; $(for j in $(seq 1 20); do printf "insert into t(v) values('%s-%s');" $i $j; done) commit;"
 done
 sqlite3 journal.db 'create index tv on t(v); delete from t where k % 7 = 0; vacuum;'
 echo "sqlite journal: $(sqlite3 journal.db 'pragma integrity_check; select count(*), sum(k), max(v) from t;' | tr '\n' ' ')"
-sqlite3 wal.db 'pragma locking_mode=exclusive; pragma journal_mode=wal; create table t(x);
-	insert into t select value from generate_series(1, 500); select count(*), sum(x) from t;' |
-	tr '\n' ' ' | sed 's/^/sqlite wal: /'
-echo
+sqlite3 wal.db 'pragma journal_mode=wal; create table t(x);
+	insert into t select value from generate_series(1, 500);' >/dev/null
+# A reader holds the database open (its own mapping of the index) while writers commit.
+{ echo 'select count(*) from t;'; sleep 1; echo 'select count(*), sum(x) from t;'; } |
+	sqlite3 wal.db >wal.reader &
+for i in 1 2 3; do
+	sqlite3 wal.db "insert into t select value from generate_series(1, 100 * $i);"
+done
+wait
+echo "sqlite wal: $(sqlite3 wal.db 'pragma wal_checkpoint(truncate); pragma integrity_check;
+	select count(*), sum(x) from t; pragma journal_mode;' | tr '\n' ' ')"
+rm -f wal.reader
 lap sqlite3
 
 # python3: a tree of files, shutil.copytree (sendfile between remote files), tempfile, a
-# read-only mmap, os.walk.
+# read-only mmap, a shared writable one, os.walk.
 python3 - <<'PY'
 import hashlib, mmap, os, shutil, tempfile
 os.makedirs('py/src/a/b')
@@ -60,6 +67,13 @@ with tempfile.NamedTemporaryFile(dir='py', delete=False) as t:
     t.write(b'tether' * 5000)
 with open(t.name, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
     print('python mmap:', len(m), hashlib.sha256(m).hexdigest()[:16], m.find(b'rtet'))
+with open(t.name, 'r+b') as f, mmap.mmap(f.fileno(), 0) as m:
+    m[100:106] = b'mapped'
+    m.flush()
+    m[20000:20006] = b'stores'
+with open(t.name, 'rb') as f:
+    d = f.read()
+print('python shared mmap:', d.find(b'mapped'), d.find(b'stores'), hashlib.sha256(d).hexdigest()[:16])
 os.unlink(t.name)
 h, n = hashlib.sha256(), 0
 for d, dirs, files in sorted(os.walk('py/dst')):
