@@ -161,6 +161,9 @@ impl MapCopy {
 
 // SAFETY: A reference to a `struct file` may be used and given back from any task.
 unsafe impl Send for MapCopy {}
+// SAFETY: Every method takes `&self` and only reads, writes or maps the file, which the
+// file system (shmem) serializes itself.
+unsafe impl Sync for MapCopy {}
 
 impl Drop for MapCopy {
     fn drop(&mut self) {

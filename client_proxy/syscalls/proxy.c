@@ -23,6 +23,7 @@ void tether_proxy_released(u32 rpid, int sfd); /* open.rs */
 int tether_proxy_install(u32 rpid, int sfd, unsigned int flags);
 struct file *tether_proxy_get(int fd, u32 *rpid, int *sfd);
 void tether_proxy_put(struct file *file);
+struct file *tether_proxy_dup(struct file *file);
 loff_t *tether_proxy_pos(struct file *file);
 unsigned int tether_proxy_flags(struct file *file);
 void tether_proxy_setfl(struct file *file, unsigned int arg);
@@ -134,6 +135,12 @@ struct file *tether_proxy_get(int fd, u32 *rpid, int *sfd)
 void tether_proxy_put(struct file *file)
 {
 	fput(file);
+}
+
+/* Another reference to proxy FILE (a shared mapping keeps one, shmap.rs). */
+struct file *tether_proxy_dup(struct file *file)
+{
+	return get_file(file);
 }
 
 loff_t *tether_proxy_pos(struct file *file)

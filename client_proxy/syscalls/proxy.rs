@@ -35,6 +35,7 @@ mod ffi {
         pub(super) fn tether_proxy_install(rpid: u32, sfd: c_int, flags: c_uint) -> c_int;
         pub(super) fn tether_proxy_get(fd: c_int, rpid: *mut u32, sfd: *mut c_int) -> *mut file;
         pub(super) fn tether_proxy_put(f: *mut file);
+        pub(super) fn tether_proxy_dup(f: *mut file) -> *mut file;
         pub(super) fn tether_proxy_pos(f: *mut file) -> *mut i64;
         pub(super) fn tether_proxy_flags(f: *mut file) -> c_uint;
         pub(super) fn tether_proxy_setfl(f: *mut file, arg: c_uint);
@@ -74,6 +75,17 @@ impl Proxy {
             s.divergences.load(Relaxed) != 0 && s.log.lock().is_lost(p.rpid, p.sfd)
         });
         (!lost).then_some(p)
+    }
+
+    /// Another reference to the same proxy file, for the same process.
+    pub(crate) fn dup(&self) -> Self {
+        Self {
+            // SAFETY: `file` is a live proxy file we hold a reference to; the new value
+            // owns the reference the shim takes.
+            file: unsafe { ffi::tether_proxy_dup(self.file) },
+            rpid: self.rpid,
+            sfd: self.sfd,
+        }
     }
 
     pub(crate) fn pos(&self) -> i64 {

@@ -28,7 +28,12 @@
 //! through an inherited mapping reach the server with its parent's write-backs; a
 //! `mremap`ed mapping is written back at exit only.
 
-use kernel::{alloc::KVVec, prelude::*, sync::atomic::Relaxed};
+use kernel::{
+    alloc::KVVec,
+    new_mutex,
+    prelude::*,
+    sync::{atomic::Relaxed, Arc, Mutex},
+};
 
 use super::io::{piece_done, retain, At, PIECE};
 use super::mapcopy::{MapCopy, PAGE};
@@ -40,12 +45,18 @@ use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT};
 use crate::proto::sysno;
 use crate::state::{client, Shared};
 
-/// The shared copies of the client (`Shared::shmaps`).
+/// The shared copies of the client and their mappings (`Shared::shmaps`). Its lock is
+/// held only to look things up: remote calls run under a file's own lock
+/// ([`SharedFile::clean`]), so a write-back that waits for the server delays only the
+/// mappings of that file.
 pub(crate) struct SharedMaps {
-    files: KVec<SharedFile>,
+    /// Every file some mapping maps (and, briefly, one being mapped).
+    files: KVec<Arc<SharedFile>>,
+    maps: KVec<Mapping>,
 }
 
 /// One remote file mapped shared and writable on this client.
+#[pin_data]
 struct SharedFile {
     /// The file's identity on the server (`st_dev`, `st_ino`).
     dev: u64,
@@ -53,13 +64,15 @@ struct SharedFile {
     /// The bytes every mapping maps.
     copy: MapCopy,
     /// The bytes as the server last had them, from offset 0: what a write-back compares
-    /// the copy with. Its length is how much of the file the copy holds.
-    clean: KVVec<u8>,
-    maps: KVec<Mapping>,
+    /// the copy with. Its length is how much of the file the copy holds. Held while the
+    /// copy is filled or written back.
+    #[pin]
+    clean: Mutex<KVVec<u8>>,
 }
 
 /// One mapping of a [`SharedFile`].
 struct Mapping {
+    file: Arc<SharedFile>,
     /// The fd it was made from (its process, `proxy.rpid`, writes back through it).
     proxy: Proxy,
     addr: u64,
@@ -80,50 +93,73 @@ impl Mapping {
     }
 }
 
+/// What one write-back of a mapping needs, taken out of [`SharedMaps`].
+struct WriteBack {
+    file: Arc<SharedFile>,
+    proxy: Proxy,
+    off: u64,
+    len: u64,
+}
+
 impl SharedMaps {
     pub(crate) fn new() -> Self {
-        Self { files: KVec::new() }
+        Self {
+            files: KVec::new(),
+            maps: KVec::new(),
+        }
     }
 
     /// Forgets the mappings `gone` selects and the files left without one.
     fn forget(&mut self, shared: &Shared, gone: impl Fn(&Mapping) -> bool) {
-        for f in self.files.iter_mut() {
-            f.maps.retain(|m| !gone(m));
-        }
-        self.files.retain(|f| !f.maps.is_empty());
-        self.count(shared);
-    }
-
-    /// Publishes the number of mappings in `shared.shmap_count`.
-    fn count(&self, shared: &Shared) {
-        let n = self
-            .files
-            .iter()
-            .fold(0usize, |n, f| n.saturating_add(f.maps.len()));
+        self.maps.retain(|m| !gone(m));
+        let maps = &self.maps;
+        self.files
+            .retain(|f| maps.iter().any(|m| Arc::ptr_eq(&m.file, f)));
         shared
             .shmap_count
-            .store(u32::try_from(n).unwrap_or(u32::MAX), Relaxed);
+            .store(u32::try_from(self.maps.len()).unwrap_or(u32::MAX), Relaxed);
     }
 
-    /// Writes back every mapping `which` selects; the first error, if any.
-    fn write_back(&mut self, which: impl Fn(&Mapping) -> bool) -> Result {
-        let mut first = Ok(());
-        for f in self.files.iter_mut() {
-            for m in f.maps.iter().filter(|m| which(m)) {
-                let r = write_back(&f.copy, &mut f.clean, m);
-                if let Err(e) = r {
-                    pr_notice!(
-                        "cannot write back a shared mapping of server fd {} of pid {}: {:?}\n",
-                        m.proxy.sfd,
-                        m.proxy.rpid,
-                        e
-                    );
-                }
-                first = first.and(r);
-            }
+    /// The write-backs of the mappings `which` selects.
+    fn select(&self, which: impl Fn(&Mapping) -> bool) -> Result<KVec<WriteBack>> {
+        let mut out = KVec::new();
+        for m in self.maps.iter().filter(|m| which(m)) {
+            let w = WriteBack {
+                file: m.file.clone(),
+                proxy: m.proxy.dup(),
+                off: m.off,
+                len: m.len,
+            };
+            out.push(w, GFP_KERNEL)?;
         }
-        first
+        Ok(out)
     }
+}
+
+/// Writes back every mapping `which` selects (outside the table's lock); the first error,
+/// if any.
+fn write_back_selected(shared: &Shared, which: impl Fn(&Mapping) -> bool) -> Result {
+    let work = shared.shmaps.lock().select(which)?;
+    let mut first = Ok(());
+    for w in work.iter() {
+        let r = write_back(
+            &w.file.copy,
+            &mut w.file.clean.lock(),
+            &w.proxy,
+            w.off,
+            w.len,
+        );
+        if let Err(e) = r {
+            pr_notice!(
+                "cannot write back a shared mapping of server fd {} of pid {}: {:?}\n",
+                w.proxy.sfd,
+                w.proxy.rpid,
+                e
+            );
+        }
+        first = first.and(r);
+    }
+    first
 }
 
 /// The identity (`st_dev`, `st_ino`) and size of the file open as proxy `p`.
@@ -152,79 +188,58 @@ fn identity(p: &Proxy) -> Result<(u64, u64, u64)> {
 pub(crate) fn map(p: Proxy, a: &[u64; 6]) -> Outcome {
     let (addr, len, prot, flags, off) = (a[0], a[1], a[2], a[3], a[5]);
     let (dev, ino, size) = identity(&p)?;
+    let need = off.checked_add(len).ok_or(EOVERFLOW)?.min(size);
     let shared = client().ok_or(EIO)?;
-    let mut maps = shared.shmaps.lock();
-    let i = match maps.files.iter().position(|f| f.dev == dev && f.ino == ino) {
-        Some(i) => i,
-        None => {
-            let file = SharedFile {
-                dev,
-                ino,
-                copy: MapCopy::new(b"tether-shm")?,
-                clean: KVVec::new(),
-                maps: KVec::new(),
-            };
-            maps.files.push(file, GFP_KERNEL)?;
-            maps.files.len().saturating_sub(1)
+    let file = {
+        let mut maps = shared.shmaps.lock();
+        match maps.files.iter().find(|f| f.dev == dev && f.ino == ino) {
+            Some(f) => f.clone(),
+            None => {
+                let copy = MapCopy::new(b"tether-shm")?;
+                let f = Arc::pin_init(
+                    pin_init!(SharedFile {
+                        dev,
+                        ino,
+                        copy,
+                        clean <- new_mutex!(KVVec::new(), "SharedFile::clean"),
+                    }),
+                    GFP_KERNEL,
+                )?;
+                maps.files.push(f.clone(), GFP_KERNEL)?;
+                f
+            }
         }
     };
-    // Room for the record before the mapping exists: it cannot fail after.
-    maps.files
-        .get_mut(i)
-        .ok_or(EINVAL)?
-        .maps
-        .reserve(1, GFP_KERNEL)?;
-    let r = map_file(
-        &p,
-        maps.files.get_mut(i).ok_or(EINVAL)?,
-        addr,
-        len,
-        prot,
-        flags,
-        off,
-        size,
-    );
-    let f = maps.files.get_mut(i).ok_or(EINVAL)?;
-    match r {
-        Ok(at) => {
-            let m = Mapping {
-                proxy: p,
-                addr: at,
-                len,
-                off,
-            };
-            // Cannot fail: room was reserved.
-            let _ = f.maps.push(m, GFP_KERNEL);
-            maps.count(&shared);
-            Ok(at)
-        }
-        Err(e) => {
-            if f.maps.is_empty() {
-                let _ = maps.files.remove(i);
-            }
-            Err(e)
+    let r =
+        fill(&file, &p, need).and_then(|()| file.copy.map_at(addr, len, prot, flags, off, true));
+    let mut maps = shared.shmaps.lock();
+    if let Ok(at) = r {
+        let m = Mapping {
+            file,
+            proxy: p,
+            addr: at,
+            len,
+            off,
+        };
+        if maps.maps.push(m, GFP_KERNEL).is_err() {
+            pr_notice!("shared mapping: no memory to record it: it is not written back\n");
         }
     }
+    // A file whose first mapping failed goes.
+    maps.forget(&shared, |_| false);
+    r
 }
 
-/// Fills `f`'s copy from `p` up to the end of `[off, off + len)` or the file's `size`, and
-/// maps it.
-#[allow(clippy::too_many_arguments)]
-fn map_file(
-    p: &Proxy,
-    f: &mut SharedFile,
-    addr: u64,
-    len: u64,
-    prot: u64,
-    flags: u64,
-    off: u64,
-    size: u64,
-) -> Outcome {
-    let need = off.checked_add(len).ok_or(EOVERFLOW)?.min(size);
+/// Fills `file`'s copy from `p` up to `need` bytes (less if the file is shorter).
+fn fill(file: &SharedFile, p: &Proxy, need: u64) -> Result {
+    let mut clean = file.clean.lock();
+    if len_u64(clean.len()) >= need {
+        return Ok(());
+    }
     let mut buf = KVVec::new();
     buf.resize(len_usize(PIECE)?, 0u8, GFP_KERNEL)?;
-    while len_u64(f.clean.len()) < need {
-        let at = len_u64(f.clean.len());
+    while len_u64(clean.len()) < need {
+        let at = len_u64(clean.len());
         let n = len_usize(need.saturating_sub(at).min(PIECE))?;
         let piece = buf.get_mut(..n).ok_or(EINVAL)?;
         let got = super::mapcopy::pread(p.rpid, p.sfd_arg(), piece, count_i64(at)?)?;
@@ -233,19 +248,19 @@ fn map_file(
             break;
         }
         let data = piece.get(..got).ok_or(EINVAL)?;
-        f.copy.write(data, at)?;
-        f.clean.extend_from_slice(data, GFP_KERNEL)?;
+        file.copy.write(data, at)?;
+        clean.extend_from_slice(data, GFP_KERNEL)?;
     }
-    f.copy.map_at(addr, len, prot, flags, off, true)
+    Ok(())
 }
 
-/// Writes the pages of `m` whose bytes in `copy` differ from `clean` to the server, through
-/// its proxy, and records them as clean.
-fn write_back(copy: &MapCopy, clean: &mut KVVec<u8>, m: &Mapping) -> Result {
-    let end = m.off.saturating_add(m.len).min(len_u64(clean.len()));
+/// Writes the pages of `[off, off + len)` whose bytes in `copy` differ from `clean` to
+/// the server, through `p`, and records them as clean.
+fn write_back(copy: &MapCopy, clean: &mut KVVec<u8>, p: &Proxy, off: u64, len: u64) -> Result {
+    let end = off.saturating_add(len).min(len_u64(clean.len()));
     let mut buf = KVVec::new();
     buf.resize(len_usize(PIECE)?, 0u8, GFP_KERNEL)?;
-    let mut at = m.off;
+    let mut at = off;
     while at < end {
         let n = len_usize(end.saturating_sub(at).min(PIECE))?;
         let piece = buf.get_mut(..n).ok_or(EINVAL)?;
@@ -275,7 +290,7 @@ fn write_back(copy: &MapCopy, clean: &mut KVVec<u8>, m: &Mapping) -> Result {
             }
             let j = j.min(got);
             let data = piece.get(i..j).ok_or(EINVAL)?;
-            pwrite(&m.proxy, data, count_i64(at.saturating_add(len_u64(i)))?)?;
+            pwrite(p, data, count_i64(at.saturating_add(len_u64(i)))?)?;
             old.get_mut(i..j).ok_or(EINVAL)?.copy_from_slice(data);
             i = j;
         }
@@ -329,9 +344,11 @@ pub(crate) fn munmap(a: &[u64; 6]) -> Dispatch {
     let (addr, len) = (a[0], a[1]);
     if let Some(shared) = client().filter(|s| any(s)) {
         let me = rpid();
-        let mut maps = shared.shmaps.lock();
-        let _ = maps.write_back(|m| m.proxy.rpid == me && m.overlaps(addr, len));
-        maps.forget(&shared, |m| m.proxy.rpid == me && m.within(addr, len));
+        let _ = write_back_selected(&shared, |m| m.proxy.rpid == me && m.overlaps(addr, len));
+        shared
+            .shmaps
+            .lock()
+            .forget(&shared, |m| m.proxy.rpid == me && m.within(addr, len));
     }
     Dispatch::Local
 }
@@ -342,12 +359,7 @@ pub(crate) fn msync(a: &[u64; 6]) -> Dispatch {
     let (addr, len) = (a[0], a[1]);
     if let Some(shared) = client().filter(|s| any(s)) {
         let me = rpid();
-        if shared
-            .shmaps
-            .lock()
-            .write_back(|m| m.proxy.rpid == me && m.overlaps(addr, len))
-            .is_err()
-        {
+        if write_back_selected(&shared, |m| m.proxy.rpid == me && m.overlaps(addr, len)).is_err() {
             return super::errno(EIO);
         }
     }
@@ -367,11 +379,8 @@ pub(crate) fn fdatasync(a: &[u64; 6]) -> Dispatch {
 
 fn sync_fd(nr: u32, a: &[u64; 6]) -> Dispatch {
     if let (Some(shared), Some(p)) = (client().filter(|s| any(s)), Proxy::get(a[0])) {
-        let r = shared
-            .shmaps
-            .lock()
-            .write_back(|m| m.proxy.rpid == p.rpid && m.proxy.sfd == p.sfd);
-        if r.is_err() {
+        if write_back_selected(&shared, |m| m.proxy.rpid == p.rpid && m.proxy.sfd == p.sfd).is_err()
+        {
             return super::errno(EIO);
         }
     }
@@ -392,7 +401,7 @@ pub(crate) fn exit_group(_: &[u64; 6]) -> Dispatch {
 /// Writes back the shared mappings of process `rpid` (before it execs, or once it exited).
 pub(crate) fn write_back_process(shared: &Shared, rpid: u32) {
     if any(shared) {
-        let _ = shared.shmaps.lock().write_back(|m| m.proxy.rpid == rpid);
+        let _ = write_back_selected(shared, |m| m.proxy.rpid == rpid);
     }
 }
 
