@@ -138,7 +138,7 @@ kill_point() {
 # the untethered crash-free reference (SETUP and RUN in $FR/ID on the client's tmpfs): the
 # torture's manifest (path, type, mode, size, SHA-256) of both.
 FX=/torture/faults FR=/tmp/fref SRV=srv0 fkills=0 narm=0 fpid=
-FAULTS=${TORTURE_FAULTS-a bf cd e g h s}
+FAULTS=${TORTURE_FAULTS-a bf cd e g h s m}
 # crash_line : the crash point line of the running server's console ($SRV), if any.
 crash_line() { grep -a -o 'crash point .* reached' /shared/$SRV/console.log 2>/dev/null | head -n 1; }
 # wait_crash SECONDS : until the running server reset itself at its fault point.
@@ -253,6 +253,19 @@ FH_RUN='cd "$W" && cat >A && mv A B; echo "mv=$?"'
 # database (bytes: page for page) and its answers equal the crash-free run's.
 FS_SETUP='mkdir -p "$W" && cd "$W" && sqlite3 db "create table t(x integer primary key, y text); insert into t values(0, '"'zero'"');" && touch "$W"'
 FS_RUN='cd "$W" && sqlite3 db "with recursive c(i) as (select 1 union all select i + 1 from c where i < 2000) insert into t select i, printf('"'%0200d'"', i) from c;"; echo "insert=$?"; sqlite3 db "pragma integrity_check; select count(*), sum(x), sum(length(y)) from t;"; ls'
+# m. stores through a shared writable mapping (Debian's python3, mmap): 16 pages, then
+# msync, whose write-back (one pwrite64, client_proxy/syscalls/shmap.rs) crashes before its
+# reply with the data unflushed (hold_flush); after the replay the msync returns, more
+# stores follow and reach the file at munmap. The file equals the crash-free run's.
+FM_SETUP='mkdir -p "$W" && dd if=/dev/zero of="$W/m" bs=4096 count=16 status=none && touch "$W"'
+FM_RUN='cd "$W" && python3 -c "
+import mmap
+with open(\"m\", \"r+b\") as f, mmap.mmap(f.fileno(), 0) as m:
+    for i in range(16):
+        m[i * 4096:i * 4096 + 8] = b\"page%04d\" % i
+    m.flush()
+    m[100:106] = b\"second\"
+"; echo "mmap=$?"'
 mkdir -p $FR
 for fc in $FAULTS; do
 	wait_until "$RECONNECT_S" connected || { nok "fault $fc: connected before the case (state=$(c state))"; break; }
@@ -319,7 +332,14 @@ for fc in $FAULTS; do
 		fcrash s "before_reply pwrite64"
 		fcheck s "sqlite3 inserts 2000 rows in a transaction, crash before its 20th write's reply"
 		;;
-	*) nok "fault case $fc: no such case (a bf cd e g h s)" ;;
+	m)
+		fref m "$FM_SETUP" "$FM_RUN"
+		fsetup m "$FM_SETUP" && arm "hold_flush on" "crash_at before_reply pwrite64 1" || continue
+		frun m "$FM_RUN"
+		fcrash m "before_reply pwrite64"
+		fcheck m "stores through a shared mapping, crash before the reply of msync's write-back"
+		;;
+	*) nok "fault case $fc: no such case (a bf cd e g h s m)" ;;
 	esac
 done
 
