@@ -176,6 +176,8 @@ pub(crate) struct Shared {
     /// The CID of the server connected to, or tried next.
     pub(crate) server_cid: Atomic<u32>,
     pub(crate) peer_boot_verifier: Atomic<u64>,
+    /// The kinds the server said it serves (`WELCOME.kinds`).
+    pub(crate) server_kinds: Atomic<u64>,
     pub(crate) connects: Atomic<u64>,
     pub(crate) disconnects: Atomic<u64>,
     /// Replays run (connections to a server that did not hold our state).
@@ -405,6 +407,7 @@ impl kernel::Module for TetherClient {
                 session: Atomic::new(0),
                 server_cid: Atomic::new(first_cid),
                 peer_boot_verifier: Atomic::new(0),
+                server_kinds: Atomic::new(0),
                 connects: Atomic::new(0),
                 disconnects: Atomic::new(0),
                 replays: Atomic::new(0),

@@ -14,16 +14,17 @@ use kernel::{
 };
 
 use crate::auth::{self, may_log_bad_frame, may_log_refusal};
-use crate::dispatch::{request, set_attrs, system_call};
+use crate::dispatch::{request, set_attrs, system_call, thread_event};
 use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::codec::{sum64, SUM_INIT};
+use crate::proto::device::LANE_MAIN;
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{
     Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, MAX_MISSES, VERSION,
 };
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
-use crate::proto::process::ProcAttrs;
+use crate::proto::process::{split_thread_call, ProcAttrs, ThreadMsg};
 use crate::proto::syscall::SyscallReq;
 use crate::server::Shared;
 use crate::session::{Greeting, Session};
@@ -43,6 +44,8 @@ fn served_kinds() -> u64 {
         Kind::ClientAttrs,
         Kind::ServerFlushed,
         Kind::Challenge,
+        Kind::ClientThread,
+        Kind::ClientThreadCall,
     ]
     .iter()
     .fold(0, |m, k| m | k.bit())
@@ -284,8 +287,24 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
                     s.send(gen, reply(Kind::SinkAck, hdr.seq), &ack)
                 }
             }
-            Kind::ClientSystemCall => match SyscallReq::decode(body) {
-                Ok((req, data)) => system_call(shared, s, gen, &hdr, body, (&req, data)),
+            Kind::ClientSystemCall | Kind::ClientThreadCall => {
+                let call = if hdr.kind == Kind::ClientThreadCall {
+                    split_thread_call(body)
+                } else {
+                    Ok((LANE_MAIN, body))
+                };
+                match call.and_then(|(lane, body)| Ok(((lane, body), SyscallReq::decode(body)?))) {
+                    Ok((call, (req, data))) => {
+                        system_call(shared, s, gen, &hdr, call, (&req, data))
+                    }
+                    Err(e) => return End::Bad(e, hdr.kind as u32),
+                }
+            }
+            Kind::ClientThread => match ThreadMsg::decode(body) {
+                Ok(msg) => {
+                    thread_event(shared, s, &hdr, &msg);
+                    Ok(())
+                }
                 Err(e) => return End::Bad(e, hdr.kind as u32),
             },
             Kind::ClientFork | Kind::ClientExit => request(shared, s, gen, &hdr, body),

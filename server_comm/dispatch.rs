@@ -15,7 +15,7 @@ use crate::faults::Point;
 use crate::proto::calls;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
-use crate::proto::process::ProcAttrs;
+use crate::proto::process::{ProcAttrs, ThreadMsg, THREAD_STARTED};
 use crate::proto::syscall::{SyscallReply, SyscallReq, MAX_BUFS};
 use crate::reply_cache::Seen;
 use crate::server::Shared;
@@ -114,8 +114,9 @@ fn fork(shared: &Shared, s: &Arc<Session>, hdr: &Header, body: &[u8]) -> Result 
     Ok(())
 }
 
-/// Hands a `CLIENT_SYSTEM_CALL` (`body`, decoded as `req` with its input bytes `data`) to
-/// the shadow of its process (started on first use), once per seq ([`admit`]). A shadow
+/// Hands a `CLIENT_SYSTEM_CALL` of client thread `lane` (`body`, decoded as `req` with its
+/// input bytes `data`) to the shadow of its process (started on first use), once per seq
+/// ([`admit`]). A shadow
 /// that cannot take it (dead: `EIO`, exiting: `ESRCH`) answers at once with that error;
 /// the session goes on.
 pub(crate) fn system_call(
@@ -123,7 +124,7 @@ pub(crate) fn system_call(
     s: &Arc<Session>,
     gen: u64,
     hdr: &Header,
-    body: &[u8],
+    (lane, body): (u32, &[u8]),
     (req, data): (&SyscallReq, &[u8]),
 ) -> Result {
     if !admit(shared, s, gen, hdr)? {
@@ -142,7 +143,8 @@ pub(crate) fn system_call(
     match shared.shadow_for(s, hdr.rpid) {
         Ok(shadow) => {
             let max_bytes = shared.config.max_queued_bytes;
-            if let Err(e) = shadow.push(hdr.seq, req.nr, body, max_bytes) {
+            let lane = (lane, shared.config.max_shadow_threads);
+            if let Err(e) = shadow.push(hdr.seq, req.nr, body, max_bytes, lane) {
                 if e == EAGAIN {
                     shared.limit_notice(s, "queued request bytes per process", max_bytes);
                 }
@@ -217,6 +219,23 @@ pub(crate) fn set_attrs(
         let _ = shadow.push_attrs(&rule.map(attrs));
     }
     Ok(())
+}
+
+/// `CLIENT_THREAD`: a thread of process `hdr.rpid` started or exited; its shadow, if it
+/// has one, gets ready to run that thread's calls on a thread of its own, or ends that
+/// thread. Not answered.
+pub(crate) fn thread_event(shared: &Shared, s: &Session, hdr: &Header, msg: &ThreadMsg) {
+    if let Some(shadow) = shared.find_process(s.id, hdr.rpid) {
+        if let Err(e) = shadow.thread_event(msg.tid, msg.event == THREAD_STARTED) {
+            pr_notice!(
+                "session {} pid {}: cannot record thread {} ({:?})\n",
+                s.id,
+                hdr.rpid,
+                msg.tid,
+                e
+            );
+        }
+    }
 }
 
 /// Answers request `hdr` with `ret` (`0` or `-errno`) and no output.

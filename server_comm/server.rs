@@ -45,6 +45,8 @@ pub(crate) struct Config {
     /// Per session: requests queued or running, and shadows.
     pub(crate) max_pending: usize,
     pub(crate) max_shadows: usize,
+    /// Per shadow: threads running calls of their own client thread.
+    pub(crate) max_shadow_threads: usize,
     /// Per session: MiB of memory its shadows' cgroup may use (0: no limit).
     pub(crate) session_memory_mb: u32,
     /// Per shadow: bytes of queued request bodies.
@@ -76,6 +78,7 @@ impl Config {
             reply_cache_bytes: (params::reply_cache_kb.value() as usize).saturating_mul(1024),
             max_pending: params::max_pending.value() as usize,
             max_shadows: params::max_shadows.value() as usize,
+            max_shadow_threads: params::max_shadow_threads.value() as usize,
             session_memory_mb: params::session_memory_mb.value(),
             max_queued_bytes: (params::max_queued_kb.value() as usize).saturating_mul(1024),
             insecure: params::insecure.value(),
@@ -105,6 +108,13 @@ impl Config {
                 pr_err!("{}={} is outside 1..=1048576\n", name, v);
                 return Err(EINVAL);
             }
+        }
+        if c.max_shadow_threads > 4096 {
+            pr_err!(
+                "max_shadow_threads={} is above 4096\n",
+                c.max_shadow_threads
+            );
+            return Err(EINVAL);
         }
         if c.session_memory_mb > 1 << 22 {
             pr_err!(

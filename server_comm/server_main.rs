@@ -102,6 +102,10 @@ module! {
             default: 1024,
             description: "most shadows (client processes) of one session; more are refused with EAGAIN (1..=1048576)",
         },
+        max_shadow_threads: u32 {
+            default: 64,
+            description: "most threads of one shadow that run calls of their own client thread at once (its other threads' calls share the main one); 0: every call of a process runs in turn (0..=4096)",
+        },
         session_memory_mb: u32 {
             default: 0,
             description: "memory of one session's shadows in MiB, page cache included (memory.max of its cgroup tether/session-N, with cgroup v2 at /sys/fs/cgroup); 0: charged there, not limited (0..=4194304)",

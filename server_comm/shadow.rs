@@ -40,8 +40,8 @@ use crate::faults::Point;
 use crate::global::Global;
 use crate::latency::Stage;
 use crate::proto::device::{
-    NextArgs, ReplyArgs, ReplyNextArgs, OP_CALL, OP_FORK, SHADOW_KEEPER, SHADOW_NEXT, SHADOW_REPLY,
-    SHADOW_REPLY_NEXT,
+    NextArgs, ReplyArgs, ReplyNextArgs, LANE_MAIN, LANE_SPAWNER, OP_CALL, OP_FORK, OP_LANE_END,
+    OP_SPAWNER, OP_THREAD, SHADOW_KEEPER, SHADOW_NEXT, SHADOW_REPLY, SHADOW_REPLY_NEXT,
 };
 use crate::proto::process::{ProcAttrs, FORWARDED_SIGNALS, REDO_RPID};
 use crate::proto::syscall::SyscallReply;
@@ -64,6 +64,8 @@ const _: () = assert!(SHADOW_REPLY_NEXT == _IOWR::<ReplyNextArgs>(b'T' as u32, 5
 
 /// One queued request.
 struct Request {
+    /// The shadow thread that takes it: [`LANE_MAIN`], [`LANE_SPAWNER`] or a client thread.
+    lane: u32,
     seq: u64,
     /// Its call number (`None`: a fork or identity change), for the fault points.
     nr: Option<u32>,
@@ -81,6 +83,12 @@ enum Work {
     Fork { token: u64, pid: u32 },
     /// Not a call: the identity and limit to take on before the next call (mapped).
     Attrs(KBox<ProcAttrs>),
+    /// Not a call (main thread): start the spawner thread.
+    Spawner,
+    /// Not a call (spawner): start a thread for this lane.
+    Thread(u32),
+    /// Not a call (a lane's thread): its client thread exited.
+    LaneEnd,
 }
 
 impl Work {
@@ -89,6 +97,24 @@ impl Work {
         match self {
             Work::Call(body) => body.len(),
             _ => 0,
+        }
+    }
+
+    /// Whether the client waits for an answer to it (a call or a fork).
+    fn answered(&self) -> bool {
+        matches!(self, Work::Call(_) | Work::Fork { .. })
+    }
+}
+
+impl Request {
+    /// Work that is not a client's request (no seq, never answered).
+    fn internal(lane: u32, what: Work) -> Self {
+        Self {
+            lane,
+            seq: 0,
+            nr: None,
+            what,
+            queued: Instant::now(),
         }
     }
 }
@@ -108,6 +134,74 @@ struct ShadowInner {
     /// The shadow process died: the client process lost its server state, and its calls
     /// fail with `EIO` (rather than reaching a fresh shadow that knows nothing of it).
     dead: bool,
+    /// The lanes besides [`LANE_MAIN`] that have a thread (or will, once the spawner
+    /// started it): client thread ids.
+    lanes: KVec<u32>,
+    /// The spawner thread was asked for.
+    spawner: bool,
+    /// A thread could not be started: every lane's calls go to [`LANE_MAIN`] from now on.
+    one_lane: bool,
+    /// The identity and limit last queued, for the first call of a new lane.
+    attrs: Option<ProcAttrs>,
+}
+
+impl ShadowInner {
+    /// Asks the main thread for the spawner, ahead of its calls, unless it was asked.
+    fn want_spawner(&mut self) -> Result {
+        if !self.spawner {
+            self.queue.reserve(1, GFP_KERNEL)?;
+            self.queue
+                .insert_within_capacity(0, Request::internal(LANE_MAIN, Work::Spawner))
+                .map_err(|_| ENOMEM)?;
+            self.spawner = true;
+        }
+        Ok(())
+    }
+
+    /// The lane that runs a call of client thread `lane`: its own (started now when it has
+    /// none and `max_threads` allows one more), else [`LANE_MAIN`].
+    fn lane_for(&mut self, lane: u32, max_threads: usize) -> Result<u32> {
+        if lane == LANE_MAIN || lane == LANE_SPAWNER || self.lanes.contains(&lane) {
+            return Ok(if lane == LANE_SPAWNER {
+                LANE_MAIN
+            } else {
+                lane
+            });
+        }
+        if self.one_lane || self.lanes.len() >= max_threads {
+            return Ok(LANE_MAIN);
+        }
+        self.want_spawner()?;
+        self.queue.push(
+            Request::internal(LANE_SPAWNER, Work::Thread(lane)),
+            GFP_KERNEL,
+        )?;
+        if let Some(a) = self.attrs {
+            let attrs = KBox::new(a, GFP_KERNEL)?;
+            self.queue
+                .push(Request::internal(lane, Work::Attrs(attrs)), GFP_KERNEL)?;
+        }
+        self.lanes.push(lane, GFP_KERNEL)?;
+        Ok(lane)
+    }
+
+    /// Lane `lane`'s thread could not be started ([`LANE_SPAWNER`]: the spawner): its
+    /// calls, and from now on every lane's, go to [`LANE_MAIN`].
+    fn lane_failed(&mut self, lane: u32) {
+        self.one_lane = true;
+        let gone = |r: &Request| r.lane == lane || (lane == LANE_SPAWNER && r.lane != LANE_MAIN);
+        // What is not a call goes: their identity changes are in the main lane's queue
+        // too, in order; there are no threads to start or end.
+        self.queue.retain(|r| !gone(r) || r.what.answered());
+        for r in self.queue.iter_mut().filter(|r| gone(r)) {
+            r.lane = LANE_MAIN;
+        }
+        if lane == LANE_SPAWNER {
+            self.lanes.clear();
+        } else {
+            self.lanes.retain(|l| *l != lane);
+        }
+    }
 }
 
 /// The server side of one client process.
@@ -145,7 +239,11 @@ impl Shadow {
                         in_flight: KVec::new(),
                         pid: 0,
                         exiting: false,
-                        dead: false
+                        dead: false,
+                        lanes: KVec::new(),
+                        spawner: false,
+                        one_lane: false,
+                        attrs: None,
                     },
                     "Shadow::inner"
                 ),
@@ -155,52 +253,96 @@ impl Shadow {
         )
     }
 
-    /// Queues the request body of call `nr` for the shadow process, unless the shadow
-    /// already holds `max_bytes` of queued request data (`EAGAIN`).
-    pub(crate) fn push(&self, seq: u64, nr: u32, body: &[u8], max_bytes: usize) -> Result {
+    /// Queues the request body of call `nr` of client thread `lane` ([`LANE_MAIN`]: the
+    /// process's leader), unless the shadow already holds `max_bytes` of queued request
+    /// data (`EAGAIN`). A thread's first call asks for a shadow thread of its own (up to
+    /// `max_threads`; else it shares the main thread).
+    pub(crate) fn push(
+        &self,
+        seq: u64,
+        nr: u32,
+        body: &[u8],
+        max_bytes: usize,
+        (lane, max_threads): (u32, usize),
+    ) -> Result {
         let mut copy = KVVec::new();
         copy.extend_from_slice(body, GFP_KERNEL)?;
-        self.enqueue(
-            Request {
-                seq,
-                nr: Some(nr),
-                what: Work::Call(copy),
-                queued: Instant::now(),
-            },
-            max_bytes,
-        )
+        let req = Request {
+            lane,
+            seq,
+            nr: Some(nr),
+            what: Work::Call(copy),
+            queued: Instant::now(),
+        };
+        self.enqueue(req, max_bytes, max_threads)
     }
 
     /// Queues a client `fork` (answered by the shadow); the child shadow serves `token`.
     pub(crate) fn push_fork(&self, seq: u64, token: u64, pid: u32) -> Result {
-        self.enqueue(
-            Request {
-                seq,
-                nr: None,
-                what: Work::Fork { token, pid },
-                queued: Instant::now(),
-            },
-            usize::MAX,
-        )
+        let req = Request {
+            lane: LANE_MAIN,
+            seq,
+            nr: None,
+            what: Work::Fork { token, pid },
+            queued: Instant::now(),
+        };
+        self.enqueue(req, usize::MAX, 0)
     }
 
-    /// Queues a change of identity and file-size limit (already mapped by policy): the
-    /// shadow takes it on after the calls queued before it, before those queued after.
+    /// Queues a change of identity and file-size limit (already mapped by policy) on every
+    /// lane: each thread takes it on after the calls queued before it, before those queued
+    /// after.
     pub(crate) fn push_attrs(&self, attrs: &ProcAttrs) -> Result {
-        self.enqueue(
-            Request {
-                seq: 0,
-                nr: None,
-                what: Work::Attrs(KBox::new(*attrs, GFP_KERNEL)?),
-                queued: Instant::now(),
-            },
-            usize::MAX,
-        )
+        let mut inner = self.inner.lock();
+        if inner.dead || inner.exiting {
+            return Ok(());
+        }
+        inner.attrs = Some(*attrs);
+        let lanes = inner.lanes.len().saturating_add(1);
+        inner.queue.reserve(lanes, GFP_KERNEL)?;
+        for i in 0..lanes {
+            let lane = if i == 0 {
+                LANE_MAIN
+            } else {
+                inner
+                    .lanes
+                    .get(i.saturating_sub(1))
+                    .copied()
+                    .unwrap_or(LANE_MAIN)
+            };
+            let req = Request::internal(lane, Work::Attrs(KBox::new(*attrs, GFP_KERNEL)?));
+            inner.queue.push(req, GFP_KERNEL)?;
+        }
+        self.wake.notify_all();
+        Ok(())
+    }
+
+    /// Client thread `tid` started (the process has several threads now: the spawner is
+    /// asked for while the main thread is idle) or exited (its lane's thread ends after
+    /// its queued calls).
+    pub(crate) fn thread_event(&self, tid: u32, started: bool) -> Result {
+        let mut inner = self.inner.lock();
+        if inner.dead || inner.exiting {
+            return Ok(());
+        }
+        if started {
+            if !inner.one_lane {
+                inner.want_spawner()?;
+            }
+        } else if let Some(i) = inner.lanes.iter().position(|&l| l == tid) {
+            inner
+                .queue
+                .push(Request::internal(tid, Work::LaneEnd), GFP_KERNEL)?;
+            let _ = inner.lanes.remove(i);
+        }
+        self.wake.notify_all();
+        Ok(())
     }
 
     /// Queues `req` unless the shadow is dead (`EIO`), exiting (`ESRCH`) or would hold more
-    /// than `max_bytes` of request data (`EAGAIN`).
-    fn enqueue(&self, req: Request, max_bytes: usize) -> Result {
+    /// than `max_bytes` of request data (`EAGAIN`); on the lane [`ShadowInner::lane_for`]
+    /// picks.
+    fn enqueue(&self, mut req: Request, max_bytes: usize, max_threads: usize) -> Result {
         let mut inner = self.inner.lock();
         if inner.dead {
             return Err(EIO);
@@ -213,9 +355,11 @@ impl Shadow {
             .checked_add(req.what.bytes())
             .filter(|&b| b <= max_bytes || inner.queue.is_empty())
             .ok_or(EAGAIN)?;
+        req.lane = inner.lane_for(req.lane, max_threads)?;
         inner.queue.push(req, GFP_KERNEL)?;
         inner.queued_bytes = bytes;
-        self.wake.notify_one();
+        // Each thread waits for its own lane.
+        self.wake.notify_all();
         Ok(())
     }
 
@@ -250,10 +394,7 @@ impl Shadow {
                 core::mem::take(&mut inner.in_flight),
             )
         };
-        let calls = queued
-            .iter()
-            .filter(|r| !matches!(r.what, Work::Attrs(_)))
-            .map(|r| r.seq);
+        let calls = queued.iter().filter(|r| r.what.answered()).map(|r| r.seq);
         for seq in Iterator::chain(calls, in_flight.iter().map(|&(seq, _, _)| seq)) {
             self.fail(seq, errno);
         }
@@ -394,6 +535,15 @@ impl ShadowFile {
         let (mut reader, mut writer) = slice.reader_writer();
         let mut args: NextArgs = reader.read()?;
         let shadow = self.shadow(args.token)?;
+        if args.failed_lane != LANE_MAIN {
+            pr_notice!(
+                "shadow of client pid {} (session {}) could not start a thread: its process's calls run one at a time\n",
+                shadow.rpid,
+                shadow.session
+            );
+            shadow.inner.lock().lane_failed(args.failed_lane);
+            shadow.wake.notify_all();
+        }
         let req = loop {
             let req = {
                 let mut inner = shadow.inner.lock();
@@ -403,11 +553,11 @@ impl ShadowFile {
                         self.shared.remove_shadow(&shadow);
                         return Ok(0);
                     }
-                    if !inner.queue.is_empty() {
+                    if let Some(i) = inner.queue.iter().position(|r| r.lane == args.lane) {
                         inner.pid = kernel::current!().tgid();
-                        let req = inner.queue.remove(0).map_err(|_| EINVAL)?;
+                        let req = inner.queue.remove(i).map_err(|_| EINVAL)?;
                         inner.queued_bytes = inner.queued_bytes.saturating_sub(req.what.bytes());
-                        if !matches!(req.what, Work::Attrs(_)) {
+                        if req.what.answered() {
                             inner
                                 .in_flight
                                 .push((req.seq, req.nr, Instant::now()), GFP_KERNEL)?;
@@ -461,6 +611,19 @@ impl ShadowFile {
                 args.len = 0;
                 args.fork_token = token;
                 args.fork_pid = pid;
+            }
+            Work::Spawner => {
+                args.op = OP_SPAWNER;
+                args.len = 0;
+            }
+            Work::Thread(lane) => {
+                args.op = OP_THREAD;
+                args.len = 0;
+                args.fork_pid = lane;
+            }
+            Work::LaneEnd => {
+                args.op = OP_LANE_END;
+                args.len = 0;
             }
             Work::Attrs(_) => return Err(EINVAL),
         }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Remote system call tests, KTAP on stdout (same shape as tests/vmtest.sh). Builds the
 # modules, tether-shadow and the test programs (tests/fsops/fsops, tests/build/{iouring,
-# dirmode,bypass,remotemix,rmap,sigs,runas,logsize}), boots the relay, a server VM (CID 4, fresh data
+# dirmode,bypass,remotemix,rmap,threads,sigs,runas,logsize}), boots the relay, a server VM (CID 4, fresh data
 # disk = export root /srv, role tests/vm/remote-server.sh) and a client VM (CID 3,
 # tests/vm/remote-client.sh), which
 # talk through files in the run directory (/shared in both). Every VM's dmesg must be
@@ -21,13 +21,14 @@ if [ "${REMOTE_NOBUILD:-0}" != 1 ]; then
 		gcc -O2 -Wall -Wextra -Werror -o build/bypass fsops/bypass.c
 		gcc -O2 -Wall -Wextra -Werror -o build/remotemix fsops/remotemix.c
 		gcc -O2 -Wall -Wextra -Werror -o build/rmap fsops/rmap.c
+		gcc -O2 -Wall -Wextra -Werror -pthread -o build/threads fsops/threads.c
 		gcc -O2 -Wall -Wextra -Werror -o build/sigs fsops/sigs.c
 		gcc -O2 -Wall -Wextra -Werror -o build/runas fsops/runas.c
 		gcc -O2 -Wall -Wextra -Werror -o build/logsize fsops/logsize.c
 	' >&2 || die "building tests/fsops failed"
 fi
 for f in "${KMODS[@]}" userspace-tools/tether-shadow tests/fsops/fsops tests/build/iouring tests/build/dirmode \
-	tests/build/bypass tests/build/remotemix tests/build/rmap tests/build/sigs tests/build/runas tests/build/logsize tests/build/hostile tests/build/fuzz_server; do
+	tests/build/bypass tests/build/remotemix tests/build/rmap tests/build/threads tests/build/sigs tests/build/runas tests/build/logsize tests/build/hostile tests/build/fuzz_server; do
 	[ -e "$TETHER_ROOT/$f" ] || die "$f not built"
 done
 t_build=$(($(date +%s) - t0))

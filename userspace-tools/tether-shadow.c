@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -668,7 +669,7 @@ static size_t bare_reply(uint8_t *rep, int64_t ret)
 }
 
 /* Runs one request; writes the reply body into rep and returns its length. */
-static size_t serve(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
+static size_t run_call(uint8_t *req, size_t len, uint8_t *rep, uint8_t *scratch)
 {
 	const struct tether_call *c;
 	uint64_t args[6];
@@ -796,6 +797,169 @@ bad:
 	return bare_reply(rep, -EINVAL);
 }
 
+/*
+ * Lanes: one thread per client thread (rust/src/device.rs). The first thread serves
+ * TETHER_LANE_MAIN; the spawner (started on OP_SPAWNER) starts the thread of each other
+ * lane (OP_THREAD); a lane's thread whose client thread exited (OP_LANE_END) is parked
+ * until the spawner hands it another lane, so threads never exit while the shadow runs
+ * (and never hold glibc's locks when the main thread forks: thread starts run under
+ * threads_lock, which a fork takes too).
+ */
+static uint64_t shadow_token;  /* the process's token: every thread names itself by it */
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct lane_thread {
+	uint32_t lane;  /* 0 while parked */
+	pthread_cond_t go;
+	struct lane_thread *next_idle;
+	uint8_t *req, *rep, *scratch;
+};
+static struct lane_thread *idle_threads;  /* parked, under threads_lock */
+
+static int serve(uint32_t lane, uint8_t *req, uint8_t *rep, uint8_t *scratch);
+
+static void *lane_main(void *arg)
+{
+	struct lane_thread *t = arg;
+
+	for (;;) {
+		int r = serve(t->lane, t->req, t->rep, t->scratch);
+
+		/* 0: the shadow must exit; 1: the device failed. */
+		if (r != 2)
+			exit(r);
+		pthread_mutex_lock(&threads_lock);
+		t->lane = 0;
+		t->next_idle = idle_threads;
+		idle_threads = t;
+		while (t->lane == 0)
+			pthread_cond_wait(&t->go, &threads_lock);
+		pthread_mutex_unlock(&threads_lock);
+	}
+	return NULL;
+}
+
+/* Starts a thread serving LANE, or hands LANE to a parked one: 0, or -1 when it cannot. */
+static int start_thread(uint32_t lane)
+{
+	struct lane_thread *t;
+	pthread_attr_t attr;
+	pthread_t id;
+	int r = -1;
+
+	pthread_mutex_lock(&threads_lock);
+	if (idle_threads) {
+		t = idle_threads;
+		idle_threads = t->next_idle;
+		t->lane = lane;
+		pthread_cond_signal(&t->go);
+		r = 0;
+		goto out;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		goto out;
+	t->lane = lane;
+	t->req = malloc(MAX_FRAME);
+	t->rep = malloc(MAX_FRAME + 64);
+	t->scratch = malloc(MAX_FRAME);
+	if (t->req && t->rep && t->scratch && !pthread_cond_init(&t->go, NULL) &&
+	    !pthread_attr_init(&attr)) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		r = pthread_create(&id, &attr, lane_main, t) ? -1 : 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (r) {
+		report("cannot start a thread for a client thread's calls");
+		free(t->req);
+		free(t->rep);
+		free(t->scratch);
+		free(t);
+	}
+out:
+	pthread_mutex_unlock(&threads_lock);
+	return r;
+}
+
+/* In a forked child: the parent's other threads do not exist here. */
+static void forget_threads(void)
+{
+	pthread_mutex_init(&threads_lock, NULL);
+	idle_threads = NULL;
+}
+
+/*
+ * Serves LANE: takes its requests (REPLY_NEXT answers one and takes the next in one call;
+ * NEXT alone at the start, in a forked child, and after what needs no answer). Returns 0
+ * when the shadow must exit, 1 when the device failed, 2 when the lane ended.
+ */
+static int serve(uint32_t lane, uint8_t *req, uint8_t *rep, uint8_t *scratch)
+{
+	struct tether_reply_next_args rn = { .next = { .token = shadow_token } };
+	uint32_t failed = 0;
+	int answer = 0;
+
+	for (;;) {
+		struct tether_next_args *na = &rn.next;
+		struct tether_reply_args *ra = &rn.reply;
+		int r;
+
+		na->token = shadow_token;
+		na->buf = (uintptr_t)req;
+		na->cap = MAX_FRAME;
+		na->lane = lane;
+		na->failed_lane = failed;
+		r = answer ? ioctl(DEV_FD, TETHER_SHADOW_REPLY_NEXT, &rn)
+			   : ioctl(DEV_FD, TETHER_SHADOW_NEXT, na);
+		if (r == 0)
+			return 0;
+		if (r < 0) {
+			/* EINTR: nothing was sent (a reply goes out before the wait), the
+			 * failed lane was taken. */
+			if (errno == EINTR) {
+				answer = 0;
+				failed = 0;
+				continue;
+			}
+			return 1;
+		}
+		failed = 0;
+		*ra = (struct tether_reply_args){
+			.token = shadow_token, .buf = (uintptr_t)rep, .seq = na->seq,
+		};
+		answer = 1;
+		switch (na->op) {
+		case TETHER_OP_FORK: {
+			pid_t pid;
+
+			pthread_mutex_lock(&threads_lock);
+			pid = fork_as((pid_t)na->fork_pid);
+			if (pid == 0) {
+				/* The child serves the client child; the parent answers the fork. */
+				forget_threads();
+				shadow_token = na->fork_token;
+				answer = 0;
+				continue;
+			}
+			pthread_mutex_unlock(&threads_lock);
+			ra->len = bare_reply(rep, pid < 0 ? -errno : 0);
+			break;
+		}
+		case TETHER_OP_SPAWNER:
+		case TETHER_OP_THREAD:
+			answer = 0;
+			if (start_thread(na->op == TETHER_OP_SPAWNER ? TETHER_LANE_SPAWNER : na->fork_pid))
+				failed = na->op == TETHER_OP_SPAWNER ? TETHER_LANE_SPAWNER : na->fork_pid;
+			continue;
+		case TETHER_OP_LANE_END:
+			return 2;
+		default:
+			ra->len = run_call(req, na->len, rep, scratch);
+		}
+		ra->signals = take_signals();
+	}
+}
+
 /* Opens directory path as fd number fd (close-on-exec). */
 static int open_at(const char *path, int fd)
 {
@@ -895,49 +1059,7 @@ int main(int argc, char **argv)
 	if (sigprocmask(SIG_BLOCK, &call_signals, NULL))
 		return 1;
 	umask(022);
-	/* REPLY_NEXT answers a request and takes the next in one call; NEXT alone at the
-	 * start and in a forked child (which has nothing to answer). */
-	struct tether_reply_next_args rn = { .next = { .token = token } };
-	int answer = 0;
-
-	for (;;) {
-		struct tether_next_args *na = &rn.next;
-		struct tether_reply_args *ra = &rn.reply;
-		int r;
-
-		na->token = token;
-		na->buf = (uintptr_t)req;
-		na->cap = sizeof(req);
-		r = answer ? ioctl(DEV_FD, TETHER_SHADOW_REPLY_NEXT, &rn)
-			   : ioctl(DEV_FD, TETHER_SHADOW_NEXT, na);
-		if (r == 0)
-			return 0;
-		if (r < 0) {
-			/* EINTR: nothing was sent (a reply goes out before the wait). */
-			if (errno == EINTR) {
-				answer = 0;
-				continue;
-			}
-			return 1;
-		}
-		*ra = (struct tether_reply_args){
-			.token = token, .buf = (uintptr_t)rep, .seq = na->seq,
-		};
-		answer = 1;
-		if (na->op == TETHER_OP_FORK) {
-			pid_t pid = fork_as((pid_t)na->fork_pid);
-
-			if (pid == 0) {
-				/* The child serves the client child; the parent answers the fork. */
-				token = na->fork_token;
-				answer = 0;
-				continue;
-			}
-			ra->len = bare_reply(rep, pid < 0 ? -errno : 0);
-		} else {
-			ra->len = serve(req, na->len, rep, scratch);
-		}
-		ra->signals = take_signals();
-	}
+	shadow_token = token;
+	return serve(TETHER_LANE_MAIN, req, rep, scratch);
 }
 #endif /* TETHER_SHADOW_NO_MAIN */

@@ -20,10 +20,15 @@
 #define TETHER_ROOT_FD 0x3feu
 #define TETHER_OP_CALL 0x0u
 #define TETHER_OP_FORK 0x1u
-#define TETHER_SHADOW_NEXT 0xc0305402u
+#define TETHER_OP_SPAWNER 0x2u
+#define TETHER_OP_THREAD 0x3u
+#define TETHER_OP_LANE_END 0x4u
+#define TETHER_LANE_MAIN 0x0u
+#define TETHER_LANE_SPAWNER 0xffffffffu
+#define TETHER_SHADOW_NEXT 0xc0385402u
 #define TETHER_SHADOW_REPLY 0x40205403u
 #define TETHER_SHADOW_KEEPER 0x40085404u
-#define TETHER_SHADOW_REPLY_NEXT 0xc0505405u
+#define TETHER_SHADOW_REPLY_NEXT 0xc0585405u
 #define TETHER_MAX_BODY 0x100000u
 
 /* What a call makes durable once it succeeded (rust/src/calls.rs, Effect). */
@@ -122,8 +127,10 @@ struct tether_next_args {
 	uint32_t op;	/* out: TETHER_OP_* */
 	uint32_t fork_pid;	/* out: OP_FORK */
 	uint64_t fork_token;	/* out: OP_FORK */
+	uint32_t lane;	/* in */
+	uint32_t failed_lane;	/* in */
 };
-_Static_assert(sizeof(struct tether_next_args) == 48, "next_args");
+_Static_assert(sizeof(struct tether_next_args) == 56, "next_args");
 
 struct tether_reply_args {
 	uint64_t token;
@@ -138,6 +145,6 @@ struct tether_reply_next_args {
 	struct tether_reply_args reply;
 	struct tether_next_args next;
 };
-_Static_assert(sizeof(struct tether_reply_next_args) == 80, "reply_next_args");
+_Static_assert(sizeof(struct tether_reply_next_args) == 88, "reply_next_args");
 
 #endif

@@ -39,6 +39,7 @@ bool tether_in_compat_syscall(void);
 bool tether_route(struct pt_regs *regs); /* route.rs */
 long tether_exec(const struct pt_regs *regs, tether_sys_fn orig); /* hook.rs */
 void tether_process_event(pid_t parent, pid_t tgid, bool exit); /* rpc.rs */
+void tether_thread_event(pid_t tgid, pid_t tid, bool started); /* rpc.rs */
 void tether_flush_events(void); /* rpc.rs */
 
 /* Sends the fork and exit events the hooks queued, soon, from process context: a child's
@@ -192,6 +193,9 @@ static void notrace tether_fork_cb(unsigned long ip, unsigned long parent_ip,
 	else if (child->tgid != current->tgid) {
 		tether_process_event(current->tgid, child->tgid, false);
 		schedule_work(&tether_events_work);
+	} else {
+		tether_thread_event(child->tgid, child->pid, true);
+		schedule_work(&tether_events_work);
 	}
 }
 
@@ -200,10 +204,11 @@ static void notrace tether_exit_cb(unsigned long ip, unsigned long parent_ip,
 {
 	if (!tether_is_tethered(current->pid))
 		return;
-	if (current->pid == current->tgid) {
+	if (current->pid == current->tgid)
 		tether_process_event(0, current->tgid, true);
-		schedule_work(&tether_events_work);
-	}
+	else
+		tether_thread_event(current->tgid, current->pid, false);
+	schedule_work(&tether_events_work);
 	tether_untether(current->pid);
 }
 

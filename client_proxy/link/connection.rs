@@ -307,6 +307,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
     }
     conn.session = welcome.session;
     conn.resumed = resumed;
+    shared.server_kinds.store(welcome.kinds, Relaxed);
     conn.last_rx = Instant::now();
     shared.session.store(welcome.session, Relaxed);
     let old = shared

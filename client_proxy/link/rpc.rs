@@ -31,7 +31,7 @@ use crate::link::attrs;
 use crate::proto::calls::{self, Effect};
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
-use crate::proto::process::SignalMsg;
+use crate::proto::process::{SignalMsg, ThreadMsg, THREAD_EXITED, THREAD_STARTED};
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_OUT, REPLY_SYNCED_ALL};
 use crate::proto::sysno;
 use crate::state::Shared;
@@ -48,8 +48,19 @@ pub(crate) fn next_seq() -> u64 {
 /// A process fork or exit the server has to hear about before the next call.
 #[derive(Clone, Copy)]
 pub(crate) enum ProcEvent {
-    Fork { parent: u32, child: u32 },
-    Exit { tgid: u32 },
+    Fork {
+        parent: u32,
+        child: u32,
+    },
+    Exit {
+        tgid: u32,
+    },
+    /// Thread `tid` of process `tgid` started or exited (not the leader).
+    Thread {
+        tgid: u32,
+        tid: u32,
+        started: bool,
+    },
 }
 
 /// Called from the fork and exit hooks (`hook.c`, atomic context): queues the event.
@@ -85,6 +96,34 @@ extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_
             tgid
         );
     }
+}
+
+/// Called from the fork and exit hooks (`hook.c`, atomic context) for a thread other than
+/// a process's leader: queues its start or exit for the server, which runs the calls of
+/// each thread of a process on a shadow thread of its own (`CLIENT_THREAD_CALL`).
+#[no_mangle]
+extern "C" fn tether_thread_event(tgid: bindings::pid_t, tid: bindings::pid_t, started: bool) {
+    let Some(shared) = crate::state::client() else {
+        return;
+    };
+    let pid = |p: bindings::pid_t| u32::try_from(p).unwrap_or_default();
+    let ev = ProcEvent::Thread {
+        tgid: pid(tgid),
+        tid: pid(tid),
+        started,
+    };
+    let mut events = shared.events.lock();
+    if events.len() >= MAX_EVENTS || events.push(ev, GFP_ATOMIC).is_err() {
+        pr_notice!(
+            "cannot queue the start or exit of thread {} for the server\n",
+            tid
+        );
+    }
+}
+
+/// Whether the server runs the calls of a process's threads at once (`WELCOME.kinds`).
+pub(crate) fn server_has_threads(shared: &Shared) -> bool {
+    shared.server_kinds.load(Relaxed) & Kind::ClientThreadCall.bit() != 0
 }
 
 /// Sends the queued fork and exit events on the current link, if there is one (the work
@@ -134,13 +173,31 @@ pub(crate) fn flush_events(shared: &Shared, tx: &mut Sender, session: u32) -> Re
                     }
                 }
                 ProcEvent::Exit { tgid } => log.exited(tgid),
+                ProcEvent::Thread { .. } => (),
             }
         }
     }
+    let threads = server_has_threads(shared);
     for ev in events.iter() {
-        let (kind, rpid, body) = match *ev {
-            ProcEvent::Fork { parent, child } => (Kind::ClientFork, parent, child.to_le_bytes()),
-            ProcEvent::Exit { tgid } => (Kind::ClientExit, tgid, [0; 4]),
+        let mut buf = [0u8; ThreadMsg::LEN];
+        let (kind, rpid, len) = match *ev {
+            ProcEvent::Fork { parent, child } => {
+                buf[..4].copy_from_slice(&child.to_le_bytes());
+                (Kind::ClientFork, parent, 4)
+            }
+            ProcEvent::Exit { tgid } => (Kind::ClientExit, tgid, 0),
+            ProcEvent::Thread { .. } if !threads => continue,
+            ProcEvent::Thread { tgid, tid, started } => {
+                let event = if started {
+                    THREAD_STARTED
+                } else {
+                    THREAD_EXITED
+                };
+                let len = ThreadMsg { tid, event }
+                    .encode(&mut buf)
+                    .map_err(|_| EINVAL)?;
+                (Kind::ClientThread, tgid, len)
+            }
         };
         let hdr = Header {
             session,
@@ -148,8 +205,7 @@ pub(crate) fn flush_events(shared: &Shared, tx: &mut Sender, session: u32) -> Re
             seq: next_seq(),
             ..Header::new(kind, 0)
         };
-        let body: &[u8] = if kind == Kind::ClientFork { &body } else { &[] };
-        tx.send(hdr, body)?;
+        tx.send(hdr, buf.get(..len).unwrap_or_default())?;
     }
     Ok(())
 }
@@ -263,6 +319,9 @@ pub(crate) fn fail_all(shared: &Shared, err: Error) {
 pub(crate) struct Ticket<'a> {
     shared: &'a Shared,
     rpid: u32,
+    /// The calling thread, when it is not its process's leader and the server runs a
+    /// process's threads at once (0: the process's main lane).
+    lane: u32,
     seq: u64,
     /// The request, to send it again on a new connection.
     body: KVVec<u8>,
@@ -355,16 +414,18 @@ pub(crate) fn submit<'a>(
     };
     let restarts = link.is_some().then(|| shared.restarts.load(Relaxed));
     let mut sent = since;
+    let lane = lane(shared, rpid);
     if let Some((tx, session)) = link {
         // A failed send is the connection's end: the worker notices and the call goes
         // out again on the next connection.
-        let _ = send_call(shared, &mut tx.lock(), session, rpid, seq, &body);
+        let _ = send_call(shared, &mut tx.lock(), session, (rpid, lane), seq, &body);
         sent = Instant::now();
         shared.latency.stage(Stage::Send, since, sent);
     }
     Ok(Ticket {
         shared,
         rpid,
+        lane,
         seq,
         body,
         nouts: req.bufs().iter().filter(|b| b.dir & DIR_OUT != 0).count(),
@@ -377,28 +438,50 @@ pub(crate) fn submit<'a>(
     })
 }
 
-/// Sends one `CLIENT_SYSTEM_CALL`, after the queued fork and exit events and, for the
-/// calling process's own calls, its identity and file-size limit when its shadow does not
-/// have them yet (`attrs.rs`).
+/// The lane of a call of process `rpid` made by the calling task: its thread id when it
+/// is one of `rpid`'s threads but not its leader and the server runs threads at once, else
+/// 0 (the process's main lane).
+fn lane(shared: &Shared, rpid: u32) -> u32 {
+    let task = kernel::current!();
+    let (pid, tgid) = (task.pid(), task.tgid());
+    if i64::from(rpid) != i64::from(tgid) || pid == tgid || !server_has_threads(shared) {
+        return 0;
+    }
+    u32::try_from(pid).unwrap_or_default()
+}
+
+/// Sends one `CLIENT_SYSTEM_CALL` of process `rpid` (`CLIENT_THREAD_CALL` when `lane`, its
+/// calling thread, is not 0), after the queued fork and exit events and, for the calling
+/// process's own calls, its identity and file-size limit when its shadow does not have
+/// them yet (`attrs.rs`).
 fn send_call(
     shared: &Shared,
     tx: &mut Sender,
     session: u32,
-    rpid: u32,
+    (rpid, lane): (u32, u32),
     seq: u64,
     body: &[u8],
 ) -> Result {
+    let kind = if lane == 0 {
+        Kind::ClientSystemCall
+    } else {
+        Kind::ClientThreadCall
+    };
     let hdr = Header {
         session,
         rpid,
         seq,
-        ..Header::new(Kind::ClientSystemCall, 0)
+        ..Header::new(kind, 0)
     };
     flush_events(shared, tx, session)?;
     if i64::from(rpid) == i64::from(kernel::current!().tgid()) {
         attrs::sync(shared, tx, session, rpid)?;
     }
-    tx.send(hdr, body)
+    if lane == 0 {
+        tx.send(hdr, body)
+    } else {
+        tx.send_prefixed(hdr, &lane.to_le_bytes(), body)
+    }
 }
 
 /// The connection is down: calls in flight will be sent again on the next one.
@@ -452,7 +535,7 @@ impl Ticket<'_> {
                 self.shared,
                 &mut tx.lock(),
                 session,
-                self.rpid,
+                (self.rpid, self.lane),
                 self.seq,
                 &self.body,
             );

@@ -269,18 +269,31 @@ impl Sender {
     }
 
     /// Sends one frame: `hdr` (its `len` is set from `body`) then `body`.
-    pub(crate) fn send(&mut self, mut hdr: Header, body: &[u8]) -> Result {
-        hdr.len = u32::try_from(body.len()).map_err(|_| EMSGSIZE)?;
-        // The header goes out with the start of the body: one send for small frames.
+    pub(crate) fn send(&mut self, hdr: Header, body: &[u8]) -> Result {
+        self.send_prefixed(hdr, &[], body)
+    }
+
+    /// Sends one frame whose body is `prefix` (at most 64 bytes) followed by `body`.
+    pub(crate) fn send_prefixed(&mut self, mut hdr: Header, prefix: &[u8], body: &[u8]) -> Result {
+        if prefix.len() > 64 {
+            return Err(EINVAL);
+        }
+        let total = prefix.len().checked_add(body.len()).ok_or(EMSGSIZE)?;
+        hdr.len = u32::try_from(total).map_err(|_| EMSGSIZE)?;
+        // The header and the prefix go out with the start of the body: one send for small
+        // frames.
         let mut piece = [0u8; 512];
-        let first = body.len().min(piece.len().min(self.split) - HEADER_LEN);
+        let at = HEADER_LEN + prefix.len();
+        let first = body
+            .len()
+            .min(piece.len().min(self.split).saturating_sub(at));
         let (head, rest) = body.split_at(first);
         piece[..HEADER_LEN].copy_from_slice(&hdr.encode());
-        piece[HEADER_LEN..HEADER_LEN + first].copy_from_slice(head);
-        self.sock
-            .send_all(&piece[..HEADER_LEN + first], self.split)?;
+        piece[HEADER_LEN..at].copy_from_slice(prefix);
+        piece[at..at + first].copy_from_slice(head);
+        self.sock.send_all(&piece[..at + first], self.split)?;
         self.sock.send_all(rest, self.split)?;
-        self.stats.count_out(HEADER_LEN + body.len());
+        self.stats.count_out(HEADER_LEN + total);
         Ok(())
     }
 }

@@ -613,7 +613,7 @@ mod tests {
              * (TETHER_BLESS=1 cargo test in rust/): do not edit. */\n\
              #ifndef TETHER_ABI_H\n#define TETHER_ABI_H\n#include <stdint.h>\n\n",
         );
-        let defs: [(&str, u64); 20] = [
+        let defs: [(&str, u64); 25] = [
             ("TETHER_REQ_HEAD", SyscallReq::head_len(0) as u64),
             ("TETHER_BUF_DESC_LEN", 8),
             ("TETHER_REP_HEAD", SyscallReply::head_len(0) as u64),
@@ -629,6 +629,11 @@ mod tests {
             ("TETHER_ROOT_FD", ROOT_FD.into()),
             ("TETHER_OP_CALL", OP_CALL.into()),
             ("TETHER_OP_FORK", OP_FORK.into()),
+            ("TETHER_OP_SPAWNER", OP_SPAWNER.into()),
+            ("TETHER_OP_THREAD", OP_THREAD.into()),
+            ("TETHER_OP_LANE_END", OP_LANE_END.into()),
+            ("TETHER_LANE_MAIN", LANE_MAIN.into()),
+            ("TETHER_LANE_SPAWNER", LANE_SPAWNER.into()),
             ("TETHER_SHADOW_NEXT", SHADOW_NEXT.into()),
             ("TETHER_SHADOW_REPLY", SHADOW_REPLY.into()),
             ("TETHER_SHADOW_KEEPER", SHADOW_KEEPER.into()),
@@ -664,7 +669,8 @@ mod tests {
              struct tether_next_args {{\n\tuint64_t token;\t/* in */\n\tuint64_t buf;\t/* in */\n\
              \tuint32_t cap;\t/* in */\n\tuint32_t len;\t/* out */\n\tuint64_t seq;\t/* out */\n\
              \tuint32_t op;\t/* out: TETHER_OP_* */\n\tuint32_t fork_pid;\t/* out: OP_FORK */\n\
-             \tuint64_t fork_token;\t/* out: OP_FORK */\n}};\n\
+             \tuint64_t fork_token;\t/* out: OP_FORK */\n\tuint32_t lane;\t/* in */\n\
+             \tuint32_t failed_lane;\t/* in */\n}};\n\
              _Static_assert(sizeof(struct tether_next_args) == {}, \"next_args\");\n\n\
              struct tether_reply_args {{\n\tuint64_t token;\n\tuint64_t buf;\n\tuint32_t len;\n\
              \tuint32_t signals;\n\tuint64_t seq;\n}};\n\

@@ -2,10 +2,17 @@
 //!
 //! A shadow (`tether-shadow`) names itself by the token the module started (or forked) it
 //! with, which it finds in its environment (`TETHER_TOKEN`), never on its command line.
-//! - `NEXT` ([`NextArgs`]) waits for the next request of the shadow's client process: a
-//!   `CLIENT_SYSTEM_CALL` body the module already checked against [`calls`](super::calls)
-//!   ([`OP_CALL`]), or a client `fork` ([`OP_FORK`]: fork, the child serves `fork_token`
-//!   as pid `fork_pid` when that pid is free). Returns 0 when the shadow must exit.
+//! - `NEXT` ([`NextArgs`]) waits for the next request of the shadow's client process on
+//!   the caller's lane: a `CLIENT_SYSTEM_CALL` body the module already checked against
+//!   [`calls`](super::calls) ([`OP_CALL`]), or a client `fork` ([`OP_FORK`]: fork, the
+//!   child serves `fork_token` as pid `fork_pid` when that pid is free). Returns 0 when
+//!   the shadow must exit.
+//! - **Lanes.** A shadow runs the calls of its client process's threads at once, one
+//!   shadow thread per client thread: its first thread serves [`LANE_MAIN`] (the leader),
+//!   a spawner thread (started on [`OP_SPAWNER`] when the process starts its first
+//!   thread) serves [`LANE_SPAWNER`] and starts a thread for each other client thread that
+//!   makes a call ([`OP_THREAD`]), which serves the lane named by that thread's id until
+//!   [`OP_LANE_END`].
 //! - `REPLY` ([`ReplyArgs`]) sends a `SERVER_REPLY` body for the request `seq`.
 //! - `REPLY_NEXT` ([`ReplyNextArgs`]) is `REPLY` then `NEXT` in one system call: a busy
 //!   shadow answers one request and takes the next without a second trip into the kernel.
@@ -25,6 +32,19 @@ pub const ROOT_FD: u32 = 1022;
 pub const OP_CALL: u32 = 0;
 /// [`NextArgs::op`]: the client process forked.
 pub const OP_FORK: u32 = 1;
+/// [`NextArgs::op`] (to the [`LANE_MAIN`] thread): start the spawner thread, which serves
+/// [`LANE_SPAWNER`].
+pub const OP_SPAWNER: u32 = 2;
+/// [`NextArgs::op`] (to the spawner): start a thread serving lane `fork_pid`.
+pub const OP_THREAD: u32 = 3;
+/// [`NextArgs::op`] (to a lane's thread): its client thread exited; stop serving the lane.
+pub const OP_LANE_END: u32 = 4;
+
+/// [`NextArgs::lane`] of the shadow's first thread: the calls of the client process's
+/// leader (and of every thread, while the process has one).
+pub const LANE_MAIN: u32 = 0;
+/// [`NextArgs::lane`] of the spawner: starts the threads of the other lanes.
+pub const LANE_SPAWNER: u32 = u32::MAX;
 
 /// Largest request or reply body a shadow handles.
 pub const MAX_BODY: u32 = MAX_FRAME;
@@ -43,12 +63,18 @@ pub struct NextArgs {
     pub len: u32,
     /// Out: the request's sequence number, to pass to `REPLY`.
     pub seq: u64,
-    /// Out: [`OP_CALL`] or [`OP_FORK`].
+    /// Out: [`OP_CALL`], [`OP_FORK`], [`OP_SPAWNER`], [`OP_THREAD`] or [`OP_LANE_END`].
     pub op: u32,
-    /// Out, [`OP_FORK`]: the client child's pid.
+    /// Out, [`OP_FORK`]: the client child's pid; [`OP_THREAD`]: the lane.
     pub fork_pid: u32,
     /// Out, [`OP_FORK`]: the token the child shadow serves.
     pub fork_token: u64,
+    /// In: the lane the calling thread serves: [`LANE_MAIN`], [`LANE_SPAWNER`], or the
+    /// client thread id whose calls it runs.
+    pub lane: u32,
+    /// In: a lane whose thread the caller could not start ([`LANE_SPAWNER`] from the main
+    /// thread, another from the spawner), 0 for none: its calls go to [`LANE_MAIN`].
+    pub failed_lane: u32,
 }
 
 /// Argument of [`SHADOW_REPLY`].
@@ -104,14 +130,14 @@ mod tests {
 
     #[test]
     fn layouts() {
-        assert_eq!(core::mem::size_of::<NextArgs>(), 48);
+        assert_eq!(core::mem::size_of::<NextArgs>(), 56);
         assert_eq!(core::mem::size_of::<ReplyArgs>(), 32);
-        assert_eq!(core::mem::size_of::<ReplyNextArgs>(), 80);
+        assert_eq!(core::mem::size_of::<ReplyNextArgs>(), 88);
         assert_eq!(core::mem::offset_of!(ReplyNextArgs, next), 32);
         // As the C macros compute them.
         assert_eq!(SHADOW_KEEPER, 0x4008_5404);
         assert_eq!(SHADOW_REPLY, 0x4020_5403);
-        assert_eq!(SHADOW_NEXT, 0xc030_5402);
-        assert_eq!(SHADOW_REPLY_NEXT, 0xc050_5405);
+        assert_eq!(SHADOW_NEXT, 0xc038_5402);
+        assert_eq!(SHADOW_REPLY_NEXT, 0xc058_5405);
     }
 }

@@ -50,11 +50,19 @@ pub enum Kind {
     /// Server → client: the first frame of every connection, before `HELLO`: a fresh nonce
     /// the `HELLO`'s MAC must cover ([`super::auth::Challenge`]).
     Challenge = 16,
+    /// Client → server: a thread of process `rpid` started or exited
+    /// ([`super::process::ThreadMsg`]). Not answered.
+    ClientThread = 17,
+    /// Client → server: as [`Kind::ClientSystemCall`], made by thread `tid` of process
+    /// `rpid`: the body is `u32 tid` then the call's body
+    /// ([`super::process::split_thread_call`]). The shadow runs the calls of different
+    /// threads at once, each thread's in order.
+    ClientThreadCall = 18,
 }
 
 impl Kind {
     /// All kinds this version knows, in number order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Hello,
         Kind::Welcome,
         Kind::Heartbeat,
@@ -71,6 +79,8 @@ impl Kind {
         Kind::ClientAttrs,
         Kind::ServerFlushed,
         Kind::Challenge,
+        Kind::ClientThread,
+        Kind::ClientThreadCall,
     ];
 
     /// Decodes a kind number; `None` for numbers this version does not know.
@@ -107,6 +117,8 @@ impl Kind {
             Kind::ClientAttrs => "CLIENT_ATTRS",
             Kind::ServerFlushed => "SERVER_FLUSHED",
             Kind::Challenge => "CHALLENGE",
+            Kind::ClientThread => "CLIENT_THREAD",
+            Kind::ClientThreadCall => "CLIENT_THREAD_CALL",
         }
     }
 }
@@ -121,7 +133,7 @@ mod tests {
             assert_eq!(Kind::from_u16(k as u16), Some(k));
         }
         assert_eq!(Kind::from_u16(0), None);
-        assert_eq!(Kind::from_u16(17), None);
+        assert_eq!(Kind::from_u16(19), None);
         assert_eq!(Kind::from_u16(u16::MAX), None);
     }
 

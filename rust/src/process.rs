@@ -6,6 +6,8 @@
 //! CLIENT_ATTRS:  u32 uid, euid, fsuid, gid, egid, fsgid, u64 fsize_cur, fsize_max,
 //!                u32 ngroups, u32 0, ngroups x u32 gid               (48 + 4 n bytes)
 //! SERVER_SIGNAL: u32 signo, u32 0                                    (8 bytes)
+//! CLIENT_THREAD: u32 tid, u32 event (THREAD_STARTED, THREAD_EXITED)   (8 bytes)
+//! CLIENT_THREAD_CALL: u32 tid, then a CLIENT_SYSTEM_CALL body
 //! ```
 //! Ids are the client kernel's (initial user namespace); `u32::MAX` (`-1`) is not an id.
 //! `fsize_*` are `RLIMIT_FSIZE`, [`RLIM_INFINITY`] for no limit.
@@ -204,6 +206,55 @@ impl SignalMsg {
     }
 }
 
+/// [`ThreadMsg::event`]: the process started a thread (its first besides its leader
+/// makes the shadow ready to run calls of several threads at once).
+pub const THREAD_STARTED: u32 = 0;
+/// [`ThreadMsg::event`]: a thread of the process exited (not its leader).
+pub const THREAD_EXITED: u32 = 1;
+
+/// A thread of process `rpid` started or exited (`CLIENT_THREAD`, not answered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadMsg {
+    /// The thread's id (a client pid).
+    pub tid: u32,
+    /// [`THREAD_STARTED`] or [`THREAD_EXITED`].
+    pub event: u32,
+}
+
+impl ThreadMsg {
+    /// Encoded size.
+    pub const LEN: usize = 8;
+
+    /// Encodes into `buf`, returning the length used.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut w = Writer::new(buf);
+        w.u32(self.tid)?;
+        w.u32(self.event)?;
+        Ok(w.len())
+    }
+
+    /// Decodes a body: exactly [`Self::LEN`] bytes, a known event, a tid that is not 0.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf);
+        let (tid, event) = (r.u32()?, r.u32()?);
+        if !r.rest().is_empty() || tid == 0 || event > THREAD_EXITED {
+            return Err(ProtoError::BadValue);
+        }
+        Ok(Self { tid, event })
+    }
+}
+
+/// Splits a `CLIENT_THREAD_CALL` body into the calling thread's id (not 0) and its
+/// `CLIENT_SYSTEM_CALL` body.
+pub fn split_thread_call(body: &[u8]) -> Result<(u32, &[u8])> {
+    let mut r = Reader::new(body);
+    let tid = r.u32()?;
+    if tid == 0 {
+        return Err(ProtoError::BadValue);
+    }
+    Ok((tid, r.rest()))
+}
+
 /// Whether a server may forward signal `signo` ([`FORWARDED_SIGNALS`]).
 pub fn is_forwarded(signo: u32) -> bool {
     signo < 32 && FORWARDED_SIGNALS & (1u32 << signo) != 0
@@ -212,6 +263,23 @@ pub fn is_forwarded(signo: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_messages() {
+        let m = ThreadMsg {
+            tid: 77,
+            event: THREAD_EXITED,
+        };
+        let mut b = [0u8; ThreadMsg::LEN];
+        assert_eq!(m.encode(&mut b), Ok(8));
+        assert_eq!(ThreadMsg::decode(&b), Ok(m));
+        assert!(ThreadMsg::decode(&b[..7]).is_err());
+        assert!(ThreadMsg::decode(&[0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(ThreadMsg::decode(&[1, 0, 0, 0, 2, 0, 0, 0]).is_err());
+        assert_eq!(split_thread_call(&[5, 0, 0, 0, 9]), Ok((5, &[9u8][..])));
+        assert!(split_thread_call(&[0, 0, 0, 0, 9]).is_err());
+        assert!(split_thread_call(&[5, 0]).is_err());
+    }
 
     fn sample() -> ProcAttrs {
         let mut a = ProcAttrs {

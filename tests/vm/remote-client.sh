@@ -67,6 +67,7 @@ cp /tether/tests/build/dirmode /usr/bin/tether-dirmode
 cp /tether/tests/build/bypass /usr/bin/tether-bypass
 cp /tether/tests/build/remotemix /usr/bin/tether-mix
 cp /tether/tests/build/rmap /usr/bin/tether-rmap
+cp /tether/tests/build/threads /usr/bin/tether-threads
 echo client-local >/etc/tether-where
 check "loader flag set on the marked copies" eval \
 	"getfattr -n trusted.tether.loader $BASHM && getfattr -n trusted.tether.loader /tmp/fsops"
@@ -246,6 +247,15 @@ killed_on_server() { [ "$(srv 10 'dd if=/srv/tmp/shm-kill bs=1 skip=5000 count=6
 check "mmap of remote files: the stores of a process killed by SIGKILL reach the file ($out)" \
 	eval '[[ $out == *rc=137* ]] && wait_until 10 killed_on_server'
 
+# Threads (tests/fsops/threads.c; server_comm/shadow.rs, lanes): each client thread's calls
+# run on a shadow thread of its own, so a FIFO opened by two threads of one process, flock
+# between them, per-thread setfsuid and threads that come and go answer as untethered.
+local_out=$(mkdir -p /tmp/tether-thr && tether-threads /tmp/tether-thr 2>&1)
+out=$(tb 'mkdir -p /tmp/tether-thr && tether-threads /tmp/tether-thr' 2>&1)
+note "tethered: $out"
+check "threads: tethered transcript = untethered ($(wc -l <<<"$local_out") lines)" \
+	eval '[ "$out" = "$local_out" ] && ! grep -q timeout <<<"$out"'
+
 # --- local prefixes -----------------------------------------------------------------------
 read -r -d '' S <<'EOF'
 while read -r k v; do [ "$k" = Pid: ] && echo "status-pid=$v"; done </proc/self/status
@@ -360,7 +370,7 @@ check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$t
 
 # Session cgroups (server_comm/keeper.rs): the session's keeper and shadows run in its
 # cgroup tether/session-N on the server (cgroup v2), charged there and bounded by its
-# pids.max (2 x max_shadows + 1) and memory.max (session_memory_mb, 0: none); the helper
+# pids.max (max_shadows x (max_shadow_threads + 3) + 1: 1024 x 67 + 1) and memory.max (session_memory_mb, 0: none); the helper
 # that made it (tether-session) stays outside. A shadow that would pass pids.max is not
 # started, and its process's calls fail with EIO.
 tb 'read -r h </etc/hostname; sleep 6' >/dev/null 2>&1 &
@@ -380,8 +390,8 @@ note "$o"
 check "session cgroup: every shadow and keeper runs in a tether/session-N, the helpers outside" \
 	eval 'grep -q "^in=" <<<"$o" && ! grep "^in=" <<<"$o" | grep -vqx "in=/tether/session-[0-9]*" &&
 		grep -qx "helper=/" <<<"$o" && ! grep "^helper=" <<<"$o" | grep -vqx "helper=/"'
-check "session cgroup: pids.max 2049, no memory.max, processes and memory charged there" \
-	eval 'grep -q "^pids=" <<<"$o" && ! grep "^pids=" <<<"$o" | grep -Evqx "pids=([1-9][0-9]*) procs=\1 max=2049 memmax=max mem=1"'
+check "session cgroup: pids.max 68609, no memory.max, processes and memory charged there" \
+	eval 'grep -q "^pids=" <<<"$o" && ! grep "^pids=" <<<"$o" | grep -Evqx "pids=([1-9][0-9]*) procs=\1 max=68609 memmax=max mem=1"'
 reap $cgp 30 >/dev/null 2>&1
 o=$(srv 20 'for g in /sys/fs/cgroup/tether/session-*; do [ "$(cat $g/pids.current)" -gt 0 ] && echo 0 >$g/pids.max && echo $g; done')
 note "pids.max set to 0 in: $o"
@@ -390,7 +400,7 @@ rc=$?
 note "$t"
 check "session cgroup: at pids.max a new process's shadow is not started: its calls fail with EIO (exit $rc)" \
 	eval '[ $rc != 0 ] && grep -q "Input/output error" <<<"$t" && wait_until 5 grep -q "cannot fork into the session.s pid namespace and cgroup: Resource temporarily unavailable" $SDMESG'
-srv 20 'for g in /sys/fs/cgroup/tether/session-*; do echo 2049 >$g/pids.max; done' >/dev/null
+srv 20 'for g in /sys/fs/cgroup/tether/session-*; do echo 68609 >$g/pids.max; done' >/dev/null
 check "session cgroup: with room again, a new process runs" eval '[ "$(tb "cat /etc/hostname" 2>&1)" = tether-server-export ]'
 
 # Real programs (tests/vm/real-programs.sh): Debian's git (commit, rename, gc: pack files
