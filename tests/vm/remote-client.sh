@@ -404,8 +404,9 @@ srv 20 'for g in /sys/fs/cgroup/tether/session-*; do echo 68609 >$g/pids.max; do
 check "session cgroup: with room again, a new process runs" eval '[ "$(tb "cat /etc/hostname" 2>&1)" = tether-server-export ]'
 
 # Real programs (tests/vm/real-programs.sh): Debian's git (commit, rename, gc: pack files
-# read through mmap, fsck), sqlite3 (rollback journal with full syncs; WAL in exclusive
-# mode) and python3 (shutil.copytree, tempfile, mmap) run tethered on the export and print
+# read through mmap, fsck), sqlite3 (rollback journal with full syncs; WAL, its index a
+# shared mapping, with a reader beside three writers) and python3 (shutil.copytree,
+# tempfile, read-only and shared writable mmap) run tethered on the export and print
 # what they print untethered on the client's /tmp; the server's own git and sqlite3 then
 # find the repository and the database sound.
 local_out=$(bash /tether/tests/vm/real-programs.sh /tmp/real-local 2>&1)
@@ -416,7 +417,7 @@ t=$(now_ms)
 out=$(TB_TIMEOUT=600 tb "set -- /real; $(cat /tether/tests/vm/real-programs.sh)" 2>&1)
 note "real programs tethered ($(($(now_ms) - t)) ms): $out"
 note "real programs untethered: $(grep '^time ' <<<"$local_out" | tr '\n' ' ')"
-for what in "git log" "git status" "git count-objects" "git fsck" "git show" "sqlite journal" "sqlite wal" \
+for what in "git log" "git status" "git count-objects" "git fsck" "git show" "sqlite journal" "sqlite wal" "python shared mmap" \
 	"python mmap" "python tree" tree; do
 	l=$(grep "^$what: " <<<"$local_out") o=$(grep "^$what: " <<<"$out")
 	check "real programs: $what, tethered = untethered (${l:-no output untethered})" eval '[ -n "$l" ] && [ "$o" = "$l" ]'
