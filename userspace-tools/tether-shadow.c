@@ -825,9 +825,10 @@ static void *lane_main(void *arg)
 	for (;;) {
 		int r = serve(t->lane, t->req, t->rep, t->scratch);
 
-		/* 0: the shadow must exit; 1: the device failed. */
+		/* 0: the shadow must exit; 1: the device failed. (_exit: the main thread may be
+		 * in exit() at the same time.) */
 		if (r != 2)
-			exit(r);
+			_exit(r);
 		pthread_mutex_lock(&threads_lock);
 		t->lane = 0;
 		t->next_idle = idle_threads;
