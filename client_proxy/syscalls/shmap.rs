@@ -21,12 +21,16 @@
 //!
 //! Each mapping keeps its proxy file (so its server fd) open, as a mapping keeps its file,
 //! until it is unmapped or its process exits or execs. Known differences from a local
-//! file: `read`/`write` calls go to the server, so they do not see stores not yet written
-//! back, and a mapping does not see later writes made through the fd or by other machines
-//! (like NFS without close-to-open); a mapping does not grow with the file (a page wholly
-//! past the end the file had when it was mapped gets `SIGBUS`); a forked child's stores
-//! through an inherited mapping reach the server with its parent's write-backs; a
-//! `mremap`ed mapping is written back at exit only.
+//! file:
+//! - `read`/`write` calls go to the server: they do not see stores not yet written back,
+//!   and a mapping does not see later writes made through an fd or by other machines
+//!   (like NFS without close-to-open);
+//! - a mapping does not grow with the file: a page wholly past the end the file had when
+//!   it was mapped gets `SIGBUS`;
+//! - a file open with `O_APPEND` cannot be mapped so (`ENODEV`: its write-backs would
+//!   append);
+//! - a forked child's stores through an inherited mapping reach the server with its
+//!   parent's write-backs; a `mremap`ed mapping is written back at exit only.
 
 use kernel::{
     alloc::KVVec,
@@ -187,6 +191,10 @@ fn identity(p: &Proxy) -> Result<(u64, u64, u64)> {
 /// filled from the server as far as the mapping and the file reach.
 pub(crate) fn map(p: Proxy, a: &[u64; 6]) -> Outcome {
     let (addr, len, prot, flags, off) = (a[0], a[1], a[2], a[3], a[5]);
+    // Its write-backs are `pwrite64`s, which an `O_APPEND` file would append.
+    if p.flags() & kernel::bindings::O_APPEND != 0 {
+        return Err(ENODEV);
+    }
     let (dev, ino, size) = identity(&p)?;
     let need = off.checked_add(len).ok_or(EOVERFLOW)?.min(size);
     let shared = client().ok_or(EIO)?;
