@@ -138,7 +138,7 @@ kill_point() {
 # the untethered crash-free reference (SETUP and RUN in $FR/ID on the client's tmpfs): the
 # torture's manifest (path, type, mode, size, SHA-256) of both.
 FX=/torture/faults FR=/tmp/fref SRV=srv0 fkills=0 narm=0 fpid=
-FAULTS=${TORTURE_FAULTS-a bf cd e g h s m}
+FAULTS=${TORTURE_FAULTS-a bf cd e g h s m t}
 # crash_line : the crash point line of the running server's console ($SRV), if any.
 crash_line() { grep -a -o 'crash point .* reached' /shared/$SRV/console.log 2>/dev/null | head -n 1; }
 # wait_crash SECONDS : until the running server reset itself at its fault point.
@@ -266,6 +266,24 @@ with open(\"m\", \"r+b\") as f, mmap.mmap(f.fileno(), 0) as m:
     m.flush()
     m[100:106] = b\"second\"
 "; echo "mmap=$?"'
+# t. four threads of one process (Debian's python3) each write a file of 50 pages, their
+# calls running at once on four shadow threads (CLIENT_THREAD_CALL), unflushed; crash
+# before the reply of the 30th pwrite64. The replay sends every thread's call in flight
+# again: the new server's shadow starts the threads again. The files equal the crash-free
+# run's.
+FT_SETUP='mkdir -p "$W" && touch "$W"'
+FT_RUN='cd "$W" && python3 -c "
+import threading
+def w(i):
+    with open(\"t%d\" % i, \"wb\") as f:
+        for j in range(50):
+            f.write(bytes([65 + i]) * 4096)
+ts = [threading.Thread(target=w, args=(i,)) for i in range(4)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+"; echo "threads=$?"'
 mkdir -p $FR
 for fc in $FAULTS; do
 	wait_until "$RECONNECT_S" connected || { nok "fault $fc: connected before the case (state=$(c state))"; break; }
@@ -339,7 +357,14 @@ for fc in $FAULTS; do
 		fcrash m "before_reply pwrite64"
 		fcheck m "stores through a shared mapping, crash before the reply of msync's write-back"
 		;;
-	*) nok "fault case $fc: no such case (a bf cd e g h s m)" ;;
+	t)
+		fref t "$FT_SETUP" "$FT_RUN"
+		fsetup t "$FT_SETUP" && arm "hold_flush on" "crash_at before_reply pwrite64 30" || continue
+		frun t "$FT_RUN"
+		fcrash t "before_reply pwrite64"
+		fcheck t "four threads write files at once, crash before the 30th write's reply"
+		;;
+	*) nok "fault case $fc: no such case (a bf cd e g h s m t)" ;;
 	esac
 done
 
