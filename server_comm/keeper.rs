@@ -15,9 +15,8 @@
 //! Where the server has cgroup v2 (at `/sys/fs/cgroup`), the keeper's helper also makes the
 //! session a cgroup, `tether/session-N`: the keeper and every shadow of the session start
 //! in it (`clone3` with `CLONE_INTO_CGROUP`), so their processes, memory and page cache are
-//! charged to the session and bounded by its `pids.max` (`max_shadows` times their most
-//! threads, `max_shadow_threads` plus the main thread, the spawner and one exited shadow
-//! not reaped yet, plus the keeper) and `memory.max` (`session_memory_mb`). The helper (`tether-session`) stays the
+//! charged to the session and bounded by its `pids.max` (twice `max_shadows`, plus the
+//! keeper, plus `max_shadow_threads`: the shadows' threads besides their first) and `memory.max` (`session_memory_mb`). The helper (`tether-session`) stays the
 //! keeper's parent and removes the cgroup once the keeper is killed.
 //!
 //! Lock order: `Shared::inner` → `Keeper::state` (the debugfs `state` file); `Keeper::state`
@@ -85,16 +84,15 @@ impl Keeper {
         let mut state = self.state.lock();
         if matches!(*state, State::None) {
             *state = State::Starting;
-            // A backstop to `max_shadows` and `max_shadow_threads` (which the registry
-            // counts, with a clean errno): room for each shadow's threads, its spawner, a
-            // shadow that exited but is not reaped yet, and the keeper.
-            let per_shadow = u32::try_from(config.max_shadow_threads)
-                .unwrap_or(u32::MAX)
-                .saturating_add(3);
+            // A backstop to `max_shadows` (which the registry counts, with a clean errno):
+            // room for the keeper and for shadows that exited but are not reaped yet; and
+            // the bound of the shadows' other threads (a thread that cannot start makes its
+            // process's calls run in turn).
             let pids_max = u32::try_from(config.max_shadows)
                 .unwrap_or(u32::MAX)
-                .saturating_mul(per_shadow)
-                .saturating_add(1);
+                .saturating_mul(2)
+                .saturating_add(1)
+                .saturating_add(u32::try_from(config.max_shadow_threads).unwrap_or(u32::MAX));
             // SAFETY: No preconditions: the shim starts the shadow binary as a keeper.
             let r = unsafe { tether_spawn_keeper(self.token, pids_max, config.session_memory_mb) };
             if r != 0 {

@@ -45,7 +45,7 @@ pub(crate) struct Config {
     /// Per session: requests queued or running, and shadows.
     pub(crate) max_pending: usize,
     pub(crate) max_shadows: usize,
-    /// Per shadow: threads running calls of their own client thread.
+    /// Per session: shadow threads besides each shadow's first (per shadow too: lanes).
     pub(crate) max_shadow_threads: usize,
     /// Per session: MiB of memory its shadows' cgroup may use (0: no limit).
     pub(crate) session_memory_mb: u32,
@@ -109,9 +109,9 @@ impl Config {
                 return Err(EINVAL);
             }
         }
-        if c.max_shadow_threads > 4096 {
+        if c.max_shadow_threads > 65536 {
             pr_err!(
-                "max_shadow_threads={} is above 4096\n",
+                "max_shadow_threads={} is above 65536\n",
                 c.max_shadow_threads
             );
             return Err(EINVAL);

@@ -103,8 +103,8 @@ module! {
             description: "most shadows (client processes) of one session; more are refused with EAGAIN (1..=1048576)",
         },
         max_shadow_threads: u32 {
-            default: 64,
-            description: "most threads of one shadow that run calls of their own client thread at once (its other threads' calls share the main one); 0: every call of a process runs in turn (0..=4096)",
+            default: 256,
+            description: "most threads of one session's shadows besides each shadow's first (threads running the calls of one client thread each, and a spawner per multi-threaded process); they count in the session cgroup's pids.max, and calls of threads past it run on their process's first shadow thread, in turn; 0: every process's calls run in turn (0..=65536)",
         },
         session_memory_mb: u32 {
             default: 0,

@@ -370,7 +370,7 @@ check "bash session: sha256 seen tethered = sha256 on the server" eval '[ -n "$t
 
 # Session cgroups (server_comm/keeper.rs): the session's keeper and shadows run in its
 # cgroup tether/session-N on the server (cgroup v2), charged there and bounded by its
-# pids.max (max_shadows x (max_shadow_threads + 3) + 1: 1024 x 67 + 1) and memory.max (session_memory_mb, 0: none); the helper
+# pids.max (2 x max_shadows + 1 + max_shadow_threads: 2305) and memory.max (session_memory_mb, 0: none); the helper
 # that made it (tether-session) stays outside. A shadow that would pass pids.max is not
 # started, and its process's calls fail with EIO.
 tb 'read -r h </etc/hostname; sleep 6' >/dev/null 2>&1 &
@@ -390,8 +390,8 @@ note "$o"
 check "session cgroup: every shadow and keeper runs in a tether/session-N, the helpers outside" \
 	eval 'grep -q "^in=" <<<"$o" && ! grep "^in=" <<<"$o" | grep -vqx "in=/tether/session-[0-9]*" &&
 		grep -qx "helper=/" <<<"$o" && ! grep "^helper=" <<<"$o" | grep -vqx "helper=/"'
-check "session cgroup: pids.max 68609, no memory.max, processes and memory charged there" \
-	eval 'grep -q "^pids=" <<<"$o" && ! grep "^pids=" <<<"$o" | grep -Evqx "pids=([1-9][0-9]*) procs=\1 max=68609 memmax=max mem=1"'
+check "session cgroup: pids.max 2305, no memory.max, processes and memory charged there" \
+	eval 'grep -q "^pids=" <<<"$o" && ! grep "^pids=" <<<"$o" | grep -Evqx "pids=([1-9][0-9]*) procs=\1 max=2305 memmax=max mem=1"'
 reap $cgp 30 >/dev/null 2>&1
 o=$(srv 20 'for g in /sys/fs/cgroup/tether/session-*; do [ "$(cat $g/pids.current)" -gt 0 ] && echo 0 >$g/pids.max && echo $g; done')
 note "pids.max set to 0 in: $o"
@@ -400,7 +400,7 @@ rc=$?
 note "$t"
 check "session cgroup: at pids.max a new process's shadow is not started: its calls fail with EIO (exit $rc)" \
 	eval '[ $rc != 0 ] && grep -q "Input/output error" <<<"$t" && wait_until 5 grep -q "cannot fork into the session.s pid namespace and cgroup: Resource temporarily unavailable" $SDMESG'
-srv 20 'for g in /sys/fs/cgroup/tether/session-*; do echo 68609 >$g/pids.max; done' >/dev/null
+srv 20 'for g in /sys/fs/cgroup/tether/session-*; do echo 2305 >$g/pids.max; done' >/dev/null
 check "session cgroup: with room again, a new process runs" eval '[ "$(tb "cat /etc/hostname" 2>&1)" = tether-server-export ]'
 
 # Real programs (tests/vm/real-programs.sh): Debian's git (commit, rename, gc: pack files
