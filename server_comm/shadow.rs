@@ -18,6 +18,15 @@
 //! each call and reports them with `REPLY`; they go to the client as `SERVER_SIGNAL`
 //! frames ahead of the reply.
 //!
+//! A shadow runs the calls of its process's threads at once, on **lanes** (docs/DESIGN.md
+//! §2.4, `proto::device`): every request is queued on one, and each thread of the shadow
+//! process takes the requests of its own lane with `NEXT`. Lane [`LANE_MAIN`] (the shadow's
+//! first thread) runs the leader's calls and forks; when the client process starts its
+//! first thread, the main thread is asked (ahead of its calls) to start a spawner, which
+//! serves [`LANE_SPAWNER`] and starts a thread for each client thread's first call. A
+//! `CLIENT_ATTRS` is queued on every lane; a thread that cannot be started makes the
+//! process's calls run on the main lane, in turn.
+//!
 //! Lock order: `Shared::inner` → `Shadow::inner`; `Session::link` is never taken with
 //! `Shadow::inner` held.
 
