@@ -58,7 +58,7 @@ mod ffi {
 }
 
 /// Room kept below `PATH_MAX` for the `.tmp` and `.prev` suffixes.
-const PATH_MAX: usize = 4096 - 8;
+const PATH_MAX: usize = crate::syscalls::paths::PATH_MAX - 8;
 /// Granularity of the worker's sleep, so that unload is noticed soon.
 const SLEEP_SLICE_MS: u32 = 50;
 

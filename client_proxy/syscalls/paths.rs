@@ -37,7 +37,8 @@ pub(crate) fn is_local(path: &[u8]) -> bool {
         .any(|p| path.starts_with(p) && matches!(path.get(p.len()), None | Some(b'/')))
 }
 
-pub(crate) const PATH_MAX: usize = 4096;
+/// Longest path argument, with its NUL (`PATH_MAX`).
+pub(crate) const PATH_MAX: usize = crate::proto::calls::PATH_MAX as usize;
 /// A path argument copied from the task, with its NUL.
 pub(crate) struct PathArg {
     pub(crate) buf: KVVec<u8>,

@@ -35,6 +35,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../selftests/tether_wire.h"
 
 /* ---- errors ------------------------------------------------------------------------- */
 static char who[48] = "torture";
@@ -63,94 +64,23 @@ static void *xrealloc(void *p, size_t n)
 	return p;
 }
 
-/* ---- SHA-256 (FIPS 180-4) ----------------------------------------------------------- */
-struct sha {
-	uint32_t h[8];
-	uint64_t len;
-	unsigned char buf[64];
-	size_t n;
-};
-static const uint32_t K256[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-	0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-	0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-	0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void sha_block(struct sha *s, const unsigned char *p)
-{
-	uint32_t w[64], a, b, c, d, e, f, g, h, t1, t2;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-	for (; i < 64; i++)
-		w[i] = w[i - 16] + (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) + w[i - 7] +
-		       (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10));
-	a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
-	for (i = 0; i < 64; i++) {
-		t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
-		t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-		h = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
-	}
-	s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d;
-	s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
-}
-
-static void sha_init(struct sha *s)
-{
-	static const uint32_t h0[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-					0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
-	memcpy(s->h, h0, sizeof(h0));
-	s->len = 0;
-	s->n = 0;
-}
-
-static void sha_add(struct sha *s, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	s->len += len;
-	while (len) {
-		size_t k = 64 - s->n < len ? 64 - s->n : len;
-
-		memcpy(s->buf + s->n, p, k);
-		s->n += k, p += k, len -= k;
-		if (s->n == 64) {
-			sha_block(s, s->buf);
-			s->n = 0;
-		}
-	}
-}
-
+/* ---- SHA-256: tether_wire.h's (tests/selftests) -------------------------------------- */
 /* hex: 65 bytes */
-static void sha_hex(struct sha *s, char *hex)
+static void sha_hex(struct tt_sha256 *s, char *hex)
 {
-	uint64_t bits = s->len * 8;
-	unsigned char pad = 0x80, z = 0, be[8];
-	int i;
+	uint8_t d[32];
 
-	sha_add(s, &pad, 1);
-	while (s->n != 56)
-		sha_add(s, &z, 1);
-	for (i = 0; i < 8; i++)
-		be[i] = bits >> (56 - 8 * i);
-	sha_add(s, be, 8);
-	for (i = 0; i < 8; i++)
-		sprintf(hex + 8 * i, "%08x", s->h[i]);
+	tt_sha256_final(s, d);
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", d[i]);
 }
 
 static void sha_of(const void *p, size_t n, char *hex)
 {
-	struct sha s;
+	struct tt_sha256 s;
 
-	sha_init(&s);
-	sha_add(&s, p, n);
+	tt_sha256_init(&s);
+	tt_sha256_update(&s, p, n);
 	sha_hex(&s, hex);
 }
 
@@ -201,14 +131,14 @@ static void lines_free(struct lines *l)
 static void hash_fd(int fd, const char *path, char *hex)
 {
 	static unsigned char buf[65536];
-	struct sha s;
+	struct tt_sha256 s;
 	ssize_t n;
 
-	sha_init(&s);
+	tt_sha256_init(&s);
 	while ((n = read(fd, buf, sizeof(buf))) != 0) {
 		if (n < 0)
 			sysdie("read", path);
-		sha_add(&s, buf, n);
+		tt_sha256_update(&s, buf, n);
 	}
 	sha_hex(&s, hex);
 }
@@ -1181,7 +1111,7 @@ int main(int argc, char **argv)
 	uint64_t seed = 0xcbf29ce484222325ULL;
 	struct lines want = { 0 }, got = { 0 };
 	char hex[65];
-	struct sha s;
+	struct tt_sha256 s;
 
 	if (argc == 3 && !strcmp(argv[1], "--manifest"))
 		return manifest(argv[2]);
@@ -1268,13 +1198,13 @@ int main(int argc, char **argv)
 			    a < got.n ? got.v[a] : "(end)", a < want.n ? want.v[a] : "(end)");
 		}
 
-	sha_init(&s);
+	tt_sha256_init(&s);
 	unsigned long long bytes = w.bytes, ops = w.ops, files = 0, size = 0;
 	for (k = 0; k < nkids; k++)
 		bytes += kids[k].bytes, ops += kids[k].ops;
 	for (size_t a = 0; a < want.n; a++) {
-		sha_add(&s, want.v[a], strlen(want.v[a]));
-		sha_add(&s, "\n", 1);
+		tt_sha256_update(&s, want.v[a], strlen(want.v[a]));
+		tt_sha256_update(&s, "\n", 1);
 		if (strchr(want.v[a], ' ')[1] == 'f') {
 			files++;
 			size += strtoull(strchr(strchr(strchr(want.v[a], ' ') + 1, ' ') + 1, ' ') + 1, NULL, 10);
