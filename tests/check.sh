@@ -71,7 +71,15 @@ grep -E '^test .* \.\.\. FAILED$' "$LOGS/cargo-test.log"
 done_in "finished: cargo test" "$t"
 step "protocol fuzz, 1000000 iterations" fuzz.log timeout 1800 "$CARGO" rust run --release --bin tether-proto-fuzz -- 1000000
 step "cargo clippy --all-targets -D warnings" clippy.log timeout 1200 "$CARGO" rust clippy --all-targets -- -D warnings
-step "kernel modules build (make modules)" modules.log make modules
+# The modules built with clippy (CLIPPY=1): any warning fails the step.
+modules_clippy() {
+	local out rc
+	out=$(make modules CLIPPY=1 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	[ $rc = 0 ] && ! grep -qE '^(warning|error)' <<<"$out"
+}
+step "kernel modules build with clippy, no warning (make modules CLIPPY=1)" modules.log modules_clippy
 xcheck() { # the selftests' C wire encoder against rust/ (tether-proto): same bytes
 	"$TETHER_ROOT/tests/build.sh" &&
 		"$CARGO" tests/xcheck run -q --target-dir /cache/xcheck-target >"$LOGS/xcheck-rust.txt" &&
