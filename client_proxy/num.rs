@@ -42,6 +42,19 @@ pub(crate) fn reg_i32(v: i32) -> u64 {
     reg_i64(i64::from(v))
 }
 
+/// A value for a task's register (`pt_regs` fields are `usize`): the same 64 bits (x86-64:
+/// `usize` and `u64` have the same width; a register is 64 bits, and this does not build
+/// where they differ).
+pub(crate) const fn user_reg(v: u64) -> usize {
+    usize::from_ne_bytes(v.to_ne_bytes())
+}
+
+/// A syscall's return value for the task's `regs->ax` (`-errno` on failure): its bits, as
+/// the register holds them.
+pub(crate) const fn ret_reg(v: isize) -> usize {
+    usize::from_ne_bytes(v.to_ne_bytes())
+}
+
 /// A user address for [`kernel::uaccess::UserPtr`] (a `usize`; `u64` and `usize` have the
 /// same width on every architecture the module builds for).
 pub(crate) fn user_addr(v: u64) -> Result<usize> {

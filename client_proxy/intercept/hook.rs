@@ -5,6 +5,7 @@
 use core::fmt;
 use kernel::{bindings, ffi::c_long, prelude::*};
 
+use crate::num::{reg_i32, ret_isize, user_reg};
 use crate::syscalls::exec::{self, ExecCall};
 use crate::syscalls::shmap;
 use crate::syscalls::Dispatch;
@@ -108,13 +109,13 @@ unsafe extern "C" fn tether_exec(regs: *const bindings::pt_regs, orig: SysFn) ->
         exec::exec(&call, |file, argv| {
             let mut regs = *r;
             if at {
-                regs.di = crate::proto::calls::AT_FDCWD as usize;
-                regs.si = file as usize;
-                regs.dx = argv as usize;
+                regs.di = user_reg(reg_i32(crate::proto::calls::AT_FDCWD));
+                regs.si = user_reg(file);
+                regs.dx = user_reg(argv);
                 regs.r8 = 0;
             } else {
-                regs.di = file as usize;
-                regs.si = argv as usize;
+                regs.di = user_reg(file);
+                regs.si = user_reg(argv);
             }
             // SAFETY: As the caller guarantees, on a copy of the registers that names
             // another file and argument vector. The ftrace hook sees this module as the
@@ -172,11 +173,12 @@ pub(crate) fn tether_write<T>(_: &T, reader: &mut kernel::uaccess::UserSliceRead
 /// The debugfs `tasks` file: the number of tethered tasks, then their pids.
 pub(crate) fn show_tasks<T>(_: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let mut pids = [0 as bindings::pid_t; 128];
+    let max = u32::try_from(pids.len()).unwrap_or(0);
     // SAFETY: `pids` has room for `pids.len()` entries.
-    let n = unsafe { ffi::tether_tethered_pids(pids.as_mut_ptr(), pids.len() as u32) };
+    let n = unsafe { ffi::tether_tethered_pids(pids.as_mut_ptr(), max) };
     // SAFETY: No preconditions.
     writeln!(f, "tethered={}", unsafe { ffi::tether_nr_tethered() })?;
-    for pid in pids.iter().take(n.max(0) as usize) {
+    for pid in pids.iter().take(usize::try_from(n).unwrap_or(0)) {
         writeln!(f, "{pid}")?;
     }
     Ok(())
@@ -187,7 +189,7 @@ pub(crate) fn show_tasks<T>(_: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 pub(crate) fn prctl(args: &[u64; 6]) -> Dispatch {
     const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
     if args[0] == PR_SET_SYSCALL_USER_DISPATCH {
-        Dispatch::Done(-(bindings::EPERM as isize))
+        Dispatch::Done(ret_isize(Err(EPERM)))
     } else {
         Dispatch::Local
     }

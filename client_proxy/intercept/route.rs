@@ -8,7 +8,9 @@
 //! bypass the proxy.
 
 use kernel::bindings;
+use kernel::error::{code::ENOSYS, Error};
 
+use crate::num::{ret_isize, ret_reg};
 use crate::proto::calls;
 use crate::proto::sysno::*;
 use crate::syscalls::{cwd, dir, fcntl, generic, io, names, open, Dispatch, Handler};
@@ -24,8 +26,8 @@ pub(crate) enum Route {
     /// Runs on the server when it concerns remote files, as its spec in the call table
     /// (`proto::calls`) says ([`generic::generic`]).
     Generic,
-    /// Fails with this errno: the call would bypass the proxy (e.g. io_uring).
-    Deny(u32),
+    /// Fails with this error: the call would bypass the proxy (e.g. io_uring).
+    Deny(Error),
 }
 
 /// One routed system call.
@@ -132,9 +134,9 @@ const ROUTED: [Entry; 86] = [
     route!(PWRITEV2, "pwritev2", Remote(io::pwritev2)),
     route!(STATX, "statx", Generic),
     // An io_uring would run I/O without passing through the proxy.
-    route!(IO_URING_SETUP, "io_uring_setup", Deny(bindings::ENOSYS)),
-    route!(IO_URING_ENTER, "io_uring_enter", Deny(bindings::ENOSYS)),
-    route!(IO_URING_REGISTER, "io_uring_register", Deny(bindings::ENOSYS)),
+    route!(IO_URING_SETUP, "io_uring_setup", Deny(ENOSYS)),
+    route!(IO_URING_ENTER, "io_uring_enter", Deny(ENOSYS)),
+    route!(IO_URING_REGISTER, "io_uring_register", Deny(ENOSYS)),
     route!(OPENAT2, "openat2", Remote(open::openat2)),
     route!(FACCESSAT2, "faccessat2", Generic),
     route!(FCHMODAT2, "fchmodat2", Generic),
@@ -142,18 +144,15 @@ const ROUTED: [Entry; 86] = [
 
 const fn build() -> [Route; NR_SYSCALLS] {
     let mut table = [Route::Local; NR_SYSCALLS];
-    let mut i = 0;
-    while i < ROUTED.len() {
+    let mut rest: &[Entry] = &ROUTED;
+    while let [e, tail @ ..] = rest {
         // Every call the generic handler forwards is one a shadow runs: the client's and
         // the server's tables agree, or the module does not build.
-        if let Route::Generic = ROUTED[i].route {
-            assert!(
-                calls::is_call(ROUTED[i].nr),
-                "a Generic route without a call spec"
-            );
+        if let Route::Generic = e.route {
+            assert!(calls::is_call(e.nr), "a Generic route without a call spec");
         }
-        table[ROUTED[i].nr as usize] = ROUTED[i].route;
-        i += 1;
+        table[e.nr as usize] = e.route;
+        rest = tail;
     }
     table
 }
@@ -184,7 +183,7 @@ unsafe extern "C" fn tether_route(regs: *mut bindings::pt_regs) -> bool {
     let r = unsafe { &mut *regs };
     // SAFETY: No preconditions; current is at syscall entry.
     let dispatch = if unsafe { tether_in_compat_syscall() } {
-        Dispatch::Done(-(bindings::ENOSYS as isize))
+        Dispatch::Done(ret_isize(Err(ENOSYS)))
     } else {
         let args = [
             r.di as u64,
@@ -196,7 +195,7 @@ unsafe extern "C" fn tether_route(regs: *mut bindings::pt_regs) -> bool {
         ];
         match route(r.orig_ax) {
             Route::Local => Dispatch::Local,
-            Route::Deny(errno) => Dispatch::Done(-(errno as isize)),
+            Route::Deny(e) => Dispatch::Done(ret_isize(Err(e))),
             Route::Remote(handler) => handler(&args),
             Route::Generic => generic::generic(u32::try_from(r.orig_ax).unwrap_or(u32::MAX), &args),
         }
@@ -204,7 +203,7 @@ unsafe extern "C" fn tether_route(regs: *mut bindings::pt_regs) -> bool {
     match dispatch {
         Dispatch::Local => false,
         Dispatch::Done(ret) => {
-            r.ax = ret as usize;
+            r.ax = ret_reg(ret);
             true
         }
     }

@@ -32,6 +32,7 @@ extern "C" {
 fn current() -> ProcAttrs {
     let mut a = ProcAttrs::default();
     let (mut ids, mut fsize) = ([0u32; 6], [0u64; 2]);
+    let max = u32::try_from(MAX_GROUPS).unwrap_or(0);
     // SAFETY: `ids` holds 6 ids, `fsize` 2 limits and `a.groups` `MAX_GROUPS` ids; the shim
     // writes no more.
     let n = unsafe {
@@ -39,7 +40,7 @@ fn current() -> ProcAttrs {
             ids.as_mut_ptr(),
             fsize.as_mut_ptr(),
             a.groups.as_mut_ptr(),
-            MAX_GROUPS as u32,
+            max,
         )
     };
     [a.uid, a.euid, a.fsuid, a.gid, a.egid, a.fsgid] = ids;
@@ -52,7 +53,7 @@ fn current() -> ProcAttrs {
             MAX_GROUPS
         );
     }
-    a.ngroups = n.min(MAX_GROUPS as u32);
+    a.ngroups = n.min(max);
     a
 }
 

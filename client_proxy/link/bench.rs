@@ -124,7 +124,10 @@ pub(crate) fn show(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Res
             ns,
             verified,
         })) => {
-            let mb_per_s = bytes.saturating_mul(1000) / (*ns).max(1);
+            let mb_per_s = bytes
+                .saturating_mul(1000)
+                .checked_div((*ns).max(1))
+                .unwrap_or(0);
             writeln!(
                 f,
                 "bulk bytes={bytes} msg={msg} ns={ns} mb_per_s={mb_per_s} verified={}",
@@ -241,12 +244,17 @@ fn ping(shared: &Shared, conn: &mut Conn, count: u32, size: u32) -> Result<Bench
 fn heapsort(v: &mut [u64]) {
     fn sift_down(v: &mut [u64], mut root: usize, end: usize) {
         loop {
-            let mut child = 2 * root + 1;
+            // The children of `root`: `2 * root + 1` and the one after.
+            let Some(mut child) = root.checked_mul(2).and_then(|c| c.checked_add(1)) else {
+                return;
+            };
             if child >= end {
                 return;
             }
-            if child + 1 < end && v[child] < v[child + 1] {
-                child += 1;
+            // `child < end`: no overflow.
+            let right = child.saturating_add(1);
+            if right < end && v[child] < v[right] {
+                child = right;
             }
             if v[root] >= v[child] {
                 return;
@@ -297,7 +305,7 @@ fn bulk(shared: &Shared, conn: &mut Conn, total: u64, msg: u32) -> Result<BenchR
         let len = msg_len(total, i, msg);
         fill(&mut buf[..len], i);
         let mut h = conn.header(Kind::Sink);
-        if i + 1 == messages {
+        if i.checked_add(1) == Some(messages) {
             h.flags = F_ACK_REQ;
             last_seq = h.seq;
         }

@@ -142,7 +142,10 @@ pub(crate) fn goodbye(tx: &Mutex<Sender>, session: u32) {
 fn next_server(shared: &Shared) {
     let servers = shared.config.servers();
     let cur = shared.server_cid.load(Relaxed);
-    let i = servers.iter().position(|&c| c == cur).map_or(0, |i| i + 1);
+    let i = servers
+        .iter()
+        .position(|&c| c == cur)
+        .map_or(0, |i| i.saturating_add(1));
     let next = servers.get(i).or(servers.first()).copied().unwrap_or(cur);
     if next != cur {
         pr_info!("trying server cid {} next\n", next);
@@ -155,7 +158,9 @@ fn report(shared: &Shared, end: End) {
     match end {
         End::Stopping => (),
         End::Silent(ms) => {
-            shared.last_down_detect_ms.store(ms as u64, Relaxed);
+            shared
+                .last_down_detect_ms
+                .store(u64::try_from(ms).unwrap_or(0), Relaxed);
             pr_notice!(
                 "server cid {} silent for {} ms ({} heartbeats): connection down\n",
                 cid,
@@ -175,7 +180,7 @@ fn sleep(shared: &Shared, ms: u32) {
     while left > 0 && !shared.is_stopping() {
         let step = left.min(SLEEP_SLICE_MS);
         fsleep(Delta::from_millis(i64::from(step)));
-        left -= step;
+        left = left.saturating_sub(step);
     }
 }
 
@@ -376,9 +381,10 @@ fn start(shared: &Shared, conn: &mut Conn) -> Result {
     }
     rpc::publish_link(shared, &conn.tx, conn.session);
     // From the connection's start (the server answered it) to calls going out again.
-    shared
-        .last_resume_us
-        .store((conn.started.elapsed().as_nanos() / 1000) as u64, Relaxed);
+    shared.last_resume_us.store(
+        u64::try_from(conn.started.elapsed().as_nanos() / 1000).unwrap_or(0),
+        Relaxed,
+    );
     shared.set_state(LinkState::Connected);
     Ok(())
 }
@@ -444,7 +450,7 @@ pub(crate) fn silent_too_long(shared: &Shared, since: Instant<Monotonic>) -> boo
 
 /// Whether `since` lies more than `misses` heartbeat intervals back.
 pub(crate) fn silent_for(shared: &Shared, since: Instant<Monotonic>, misses: i64) -> bool {
-    since.elapsed().as_millis() >= misses * i64::from(shared.config.heartbeat_ms)
+    since.elapsed().as_millis() >= misses.saturating_mul(i64::from(shared.config.heartbeat_ms))
 }
 
 /// What a frame of normal operation asks of the loop that received it.
@@ -547,7 +553,7 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
                 if now_missed > missed {
                     shared
                         .heartbeat_misses
-                        .add((now_missed - missed) as u64, Relaxed);
+                        .add(now_missed.abs_diff(missed), Relaxed);
                     missed = now_missed;
                 }
                 if silent_too_long(shared, conn.last_rx) {

@@ -8,6 +8,7 @@
 use core::fmt;
 use kernel::{alloc::KVVec, prelude::*};
 
+use crate::num::arg_i64;
 use crate::proto::calls::SETFL_MASK;
 use crate::proto::process::ProcAttrs;
 use crate::syscalls::paths::join;
@@ -131,10 +132,12 @@ impl Log {
 
     /// A remote call of `rpid` completed: how many of its calls had before.
     pub(crate) fn called(&mut self, rpid: u32) -> u64 {
-        self.calls += 1;
+        // Statistics: saturating.
+        self.calls = self.calls.saturating_add(1);
         self.proc_mut(rpid).map_or(0, |p| {
-            p.calls += 1;
-            p.calls - 1
+            let before = p.calls;
+            p.calls = before.saturating_add(1);
+            before
         })
     }
 
@@ -257,9 +260,10 @@ impl Log {
     /// A rename of `old` to `new` goes out; returns its id for [`Log::end_rename`].
     pub(crate) fn begin_rename(&mut self, old: &[u8], new: &[u8]) -> Result<u64> {
         let id = self.next_rename;
+        let next = id.checked_add(1).ok_or(EOVERFLOW)?;
         self.renames
             .push((id, copy(old)?, copy(new)?), GFP_KERNEL)?;
-        self.next_rename += 1;
+        self.next_rename = next;
         Ok(id)
     }
 
@@ -374,8 +378,9 @@ impl Log {
                     a.egid,
                     a.fsgid,
                     a.ngroups,
-                    a.fsize_cur as i64,
-                    a.fsize_max as i64
+                    // As `rlim_t` bits: `RLIM_INFINITY` shows as -1.
+                    arg_i64(a.fsize_cur),
+                    arg_i64(a.fsize_max)
                 )?;
             }
             for r in p.files.iter() {

@@ -274,7 +274,7 @@ impl Persist {
         }
         if body.0[..] != st.last[..] {
             st.last = body.0;
-            st.generation += 1;
+            st.generation = st.generation.saturating_add(1);
             st.dirty = true;
         }
         if !st.dirty {
@@ -330,7 +330,7 @@ pub(crate) fn run(shared: Arc<Shared>, persist: Arc<Persist>) {
         while left > 0 && !shared.is_stopping() {
             let step = left.min(SLEEP_SLICE_MS);
             fsleep(Delta::from_millis(i64::from(step)));
-            left -= step;
+            left = left.saturating_sub(step);
         }
     }
 }

@@ -132,7 +132,7 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
                         "retained write to {} not written again: a rename that was out when the server went down replaced the file\n",
                         core::str::from_utf8(&r.path).unwrap_or("(path not UTF-8)")
                     );
-                } else if fd == -i64::from(bindings::ENOENT) {
+                } else if fd == i64::from(ENOENT.to_errno()) {
                     pr_info!(
                         "retained write to {} not written again: the file is gone\n",
                         core::str::from_utf8(&r.path).unwrap_or("(path not UTF-8)")
@@ -217,7 +217,7 @@ fn reopen_path(
     path: &[u8],
 ) -> Result<i64> {
     let fd = path_call(shared, conn, rpid, calls::REOPEN, args, 1, path)?;
-    if fd != -i64::from(bindings::ENOENT) {
+    if fd != i64::from(ENOENT.to_errno()) {
         return Ok(fd);
     }
     let moved = shared.log.lock().pending_name(path);
@@ -239,7 +239,7 @@ fn replaced(shared: &Shared, conn: &mut Conn, rpid: u32, path: &[u8]) -> Result<
     };
     let args = [reg_i32(calls::AT_FDCWD), 0, F_OK, nofollow, 0, 0];
     let ret = path_call(shared, conn, rpid, sysno::FACCESSAT2, args, 1, &source)?;
-    Ok(ret == -i64::from(bindings::ENOENT))
+    Ok(ret == i64::from(ENOENT.to_errno()))
 }
 
 /// Redo writes out at once: like a task's transfer (`io::transfer`), sending, the server's
@@ -356,7 +356,7 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
     // A rename that was out when the server went down may have replaced it: the file is
     // gone, like an unlinked open file.
     let fd = if replaced(shared, conn, rpid, &f.path)? {
-        -i64::from(bindings::ENOENT)
+        i64::from(ENOENT.to_errno())
     } else {
         reopen_path(shared, conn, rpid, args, &f.path)?
     };

@@ -50,7 +50,10 @@ pub(crate) struct WriteRec {
 impl WriteRec {
     /// The data written.
     pub(crate) fn data(&self) -> &[u8] {
-        self.body.get(self.at..self.at + self.len).unwrap_or(&[])
+        self.at
+            .checked_add(self.len)
+            .and_then(|end| self.body.get(self.at..end))
+            .unwrap_or(&[])
     }
 }
 
@@ -95,9 +98,10 @@ impl Retained {
         at: usize,
         len: usize,
     ) -> Result {
-        if body.len() < at + len {
+        if at.checked_add(len).is_none_or(|end| body.len() < end) {
             return Err(EINVAL);
         }
+        let next_stamp = self.next_stamp.checked_add(1).ok_or(EOVERFLOW)?;
         self.recs.push(
             WriteRec {
                 seq,
@@ -111,18 +115,19 @@ impl Retained {
             },
             GFP_KERNEL,
         )?;
-        self.next_stamp += 1;
-        self.bytes += len;
-        self.kept += 1;
+        self.next_stamp = next_stamp;
+        self.bytes = self.bytes.saturating_add(len);
+        // A statistic.
+        self.kept = self.kept.saturating_add(1);
         Ok(())
     }
 
     fn drop_where(&mut self, gone: impl Fn(&WriteRec) -> bool) {
-        let mut bytes = 0;
+        let mut bytes = 0usize;
         self.recs.retain(|r| {
             let keep = !gone(r);
             if keep {
-                bytes += r.len;
+                bytes = bytes.saturating_add(r.len);
             }
             keep
         });
@@ -171,7 +176,7 @@ impl Retained {
             )?;
         }
         if self.recs.len() > SHOWN {
-            writeln!(f, "  ... {} more", self.recs.len() - SHOWN)?;
+            writeln!(f, "  ... {} more", self.recs.len().saturating_sub(SHOWN))?;
         }
         Ok(())
     }
