@@ -5,6 +5,8 @@
 //! (`WELCOME`), then receives that session's frames until the connection ends: heartbeats,
 //! echo and sink (link tests) are answered here, requests go to `dispatch.rs`. A lost
 //! connection leaves its session detached for its client to resume.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use core::fmt;
 use kernel::{
@@ -100,8 +102,11 @@ pub(crate) fn refuse(
         pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
     }
     let body = error_body(code, 0);
+    let Ok(len) = u32::try_from(ErrorMsg::LEN) else {
+        return;
+    };
     let mut frame = [0u8; HEADER_LEN + ErrorMsg::LEN];
-    let hdr = Header::new(Kind::Error, ErrorMsg::LEN as u32).encode();
+    let hdr = Header::new(Kind::Error, len).encode();
     frame[..HEADER_LEN].copy_from_slice(&hdr);
     frame[HEADER_LEN..].copy_from_slice(&body);
     let _ = sock.send_nowait(&frame);
@@ -232,7 +237,7 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
         ..Header::new(kind, 0)
     };
     let (mut sink_bytes, mut sink_sum) = (0u64, SUM_INIT);
-    let mut misses = 0;
+    let mut misses = 0u32;
     let mut heartbeat_seq = 0u64;
     let mut last_reap = Instant::<Monotonic>::now();
     loop {
@@ -247,7 +252,7 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
         let (hdr, body) = match rx.recv(max_frame) {
             Ok(frame) => frame,
             Err(RecvError::Timeout) => {
-                misses += 1;
+                misses = misses.saturating_add(1);
                 if misses >= MAX_MISSES {
                     return End::Silent;
                 }
@@ -351,7 +356,7 @@ fn handshake(
     challenge.encode(&mut cbody).map_err(|_| End::Io(EINVAL))?;
     tx.send(Header::new(Kind::Challenge, 0), &cbody)
         .map_err(End::Io)?;
-    let mut misses = 0;
+    let mut misses = 0u32;
     let (hdr, hello, authentic) = loop {
         match rx.recv(HANDSHAKE_MAX_FRAME) {
             Ok((hdr, body)) if hdr.kind == Kind::Hello => {
@@ -366,7 +371,9 @@ fn handshake(
             }
             Ok((hdr, _)) => return Err(End::Bad(ProtoError::Unexpected, hdr.kind as u32)),
             Err(RecvError::Timeout) if shared.is_stopping() => return Err(End::Stopping),
-            Err(RecvError::Timeout) if misses + 1 < MAX_MISSES => misses += 1,
+            Err(RecvError::Timeout) if misses.saturating_add(1) < MAX_MISSES => {
+                misses = misses.saturating_add(1)
+            }
             Err(RecvError::Io(e)) if e == ETIMEDOUT => {
                 return Err(busy(
                     shared,

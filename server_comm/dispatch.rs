@@ -4,6 +4,8 @@
 //! then queued to the shadow of its process), `CLIENT_FORK`, `CLIENT_EXIT` and
 //! `CLIENT_ATTRS` (the process's identity, mapped by its export's rule). Each request runs
 //! once per seq: a re-sent one is answered from the reply cache (`session.rs`).
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{
     prelude::*,
@@ -50,13 +52,13 @@ fn admit(shared: &Shared, s: &Arc<Session>, gen: u64, hdr: &Header) -> Result<bo
             s.send(
                 gen,
                 h,
-                &SyscallReply::bare(-i64::from(kernel::bindings::ESTALE)),
+                &SyscallReply::bare(neg_errno(kernel::bindings::ESTALE)),
             )?;
             Ok(false)
         }
         Seen::Full => {
             shared.limit_notice(s, "pending requests", shared.config.max_pending);
-            reply_bare(s, hdr, -i64::from(kernel::bindings::EAGAIN));
+            reply_bare(s, hdr, neg_errno(kernel::bindings::EAGAIN));
             Ok(false)
         }
     }
@@ -75,7 +77,7 @@ pub(crate) fn request(
     }
     match hdr.kind {
         Kind::ClientFork if shared.exports.is_denied(s.id, hdr.rpid) => {
-            reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
+            reply_bare(s, hdr, neg_errno(kernel::bindings::EPERM));
             Ok(())
         }
         Kind::ClientFork => fork(shared, s, hdr, body).inspect_err(|_| s.unpend(hdr.seq)),
@@ -133,11 +135,11 @@ pub(crate) fn system_call(
     shared.faults.reached(Point::OnReceive, Some(req.nr));
     shared.dirty.add(body.len() as u64, Relaxed);
     if shared.exports.is_denied(s.id, hdr.rpid) {
-        reply_bare(s, hdr, -i64::from(kernel::bindings::EPERM));
+        reply_bare(s, hdr, neg_errno(kernel::bindings::EPERM));
         return Ok(());
     }
     if let Err(refusal) = check_call(shared, s, hdr, req, data) {
-        reply_bare(s, hdr, -i64::from(refusal.errno()));
+        reply_bare(s, hdr, neg_errno(refusal.errno()));
         return Ok(());
     }
     match shared.shadow_for(s, hdr.rpid) {
@@ -236,6 +238,11 @@ pub(crate) fn thread_event(shared: &Shared, s: &Session, hdr: &Header, msg: &Thr
             );
         }
     }
+}
+
+/// `-errno`, a failed call's return value (exact: a `u32` negated fits an `i64`).
+pub(crate) fn neg_errno(errno: u32) -> i64 {
+    0i64.saturating_sub(i64::from(errno))
 }
 
 /// Answers request `hdr` with `ret` (`0` or `-errno`) and no output.

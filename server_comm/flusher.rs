@@ -10,6 +10,8 @@
 //! session `SERVER_FLUSHED {up_to_seq, boot_verifier}`. A failed sync is never acked: the
 //! boot verifier rotates and every session hears the new value, so that its client sends
 //! again what it retained.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{
     prelude::*,
@@ -102,7 +104,7 @@ fn flush(shared: &Shared) {
     shared.syncs.add(1, Relaxed);
     if inject && ret == 0 {
         pr_notice!("simulating a writeback error (debugfs fail_flush)\n");
-        ret = -(kernel::bindings::EIO as i32);
+        ret = EIO.to_errno();
     }
     let ok = ret == 0;
     if !ok {

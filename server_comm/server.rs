@@ -5,6 +5,8 @@
 //! Lock order: `Shared::inner` → `Session::link` (see `session.rs`) and
 //! `Shared::inner` → `Shadow::inner` (see `shadow.rs`); `Session::link` and
 //! `Shadow::inner` are never held together.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use core::fmt;
 use kernel::{
@@ -72,7 +74,7 @@ impl Config {
             split: params::split.value() as usize,
             max_sessions: params::max_sessions.value() as usize,
             flush_ms: params::flush_ms.value(),
-            flush_dirty_bytes: u64::from(params::flush_dirty_kb.value()) * 1024,
+            flush_dirty_bytes: u64::from(params::flush_dirty_kb.value()).saturating_mul(1024),
             resume_ms: params::resume_ms.value(),
             reply_cache: params::reply_cache.value() as usize,
             reply_cache_bytes: (params::reply_cache_kb.value() as usize).saturating_mul(1024),
@@ -494,7 +496,7 @@ impl Shared {
                     "" => None,
                     a => Some(a.parse().map_err(|_| EINVAL)?),
                 };
-                let mut dropped = 0;
+                let mut dropped = 0u32;
                 for s in this.sessions().iter() {
                     if id.is_none_or(|id| id == s.id) && s.shutdown() {
                         pr_notice!(
@@ -502,7 +504,7 @@ impl Shared {
                             s.id,
                             s.cid
                         );
-                        dropped += 1;
+                        dropped = dropped.saturating_add(1);
                     }
                 }
                 if dropped == 0 {

@@ -29,6 +29,8 @@
 //!
 //! Lock order: `Shared::inner` → `Shadow::inner`; `Session::link` is never taken with
 //! `Shadow::inner` held.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{
     alloc::KVVec,
@@ -45,6 +47,7 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+use crate::dispatch::neg_errno;
 use crate::faults::Point;
 use crate::global::Global;
 use crate::latency::Stage;
@@ -425,7 +428,7 @@ impl Shadow {
 
     /// Answers `seq` with `-errno` and no output.
     pub(crate) fn fail(&self, seq: u64, errno: u32) {
-        self.reply(seq, &SyscallReply::bare(-i64::from(errno)), 0);
+        self.reply(seq, &SyscallReply::bare(neg_errno(errno)), 0);
     }
 
     /// Gives the calling shadow process `attrs` (NEXT, in the shadow's context).
@@ -439,13 +442,14 @@ impl Shadow {
             attrs.fsgid,
         ];
         let groups = attrs.groups();
+        let ngroups = u32::try_from(groups.len()).map_err(|_| EINVAL)?;
         // SAFETY: `ids` holds six ids and `groups` `groups.len()` ids, both live for the
         // call; the shim changes only the calling task's credentials and limit.
         kernel::error::to_result(unsafe {
             tether_shadow_set_attrs(
                 ids.as_ptr(),
                 groups.as_ptr(),
-                groups.len() as u32,
+                ngroups,
                 attrs.fsize_cur,
                 attrs.fsize_max,
             )
@@ -609,7 +613,8 @@ impl ShadowFile {
                     shadow.fail(req.seq, kernel::bindings::E2BIG);
                     return Err(EMSGSIZE);
                 }
-                UserSlice::new(UserPtr::from_addr(args.buf as usize), body.len())
+                let buf = usize::try_from(args.buf).map_err(|_| EFAULT)?;
+                UserSlice::new(UserPtr::from_addr(buf), body.len())
                     .writer()
                     .write_slice(&body)?;
                 args.op = OP_CALL;
@@ -651,7 +656,8 @@ impl ShadowFile {
             return Err(EMSGSIZE);
         }
         let mut body = KVVec::new();
-        UserSlice::new(UserPtr::from_addr(args.buf as usize), args.len as usize)
+        let buf = usize::try_from(args.buf).map_err(|_| EFAULT)?;
+        UserSlice::new(UserPtr::from_addr(buf), args.len as usize)
             .read_all(&mut body, GFP_KERNEL)?;
         SyscallReply::decode(&body).map_err(|_| EINVAL)?;
         let nr = {
