@@ -932,6 +932,7 @@ static int serve(uint32_t lane, uint8_t *req, uint8_t *rep, uint8_t *scratch)
 		switch (na->op) {
 		case TETHER_OP_FORK: {
 			pid_t pid;
+			int e;
 
 			pthread_mutex_lock(&threads_lock);
 			pid = fork_as((pid_t)na->fork_pid);
@@ -942,8 +943,9 @@ static int serve(uint32_t lane, uint8_t *req, uint8_t *rep, uint8_t *scratch)
 				answer = 0;
 				continue;
 			}
+			e = errno;
 			pthread_mutex_unlock(&threads_lock);
-			ra->len = bare_reply(rep, pid < 0 ? -errno : 0);
+			ra->len = bare_reply(rep, pid < 0 ? -e : 0);
 			break;
 		}
 		case TETHER_OP_SPAWNER:
