@@ -36,7 +36,10 @@ use kernel::{
     alloc::KVVec,
     new_mutex,
     prelude::*,
-    sync::{atomic::Relaxed, Arc, Mutex},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
 };
 
 use super::io::{piece_done, retain, At, PIECE};
@@ -67,6 +70,9 @@ struct SharedFile {
     ino: u64,
     /// The bytes every mapping maps.
     copy: MapCopy,
+    /// `mmap` calls between finding the file and recording their mapping (under
+    /// `Shared::shmaps`): the file stays in the table meanwhile.
+    mapping: Atomic<i32>,
     /// The bytes as the server last had them, from offset 0: what a write-back compares
     /// the copy with. Its length is how much of the file the copy holds. Held while the
     /// copy is filled or written back.
@@ -117,8 +123,9 @@ impl SharedMaps {
     fn forget(&mut self, shared: &Shared, gone: impl Fn(&Mapping) -> bool) {
         self.maps.retain(|m| !gone(m));
         let maps = &self.maps;
-        self.files
-            .retain(|f| maps.iter().any(|m| Arc::ptr_eq(&m.file, f)));
+        self.files.retain(|f| {
+            f.mapping.load(Relaxed) != 0 || maps.iter().any(|m| Arc::ptr_eq(&m.file, f))
+        });
         shared
             .shmap_count
             .store(u32::try_from(self.maps.len()).unwrap_or(u32::MAX), Relaxed);
@@ -200,7 +207,7 @@ pub(crate) fn map(p: Proxy, a: &[u64; 6]) -> Outcome {
     let shared = client().ok_or(EIO)?;
     let file = {
         let mut maps = shared.shmaps.lock();
-        match maps.files.iter().find(|f| f.dev == dev && f.ino == ino) {
+        let file = match maps.files.iter().find(|f| f.dev == dev && f.ino == ino) {
             Some(f) => f.clone(),
             None => {
                 let copy = MapCopy::new(b"tether-shm")?;
@@ -209,6 +216,7 @@ pub(crate) fn map(p: Proxy, a: &[u64; 6]) -> Outcome {
                         dev,
                         ino,
                         copy,
+                        mapping: Atomic::new(0),
                         clean <- new_mutex!(KVVec::new(), "SharedFile::clean"),
                     }),
                     GFP_KERNEL,
@@ -216,11 +224,14 @@ pub(crate) fn map(p: Proxy, a: &[u64; 6]) -> Outcome {
                 maps.files.push(f.clone(), GFP_KERNEL)?;
                 f
             }
-        }
+        };
+        file.mapping.add(1, Relaxed);
+        file
     };
     let r =
         fill(&file, &p, need).and_then(|()| file.copy.map_at(addr, len, prot, flags, off, true));
     let mut maps = shared.shmaps.lock();
+    file.mapping.add(-1, Relaxed);
     if let Ok(at) = r {
         let m = Mapping {
             file,
