@@ -36,6 +36,7 @@ enum tt_kind {
 	TT_ECHO_REQ, TT_ECHO_REPLY, TT_SINK, TT_SINK_ACK,
 	TT_CLIENT_SYSTEM_CALL, TT_SERVER_REPLY, TT_CLIENT_FORK, TT_CLIENT_EXIT,
 	TT_SERVER_SIGNAL, TT_CLIENT_ATTRS, TT_SERVER_FLUSHED, TT_CHALLENGE,
+	TT_CLIENT_THREAD, TT_CLIENT_THREAD_CALL,
 };
 enum tt_err {
 	TT_E_TRUNCATED = 1, TT_E_BAD_MAGIC, TT_E_BAD_VERSION, TT_E_UNKNOWN_KIND,
@@ -43,7 +44,7 @@ enum tt_err {
 	TT_E_AUTH_FAILED, TT_E_BUSY,
 };
 #define TT_V1_KINDS 0x1ffeull /* bit n for kind n, kinds 1..12: a client before crash recovery */
-#define TT_ALL_KINDS 0x1fffeull /* kinds 1..16 */
+#define TT_ALL_KINDS 0x7fffeull /* kinds 1..18 */
 #define TT_W_RESUMED 1u /* WELCOME.flags: the session was resumed */
 
 struct tt_hdr {
@@ -416,6 +417,20 @@ static inline size_t tt_signal_put(uint8_t *out, uint32_t signo)
 	tt_put32(out, signo);
 	tt_put32(out + 4, 0);
 	return TT_SIGNAL_LEN;
+}
+
+/*
+ * CLIENT_THREAD body (8 bytes): u32 tid, u32 event (0 started, 1 exited). Not answered. A
+ * CLIENT_THREAD_CALL body is u32 tid followed by a CLIENT_SYSTEM_CALL body.
+ */
+#define TT_THREAD_LEN 8
+#define TT_THREAD_STARTED 0u
+#define TT_THREAD_EXITED 1u
+static inline size_t tt_thread_put(uint8_t *out, uint32_t tid, uint32_t event)
+{
+	tt_put32(out, tid);
+	tt_put32(out + 4, event);
+	return TT_THREAD_LEN;
 }
 
 /*

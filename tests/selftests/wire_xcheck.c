@@ -72,6 +72,7 @@ int main(void)
 	printf("sum64 chained %016llx\n", (unsigned long long)s);
 	printf("allkinds %llx\n", (unsigned long long)TT_ALL_KINDS);
 	hex("signal", b, tt_signal_put(b, 25));
+	hex("thread", b, tt_thread_put(b, 77, TT_THREAD_EXITED));
 	{
 		static const uint32_t ids[6] = { 1000, 0, 0, 1000, 0, 100 };
 		static const uint32_t groups[3] = { 0, 24, 1000 };

@@ -2,13 +2,13 @@
 //! same table with the selftests' C encoder and tests/check.sh compares the two outputs.
 
 use tether_proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH};
+use tether_proto::calls::{Effect, CALLS};
 use tether_proto::codec::{sum64, SUM_INIT};
 use tether_proto::frame::{Header, F_ACK_REQ, F_REPLY};
 use tether_proto::hmac::hmac_sha256;
 use tether_proto::kind::Kind;
 use tether_proto::msg::{ErrorMsg, Flushed, Hello, SinkAck, Welcome, W_RESUMED};
-use tether_proto::calls::{Effect, CALLS};
-use tether_proto::process::{ProcAttrs, SignalMsg, RLIM_INFINITY};
+use tether_proto::process::{ProcAttrs, SignalMsg, ThreadMsg, RLIM_INFINITY, THREAD_EXITED};
 use tether_proto::syscall::{SyscallReply, SyscallReq};
 
 fn hex(b: &[u8]) -> String {
@@ -99,6 +99,13 @@ fn main() {
     println!("allkinds {:x}", Kind::all_bits());
     let n = SignalMsg { signo: 25 }.encode(&mut b).unwrap_or(0);
     println!("signal {}", hex(&b[..n]));
+    let n = ThreadMsg {
+        tid: 77,
+        event: THREAD_EXITED,
+    }
+    .encode(&mut b)
+    .unwrap_or(0);
+    println!("thread {}", hex(&b[..n]));
     let mut a = ProcAttrs {
         uid: 1000,
         euid: 0,
