@@ -16,6 +16,11 @@
 //! state (configuration, counters, debugfs `tether_client`), `num.rs` the checked
 //! conversions of syscall arguments.
 
+// Every value a task or the server chose is checked before arithmetic or a conversion
+// (`num.rs`), here and in the shared `rust/` files.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
+
 use kernel::prelude::*;
 
 // Shared with the other tether module (and, for `proto`, the host crate): each uses a subset.

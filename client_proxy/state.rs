@@ -108,7 +108,7 @@ fn parse_servers(server_cid: u32) -> Result<([u32; MAX_SERVERS], usize)> {
                 return Err(EINVAL);
             }
         }
-        n += 1;
+        n = n.saturating_add(1);
     }
     Ok((servers, n))
 }
@@ -282,7 +282,7 @@ impl Shared {
             let mut waited = 0;
             while self.is_connected() && waited < GOODBYE_WAIT_MS {
                 fsleep(Delta::from_millis(5));
-                waited += 5;
+                waited = waited.saturating_add(5);
             }
         }
         let mut inner = self.inner.lock();

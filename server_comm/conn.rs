@@ -5,8 +5,6 @@
 //! (`WELCOME`), then receives that session's frames until the connection ends: heartbeats,
 //! echo and sink (link tests) are answered here, requests go to `dispatch.rs`. A lost
 //! connection leaves its session detached for its client to resume.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use core::fmt;
 use kernel::{

@@ -4,8 +4,6 @@
 //! then queued to the shadow of its process), `CLIENT_FORK`, `CLIENT_EXIT` and
 //! `CLIENT_ATTRS` (the process's identity, mapped by its export's rule). Each request runs
 //! once per seq: a re-sent one is answered from the reply cache (`session.rs`).
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{
     prelude::*,

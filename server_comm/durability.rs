@@ -6,8 +6,6 @@
 //! so "highest answered seq" alone would over-promise for a lower seq still in transit: the
 //! mark is taken before the sync, and `up_to_seq` stays below any call answered while the
 //! sync ran.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 /// The marks of one session.
 pub(crate) struct Durability {

@@ -15,8 +15,6 @@
 //! Refused identities: a process whose `CLIENT_ATTRS` claimed ids outside its CID's ranges
 //! has its calls answered `EPERM` until it claims allowed ones (the session keeps a bounded
 //! list of such processes).
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use core::fmt;
 use kernel::{new_mutex, prelude::*, str::CString, sync::Mutex, uaccess::UserSliceReader};

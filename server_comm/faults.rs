@@ -18,8 +18,6 @@
 //! - `in_redo`: as `before_reply`, for calls of the client's redo shadow (`REDO_RPID`);
 //! - `in_replay`: as `before_reply`, for the other calls of a session this server created
 //!   for a client that asked to resume a session it did not have (the client replays).
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{
     new_mutex,

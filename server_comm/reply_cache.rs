@@ -4,8 +4,6 @@
 //! and the last replies, so that a request the client sends again (after a lost connection)
 //! is answered, not run twice. Bounded by entries and bytes, but the newest reply is always
 //! kept; a request older than every cached reply and not pending may have run: `Stale`.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{alloc::KVVec, prelude::*};
 

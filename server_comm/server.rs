@@ -5,8 +5,6 @@
 //! Lock order: `Shared::inner` → `Session::link` (see `session.rs`) and
 //! `Shared::inner` → `Shadow::inner` (see `shadow.rs`); `Session::link` and
 //! `Shadow::inner` are never held together.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use core::fmt;
 use kernel::{

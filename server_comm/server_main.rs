@@ -16,6 +16,11 @@
 //! the test fault points. `server.rs` is the module state: configuration, the session
 //! registry, counters, debugfs `tether_server`.
 
+// Every value a client or a shadow chose is checked before arithmetic or a conversion,
+// here and in the shared `rust/` files.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
+
 use kernel::prelude::*;
 
 // Shared with the other tether module (and, for `proto`, the host crate): each uses a subset.

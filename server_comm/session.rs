@@ -8,8 +8,6 @@
 //!
 //! Lock order (docs/DESIGN.md §8): `Shared::inner` → `Session::link`; `Session::link` is
 //! otherwise taken alone.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use core::fmt;
 use kernel::{

@@ -29,8 +29,6 @@
 //!
 //! Lock order: `Shared::inner` → `Shadow::inner`; `Session::link` is never taken with
 //! `Shadow::inner` held.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{
     alloc::KVVec,

@@ -11,8 +11,6 @@
 //!
 //! Lock order (docs/DESIGN.md §8): `Shared::inner` → `Shadow::inner`, `Shared::inner` →
 //! `Shared::by_token` (the XArray's spinlock).
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 use kernel::{prelude::*, sync::Arc};
 

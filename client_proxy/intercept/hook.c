@@ -20,6 +20,7 @@
 #include <linux/module.h>
 #include <linux/pid.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
@@ -199,12 +200,25 @@ static void notrace tether_fork_cb(unsigned long ip, unsigned long parent_ip,
 	}
 }
 
+/*
+ * Whether the exiting task ends its process: it is its last live thread, or the leader of
+ * a group exit (exit_group(), a fatal signal). A leader that leaves with pthread_exit()
+ * while other threads run does not; nor does the old leader that an exec by another thread
+ * reaps (de_thread()). (Two last threads exiting at once may both miss it: their shadow
+ * then ends with the session.)
+ */
+static bool tether_process_ends(void)
+{
+	return atomic_read(&current->signal->live) == 1 ||
+	       (thread_group_leader(current) && (current->signal->flags & SIGNAL_GROUP_EXIT));
+}
+
 static void notrace tether_exit_cb(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
 	if (!tether_is_tethered(current->pid))
 		return;
-	if (current->pid == current->tgid)
+	if (tether_process_ends())
 		tether_process_event(0, current->tgid, true);
 	else
 		tether_thread_event(current->tgid, current->pid, false);

@@ -55,7 +55,7 @@ pub(crate) enum ProcEvent {
     Exit {
         tgid: u32,
     },
-    /// Thread `tid` of process `tgid` started or exited (not the leader).
+    /// Thread `tid` of process `tgid` started, or exited without ending its process.
     Thread {
         tgid: u32,
         tid: u32,
@@ -98,9 +98,10 @@ extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_
     }
 }
 
-/// Called from the fork and exit hooks (`hook.c`, atomic context) for a thread other than
-/// a process's leader: queues its start or exit for the server, which runs the calls of
-/// each thread of a process on a shadow thread of its own (`CLIENT_THREAD_CALL`).
+/// Called from the fork and exit hooks (`hook.c`, atomic context) for a new thread, or one
+/// that exits without ending its process: queues its start or exit for the server, which
+/// runs the calls of each thread of a process on a shadow thread of its own
+/// (`CLIENT_THREAD_CALL`).
 #[no_mangle]
 extern "C" fn tether_thread_event(tgid: bindings::pid_t, tid: bindings::pid_t, started: bool) {
     let Some(shared) = crate::state::client() else {

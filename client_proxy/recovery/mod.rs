@@ -3,8 +3,6 @@
 //! Crash survival: the journal of what the server holds for each process (`journal.rs`),
 //! retained writes (`retain.rs`), replay and redo after a server restart (`replay.rs`), the
 //! journal persisted to a local file (`persist.rs`, `logfile.c`).
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
 pub(crate) mod journal;
 pub(crate) mod persist;

@@ -9,9 +9,7 @@
 //! local; remote fds are proxy files whose offsets live on the client.
 //!
 //! Every value a task passes is checked before it is used in arithmetic or converted (see
-//! `num.rs`); the lints in each file keep it so.
-#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
-#![deny(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
+//! `num.rs`); the crate's lints (`client_main.rs`) keep it so.
 
 use kernel::prelude::*;
 

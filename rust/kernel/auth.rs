@@ -102,7 +102,7 @@ impl Key {
         for ((p, l), part) in ptrs.iter_mut().zip(lens.iter_mut()).zip(parts) {
             *p = part.as_ptr();
             *l = part.len();
-            n += 1;
+            n = n.saturating_add(1);
         }
         let mut out = [0u8; MAC_LEN];
         // SAFETY: By the type invariant the shim holds the key; the first `n` entries of

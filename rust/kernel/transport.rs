@@ -283,17 +283,19 @@ impl Sender {
         // The header and the prefix go out with the start of the body: one send for small
         // frames.
         let mut piece = [0u8; 512];
-        let at = HEADER_LEN + prefix.len();
+        // At most 32 + 64 bytes: within `piece`.
+        let at = HEADER_LEN.saturating_add(prefix.len());
         let first = body
             .len()
             .min(piece.len().min(self.split).saturating_sub(at));
         let (head, rest) = body.split_at(first);
         piece[..HEADER_LEN].copy_from_slice(&hdr.encode());
         piece[HEADER_LEN..at].copy_from_slice(prefix);
-        piece[at..at + first].copy_from_slice(head);
-        self.sock.send_all(&piece[..at + first], self.split)?;
+        let end = at.saturating_add(first);
+        piece[at..end].copy_from_slice(head);
+        self.sock.send_all(&piece[..end], self.split)?;
         self.sock.send_all(rest, self.split)?;
-        self.stats.count_out(HEADER_LEN + total);
+        self.stats.count_out(HEADER_LEN.saturating_add(total));
         Ok(())
     }
 }
@@ -361,11 +363,11 @@ impl Receiver {
                 Ok(0) if first && got == 0 => return Err(RecvError::Closed),
                 Ok(0) => return Err(RecvError::Proto(ProtoError::Truncated)),
                 Ok(n) => {
-                    got += n;
+                    got = got.saturating_add(n);
                     stalls = 0;
                 }
                 Err(e) if e == EAGAIN && first && got == 0 => return Err(RecvError::Timeout),
-                Err(e) if e == EAGAIN && stalls < MAX_STALLS => stalls += 1,
+                Err(e) if e == EAGAIN && stalls < MAX_STALLS => stalls = stalls.saturating_add(1),
                 Err(e) if e == EAGAIN => return Err(RecvError::Io(ETIMEDOUT)),
                 Err(e) => return Err(RecvError::Io(e)),
             }
@@ -382,7 +384,7 @@ impl Receiver {
         // `decode` checked `hdr.len <= self.buf.len()`.
         let body = &mut self.buf[..hdr.len as usize];
         Self::recv_exact(&self.sock, body, false, self.deadline)?;
-        self.stats.count_in(HEADER_LEN + body.len());
+        self.stats.count_in(HEADER_LEN.saturating_add(body.len()));
         Ok((hdr, body))
     }
 }

@@ -289,7 +289,11 @@ const fn index_table() -> [u8; NR_SYSCALLS] {
         if nr < NR_SYSCALLS {
             assert!(t[nr] == NO_CALL, "a call is in CALLS twice");
             assert!(i < NO_CALL as usize);
-            t[nr] = i as u8;
+            // `i < NO_CALL` (a `u8`), asserted just above; `try_from` is not `const`.
+            #[allow(clippy::cast_possible_truncation)]
+            {
+                t[nr] = i as u8;
+            }
         }
         i += 1;
     }

@@ -117,7 +117,7 @@ pub fn sum64(mut state: u64, bytes: &[u8]) -> u64 {
             dst.copy_from_slice(tail);
         }
         // The tail's length goes into the (otherwise zero) top byte: "a" and "a\0" differ.
-        w[7] = tail.len() as u8;
+        w[7] = u8::try_from(tail.len()).unwrap_or(u8::MAX);
         state = (state.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
     state

@@ -105,8 +105,12 @@ pub struct ReplyNextArgs {
 
 /// `_IOC(dir, type, nr, size)` of `include/uapi/asm-generic/ioctl.h`.
 const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
-    // The sizes here are small structures: they fit the 14-bit size field.
-    (dir << 30) | ((size as u32) << 16) | ((b'T' as u32) << 8) | nr
+    // The sizes here are small structures: they fit the 14-bit size field (a constant
+    // evaluation fails otherwise; `try_from` is not `const`).
+    assert!(size < 1 << 14);
+    #[allow(clippy::cast_possible_truncation)]
+    let size = size as u32;
+    (dir << 30) | (size << 16) | ((b'T' as u32) << 8) | nr
 }
 const IOC_WRITE: u32 = 1;
 const IOC_READ: u32 = 2;

@@ -173,7 +173,8 @@ impl SyscallReply {
     /// Encodes the fixed part into `buf`; the caller appends the output bytes.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
         let mut w = Writer::new(buf);
-        w.u64(self.ret as u64)?;
+        // The return value's bits (two's complement), little-endian.
+        w.u64(u64::from_ne_bytes(self.ret.to_ne_bytes()))?;
         w.u32(self.nbufs)?;
         w.u32(self.flags)?;
         for l in self
@@ -191,7 +192,7 @@ impl SyscallReply {
     pub fn decode(buf: &[u8]) -> Result<(Self, &[u8])> {
         let mut r = Reader::new(buf);
         let mut rep = SyscallReply {
-            ret: r.u64()? as i64,
+            ret: i64::from_ne_bytes(r.u64()?.to_ne_bytes()),
             nbufs: r.u32()?,
             flags: r.u32()?,
             ..Default::default()

@@ -10,7 +10,8 @@
  * - flock on two open files of one file: the second thread waits until the first unlocks;
  * - setfsuid in one thread changes the owner of the files that thread creates only
  *   (credentials are per thread), run as root;
- * - 20 threads in turn, each with its own calls (threads that exit and new ones).
+ * - 20 threads in turn, each with its own calls (threads that exit and new ones);
+ * - a process whose leader left with pthread_exit(): its other thread's calls still run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *dir;
@@ -83,6 +85,21 @@ static void *stat_one(void *arg)
 	struct stat st;
 
 	return (void *)(long)stat((const char *)arg, &st);
+}
+
+/* After its leader left with pthread_exit(): the process's calls still run. */
+static void *survivor(void *arg)
+{
+	struct stat st;
+	char p[4096];
+	int fd;
+
+	usleep(300 * 1000);
+	snprintf(p, sizeof(p), "%s/survivor", (const char *)arg);
+	fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, "x", 1) != 1 || close(fd) || stat(p, &st) || unlink(p))
+		exit(1);
+	exit(st.st_size == 1 ? 0 : 2);
 }
 
 static void on_alarm(int sig)
@@ -159,6 +176,13 @@ int main(int argc, char **argv)
 		n += ret == NULL;
 	}
 	r("20 threads in turn: stat", n);
+
+	fflush(stdout);
+	if (fork() == 0) {
+		pthread_create(&t, NULL, survivor, (void *)dir);
+		pthread_exit(NULL);
+	}
+	r("leader gone (pthread_exit): the other thread's calls, exit status", wait(&n) > 0 ? n : -1);
 	r("unlink fifo", unlink(path_fifo));
 	r("unlink lock", unlink(path_lock));
 	return 0;

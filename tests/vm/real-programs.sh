@@ -41,14 +41,16 @@ sqlite3 journal.db 'create index tv on t(v); delete from t where k % 7 = 0; vacu
 echo "sqlite journal: $(sqlite3 journal.db 'pragma integrity_check; select count(*), sum(k), max(v) from t;' | tr '\n' ' ')"
 sqlite3 wal.db 'pragma journal_mode=wal; create table t(x);
 	insert into t select value from generate_series(1, 500);' >/dev/null
-# A reader holds the database open (its own mapping of the index) while writers commit.
+# A reader holds the database open (its own mapping of the index) while writers commit;
+# each waits for the others' locks (a busy timeout, as applications set one: without it a
+# connection that finds the index being set up fails at once with "database is locked").
 { echo 'select count(*) from t;'; sleep 1; echo 'select count(*), sum(x) from t;'; } |
-	sqlite3 wal.db >wal.reader &
+	sqlite3 -cmd '.timeout 20000' wal.db >wal.reader &
 for i in 1 2 3; do
-	sqlite3 wal.db "insert into t select value from generate_series(1, 100 * $i);"
+	sqlite3 -cmd '.timeout 20000' wal.db "insert into t select value from generate_series(1, 100 * $i);"
 done
 wait
-echo "sqlite wal: $(sqlite3 wal.db 'pragma wal_checkpoint(truncate); pragma integrity_check;
+echo "sqlite wal: $(sqlite3 -cmd '.timeout 20000' wal.db 'pragma wal_checkpoint(truncate); pragma integrity_check;
 	select count(*), sum(x) from t; pragma journal_mode;' | tr '\n' ' ')"
 rm -f wal.reader
 lap sqlite3
