@@ -171,12 +171,12 @@ impl ShadowInner {
     /// The lane that runs a call of client thread `lane`: its own (started now when it has
     /// none and `max_threads` allows one more), else [`LANE_MAIN`].
     fn lane_for(&mut self, lane: u32, max_threads: usize) -> Result<u32> {
-        if lane == LANE_MAIN || lane == LANE_SPAWNER || self.lanes.contains(&lane) {
-            return Ok(if lane == LANE_SPAWNER {
-                LANE_MAIN
-            } else {
-                lane
-            });
+        // No client thread has the spawner's id.
+        if lane == LANE_SPAWNER {
+            return Ok(LANE_MAIN);
+        }
+        if lane == LANE_MAIN || self.lanes.contains(&lane) {
+            return Ok(lane);
         }
         if self.one_lane || self.lanes.len() >= max_threads {
             return Ok(LANE_MAIN);
@@ -308,18 +308,11 @@ impl Shadow {
             return Ok(());
         }
         inner.attrs = Some(*attrs);
-        let lanes = inner.lanes.len().saturating_add(1);
-        inner.queue.reserve(lanes, GFP_KERNEL)?;
-        for i in 0..lanes {
-            let lane = if i == 0 {
-                LANE_MAIN
-            } else {
-                inner
-                    .lanes
-                    .get(i.saturating_sub(1))
-                    .copied()
-                    .unwrap_or(LANE_MAIN)
-            };
+        let inner = &mut *inner;
+        inner
+            .queue
+            .reserve(inner.lanes.len().saturating_add(1), GFP_KERNEL)?;
+        for &lane in Iterator::chain(core::iter::once(&LANE_MAIN), inner.lanes.iter()) {
             let req = Request::internal(lane, Work::Attrs(KBox::new(*attrs, GFP_KERNEL)?));
             inner.queue.push(req, GFP_KERNEL)?;
         }

@@ -949,11 +949,14 @@ static int serve(uint32_t lane, uint8_t *req, uint8_t *rep, uint8_t *scratch)
 			break;
 		}
 		case TETHER_OP_SPAWNER:
-		case TETHER_OP_THREAD:
+		case TETHER_OP_THREAD: {
+			uint32_t l = na->op == TETHER_OP_SPAWNER ? TETHER_LANE_SPAWNER : na->fork_pid;
+
 			answer = 0;
-			if (start_thread(na->op == TETHER_OP_SPAWNER ? TETHER_LANE_SPAWNER : na->fork_pid))
-				failed = na->op == TETHER_OP_SPAWNER ? TETHER_LANE_SPAWNER : na->fork_pid;
+			if (start_thread(l))
+				failed = l;
 			continue;
+		}
 		case TETHER_OP_LANE_END:
 			return 2;
 		default:

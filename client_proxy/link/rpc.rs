@@ -137,8 +137,7 @@ extern "C" fn tether_flush_events() {
     };
     let exits = core::mem::take(&mut *shared.exits_to_write_back.lock());
     for &tgid in exits.iter() {
-        shmap::write_back_process(&shared, tgid);
-        shmap::forget_process(&shared, tgid);
+        shmap::process_ended(&shared, tgid);
         let mut events = shared.events.lock();
         if events.push(ProcEvent::Exit { tgid }, GFP_ATOMIC).is_err() {
             pr_notice!("cannot queue the exit of pid {} for the server\n", tgid);

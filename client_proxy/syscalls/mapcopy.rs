@@ -56,6 +56,8 @@ pub(crate) fn pread(rpid: u32, sfd: u64, buf: &mut [u8], pos: i64) -> Result<usi
 
 /// The page size (x86-64): mapping offsets are multiples of it.
 pub(crate) const PAGE: u64 = 4096;
+/// The bits of an offset below [`PAGE`].
+pub(crate) const PAGE_MASK: u64 = PAGE - 1;
 
 /// A copy of a remote file's bytes.
 ///
@@ -92,6 +94,19 @@ impl MapCopy {
     /// Fills the copy with `len` bytes (less at the end of the file) from offset `start`
     /// of server fd `sfd` of process `rpid`; returns the bytes copied.
     pub(crate) fn fill(&self, rpid: u32, sfd: u64, start: i64, len: u64) -> Outcome {
+        self.fill_at(rpid, sfd, (start, len), 0, |_| Ok(()))
+    }
+
+    /// As [`MapCopy::fill`], into the copy from its offset `dst` on; `seen` gets each piece
+    /// once it is in the copy.
+    pub(crate) fn fill_at(
+        &self,
+        rpid: u32,
+        sfd: u64,
+        (start, len): (i64, u64),
+        dst: u64,
+        mut seen: impl FnMut(&[u8]) -> Result,
+    ) -> Outcome {
         let mut buf = KVVec::new();
         buf.resize(len_usize(len.min(PIECE))?, 0u8, GFP_KERNEL)?;
         let mut at = 0u64;
@@ -103,7 +118,9 @@ impl MapCopy {
             if got == 0 {
                 break;
             }
-            self.write(piece.get(..got).ok_or(EINVAL)?, at)?;
+            let data = piece.get(..got).ok_or(EINVAL)?;
+            self.write(data, dst.checked_add(at).ok_or(EOVERFLOW)?)?;
+            seen(data)?;
             at = at.checked_add(len_u64(got)).ok_or(EOVERFLOW)?;
         }
         Ok(at)

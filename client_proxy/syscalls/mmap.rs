@@ -21,7 +21,7 @@
 use kernel::prelude::*;
 
 use super::io::verify_area;
-use super::mapcopy::MapCopy;
+use super::mapcopy::{MapCopy, PAGE_MASK};
 use super::proxy::Proxy;
 use super::shmap;
 use super::{done, Dispatch, Outcome};
@@ -31,8 +31,6 @@ const MAP_SHARED: u64 = 0x01;
 const MAP_TYPE: u64 = 0x0f;
 const MAP_ANONYMOUS: u64 = 0x20;
 const PROT_WRITE: u64 = 0x2;
-/// Offsets must be multiples of the page size (4 KiB on x86-64).
-const PAGE_MASK: u64 = 0xfff;
 
 /// Implements remote `mmap(2)` of a remote file as a mapping of a copy (module
 /// documentation); anything else runs locally.

@@ -252,23 +252,13 @@ pub(crate) fn map(p: Proxy, a: &[u64; 6]) -> Outcome {
 /// Fills `file`'s copy from `p` up to `need` bytes (less if the file is shorter).
 fn fill(file: &SharedFile, p: &Proxy, need: u64) -> Result {
     let mut clean = file.clean.lock();
-    if len_u64(clean.len()) >= need {
-        return Ok(());
-    }
-    let mut buf = KVVec::new();
-    buf.resize(len_usize(PIECE)?, 0u8, GFP_KERNEL)?;
-    while len_u64(clean.len()) < need {
-        let at = len_u64(clean.len());
-        let n = len_usize(need.saturating_sub(at).min(PIECE))?;
-        let piece = buf.get_mut(..n).ok_or(EINVAL)?;
-        let got = super::mapcopy::pread(p.rpid, p.sfd_arg(), piece, count_i64(at)?)?;
-        if got == 0 {
-            // The file shrank since `fstat`.
-            break;
-        }
-        let data = piece.get(..got).ok_or(EINVAL)?;
-        file.copy.write(data, at)?;
-        clean.extend_from_slice(data, GFP_KERNEL)?;
+    let have = len_u64(clean.len());
+    if have < need {
+        let start = (count_i64(have)?, need.saturating_sub(have));
+        file.copy
+            .fill_at(p.rpid, p.sfd_arg(), start, have, |data| {
+                Ok(clean.extend_from_slice(data, GFP_KERNEL)?)
+            })?;
     }
     Ok(())
 }
@@ -397,7 +387,11 @@ pub(crate) fn fdatasync(a: &[u64; 6]) -> Dispatch {
 }
 
 fn sync_fd(nr: u32, a: &[u64; 6]) -> Dispatch {
-    if let (Some(shared), Some(p)) = (client().filter(|s| any(s)), Proxy::get(a[0])) {
+    // The proxy is looked up only when there are mappings to write back.
+    let Some(shared) = client().filter(|s| any(s)) else {
+        return super::generic::generic(nr, a);
+    };
+    if let Some(p) = Proxy::get(a[0]) {
         if write_back_selected(&shared, |m| m.proxy.rpid == p.rpid && m.proxy.sfd == p.sfd).is_err()
         {
             return super::errno(EIO);
@@ -411,10 +405,15 @@ fn sync_fd(nr: u32, a: &[u64; 6]) -> Dispatch {
 /// finds its stores on the server); the call runs locally.
 pub(crate) fn exit_group(_: &[u64; 6]) -> Dispatch {
     if let Some(shared) = client() {
-        write_back_process(&shared, rpid());
-        forget_process(&shared, rpid());
+        process_ended(&shared, rpid());
     }
     Dispatch::Local
+}
+
+/// Process `rpid` exits (or exited): its shared mappings are written back and forgotten.
+pub(crate) fn process_ended(shared: &Shared, rpid: u32) {
+    write_back_process(shared, rpid);
+    forget_process(shared, rpid);
 }
 
 /// Writes back the shared mappings of process `rpid` (before it execs, or once it exited).
