@@ -71,6 +71,8 @@ mod ffi {
 /// it is released exactly once, on drop.
 pub(crate) struct Socket {
     sock: NonNull<ffi::socket>,
+    /// [`Socket::shutdown`] ran: an end of stream is ours, not the peer's.
+    shut: Atomic<bool>,
 }
 
 // SAFETY: The socket layer serialises concurrent calls on one socket internally; sending,
@@ -85,6 +87,7 @@ impl Socket {
         // INVARIANT: the shim returned 0, so `sock` is a new socket that we now own.
         Ok(Self {
             sock: NonNull::new(sock).ok_or(EINVAL)?,
+            shut: Atomic::new(false),
         })
     }
 
@@ -124,6 +127,7 @@ impl Socket {
 
     /// Shuts both directions down: blocked and later sends and receives return at once.
     pub(crate) fn shutdown(&self) {
+        self.shut.store(true, Relaxed);
         // SAFETY: `self.sock` is valid by the type invariant.
         unsafe { ffi::tether_sock_shutdown(self.sock.as_ptr()) };
     }
@@ -209,7 +213,8 @@ impl Stats {
 
 /// Why receiving a frame failed.
 pub(crate) enum RecvError {
-    /// The peer closed the stream between frames.
+    /// The peer closed the stream between frames, or this side shut the socket down (even
+    /// in the middle of a frame: the connection was lost, the peer broke nothing).
     Closed,
     /// No byte arrived within the receive timeout (between frames).
     Timeout,
@@ -360,7 +365,9 @@ impl Receiver {
                 return Err(RecvError::Io(ETIMEDOUT));
             }
             match sock.recv_some(&mut buf[got..]) {
-                Ok(0) if first && got == 0 => return Err(RecvError::Closed),
+                Ok(0) if (first && got == 0) || sock.shut.load(Relaxed) => {
+                    return Err(RecvError::Closed)
+                }
                 Ok(0) => return Err(RecvError::Proto(ProtoError::Truncated)),
                 Ok(n) => {
                     got = got.saturating_add(n);
