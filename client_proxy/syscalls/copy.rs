@@ -33,7 +33,7 @@ use kernel::{
 
 use crate::link::rpc::request;
 use crate::num::{arg_i32, count_i64, len_u64, reg_i64, user_addr, wire_len};
-use crate::proto::syscall::{BufDesc, DIR_IN, DIR_OUT, DIR_RET};
+use crate::proto::syscall::{BufDesc, DIR_IN};
 use crate::proto::sysno;
 use crate::syscalls::io::{verify_area, MAX_RW_COUNT};
 use crate::syscalls::proxy::Proxy;
@@ -252,19 +252,7 @@ fn sendfile_at(pin: &Proxy, pos: i64, pout: &Proxy, out_pos: i64, count: u64) ->
 
 /// Reads `buf.len()` bytes of remote file `pin` at `at` into `buf`: the bytes read.
 fn pread_piece(pin: &Proxy, at: i64, buf: &mut [u8]) -> Outcome {
-    let out = BufDesc {
-        arg: 1,
-        dir: DIR_OUT | DIR_RET,
-        len: wire_len(buf.len())?,
-    };
-    let args = [pin.sfd_arg(), 0, len_u64(buf.len()), reg_i64(at), 0, 0];
-    let got = call(
-        pin.rpid,
-        &request(sysno::PREAD64, args, &[out]),
-        &[],
-        &mut [buf],
-    )?;
-    Ok(got.min(len_u64(buf.len())))
+    crate::syscalls::mapcopy::pread(pin.rpid, pin.sfd_arg(), buf, at).map(len_u64)
 }
 
 /// The position `done` bytes after `pos` (the caller checked the range with
