@@ -22,7 +22,9 @@
 # Env: TORTURE_KILLS (20) random kill points; TORTURE_ROUNDS (torture's default, 40) rounds per
 # iteration; TORTURE_RANDOM (the client's kill schedule seed); TORTURE_FAULTS (the fault
 # cases to run, default all: tests/vm/torture-client.sh); TORTURE_NOBUILD=1 skips the
-# build step; VM_TIMEOUT / RUN_TIMEOUT (seconds; default from TORTURE_KILLS).
+# build step; VM_TIMEOUT / RUN_TIMEOUT (seconds; default from TORTURE_KILLS); TETHER_NET=0
+# boots the VMs without their IPv4 link (tests/hostlib.sh: every server VM, srvN of CID 4
+# or 5, is 10.0.0.1 on the same UDP ports, the client 10.0.0.2).
 . "$(dirname "$0")/hostlib.sh"
 
 KILLS=${TORTURE_KILLS:-20}
@@ -34,6 +36,7 @@ done
 host_pkgs e2fsprogs
 t_build=$(($(date +%s) - t0))
 export VM_TIMEOUT=${VM_TIMEOUT:-$((600 + (KILLS + 8) * 90))}
+TETHER_NET=${TETHER_NET:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-$((VM_TIMEOUT + 300))} start_run torture
 log "run directory: $RUN"
 set +e   # (qemu/lib.sh sets -e; from here on every failure is a test result)
