@@ -98,7 +98,7 @@ pub(crate) fn refuse(
 ) {
     shared.rejected.add(1, Relaxed);
     if may_log_refusal() {
-        pr_notice!("dropping connection from peer {}: {}\n", peer, reason);
+        pr_notice!("dropping connection from {}: {}\n", peer, reason);
     }
     let body = error_body(code, 0);
     let Ok(len) = u32::try_from(ErrorMsg::LEN) else {
@@ -183,7 +183,7 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, peer: Peer) {
     if resumable {
         if s.detach(gen) {
             pr_info!(
-                "session {} (peer {}) lost its connection: kept {} ms for its client to resume\n",
+                "session {} ({}) lost its connection: kept {} ms for its client to resume\n",
                 s.id,
                 peer,
                 cfg.resume_ms
@@ -209,23 +209,23 @@ fn report(shared: &Shared, peer: Peer, id: u32, end: End, send: &mut dyn FnMut(&
             shared.heartbeat_misses.add(1, Relaxed);
         }
         _ if quiet && id == 0 => (),
-        End::Closed => pr_info!("session {} (peer {}) closed\n", id, peer),
-        End::Goodbye => pr_info!("session {} (peer {}) ended by the client\n", id, peer),
+        End::Closed => pr_info!("session {} ({}) closed\n", id, peer),
+        End::Goodbye => pr_info!("session {} ({}) ended by the client\n", id, peer),
         End::Stopping => (),
         End::Silent => {
             shared.heartbeat_misses.add(1, Relaxed);
             pr_notice!(
-                "dropping connection from peer {}: silent for {} heartbeats\n",
+                "dropping connection from {}: silent for {} heartbeats\n",
                 peer,
                 MAX_MISSES
             );
         }
         End::Bad(code, detail) => {
             shared.bad_frames.add(1, Relaxed);
-            pr_notice!("dropping connection from peer {}: {}\n", peer, code.name());
+            pr_notice!("dropping connection from {}: {}\n", peer, code.name());
             send(&error_body(code, detail));
         }
-        End::Io(e) => pr_info!("session {} (peer {}) failed: {:?}\n", id, peer, e),
+        End::Io(e) => pr_info!("session {} ({}) failed: {:?}\n", id, peer, e),
     }
 }
 
@@ -321,7 +321,7 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
                     .ok()
                     .and_then(|m| ProtoError::from_u32(m.code));
                 pr_info!(
-                    "peer {} closed session {}: {}\n",
+                    "{} closed session {}: {}\n",
                     s.peer,
                     s.id,
                     why.map_or("unknown reason", ProtoError::name)
@@ -448,18 +448,13 @@ fn handshake(
     };
     if resumed {
         pr_info!(
-            "session {} (peer {}) resumed: max_frame {}\n",
+            "session {} ({}) resumed: max_frame {}\n",
             s.id,
             peer,
             max_frame
         );
     } else {
-        pr_info!(
-            "session {} (peer {}) up: max_frame {}\n",
-            s.id,
-            peer,
-            max_frame
-        );
+        pr_info!("session {} ({}) up: max_frame {}\n", s.id, peer, max_frame);
     }
     Ok((s, gen, max_frame))
 }

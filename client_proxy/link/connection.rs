@@ -193,8 +193,12 @@ fn connect(shared: &Shared) -> Result<Conn> {
     let started = Instant::now();
     // From a reserved port: the server admits no other (only a privileged process can
     // bind one).
-    let sock = Arc::new(Socket::connect(&shared.server(), true)?, GFP_KERNEL)?;
-    sock.set_timeouts(poll_ms(shared), cfg.heartbeat_ms.saturating_mul(MAX_MISSES));
+    let silent_ms = cfg.heartbeat_ms.saturating_mul(MAX_MISSES);
+    let sock = Arc::new(
+        Socket::connect(&shared.server(), true, silent_ms)?,
+        GFP_KERNEL,
+    )?;
+    sock.set_timeouts(poll_ms(shared), silent_ms);
     shared.set_socket(Some(sock.clone()))?;
     let counters = Counters {
         link: None,

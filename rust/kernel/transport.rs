@@ -57,6 +57,7 @@ mod ffi {
             ip: *const u8,
             port: u32,
             reserved: bool,
+            timeout_ms: c_uint,
             res: *mut *mut socket,
         ) -> c_int;
         pub(super) fn tether_sock_send(s: *mut socket, buf: *const c_void, len: usize) -> c_int;
@@ -157,8 +158,8 @@ impl Socket {
     }
 
     /// Connects to `server`, from a reserved source port (below 1024) when `reserved` is
-    /// set.
-    pub(crate) fn connect(server: &Server, reserved: bool) -> Result<Self> {
+    /// set; over TCP gives up after `timeout_ms` (`ETIMEDOUT`; vsock has its own limit).
+    pub(crate) fn connect(server: &Server, reserved: bool, timeout_ms: u32) -> Result<Self> {
         let mut sock = core::ptr::null_mut();
         // SAFETY: `sock` is a valid out-pointer for the duration of the call; `ip` is
         // readable for the 4 bytes the shim reads.
@@ -167,9 +168,13 @@ impl Socket {
                 Peer::Vsock(cid) => {
                     ffi::tether_vsock_connect(*cid, server.port, reserved, &mut sock)
                 }
-                Peer::Ipv4(ip) => {
-                    ffi::tether_tcp_connect(ip.as_ptr(), server.port, reserved, &mut sock)
-                }
+                Peer::Ipv4(ip) => ffi::tether_tcp_connect(
+                    ip.as_ptr(),
+                    server.port,
+                    reserved,
+                    timeout_ms,
+                    &mut sock,
+                ),
             }
         };
         Self::from_raw(ret, sock, server.peer.is_tcp())

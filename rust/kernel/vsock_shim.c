@@ -21,7 +21,8 @@ int tether_tcp_listen(u32 port, int backlog, struct socket **res);
 int tether_sock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid, u8 *peer_ip,
 		       u32 *peer_port);
 int tether_vsock_connect(u32 cid, u32 port, bool reserved, struct socket **res);
-int tether_tcp_connect(const u8 *ip, u32 port, bool reserved, struct socket **res);
+int tether_tcp_connect(const u8 *ip, u32 port, bool reserved, unsigned int timeout_ms,
+		       struct socket **res);
 int tether_sock_send(struct socket *sock, const void *buf, size_t len);
 int tether_sock_send_nowait(struct socket *sock, const void *buf, size_t len);
 int tether_sock_recv(struct socket *sock, void *buf, size_t len);
@@ -194,8 +195,18 @@ int tether_vsock_connect(u32 cid, u32 port, bool reserved, struct socket **res)
 	return err;
 }
 
-/* Connects to ip:port over TCP, from a reserved source port when reserved is set. */
-int tether_tcp_connect(const u8 *ip, u32 port, bool reserved, struct socket **res)
+static long tether_timeout(unsigned int ms)
+{
+	return ms ? msecs_to_jiffies(ms) : MAX_SCHEDULE_TIMEOUT;
+}
+
+/*
+ * Connects to ip:port over TCP, from a reserved source port when reserved is set, giving
+ * up after timeout_ms (a server that is down does not answer SYNs: without a limit the
+ * connect would wait out every retransmission, minutes).
+ */
+int tether_tcp_connect(const u8 *ip, u32 port, bool reserved, unsigned int timeout_ms,
+		       struct socket **res)
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET };
 	int err;
@@ -210,7 +221,11 @@ int tether_tcp_connect(const u8 *ip, u32 port, bool reserved, struct socket **re
 	if (!err) {
 		memcpy(&addr.sin_addr.s_addr, ip, 4);
 		addr.sin_port = htons(port);
+		WRITE_ONCE((*res)->sk->sk_sndtimeo, tether_timeout(timeout_ms));
 		err = kernel_connect(*res, (struct sockaddr_unsized *)&addr, sizeof(addr), 0);
+		/* Still in SYN_SENT when the time ran out. */
+		if (err == -EINPROGRESS)
+			err = -ETIMEDOUT;
 	}
 	if (err) {
 		sock_release(*res);
@@ -246,11 +261,6 @@ int tether_sock_recv(struct socket *sock, void *buf, size_t len)
 	struct msghdr msg = { .msg_flags = 0 };
 
 	return kernel_recvmsg(sock, &msg, &vec, 1, len, 0);
-}
-
-static long tether_timeout(unsigned int ms)
-{
-	return ms ? msecs_to_jiffies(ms) : MAX_SCHEDULE_TIMEOUT;
 }
 
 /* Receive (and accept) and send timeouts; 0 waits forever. */

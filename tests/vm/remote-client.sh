@@ -914,6 +914,20 @@ if [ -n "${NET_SERVER_IP:-}" ]; then
 		eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/tmp/tcp/part.txt")" = "$(seq -f line-%g 1 100 | sha256sum)" ]'
 	check "tcp: the server kept the session across the partition" \
 		srv 20 "grep -q 'session $tsid ($NET_CLIENT_IP) resumed' /out/dmesg.log"
+	# The hostile client over TCP (root: reserved ports; tests/selftests/hostile.c with
+	# TETHER_TCP_SERVER): no key, a wrong or replayed MAC, unreserved ports, ids outside the
+	# entry's ranges, idle and flooding peers are refused; honest sessions still get in.
+	cp $TB/hostile /tmp/hostile-tcp && chmod 755 /tmp/hostile-tcp
+	TETHER_TCP_SERVER=$NET_SERVER_IP selftest /tmp/hostile-tcp 600
+	check "tcp: the client module is still connected after the hostile client" wait_until 30 grep -qx state=connected $D/state
+	# The remote-syscall transcript over TCP equals the local one: root's calls, so the
+	# entry switches to no_root_squash (this suite's insecure case, as over vsock above).
+	srv 20 "echo '$NET_CLIENT_IP /srv no_root_squash' >$SD/exports && mkdir -p /srv/tethered/tcp" >&2
+	rc=0
+	/tmp/fsops /tethered/tcp/t >/out/fsops-tcp.txt 2>&1 &
+	reap $! 120 >&2 || rc=$?
+	check "tcp: fsops over TCP exits 0 and its transcript = local (exit $rc)" \
+		eval '[ $rc = 0 ] && same fsops-tcp /shared/fsops-local.txt /out/fsops-tcp.txt'
 	check "tcp: back to vsock (rmmod, insmod server_cid=4)" eval \
 		'rmmod tether_client && insmod $KO server_cid=4 && wait_until 30 grep -qx state=connected $D/state'
 else
