@@ -74,9 +74,11 @@ start_run() {
 	fi
 	trap cleanup EXIT
 	trap 'exit 143' TERM INT HUP
-	timeout -s KILL "${RUN_TIMEOUT:-1800}" "$TETHER_ROOT/qemu/vsock-relay.sh" "$RUN" 3 4 5 >"$RUN/relay.log" 2>&1 &
+	# The relay serves RELAY_CIDS (default: client 3, server 4, failover server 5).
+	local cids=(${RELAY_CIDS:-3 4 5})
+	timeout -s KILL "${RUN_TIMEOUT:-1800}" "$TETHER_ROOT/qemu/vsock-relay.sh" "$RUN" "${cids[@]}" >"$RUN/relay.log" 2>&1 &
 	PIDS+=($!)
-	wait_file 20 "$RUN/vhost-5.sock" $! || die "relay did not start, see $RUN/relay.log"
+	wait_file 20 "$RUN/vhost-${cids[-1]}.sock" $! || die "relay did not start, see $RUN/relay.log"
 	watch_results "$1" &
 	PIDS+=($!)
 }
