@@ -30,9 +30,10 @@ rustfmtcheck:
 	qemu/cargo.sh rust fmt --check
 check:
 	tests/check.sh
-# Crash torture: 100 server kills (make check runs it with 20).
+# Crash torture: 100 server kills over vsock, then 50 over TCP (make check runs 20 and 10).
 torture:
 	TORTURE_KILLS=100 tests/torture.sh
+	TORTURE_TCP=1 TORTURE_KILLS=50 TORTURE_FAULTS= TORTURE_NOBUILD=1 tests/torture.sh
 # Fuzzing: the protocol decoder on the host (10^7 inputs, about a minute), then the
 # structure-aware fuzzer against the server module in the VMs for 10 minutes, within the
 # remote suite (make check runs 30 s of it).

@@ -21,8 +21,9 @@ const char *tether_local_prefixes(void)
 static char *servers = "";
 module_param(servers, charp, 0444);
 MODULE_PARM_DESC(servers,
-		 "comma-separated vsock CIDs of the servers to connect to, tried in turn after a "
-		 "connection is lost (a failover server has the same storage); empty: server_cid");
+		 "comma-separated servers to connect to, tried in turn after a connection is lost "
+		 "(a failover server has the same storage): CID or vsock:CID[:PORT] (vsock), "
+		 "tcp:A.B.C.D[:PORT] (TCP over IPv4); PORT defaults to port=; empty: server_cid");
 
 const char *tether_servers(void);
 const char *tether_servers(void)

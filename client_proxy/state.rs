@@ -19,6 +19,7 @@ use crate::latency::Latency;
 use crate::link::bench::{BenchReq, BenchResult};
 use crate::link::connection::Recovery;
 use crate::link::rpc::{Pending, ProcEvent};
+use crate::proto::peer::{Peer, Server};
 use crate::recovery::journal::Log;
 use crate::recovery::retain::Retained;
 use crate::syscalls::shmap::SharedMaps;
@@ -36,8 +37,8 @@ extern "C" {
 
 /// Settings taken from the module parameters at load time.
 pub(crate) struct Config {
-    /// The servers' CIDs (`servers=`, else `server_cid=` alone): `servers[..nservers]`.
-    servers: [u32; MAX_SERVERS],
+    /// The servers (`servers=`, else `server_cid=`:`port=` alone): `servers[..nservers]`.
+    servers: [Server; MAX_SERVERS],
     nservers: usize,
     pub(crate) port: u32,
     pub(crate) heartbeat_ms: u32,
@@ -51,7 +52,7 @@ pub(crate) struct Config {
 
 impl Config {
     fn from_params() -> Result<Self> {
-        let (servers, nservers) = parse_servers(params::server_cid.value())?;
+        let (servers, nservers) = parse_servers(params::server_cid.value(), params::port.value())?;
         let c = Self {
             servers,
             nservers,
@@ -84,25 +85,29 @@ impl Config {
     }
 }
 
-/// The `servers=` list, or `server_cid` alone when it is empty.
-fn parse_servers(server_cid: u32) -> Result<([u32; MAX_SERVERS], usize)> {
+/// The `servers=` list (entries `CID`, `vsock:CID[:PORT]` or `tcp:A.B.C.D[:PORT]`, see
+/// [`Server::parse`]), or `server_cid` alone when it is empty; `port` is the default port.
+fn parse_servers(server_cid: u32, port: u32) -> Result<([Server; MAX_SERVERS], usize)> {
     // SAFETY: The parameter is a NUL-terminated string that lives as long as the module.
     let list = unsafe { kernel::str::CStr::from_char_ptr(tether_servers()) }.to_bytes();
-    let mut servers = [server_cid; MAX_SERVERS];
+    let first = Server {
+        peer: Peer::Vsock(server_cid),
+        port,
+    };
+    let mut servers = [first; MAX_SERVERS];
     if list.is_empty() {
         return Ok((servers, 1));
     }
     let mut n = 0;
     for item in list.split(|&c| c == b',') {
-        let cid = core::str::from_utf8(item)
+        let server = core::str::from_utf8(item)
             .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .filter(|&c| c > 2);
-        match (cid, servers.get_mut(n)) {
-            (Some(cid), Some(slot)) => *slot = cid,
+            .and_then(|s| Server::parse(s.trim(), port).ok());
+        match (server, servers.get_mut(n)) {
+            (Some(server), Some(slot)) => *slot = server,
             _ => {
                 pr_err!(
-                    "servers= takes up to {} comma-separated CIDs above 2\n",
+                    "servers= takes up to {} comma-separated servers: CIDs above 2 (vsock:CID[:PORT]) or tcp:A.B.C.D[:PORT]\n",
                     MAX_SERVERS
                 );
                 return Err(EINVAL);
@@ -115,7 +120,7 @@ fn parse_servers(server_cid: u32) -> Result<([u32; MAX_SERVERS], usize)> {
 
 impl Config {
     /// The servers to try, in order.
-    pub(crate) fn servers(&self) -> &[u32] {
+    pub(crate) fn servers(&self) -> &[Server] {
         self.servers.get(..self.nservers).unwrap_or(&[])
     }
 }
@@ -173,8 +178,8 @@ pub(crate) struct Shared {
     /// A [`LinkState`].
     pub(crate) state: Atomic<u32>,
     pub(crate) session: Atomic<u32>,
-    /// The CID of the server connected to, or tried next.
-    pub(crate) server_cid: Atomic<u32>,
+    /// Which of `config.servers()` is connected to, or tried next.
+    pub(crate) server_index: Atomic<u32>,
     pub(crate) peer_boot_verifier: Atomic<u64>,
     /// The kinds the server said it serves (`WELCOME.kinds`).
     pub(crate) server_kinds: Atomic<u64>,
@@ -241,6 +246,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The server connected to, or tried next.
+    pub(crate) fn server(&self) -> Server {
+        let servers = self.config.servers();
+        let i = usize::try_from(self.server_index.load(Relaxed)).unwrap_or(0);
+        // `config.servers()` has at least one entry.
+        servers
+            .get(i)
+            .or(servers.first())
+            .copied()
+            .unwrap_or(Server {
+                peer: Peer::Vsock(0),
+                port: 0,
+            })
+    }
+
     /// Whether the module is being unloaded.
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Relaxed)
@@ -309,10 +329,16 @@ impl Shared {
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
         writeln!(f, "state={}", LinkState::name(this.state.load(Relaxed)))?;
-        writeln!(f, "server_cid={}", this.server_cid.load(Relaxed))?;
+        let server = this.server();
+        let cid = match server.peer {
+            Peer::Vsock(cid) => cid,
+            Peer::Ipv4(_) => 0,
+        };
+        writeln!(f, "server_cid={cid}")?;
+        writeln!(f, "server={server}")?;
         write!(f, "servers=")?;
-        for (i, cid) in c.servers().iter().enumerate() {
-            write!(f, "{}{cid}", if i > 0 { "," } else { "" })?;
+        for (i, s) in c.servers().iter().enumerate() {
+            write!(f, "{}{s}", if i > 0 { "," } else { "" })?;
         }
         writeln!(f)?;
         writeln!(f, "port={}", c.port)?;
@@ -391,7 +417,6 @@ pub(crate) struct TetherClient {
 impl kernel::Module for TetherClient {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
-        let first_cid = config.servers().first().copied().unwrap_or(0);
         let totals = Arc::new(Stats::new(), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
@@ -405,7 +430,7 @@ impl kernel::Module for TetherClient {
                 totals,
                 state: Atomic::new(LinkState::Down as u32),
                 session: Atomic::new(0),
-                server_cid: Atomic::new(first_cid),
+                server_index: Atomic::new(0),
                 peer_boot_verifier: Atomic::new(0),
                 server_kinds: Atomic::new(0),
                 connects: Atomic::new(0),
@@ -496,9 +521,8 @@ impl kernel::Module for TetherClient {
             .try_spawn(GFP_KERNEL, move || connection::run(sh))
             .inspect_err(|_| shared.stop())?;
         pr_info!(
-            "connecting to vsock {}:{}, boot verifier {:#x}\n",
-            first_cid,
-            shared.config.port,
+            "connecting to {}, boot verifier {:#x}\n",
+            shared.server(),
             shared.boot_verifier
         );
         CLIENT.publish(Some(shared.clone()));

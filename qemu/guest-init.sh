@@ -3,7 +3,8 @@
 # read-only) and /out (this VM's run directory) are mounted. Sources /out/env (ROLE, CID,
 # ... written by qemu/run-vm.sh), mounts a server's data disk at /srv and loads the role's
 # module, writes /out/ready, runs the role's script (ROLE_SCRIPT, default tests/vm/$ROLE.sh)
-# with its output in /out/role.log, then powers off.
+# with its output in /out/role.log, then powers off. With NET_IP in /out/env (tests/hostlib.sh
+# TETHER_NET), the VM's network interface (qemu/run-vm.sh VM_NET) gets NET_IP/24 first.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 # cgroup v2, as systemd mounts it: a server's sessions get cgroups of their own there.
@@ -23,6 +24,19 @@ if [ -e /shared/tether.key ]; then
 	mkdir -p /etc/tether && install -m 600 /shared/tether.key /etc/tether/key
 fi
 cd /tmp
+# The VM-to-VM link: the first interface with a device behind it (the virtio NIC), up with
+# NET_IP/24, before the module is loaded.
+if [ -n "${NET_IP:-}" ]; then
+	netif=
+	for d in /sys/class/net/*; do
+		[ -e "$d/device" ] && { netif=${d##*/}; break; }
+	done
+	if [ -z "$netif" ]; then
+		echo "NET_IP=$NET_IP: no network interface (qemu/run-vm.sh without VM_NET?)" >&2
+	elif ! { ip link set lo up && ip addr add "$NET_IP/24" dev "$netif" && ip link set "$netif" up; }; then
+		echo "cannot bring $netif up with $NET_IP/24" >&2
+	fi
+fi
 
 case $ROLE in
 server) mod=/tether/server_comm/tether_server.ko params=${SERVER_PARAMS:-} ;;

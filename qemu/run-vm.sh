@@ -7,7 +7,11 @@
 # lines of $VM_ENV), the guest writes ready, dmesg.log, results... ; console.log is the
 # serial console. Each DISK is a persistent raw drive (/dev/vdb, /dev/vdc, ...).
 # VMDIR's parent is shared with every VM of the run as /shared.
-# Env: VM_MEM (512M), VM_TIMEOUT (seconds, 900), VM_ENV, TETHER_ACCEL (tcg | kvm).
+# Env: VM_MEM (512M), VM_TIMEOUT (seconds, 900), VM_ENV, TETHER_ACCEL (tcg | kvm),
+# VM_NET (LOCALPORT:REMOTEPORT: a virtio-net NIC, MAC 52:54:00:00:00:<CID in hex>, whose
+# frames go as UDP datagrams from 127.0.0.1:LOCALPORT to 127.0.0.1:REMOTEPORT, where the
+# peer VM listens with the two ports swapped: a point-to-point link that either side can
+# leave and rejoin by restarting its QEMU; tests/hostlib.sh TETHER_NET).
 . "$(dirname "$0")/lib.sh"
 
 [ $# -ge 4 ] || die "usage: $0 ROLE CID VMDIR VHOST_SOCK [DISK...]"
@@ -34,6 +38,12 @@ if [ "${TETHER_ACCEL:-tcg}" = kvm ]; then accel=(-accel kvm -cpu host); else acc
 drives=(-drive "file=$(cpath "$IMAGE"),format=raw,if=virtio,snapshot=on")
 for d in "$@"; do drives+=(-drive "file=$(cpath "$(realpath "$d")"),format=raw,if=virtio,cache=writeback"); done
 cv=$(cpath "$vmdir")
+net=()
+if [ -n "${VM_NET:-}" ]; then
+	[[ $VM_NET =~ ^([0-9]+):([0-9]+)$ ]] || die "VM_NET=$VM_NET: expected LOCALPORT:REMOTEPORT"
+	net=(-netdev "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=${BASH_REMATCH[1]},remote.type=inet,remote.host=127.0.0.1,remote.port=${BASH_REMATCH[2]}"
+		-device "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:$(printf %02x "$cid")")
+fi
 
 start=$(date +%s%N)
 in_chroot timeout -s KILL "${VM_TIMEOUT:-900}" qemu-system-x86_64 -name "tether-$role-$cid" \
@@ -47,6 +57,7 @@ in_chroot timeout -s KILL "${VM_TIMEOUT:-900}" qemu-system-x86_64 -name "tether-
 	-virtfs "local,path=$cv,mount_tag=out,security_model=none" \
 	-virtfs "local,path=$(dirname "$cv"),mount_tag=shared,security_model=none" \
 	-chardev socket,id=vsock,path="$(cpath "$sock")" -device vhost-user-vsock-pci,chardev=vsock \
+	"${net[@]}" \
 	-pidfile "$cv/qemu.pid" &
 qemu=$!
 trap '[ -s "$vmdir/qemu.pid" ] && kill -9 "$(cat "$vmdir/qemu.pid")" 2>/dev/null; wait $qemu; exit 143' TERM INT

@@ -24,6 +24,7 @@ use crate::proto::frame::{
 };
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
+use crate::proto::peer::Peer;
 use crate::proto::process::{split_thread_call, ProcAttrs, ThreadMsg};
 use crate::proto::syscall::SyscallReq;
 use crate::server::Shared;
@@ -91,13 +92,13 @@ impl From<Error> for End {
 pub(crate) fn refuse(
     shared: &Shared,
     sock: &Arc<Socket>,
-    cid: u32,
+    peer: Peer,
     code: ProtoError,
     reason: fmt::Arguments<'_>,
 ) {
     shared.rejected.add(1, Relaxed);
     if may_log_refusal() {
-        pr_notice!("dropping connection from cid {}: {}\n", cid, reason);
+        pr_notice!("dropping connection from {}: {}\n", peer, reason);
     }
     let body = error_body(code, 0);
     let Ok(len) = u32::try_from(ErrorMsg::LEN) else {
@@ -112,9 +113,9 @@ pub(crate) fn refuse(
 
 /// Refuses a connection past a limit (`ERROR Busy`), counted in `limit_refusals`; how its
 /// handshake ends.
-fn busy(shared: &Shared, sock: &Arc<Socket>, cid: u32, why: fmt::Arguments<'_>) -> End {
+fn busy(shared: &Shared, sock: &Arc<Socket>, peer: Peer, why: fmt::Arguments<'_>) -> End {
     shared.limit_refusals.add(1, Relaxed);
-    refuse(shared, sock, cid, ProtoError::Busy, why);
+    refuse(shared, sock, peer, ProtoError::Busy, why);
     End::Stopping
 }
 
@@ -128,10 +129,10 @@ fn error_body(code: ProtoError, detail: u32) -> [u8; ErrorMsg::LEN] {
     body
 }
 
-/// Serves the connection `sock` from `cid`: handshake, then its session's requests until
+/// Serves the connection `sock` from `peer`: handshake, then its session's requests until
 /// the connection ends; then the session waits for its client to resume it (connection
 /// lost, the client can resume) or ends.
-pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
+pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, peer: Peer) {
     let cfg = &shared.config;
     let counters = Counters {
         link: None,
@@ -145,7 +146,7 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
     let hs = match Receiver::new(sock.clone(), HANDSHAKE_MAX_FRAME, counters) {
         Ok(mut rx) => {
             rx.set_deadline(Some(cfg.handshake_ms));
-            handshake(&shared, cid, &sock, &mut tx0, &mut rx)
+            handshake(&shared, peer, &sock, &mut tx0, &mut rx)
         }
         Err(e) => Err(End::Io(e)),
     };
@@ -154,7 +155,7 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
     let (s, gen, max_frame) = match hs {
         Ok(h) => h,
         Err(end) => {
-            return report(&shared, cid, 0, end, &mut |body| {
+            return report(&shared, peer, 0, end, &mut |body| {
                 let h = Header::new(Kind::Error, 0);
                 let _ = tx0.send(h, body);
             })
@@ -172,7 +173,7 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
         && s.instance != 0
         && cfg.resume_ms > 0
         && !shared.is_stopping();
-    report(&shared, cid, s.id, end, &mut |body| {
+    report(&shared, peer, s.id, end, &mut |body| {
         let h = Header {
             session: s.id,
             ..Header::new(Kind::Error, 0)
@@ -182,9 +183,9 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
     if resumable {
         if s.detach(gen) {
             pr_info!(
-                "session {} (cid {}) lost its connection: kept {} ms for its client to resume\n",
+                "session {} ({}) lost its connection: kept {} ms for its client to resume\n",
                 s.id,
-                cid,
+                peer,
                 cfg.resume_ms
             );
         }
@@ -195,7 +196,7 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, cid: u32) {
 
 /// Logs how connection of session `id` (0: before the handshake) ended; `send` sends
 /// an `ERROR` body to a client that broke the protocol.
-fn report(shared: &Shared, cid: u32, id: u32, end: End, send: &mut dyn FnMut(&[u8])) {
+fn report(shared: &Shared, peer: Peer, id: u32, end: End, send: &mut dyn FnMut(&[u8])) {
     // Anyone who reaches the port can make a connection fail: those lines are rate-limited.
     let limited = id == 0 || matches!(end, End::Bad(..) | End::Silent);
     let quiet = limited && !may_log_bad_frame();
@@ -208,23 +209,23 @@ fn report(shared: &Shared, cid: u32, id: u32, end: End, send: &mut dyn FnMut(&[u
             shared.heartbeat_misses.add(1, Relaxed);
         }
         _ if quiet && id == 0 => (),
-        End::Closed => pr_info!("session {} (cid {}) closed\n", id, cid),
-        End::Goodbye => pr_info!("session {} (cid {}) ended by the client\n", id, cid),
+        End::Closed => pr_info!("session {} ({}) closed\n", id, peer),
+        End::Goodbye => pr_info!("session {} ({}) ended by the client\n", id, peer),
         End::Stopping => (),
         End::Silent => {
             shared.heartbeat_misses.add(1, Relaxed);
             pr_notice!(
-                "dropping connection from cid {}: silent for {} heartbeats\n",
-                cid,
+                "dropping connection from {}: silent for {} heartbeats\n",
+                peer,
                 MAX_MISSES
             );
         }
         End::Bad(code, detail) => {
             shared.bad_frames.add(1, Relaxed);
-            pr_notice!("dropping connection from cid {}: {}\n", cid, code.name());
+            pr_notice!("dropping connection from {}: {}\n", peer, code.name());
             send(&error_body(code, detail));
         }
-        End::Io(e) => pr_info!("session {} (cid {}) failed: {:?}\n", id, cid, e),
+        End::Io(e) => pr_info!("session {} ({}) failed: {:?}\n", id, peer, e),
     }
 }
 
@@ -320,8 +321,8 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
                     .ok()
                     .and_then(|m| ProtoError::from_u32(m.code));
                 pr_info!(
-                    "cid {} closed session {}: {}\n",
-                    s.cid,
+                    "{} closed session {}: {}\n",
+                    s.peer,
                     s.id,
                     why.map_or("unknown reason", ProtoError::name)
                 );
@@ -339,7 +340,7 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
 /// returns the session, the connection's generation and the negotiated maximum body length.
 fn handshake(
     shared: &Shared,
-    cid: u32,
+    peer: Peer,
     sock: &Arc<Socket>,
     tx: &mut Sender,
     rx: &mut Receiver,
@@ -376,7 +377,7 @@ fn handshake(
                 return Err(busy(
                     shared,
                     sock,
-                    cid,
+                    peer,
                     fmt!("handshake not done within {} ms", cfg.handshake_ms),
                 ));
             }
@@ -390,7 +391,7 @@ fn handshake(
         refuse(
             shared,
             sock,
-            cid,
+            peer,
             ProtoError::AuthFailed,
             fmt!("HELLO without a valid MAC (no, wrong or replayed key proof)"),
         );
@@ -421,11 +422,16 @@ fn handshake(
         hello_seq: hdr.seq,
         seal: &seal,
     };
-    let (s, gen, resumed) = match shared.attach(&hello, cid, sock, &greeting) {
+    let (s, gen, resumed) = match shared.attach(&hello, peer, sock, &greeting) {
         Ok(a) => a,
         Err(e) if e == EBUSY => {
             let limit = cfg.max_sessions;
-            return Err(busy(shared, sock, cid, fmt!("too many sessions ({limit})")));
+            return Err(busy(
+                shared,
+                sock,
+                peer,
+                fmt!("too many sessions ({limit})"),
+            ));
         }
         Err(e) if e == EUSERS => {
             let limit = cfg.max_sessions_per_cid;
@@ -433,7 +439,7 @@ fn handshake(
             return Err(busy(
                 shared,
                 sock,
-                cid,
+                peer,
                 fmt!("too many sessions of this client ({limit}, {why})"),
             ));
         }
@@ -442,18 +448,13 @@ fn handshake(
     };
     if resumed {
         pr_info!(
-            "session {} (cid {}) resumed: max_frame {}\n",
+            "session {} ({}) resumed: max_frame {}\n",
             s.id,
-            cid,
+            peer,
             max_frame
         );
     } else {
-        pr_info!(
-            "session {} (cid {}) up: max_frame {}\n",
-            s.id,
-            cid,
-            max_frame
-        );
+        pr_info!("session {} ({}) up: max_frame {}\n", s.id, peer, max_frame);
     }
     Ok((s, gen, max_frame))
 }

@@ -187,16 +187,16 @@ pub(crate) fn set_attrs(
     hdr: &Header,
     attrs: &ProcAttrs,
 ) -> Result {
-    let rule = shared.exports.rule(s.cid);
+    let rule = shared.exports.rule(s.peer);
     let Some(rule) = rule.filter(|r| r.allows(attrs)) else {
         // Its calls fail with EPERM until it claims ids its CID may use; no shadow starts
         // for it meanwhile.
         shared.attrs_refused.add(1, Relaxed);
         if may_log_refusal() {
             pr_notice!(
-                "session {} (cid {}) pid {}: CLIENT_ATTRS claims ids outside the client's export ranges (uid {} euid {} fsuid {} gid {} egid {} fsgid {}, {} groups): its calls fail with EPERM\n",
+                "session {} ({}) pid {}: CLIENT_ATTRS claims ids outside the client's export ranges (uid {} euid {} fsuid {} gid {} egid {} fsgid {}, {} groups): its calls fail with EPERM\n",
                 s.id,
-                s.cid,
+                s.peer,
                 hdr.rpid,
                 attrs.uid,
                 attrs.euid,

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The export table (like `/etc/exports`): which client CID may connect, to which export
-//! root its shadows are confined, how its ids are mapped (`root_squash`, `all_squash`,
+//! The export table (like `/etc/exports`): which client (vsock CID, or IPv4 address over
+//! TCP) may connect, to which export root its shadows are confined, how its ids are mapped (`root_squash`, `all_squash`,
 //! `no_root_squash`) and which ids it may claim in `CLIENT_ATTRS`.
 //!
 //! Entries are written to debugfs `exports`, one line each (`rust/src/export.rs`):
-//! `3 /srv root_squash uids=1000-1999 gids=1000-1999`; `del CID` removes one, `clear` all.
-//! A CID in `allowed_cids=` without an entry gets the default one: `root=`, ids mapped by
+//! `3 /srv root_squash uids=1000-1999 gids=1000-1999` or `10.0.0.2 /srv`; `del PEER` removes
+//! one, `clear` all. A CID in `allowed_cids=` without an entry gets the default one (a TCP
+//! client needs an entry): `root=`, ids mapped by
 //! `squash_root` (read at each `CLIENT_ATTRS`), any id. Every root is checked when given:
 //! an existing directory, not on a kernel or pseudo file system (procfs, sysfs, devtmpfs,
 //! ...), nothing mounted under it, and, for entries, on the file system of `root=` (the one
@@ -21,6 +22,7 @@ use kernel::{new_mutex, prelude::*, str::CString, sync::Mutex, uaccess::UserSlic
 
 use crate::auth::may_log_refusal;
 use crate::proto::export::{Export, IdRange, Squash};
+use crate::proto::peer::Peer;
 use crate::proto::process::ProcAttrs;
 
 extern "C" {
@@ -42,7 +44,7 @@ const MAX_LINE: usize = 384;
 
 /// One explicit entry.
 struct Entry {
-    cid: u32,
+    peer: Peer,
     root: CString,
     squash: Squash,
     uids: IdRange,
@@ -66,7 +68,7 @@ pub(crate) struct Rule {
 impl Rule {
     fn export(&self) -> Export<'static> {
         Export {
-            cid: 0,
+            peer: Peer::Vsock(0),
             root: "",
             squash: self.squash,
             uids: self.uids,
@@ -154,35 +156,43 @@ impl Exports {
         }))
     }
 
-    /// Whether `cid` may connect: it has an entry, or is in `allowed_cids=`.
-    pub(crate) fn allowed(&self, cid: u32) -> bool {
-        // SAFETY: Reads the module's parameter array.
-        self.inner.lock().entries.iter().any(|e| e.cid == cid) || unsafe { tether_cid_allowed(cid) }
+    /// Whether `peer` is a CID in `allowed_cids=`.
+    fn in_allowed_cids(peer: Peer) -> bool {
+        match peer {
+            // SAFETY: Reads the module's parameter array.
+            Peer::Vsock(cid) => unsafe { tether_cid_allowed(cid) },
+            Peer::Ipv4(_) => false,
+        }
     }
 
-    /// The export root of `cid`'s shadows.
-    pub(crate) fn root_for(&self, cid: u32) -> Result<CString> {
+    /// Whether `peer` may connect: it has an entry, or is in `allowed_cids=`.
+    pub(crate) fn allowed(&self, peer: Peer) -> bool {
+        self.inner.lock().entries.iter().any(|e| e.peer == peer) || Self::in_allowed_cids(peer)
+    }
+
+    /// The export root of `peer`'s shadows.
+    pub(crate) fn root_for(&self, peer: Peer) -> Result<CString> {
         let inner = self.inner.lock();
         let root = inner
             .entries
             .iter()
-            .find(|e| e.cid == cid)
+            .find(|e| e.peer == peer)
             .map_or(&*self.default_root, |e| &*e.root);
         Ok(CString::try_from(root)?)
     }
 
-    /// What `cid`'s entry says about ids (`None`: `cid` is not allowed any more).
-    pub(crate) fn rule(&self, cid: u32) -> Option<Rule> {
-        if let Some(e) = self.inner.lock().entries.iter().find(|e| e.cid == cid) {
+    /// What `peer`'s entry says about ids (`None`: `peer` is not allowed any more).
+    pub(crate) fn rule(&self, peer: Peer) -> Option<Rule> {
+        if let Some(e) = self.inner.lock().entries.iter().find(|e| e.peer == peer) {
             return Some(Rule {
                 squash: e.squash,
                 uids: e.uids,
                 gids: e.gids,
             });
         }
-        // SAFETY: Reads module parameters.
-        let (allowed, squash) = unsafe { (tether_cid_allowed(cid), tether_squash_root()) };
-        allowed.then_some(Rule {
+        // SAFETY: Reads a module parameter.
+        let squash = unsafe { tether_squash_root() };
+        Self::in_allowed_cids(peer).then_some(Rule {
             squash: if squash { Squash::Root } else { Squash::None },
             uids: IdRange::ANY,
             gids: IdRange::ANY,
@@ -237,7 +247,7 @@ impl Exports {
             writeln!(
                 f,
                 "{} {} {} uids={}-{} gids={}-{}",
-                e.cid,
+                e.peer.addr(),
                 e.root.to_str().unwrap_or("?"),
                 e.squash.name(),
                 e.uids.lo,
@@ -249,8 +259,8 @@ impl Exports {
         Ok(())
     }
 
-    /// A write to debugfs `exports`: one entry line (added, or replacing the CID's entry),
-    /// `del CID` or `clear`.
+    /// A write to debugfs `exports`: one entry line (added, or replacing the peer's entry),
+    /// `del PEER` or `clear`.
     pub(crate) fn write(&self, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; MAX_LINE];
         let n = reader.len();
@@ -262,41 +272,41 @@ impl Exports {
             pr_info!("export table cleared\n");
             return Ok(());
         }
-        if let Some(cid) = text.strip_prefix("del ") {
-            let cid: u32 = cid.trim().parse().map_err(|_| EINVAL)?;
+        if let Some(peer) = text.strip_prefix("del ") {
+            let peer = Peer::parse(peer.trim()).map_err(|_| EINVAL)?;
             let mut inner = self.inner.lock();
             let before = inner.entries.len();
-            inner.entries.retain(|e| e.cid != cid);
+            inner.entries.retain(|e| e.peer != peer);
             if inner.entries.len() == before {
                 return Err(ENOENT);
             }
-            pr_info!("export entry of cid {} removed\n", cid);
+            pr_info!("export entry of {} removed\n", peer);
             return Ok(());
         }
         let e = Export::parse(text).map_err(|_| {
             if may_log_refusal() {
-                pr_notice!("exports: bad line (want: CID /ROOT [root_squash|all_squash|no_root_squash] [uids=LO-HI] [gids=LO-HI])\n");
+                pr_notice!("exports: bad line (want: CID|A.B.C.D /ROOT [root_squash|all_squash|no_root_squash] [uids=LO-HI] [gids=LO-HI])\n");
             }
             EINVAL
         })?;
         let root = CString::try_from_fmt(fmt!("{}", e.root))?;
         check_root(&root, true)?;
         let entry = Entry {
-            cid: e.cid,
+            peer: e.peer,
             root,
             squash: e.squash,
             uids: e.uids,
             gids: e.gids,
         };
         let mut inner = self.inner.lock();
-        inner.entries.retain(|x| x.cid != e.cid);
+        inner.entries.retain(|x| x.peer != e.peer);
         if inner.entries.len() >= MAX_ENTRIES {
             return Err(ENOSPC);
         }
         inner.entries.push(entry, GFP_KERNEL)?;
         pr_info!(
-            "export entry: cid {} root {} {} uids={}-{} gids={}-{}\n",
-            e.cid,
+            "export entry: {} root {} {} uids={}-{} gids={}-{}\n",
+            e.peer,
             e.root,
             e.squash.name(),
             e.uids.lo,

@@ -45,7 +45,7 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
     // reference only while it runs.
     let queue = unsafe { &*qref.0 };
     while !shared.is_stopping() {
-        let (sock, cid, port) = match listener.accept() {
+        let (sock, peer, port) = match listener.accept() {
             Ok(conn) => conn,
             Err(e) if e == EAGAIN || e == EINTR || e == ERESTARTSYS => continue,
             Err(e) => {
@@ -61,11 +61,11 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
             Err(_) => continue,
         };
         sock.set_timeouts(shared.config.heartbeat_ms, ADMIT_SEND_MS);
-        if !shared.exports.allowed(cid) {
+        if !shared.exports.allowed(peer) {
             conn::refuse(
                 shared,
                 &sock,
-                cid,
+                peer,
                 ProtoError::NotAllowed,
                 fmt!("peer not allowed"),
             );
@@ -76,7 +76,7 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
             conn::refuse(
                 shared,
                 &sock,
-                cid,
+                peer,
                 ProtoError::AuthFailed,
                 fmt!(
                     "source port {} is not reserved (< {}; insecure=1 admits any)",
@@ -97,7 +97,7 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
             conn::refuse(
                 shared,
                 &sock,
-                cid,
+                peer,
                 ProtoError::Busy,
                 fmt!(
                     "{} connections are waiting for their HELLO (max_handshakes)",
@@ -109,14 +109,14 @@ fn run(qref: &QueueRef, shared: &Arc<Shared>, listener: &Socket) {
         shared.accepted.add(1, Relaxed);
         let (sh, so) = (shared.clone(), sock.clone());
         if queue
-            .try_spawn(GFP_KERNEL, move || conn::serve(sh, so, cid))
+            .try_spawn(GFP_KERNEL, move || conn::serve(sh, so, peer))
             .is_err()
         {
             shared.handshaking.add(-1, Relaxed);
             conn::refuse(
                 shared,
                 &sock,
-                cid,
+                peer,
                 ProtoError::BadValue,
                 fmt!("out of memory"),
             );

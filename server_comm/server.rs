@@ -25,6 +25,7 @@ use crate::faults::Faults;
 use crate::latency::Latency;
 use crate::proto::calls::Refusal;
 use crate::proto::msg::Hello;
+use crate::proto::peer::Peer;
 use crate::session::{Greeting, Session};
 use crate::shadow::{self, Shadow, ShadowFile};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
@@ -33,6 +34,8 @@ use crate::{flusher, listener, module_parameters as params};
 /// Settings taken from the module parameters at load time.
 pub(crate) struct Config {
     pub(crate) port: u32,
+    /// TCP port to listen on too (0: none).
+    pub(crate) tcp_port: u32,
     pub(crate) heartbeat_ms: u32,
     pub(crate) max_frame: u32,
     pub(crate) split: usize,
@@ -67,6 +70,7 @@ impl Config {
     fn from_params() -> Result<Self> {
         let c = Self {
             port: params::port.value(),
+            tcp_port: params::tcp_port.value(),
             heartbeat_ms: params::heartbeat_ms.value(),
             max_frame: params::max_frame.value(),
             split: params::split.value() as usize,
@@ -139,11 +143,20 @@ impl Config {
             );
             return Err(EINVAL);
         }
+        if c.tcp_port > u32::from(u16::MAX) {
+            pr_err!("tcp_port={} is above 65535\n", c.tcp_port);
+            return Err(EINVAL);
+        }
         if c.insecure {
             pr_warn!("insecure=1: clients are admitted from any source port, also unprivileged processes\n");
         }
         // Last: every other parameter is fine.
         let key = crate::auth::Key::load(params::no_auth.value())?;
+        if c.tcp_port != 0 && key.is_none() {
+            // Anyone on the network can reach a TCP port: only the key tells clients apart.
+            pr_err!("tcp_port= needs the shared key (key_file=), not no_auth=1\n");
+            return Err(EINVAL);
+        }
         Ok(Self { key, ..c })
     }
 }
@@ -251,9 +264,9 @@ impl Shared {
     pub(crate) fn limit_notice(&self, s: &Session, what: &str, limit: usize) {
         if self.refuse_and_may_print() {
             pr_notice!(
-                "session {} (cid {}): more than {} {}: refused with EAGAIN (rate-limited)\n",
+                "session {} ({}): more than {} {}: refused with EAGAIN (rate-limited)\n",
                 s.id,
-                s.cid,
+                s.peer,
                 limit,
                 what
             );
@@ -265,9 +278,9 @@ impl Shared {
     pub(crate) fn refusal_notice(&self, s: &Session, rpid: u32, nr: u32, r: Refusal) {
         if self.refuse_and_may_print() {
             pr_notice!(
-                "session {} (cid {}) pid {}: call {:#x} refused ({:?}, errno {}) (rate-limited)\n",
+                "session {} ({}) pid {}: call {:#x} refused ({:?}, errno {}) (rate-limited)\n",
                 s.id,
-                s.cid,
+                s.peer,
                 rpid,
                 nr,
                 r,
@@ -276,7 +289,7 @@ impl Shared {
         }
     }
 
-    /// Gives the connection `sock` from `cid`, which said `hello`, its session: the one
+    /// Gives the connection `sock` from `peer`, which said `hello`, its session: the one
     /// `hello` resumes when it names a session of the same client instance and CID that
     /// has not ended, else a new one (unless the module is stopping: `ESHUTDOWN`, or
     /// `max_sessions` exist: `EBUSY`, or `max_sessions_per_cid` of `cid`: `EUSERS`). Sends
@@ -286,7 +299,7 @@ impl Shared {
     pub(crate) fn attach(
         &self,
         hello: &Hello,
-        cid: u32,
+        peer: Peer,
         sock: &Arc<Socket>,
         greeting: &Greeting<'_>,
     ) -> Result<(Arc<Session>, u64, bool)> {
@@ -296,22 +309,22 @@ impl Shared {
         }
         if hello.resume_session != 0 && hello.instance != 0 {
             if let Some(s) = inner.sessions.iter().find(|s| {
-                s.id == hello.resume_session && s.cid == cid && s.instance == hello.instance
+                s.id == hello.resume_session && s.peer == peer && s.instance == hello.instance
             }) {
                 let gen = s.connect(self, sock, hello, greeting, true)?;
                 self.resumed.add(1, Relaxed);
                 return Ok((s.clone(), gen, true));
             }
             pr_info!(
-                "cid {} asked to resume session {}, which this server does not have: new session\n",
-                cid,
+                "{} asked to resume session {}, which this server does not have: new session\n",
+                peer,
                 hello.resume_session
             );
         }
         if inner.sessions.len() >= self.config.max_sessions {
             return Err(EBUSY);
         }
-        if inner.sessions.iter().filter(|s| s.cid == cid).count()
+        if inner.sessions.iter().filter(|s| s.peer == peer).count()
             >= self.config.max_sessions_per_cid
         {
             return Err(EUSERS);
@@ -319,7 +332,7 @@ impl Shared {
         inner.next_id = inner.next_id.wrapping_add(1).max(1);
         let s = Session::new(
             inner.next_id,
-            cid,
+            peer,
             hello.instance,
             hello.resume_session != 0 && hello.instance != 0,
             self.config.reply_cache,
@@ -358,9 +371,9 @@ impl Shared {
         }
         for s in old.iter() {
             pr_info!(
-                "session {} (cid {}) not resumed within {} ms: ended, its shadows exit\n",
+                "session {} ({}) not resumed within {} ms: ended, its shadows exit\n",
                 s.id,
-                s.cid,
+                s.peer,
                 limit
             );
             self.expired.add(1, Relaxed);
@@ -414,6 +427,7 @@ impl Shared {
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
         writeln!(f, "port={}", c.port)?;
+        writeln!(f, "tcp_port={}", c.tcp_port)?;
         writeln!(f, "boot_verifier={:#018x}", this.verifier())?;
         writeln!(f, "heartbeat_ms={}", c.heartbeat_ms)?;
         writeln!(f, "max_frame={}", c.max_frame)?;
@@ -498,9 +512,9 @@ impl Shared {
                 for s in this.sessions().iter() {
                     if id.is_none_or(|id| id == s.id) && s.shutdown() {
                         pr_notice!(
-                            "session {} (cid {}): connection closed on request (debugfs drop_link)\n",
+                            "session {} ({}): connection closed on request (debugfs drop_link)\n",
                             s.id,
-                            s.cid
+                            s.peer
                         );
                         dropped = dropped.saturating_add(1);
                     }
@@ -517,9 +531,9 @@ impl Shared {
                     .find(|s| s.id == id)
                     .ok_or(ENOENT)?;
                 pr_info!(
-                    "session {} (cid {}) ended on request (debugfs end_session)\n",
+                    "session {} ({}) ended on request (debugfs end_session)\n",
                     s.id,
-                    s.cid
+                    s.peer
                 );
                 s.shutdown();
                 this.end_session(&s, None);
@@ -566,6 +580,8 @@ pub(crate) struct TetherServer {
     _exports_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     listener: Arc<Socket>,
+    /// The TCP listener (`tcp_port=`).
+    tcp_listener: Option<Arc<Socket>>,
     queue: Option<OwnedQueue>,
     /// Dropped after `queue` (whose flusher syncs through it).
     _root: flusher::RootFile,
@@ -575,7 +591,7 @@ pub(crate) struct TetherServer {
 impl kernel::Module for TetherServer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let config = Config::from_params()?;
-        let port = config.port;
+        let (port, tcp_port) = (config.port, config.tcp_port);
         let exports = crate::exports::Exports::new()?;
         let root = flusher::RootFile::open()
             .inspect_err(|e| pr_err!("cannot open the export root (root=): {:?}\n", e))?;
@@ -625,10 +641,18 @@ impl kernel::Module for TetherServer {
         )?;
         shared.faults.arm_from_param()?;
         let listener = Arc::new(
-            Socket::listen(port, 16)
+            Socket::listen(port, 16, false)
                 .inspect_err(|e| pr_err!("cannot listen on vsock port {}: {:?}\n", port, e))?,
             GFP_KERNEL,
         )?;
+        let tcp_listener = match tcp_port {
+            0 => None,
+            p => Some(Arc::new(
+                Socket::listen(p, 16, true)
+                    .inspect_err(|e| pr_err!("cannot listen on TCP port {}: {:?}\n", p, e))?,
+                GFP_KERNEL,
+            )?),
+        };
         let queue = OwnedQueue::new(c"tether_server")?;
         let dir = debugfs::Dir::new(c"tether_server");
         let state_file = KBox::pin_init(
@@ -668,10 +692,18 @@ impl kernel::Module for TetherServer {
             shadow::SHARED.publish(None);
             return Err(e.into());
         }
-        if let Err(e) = listener::start(&queue, shared.clone(), listener.clone()) {
-            shadow::SHARED.publish(None);
-            shared.stop();
-            return Err(e);
+        for l in [Some(&listener), tcp_listener.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = listener::start(&queue, shared.clone(), l.clone()) {
+                shadow::SHARED.publish(None);
+                shared.stop();
+                return Err(e);
+            }
+        }
+        if tcp_port != 0 {
+            pr_info!("listening on TCP port {} too\n", tcp_port);
         }
         pr_info!(
             "listening on vsock port {}, boot verifier {:#x}\n",
@@ -686,6 +718,7 @@ impl kernel::Module for TetherServer {
             _exports_file: exports_file,
             shared,
             listener,
+            tcp_listener,
             queue: Some(queue),
             _root: root,
             _dir: dir,
@@ -697,6 +730,9 @@ impl Drop for TetherServer {
     fn drop(&mut self) {
         self.shared.stop();
         self.listener.shutdown();
+        if let Some(l) = &self.tcp_listener {
+            l.shutdown();
+        }
         // Waits for the listener and every session to return.
         drop(self.queue.take());
         shadow::SHARED.publish(None);

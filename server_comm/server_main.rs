@@ -63,6 +63,10 @@ module! {
             default: 7777,
             description: "vsock port to listen on",
         },
+        tcp_port: u32 {
+            default: 0,
+            description: "TCP port to listen on as well, on every IPv4 address (0: vsock only); a TCP client needs an export entry for its address, and the shared key (refused with no_auth=1)",
+        },
         heartbeat_ms: u32 {
             default: 500,
             description: "heartbeat interval in ms; a client silent for 3 intervals is dropped (40..=60000, as on the client)",

@@ -26,6 +26,7 @@ use crate::keeper::Keeper;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::msg::{Flushed, Hello, Welcome, W_RESUMED};
+use crate::proto::peer::Peer;
 use crate::proto::process::SignalMsg;
 use crate::reply_cache::{Cached, ReplyCache, Seen};
 use crate::server::Shared;
@@ -89,7 +90,7 @@ pub(crate) struct Link {
 #[pin_data]
 pub(crate) struct Session {
     pub(crate) id: u32,
-    pub(crate) cid: u32,
+    pub(crate) peer: Peer,
     /// The client instance that may resume this session (0: it cannot be resumed).
     pub(crate) instance: u64,
     /// Created for a client that asked to resume a session this server did not have: the
@@ -110,7 +111,7 @@ impl Session {
     /// this server did not have).
     pub(crate) fn new(
         id: u32,
-        cid: u32,
+        peer: Peer,
         instance: u64,
         adopted: bool,
         cache_max: usize,
@@ -120,7 +121,7 @@ impl Session {
         Arc::pin_init(
             pin_init!(Self {
                 id,
-                cid,
+                peer,
                 instance,
                 adopted,
                 stats,
@@ -352,9 +353,9 @@ impl Session {
         let l = self.link.lock();
         writeln!(
             f,
-            "session id={} cid={} connected={} resumes={} shadows={} keeper={} answered={} acked={} pending={} cached={} frames_in={} frames_out={} bytes_in={} bytes_out={}",
+            "session id={} peer={} connected={} resumes={} shadows={} keeper={} answered={} acked={} pending={} cached={} frames_in={} frames_out={} bytes_in={} bytes_out={}",
             self.id,
-            self.cid,
+            self.peer.addr(),
             u8::from(l.conn.is_some()),
             self.resumes.load(Relaxed),
             shadows,

@@ -86,7 +86,7 @@ impl Shared {
         };
         let spawned = self
             .exports
-            .root_for(session.cid)
+            .root_for(session.peer)
             .and_then(|root| shadow::spawn(&shadow, keeper, &root));
         if let Err(e) = spawned {
             pr_err!(

@@ -2,8 +2,9 @@
 # make check: host unit tests (each passing cargo test counts), the bounded protocol fuzz,
 # clippy, the kernel modules' build, the C/Rust wire cross-check, tetherctl's tests (each
 # counts), make install into a DESTDIR, a dkms build, then the VM integration tests (tests/vmtest.sh: link,
-# handshake, crash, load cycles; tests/remote.sh: remote system calls; tests/torture.sh:
-# crash torture, 20 server kills).
+# handshake, crash, load cycles; tests/remote.sh: remote system calls, over vsock and TCP;
+# tests/torture.sh: crash torture, 20 server kills and 12 fault points over vsock, then 10
+# kills over TCP; tests/many.sh: four clients of one server through a server kill).
 # Builds whatever is missing. Last line: "N passed, N failed, N skipped"; exit 1 on failure.
 # No host Rust is used (cargo runs in the toolchain chroot). CHECK_VM=0: host-side steps only.
 . "$(dirname "$0")/../qemu/lib.sh"
@@ -166,29 +167,32 @@ dkms_test() {
 }
 step "DKMS: dkms build of the make install-dkms sources against the kernel tree" dkms.log dkms_test
 
-# vm_suite NAME TIMEOUT : run tests/NAME.sh (KTAP) and add its totals.
+# vm_suite NAME TIMEOUT [LOG] : run tests/NAME.sh (KTAP) and add its totals; its output in
+# $LOGS/LOG.ktap and .stderr (LOG: NAME).
 # Its stderr (build steps, boots, one line per group of results with the elapsed time) goes
 # to the terminal too.
 vm_suite() {
-	local t
+	local t name=${3:-$1}
 	t=$(date +%s)
 	# stdout (KTAP) through fd 3 to the .ktap tee, stderr through its own tee: both pipelines
 	# have ended, all lines written, before the totals are counted.
-	{ timeout "$2" "$TETHER_ROOT/tests/$1.sh" 2>&1 1>&3 | tee "$LOGS/$1.stderr" >&2; } 3>&1 | tee "$LOGS/$1.ktap"
-	totals=$(sed -n 's/^# totals: pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3/p' "$LOGS/$1.ktap")
+	{ timeout "$2" "$TETHER_ROOT/tests/$1.sh" 2>&1 1>&3 | tee "$LOGS/$name.stderr" >&2; } 3>&1 | tee "$LOGS/$name.ktap"
+	totals=$(sed -n 's/^# totals: pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3/p' "$LOGS/$name.ktap")
 	if [ -n "$totals" ]; then
 		read -r p f s <<<"$totals"
 		pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 	else
-		res "not ok" "$1.sh completed (see $LOGS/$1.stderr)"
-		tail -n 15 "$LOGS/$1.stderr"
+		res "not ok" "$name: $1.sh completed (see $LOGS/$name.stderr)"
+		tail -n 15 "$LOGS/$name.stderr"
 	fi
-	done_in "finished: $1.sh" "$t"
+	done_in "finished: $name ($1.sh)" "$t"
 }
 if [ "${CHECK_VM:-1}" = 1 ]; then
 	vm_suite vmtest 3600
 	vm_suite remote 1500
 	vm_suite torture 3300
+	TORTURE_TCP=1 TORTURE_KILLS=10 TORTURE_FAULTS= TORTURE_NOBUILD=1 vm_suite torture 1800 torture-tcp
+	MANY_NOBUILD=1 vm_suite many 1800
 else
 	echo "# CHECK_VM=0: the VM suites were not run"
 fi

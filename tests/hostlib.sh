@@ -12,6 +12,15 @@ COMMON_ENV=(
 	"CLIENT_PARAMS='server_cid=$SERVER_CID port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'"
 )
 KMODS=(server_comm/tether_server.ko client_proxy/tether_client.ko)
+# The VMs' network, when a suite sets TETHER_NET=1 before start_run (tests/remote.sh,
+# tests/torture.sh): a point-to-point IPv4 link between the server VMs and the client VM
+# (qemu/run-vm.sh VM_NET: UDP datagrams on 127.0.0.1, on a port pair of the run, NET_PORTS).
+# Every server VM (whatever its CID, and each replacement of a killed one) is
+# NET_SERVER_IP on port NET_PORTS[0], the client NET_CLIENT_IP on NET_PORTS[1], so a
+# restarted server is reachable at the same address. Each VM's env (boot) then has NET_IP
+# (its own address: qemu/guest-init.sh brings the interface up with it before insmod),
+# NET_SERVER_IP and NET_CLIENT_IP.
+NET_SERVER_IP=10.0.0.1 NET_CLIENT_IP=10.0.0.2 NET_PORTS=()
 PIDS=()
 HOST_T0=$(date +%s)
 declare -A VMPID
@@ -29,6 +38,21 @@ prepare() {
 	log "built: toolchain, kernel, image, relay, modules, test programs (+$(hms $(($(date +%s) - HOST_T0))))"
 }
 
+# net_ports : NET_PORTS, two UDP ports for this run's link: the pair at 20000 + 2 * ($$ % 6000)
+# (under the kernel's ephemeral range; another script's run gets another pair), or the next
+# pair on which nothing on the host is bound (/proc/net/udp, udp6).
+net_ports() {
+	local p=$((20000 + 2 * ($$ % 6000))) n
+	for ((n = 0; n < 6000; n++)); do
+		udp_bound $p || udp_bound $((p + 1)) || { NET_PORTS=("$p" "$((p + 1))"); return 0; }
+		p=$((p + 2))
+		[ $p -lt 32000 ] || p=20000
+	done
+	die "no free UDP port pair for the VMs' network"
+}
+# udp_bound PORT : whether a UDP socket on the host uses PORT.
+udp_bound() { grep -q ":$(printf %04X "$1") " /proc/net/udp /proc/net/udp6 2>/dev/null; }
+
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -44,11 +68,17 @@ start_run() {
 	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/tether.key")
 	truncate -s 256M "$RUN/server-data.img"
 	mkfs.ext4 -q -F -L tetherdata "$RUN/server-data.img"
+	if [ "${TETHER_NET:-0}" = 1 ]; then
+		net_ports
+		echo "server $NET_SERVER_IP udp 127.0.0.1:${NET_PORTS[0]}, client $NET_CLIENT_IP udp 127.0.0.1:${NET_PORTS[1]}" >"$RUN/net"
+	fi
 	trap cleanup EXIT
 	trap 'exit 143' TERM INT HUP
-	timeout -s KILL "${RUN_TIMEOUT:-1800}" "$TETHER_ROOT/qemu/vsock-relay.sh" "$RUN" 3 4 5 >"$RUN/relay.log" 2>&1 &
+	# The relay serves RELAY_CIDS (default: client 3, server 4, failover server 5).
+	local cids=(${RELAY_CIDS:-3 4 5})
+	timeout -s KILL "${RUN_TIMEOUT:-1800}" "$TETHER_ROOT/qemu/vsock-relay.sh" "$RUN" "${cids[@]}" >"$RUN/relay.log" 2>&1 &
 	PIDS+=($!)
-	wait_file 20 "$RUN/vhost-5.sock" $! || die "relay did not start, see $RUN/relay.log"
+	wait_file 20 "$RUN/vhost-${cids[-1]}.sock" $! || die "relay did not start, see $RUN/relay.log"
 	watch_results "$1" &
 	PIDS+=($!)
 }
@@ -91,11 +121,20 @@ watch_results() {
 }
 
 # boot NAME ROLE CID [KEY=VALUE...] : boot a VM in the background, its /out is $RUN/NAME.
+# With TETHER_NET=1, a server or the client is on the VMs' network (see NET_PORTS).
 boot() {
-	local name=$1 role=$2 cid=$3 disks=()
+	local name=$1 role=$2 cid=$3 disks=() vmnet=
 	shift 3
 	[ "$role" = server ] && disks=("$RUN/server-data.img")
-	VM_ENV="$(printf '%s\n' "${COMMON_ENV[@]}" "$@")" VM_TIMEOUT="${VM_TIMEOUT:-3000}" timeout "${VM_TIMEOUT:-3000}" \
+	if [ "${TETHER_NET:-0}" = 1 ]; then
+		[ ${#NET_PORTS[@]} = 2 ] || die "TETHER_NET=1 is set after start_run"
+		case $role in
+		server) vmnet=${NET_PORTS[0]}:${NET_PORTS[1]} && set -- NET_IP=$NET_SERVER_IP "$@" ;;
+		client) vmnet=${NET_PORTS[1]}:${NET_PORTS[0]} && set -- NET_IP=$NET_CLIENT_IP "$@" ;;
+		esac
+		set -- NET_SERVER_IP=$NET_SERVER_IP NET_CLIENT_IP=$NET_CLIENT_IP "$@"
+	fi
+	VM_NET=$vmnet VM_ENV="$(printf '%s\n' "${COMMON_ENV[@]}" "$@")" VM_TIMEOUT="${VM_TIMEOUT:-3000}" timeout "${VM_TIMEOUT:-3000}" \
 		"$TETHER_ROOT/qemu/run-vm.sh" "$role" "$cid" "$RUN/$name" "$RUN/vhost-$cid.sock" "${disks[@]}" \
 		>"$RUN/$name.log" 2>&1 &
 	VMPID[$name]=$!

@@ -6,7 +6,10 @@
 # tests/vm/remote-client.sh), which
 # talk through files in the run directory (/shared in both). Every VM's dmesg must be
 # free of warnings. The last line is "# totals: pass=P fail=F skip=S"; exit 1 on failure.
-# Env: REMOTE_NOBUILD=1 skips the build step (programs already built).
+# The VMs are also on an IPv4 link (tests/hostlib.sh TETHER_NET): the server 10.0.0.1 (env
+# NET_SERVER_IP), the client 10.0.0.2 (NET_CLIENT_IP).
+# Env: REMOTE_NOBUILD=1 skips the build step (programs already built); TETHER_NET=0 boots
+# the VMs without the network.
 . "$(dirname "$0")/hostlib.sh"
 
 t0=$(date +%s)
@@ -35,6 +38,7 @@ t_build=$(($(date +%s) - t0))
 # The suite takes about 15 minutes of client time under TCG (the real programs tethered
 # about 4 of them), plus the fuzzer's run; the limits leave room for a slow machine.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+TETHER_NET=${TETHER_NET:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-$((1800 + FUZZ_SECONDS))} start_run remote
 mkdir -p "$RUN/cmd"
 log "run directory: $RUN"

@@ -161,7 +161,7 @@ frames_in=1
 frames_out=2
 bytes_in=3
 bytes_out=4
-session id=12 cid=3 connected=1 resumes=1 shadows=2 keeper=321 answered=88 acked=80 pending=0 cached=5 frames_in=1 frames_out=2 bytes_in=3 bytes_out=4
+session id=12 peer=3 connected=1 resumes=1 shadows=2 keeper=321 answered=88 acked=80 pending=0 cached=5 frames_in=1 frames_out=2 bytes_in=3 bytes_out=4
 EOF
 run_tc -- status
 check "status (server): sessions per client with shadows, flush state" \

@@ -22,7 +22,12 @@
 # Env: TORTURE_KILLS (20) random kill points; TORTURE_ROUNDS (torture's default, 40) rounds per
 # iteration; TORTURE_RANDOM (the client's kill schedule seed); TORTURE_FAULTS (the fault
 # cases to run, default all: tests/vm/torture-client.sh); TORTURE_NOBUILD=1 skips the
-# build step; VM_TIMEOUT / RUN_TIMEOUT (seconds; default from TORTURE_KILLS).
+# build step; VM_TIMEOUT / RUN_TIMEOUT (seconds; default from TORTURE_KILLS); TETHER_NET=0
+# boots the VMs without their IPv4 link (tests/hostlib.sh: every server VM, srvN of CID 4
+# or 5, is 10.0.0.1 on the same UDP ports, the client 10.0.0.2); TORTURE_TCP=1 runs the
+# client over TCP on that link (servers=tcp:10.0.0.1: a failover server B has the same
+# address; the servers listen on tcp_port=7777 with an export entry for the client's
+# address, torture-server.sh) instead of vsock (servers=4,5).
 . "$(dirname "$0")/hostlib.sh"
 
 KILLS=${TORTURE_KILLS:-20}
@@ -34,7 +39,15 @@ done
 host_pkgs e2fsprogs
 t_build=$(($(date +%s) - t0))
 export VM_TIMEOUT=${VM_TIMEOUT:-$((600 + (KILLS + 8) * 90))}
-RUN_TIMEOUT=${RUN_TIMEOUT:-$((VM_TIMEOUT + 300))} start_run torture
+TETHER_NET=${TETHER_NET:-1}
+TCP=${TORTURE_TCP:-0}
+[ "$TCP" = 0 ] || [ "$TETHER_NET" = 1 ] || die "TORTURE_TCP=1 needs the VMs' network (TETHER_NET=1)"
+if [ "$TCP" = 1 ]; then
+	SERVER_PARAMS+=" tcp_port=$PORT" servers=tcp:$NET_SERVER_IP:$PORT name=torture-tcp
+else
+	servers=4,5 name=torture
+fi
+RUN_TIMEOUT=${RUN_TIMEOUT:-$((VM_TIMEOUT + 300))} start_run $name
 log "run directory: $RUN"
 set +e   # (qemu/lib.sh sets -e; from here on every failure is a test result)
 
@@ -47,14 +60,14 @@ boot_server() {
 	SERVER=srv$nsrv SCID=$1
 	VMS+=("$SERVER")
 	boot "$SERVER" server "$SCID" BOOT_INDEX=$nsrv ROLE_SCRIPT=/tether/tests/vm/torture-server.sh \
-		"SERVER_PARAMS='$SERVER_PARAMS${2:+ crash_at=$2}'"
+		"SERVER_PARAMS='$SERVER_PARAMS${2:+ crash_at=$2}'" TORTURE_TCP=$TCP
 	nsrv=$((nsrv + 1))
 }
 boot_server $SERVER_CID
 wait_file 240 "$RUN/$SERVER/serving" "${VMPID[$SERVER]}" || log "$SERVER did not get ready"
 VMS+=(client)
 boot client client $CLIENT_CID ROLE_SCRIPT=/tether/tests/vm/torture-client.sh \
-	"CLIENT_PARAMS='server_cid=$SERVER_CID servers=4,5 port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'" \
+	"CLIENT_PARAMS='server_cid=$SERVER_CID servers=$servers port=$PORT heartbeat_ms=$HB split=3584 reconnect_max_ms=2000'" \
 	TORTURE_KILLS="$KILLS" TORTURE_ROUNDS="${TORTURE_ROUNDS:-}" ${TORTURE_RANDOM:+TORTURE_RANDOM=$TORTURE_RANDOM} \
 	${TORTURE_FAULTS+"TORTURE_FAULTS='$TORTURE_FAULTS'"}
 

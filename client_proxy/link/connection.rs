@@ -98,9 +98,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
             Err(e) => {
                 if !reported_unreachable && !shared.is_stopping() {
                     pr_info!(
-                        "server cid {} port {} unreachable ({:?}), retrying\n",
-                        shared.server_cid.load(Relaxed),
-                        cfg.port,
+                        "server {} unreachable ({:?}), retrying\n",
+                        shared.server(),
                         e
                     );
                     reported_unreachable = true;
@@ -140,21 +139,20 @@ pub(crate) fn goodbye(tx: &Mutex<Sender>, session: u32) {
 
 /// After a failed attempt: the next server of `servers=` is tried next.
 fn next_server(shared: &Shared) {
-    let servers = shared.config.servers();
-    let cur = shared.server_cid.load(Relaxed);
-    let i = servers
-        .iter()
-        .position(|&c| c == cur)
-        .map_or(0, |i| i.saturating_add(1));
-    let next = servers.get(i).or(servers.first()).copied().unwrap_or(cur);
+    let n = shared.config.servers().len();
+    let cur = shared.server_index.load(Relaxed);
+    let next = cur
+        .checked_add(1)
+        .filter(|&i| usize::try_from(i).is_ok_and(|i| i < n))
+        .unwrap_or(0);
     if next != cur {
-        pr_info!("trying server cid {} next\n", next);
+        shared.server_index.store(next, Relaxed);
+        pr_info!("trying server {} next\n", shared.server());
     }
-    shared.server_cid.store(next, Relaxed);
 }
 
 fn report(shared: &Shared, end: End) {
-    let cid = shared.server_cid.load(Relaxed);
+    let server = shared.server();
     match end {
         End::Stopping => (),
         End::Silent(ms) => {
@@ -162,15 +160,15 @@ fn report(shared: &Shared, end: End) {
                 .last_down_detect_ms
                 .store(u64::try_from(ms).unwrap_or(0), Relaxed);
             pr_notice!(
-                "server cid {} silent for {} ms ({} heartbeats): connection down\n",
-                cid,
+                "server {} silent for {} ms ({} heartbeats): connection down\n",
+                server,
                 ms,
                 MAX_MISSES
             );
         }
-        End::Closed => pr_notice!("server cid {} closed the connection\n", cid),
-        End::Bad(e) => pr_notice!("server cid {} broke the protocol: {}\n", cid, e.name()),
-        End::Io(e) => pr_notice!("connection to server cid {} failed: {:?}\n", cid, e),
+        End::Closed => pr_notice!("server {} closed the connection\n", server),
+        End::Bad(e) => pr_notice!("server {} broke the protocol: {}\n", server, e.name()),
+        End::Io(e) => pr_notice!("connection to server {} failed: {:?}\n", server, e),
     }
 }
 
@@ -195,11 +193,12 @@ fn connect(shared: &Shared) -> Result<Conn> {
     let started = Instant::now();
     // From a reserved port: the server admits no other (only a privileged process can
     // bind one).
+    let silent_ms = cfg.heartbeat_ms.saturating_mul(MAX_MISSES);
     let sock = Arc::new(
-        Socket::connect(shared.server_cid.load(Relaxed), cfg.port, true)?,
+        Socket::connect(&shared.server(), true, silent_ms)?,
         GFP_KERNEL,
     )?;
-    sock.set_timeouts(poll_ms(shared), cfg.heartbeat_ms.saturating_mul(MAX_MISSES));
+    sock.set_timeouts(poll_ms(shared), silent_ms);
     shared.set_socket(Some(sock.clone()))?;
     let counters = Counters {
         link: None,
@@ -285,8 +284,8 @@ fn connect(shared: &Shared) -> Result<Conn> {
             .map_err(|_| EPROTO)?;
         if !auth::mac_eq(&key.mac(&parts), &welcome.mac) {
             pr_notice!(
-                "server cid {} did not prove knowledge of the shared key (WELCOME MAC): refused\n",
-                shared.server_cid.load(Relaxed)
+                "server {} did not prove knowledge of the shared key (WELCOME MAC): refused\n",
+                shared.server()
             );
             return Err(EACCES);
         }
@@ -332,8 +331,8 @@ fn connect(shared: &Shared) -> Result<Conn> {
     }
     shared.connects.add(1, Relaxed);
     pr_info!(
-        "connected to server cid {} (session {}{}, server boot verifier {:#x})\n",
-        shared.server_cid.load(Relaxed),
+        "connected to server {} (session {}{}, server boot verifier {:#x})\n",
+        shared.server(),
         welcome.session,
         if resumed { " resumed" } else { "" },
         welcome.boot_verifier

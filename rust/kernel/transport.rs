@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! vsock transport shared by both modules: kernel sockets, split sends, framed receives.
+//! Transport shared by both modules: kernel vsock and TCP (IPv4) sockets, split sends,
+//! framed receives. Both carry the same frames; only the addresses differ ([`Peer`]).
 //!
-//! vhost-device-vsock 0.3.0 truncates guest-to-guest sends above about 3.7 KiB, so every send
-//! is cut into pieces of at most `split` bytes (a module parameter, default
-//! [`DEFAULT_SPLIT`](crate::proto::frame::DEFAULT_SPLIT)).
+//! vhost-device-vsock 0.3.0 truncates guest-to-guest sends above about 3.7 KiB, so every
+//! vsock send is cut into pieces of at most `split` bytes (a module parameter, default
+//! [`DEFAULT_SPLIT`](crate::proto::frame::DEFAULT_SPLIT)); TCP sends are not cut.
 
 use core::ptr::NonNull;
 use kernel::{
@@ -19,6 +20,7 @@ use kernel::{
 
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{Header, HEADER_LEN};
+use crate::proto::peer::{Peer, Server};
 
 mod ffi {
     use kernel::bindings::workqueue_struct;
@@ -37,16 +39,25 @@ mod ffi {
             backlog: c_int,
             res: *mut *mut socket,
         ) -> c_int;
-        pub(super) fn tether_vsock_accept(
+        pub(super) fn tether_tcp_listen(port: u32, backlog: c_int, res: *mut *mut socket) -> c_int;
+        pub(super) fn tether_sock_accept(
             l: *mut socket,
             res: *mut *mut socket,
             cid: *mut u32,
+            ip: *mut u8,
             port: *mut u32,
         ) -> c_int;
         pub(super) fn tether_vsock_connect(
             cid: u32,
             port: u32,
             reserved: bool,
+            res: *mut *mut socket,
+        ) -> c_int;
+        pub(super) fn tether_tcp_connect(
+            ip: *const u8,
+            port: u32,
+            reserved: bool,
+            timeout_ms: c_uint,
             res: *mut *mut socket,
         ) -> c_int;
         pub(super) fn tether_sock_send(s: *mut socket, buf: *const c_void, len: usize) -> c_int;
@@ -63,14 +74,28 @@ mod ffi {
     }
 }
 
-/// A kernel vsock stream socket.
+// Log lines name peers and servers as the protocol crate prints them.
+impl kernel::fmt::Display for Peer {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl kernel::fmt::Display for Server {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+/// A kernel vsock or TCP stream socket.
 ///
 /// # Invariants
 ///
 /// `sock` points to a `struct socket` created by the socket layer and owned by this value;
-/// it is released exactly once, on drop.
+/// it is released exactly once, on drop. `tcp` says whether it is an `AF_INET` socket.
 pub(crate) struct Socket {
     sock: NonNull<ffi::socket>,
+    tcp: bool,
     /// [`Socket::shutdown`] ran: an end of stream is ours, not the peer's.
     shut: Atomic<bool>,
 }
@@ -82,41 +107,77 @@ unsafe impl Send for Socket {}
 unsafe impl Sync for Socket {}
 
 impl Socket {
-    fn from_raw(ret: i32, sock: *mut ffi::socket) -> Result<Self> {
+    fn from_raw(ret: i32, sock: *mut ffi::socket, tcp: bool) -> Result<Self> {
         kernel::error::to_result(ret)?;
-        // INVARIANT: the shim returned 0, so `sock` is a new socket that we now own.
+        // INVARIANT: the shim returned 0, so `sock` is a new socket of the family the
+        // caller asked for, that we now own.
         Ok(Self {
             sock: NonNull::new(sock).ok_or(EINVAL)?,
+            tcp,
             shut: Atomic::new(false),
         })
     }
 
-    /// A socket listening on vsock `port` of any local CID.
-    pub(crate) fn listen(port: u32, backlog: i32) -> Result<Self> {
+    /// A socket listening on `port`: vsock of any local CID, or (`tcp`) TCP of any local
+    /// IPv4 address.
+    pub(crate) fn listen(port: u32, backlog: i32, tcp: bool) -> Result<Self> {
         let mut sock = core::ptr::null_mut();
         // SAFETY: `sock` is a valid out-pointer for the duration of the call.
-        let ret = unsafe { ffi::tether_vsock_listen(port, backlog, &mut sock) };
-        Self::from_raw(ret, sock)
+        let ret = unsafe {
+            if tcp {
+                ffi::tether_tcp_listen(port, backlog, &mut sock)
+            } else {
+                ffi::tether_vsock_listen(port, backlog, &mut sock)
+            }
+        };
+        Self::from_raw(ret, sock, tcp)
     }
 
-    /// Accepts one connection; returns it with the peer's CID and source port. `EAGAIN`
+    /// Accepts one connection; returns it with the peer and its source port. `EAGAIN`
     /// after the receive timeout.
-    pub(crate) fn accept(&self) -> Result<(Self, u32, u32)> {
+    pub(crate) fn accept(&self) -> Result<(Self, Peer, u32)> {
         let mut sock = core::ptr::null_mut();
-        let (mut cid, mut port) = (0u32, 0u32);
-        // SAFETY: `self.sock` is valid by the type invariant; the out-pointers are valid.
-        let ret =
-            unsafe { ffi::tether_vsock_accept(self.sock.as_ptr(), &mut sock, &mut cid, &mut port) };
-        Ok((Self::from_raw(ret, sock)?, cid, port))
+        let (mut cid, mut ip, mut port) = (0u32, [0u8; 4], 0u32);
+        // SAFETY: `self.sock` is valid by the type invariant; the out-pointers are valid,
+        // `ip` for the 4 bytes the shim writes.
+        let ret = unsafe {
+            ffi::tether_sock_accept(
+                self.sock.as_ptr(),
+                &mut sock,
+                &mut cid,
+                ip.as_mut_ptr(),
+                &mut port,
+            )
+        };
+        let peer = if self.tcp {
+            Peer::Ipv4(ip)
+        } else {
+            Peer::Vsock(cid)
+        };
+        Ok((Self::from_raw(ret, sock, self.tcp)?, peer, port))
     }
 
-    /// Connects to vsock `cid`:`port`, from a reserved source port (below 1024, tried from
-    /// 1023 down) when `reserved` is set.
-    pub(crate) fn connect(cid: u32, port: u32, reserved: bool) -> Result<Self> {
+    /// Connects to `server`, from a reserved source port (below 1024) when `reserved` is
+    /// set; over TCP gives up after `timeout_ms` (`ETIMEDOUT`; vsock has its own limit).
+    pub(crate) fn connect(server: &Server, reserved: bool, timeout_ms: u32) -> Result<Self> {
         let mut sock = core::ptr::null_mut();
-        // SAFETY: `sock` is a valid out-pointer for the duration of the call.
-        let ret = unsafe { ffi::tether_vsock_connect(cid, port, reserved, &mut sock) };
-        Self::from_raw(ret, sock)
+        // SAFETY: `sock` is a valid out-pointer for the duration of the call; `ip` is
+        // readable for the 4 bytes the shim reads.
+        let ret = unsafe {
+            match &server.peer {
+                Peer::Vsock(cid) => {
+                    ffi::tether_vsock_connect(*cid, server.port, reserved, &mut sock)
+                }
+                Peer::Ipv4(ip) => ffi::tether_tcp_connect(
+                    ip.as_ptr(),
+                    server.port,
+                    reserved,
+                    timeout_ms,
+                    &mut sock,
+                ),
+            }
+        };
+        Self::from_raw(ret, sock, server.peer.is_tcp())
     }
 
     /// Sets the receive (and accept) and send timeouts; 0 waits forever.
@@ -264,8 +325,10 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    /// Sends frames on `sock` in pieces of at most `split` bytes.
+    /// Sends frames on `sock` in pieces of at most `split` bytes (vsock; TCP sends whole
+    /// frames).
     pub(crate) fn new(sock: Arc<Socket>, split: usize, stats: Counters) -> Self {
+        let split = if sock.tcp { usize::MAX } else { split };
         Self {
             sock,
             split: split.max(HEADER_LEN),

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Thin C shims for what kernel Rust cannot express yet (Linux 7.3): kernel vsock sockets
- * and an owned workqueue. Compiled into both tether modules (each includes this file from
+ * Thin C shims for what kernel Rust cannot express yet (Linux 7.3): kernel vsock and TCP
+ * (IPv4) sockets and an owned workqueue. Compiled into both tether modules (each includes this file from
  * its own directory); the Rust side is rust/kernel/transport.rs.
  */
 #include <linux/atomic.h>
+#include <linux/in.h>
 #include <linux/net.h>
 #include <linux/random.h>
 #include <linux/socket.h>
@@ -13,10 +14,15 @@
 #include <linux/workqueue.h>
 #include <net/net_namespace.h>
 #include <net/sock.h>
+#include <net/tcp.h>
 
 int tether_vsock_listen(u32 port, int backlog, struct socket **res);
-int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid, u32 *peer_port);
+int tether_tcp_listen(u32 port, int backlog, struct socket **res);
+int tether_sock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid, u8 *peer_ip,
+		       u32 *peer_port);
 int tether_vsock_connect(u32 cid, u32 port, bool reserved, struct socket **res);
+int tether_tcp_connect(const u8 *ip, u32 port, bool reserved, unsigned int timeout_ms,
+		       struct socket **res);
 int tether_sock_send(struct socket *sock, const void *buf, size_t len);
 int tether_sock_send_nowait(struct socket *sock, const void *buf, size_t len);
 int tether_sock_recv(struct socket *sock, void *buf, size_t len);
@@ -52,23 +58,70 @@ int tether_vsock_listen(u32 port, int backlog, struct socket **res)
 	return err;
 }
 
-int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid, u32 *peer_port)
+/* A TCP socket listening on port of every local IPv4 address. */
+int tether_tcp_listen(u32 port, int backlog, struct socket **res)
 {
-	struct sockaddr_vm addr;
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
+	int err;
+
+	if (port == 0 || port > U16_MAX)
+		return -EINVAL;
+	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
+	if (err)
+		return err;
+	/* A restarted server listens again at once, while old connections linger. */
+	sock_set_reuseaddr((*res)->sk);
+	addr.sin_port = htons(port);
+	err = kernel_bind(*res, (struct sockaddr_unsized *)&addr, sizeof(addr));
+	if (!err)
+		err = kernel_listen(*res, backlog);
+	if (err) {
+		sock_release(*res);
+		*res = NULL;
+	}
+	return err;
+}
+
+/*
+ * Accepts one connection on a vsock or TCP listener and reports the peer: its CID (vsock;
+ * peer_ip untouched) or its IPv4 address (TCP; peer_cid set to 0), and its source port.
+ */
+int tether_sock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid, u8 *peer_ip,
+		       u32 *peer_port)
+{
+	struct sockaddr_storage ss;
 	int err;
 
 	err = kernel_accept(lsock, res, 0);
 	if (err)
 		return err;
-	err = kernel_getpeername(*res, (struct sockaddr *)&addr);
-	if (err < 0) {
-		sock_release(*res);
-		*res = NULL;
-		return err;
+	err = kernel_getpeername(*res, (struct sockaddr *)&ss);
+	if (err < 0)
+		goto fail;
+	switch (ss.ss_family) {
+	case AF_VSOCK: {
+		struct sockaddr_vm *vm = (struct sockaddr_vm *)&ss;
+
+		*peer_cid = vm->svm_cid;
+		*peer_port = vm->svm_port;
+		return 0;
 	}
-	*peer_cid = addr.svm_cid;
-	*peer_port = addr.svm_port;
-	return 0;
+	case AF_INET: {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		*peer_cid = 0;
+		memcpy(peer_ip, &in->sin_addr.s_addr, 4);
+		*peer_port = ntohs(in->sin_port);
+		/* Frames are written whole: no waiting for more bytes to coalesce. */
+		tcp_sock_set_nodelay((*res)->sk);
+		return 0;
+	}
+	}
+	err = -EAFNOSUPPORT;
+fail:
+	sock_release(*res);
+	*res = NULL;
+	return err;
 }
 
 /*
@@ -84,21 +137,32 @@ int tether_vsock_accept(struct socket *lsock, struct socket **res, u32 *peer_cid
 static atomic_t tether_port_cursor = ATOMIC_INIT(-1);
 
 /*
- * Binds sock to a free reserved port (< 1024: only a holder of CAP_NET_BIND_SERVICE, such as
- * this module, may): 0, or -EADDRINUSE when none is free.
+ * Binds sock (vsock or IPv4) to a free reserved port (< 1024: only a holder of
+ * CAP_NET_BIND_SERVICE, such as this module, may): 0, or -EADDRINUSE when none is free.
  */
-static int tether_vsock_bind_reserved(struct socket *sock)
+static int tether_bind_reserved(struct socket *sock, int family)
 {
-	struct sockaddr_vm addr;
-	unsigned int i, start;
-	int err = -EADDRINUSE;
+	struct sockaddr_storage ss;
+	unsigned int i, start, port;
+	int err = -EADDRINUSE, len;
 
 	atomic_cmpxchg(&tether_port_cursor, -1, get_random_u32_below(TETHER_RESERVED_N));
 	for (i = 0; i < TETHER_RESERVED_N; i++) {
 		start = (unsigned int)atomic_inc_return(&tether_port_cursor);
-		tether_vsock_addr(&addr, VMADDR_CID_ANY,
-				  TETHER_RESERVED_LO + start % TETHER_RESERVED_N);
-		err = kernel_bind(sock, (struct sockaddr_unsized *)&addr, sizeof(addr));
+		port = TETHER_RESERVED_LO + start % TETHER_RESERVED_N;
+		memset(&ss, 0, sizeof(ss));
+		if (family == AF_VSOCK) {
+			tether_vsock_addr((struct sockaddr_vm *)&ss, VMADDR_CID_ANY, port);
+			len = sizeof(struct sockaddr_vm);
+		} else {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+			in->sin_family = AF_INET;
+			in->sin_addr.s_addr = htonl(INADDR_ANY);
+			in->sin_port = htons(port);
+			len = sizeof(*in);
+		}
+		err = kernel_bind(sock, (struct sockaddr_unsized *)&ss, len);
 		if (err != -EADDRINUSE)
 			break;
 	}
@@ -115,7 +179,7 @@ int tether_vsock_connect(u32 cid, u32 port, bool reserved, struct socket **res)
 	if (err)
 		return err;
 	if (reserved) {
-		err = tether_vsock_bind_reserved(*res);
+		err = tether_bind_reserved(*res, AF_VSOCK);
 		if (err) {
 			sock_release(*res);
 			*res = NULL;
@@ -129,6 +193,47 @@ int tether_vsock_connect(u32 cid, u32 port, bool reserved, struct socket **res)
 		*res = NULL;
 	}
 	return err;
+}
+
+static long tether_timeout(unsigned int ms)
+{
+	return ms ? msecs_to_jiffies(ms) : MAX_SCHEDULE_TIMEOUT;
+}
+
+/*
+ * Connects to ip:port over TCP, from a reserved source port when reserved is set, giving
+ * up after timeout_ms (a server that is down does not answer SYNs: without a limit the
+ * connect would wait out every retransmission, minutes).
+ */
+int tether_tcp_connect(const u8 *ip, u32 port, bool reserved, unsigned int timeout_ms,
+		       struct socket **res)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	int err;
+
+	if (port == 0 || port > U16_MAX)
+		return -EINVAL;
+	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
+	if (err)
+		return err;
+	if (reserved)
+		err = tether_bind_reserved(*res, AF_INET);
+	if (!err) {
+		memcpy(&addr.sin_addr.s_addr, ip, 4);
+		addr.sin_port = htons(port);
+		WRITE_ONCE((*res)->sk->sk_sndtimeo, tether_timeout(timeout_ms));
+		err = kernel_connect(*res, (struct sockaddr_unsized *)&addr, sizeof(addr), 0);
+		/* Still in SYN_SENT when the time ran out. */
+		if (err == -EINPROGRESS)
+			err = -ETIMEDOUT;
+	}
+	if (err) {
+		sock_release(*res);
+		*res = NULL;
+		return err;
+	}
+	tcp_sock_set_nodelay((*res)->sk);
+	return 0;
 }
 
 /* One sendmsg; returns bytes sent or -errno. The caller loops and splits. */
@@ -156,11 +261,6 @@ int tether_sock_recv(struct socket *sock, void *buf, size_t len)
 	struct msghdr msg = { .msg_flags = 0 };
 
 	return kernel_recvmsg(sock, &msg, &vec, 1, len, 0);
-}
-
-static long tether_timeout(unsigned int ms)
-{
-	return ms ? msecs_to_jiffies(ms) : MAX_SCHEDULE_TIMEOUT;
 }
 
 /* Receive (and accept) and send timeouts; 0 waits forever. */

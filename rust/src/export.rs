@@ -1,11 +1,14 @@
-//! The server's export table (like `/etc/exports`): which client (vsock CID) may use which
-//! export root, how its ids are mapped, and which ids it may claim in `CLIENT_ATTRS`.
+//! The server's export table (like `/etc/exports`): which client (vsock CID or IPv4
+//! address) may use which export root, how its ids are mapped, and which ids it may claim
+//! in `CLIENT_ATTRS`.
 //!
-//! One entry per line: `CID ROOT [root_squash|all_squash|no_root_squash] [uids=LO-HI]
-//! [gids=LO-HI]`, e.g. `3 /srv root_squash uids=1000-1999 gids=1000-1999`. Defaults:
+//! One entry per line: `PEER ROOT [root_squash|all_squash|no_root_squash] [uids=LO-HI]
+//! [gids=LO-HI]`, e.g. `3 /srv root_squash uids=1000-1999 gids=1000-1999` or `10.0.0.2 /srv`
+//! (PEER as [`Peer::parse`] reads it). Defaults:
 //! `root_squash`, any id. `uids=`/`gids=` take one id, a range `LO-HI` or `any`.
 
 use super::error::{ProtoError, Result};
+use super::peer::Peer;
 use super::process::{ProcAttrs, ANON_ID};
 
 /// How a client's ids are mapped on the server.
@@ -91,8 +94,8 @@ impl IdRange {
 /// One line of the export table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Export<'a> {
-    /// The client's vsock CID.
-    pub cid: u32,
+    /// The client.
+    pub peer: Peer,
     /// Absolute path of the export root on the server.
     pub root: &'a str,
     /// Id mapping.
@@ -111,17 +114,13 @@ impl<'a> Export<'a> {
     /// relative or overlong root, an unknown or repeated option, a bad range.
     pub fn parse(line: &'a str) -> Result<Self> {
         let mut words = line.split_ascii_whitespace();
-        let cid = words
-            .next()
-            .ok_or(ProtoError::Truncated)?
-            .parse::<u32>()
-            .map_err(|_| ProtoError::BadValue)?;
+        let peer = Peer::parse(words.next().ok_or(ProtoError::Truncated)?)?;
         let root = words.next().ok_or(ProtoError::Truncated)?;
         if !root.starts_with('/') || root.len() > MAX_ROOT_LEN {
             return Err(ProtoError::BadValue);
         }
         let mut e = Self {
-            cid,
+            peer,
             root,
             squash: Squash::Root,
             uids: IdRange::ANY,
@@ -211,7 +210,7 @@ mod tests {
         assert_eq!(
             e,
             Ok(Export {
-                cid: 3,
+                peer: Peer::Vsock(3),
                 root: "/srv",
                 squash: Squash::Root,
                 uids: IdRange { lo: 1000, hi: 1999 },
@@ -222,7 +221,7 @@ mod tests {
         assert_eq!(
             e,
             Ok(Export {
-                cid: 5,
+                peer: Peer::Vsock(5),
                 root: "/srv/b",
                 squash: Squash::All,
                 uids: IdRange::ANY,
@@ -232,6 +231,10 @@ mod tests {
         assert_eq!(
             Export::parse("4 / no_root_squash uids=any").map(|e| e.squash),
             Ok(Squash::None)
+        );
+        assert_eq!(
+            Export::parse("10.0.0.2 /srv").map(|e| e.peer),
+            Ok(Peer::Ipv4([10, 0, 0, 2]))
         );
         for bad in [
             "",
@@ -246,6 +249,8 @@ mod tests {
             "3 /srv gids=0-4294967295",
             "3 /srv uids=",
             "-3 /srv",
+            "2 /srv",
+            "10.0.0 /srv",
         ] {
             assert!(Export::parse(bad).is_err(), "{bad:?}");
         }
@@ -260,8 +265,8 @@ mod tests {
     #[test]
     fn ranges_and_squash() {
         let e = Export::parse("3 /srv uids=1000-1999 gids=1000-1999").unwrap_or_else(|_| {
-            Export::parse("0 /").unwrap_or(Export {
-                cid: 0,
+            Export::parse("3 /").unwrap_or(Export {
+                peer: Peer::Vsock(3),
                 root: "/",
                 squash: Squash::Root,
                 uids: IdRange::ANY,

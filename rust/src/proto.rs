@@ -11,6 +11,7 @@ pub mod export;
 pub mod frame;
 pub mod kind;
 pub mod msg;
+pub mod peer;
 pub mod process;
 pub mod syscall;
 pub mod sysno;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A hostile client in the client VM: raw AF_VSOCK connections to tether_server.ko that
- * try to get in without being the client module. Run once as an unprivileged user and
- * once as root (tests/vm/remote-client.sh); cases that need the other identity skip.
+ * try to get in without being the client module (over TCP instead with TETHER_TCP_SERVER,
+ * tether_wire.h). Run as an unprivileged user and as root, over vsock and as root over TCP
+ * (tests/vm/remote-client.sh); cases that need the other identity skip.
  * Every attempt must be refused; the server must keep serving (each case ends with an
  * honest handshake and heartbeat).
  * Env: TETHER_SERVER_CID (4), TETHER_PORT (7777), HOSTILE_MAX_HANDSHAKES (16),
@@ -83,12 +84,14 @@ TEST(user_cannot_bind_reserved_port)
 {
 	int fd;
 	struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = 1000 };
+	struct sockaddr_in ai = { .sin_family = AF_INET, .sin_port = htons(1000) };
 
 	if (ROOT)
 		SKIP(return, "as root");
-	fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+	fd = socket(tt_tcp_server() ? AF_INET : AF_VSOCK, SOCK_STREAM, 0);
 	ASSERT_LE(0, fd);
-	EXPECT_EQ(-1, bind(fd, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_EQ(-1, tt_tcp_server() ? bind(fd, (struct sockaddr *)&ai, sizeof(ai))
+				      : bind(fd, (struct sockaddr *)&a, sizeof(a)));
 	EXPECT_EQ(EACCES, errno);
 	close(fd);
 }
@@ -388,8 +391,16 @@ TEST(peer_without_send_credit)
 
 	if (!ROOT)
 		SKIP(return, "needs root (reserved port)");
-	/* Refused connections (unreserved port) that never read and grant 1 byte of credit. */
-	for (int i = 0; i < 8; i++) {
+	/* Refused connections (unreserved port) that never read and grant 1 byte of credit
+	 * (over TCP: the smallest receive buffer). */
+	for (int i = 0; i < 8 && tt_tcp_server(); i++) {
+		int one = 1;
+
+		idle[i] = tt_connect_raw(SERVER_CID, PORT, 0);
+		if (idle[i] >= 0)
+			setsockopt(idle[i], SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	}
+	for (int i = 0; i < 8 && !tt_tcp_server(); i++) {
 		idle[i] = socket(AF_VSOCK, SOCK_STREAM, 0);
 		ASSERT_LE(0, idle[i]);
 		setsockopt(idle[i], AF_VSOCK, SO_VM_SOCKETS_BUFFER_MIN_SIZE, &small, sizeof(small));

@@ -18,6 +18,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
@@ -505,31 +508,58 @@ __attribute__((constructor)) static void tt_port_cursor_init(void)
 }
 
 /*
- * Connects to cid:port, from a reserved source port (512..1023 in turn, which needs
- * CAP_NET_BIND_SERVICE) when reserved is set; returns the fd or -errno. The server's
- * CHALLENGE is not read.
+ * The server's IPv4 address when the tests run over TCP (env TETHER_TCP_SERVER, e.g.
+ * 10.0.0.1), else NULL: vsock, to the CID the caller names.
+ */
+static inline const char *tt_tcp_server(void)
+{
+	const char *v = getenv("TETHER_TCP_SERVER");
+
+	return v && *v ? v : NULL;
+}
+
+/*
+ * Connects to cid:port (over TCP: to tt_tcp_server():port), from a reserved source port
+ * (512..1023 in turn, which needs CAP_NET_BIND_SERVICE) when reserved is set; returns the
+ * fd or -errno. The server's CHALLENGE is not read.
  */
 static inline int tt_connect_raw(unsigned int cid, unsigned int port, int reserved)
 {
+	const char *tcp = tt_tcp_server();
 	struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
+	struct sockaddr_in ai = { .sin_family = AF_INET, .sin_port = htons(port) };
 	struct timeval tv = { .tv_sec = 10 };
-	int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+	int fd = socket(tcp ? AF_INET : AF_VSOCK, SOCK_STREAM, 0), one = 1;
 
 	if (fd < 0)
 		return -errno;
 	if (fd < TT_MAX_FDS)
 		tt_auth[fd].have = 0;
-	setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv));
+	if (tcp) {
+		if (inet_pton(AF_INET, tcp, &ai.sin_addr) != 1) {
+			close(fd);
+			return -EINVAL;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else {
+		setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv));
+	}
 	if (reserved) {
 		struct sockaddr_vm b = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY };
+		struct sockaddr_in bi = { .sin_family = AF_INET };
 		int r = -1;
 
 		/* Ports 512..1023 in turn from a cursor shared with forked test cases: the
 		 * server may still hold a port's previous connection for a while (a new one
 		 * from it would be reset), so a port is used again only after all others. */
 		for (int i = 0; i < 512; i++) {
-			b.svm_port = 512 + __atomic_fetch_add(tt_port_cursor, 1, __ATOMIC_RELAXED) % 512;
-			r = bind(fd, (struct sockaddr *)&b, sizeof(b));
+			unsigned int p = 512 + __atomic_fetch_add(tt_port_cursor, 1, __ATOMIC_RELAXED) % 512;
+
+			b.svm_port = p;
+			bi.sin_port = htons(p);
+			r = tcp ? bind(fd, (struct sockaddr *)&bi, sizeof(bi))
+				: bind(fd, (struct sockaddr *)&b, sizeof(b));
 			if (r == 0 || errno != EADDRINUSE)
 				break;
 		}
@@ -540,11 +570,16 @@ static inline int tt_connect_raw(unsigned int cid, unsigned int port, int reserv
 			return -e;
 		}
 	}
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	if ((tcp ? connect(fd, (struct sockaddr *)&ai, sizeof(ai))
+		 : connect(fd, (struct sockaddr *)&a, sizeof(a))) < 0) {
 		int e = errno;
 
 		close(fd);
 		return -e;
+	}
+	if (tcp) {
+		tv.tv_sec = 0;
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	}
 	return fd;
 }

@@ -31,7 +31,7 @@ unloaded() { ! loaded && [ ! -e $D ]; }
 check "modinfo: tether_client parameters all described" params_described $KO \
 	server_cid port heartbeat_ms split reconnect_max_ms servers retain log_file log_persist_ms
 check "modinfo: tether_server parameters all described" params_described $SKO \
-	port allowed_cids heartbeat_ms max_frame split flush_ms flush_dirty_kb resume_ms reply_cache reply_cache_kb
+	port tcp_port allowed_cids heartbeat_ms max_frame split flush_ms flush_dirty_kb resume_ms reply_cache reply_cache_kb
 
 # --- load, handshake, debugfs ---------------------------------------------------------
 check "client module loaded by insmod" loaded
@@ -44,7 +44,7 @@ check "client debugfs: peer_boot_verifier non-zero" test "$(( $(c peer_boot_veri
 check "client debugfs: connected once per drop (connects=$(c connects), disconnects=$(c disconnects))" \
 	test "$(c connects)" = $(($(c disconnects) + 1))
 check "server debugfs state parses" wait_until 10 state_parses $S "${SERVER_KEYS[@]}"
-check "server sees a session from cid $CID" wait_until 10 grep -q "^session id=[0-9]* cid=$CID " $S
+check "server sees a session from cid $CID" wait_until 10 grep -q "^session id=[0-9]* peer=$CID " $S
 check "server sessions >= 1" test "$(s sessions)" -ge 1
 check "server boot_verifier = client's peer_boot_verifier" test "$(s boot_verifier)" = "$(c peer_boot_verifier)"
 hb0=$(c heartbeats_sent) in0=$(c frames_in)
@@ -67,7 +67,7 @@ t=$(now_ms)
 check "rmmod tether_client" rmmod tether_client
 echo "rmmod took $(($(now_ms) - t)) ms"
 check "debugfs and module gone after rmmod" unloaded
-check "server drops the session after rmmod" wait_until 10 eval '! grep -q "^session id=[0-9]* cid=$CID " $S'
+check "server drops the session after rmmod" wait_until 10 eval '! grep -q "^session id=[0-9]* peer=$CID " $S'
 check "insmod tether_client again" insmod $KO $CLIENT_PARAMS
 check "reconnects after reload" wait_until 30 connected
 check "new own boot_verifier, same peer_boot_verifier" test "$(c boot_verifier)" != "$bv0" -a "$(c peer_boot_verifier)" = "$pbv0"

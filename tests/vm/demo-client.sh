@@ -12,7 +12,7 @@ say "client VM (cid $CID): tether_client loaded, waiting for the handshake"
 wait_until 30 connected
 cat $D/state
 say "the server VM's view: /sys/kernel/debug/tether_server/state"
-wait_until 10 grep -q "^session .*cid=$CID " /shared/server-state
+wait_until 10 grep -q "^session .*peer=$CID " /shared/server-state
 cat /shared/server-state
 
 say "a tethered shell: cwd /demo and fd 3 (append) open on the server, then it waits"

@@ -30,7 +30,8 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 key() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n1; }
 
 # state_parses FILE KEY... : every line is key=value (number, 0x-hex or word) or a
-# "session id=N cid=C k=v..." line, and every KEY is present exactly once.
+# server list (vsock:4:7777,tcp:10.0.0.1:7777) or a "session id=N peer=P k=v..." line (P: a
+# CID or an IPv4 address), and every KEY is present exactly once.
 state_parses() {
 	local f=$1 line k bad=0 text
 	shift
@@ -38,7 +39,8 @@ state_parses() {
 	[ -n "$text" ] || { echo "$f: empty or missing"; return 1; }
 	while IFS= read -r line; do
 		[[ $line =~ ^[a-z_]+=(0x[0-9a-f]+|[0-9]+(,[0-9]+)*|[a-z_]+)$ ]] && continue
-		[[ $line =~ ^session\ id=[0-9]+\ cid=[0-9]+(\ [a-z_]+=[0-9]+)*$ ]] && continue
+		[[ $line =~ ^servers?=(vsock|tcp):[0-9.]+:[0-9]+(,(vsock|tcp):[0-9.]+:[0-9]+)*$ ]] && continue
+		[[ $line =~ ^session\ id=[0-9]+\ peer=[0-9.]+(\ [a-z_]+=[0-9]+)*$ ]] && continue
 		echo "$f: bad line: $line"
 		bad=1
 	done <<<"$text"

@@ -862,6 +862,78 @@ check "hostile: the client module is still connected" wait_until 30 grep -qx sta
 selftest $TB/fuzz_server $((${FUZZ_SECONDS:-30} + 300))
 check "fuzz: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
 
+# --- TCP transport -----------------------------------------------------------------------
+# The same client over TCP, on the VMs' IPv4 link (tests/hostlib.sh TETHER_NET): the
+# server listens on tcp_port=7777 as well and has an export entry for the client's address
+# with the secure defaults (root_squash, ids 1000-1999; remote-server.sh). Real programs
+# run as uid 1000 and their files must be on the server byte for byte; then the link goes
+# down for longer than the heartbeat window and comes back: the session is resumed, and a
+# writer across the partition loses and duplicates nothing.
+if [ -n "${NET_SERVER_IP:-}" ]; then
+	TSRV=tcp:$NET_SERVER_IP:7777
+	check "tcp: rmmod tether_client, insmod with servers=$TSRV" eval \
+		'rmmod tether_client && insmod $KO servers=tcp:$NET_SERVER_IP && wait_until 30 grep -qx state=connected $D/state'
+	check "tcp: the client's state names the TCP server (server=$(c server), server_cid=$(c server_cid))" \
+		eval '[ "$(c server)" = "$TSRV" ] && [ "$(c servers)" = "$TSRV" ] && [ "$(c server_cid)" = 0 ]'
+	tsid=$(c session)
+	check "tcp: the server's session $tsid is from $NET_CLIENT_IP" \
+		srv 20 "grep -q '^session id=$tsid peer=$NET_CLIENT_IP ' $SD/state && grep -q 'session $tsid ($NET_CLIENT_IP) up' /out/dmesg.log"
+	# Real programs as uid 1000 (root would be squashed): tar, python3, sqlite3, sha256sum.
+	srv 20 'mkdir -p /srv/tmp/tcp && chown 1000:1000 /srv/tmp/tcp' >&2
+	out=$(TB_TIMEOUT=240 tb 'cd /tmp/tcp && exec tether-runas 1000 1000 - /bin/bash -c "
+		set -e
+		seq 1 200000 >seq.txt
+		mkdir -p tree/a tree/b && cp seq.txt tree/a/one && echo two >tree/b/two
+		tar -cf tree.tar tree && rm -r tree && tar -xf tree.tar
+		python3 -c \"import hashlib,sys; d=open(\\\"seq.txt\\\",\\\"rb\\\").read(); print(\\\"py=\\\"+hashlib.sha256(d).hexdigest())\"
+		sqlite3 db.sqlite \"create table t(x); insert into t values (1),(2),(3);\" \"select sum(x) from t;\"
+		echo sha=\$(sha256sum <tree/a/one | cut -c1-64)
+		id -u"' 2>&1)
+	note "$(tr '\n' ' ' <<<"$out")"
+	o=$(srv 30 'cd /srv/tmp/tcp && echo "sha=$(sha256sum <seq.txt | cut -c1-64)"; stat -c "own=%u:%g" seq.txt
+		echo "tree=$(sha256sum <tree/a/one | cut -c1-64) $(cat tree/b/two)"; sqlite3 db.sqlite "select count(*) from t"')
+	note "server: $(tr '\n' ' ' <<<"$o")"
+	want=$(seq 1 200000 | sha256sum | cut -c1-64)
+	check "tcp: tar, python3, sqlite3 and sha256sum as uid 1000 over TCP: the server's files are right (owner $(val own "$o"))" \
+		eval '[ "$(val sha "$o")" = "$want" ] && [ "$(val py "$out")" = "$want" ] && [ "$(val sha "$out")" = "$want" ] &&
+		[ "$(val own "$o")" = 1000:1000 ] && has "$o" "tree=$want two" && [ "$(tail -n1 <<<"$o")" = 3 ] && has "$out" 6'
+	# A partition: the client's link is down for 4 s (8 heartbeats), then up again.
+	r0=$(c resumed) d0=$(c disconnects)
+	rm -f /tmp/tcp-part.out
+	$BASHM -c 'exec tether-runas 1000 1000 - /bin/bash -c "for i in \$(seq 1 100); do echo line-\$i; sleep 0.05; done >/tmp/tcp/part.txt"' \
+		>/tmp/tcp-part.out 2>&1 &
+	wp=$!
+	sleep 1
+	ifc=$(for i in /sys/class/net/*; do [ -e "$i/device" ] && basename "$i" && break; done)
+	ip link set "$ifc" down && sleep 4 && ip link set "$ifc" up
+	check "tcp: after the link was down 4 s the client noticed (disconnects $d0 -> $(c disconnects)) and resumed the session" \
+		wait_until 60 eval '[ "$(c resumed)" -gt "$r0" ] && [ "$(c session)" = "$tsid" ] && [ "$(c state)" = connected ]'
+	rc=0
+	reap $wp 90 >&2 || rc=$?
+	check "tcp: the writer across the partition exits 0 and its file is whole, once (exit $rc)" \
+		eval '[ $rc = 0 ] && [ "$(srv 20 "sha256sum </srv/tmp/tcp/part.txt")" = "$(seq -f line-%g 1 100 | sha256sum)" ]'
+	check "tcp: the server kept the session across the partition" \
+		srv 20 "grep -q 'session $tsid ($NET_CLIENT_IP) resumed' /out/dmesg.log"
+	# The hostile client over TCP (root: reserved ports; tests/selftests/hostile.c with
+	# TETHER_TCP_SERVER): no key, a wrong or replayed MAC, unreserved ports, ids outside the
+	# entry's ranges, idle and flooding peers are refused; honest sessions still get in.
+	cp $TB/hostile /tmp/hostile-tcp && chmod 755 /tmp/hostile-tcp
+	TETHER_TCP_SERVER=$NET_SERVER_IP selftest /tmp/hostile-tcp 600
+	check "tcp: the client module is still connected after the hostile client" wait_until 30 grep -qx state=connected $D/state
+	# The remote-syscall transcript over TCP equals the local one: root's calls, so the
+	# entry switches to no_root_squash (this suite's insecure case, as over vsock above).
+	srv 20 "echo '$NET_CLIENT_IP /srv no_root_squash' >$SD/exports && mkdir -p /srv/tethered/tcp" >&2
+	rc=0
+	/tmp/fsops /tethered/tcp/t >/out/fsops-tcp.txt 2>&1 &
+	reap $! 120 >&2 || rc=$?
+	check "tcp: fsops over TCP exits 0 and its transcript = local (exit $rc)" \
+		eval '[ $rc = 0 ] && same fsops-tcp /shared/fsops-local.txt /out/fsops-tcp.txt'
+	check "tcp: back to vsock (rmmod, insmod server_cid=4)" eval \
+		'rmmod tether_client && insmod $KO server_cid=4 && wait_until 30 grep -qx state=connected $D/state'
+else
+	skip "tcp: the TCP transport" "the VMs have no IPv4 link (TETHER_NET=0)"
+fi
+
 # --- the server's programs and libraries -------------------------------------------------
 # Loaded again with only /dev, /proc and /sys local, a tethered shell runs everything from
 # the server's export: bash's own libraries (ld.so opens and maps them: mmap copies) and

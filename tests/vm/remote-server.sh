@@ -68,6 +68,8 @@ check "insmod with no_auth=1 and no key file loads (and warns)" eval \
 	'insmod $KO allowed_cids=3 shadow_path=$SHADOW root=/srv key_file=/etc/tether/none no_auth=1 &&
 	wait_until 5 grep -q "no_auth=1: connections are NOT authenticated" /out/dmesg.log &&
 	grep -qx auth=0 $D/state && rmmod tether_server'
+check "insmod refuses tcp_port= with no_auth=1 (a TCP port needs the key)" \
+	refused_load "tcp_port= needs the shared key" root=/srv key_file=/etc/tether/none no_auth=1 tcp_port=7777
 grep -q '^tether_server ' /proc/modules && rmmod tether_server
 
 # resume_ms: long enough that the session the client leaves behind at its end is still
@@ -77,7 +79,8 @@ grep -q '^tether_server ' /proc/modules && rmmod tether_server
 # root. Its identity and hostile-client parts switch root squash on (remote-client.sh);
 # vmtest, the demo and the torture run with the defaults.
 check "insmod tether_server, no_root_squash (root=/srv, squash_root=0, resume_ms=300000)" insmod /tether/server_comm/tether_server.ko \
-	allowed_cids=${CLIENT_CID:-3} shadow_path=$SHADOW root=/srv squash_root=0 resume_ms=300000
+	allowed_cids=${CLIENT_CID:-3} shadow_path=$SHADOW root=/srv squash_root=0 resume_ms=300000 \
+	${NET_SERVER_IP:+tcp_port=7777}
 check "fsops runs locally in /srv/local/t" eval "timeout 60 $FSOPS /srv/local/t >/shared/fsops-local.txt 2>&1"
 check "server state: auth=1 insecure=0" eval 'grep -qx auth=1 $D/state && grep -qx insecure=0 $D/state'
 # Export entries: a root with a mount under it, or on another file system, is refused.
@@ -91,6 +94,16 @@ check "exports: an entry for cid 5 under /srv is taken, shown, removed" eval \
 	'echo "5 /srv/data all_squash uids=100-200" >$D/exports && grep -qx "5 /srv/data all_squash uids=100-200 gids=0-4294967294" $D/exports &&
 	echo "del 5" >$D/exports && ! grep -q "^5 " $D/exports'
 check "exports: a bad line is refused (EINVAL)" eval '! echo "3 srv bogus" >$D/exports'
+# The TCP client (remote-client.sh "tcp:"): the secure defaults, by address.
+if [ -n "${NET_CLIENT_IP:-}" ]; then
+	check "tcp: listening on TCP port 7777 too (state tcp_port=7777)" eval \
+		'grep -qx tcp_port=7777 $D/state && grep -q "listening on TCP port 7777 too" /out/dmesg.log'
+	check "exports: an entry for the TCP client $NET_CLIENT_IP is taken and shown" eval \
+		'echo "$NET_CLIENT_IP /srv root_squash uids=1000-1999 gids=1000-1999" >$D/exports &&
+		grep -qx "$NET_CLIENT_IP /srv root_squash uids=1000-1999 gids=1000-1999" $D/exports'
+	check "exports: bad addresses are refused (EINVAL)" eval \
+		'! echo "10.0.0 /srv" >$D/exports && ! echo "10.0.0.256 /srv" >$D/exports && ! echo "del 1.2.3" >$D/exports'
+fi
 touch /shared/server-up
 
 serve_requests "${SERVE_SECONDS:-600}" /shared/client-done

@@ -13,6 +13,13 @@ D=/sys/kernel/debug/tether_server
 check "data disk mounted at /srv (by qemu/guest-init.sh, before the module)" mountpoint -q /srv
 check "tether_server loaded" grep -q '^tether_server ' /proc/modules
 check "debugfs state exists" test -r $D/state
+# Over TCP (TORTURE_TCP=1) the client needs an export entry for its address: the secure
+# defaults, like allowed_cids= gives its CID. Until it is there the client is refused and
+# tries again.
+if [ "${TORTURE_TCP:-0}" = 1 ]; then
+	check "export entry for the TCP client $NET_CLIENT_IP (root_squash)" \
+		eval 'echo "$NET_CLIENT_IP /srv root_squash" >$D/exports && grep -q "^$NET_CLIENT_IP /srv root_squash " $D/exports'
+fi
 echo "boot ${BOOT_INDEX:-?} cid $CID" >>/srv/boots.log && sync /srv/boots.log
 # Root squash (the default): the client's root is nobody here; the torture's tree is its.
 if [ "${BOOT_INDEX:-0}" = 0 ]; then
