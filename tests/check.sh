@@ -189,7 +189,7 @@ vm_suite() {
 }
 if [ "${CHECK_VM:-1}" = 1 ]; then
 	vm_suite vmtest 3600
-	vm_suite remote 1500
+	vm_suite remote 2100
 	vm_suite torture 3300
 	TORTURE_TCP=1 TORTURE_KILLS=10 TORTURE_FAULTS= TORTURE_NOBUILD=1 vm_suite torture 1800 torture-tcp
 	MANY_NOBUILD=1 vm_suite many 1800
