@@ -192,9 +192,16 @@ check "exportfs -r: a different root needs a reload, says so, exit 1" eval '[ $r
 printf '3 /srv\n3 /srv\nx /srv\n4 relative\n6 /srv bogus\n7 /srv uids=5-2\n1 /srv\n' >"$W/etc/exports"
 run_tc -- exportfs -c
 check "exportfs -c: every bad line named with file:line, exit 1" \
-	eval '[ $rc = 1 ] && has "$err" "exports:2: CID 3 is listed twice" && has "$err" "exports:3: '\''x'\'' is not a vsock CID" &&
+	eval '[ $rc = 1 ] && has "$err" "exports:2: CID 3 is listed twice" && has "$err" "exports:3: '\''x'\'' is not a vsock CID or an IPv4 address" &&
 	has "$err" "exports:4: export root '\''relative'\'' is not an absolute path" && has "$err" "exports:5: unknown option '\''bogus'\''" &&
 	has "$err" "exports:6: bad id range '\''5-2'\''" && has "$err" "exports:7: CID 1 is reserved" && has "$err" "6 error(s)"'
+printf '10.0.0.2 /srv uids=1000-1999\n10.0.0.256 /srv\n' >"$W/etc/exports"
+run_tc -- exportfs -c
+check "exportfs -c: a TCP client by its IPv4 address, a bad address refused" \
+	eval '[ $rc = 1 ] && has "$err" "exports:2: '\''10.0.0.256'\'' is not an IPv4 address" && has "$err" "1 error(s)"'
+printf '10.0.0.2 /srv uids=1000-1999\n' >"$W/etc/exports"
+run_tc -- exportfs -c
+check "exportfs -c: the TCP client's line normalised" eval '[ $rc = 0 ] && [ "$out" = "10.0.0.2 /srv root_squash uids=1000-1999 gids=any" ]'
 printf '3 /srv uids=1000-1999 gids=1000-1999\n' >"$W/etc/exports"
 run_tc -- exportfs -o
 check "exportfs -o: id ranges the module cannot enforce are refused, exit 1" eval '[ $rc = 1 ] && has "$err" "cannot restrict the ids"'
