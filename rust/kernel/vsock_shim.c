@@ -39,6 +39,20 @@ static void tether_vsock_addr(struct sockaddr_vm *addr, u32 cid, u32 port)
 	addr->svm_port = port;
 }
 
+/* Binds *res to addr and listens; on failure releases it (*res = NULL). */
+static int tether_bind_listen(struct socket **res, void *addr, int len, int backlog)
+{
+	int err = kernel_bind(*res, (struct sockaddr_unsized *)addr, len);
+
+	if (!err)
+		err = kernel_listen(*res, backlog);
+	if (err) {
+		sock_release(*res);
+		*res = NULL;
+	}
+	return err;
+}
+
 int tether_vsock_listen(u32 port, int backlog, struct socket **res)
 {
 	struct sockaddr_vm addr;
@@ -48,14 +62,7 @@ int tether_vsock_listen(u32 port, int backlog, struct socket **res)
 	if (err)
 		return err;
 	tether_vsock_addr(&addr, VMADDR_CID_ANY, port);
-	err = kernel_bind(*res, (struct sockaddr_unsized *)&addr, sizeof(addr));
-	if (!err)
-		err = kernel_listen(*res, backlog);
-	if (err) {
-		sock_release(*res);
-		*res = NULL;
-	}
-	return err;
+	return tether_bind_listen(res, &addr, sizeof(addr), backlog);
 }
 
 /* A TCP socket listening on port of every local IPv4 address. */
@@ -72,14 +79,7 @@ int tether_tcp_listen(u32 port, int backlog, struct socket **res)
 	/* A restarted server listens again at once, while old connections linger. */
 	sock_set_reuseaddr((*res)->sk);
 	addr.sin_port = htons(port);
-	err = kernel_bind(*res, (struct sockaddr_unsized *)&addr, sizeof(addr));
-	if (!err)
-		err = kernel_listen(*res, backlog);
-	if (err) {
-		sock_release(*res);
-		*res = NULL;
-	}
-	return err;
+	return tether_bind_listen(res, &addr, sizeof(addr), backlog);
 }
 
 /*
