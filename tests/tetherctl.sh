@@ -128,6 +128,13 @@ check "calls: the client's table, sorted by total time (renameat first)" \
 	eval '[ $rc = 0 ] && has "$out" "tether_client: submit to reply" && [ "$order" = "renameat openat " ]'
 run_tc -- calls extra
 check "calls with an argument: exit 2" eval '[ $rc = 2 ]'
+cp "$W/debug/tether_client/state" "$W/state.vsock"
+sed -i 's/^server_cid=.*/server_cid=0/; s/^servers=.*/servers=tcp:10.0.0.1:7777/' "$W/debug/tether_client/state"
+echo server=tcp:10.0.0.1:7777 >>"$W/debug/tether_client/state"
+run_tc -- status
+check "status (client over TCP): the server's address and port" \
+	eval '[ $rc = 0 ] && has "$out" "  connection:      connected to server 10.0.0.1 port 7777 (TCP) (servers: tcp:10.0.0.1:7777)"'
+mv "$W/state.vsock" "$W/debug/tether_client/state"
 
 # --- server ---------------------------------------------------------------------------------
 mkdir -p "$W/sys/module/tether_server/parameters" "$W/debug/tether_server"
