@@ -290,9 +290,9 @@ impl Shared {
     }
 
     /// Gives the connection `sock` from `peer`, which said `hello`, its session: the one
-    /// `hello` resumes when it names a session of the same client instance and CID that
+    /// `hello` resumes when it names a session of the same client instance and peer that
     /// has not ended, else a new one (unless the module is stopping: `ESHUTDOWN`, or
-    /// `max_sessions` exist: `EBUSY`, or `max_sessions_per_cid` of `cid`: `EUSERS`). Sends
+    /// `max_sessions` exist: `EBUSY`, or `max_sessions_per_cid` of `peer`: `EUSERS`). Sends
     /// the greeting's `WELCOME` (session id, flags and MAC filled in) before any reply of
     /// the session can go out on the new connection. Returns the
     /// session, the connection's generation and whether it was resumed.
