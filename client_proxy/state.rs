@@ -248,17 +248,13 @@ pub(crate) struct Shared {
 impl Shared {
     /// The server connected to, or tried next.
     pub(crate) fn server(&self) -> Server {
-        let servers = self.config.servers();
         let i = usize::try_from(self.server_index.load(Relaxed)).unwrap_or(0);
-        // `config.servers()` has at least one entry.
-        servers
+        // `next_server` keeps the index below `nservers`; the first entry is always set.
+        *self
+            .config
+            .servers()
             .get(i)
-            .or(servers.first())
-            .copied()
-            .unwrap_or(Server {
-                peer: Peer::Vsock(0),
-                port: 0,
-            })
+            .unwrap_or(&self.config.servers[0])
     }
 
     /// Whether the module is being unloaded.

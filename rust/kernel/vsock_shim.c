@@ -39,6 +39,22 @@ static void tether_vsock_addr(struct sockaddr_vm *addr, u32 cid, u32 port)
 	addr->svm_port = port;
 }
 
+static void tether_inet_addr(struct sockaddr_in *addr, __be32 ip, u32 port)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = ip;
+	addr->sin_port = htons(port);
+}
+
+/* A new kernel TCP socket for port (1..65535, else -EINVAL). */
+static int tether_tcp_socket(u32 port, struct socket **res)
+{
+	if (port == 0 || port > U16_MAX)
+		return -EINVAL;
+	return sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
+}
+
 /* Binds *res to addr and listens; on failure releases it (*res = NULL). */
 static int tether_bind_listen(struct socket **res, void *addr, int len, int backlog)
 {
@@ -68,17 +84,14 @@ int tether_vsock_listen(u32 port, int backlog, struct socket **res)
 /* A TCP socket listening on port of every local IPv4 address. */
 int tether_tcp_listen(u32 port, int backlog, struct socket **res)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
-	int err;
+	struct sockaddr_in addr;
+	int err = tether_tcp_socket(port, res);
 
-	if (port == 0 || port > U16_MAX)
-		return -EINVAL;
-	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
 	if (err)
 		return err;
 	/* A restarted server listens again at once, while old connections linger. */
 	sock_set_reuseaddr((*res)->sk);
-	addr.sin_port = htons(port);
+	tether_inet_addr(&addr, htonl(INADDR_ANY), port);
 	return tether_bind_listen(res, &addr, sizeof(addr), backlog);
 }
 
@@ -155,12 +168,8 @@ static int tether_bind_reserved(struct socket *sock, int family)
 			tether_vsock_addr((struct sockaddr_vm *)&ss, VMADDR_CID_ANY, port);
 			len = sizeof(struct sockaddr_vm);
 		} else {
-			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-			in->sin_family = AF_INET;
-			in->sin_addr.s_addr = htonl(INADDR_ANY);
-			in->sin_port = htons(port);
-			len = sizeof(*in);
+			tether_inet_addr((struct sockaddr_in *)&ss, htonl(INADDR_ANY), port);
+			len = sizeof(struct sockaddr_in);
 		}
 		err = kernel_bind(sock, (struct sockaddr_unsized *)&ss, len);
 		if (err != -EADDRINUSE)
@@ -208,19 +217,17 @@ static long tether_timeout(unsigned int ms)
 int tether_tcp_connect(const u8 *ip, u32 port, bool reserved, unsigned int timeout_ms,
 		       struct socket **res)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET };
-	int err;
+	struct sockaddr_in addr;
+	__be32 ip4;
+	int err = tether_tcp_socket(port, res);
 
-	if (port == 0 || port > U16_MAX)
-		return -EINVAL;
-	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
 	if (err)
 		return err;
 	if (reserved)
 		err = tether_bind_reserved(*res, AF_INET);
 	if (!err) {
-		memcpy(&addr.sin_addr.s_addr, ip, 4);
-		addr.sin_port = htons(port);
+		memcpy(&ip4, ip, 4);
+		tether_inet_addr(&addr, ip4, port);
 		WRITE_ONCE((*res)->sk->sk_sndtimeo, tether_timeout(timeout_ms));
 		err = kernel_connect(*res, (struct sockaddr_unsized *)&addr, sizeof(addr), 0);
 		/* Still in SYN_SENT when the time ran out. */
