@@ -23,6 +23,7 @@ use crate::proto::peer::{Peer, Server};
 use crate::recovery::journal::Log;
 use crate::recovery::retain::Retained;
 use crate::syscalls::shmap::SharedMaps;
+use crate::sysfs::{self, FileSpec};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Sender, Socket, Stats};
 use crate::{link::connection, module_parameters as params};
 
@@ -392,11 +393,37 @@ impl Shared {
     }
 }
 
+/// The files of `/sys/kernel/tether_client`: the stable view `tetherctl` uses.
+const SYSFS_FILES: [FileSpec<Arc<Shared>>; 4] = [
+    FileSpec {
+        name: c"state",
+        show: Some(Shared::show),
+        store: None,
+    },
+    FileSpec {
+        name: c"calls",
+        show: Some(Shared::show_calls),
+        store: None,
+    },
+    FileSpec {
+        name: c"tasks",
+        show: Some(crate::intercept::hook::show_tasks::<Arc<Shared>>),
+        store: None,
+    },
+    FileSpec {
+        name: c"tether",
+        show: None,
+        store: Some(crate::intercept::hook::tether_store::<Arc<Shared>>),
+    },
+];
+
 /// The loaded module.
 ///
-/// Field order is drop order: the debugfs files go first, the directory last.
+/// Field order is drop order: the sysfs and debugfs files go first, the debugfs directory
+/// last.
 pub(crate) struct TetherClient {
     hooks: Option<Hooks>,
+    _sysfs: sysfs::Dir<Arc<Shared>>,
     _tasks_file: Pin<KBox<debugfs::File<()>>>,
     _tether_file: Pin<KBox<debugfs::File<()>>>,
     _log_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
@@ -502,6 +529,7 @@ impl kernel::Module for TetherClient {
             dir.read_callback_file(c"calls", shared.clone(), &Shared::show_calls),
             GFP_KERNEL,
         )?;
+        let sysfs = sysfs::Dir::new(c"tether_client", shared.clone(), &SYSFS_FILES)?;
         let persist = crate::recovery::persist::Persist::from_params(shared.config.log_persist_ms)?;
         if let Some(p) = &persist {
             p.keep_previous();
@@ -528,6 +556,7 @@ impl kernel::Module for TetherClient {
         })?;
         Ok(Self {
             hooks: Some(hooks),
+            _sysfs: sysfs,
             _tasks_file: tasks_file,
             _tether_file: tether_file,
             _log_file: log_file,

@@ -259,14 +259,22 @@ impl Exports {
         Ok(())
     }
 
-    /// A write to debugfs `exports`: one entry line (added, or replacing the peer's entry),
-    /// `del PEER` or `clear`.
+    /// A write to debugfs `exports` ([`Self::apply`]).
     pub(crate) fn write(&self, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; MAX_LINE];
         let n = reader.len();
         let dst = buf.get_mut(..n).ok_or(EINVAL)?;
         reader.read_slice(dst)?;
-        let text = core::str::from_utf8(dst).map_err(|_| EINVAL)?.trim();
+        self.apply(dst)
+    }
+
+    /// A write to the `exports` file: one entry line (added, or replacing the peer's
+    /// entry), `del PEER` or `clear`.
+    pub(crate) fn apply(&self, line: &[u8]) -> Result {
+        if line.len() > MAX_LINE {
+            return Err(EINVAL);
+        }
+        let text = core::str::from_utf8(line).map_err(|_| EINVAL)?.trim();
         if text == "clear" {
             self.inner.lock().entries.clear();
             pr_info!("export table cleared\n");

@@ -28,6 +28,7 @@ use crate::proto::msg::Hello;
 use crate::proto::peer::Peer;
 use crate::session::{Greeting, Session};
 use crate::shadow::{self, Shadow, ShadowFile};
+use crate::sysfs::{self, FileSpec};
 use crate::transport::{check_link_params, random_u64, OwnedQueue, Socket, Stats};
 use crate::{flusher, listener, module_parameters as params};
 
@@ -418,6 +419,11 @@ impl Shared {
         this.exports.write(reader)
     }
 
+    /// The sysfs `exports` file (write: one entry, `del CID` or `clear`).
+    fn apply_exports(this: &Arc<Shared>, line: &[u8]) -> Result {
+        this.exports.apply(line)
+    }
+
     /// The debugfs `calls` file ([`Latency::show`]).
     fn show_calls(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         this.latency.show(f)
@@ -480,6 +486,9 @@ impl Shared {
         for s in inner.sessions.iter() {
             let n = inner.shadows.iter().filter(|x| x.session == s.id).count();
             s.show(f, n)?;
+            for shadow in inner.shadows.iter().filter(|x| x.session == s.id) {
+                shadow.show(f)?;
+            }
         }
         Ok(())
     }
@@ -569,11 +578,32 @@ impl Shared {
     }
 }
 
+/// The files of `/sys/kernel/tether_server`: the stable view `tetherctl` uses.
+const SYSFS_FILES: [FileSpec<Arc<Shared>>; 3] = [
+    FileSpec {
+        name: c"state",
+        show: Some(Shared::show),
+        store: None,
+    },
+    FileSpec {
+        name: c"calls",
+        show: Some(Shared::show_calls),
+        store: None,
+    },
+    FileSpec {
+        name: c"exports",
+        show: Some(Shared::show_exports),
+        store: Some(Shared::apply_exports),
+    },
+];
+
 /// The loaded module.
 ///
-/// Field order is drop order: the debugfs view goes first, the directory last.
+/// Field order is drop order: the sysfs and debugfs views go first, the debugfs directory
+/// last.
 pub(crate) struct TetherServer {
     _shadow_dev: Pin<KBox<MiscDeviceRegistration<ShadowFile>>>,
+    _sysfs: sysfs::Dir<Arc<Shared>>,
     _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _calls_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _control_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
@@ -676,6 +706,7 @@ impl kernel::Module for TetherServer {
             ),
             GFP_KERNEL,
         )?;
+        let sysfs = sysfs::Dir::new(c"tether_server", shared.clone(), &SYSFS_FILES)?;
         shadow::SHARED.publish(Some(shared.clone()));
         let shadow_dev = KBox::pin_init(
             MiscDeviceRegistration::register(MiscDeviceOptions {
@@ -712,6 +743,7 @@ impl kernel::Module for TetherServer {
         );
         Ok(Self {
             _shadow_dev: shadow_dev,
+            _sysfs: sysfs,
             _state_file: state_file,
             _calls_file: calls_file,
             _control_file: control_file,

@@ -34,6 +34,8 @@ mod latency;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../rust/src/proto.rs"]
 mod proto;
+#[path = "../rust/kernel/sysfs.rs"]
+mod sysfs;
 #[allow(dead_code)]
 #[path = "../rust/kernel/transport.rs"]
 mod transport;

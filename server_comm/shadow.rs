@@ -30,6 +30,7 @@
 //! Lock order: `Shared::inner` → `Shadow::inner`; `Session::link` is never taken with
 //! `Shadow::inner` held.
 
+use core::fmt;
 use kernel::{
     alloc::KVVec,
     fs::File,
@@ -364,6 +365,24 @@ impl Shadow {
         // Each thread waits for its own lane.
         self.wake.notify_all();
         Ok(())
+    }
+
+    /// Its line in the `state` file: `shadow session=ID rpid=CLIENT_PID pid=PID threads=N
+    /// queued=N in_flight=N dead=0|1` (`pid` 0: not started yet; `threads`: the lanes
+    /// besides the main one).
+    pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.lock();
+        writeln!(
+            f,
+            "shadow session={} rpid={} pid={} threads={} queued={} in_flight={} dead={}",
+            self.session,
+            self.rpid,
+            inner.pid,
+            inner.lanes.len(),
+            inner.queue.len(),
+            inner.in_flight.len(),
+            u8::from(inner.dead)
+        )
     }
 
     /// Whether the shadow process died (or never started) with requests unanswered.

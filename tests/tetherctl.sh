@@ -1,5 +1,5 @@
 #!/bin/bash
-# Host tests of userspace-tools/tetherctl against a fake debugfs, sysfs and /etc/tether
+# Host tests of userspace-tools/tetherctl against a fake sysfs, debugfs and /etc/tether
 # (TETHER_DEBUGFS, TETHER_SYSFS, TETHER_ETC): every command's --help, the man page covers
 # every command, clear messages and exit status on errors, status for people, exportfs's
 # parsing and its module options. The VM suites use it against the real modules. TAP-style
@@ -60,19 +60,19 @@ printf 'garbage\n' >"$W/bad.log"
 run_tc -- log --file "$W/bad.log"
 check "log --file of a non-log: exit 1, says it is not a tether log" eval '[ $rc = 1 ] && has "$err" "is not a tether client log"'
 
-# --- client loaded, no debugfs ----------------------------------------------------------
+# --- client loaded, no state directory (an older module) ------------------------------------
 mkdir -p "$W/sys/module/tether_client/parameters"
 echo 4,5 >"$W/sys/module/tether_client/parameters/servers"
 echo /var/lib/tether/client.log >"$W/sys/module/tether_client/parameters/log_file"
 run_tc -- status
-check "status without debugfs: module parameters, and what needs debugfs" \
-	eval '[ $rc = 0 ] && has "$out" "tether client" && has "$out" "servers=4,5" && has "$out" "details need debugfs"'
+check "status without the state files: module parameters, and what needs root" \
+	eval '[ $rc = 0 ] && has "$out" "tether client" && has "$out" "servers=4,5" && has "$out" "details need root"'
 run_tc -- tasks
-check "tasks without debugfs: exit 1, says debugfs is needed (or root)" eval '[ $rc = 1 ] && { has "$err" "debugfs" || has "$err" "root"; }'
+check "tasks without the state directory: exit 1, names it" eval '[ $rc = 1 ] && has "$err" "$W/sys/kernel/tether_client is missing"'
 
-# --- client loaded, with debugfs ----------------------------------------------------------
-mkdir -p "$W/debug/tether_client"
-cat >"$W/debug/tether_client/state" <<'EOF'
+# --- client loaded: its sysfs state, no debugfs ---------------------------------------------
+mkdir -p "$W/sys/kernel/tether_client"
+cat >"$W/sys/kernel/tether_client/state" <<'EOF'
 state=connected
 server_cid=4
 servers=4,5
@@ -108,8 +108,8 @@ frames_out=20
 bytes_in=1000
 bytes_out=2000
 EOF
-printf 'tethered=1\n%s\n' $$ >"$W/debug/tether_client/tasks"
-printf 'call count total_us avg_us max_us\nopenat 10 5000 500 900\nrenameat 3 30000 10000 20000\nfirst_call 2 900 450 500\nstage_send 15 100 6 9\n' >"$W/debug/tether_client/calls"
+printf 'tethered=1\n%s\n' $$ >"$W/sys/kernel/tether_client/tasks"
+printf 'call count total_us avg_us max_us\nopenat 10 5000 500 900\nrenameat 3 30000 10000 20000\nfirst_call 2 900 450 500\nstage_send 15 100 6 9\n' >"$W/sys/kernel/tether_client/calls"
 run_tc -- status
 check "status (client): connection, session, verifiers, tethered processes, retained, last outage" \
 	eval '[ $rc = 0 ] && has "$out" "connected to server CID 4 port 7777 (servers: 4,5)" && has "$out" "session:         12 (resumed)" &&
@@ -122,26 +122,32 @@ run_tc -- tasks
 check "tasks: count, then pid and command" eval '[ $rc = 0 ] && has "$out" "tethered=1" && has "$out" "$$ "'
 run_tc -- bench ping x 64
 check "bench with a non-number: exit 2" eval '[ $rc = 2 ]'
+if [ "$(id -u)" = 0 ]; then
+	run_tc -- bench ping 10 64
+	check "bench without debugfs: exit 1, says to mount it" eval '[ $rc = 1 ] && has "$err" "mount -t debugfs"'
+	run_tc -- log
+	check "live log without debugfs: exit 1, says to mount it" eval '[ $rc = 1 ] && has "$err" "mount -t debugfs"'
+fi
 run_tc -- calls
 order=$(grep -oE '^(renameat|openat)' <<<"$out" | tr '\n' ' ')
 check "calls: the client's table, sorted by total time (renameat first)" \
 	eval '[ $rc = 0 ] && has "$out" "tether_client: submit to reply" && [ "$order" = "renameat openat " ]'
 run_tc -- calls extra
 check "calls with an argument: exit 2" eval '[ $rc = 2 ]'
-cp "$W/debug/tether_client/state" "$W/state.vsock"
-sed -i 's/^server_cid=.*/server_cid=0/; s/^servers=.*/servers=tcp:10.0.0.1:7777/' "$W/debug/tether_client/state"
-echo server=tcp:10.0.0.1:7777 >>"$W/debug/tether_client/state"
+cp "$W/sys/kernel/tether_client/state" "$W/state.vsock"
+sed -i 's/^server_cid=.*/server_cid=0/; s/^servers=.*/servers=tcp:10.0.0.1:7777/' "$W/sys/kernel/tether_client/state"
+echo server=tcp:10.0.0.1:7777 >>"$W/sys/kernel/tether_client/state"
 run_tc -- status
 check "status (client over TCP): the server's address and port" \
 	eval '[ $rc = 0 ] && has "$out" "  connection:      connected to server 10.0.0.1 port 7777 (TCP) (servers: tcp:10.0.0.1:7777)"'
-mv "$W/state.vsock" "$W/debug/tether_client/state"
+mv "$W/state.vsock" "$W/sys/kernel/tether_client/state"
 
 # --- server ---------------------------------------------------------------------------------
-mkdir -p "$W/sys/module/tether_server/parameters" "$W/debug/tether_server"
+mkdir -p "$W/sys/module/tether_server/parameters" "$W/sys/kernel/tether_server"
 echo 3,5 >"$W/sys/module/tether_server/parameters/allowed_cids"
 echo /srv >"$W/sys/module/tether_server/parameters/root"
 echo Y >"$W/sys/module/tether_server/parameters/squash_root"
-cat >"$W/debug/tether_server/state" <<'EOF'
+cat >"$W/sys/kernel/tether_server/state" <<'EOF'
 port=7777
 boot_verifier=0x00000000000000bb
 heartbeat_ms=500
@@ -169,11 +175,15 @@ frames_out=2
 bytes_in=3
 bytes_out=4
 session id=12 peer=3 connected=1 resumes=1 shadows=2 keeper=321 answered=88 acked=80 pending=0 cached=5 frames_in=1 frames_out=2 bytes_in=3 bytes_out=4
+shadow session=12 rpid=700 pid=4321 threads=1 queued=0 in_flight=1 dead=0
+shadow session=12 rpid=701 pid=0 threads=0 queued=2 in_flight=0 dead=0
 EOF
 run_tc -- status
 check "status (server): sessions per client with shadows, flush state" \
 	eval '[ $rc = 0 ] && has "$out" "tether server" && has "$out" "export root /srv, clients 3,5" &&
-	has "$out" "session 12:      client CID 3, connected, 2 shadows" && has "$out" "every 1000 ms; 17 syncs, 0 failed, 17 acks sent, the last sync took 1234 µs"'
+	has "$out" "session 12:      client CID 3, connected, 2 shadows" &&
+	has "$out" "    shadow of client pid 700: pid 4321, 2 threads, 0 queued, 1 in flight" &&
+	has "$out" "    shadow of client pid 701: not started, 1 threads, 2 queued, 0 in flight" && has "$out" "every 1000 ms; 17 syncs, 0 failed, 17 acks sent, the last sync took 1234 µs"'
 
 # --- exportfs -------------------------------------------------------------------------------
 cat >"$W/etc/exports" <<'EOF'
@@ -212,16 +222,16 @@ check "exportfs -c: the TCP client's line normalised" eval '[ $rc = 0 ] && [ "$o
 printf '3 /srv uids=1000-1999 gids=1000-1999\n' >"$W/etc/exports"
 run_tc -- exportfs -o
 check "exportfs -o: id ranges the module cannot enforce are refused, exit 1" eval '[ $rc = 1 ] && has "$err" "cannot restrict the ids"'
-# A module with a per-client export table (debugfs exports): stale CIDs deleted, every
-# line written (the fake file records the writes).
+# A module with a per-client export table (its exports file): stale clients deleted (a CID
+# and an address), every line written (the fake file keeps the last write).
 printf '3 /srv root_squash uids=1000-1999 gids=any\n9 /data all_squash\n' >"$W/etc/exports"
-printf '* /srv root_squash uids=any gids=any\n5 /srv root_squash uids=any gids=any\n' >"$W/debug/tether_server/exports"
-cp "$W/debug/tether_server/exports" "$W/exports.before"
+printf '* /srv root_squash uids=any gids=any\n5 /srv root_squash uids=any gids=any\n10.0.0.9 /srv root_squash uids=any gids=any\n' >"$W/sys/kernel/tether_server/exports"
+cp "$W/sys/kernel/tether_server/exports" "$W/exports.before"
 # each write replaces the fake file: keep a log of them through a wrapper
 run_tc -- exportfs -r -v
-check "exportfs -r with a per-client table: removes CID 5, writes both lines" \
-	eval '[ $rc = 0 ] && has "$out" "unexported: CID 5" && has "$out" "exported: 3 /srv root_squash uids=1000-1999 gids=any" && has "$out" "exported: 9 /data all_squash uids=any gids=any" && [ "$(cat "$W/debug/tether_server/exports")" = "9 /data all_squash uids=any gids=any" ]'
-rm -f "$W/debug/tether_server/exports"
+check "exportfs -r with a per-client table: removes CID 5 and 10.0.0.9, writes both lines" \
+	eval '[ $rc = 0 ] && has "$out" "unexported: CID 5" && has "$out" "unexported: 10.0.0.9" && has "$out" "exported: 3 /srv root_squash uids=1000-1999 gids=any" && has "$out" "exported: 9 /data all_squash uids=any gids=any" && [ "$(cat "$W/sys/kernel/tether_server/exports")" = "9 /data all_squash uids=any gids=any" ]'
+rm -f "$W/sys/kernel/tether_server/exports"
 run_tc -- exportfs --file "$W/nope"
 check "exportfs --file missing: exit 1, names the file" eval '[ $rc = 1 ] && has "$err" "$W/nope does not exist"'
 

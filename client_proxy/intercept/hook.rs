@@ -152,12 +152,17 @@ unsafe extern "C" fn tether_exec(regs: *const bindings::pt_regs, orig: SysFn) ->
 }
 
 /// The debugfs `tether` file: writing a pid tethers that task (`tetherctl run`).
-pub(crate) fn tether_write<T>(_: &T, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
+pub(crate) fn tether_write<T>(data: &T, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
     let n = reader.len();
     let dst = buf.get_mut(..n).ok_or(EINVAL)?;
     reader.read_slice(dst)?;
-    let pid: bindings::pid_t = core::str::from_utf8(dst)
+    tether_store(data, dst)
+}
+
+/// The sysfs `tether` file: as debugfs `tether` ([`tether_write`]).
+pub(crate) fn tether_store<T>(_: &T, text: &[u8]) -> Result {
+    let pid: bindings::pid_t = core::str::from_utf8(text)
         .map_err(|_| EINVAL)?
         .trim()
         .parse()

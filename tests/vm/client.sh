@@ -23,7 +23,7 @@ c() { key $D/state "$1"; }
 s() { key $S "$1"; }
 connected() { [ "$(c state)" = connected ]; }
 loaded() { grep -q '^tether_client ' /proc/modules; }
-unloaded() { ! loaded && [ ! -e $D ]; }
+unloaded() { ! loaded && [ ! -e $D ] && [ ! -e /sys/kernel/tether_client ]; }
 # Our own stale kmemleak reports (boot-time false positives) are not the modules' fault.
 [ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
 
@@ -43,6 +43,23 @@ check "client debugfs: peer_boot_verifier non-zero" test "$(( $(c peer_boot_veri
 # (A VM stalled for 3 heartbeats by a loaded host drops and remakes the connection.)
 check "client debugfs: connected once per drop (connects=$(c connects), disconnects=$(c disconnects))" \
 	test "$(c connects)" = $(($(c disconnects) + 1))
+# --- sysfs: the stable view that tetherctl reads, without debugfs ------------------------
+SYS=/sys/kernel/tether_client
+check "sysfs: $SYS holds state, calls, tasks (mode 400) and tether (200)" eval \
+	'[ "$(stat -c %a $SYS/state $SYS/calls $SYS/tasks $SYS/tether | tr "\n" " ")" = "400 400 400 200 " ]'
+check "sysfs state parses, with the keys of debugfs's" state_parses $SYS/state "${CLIENT_KEYS[@]}"
+check "sysfs state: a user other than root gets EACCES" eval \
+	'! o=$(setpriv --reuid 1000 --regid 1000 --clear-groups cat $SYS/state 2>&1) && [[ $o == *"Permission denied"* ]]'
+TC="env TETHER_DEBUGFS=/nonexistent /tether/userspace-tools/tetherctl"
+o=$($TC status 2>&1)
+check "tetherctl status without debugfs: connected to server CID $SERVER_CID" eval 'grep -q "connected to server CID $SERVER_CID" <<<"$o" || { echo "$o"; false; }'
+$TC run -- /bin/bash -c 'exec 3</; sleep 4' &
+tpid=$!
+check "tetherctl run without debugfs: the task is tethered (tetherctl tasks lists it)" \
+	wait_until 10 eval '$TC tasks | grep -qE "^$tpid +bash|^$tpid +sleep"'
+check "server state lists the task's shadow (shadow session=N rpid=$tpid pid=P, P > 0)" \
+	wait_until 10 grep -qE "^shadow session=[0-9]+ rpid=$tpid pid=[1-9]" $S
+wait $tpid
 check "server debugfs state parses" wait_until 10 state_parses $S "${SERVER_KEYS[@]}"
 check "server sees a session from cid $CID" wait_until 10 grep -q "^session id=[0-9]* peer=$CID " $S
 check "server sessions >= 1" test "$(s sessions)" -ge 1
@@ -66,7 +83,7 @@ bv0=$(c boot_verifier) pbv0=$(c peer_boot_verifier)
 t=$(now_ms)
 check "rmmod tether_client" rmmod tether_client
 echo "rmmod took $(($(now_ms) - t)) ms"
-check "debugfs and module gone after rmmod" unloaded
+check "debugfs, sysfs and module gone after rmmod" unloaded
 check "server drops the session after rmmod" wait_until 10 eval '! grep -q "^session id=[0-9]* peer=$CID " $S'
 check "insmod tether_client again" insmod $KO $CLIENT_PARAMS
 check "reconnects after reload" wait_until 30 connected

@@ -31,7 +31,8 @@ key() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n1; }
 
 # state_parses FILE KEY... : every line is key=value (number, 0x-hex or word) or a
 # server list (vsock:4:7777,tcp:10.0.0.1:7777) or a "session id=N peer=P k=v..." line (P: a
-# CID or an IPv4 address), and every KEY is present exactly once.
+# CID or an IPv4 address) or a "shadow session=N rpid=N pid=N k=v..." line, and every KEY
+# is present exactly once.
 state_parses() {
 	local f=$1 line k bad=0 text
 	shift
@@ -41,6 +42,7 @@ state_parses() {
 		[[ $line =~ ^[a-z_]+=(0x[0-9a-f]+|[0-9]+(,[0-9]+)*|[a-z_]+)$ ]] && continue
 		[[ $line =~ ^servers?=(vsock|tcp):[0-9.]+:[0-9]+(,(vsock|tcp):[0-9.]+:[0-9]+)*$ ]] && continue
 		[[ $line =~ ^session\ id=[0-9]+\ peer=[0-9.]+(\ [a-z_]+=[0-9]+)*$ ]] && continue
+		[[ $line =~ ^shadow\ session=[0-9]+\ rpid=[0-9]+\ pid=[0-9]+(\ [a-z_]+=[0-9]+)*$ ]] && continue
 		echo "$f: bad line: $line"
 		bad=1
 	done <<<"$text"

@@ -25,6 +25,15 @@ if [ "$BOOT_INDEX" = 0 ]; then
 fi
 check "module loaded" grep -q '^tether_server ' /proc/modules
 check "debugfs state exists" test -r $D/state
+SYS=/sys/kernel/tether_server
+check "sysfs: $SYS holds state, calls (mode 400) and exports (600)" eval \
+	'[ "$(stat -c %a $SYS/state $SYS/calls $SYS/exports | tr "\n" " ")" = "400 400 600 " ]'
+check "sysfs state parses" state_parses $SYS/state port sessions shadows accepted
+check "sysfs exports: an entry written is listed, then deleted" eval \
+	'echo "9 /srv all_squash uids=1000-1999" >$SYS/exports && grep -qx "9 /srv all_squash uids=1000-1999 gids=any" $SYS/exports &&
+	echo "del 9" >$SYS/exports && ! grep -q "^9 " $SYS/exports'
+check "sysfs exports: a bad line is refused (EINVAL), the table unchanged" eval \
+	'before=$(cat $SYS/exports); ! o=$(echo "9 relative/root" 2>&1 >$SYS/exports) && [[ $o == *"Invalid argument"* ]] && [ "$(cat $SYS/exports)" = "$before" ]'
 [ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
 [ "${BENCH_PORT:-}" ] && { $TB/vsock_bench server "$BENCH_PORT" & }
 
@@ -42,6 +51,6 @@ drops=$(grep 'tether_server: dropping connection from cid' /out/dmesg.log | grep
 check "one dmesg line per dropped connection ($drops, bad_frames=$(key $D/state bad_frames))" \
 	test "$drops" = "$(key $D/state bad_frames)"
 check "rmmod tether_server" rmmod tether_server
-check "debugfs gone after rmmod" test ! -e $D
+check "debugfs and sysfs directories gone after rmmod" test ! -e $D -a ! -e $SYS
 check "kmemleak: no leaks on the server" kmemleak_clean
 umount /srv
