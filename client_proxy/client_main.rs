@@ -3,7 +3,7 @@
 //! tether client module: runs the OS side of tethered applications on a tether server.
 //!
 //! A task is tethered when it execs a file marked `trusted.tether.loader` or is named in
-//! debugfs `tether`; its children are too. `intercept/` sends each of its system calls
+//! `/sys/kernel/tether_client/tether`; its children are too. `intercept/` sends each of its system calls
 //! through the syscall-user-dispatch hook (`hook.c`) to the route table, which runs it
 //! locally or hands it to its handler in `syscalls/` (one file per family): the handler
 //! runs it on the server, in the process's shadow, and remote fds are proxy files in the
@@ -13,7 +13,7 @@
 //! each reply to the task waiting for it. `recovery/` is crash survival: the journal of
 //! what the server holds, the writes it has not made durable yet, their replay on a
 //! restarted server, and the journal persisted to `log_file`. `state.rs` holds the module
-//! state (configuration, counters, debugfs `tether_client`), `num.rs` the checked
+//! state (configuration, counters, `/sys/kernel/tether_client`), `num.rs` the checked
 //! conversions of syscall arguments.
 
 // Every value a task or the server chose is checked before arithmetic or a conversion
@@ -44,7 +44,7 @@ mod auth;
 
 // Checked conversions of syscall arguments and results.
 mod num;
-// The module's state (configuration, the connection's state, the journal, debugfs).
+// The module's state (configuration, the connection's state, the journal, sysfs, debugfs).
 mod state;
 // Which syscalls of a tethered task run where: the syscall-user-dispatch hook, the route
 // table.

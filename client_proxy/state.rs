@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Module state: configuration, connection state, counters and the debugfs view.
+//! Module state: configuration, connection state, counters, and their sysfs view (debugfs:
+//! the live log and the bench).
 
 use core::fmt;
 use kernel::{
@@ -126,7 +127,7 @@ impl Config {
     }
 }
 
-/// Connection state, as the debugfs `state` file names it.
+/// Connection state, as the `state` file names it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub(crate) enum LinkState {
@@ -162,7 +163,7 @@ pub(crate) struct Inner {
     pub(crate) bench_busy: bool,
 }
 
-/// State shared by the connection worker and the debugfs files.
+/// State shared by the connection worker and the sysfs and debugfs files.
 #[pin_data]
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -174,7 +175,7 @@ pub(crate) struct Shared {
     /// instance of the module (only then may it resume the session).
     pub(crate) instance: u64,
     pub(crate) totals: Arc<Stats>,
-    /// Per-call latency of remote calls (debugfs `calls`).
+    /// Per-call latency of remote calls (the `calls` file).
     pub(crate) latency: Latency,
     /// A [`LinkState`].
     pub(crate) state: Atomic<u32>,
@@ -311,7 +312,7 @@ impl Shared {
         self.bench_done.notify_all();
     }
 
-    /// The debugfs `calls` file ([`Latency::show`]).
+    /// The `calls` file ([`Latency::show`]).
     pub(crate) fn show_calls(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         this.latency.show(f)
     }
@@ -322,7 +323,7 @@ impl Shared {
         this.retained.lock().show(f)
     }
 
-    /// The debugfs `state` file.
+    /// The `state` file.
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
         writeln!(f, "state={}", LinkState::name(this.state.load(Relaxed)))?;
@@ -419,16 +420,12 @@ const SYSFS_FILES: [FileSpec<Arc<Shared>>; 4] = [
 
 /// The loaded module.
 ///
-/// Field order is drop order: the sysfs and debugfs files go first, the debugfs directory
-/// last.
+/// Field order is drop order: the sysfs view and the debugfs files go first, the debugfs
+/// directory last.
 pub(crate) struct TetherClient {
     hooks: Option<Hooks>,
     _sysfs: sysfs::Dir<Arc<Shared>>,
-    _tasks_file: Pin<KBox<debugfs::File<()>>>,
-    _tether_file: Pin<KBox<debugfs::File<()>>>,
     _log_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
-    _calls_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
-    _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _bench_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     /// The persisted copy of the log (`None`: `log_file` is empty).
@@ -500,10 +497,6 @@ impl kernel::Module for TetherClient {
         )?;
         let queue = OwnedQueue::new(c"tether_client")?;
         let dir = debugfs::Dir::new(c"tether_client");
-        let state_file = KBox::pin_init(
-            dir.read_callback_file(c"state", shared.clone(), &Shared::show),
-            GFP_KERNEL,
-        )?;
         let bench_file = KBox::pin_init(
             dir.read_write_callback_file(
                 c"bench",
@@ -513,20 +506,8 @@ impl kernel::Module for TetherClient {
             ),
             GFP_KERNEL,
         )?;
-        let tasks_file = KBox::pin_init(
-            dir.read_callback_file(c"tasks", (), &crate::intercept::hook::show_tasks::<()>),
-            GFP_KERNEL,
-        )?;
-        let tether_file = KBox::pin_init(
-            dir.write_callback_file(c"tether", (), &crate::intercept::hook::tether_write::<()>),
-            GFP_KERNEL,
-        )?;
         let log_file = KBox::pin_init(
             dir.read_callback_file(c"log", shared.clone(), &Shared::show_log),
-            GFP_KERNEL,
-        )?;
-        let calls_file = KBox::pin_init(
-            dir.read_callback_file(c"calls", shared.clone(), &Shared::show_calls),
             GFP_KERNEL,
         )?;
         let sysfs = sysfs::Dir::new(c"tether_client", shared.clone(), &SYSFS_FILES)?;
@@ -557,11 +538,7 @@ impl kernel::Module for TetherClient {
         Ok(Self {
             hooks: Some(hooks),
             _sysfs: sysfs,
-            _tasks_file: tasks_file,
-            _tether_file: tether_file,
             _log_file: log_file,
-            _calls_file: calls_file,
-            _state_file: state_file,
             _bench_file: bench_file,
             shared,
             persist,

@@ -73,7 +73,7 @@ impl Durability {
         self.acked_verifier = verifier;
     }
 
-    /// Highest seq answered (debugfs).
+    /// Highest seq answered (the `state` file).
     pub(crate) fn answered_max(&self) -> u64 {
         self.answered_max
     }

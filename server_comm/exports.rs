@@ -4,7 +4,7 @@
 //! TCP) may connect, to which export root its shadows are confined, how its ids are mapped (`root_squash`, `all_squash`,
 //! `no_root_squash`) and which ids it may claim in `CLIENT_ATTRS`.
 //!
-//! Entries are written to debugfs `exports`, one line each (`rust/src/export.rs`):
+//! Entries are written to `/sys/kernel/tether_server/exports`, one line each (`rust/src/export.rs`):
 //! `3 /srv root_squash uids=1000-1999 gids=1000-1999` or `10.0.0.2 /srv`; `del PEER` removes
 //! one, `clear` all. A CID in `allowed_cids=` without an entry gets the default one (a TCP
 //! client needs an entry): `root=`, ids mapped by
@@ -18,7 +18,7 @@
 //! list of such processes).
 
 use core::fmt;
-use kernel::{new_mutex, prelude::*, str::CString, sync::Mutex, uaccess::UserSliceReader};
+use kernel::{new_mutex, prelude::*, str::CString, sync::Mutex};
 
 use crate::auth::may_log_refusal;
 use crate::proto::export::{Export, IdRange, Squash};
@@ -229,7 +229,7 @@ impl Exports {
         self.inner.lock().denied.len()
     }
 
-    /// The debugfs `exports` file: the default entry (as `* ROOT ...`) and every entry.
+    /// The `exports` file: the default entry (as `* ROOT ...`) and every entry.
     pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SAFETY: Reads a module parameter.
         let squash = if unsafe { tether_squash_root() } {
@@ -257,15 +257,6 @@ impl Exports {
             )?;
         }
         Ok(())
-    }
-
-    /// A write to debugfs `exports` ([`Self::apply`]).
-    pub(crate) fn write(&self, reader: &mut UserSliceReader) -> Result {
-        let mut buf = [0u8; MAX_LINE];
-        let n = reader.len();
-        let dst = buf.get_mut(..n).ok_or(EINVAL)?;
-        reader.read_slice(dst)?;
-        self.apply(dst)
     }
 
     /// A write to the `exports` file: one entry line (added, or replacing the peer's

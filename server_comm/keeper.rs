@@ -19,7 +19,7 @@
 //! keeper, plus `max_shadow_threads`: the shadows' threads besides their first) and `memory.max` (`session_memory_mb`). The helper (`tether-session`) stays the
 //! keeper's parent and removes the cgroup once the keeper is killed.
 //!
-//! Lock order: `Shared::inner` → `Keeper::state` (the debugfs `state` file); `Keeper::state`
+//! Lock order: `Shared::inner` → `Keeper::state` (the `state` file); `Keeper::state`
 //! is held while the keeper's user-mode helper starts, never with another lock.
 
 use crate::server::Config;

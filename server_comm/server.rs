@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Module state: configuration, the session registry, counters and the debugfs view.
+//! Module state: configuration, the session registry, counters, and their sysfs view
+//! (debugfs: the test controls).
 //!
 //! Lock order: `Shared::inner` → `Session::link` (see `session.rs`) and
 //! `Shared::inner` → `Shadow::inner` (see `shadow.rs`); `Session::link` and
@@ -174,7 +175,7 @@ pub(crate) struct Inner {
     pub(crate) stopping: bool,
 }
 
-/// State shared by the listener, every session, the flusher and the debugfs view.
+/// State shared by the listener, every session, the flusher and the sysfs view.
 #[pin_data]
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -205,7 +206,7 @@ pub(crate) struct Shared {
     pub(crate) exports: crate::exports::Exports,
     /// Sessions dropped because the client fell silent.
     pub(crate) heartbeat_misses: Atomic<u64>,
-    /// Per-call time in the shadows (debugfs `calls`).
+    /// Per-call time in the shadows (the `calls` file).
     pub(crate) latency: Latency,
     /// Sessions resumed by their client.
     pub(crate) resumed: Atomic<u64>,
@@ -409,27 +410,22 @@ impl Shared {
         inner.sessions.clear();
     }
 
-    /// The debugfs `exports` file (read).
+    /// The `exports` file (read).
     fn show_exports(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         this.exports.show(f)
     }
 
-    /// The debugfs `exports` file (write: one entry, `del CID` or `clear`).
-    fn write_exports(this: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
-        this.exports.write(reader)
-    }
-
-    /// The sysfs `exports` file (write: one entry, `del CID` or `clear`).
+    /// The `exports` file (write: one entry, `del CID` or `clear`).
     fn apply_exports(this: &Arc<Shared>, line: &[u8]) -> Result {
         this.exports.apply(line)
     }
 
-    /// The debugfs `calls` file ([`Latency::show`]).
+    /// The `calls` file ([`Latency::show`]).
     fn show_calls(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         this.latency.show(f)
     }
 
-    /// The debugfs `state` file.
+    /// The `state` file.
     fn show(this: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &this.config;
         writeln!(f, "port={}", c.port)?;
@@ -599,15 +595,12 @@ const SYSFS_FILES: [FileSpec<Arc<Shared>>; 3] = [
 
 /// The loaded module.
 ///
-/// Field order is drop order: the sysfs and debugfs views go first, the debugfs directory
-/// last.
+/// Field order is drop order: the sysfs view and the debugfs control file go first, the
+/// debugfs directory last.
 pub(crate) struct TetherServer {
     _shadow_dev: Pin<KBox<MiscDeviceRegistration<ShadowFile>>>,
     _sysfs: sysfs::Dir<Arc<Shared>>,
-    _state_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
-    _calls_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     _control_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
-    _exports_file: Pin<KBox<debugfs::File<Arc<Shared>>>>,
     shared: Arc<Shared>,
     listener: Arc<Socket>,
     /// The TCP listener (`tcp_port=`).
@@ -685,25 +678,8 @@ impl kernel::Module for TetherServer {
         };
         let queue = OwnedQueue::new(c"tether_server")?;
         let dir = debugfs::Dir::new(c"tether_server");
-        let state_file = KBox::pin_init(
-            dir.read_callback_file(c"state", shared.clone(), &Shared::show),
-            GFP_KERNEL,
-        )?;
-        let calls_file = KBox::pin_init(
-            dir.read_callback_file(c"calls", shared.clone(), &Shared::show_calls),
-            GFP_KERNEL,
-        )?;
         let control_file = KBox::pin_init(
             dir.write_callback_file(c"control", shared.clone(), &Shared::control),
-            GFP_KERNEL,
-        )?;
-        let exports_file = KBox::pin_init(
-            dir.read_write_callback_file(
-                c"exports",
-                shared.clone(),
-                &Shared::show_exports,
-                &Shared::write_exports,
-            ),
             GFP_KERNEL,
         )?;
         let sysfs = sysfs::Dir::new(c"tether_server", shared.clone(), &SYSFS_FILES)?;
@@ -744,10 +720,7 @@ impl kernel::Module for TetherServer {
         Ok(Self {
             _shadow_dev: shadow_dev,
             _sysfs: sysfs,
-            _state_file: state_file,
-            _calls_file: calls_file,
             _control_file: control_file,
-            _exports_file: exports_file,
             shared,
             listener,
             tcp_listener,

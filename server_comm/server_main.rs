@@ -14,7 +14,7 @@
 //! `keeper.rs` gives each session a pid namespace and a cgroup. `flusher.rs` syncs the
 //! export, sends `SERVER_FLUSHED` and ends sessions not resumed in time; `faults.rs` holds
 //! the test fault points. `server.rs` is the module state: configuration, the session
-//! registry, counters, debugfs `tether_server`.
+//! registry, counters, `/sys/kernel/tether_server` (and debugfs `control`).
 
 // Every value a client or a shadow chose is checked before arithmetic or a conversion,
 // here and in the shared `rust/` files.

@@ -347,7 +347,7 @@ impl Session {
         true
     }
 
-    /// This session's line of the debugfs `state` file (it has `shadows` shadows).
+    /// This session's line of the `state` file (it has `shadows` shadows).
     pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>, shadows: usize) -> fmt::Result {
         let keeper = self.keeper.running().unwrap_or(0);
         let l = self.link.lock();

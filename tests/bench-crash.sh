@@ -21,7 +21,9 @@ start_run bench-crash
 cat >"$RUN/client.sh" <<'SH'
 . /tether/tests/vm/lib.sh
 D=/sys/kernel/debug/tether_client P=/sys/module/tether_client/parameters/retain
-c() { key $D/state "$1"; }
+# The stable view (sysfs); debugfs ($D) keeps the live log and the bench.
+SYS=/sys/kernel/tether_client
+c() { key $SYS/state "$1"; }
 insmod /tether/client_proxy/tether_client.ko server_cid=4 reconnect_max_ms=50
 wait_until 120 eval '[ "$(c state)" = connected ]' || { echo "not connected"; exit 1; }
 cp /tether/tests/bench/crashbench /tmp/cb && setfattr -n trusted.tether.loader -v 1 /tmp/cb

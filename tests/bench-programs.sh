@@ -25,7 +25,7 @@ bash /tether/tests/vm/real-programs.sh /tmp/real >/out/client-local.txt 2>&1
 echo "exit $?" >>/out/client-local.txt
 mkdir -p /var/lib/tether
 insmod /tether/client_proxy/tether_client.ko server_cid=4
-for i in $(seq 300); do grep -q state=connected /sys/kernel/debug/tether_client/state && break; sleep 0.1; done
+for i in $(seq 300); do grep -q state=connected /sys/kernel/tether_client/state && break; sleep 0.1; done
 cp /bin/bash /tmp/bash-m && setfattr -n trusted.tether.loader -v 1 /tmp/bash-m
 /tmp/bash-m -c "set -- /real; $(cat /tether/tests/vm/real-programs.sh)" >/out/client-tethered.txt 2>&1
 echo "exit $?" >>/out/client-tethered.txt

@@ -28,7 +28,7 @@ while [ ! -e /shared/server-up ]; do sleep 0.2; done
 /tether/tests/bench/fsbench /tmp $MIB >/out/client-nomodule.txt 2>&1
 mkdir -p /var/lib/tether
 insmod /tether/client_proxy/tether_client.ko server_cid=4
-for i in $(seq 100); do grep -q state=connected /sys/kernel/debug/tether_client/state && break; sleep 0.1; done
+for i in $(seq 100); do grep -q state=connected /sys/kernel/tether_client/state && break; sleep 0.1; done
 /tether/tests/bench/fsbench /tmp $MIB >/out/client-untethered.txt 2>&1
 cp /tether/tests/bench/fsbench /tmp/fsbench && setfattr -n trusted.tether.loader -v 1 /tmp/fsbench
 /tmp/fsbench /bench $MIB >/out/client-tethered.txt 2>&1

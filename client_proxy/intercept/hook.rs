@@ -151,16 +151,7 @@ unsafe extern "C" fn tether_exec(regs: *const bindings::pt_regs, orig: SysFn) ->
     ret
 }
 
-/// The debugfs `tether` file: writing a pid tethers that task (`tetherctl run`).
-pub(crate) fn tether_write<T>(data: &T, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
-    let mut buf = [0u8; 16];
-    let n = reader.len();
-    let dst = buf.get_mut(..n).ok_or(EINVAL)?;
-    reader.read_slice(dst)?;
-    tether_store(data, dst)
-}
-
-/// The sysfs `tether` file: as debugfs `tether` ([`tether_write`]).
+/// The `tether` file: writing a pid tethers that task (`tetherctl run`).
 pub(crate) fn tether_store<T>(_: &T, text: &[u8]) -> Result {
     let pid: bindings::pid_t = core::str::from_utf8(text)
         .map_err(|_| EINVAL)?
@@ -175,7 +166,7 @@ pub(crate) fn tether_store<T>(_: &T, text: &[u8]) -> Result {
     Ok(())
 }
 
-/// The debugfs `tasks` file: the number of tethered tasks, then their pids.
+/// The `tasks` file: the number of tethered tasks, then their pids.
 pub(crate) fn show_tasks<T>(_: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let mut pids = [0 as bindings::pid_t; 128];
     let max = u32::try_from(pids.len()).unwrap_or(0);

@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A module's directory in sysfs, `/sys/kernel/NAME`: the stable interface to its state and
-//! configuration, which `tetherctl` reads and writes (debugfs keeps the debugging knobs).
+//! configuration, which `tetherctl` reads and writes (debugfs keeps the live log, the bench
+//! and the test controls).
 //! Shared by both modules.
 //!
 //! Each file is a `bin_attribute`, so that a table (one line per session, task or export
-//! entry) may be longer than the page a plain attribute is limited to: a read formats the
-//! whole text with the file's [`Show`] callback and copies out the part at the reader's
-//! offset; a write hands the bytes of one `write(2)` to its [`Store`] callback.
+//! entry) may be longer than the page a plain attribute is limited to. sysfs reads such a
+//! file a page per call; so that a reader gets one consistent text, as `seq_file` gives
+//! debugfs readers, a read at offset 0 formats the whole text with the file's [`Show`]
+//! callback and keeps it as the file's snapshot, and reads further on through the same open
+//! file copy out of that snapshot (another open file's read at offset 0 replaces it; a
+//! reader that finds it replaced gets a fresh text). A write hands the bytes of one
+//! `write(2)` to the file's [`Store`] callback.
 
 use core::{fmt, ptr::NonNull};
-use kernel::{bindings, prelude::*, str::CStr};
+use kernel::{bindings, new_mutex, prelude::*, str::CStr, sync::Mutex};
 
 /// Formats a file's text.
 pub(crate) type Show<D> = fn(&D, &mut fmt::Formatter<'_>) -> fmt::Result;
@@ -43,6 +48,9 @@ pub(crate) struct FileSpec<D> {
     pub(crate) store: Option<Store<D>>,
 }
 
+/// The text a read at offset 0 made, and the open file (its address) that made it.
+type Snapshot = Option<(usize, KVec<u8>)>;
+
 /// A file as sysfs sees it, with its callbacks.
 ///
 /// # Invariants
@@ -56,6 +64,8 @@ struct Attr<D> {
     show: Option<Show<D>>,
     store: Option<Store<D>>,
     data: *const D,
+    /// Taken before any lock the [`Show`] callback takes.
+    snapshot: Pin<KBox<Mutex<Snapshot>>>,
 }
 
 /// `/sys/kernel/NAME` and its files, removed on drop.
@@ -114,13 +124,23 @@ impl<D> Attr<D> {
         unsafe { &*attr.cast::<Self>() }
     }
 
-    /// `bin_attribute::read`: formats the whole text, copies out the part at `off`.
+    /// The whole text of the file.
+    fn format(&self, show: Show<D>) -> Result<KVec<u8>> {
+        // SAFETY: By the type invariant, `data` outlives the attribute.
+        let data = unsafe { &*self.data };
+        let mut text = Text(KVec::new());
+        fmt::write(&mut text, format_args!("{}", Shown(show, data))).map_err(|_| ENOMEM)?;
+        Ok(text.0)
+    }
+
+    /// `bin_attribute::read`: copies out the part at `off` of the open file's snapshot (made
+    /// now at offset 0, or when the snapshot is another open file's).
     ///
     /// # Safety
     ///
     /// Called by sysfs for a file of a live [`Dir`], with `buf` valid for `count` bytes.
     unsafe extern "C" fn read(
-        _file: *mut bindings::file,
+        file: *mut bindings::file,
         _kobj: *mut bindings::kobject,
         attr: *const bindings::bin_attribute,
         buf: *mut kernel::ffi::c_char,
@@ -133,16 +153,19 @@ impl<D> Attr<D> {
         let Some(show) = this.show else {
             return errno(EIO);
         };
-        // SAFETY: By the type invariant, `data` outlives the attribute.
-        let data = unsafe { &*this.data };
-        let mut text = Text(KVec::new());
-        if fmt::write(&mut text, format_args!("{}", Shown(show, data))).is_err() {
-            return errno(ENOMEM);
-        }
         let Ok(off) = usize::try_from(off) else {
             return errno(EINVAL);
         };
-        let part = text.0.get(off..).unwrap_or(&[]);
+        let mut snapshot = this.snapshot.lock();
+        let reader = file.addr();
+        let text = match &mut *snapshot {
+            Some((made_for, text)) if *made_for == reader && off != 0 => text,
+            slot => match this.format(show) {
+                Ok(text) => &mut slot.insert((reader, text)).1,
+                Err(e) => return errno(e),
+            },
+        };
+        let part = text.get(off..).unwrap_or(&[]);
         let n = part.len().min(count);
         // SAFETY: `buf` is valid for `count >= n` bytes (the precondition) and `part` for
         // `n`; one is sysfs's buffer, the other ours, so they do not overlap.
@@ -204,6 +227,10 @@ impl<D: Send + Sync> Dir<D> {
                     show: spec.show,
                     store: spec.store,
                     data: &raw const *data,
+                    snapshot: KBox::pin_init(
+                        new_mutex!(None, "sysfs::Attr::snapshot"),
+                        GFP_KERNEL,
+                    )?,
                 },
                 GFP_KERNEL,
             )?;

@@ -4,14 +4,16 @@
 # boot the server again; the client replays the shell's state and the shell carries on.
 . /tether/tests/vm/lib.sh
 D=/sys/kernel/debug/tether_client
-c() { key $D/state "$1"; }
+# The stable view (sysfs); debugfs ($D) keeps the live log and the bench.
+SYS=/sys/kernel/tether_client
+c() { key $SYS/state "$1"; }
 connected() { [ "$(c state)" = connected ]; }
 say() { printf '\n== %s\n' "$*"; }
 
 say "client VM (cid $CID): tether_client loaded, waiting for the handshake"
 wait_until 30 connected
-cat $D/state
-say "the server VM's view: /sys/kernel/debug/tether_server/state"
+cat $SYS/state
+say "the server VM's view: /sys/kernel/tether_server/state"
 wait_until 10 grep -q "^session .*peer=$CID " /shared/server-state
 cat /shared/server-state
 
@@ -46,7 +48,7 @@ say "asking the host to boot the server VM again"
 touch /out/server-down
 wait_until 180 eval 'connected && [ "$(c peer_boot_verifier)" != "$old" ]'
 say "reconnected: peer_boot_verifier $old -> $(c peer_boot_verifier); replayed the log:"
-grep -E '^(state|session|connects|replays|divergences|redone_writes|redone_bytes)=' $D/state
+grep -E '^(state|session|connects|replays|divergences|redone_writes|redone_bytes)=' $SYS/state
 dmesg | grep -E 'tether_client: (replay|connected|writing)' | tail -n 4
 say "the tethered shell goes on with the same cwd and fd (line 1b survived the crash)"
 echo go >/dev/tether-gate

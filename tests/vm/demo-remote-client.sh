@@ -7,6 +7,8 @@
 . /tether/tests/vm/remote-lib.sh
 set -u
 D=/sys/kernel/debug/tether_client
+# The stable view (sysfs); debugfs ($D) keeps the live log and the bench.
+SYS=/sys/kernel/tether_client
 
 say() { printf '\n=== %s\n' "$*"; }
 # local_cmd CMD : run CMD untethered on the client.
@@ -26,8 +28,8 @@ tethered() {
 say "client VM (cid $CID): waiting for the server VM (cid 4) to load tether_server.ko"
 wait_until 150 test -e /shared/server-up || { echo "server not up"; exit 1; }
 local_cmd "insmod /tether/client_proxy/tether_client.ko server_cid=4"
-wait_until 30 grep -qx state=connected $D/state || { echo "not connected"; cat $D/state; exit 1; }
-local_cmd "grep -E '^(state|server_cid|session)=' $D/state"
+wait_until 30 grep -qx state=connected $SYS/state || { echo "not connected"; cat $SYS/state; exit 1; }
+local_cmd "grep -E '^(state|server_cid|session)=' $SYS/state"
 
 say "untethered, this is the client's own file system"
 local_cmd "cat /proc/sys/kernel/hostname; cat /etc/hostname; ls /"
@@ -59,7 +61,7 @@ say "the same files, seen on the server"
 server_cmd "cd /srv/home/demo && gzip -t tether-demo.tar.gz && echo 'gzip -t: ok' && ls -lR unpacked && sha256sum /srv/src/tether-demo/main.c unpacked/tether-demo/main.c"
 
 say "the session is over: no tethered task left, the modules unload"
-wait_until 10 grep -qx tethered=0 $D/tasks
-local_cmd "cat $D/tasks"
+wait_until 10 grep -qx tethered=0 $SYS/tasks
+local_cmd "cat $SYS/tasks"
 local_cmd "rmmod tether_client && echo 'tether_client unloaded'"
 touch /shared/client-done /out/client-done

@@ -26,7 +26,7 @@ wait_until() {
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# key FILE KEY : value of KEY= in a debugfs state file (empty when absent).
+# key FILE KEY : value of KEY= in a state file (empty when absent).
 key() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n1; }
 
 # state_parses FILE KEY... : every line is key=value (number, 0x-hex or word) or a
@@ -36,7 +36,7 @@ key() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n1; }
 state_parses() {
 	local f=$1 line k bad=0 text
 	shift
-	text=$(cat "$f" 2>/dev/null)   # debugfs files have size 0: read them
+	text=$(cat "$f" 2>/dev/null)   # sysfs and debugfs files have size 0: read them
 	[ -n "$text" ] || { echo "$f: empty or missing"; return 1; }
 	while IFS= read -r line; do
 		[[ $line =~ ^[a-z_]+=(0x[0-9a-f]+|[0-9]+(,[0-9]+)*|[a-z_]+)$ ]] && continue

@@ -11,7 +11,9 @@
 . /tether/tests/vm/lib.sh
 set -u
 D=/sys/kernel/debug/tether_client
-c() { key $D/state "$1"; }
+# The stable view (sysfs); debugfs ($D) keeps the live log and the bench.
+SYS=/sys/kernel/tether_client
+c() { key $SYS/state "$1"; }
 connected() { [ "$(c state)" = connected ]; }
 cp /tether/tests/build/torture /usr/bin/tether-torture
 T=/usr/bin/tether-torture
@@ -56,6 +58,6 @@ check "$me: it replayed its state on the new server (replays $rep0 -> $(c replay
 echo "# $me: $(grep -c 'connected to server' /out/dmesg.log) connections; last: $(grep 'connected to server' /out/dmesg.log | tail -n1)"
 o=$(timeout 60 $BASHM -c 'cat /whoami; ls -A /' 2>&1)
 check "$me: after the crash its export is still its own ($(echo $o))" eval '[ "$(head -n1 <<<"$o")" = "$CID" ] && [ "$(grep -c . <<<"$o")" = 3 ]'
-check "$me: no tethered task left" wait_until 30 eval '[ "$(key $D/tasks tethered)" = 0 ]'
+check "$me: no tethered task left" wait_until 30 eval '[ "$(key $SYS/tasks tethered)" = 0 ]'
 check "$me: rmmod tether_client" rmmod tether_client
 touch /out/client-done

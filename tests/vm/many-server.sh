@@ -9,21 +9,23 @@
 . /tether/tests/vm/lib.sh
 set -u
 D=/sys/kernel/debug/tether_server
+# The stable view (sysfs); debugfs ($D) keeps the test controls.
+SYS=/sys/kernel/tether_server
 
 check "data disk mounted at /srv, tether_server loaded" eval 'mountpoint -q /srv && grep -q "^tether_server " /proc/modules'
 for c in $MANY_CIDS; do
 	mkdir -p /srv/c$c && chown 65534:65534 /srv/c$c
 	check "export entry for cid $c: /srv/c$c, root_squash" \
-		eval 'echo "$c /srv/c$c root_squash" >$D/exports && grep -qx "$c /srv/c$c root_squash uids=0-4294967294 gids=0-4294967294" $D/exports'
+		eval 'echo "$c /srv/c$c root_squash" >$SYS/exports && grep -qx "$c /srv/c$c root_squash uids=0-4294967294 gids=0-4294967294" $SYS/exports'
 done
 sync /srv
 touch /out/serving
 
 while [ ! -e /out/stop ]; do
-	state=$(<$D/state) && printf '%s\n' "$state" >/out/server-state.tmp && mv /out/server-state.tmp /out/server-state
+	state=$(<$SYS/state) && printf '%s\n' "$state" >/out/server-state.tmp && mv /out/server-state.tmp /out/server-state
 	sleep 1
 done
-cp $D/state /out/state 2>/dev/null
+cp $SYS/state /out/state 2>/dev/null
 grep -E '^(sessions|shadows|resumed|accepted)=|^session ' /out/state
 check "no shadow left at the end" wait_until 60 eval '! pgrep -x tether-shadow >/dev/null'
 check "rmmod tether_server" rmmod tether_server

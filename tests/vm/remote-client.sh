@@ -11,7 +11,9 @@
 set -u
 KO=/tether/client_proxy/tether_client.ko
 D=/sys/kernel/debug/tether_client
-TASKS=$D/tasks
+# The stable view (sysfs); debugfs ($D) keeps the live log and the bench.
+SYS=/sys/kernel/tether_client
+TASKS=$SYS/tasks
 SDMESG=/shared/server/dmesg.log
 BASHM=/tmp/bash-marked
 EXPORT_HOSTNAME=tether-server-export
@@ -48,7 +50,7 @@ printf '%s\n' "tether-client-log v1 generation=7 calls=3 processes=1 open_files=
 	"  fd 3 flags=0o2 mode=0o0 path=/in-flight" end >$LOGF
 prevlog=$(cat $LOGF)
 check "insmod tether_client server_cid=4" insmod $KO server_cid=4
-check "client connects within 30 s" wait_until 30 grep -qx state=connected $D/state
+check "client connects within 30 s" wait_until 30 grep -qx state=connected $SYS/state
 check "persisted log: the previous instance's $LOGF is kept as $LOGF.prev at load" \
 	eval '[ "$(cat $LOGF.prev 2>/dev/null)" = "$prevlog" ]'
 check "persisted log: dmesg says where the previous log is kept" \
@@ -158,17 +160,17 @@ note "$out"
 # --- marking ----------------------------------------------------------------------------
 # The tethered shell and its children read the tasks list while they are alive.
 read -r -d '' S <<'EOF'
-T=/sys/kernel/debug/tether_client/tasks
+T=/sys/kernel/tether_client/tasks
 echo self=$$
 while read -r l; do echo "self-sees $l"; done <$T
 ( echo sub=$BASHPID; while read -r l; do echo "sub-sees $l"; done <$T )
-/bin/bash -c 'echo exec=$$; while read -r l; do echo "exec-sees $l"; done </sys/kernel/debug/tether_client/tasks'
-exec /bin/bash -c 'echo exec2=$$; while read -r l; do echo "exec2-sees $l"; done </sys/kernel/debug/tether_client/tasks'
+/bin/bash -c 'echo exec=$$; while read -r l; do echo "exec-sees $l"; done </sys/kernel/tether_client/tasks'
+exec /bin/bash -c 'echo exec2=$$; while read -r l; do echo "exec2-sees $l"; done </sys/kernel/tether_client/tasks'
 EOF
 out=$(tb "$S" 2>&1)
 note "$out"
 self=$(val self "$out") sub=$(val sub "$out") ex=$(val exec "$out") ex2=$(val exec2 "$out")
-check "marking: exec of a marked bash tethers it (pid ${self:-?} in debugfs tasks)" \
+check "marking: exec of a marked bash tethers it (pid ${self:-?} in the tasks file)" \
 	eval '[ -n "$self" ] && has "$out" "self-sees $self"'
 check "marking: dmesg names the tethered pid" \
 	wait_until 5 grep -q "pid $self tethered: its executable carries trusted.tether.loader" /out/dmesg.log
@@ -178,7 +180,7 @@ check "marking: an unmarked program fork+exec'd by the tethered shell is tethere
 	eval '[ -n "$ex" ] && [ "$ex" != "$self" ] && has "$out" "exec-sees $ex"'
 check "marking: the tethered shell exec'ing an unmarked program stays tethered (pid ${ex2:-?})" \
 	eval '[ "$ex2" = "$self" ] && has "$out" "exec2-sees $ex2"'
-out=$(/bin/bash -c 'echo self=$$; while read -r l; do echo "self-sees $l"; done </sys/kernel/debug/tether_client/tasks')
+out=$(/bin/bash -c 'echo self=$$; while read -r l; do echo "self-sees $l"; done </sys/kernel/tether_client/tasks')
 note "$out"
 u=$(val self "$out")
 check "marking: an unmarked program run directly is not tethered (pid $u)" \
@@ -521,7 +523,7 @@ head -c 3000000 /dev/urandom >/dev/tether-bio
 want=$(sha256sum </dev/tether-bio)
 o=$(tb 'dd if=/dev/tether-bio of=/data/bio bs=1M 2>&1 && echo stored' 2>&1)
 note "$o"
-disc0=$(key $D/state disconnects)
+disc0=$(key $SYS/state disconnects)
 rm -f /dev/tether-bio-stop /out/bench-io.err
 $BASHM -c 'n=0; while [ ! -e /dev/tether-bio-stop ]; do sha256sum </data/bio; n=$((n+1)); done; echo loops=$n' \
 	>/out/bench-io.out 2>&1 &
@@ -543,8 +545,8 @@ check "bench during tethered I/O: 3 ping and 3 bulk runs succeed ($runs rounds)"
 check "bench during tethered I/O: the reader finished ${loops:-?} reads, every checksum right" \
 	eval '[ "${loops:-0}" -ge 1 ] && [ "$(grep -vc "^loops=" /out/bench-io.out)" = "$loops" ] &&
 	[ -z "$(grep -v "^loops=" /out/bench-io.out | grep -vxF -- "$want")" ]'
-check "bench during tethered I/O: no protocol break, no reconnect (disconnects ${disc0:-?} -> $(key $D/state disconnects))" \
-	eval '! grep -q "broke the protocol" /out/dmesg.log && [ "$(key $D/state disconnects)" = "$disc0" ]'
+check "bench during tethered I/O: no protocol break, no reconnect (disconnects ${disc0:-?} -> $(key $SYS/state disconnects))" \
+	eval '! grep -q "broke the protocol" /out/dmesg.log && [ "$(key $SYS/state disconnects)" = "$disc0" ]'
 rm -f /dev/tether-bio /dev/tether-bio-stop
 
 # A FIFO on the server, written and read by two tethered processes: it cannot seek, so its
@@ -710,10 +712,10 @@ check "signals: a SIGPIPE handler runs for each EPIPE write (SI_USER, from itsel
 srv 20 'rm -f /srv/tmp/sigs-*' >&2  # (what the killed runs left)
 
 # --- durability acks and session resumption (issue 5) --------------------------------------
-c() { key $D/state "$1"; }
-SD=/sys/kernel/debug/tether_server
+c() { key $SYS/state "$1"; }
+SD=/sys/kernel/debug/tether_server SSYS=/sys/kernel/tether_server
 # answered SID : the server's highest answered seq of session SID.
-answered() { srv 20 "sed -n 's/^session id=$1 .* answered=\([0-9]*\) .*/\1/p' $SD/state"; }
+answered() { srv 20 "sed -n 's/^session id=$1 .* answered=\([0-9]*\) .*/\1/p' $SSYS/state"; }
 sid=$(c session)
 o=$(tb 'printf "durable %s\n" $(seq 1 500) >/data/durable.txt && echo written' 2>&1)
 a=$(answered "$sid")
@@ -784,7 +786,7 @@ wb_writer lines
 srv 20 "echo fail_flush >$SD/control; echo 'hold_flush off' >$SD/control" >&2
 check "writeback error: the client sees a verifier change within 10 s (changes $vc0 -> $(c verifier_changes))" \
 	wait_until 10 eval '[ "$(c verifier_changes)" -gt "$vc0" ]'
-nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")
+nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SSYS/state")
 check "writeback error: new verifier = the server's ($pbv -> $(c peer_boot_verifier), server $nbv)" \
 	eval '[ "$(c peer_boot_verifier)" != "$pbv" ] && [ "$(c peer_boot_verifier)" = "$nbv" ]'
 check "writeback error: server dmesg reports it" wait_until 5 grep -q "sync of the export root failed" $SDMESG
@@ -804,7 +806,7 @@ wb_writer detached
 srv 20 "echo drop_link $sid >$SD/control; echo fail_flush >$SD/control; echo 'hold_flush off' >$SD/control" >&2
 check "writeback error while detached: the client resumes and sees the verifier change (changes $vc0 -> $(c verifier_changes))" \
 	wait_until 30 eval '[ "$(c resumed)" -gt "$r0" ] && [ "$(c verifier_changes)" -gt "$vc0" ] && [ "$(c state)" = connected ]'
-nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SD/state")
+nbv=$(srv 20 "sed -n 's/^boot_verifier=//p' $SSYS/state")
 check "writeback error while detached: the client's verifier is the server's new one ($(c peer_boot_verifier), server $nbv)" \
 	test "$(c peer_boot_verifier)" = "$nbv"
 note "$(grep -o 'server boot verifier changed.*(writeback' /out/dmesg.log | tail -n 1)"
@@ -822,10 +824,10 @@ check "writeback error while detached: the writer exits 0 and its file is whole,
 # never reads. Meanwhile a tethered root shell (root_squash: nobody on the server) appends
 # to a file; it must complete with every line in place. The client's export entry narrows
 # its ids for the duration (root squashed, uids/gids 1000-1999).
-o=$(srv 20 "echo '3 /srv root_squash uids=1000-1999 gids=1000-1999' >$SD/exports && cat $SD/exports")
+o=$(srv 20 "echo '3 /srv root_squash uids=1000-1999 gids=1000-1999' >$SSYS/exports && cat $SSYS/exports")
 note "$o"
 check "hostile: export entry for cid 3 (root_squash, ids 1000-1999) taken" has "$o" "3 /srv root_squash uids=1000-1999 gids=1000-1999"
-ar0=$(srv 20 "sed -n 's/^attrs_refused=//p' $SD/state")
+ar0=$(srv 20 "sed -n 's/^attrs_refused=//p' $SSYS/state")
 $BASHM -c 'rm -f /tmp/honest; for i in $(seq 1 300); do echo "honest-$i" >>/tmp/honest; done; echo honest-done' \
 	>/tmp/honest.out 2>&1 &
 hp=$!
@@ -840,7 +842,7 @@ o=$(srv 20 'sha256sum </srv/tmp/honest; stat -c %u:%g /srv/tmp/honest')
 check "hostile: its file is whole on the server" eval '[ "$(head -n1 <<<"$o")" = "$(seq -f honest-%g 1 300 | sha256sum)" ]'
 check "hostile: root_squash: tethered root's file is owned by nobody on the server ($(tail -n1 <<<"$o"))" \
 	eval '[ "$(tail -n1 <<<"$o")" = 65534:65534 ]'
-st=$(srv 20 "cat $SD/state")
+st=$(srv 20 "cat $SSYS/state")
 note "$(grep -E '^(port_refusals|auth_failures|limit_refusals|attrs_refused|rejected|handshaking)=' <<<"$st")"
 check "hostile: server counted port refusals, auth failures, limit refusals" eval \
 	'[ "$(val port_refusals "$st")" -ge 2 ] && [ "$(val auth_failures "$st")" -ge 5 ] && [ "$(val limit_refusals "$st")" -ge 2 ]'
@@ -849,10 +851,10 @@ check "hostile: server counted the refused identities ($ar0 -> $(val attrs_refus
 check "hostile: server logged the refusals (rate-limited)" eval \
 	'grep -q "is not reserved" $SDMESG && grep -q "HELLO without a valid MAC" $SDMESG && grep -q "outside the client.s export ranges" $SDMESG'
 check "hostile: nothing waits for a HELLO any more" wait_until 10 eval \
-	'[ "$(srv 20 "sed -n s/^handshaking=//p $SD/state")" = 0 ]'
-o=$(srv 20 "echo 'del 3' >$SD/exports && cat $SD/exports")
+	'[ "$(srv 20 "sed -n s/^handshaking=//p $SSYS/state")" = 0 ]'
+o=$(srv 20 "echo 'del 3' >$SSYS/exports && cat $SSYS/exports")
 check "hostile: export entry for cid 3 removed (default entry again)" eval '! grep -q "^3 " <<<"$o"'
-check "hostile: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
+check "hostile: the client module is still connected" wait_until 30 grep -qx state=connected $SYS/state
 
 # --- fuzzing -----------------------------------------------------------------------------
 # Authenticated sessions get frames of every kind with shaped, then mutated bodies for
@@ -860,7 +862,7 @@ check "hostile: the client module is still connected" wait_until 30 grep -qx sta
 # the server must answer a fresh session throughout. Its dmesg is checked for warnings and
 # kmemleak after unload (remote-server.sh).
 selftest $TB/fuzz_server $((${FUZZ_SECONDS:-30} + 300))
-check "fuzz: the client module is still connected" wait_until 30 grep -qx state=connected $D/state
+check "fuzz: the client module is still connected" wait_until 30 grep -qx state=connected $SYS/state
 
 # --- TCP transport -----------------------------------------------------------------------
 # The same client over TCP, on the VMs' IPv4 link (tests/hostlib.sh TETHER_NET): the
@@ -872,12 +874,12 @@ check "fuzz: the client module is still connected" wait_until 30 grep -qx state=
 if [ -n "${NET_SERVER_IP:-}" ]; then
 	TSRV=tcp:$NET_SERVER_IP:7777
 	check "tcp: rmmod tether_client, insmod with servers=$TSRV" eval \
-		'rmmod tether_client && insmod $KO servers=tcp:$NET_SERVER_IP && wait_until 30 grep -qx state=connected $D/state'
+		'rmmod tether_client && insmod $KO servers=tcp:$NET_SERVER_IP && wait_until 30 grep -qx state=connected $SYS/state'
 	check "tcp: the client's state names the TCP server (server=$(c server), server_cid=$(c server_cid))" \
 		eval '[ "$(c server)" = "$TSRV" ] && [ "$(c servers)" = "$TSRV" ] && [ "$(c server_cid)" = 0 ]'
 	tsid=$(c session)
 	check "tcp: the server's session $tsid is from $NET_CLIENT_IP" \
-		srv 20 "grep -q '^session id=$tsid peer=$NET_CLIENT_IP ' $SD/state && grep -q 'session $tsid ($NET_CLIENT_IP) up' /out/dmesg.log"
+		srv 20 "grep -q '^session id=$tsid peer=$NET_CLIENT_IP ' $SSYS/state && grep -q 'session $tsid ($NET_CLIENT_IP) up' /out/dmesg.log"
 	# Real programs as uid 1000 (root would be squashed): tar, python3, sqlite3, sha256sum.
 	srv 20 'mkdir -p /srv/tmp/tcp && chown 1000:1000 /srv/tmp/tcp' >&2
 	out=$(TB_TIMEOUT=240 tb 'cd /tmp/tcp && exec tether-runas 1000 1000 - /bin/bash -c "
@@ -919,17 +921,17 @@ if [ -n "${NET_SERVER_IP:-}" ]; then
 	# entry's ranges, idle and flooding peers are refused; honest sessions still get in.
 	cp $TB/hostile /tmp/hostile-tcp && chmod 755 /tmp/hostile-tcp
 	TETHER_TCP_SERVER=$NET_SERVER_IP selftest /tmp/hostile-tcp 600
-	check "tcp: the client module is still connected after the hostile client" wait_until 30 grep -qx state=connected $D/state
+	check "tcp: the client module is still connected after the hostile client" wait_until 30 grep -qx state=connected $SYS/state
 	# The remote-syscall transcript over TCP equals the local one: root's calls, so the
 	# entry switches to no_root_squash (this suite's insecure case, as over vsock above).
-	srv 20 "echo '$NET_CLIENT_IP /srv no_root_squash' >$SD/exports && mkdir -p /srv/tethered/tcp" >&2
+	srv 20 "echo '$NET_CLIENT_IP /srv no_root_squash' >$SSYS/exports && mkdir -p /srv/tethered/tcp" >&2
 	rc=0
 	/tmp/fsops /tethered/tcp/t >/out/fsops-tcp.txt 2>&1 &
 	reap $! 120 >&2 || rc=$?
 	check "tcp: fsops over TCP exits 0 and its transcript = local (exit $rc)" \
 		eval '[ $rc = 0 ] && same fsops-tcp /shared/fsops-local.txt /out/fsops-tcp.txt'
 	check "tcp: back to vsock (rmmod, insmod server_cid=4)" eval \
-		'rmmod tether_client && insmod $KO server_cid=4 && wait_until 30 grep -qx state=connected $D/state'
+		'rmmod tether_client && insmod $KO server_cid=4 && wait_until 30 grep -qx state=connected $SYS/state'
 else
 	skip "tcp: the TCP transport" "the VMs have no IPv4 link (TETHER_NET=0)"
 fi
@@ -951,7 +953,7 @@ note "server: $o"
 want=$(val sha "$o")
 check "server programs: rmmod tether_client, then insmod with local_prefixes=/dev:/proc:/sys" eval \
 	'rmmod tether_client && insmod $KO server_cid=4 local_prefixes=/dev:/proc:/sys &&
-	wait_until 30 grep -qx state=connected $D/state'
+	wait_until 30 grep -qx state=connected $SYS/state'
 # (No grep or wc in there: the tethered shell has only what the server was given.)
 out=$(TB_TIMEOUT=120 tb 'echo "sha=$(/usr/bin/sha256sum </libtest.txt | /usr/bin/cat)"
 	echo "comm=$(/usr/bin/cat /proc/self/comm)"

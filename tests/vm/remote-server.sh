@@ -9,6 +9,8 @@
 . /tether/tests/vm/remote-lib.sh
 set -u
 D=/sys/kernel/debug/tether_server
+# The stable view (sysfs); debugfs ($D) keeps the test controls.
+SYS=/sys/kernel/tether_server
 FSOPS=/tether/tests/fsops/fsops
 SHADOW=/tether/userspace-tools/tether-shadow
 [ -e /sys/kernel/debug/kmemleak ] && { echo scan >/sys/kernel/debug/kmemleak; echo clear >/sys/kernel/debug/kmemleak; }
@@ -67,7 +69,7 @@ check "insmod refuses a key shorter than 16 bytes" \
 check "insmod with no_auth=1 and no key file loads (and warns)" eval \
 	'insmod $KO allowed_cids=3 shadow_path=$SHADOW root=/srv key_file=/etc/tether/none no_auth=1 &&
 	wait_until 5 grep -q "no_auth=1: connections are NOT authenticated" /out/dmesg.log &&
-	grep -qx auth=0 $D/state && rmmod tether_server'
+	grep -qx auth=0 $SYS/state && rmmod tether_server'
 check "insmod refuses tcp_port= with no_auth=1 (a TCP port needs the key)" \
 	refused_load "tcp_port= needs the shared key" root=/srv key_file=/etc/tether/none no_auth=1 tcp_port=7777
 grep -q '^tether_server ' /proc/modules && rmmod tether_server
@@ -82,27 +84,27 @@ check "insmod tether_server, no_root_squash (root=/srv, squash_root=0, resume_ms
 	allowed_cids=${CLIENT_CID:-3} shadow_path=$SHADOW root=/srv squash_root=0 resume_ms=300000 \
 	${NET_SERVER_IP:+tcp_port=7777}
 check "fsops runs locally in /srv/local/t" eval "timeout 60 $FSOPS /srv/local/t >/shared/fsops-local.txt 2>&1"
-check "server state: auth=1 insecure=0" eval 'grep -qx auth=1 $D/state && grep -qx insecure=0 $D/state'
+check "server state: auth=1 insecure=0" eval 'grep -qx auth=1 $SYS/state && grep -qx insecure=0 $SYS/state'
 # Export entries: a root with a mount under it, or on another file system, is refused.
 mkdir -p /srv/mnt /tmp/other && mount -t tmpfs tmpfs /srv/mnt
 check "exports: an entry whose root has a mount under it is refused (EBUSY)" eval \
-	'! echo "5 /srv root_squash" >$D/exports && wait_until 5 grep -q "export root /srv has another file system mounted under it" /out/dmesg.log'
+	'! echo "5 /srv root_squash" >$SYS/exports && wait_until 5 grep -q "export root /srv has another file system mounted under it" /out/dmesg.log'
 umount /srv/mnt
 check "exports: an entry on another file system than root= is refused (EXDEV)" eval \
-	'! echo "5 /tmp/other" >$D/exports && wait_until 5 grep -q "export root /tmp/other is not on the file system of root=" /out/dmesg.log'
+	'! echo "5 /tmp/other" >$SYS/exports && wait_until 5 grep -q "export root /tmp/other is not on the file system of root=" /out/dmesg.log'
 check "exports: an entry for cid 5 under /srv is taken, shown, removed" eval \
-	'echo "5 /srv/data all_squash uids=100-200" >$D/exports && grep -qx "5 /srv/data all_squash uids=100-200 gids=0-4294967294" $D/exports &&
-	echo "del 5" >$D/exports && ! grep -q "^5 " $D/exports'
-check "exports: a bad line is refused (EINVAL)" eval '! echo "3 srv bogus" >$D/exports'
+	'echo "5 /srv/data all_squash uids=100-200" >$SYS/exports && grep -qx "5 /srv/data all_squash uids=100-200 gids=0-4294967294" $SYS/exports &&
+	echo "del 5" >$SYS/exports && ! grep -q "^5 " $SYS/exports'
+check "exports: a bad line is refused (EINVAL)" eval '! echo "3 srv bogus" >$SYS/exports'
 # The TCP client (remote-client.sh "tcp:"): the secure defaults, by address.
 if [ -n "${NET_CLIENT_IP:-}" ]; then
 	check "tcp: listening on TCP port 7777 too (state tcp_port=7777)" eval \
-		'grep -qx tcp_port=7777 $D/state && grep -q "listening on TCP port 7777 too" /out/dmesg.log'
+		'grep -qx tcp_port=7777 $SYS/state && grep -q "listening on TCP port 7777 too" /out/dmesg.log'
 	check "exports: an entry for the TCP client $NET_CLIENT_IP is taken and shown" eval \
-		'echo "$NET_CLIENT_IP /srv root_squash uids=1000-1999 gids=1000-1999" >$D/exports &&
-		grep -qx "$NET_CLIENT_IP /srv root_squash uids=1000-1999 gids=1000-1999" $D/exports'
+		'echo "$NET_CLIENT_IP /srv root_squash uids=1000-1999 gids=1000-1999" >$SYS/exports &&
+		grep -qx "$NET_CLIENT_IP /srv root_squash uids=1000-1999 gids=1000-1999" $SYS/exports'
 	check "exports: bad addresses are refused (EINVAL)" eval \
-		'! echo "10.0.0 /srv" >$D/exports && ! echo "10.0.0.256 /srv" >$D/exports && ! echo "del 1.2.3" >$D/exports'
+		'! echo "10.0.0 /srv" >$SYS/exports && ! echo "10.0.0.256 /srv" >$SYS/exports && ! echo "del 1.2.3" >$SYS/exports'
 fi
 touch /shared/server-up
 
@@ -112,18 +114,18 @@ check "client finished its sequence" test -e /shared/client/client-done
 # The client unloaded its module (goodbye): its session and shadows are gone; left are the
 # two sessions the client's last test abandoned, waiting for a resume, one with a shadow.
 left() {
-	[ "$(key $D/state sessions)" = 2 ] && [ "$(key $D/state detached)" = 2 ] &&
-		[ "$(key $D/state shadows)" = 1 ]
+	[ "$(key $SYS/state sessions)" = 2 ] && [ "$(key $SYS/state detached)" = 2 ] &&
+		[ "$(key $SYS/state shadows)" = 1 ]
 }
 check "after the client unloaded: only the 2 abandoned sessions (detached, 1 shadow) are left" \
 	wait_until 30 left
-cat $D/state >/out/state 2>/dev/null
+cat $SYS/state >/out/state 2>/dev/null
 grep -E '^(sessions|detached|shadows)=|^session ' /out/state
 # A shadow holds the module (its open /dev/tether_shadow): end its session first.
 sid=$(sed -n 's/^session id=\([0-9]*\) .* shadows=1 .*/\1/p' /out/state)
 check "end_session $sid (the one with a shadow) on request" eval "echo end_session $sid >$D/control"
 check "its shadow exits, the other session stays" wait_until 10 eval \
-	'! pgrep -x tether-shadow >/dev/null && [ "$(key $D/state shadows)" = 0 ] && [ "$(key $D/state sessions)" = 1 ]'
+	'! pgrep -x tether-shadow >/dev/null && [ "$(key $SYS/state shadows)" = 0 ] && [ "$(key $SYS/state sessions)" = 1 ]'
 pgrep -ax tether-shadow
 check "rmmod tether_server with a session kept for resumption" rmmod tether_server
 pgrep -ax tether-shadow

@@ -1,10 +1,12 @@
 #!/bin/bash
 # Server VM (CID 4) role: tether_server.ko was loaded by qemu/guest-init.sh. Mounts the
-# persistent data disk at /srv, publishes its debugfs state to /shared/server-state until
+# persistent data disk at /srv, publishes its state (sysfs) to /shared/server-state until
 # the host writes /out/stop, then unloads the module and scans for leaks.
 . /tether/tests/vm/lib.sh
 set -u
 D=/sys/kernel/debug/tether_server
+# The stable view (sysfs); debugfs ($D) keeps the test controls.
+SYS=/sys/kernel/tether_server
 BOOT_INDEX=${BOOT_INDEX:-0}
 
 # NO_WRITEBACK=1: written data stays in the page cache until something syncs it.
@@ -24,8 +26,6 @@ if [ "$BOOT_INDEX" = 0 ]; then
 		chown 1000:1000 /srv/replay/u1000 && sync /srv
 fi
 check "module loaded" grep -q '^tether_server ' /proc/modules
-check "debugfs state exists" test -r $D/state
-SYS=/sys/kernel/tether_server
 check "sysfs: $SYS holds state, calls (mode 400) and exports (600)" eval \
 	'[ "$(stat -c %a $SYS/state $SYS/calls $SYS/exports | tr "\n" " ")" = "400 400 600 " ]'
 check "sysfs state parses" state_parses $SYS/state port sessions shadows accepted
@@ -38,18 +38,18 @@ check "sysfs exports: a bad line is refused (EINVAL), the table unchanged" eval 
 [ "${BENCH_PORT:-}" ] && { $TB/vsock_bench server "$BENCH_PORT" & }
 
 while [ ! -e /out/stop ]; do
-	state=$(<$D/state) && printf '%s\n' "$state" >/shared/server-state.tmp && mv /shared/server-state.tmp /shared/server-state
+	state=$(<$SYS/state) && printf '%s\n' "$state" >/shared/server-state.tmp && mv /shared/server-state.tmp /shared/server-state
 	for g in /sys/fs/cgroup/tether/session-*; do
 		[ -d "$g" ] && echo "${g##*/} memory.max=$(cat $g/memory.max) pids=$(cat $g/pids.current)"
 	done >/shared/server-cgroups.tmp 2>/dev/null && mv /shared/server-cgroups.tmp /shared/server-cgroups
 	sleep 0.5
 done
 
-cp $D/state /out/state
+cp $SYS/state /out/state
 sleep 0.5   # dmesg -w catches up
 drops=$(grep 'tether_server: dropping connection from cid' /out/dmesg.log | grep -vc 'silent for')
-check "one dmesg line per dropped connection ($drops, bad_frames=$(key $D/state bad_frames))" \
-	test "$drops" = "$(key $D/state bad_frames)"
+check "one dmesg line per dropped connection ($drops, bad_frames=$(key $SYS/state bad_frames))" \
+	test "$drops" = "$(key $SYS/state bad_frames)"
 check "rmmod tether_server" rmmod tether_server
 check "debugfs and sysfs directories gone after rmmod" test ! -e $D -a ! -e $SYS
 check "kmemleak: no leaks on the server" kmemleak_clean

@@ -17,6 +17,8 @@
 . /tether/tests/vm/lib.sh
 set -u
 D=/sys/kernel/debug/tether_client
+# The stable view (sysfs); debugfs ($D) keeps the live log and the bench.
+SYS=/sys/kernel/tether_client
 # The workload runs from /usr/bin, a local prefix: a tethered exec of anything outside the
 # local prefixes runs the server's file (remote exec), and /tether is not on the export.
 cp /tether/tests/build/torture /usr/bin/tether-torture
@@ -26,7 +28,7 @@ KILLS=${TORTURE_KILLS:-20}
 ROUNDS=${TORTURE_ROUNDS:-}
 RUN_S=${TORTURE_RUN_S:-300}
 RECONNECT_S=${TORTURE_RECONNECT_S:-120}
-c() { key $D/state "$1"; }
+c() { key $SYS/state "$1"; }
 connected() { [ "$(c state)" = connected ]; }
 now_s() { date +%s; }
 # A module without the servers= parameter only ever reconnects to server_cid (4): after a
@@ -416,6 +418,6 @@ check "connected at the end" wait_until "$RECONNECT_S" connected
 echo "# replays=$(($(c replays) - rep0)) divergences=$(($(c divergences) - div0))"
 check "no replay divergences ($(($(c divergences) - div0)))" test "$(c divergences)" = "$div0"
 # Every tethered process has exited (or was reaped above): none may be left in the module.
-check "no tethered task left ($(key $D/tasks tethered) in $D/tasks)" test "$(key $D/tasks tethered)" = 0
-grep -E '^(state|connects|disconnects|replays|divergences|flushed_up_to|verifier_changes)=' $D/state
+check "no tethered task left ($(key $SYS/tasks tethered) in $SYS/tasks)" test "$(key $SYS/tasks tethered)" = 0
+grep -E '^(state|connects|disconnects|replays|divergences|flushed_up_to|verifier_changes)=' $SYS/state
 touch /out/client-done
