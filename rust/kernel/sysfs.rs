@@ -34,11 +34,12 @@ type BinRw = unsafe extern "C" fn(
 ) -> isize;
 
 /// Readable by root.
-pub(crate) const ROOT_READ: u16 = 0o400;
+const ROOT_READ: u16 = 0o400;
 /// Writable by root.
-pub(crate) const ROOT_WRITE: u16 = 0o200;
+const ROOT_WRITE: u16 = 0o200;
 
-/// One file of a [`Dir`]: its name, mode and callbacks.
+/// One file of a [`Dir`]: its name and callbacks. Root may read a file that shows and
+/// write one that stores; nobody else may do either.
 pub(crate) struct FileSpec<D> {
     /// The file's name in the directory.
     pub(crate) name: &'static CStr,
