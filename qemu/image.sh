@@ -1,12 +1,16 @@
 #!/bin/bash
 # Build the guest root image: a Debian trixie minbase userland (bash, coreutils, attr,
 # util-linux, e2fsprogs, kmod, procps; git, sqlite3 and python3 for the real-program
-# tests) on ext4, booted read-write with QEMU snapshot=on so every boot starts clean.
-# /sbin/tether-init mounts the repo (9p tag "tether", read-only) and the VM's run
-# directory (9p tag "out") and hands over to qemu/guest-init.sh.
+# tests; systemd-sysv, udev and dbus for tests/install.sh's systemd boot) on ext4, booted
+# read-write with QEMU snapshot=on so every boot starts clean (or from a persistent overlay,
+# qemu/run-vm.sh VM_ROOT). The test VMs boot init=/sbin/tether-init, which mounts the repo
+# (9p tag "tether", read-only) and the VM's run directory (9p tag "out") and hands over to
+# qemu/guest-init.sh: systemd is installed but not run, unless run-vm.sh's VM_INIT asks for
+# /lib/systemd/systemd (tests/install.sh's second boot). No recommended packages, no docs.
 . "$(dirname "$0")/lib.sh"
 
-INCLUDE=attr,e2fsprogs,util-linux,kmod,procps,iproute2,busybox-static,git,sqlite3,python3
+# (INCLUDE is part of this file, so a change here changes IMAGE_KEY, qemu/lib.sh.)
+INCLUDE=attr,e2fsprogs,util-linux,kmod,procps,iproute2,busybox-static,git,sqlite3,python3,systemd-sysv,udev,dbus
 [ -e "$IMAGE" ] && exit 0
 host_pkgs debootstrap e2fsprogs
 mkdir -p "$CACHE"

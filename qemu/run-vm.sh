@@ -11,7 +11,14 @@
 # VM_NET (LOCALPORT:REMOTEPORT: a virtio-net NIC, MAC 52:54:00:00:00:<CID in hex>, whose
 # frames go as UDP datagrams from 127.0.0.1:LOCALPORT to 127.0.0.1:REMOTEPORT, where the
 # peer VM listens with the two ports swapped: a point-to-point link that either side can
-# leave and rejoin by restarting its QEMU; tests/hostlib.sh TETHER_NET).
+# leave and rejoin by restarting its QEMU; tests/hostlib.sh TETHER_NET),
+# VM_ROOT (FILE under $CACHE: boot from this persistent qcow2 root disk instead of the image
+# with snapshot=on; created, when absent, as an overlay on the image, qemu-img create -f
+# qcow2 -F raw -b IMAGE, so what the guest writes to / is there at its next boot),
+# VM_INIT (the kernel's init=, default /sbin/tether-init, the image's test init that runs
+# qemu/guest-init.sh; /lib/systemd/systemd boots systemd, whose guest must then write
+# /out/ready and power off by itself: tests/install.sh's second boot). QEMU runs with
+# -no-reboot: a guest's reboot ends it, and booting the same VM_ROOT again is the reboot.
 . "$(dirname "$0")/lib.sh"
 
 [ $# -ge 4 ] || die "usage: $0 ROLE CID VMDIR VHOST_SOCK [DISK...]"
@@ -35,7 +42,14 @@ rm -f "$vmdir"/{ready,qemu.pid,boot_ms,console.log}
 { echo "ROLE=$role"; echo "CID=$cid"; echo "${VM_ENV:-}"; } >"$vmdir/env"
 
 if [ "${TETHER_ACCEL:-tcg}" = kvm ]; then accel=(-accel kvm -cpu host); else accel=(-accel tcg,thread=multi -cpu max); fi
-drives=(-drive "file=$(cpath "$IMAGE"),format=raw,if=virtio,snapshot=on")
+if [ -n "${VM_ROOT:-}" ]; then
+	root=$(realpath -m "$VM_ROOT")
+	[ -e "$root" ] || in_chroot qemu-img create -q -f qcow2 -F raw -b "$(cpath "$IMAGE")" "$(cpath "$root")" ||
+		die "cannot create the root disk $root (an overlay on $IMAGE)"
+	drives=(-drive "file=$(cpath "$root"),format=qcow2,if=virtio,cache=writeback")
+else
+	drives=(-drive "file=$(cpath "$IMAGE"),format=raw,if=virtio,snapshot=on")
+fi
 for d in "$@"; do drives+=(-drive "file=$(cpath "$(realpath "$d")"),format=raw,if=virtio,cache=writeback"); done
 cv=$(cpath "$vmdir")
 net=()
@@ -51,7 +65,7 @@ in_chroot timeout -s KILL "${VM_TIMEOUT:-900}" qemu-system-x86_64 -name "tether-
 	-object memory-backend-memfd,id=mem,size="$mem",share=on -numa node,memdev=mem \
 	-nodefaults -serial "file:$cv/console.log" -monitor none -display none -no-reboot \
 	-kernel "$(cpath "$kernel")" \
-	-append "console=ttyS0 quiet panic=-1 root=/dev/vda rootfstype=ext4 rw init=/sbin/tether-init" \
+	-append "console=ttyS0 quiet panic=-1 root=/dev/vda rootfstype=ext4 rw init=${VM_INIT:-/sbin/tether-init}" \
 	"${drives[@]}" \
 	-virtfs local,path=/work,mount_tag=tether,security_model=none,readonly=on \
 	-virtfs "local,path=$cv,mount_tag=out,security_model=none" \

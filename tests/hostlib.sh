@@ -192,8 +192,8 @@ drive_client() {
 
 # KTAP of a run: ktap_gather collects, for every VM in VMS, its boot, its role script's exit
 # (a VM killed on purpose, RUN/NAME.killed, is a skip), a clean dmesg and the VM's own
-# results, plus whether the client finished; ktap_print prints them as KTAP and sets
-# pass/fail/skip.
+# results, plus whether the client finished (RUN/DONE_VM/client-done; DONE_VM defaults to
+# client); ktap_print prints them as KTAP and sets pass/fail/skip.
 results=()
 add() { results+=("$1 - $2"); }
 ktap_gather() {
@@ -214,8 +214,8 @@ ktap_gather() {
 			esac
 		done < <(cat "$d/results" 2>/dev/null)
 	done
-	if [ -e "$RUN/client/client-done" ]; then add ok "client: test sequence completed"
-	else add "not ok" "client: test sequence completed"; fi
+	if [ -e "$RUN/${DONE_VM:-client}/client-done" ]; then add ok "${DONE_VM:-client}: test sequence completed"
+	else add "not ok" "${DONE_VM:-client}: test sequence completed"; fi
 }
 ktap_print() {
 	local r i=0

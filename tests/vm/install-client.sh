@@ -1,40 +1,86 @@
 #!/bin/bash
-# Client VM (CID 3) role of tests/install.sh: installs what `make install DESTDIR=` staged
-# in /shared/stage, configures /etc/tether (client.conf, tethered), starts the client the
-# way tether-client.service does (its ExecStart, read from the installed unit: the image
-# has no systemd), runs the configured program tethered (it sees the server's export), and
-# stops the service with the unit's ExecStop. Results in /out/results.
+# Client VM (CID 3) role of tests/install.sh, run once per boot of the same persistent root
+# disk (qemu/run-vm.sh VM_ROOT); INSTALL_BOOT (from /out/env) says which:
+#   1 (init=/sbin/tether-init, qemu/guest-init.sh): installs what `make install DESTDIR=`
+#     staged in /shared/stage, configures /etc/tether (key, client.conf, tethered: a copy
+#     of bash), enables tether-client.service with systemctl (offline) and the test-only
+#     tether-test.service (tests/vm/tether-test.service, which runs this script again in
+#     boot 2), then the VM powers off.
+#   2 (systemd as PID 1, run by tether-test.service through tests/vm/systemd-boot.sh):
+#     checks that the boot is clean and that tether-client.service came up by itself (the
+#     module from /lib/modules/KVER/extra with the parameters of /etc/tether, the program
+#     of /etc/tether/tethered marked), that it connects to the server VM booting beside it,
+#     that the marked program runs tethered and sees the server's export, then that
+#     `systemctl stop` unloads the module.
+# Results in /out/results; files in /shared/boot2-* pace the two VMs in boot 2.
 . /tether/tests/vm/lib.sh
 set -u
-UNIT=/usr/lib/systemd/system/tether-client.service
-unit_cmd() { sed -n "s/^$1=//p" $UNIT | head -n 1; }
+UNIT=tether-client.service
 APP=/usr/local/bin/tapp
-
-check "install: the staged files copy into / (make install DESTDIR=)" \
-	eval 'tar -C /shared/stage -cf - . | tar -C / -xf - --keep-directory-symlink --no-overwrite-dir'
 KVER=$(cat /shared/kver)
-check "depmod -a $KVER finds the modules in /lib/modules/$KVER/extra" eval \
-	"depmod -a $KVER && grep -q '^extra/tether_client.ko:' /lib/modules/$KVER/modules.dep"
-cp /shared/key /etc/tether/key && chmod 600 /etc/tether/key
-mkdir -p /usr/local/bin && cp /bin/bash $APP
-echo "SERVER_CID=${SERVER_CID:-4}" >>/etc/tether/client.conf
-echo "$APP" >>/etc/tether/tethered
-check "the server VM is up (tether-server.service started)" wait_until 240 test -e /shared/server-up
-start=$(unit_cmd ExecStart)
-check "tether-client.service ExecStart ($start) loads the module" eval "$start"
-check "tether_client came from /lib/modules/$KVER/extra (modprobe)" eval \
-	'[ "$(modinfo -n tether_client)" = /lib/modules/$KVER/extra/tether_client.ko ] && grep -q "^tether_client " /proc/modules'
-check "the program in /etc/tether/tethered is marked" tetherctl marked $APP
-check "tetherctl status: connected to the server within 30 s" wait_until 30 eval \
-	'tetherctl status 2>/dev/null | grep -q "connected to server CID ${SERVER_CID:-4}"'
-tetherctl status
-o=$(timeout 60 $APP -c 'read -r h </etc/hostname; echo "$h"' 2>&1)
-echo "tethered: $o"
-check "the marked program runs tethered: its /etc/hostname is the server export's" \
-	eval '[ "$o" = tether-install-export ]'
-check "local: this VM's own /etc/hostname is not the export's" eval '[ "$(cat /etc/hostname 2>/dev/null)" != tether-install-export ]'
-touch /shared/client-connected
-check "the server saw the session" wait_until 60 test -e /shared/server-checked
-stop=$(unit_cmd ExecStop)
-check "tether-client.service ExecStop ($stop) unloads the module" eval "$stop && ! grep -q '^tether_client ' /proc/modules"
-touch /shared/client-done /out/client-done
+
+boot1() {
+	check "install: the staged files copy into / (make install DESTDIR=)" \
+		eval 'tar -C /shared/stage -cf - . | tar -C / -xf - --keep-directory-symlink --no-overwrite-dir'
+	check "depmod -a $KVER finds the modules in /lib/modules/$KVER/extra" eval \
+		"depmod -a $KVER && grep -q '^extra/tether_client.ko:' /lib/modules/$KVER/modules.dep"
+	install -m 600 /shared/key /etc/tether/key
+	# What an installed machine has that a fresh image lacks (else systemd's first boot).
+	systemd-machine-id-setup
+	echo "tether-client-$CID" >/etc/hostname
+	mkdir -p /usr/local/bin && cp /bin/bash $APP
+	echo "SERVER_CID=${SERVER_CID:-4}" >>/etc/tether/client.conf
+	# An OPTIONS parameter that changes nothing the test depends on, to see it applied.
+	sed -i 's/^OPTIONS=.*/OPTIONS="log_persist_ms=1500"/' /etc/tether/client.conf
+	echo "$APP" >>/etc/tether/tethered
+	check "systemctl enable $UNIT (offline)" systemctl enable $UNIT
+	check "systemctl is-enabled $UNIT (offline): enabled" eval '[ "$(systemctl is-enabled $UNIT)" = enabled ]'
+	check "the test unit installs and enables (tether-test.service)" eval \
+		'install -m 644 /tether/tests/vm/tether-test.service /etc/systemd/system/ && systemctl enable tether-test.service'
+}
+
+# unit_is UNIT PROPERTY VALUE : systemctl show's PROPERTY of UNIT is VALUE.
+unit_is() { [ "$(systemctl show -P "$2" "$1")" = "$3" ]; }
+
+boot2() {
+	local o p=/sys/module/tether_client/parameters
+	o=$(systemctl is-system-running --wait 2>&1)
+	echo "is-system-running: $o"
+	[ "$o" = running ] || systemctl --failed --no-pager
+	check "systemd: the boot finished with no failed unit (is-system-running: $o)" [ "$o" = running ]
+	check "systemd is PID 1" eval '[ "$(cat /proc/1/comm)" = systemd ]'
+	check "systemctl is-enabled $UNIT: enabled" eval '[ "$(systemctl is-enabled $UNIT)" = enabled ]'
+	check "$UNIT came up at boot (is-active: active, ExecStart exited 0)" eval \
+		'systemctl is-active -q $UNIT && unit_is $UNIT ExecMainStatus 0'
+	systemctl status --no-pager $UNIT
+	check "tether_client came from /lib/modules/$KVER/extra (modprobe)" eval \
+		'[ "$(modinfo -n tether_client)" = /lib/modules/$KVER/extra/tether_client.ko ] && grep -q "^tether_client " /proc/modules'
+	check "its server_cid is client.conf's SERVER_CID (${SERVER_CID:-4})" grep -qx "${SERVER_CID:-4}" $p/server_cid
+	check "its log_persist_ms is client.conf's OPTIONS (1500)" grep -qx 1500 $p/log_persist_ms
+	check "its log_file is /etc/modprobe.d/tether.conf's (in StateDirectory /var/lib/tether, 0700)" eval \
+		'grep -qx /var/lib/tether/client.log $p/log_file && [ "$(stat -c %a /var/lib/tether)" = 700 ]'
+	check "the program in /etc/tether/tethered is marked" tetherctl marked $APP
+	check "tetherctl status: connected to the server within 120 s" wait_until 120 eval \
+		'tetherctl status 2>/dev/null | grep -q "connected to server CID ${SERVER_CID:-4}"'
+	tetherctl status
+	o=$(timeout 60 $APP -c 'read -r h </etc/hostname; echo "$h"' 2>&1)
+	echo "tethered: $o"
+	check "the marked program runs tethered: its /etc/hostname is the server export's" \
+		eval '[ "$o" = tether-install-export ]'
+	check "local: this VM's own /etc/hostname is its own (tether-client-$CID)" \
+		eval '[ "$(cat /etc/hostname)" = tether-client-$CID ] && [ "$(cat /proc/sys/kernel/hostname)" = tether-client-$CID ]'
+	touch /shared/boot2-client-connected
+
+	check "the server saw the session and reloaded its exports" wait_until 240 test -e /shared/boot2-server-checked
+	check "systemctl stop $UNIT unloads the module" eval \
+		"systemctl stop $UNIT && ! grep -q '^tether_client ' /proc/modules"
+	check "$UNIT is inactive, not failed" eval '[ "$(systemctl is-active $UNIT)" = inactive ]'
+	journalctl -b -u $UNIT --no-pager
+	touch /shared/boot2-client-done /out/client-done
+}
+
+case ${INSTALL_BOOT:-1} in
+1) boot1 ;;
+2) boot2 ;;
+*) nok "INSTALL_BOOT=$INSTALL_BOOT: 1 or 2" ;;
+esac

@@ -1,53 +1,101 @@
 #!/bin/bash
-# Server VM (CID 4) role of tests/install.sh: installs what `make install DESTDIR=` staged
-# in /shared/stage, configures /etc/tether, starts the server the way tether-server.service
-# does (its ExecStart, read from the installed unit: the image has no systemd), checks the
-# module came from /lib/modules/KVER/extra with the installed shadow, serves the client,
-# then stops it with the unit's ExecStop. Results in /out/results.
+# Server VM (CID 4) role of tests/install.sh, run once per boot of the same persistent root
+# disk (qemu/run-vm.sh VM_ROOT); INSTALL_BOOT (from /out/env) says which:
+#   1 (init=/sbin/tether-init, qemu/guest-init.sh): installs what `make install DESTDIR=`
+#     staged in /shared/stage, configures /etc/tether (key, exports), puts the data disk
+#     in /etc/fstab at /srv (the export root), enables tether-server.service with systemctl
+#     (offline) and the test-only tether-test.service (tests/vm/tether-test.service, which
+#     runs this script again in boot 2), then the VM powers off.
+#   2 (systemd as PID 1, run by tether-test.service through tests/vm/systemd-boot.sh):
+#     checks that the boot is clean and that tether-server.service came up by itself (the
+#     module from /lib/modules/KVER/extra with the parameters of /etc/tether), serves the
+#     client's tethered program, `systemctl reload` applies a changed exports file, and
+#     `systemctl stop` unloads the module.
+# Results in /out/results; files in /shared/boot2-* pace the two VMs in boot 2.
 . /tether/tests/vm/lib.sh
 set -u
-UNIT=/usr/lib/systemd/system/tether-server.service
-# unit_cmd KEY : the unit's KEY= command line (ExecStart, ExecStop, ExecReload)
-unit_cmd() { sed -n "s/^$1=//p" $UNIT | head -n 1; }
-
-check "install: the staged files copy into / (make install DESTDIR=)" \
-	eval 'tar -C /shared/stage -cf - . | tar -C / -xf - --keep-directory-symlink --no-overwrite-dir'
+UNIT=tether-server.service
 KVER=$(cat /shared/kver)
-check "depmod -a $KVER finds the modules in /lib/modules/$KVER/extra" eval \
-	"depmod -a $KVER && grep -q '^extra/tether_server.ko:' /lib/modules/$KVER/modules.dep"
-check "the installed tetherctl is on PATH (/usr/sbin)" eval '[ "$(command -v tetherctl)" = /usr/sbin/tetherctl ]'
-cp /shared/key /etc/tether/key && chmod 600 /etc/tether/key
 
-mkdir -p /srv
-check "data disk mounts at /srv (the export root)" mount -t ext4 /dev/vdb /srv
-mkdir -p /srv/etc /srv/tmp && chmod 1777 /srv/tmp
-echo tether-install-export >/srv/etc/hostname
-cat >>/etc/tether/exports <<'EXPORTS'
-3 /srv root_squash   # the client VM
-EXPORTS
-check "tetherctl exportfs -c accepts /etc/tether/exports" tetherctl exportfs -c
-start=$(unit_cmd ExecStart)
-check "tether-server.service ExecStart ($start) loads the module" eval "$start"
-check "tether_server came from /lib/modules/$KVER/extra (modprobe)" eval \
-	'[ "$(modinfo -n tether_server)" = /lib/modules/$KVER/extra/tether_server.ko ] && grep -q "^tether_server " /proc/modules'
-check "its shadow_path is the installed tether-shadow" \
-	grep -qx /usr/libexec/tether/tether-shadow /sys/module/tether_server/parameters/shadow_path
-check "its export root and clients are /etc/tether/exports'" eval \
-	'[ "$(cat /sys/module/tether_server/parameters/root)" = /srv ] && [ "$(cat /sys/module/tether_server/parameters/allowed_cids)" = 3 ]'
-check "tetherctl exportfs -r (systemctl reload) applies the same table" tetherctl exportfs -r
-o=$(tetherctl status 2>&1)
-echo "$o"
-check "tetherctl status (server) shows the listening module" eval 'grep -q "listening:       port" <<<"$o"'
-touch /shared/server-up
+boot1() {
+	check "install: the staged files copy into / (make install DESTDIR=)" \
+		eval 'tar -C /shared/stage -cf - . | tar -C / -xf - --keep-directory-symlink --no-overwrite-dir'
+	check "depmod -a $KVER finds the modules in /lib/modules/$KVER/extra" eval \
+		"depmod -a $KVER && grep -q '^extra/tether_server.ko:' /lib/modules/$KVER/modules.dep"
+	check "the installed tetherctl is on PATH (/usr/sbin)" eval '[ "$(command -v tetherctl)" = /usr/sbin/tetherctl ]'
+	install -m 600 /shared/key /etc/tether/key
+	# What an installed machine has that a fresh image lacks (else systemd's first boot).
+	systemd-machine-id-setup
+	echo "tether-server-$CID" >/etc/hostname
 
-check "the client connected and ran its tethered shell" wait_until 240 test -e /shared/client-connected
-o=$(tetherctl status 2>&1)
-echo "$o"
-check "tetherctl status (server) shows the client's connected session" eval \
-	'grep -qE "session [0-9]+: +client CID 3, connected" <<<"$o"'
-touch /shared/server-checked
-check "the client stopped its service" wait_until 240 test -e /shared/client-done
-stop=$(unit_cmd ExecStop)
-check "tether-server.service ExecStop ($stop) unloads the module" eval \
-	"wait_until 30 eval '$stop' && ! grep -q '^tether_server ' /proc/modules"
-umount /srv
+	check "/etc/fstab: the data disk (LABEL=tetherdata) mounts at /srv" eval \
+		'mkdir -p /srv && echo "LABEL=tetherdata /srv ext4 defaults 0 2" >>/etc/fstab && mount /srv'
+	mkdir -p /srv/etc /srv/tmp && chmod 1777 /srv/tmp
+	echo tether-install-export >/srv/etc/hostname
+	umount /srv
+	cat >>/etc/tether/exports <<-'EXPORTS'
+		3 /srv root_squash   # the client VM
+	EXPORTS
+	check "tetherctl exportfs -c accepts /etc/tether/exports" tetherctl exportfs -c
+	check "systemctl enable $UNIT (offline)" systemctl enable $UNIT
+	check "systemctl is-enabled $UNIT (offline): enabled" eval '[ "$(systemctl is-enabled $UNIT)" = enabled ]'
+	check "the test unit installs and enables (tether-test.service)" eval \
+		'install -m 644 /tether/tests/vm/tether-test.service /etc/systemd/system/ && systemctl enable tether-test.service'
+}
+
+# unit_is UNIT PROPERTY VALUE : systemctl show's PROPERTY of UNIT is VALUE.
+unit_is() { [ "$(systemctl show -P "$2" "$1")" = "$3" ]; }
+
+boot2() {
+	local o
+	o=$(systemctl is-system-running --wait 2>&1)
+	echo "is-system-running: $o"
+	[ "$o" = running ] || systemctl --failed --no-pager
+	check "systemd: the boot finished with no failed unit (is-system-running: $o)" [ "$o" = running ]
+	check "systemd is PID 1" eval '[ "$(cat /proc/1/comm)" = systemd ]'
+	check "systemctl is-enabled $UNIT: enabled" eval '[ "$(systemctl is-enabled $UNIT)" = enabled ]'
+	check "$UNIT came up at boot (is-active: active, ExecStart exited 0)" eval \
+		'systemctl is-active -q $UNIT && unit_is $UNIT ExecMainStatus 0'
+	systemctl status --no-pager $UNIT
+	check "/srv is the data disk, mounted from /etc/fstab (srv.mount)" eval \
+		'systemctl is-active -q srv.mount && [ "$(findmnt -n -o LABEL /srv)" = tetherdata ]'
+	check "tether_server came from /lib/modules/$KVER/extra (modprobe)" eval \
+		'[ "$(modinfo -n tether_server)" = /lib/modules/$KVER/extra/tether_server.ko ] && grep -q "^tether_server " /proc/modules'
+	check "its shadow_path is the installed tether-shadow" \
+		grep -qx /usr/libexec/tether/tether-shadow /sys/module/tether_server/parameters/shadow_path
+	check "its export root and clients are /etc/tether/exports'" eval \
+		'[ "$(cat /sys/module/tether_server/parameters/root)" = /srv ] && [ "$(cat /sys/module/tether_server/parameters/allowed_cids)" = 3 ]'
+	check "debugfs (sys-kernel-debug.mount) holds the module's export table: CID 3 at /srv" \
+		grep -qE '^3 /srv ' /sys/kernel/debug/tether_server/exports
+	o=$(tetherctl status 2>&1)
+	echo "$o"
+	check "tetherctl status (server) shows the listening module" eval 'grep -q "listening:       port" <<<"$o"'
+
+	check "the client's service connected and its tethered program ran" wait_until 300 test -e /shared/boot2-client-connected
+	o=$(tetherctl status 2>&1)
+	echo "$o"
+	check "tetherctl status (server) shows the client's connected session" eval \
+		'grep -qE "session [0-9]+: +client CID 3, connected" <<<"$o"'
+
+	echo "5 /srv root_squash   # added for systemctl reload" >>/etc/tether/exports
+	check "systemctl reload $UNIT (tetherctl exportfs -r) adds an exports line to the table" eval \
+		'systemctl reload $UNIT && grep -qE "^5 /srv " /sys/kernel/debug/tether_server/exports'
+	sed -i '/^5 /d' /etc/tether/exports
+	check "systemctl reload $UNIT removes it again, CID 3's entry stays" eval \
+		'systemctl reload $UNIT && ! grep -qE "^5 " /sys/kernel/debug/tether_server/exports && grep -qE "^3 /srv " /sys/kernel/debug/tether_server/exports'
+	check "$UNIT is still active after the reloads" systemctl is-active -q $UNIT
+	cat /sys/kernel/debug/tether_server/exports
+	touch /shared/boot2-server-checked
+
+	check "the client stopped its service" wait_until 240 test -e /shared/boot2-client-done
+	check "systemctl stop $UNIT unloads the module" eval \
+		"systemctl stop $UNIT && ! grep -q '^tether_server ' /proc/modules"
+	check "$UNIT is inactive, not failed" eval '[ "$(systemctl is-active $UNIT)" = inactive ]'
+	journalctl -b -u $UNIT --no-pager
+}
+
+case ${INSTALL_BOOT:-1} in
+1) boot1 ;;
+2) boot2 ;;
+*) nok "INSTALL_BOOT=$INSTALL_BOOT: 1 or 2" ;;
+esac
