@@ -78,6 +78,9 @@ boot2() {
 	echo "$o"
 	check "tetherctl status (server) shows the client's connected session" eval \
 		'grep -qE "session [0-9]+: +client CID 3, connected" <<<"$o"'
+	# docs/DESIGN.md "Session cgroups": outside systemd's units, at the hierarchy's root.
+	check "the session's cgroup is /sys/fs/cgroup/tether/session-N in systemd's hierarchy" \
+		eval 'ls -d /sys/fs/cgroup/tether/session-*'
 
 	echo "5 /srv root_squash   # added for systemctl reload" >>/etc/tether/exports
 	check "systemctl reload $UNIT (tetherctl exportfs -r) adds an exports line to the table" eval \
