@@ -63,6 +63,7 @@ uninstall:
 # The module sources for DKMS (/usr/src/tether-VERSION), then dkms add/build/install.
 install-dkms:
 	packaging/install.sh dkms
-# make install tested in the two VMs (staged install, the units' commands, a tethered program).
+# make install tested in two VMs that boot systemd: install and enable, reboot, the units come
+# up by themselves, a tethered program, reload, stop (tests/install.sh).
 check-install:
 	tests/install.sh

@@ -2,10 +2,11 @@
 # Server VM (CID 4) role of tests/install.sh, run once per boot of the same persistent root
 # disk (qemu/run-vm.sh VM_ROOT); INSTALL_BOOT (from /out/env) says which:
 #   1 (init=/sbin/tether-init, qemu/guest-init.sh): installs what `make install DESTDIR=`
-#     staged in /shared/stage, configures /etc/tether (key, exports), puts the data disk
-#     in /etc/fstab at /srv (the export root), enables tether-server.service with systemctl
-#     (offline) and the test-only tether-test.service (tests/vm/tether-test.service, which
-#     runs this script again in boot 2), then the VM powers off.
+#     staged in /shared/stage, configures /etc/tether (key, exports, server.conf), puts
+#     the data disk in /etc/fstab at /srv (the export root), enables tether-server.service
+#     with systemctl (offline) and the test-only tether-test.service
+#     (tests/vm/tether-test.service, which runs this script again in boot 2), then the VM
+#     powers off.
 #   2 (systemd as PID 1, run by tether-test.service through tests/vm/systemd-boot.sh):
 #     checks that the boot is clean and that tether-server.service came up by itself (the
 #     module from /lib/modules/KVER/extra with the parameters of /etc/tether), serves the
@@ -33,6 +34,8 @@ boot1() {
 	mkdir -p /srv/etc /srv/tmp && chmod 1777 /srv/tmp
 	echo tether-install-export >/srv/etc/hostname
 	umount /srv
+	# An OPTIONS parameter that changes nothing the test depends on, to see it applied.
+	sed -i 's/^OPTIONS=.*/OPTIONS="flush_ms=1500"/' /etc/tether/server.conf
 	cat >>/etc/tether/exports <<-'EXPORTS'
 		3 /srv root_squash   # the client VM
 	EXPORTS
@@ -47,7 +50,7 @@ boot1() {
 unit_is() { [ "$(systemctl show -P "$2" "$1")" = "$3" ]; }
 
 boot2() {
-	local o
+	local o st=/sys/kernel/debug/tether_server/state
 	o=$(systemctl is-system-running --wait 2>&1)
 	echo "is-system-running: $o"
 	[ "$o" = running ] || systemctl --failed --no-pager
@@ -69,6 +72,9 @@ boot2() {
 		'[ "$(cat /sys/module/tether_server/parameters/root)" = /srv ] && [ "$(cat /sys/module/tether_server/parameters/allowed_cids)" = 3 ]'
 	check "debugfs (sys-kernel-debug.mount) holds the module's export table: CID 3 at /srv" \
 		grep -qE '^3 /srv ' /sys/kernel/debug/tether_server/exports
+	# The Rust parameters are not in sysfs: the module's debugfs state shows them.
+	check "its flush_ms is server.conf's OPTIONS (1500), it authenticates with /etc/tether/key (debugfs state)" \
+		eval '[ "$(key $st flush_ms)" = 1500 ] && [ "$(key $st auth)" = 1 ]'
 	o=$(tetherctl status 2>&1)
 	echo "$o"
 	check "tetherctl status (server) shows the listening module" eval 'grep -q "listening:       port" <<<"$o"'
