@@ -25,9 +25,6 @@ boot1() {
 	check "depmod -a $KVER finds the modules in /lib/modules/$KVER/extra" eval \
 		"depmod -a $KVER && grep -q '^extra/tether_client.ko:' /lib/modules/$KVER/modules.dep"
 	install -m 600 /shared/key /etc/tether/key
-	# What an installed machine has that a fresh image lacks (else systemd's first boot).
-	systemd-machine-id-setup
-	echo "tether-client-$CID" >/etc/hostname
 	mkdir -p /usr/local/bin && cp /bin/bash $APP
 	echo "SERVER_CID=${SERVER_CID:-4}" >>/etc/tether/client.conf
 	# An OPTIONS parameter that changes nothing the test depends on (a smaller largest
@@ -36,8 +33,8 @@ boot1() {
 	echo "$APP" >>/etc/tether/tethered
 	check "systemctl enable $UNIT (offline)" systemctl enable $UNIT
 	check "systemctl is-enabled $UNIT (offline): enabled" eval '[ "$(systemctl is-enabled $UNIT)" = enabled ]'
-	check "the test unit installs and enables (tether-test.service)" eval \
-		'install -m 644 /tether/tests/vm/tether-test.service /etc/systemd/system/ && systemctl enable tether-test.service'
+	check "the next boot's set-up: machine id, hostname, TCG timeouts, tether-test.service enabled" \
+		systemd_boot_setup client
 }
 
 # unit_is UNIT PROPERTY VALUE : systemctl show's PROPERTY of UNIT is VALUE.

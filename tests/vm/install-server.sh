@@ -25,9 +25,6 @@ boot1() {
 		"depmod -a $KVER && grep -q '^extra/tether_server.ko:' /lib/modules/$KVER/modules.dep"
 	check "the installed tetherctl is on PATH (/usr/sbin)" eval '[ "$(command -v tetherctl)" = /usr/sbin/tetherctl ]'
 	install -m 600 /shared/key /etc/tether/key
-	# What an installed machine has that a fresh image lacks (else systemd's first boot).
-	systemd-machine-id-setup
-	echo "tether-server-$CID" >/etc/hostname
 
 	check "/etc/fstab: the data disk (LABEL=tetherdata) mounts at /srv" eval \
 		'mkdir -p /srv && echo "LABEL=tetherdata /srv ext4 defaults 0 2" >>/etc/fstab && mount /srv'
@@ -42,8 +39,8 @@ boot1() {
 	check "tetherctl exportfs -c accepts /etc/tether/exports" tetherctl exportfs -c
 	check "systemctl enable $UNIT (offline)" systemctl enable $UNIT
 	check "systemctl is-enabled $UNIT (offline): enabled" eval '[ "$(systemctl is-enabled $UNIT)" = enabled ]'
-	check "the test unit installs and enables (tether-test.service)" eval \
-		'install -m 644 /tether/tests/vm/tether-test.service /etc/systemd/system/ && systemctl enable tether-test.service'
+	check "the next boot's set-up: machine id, hostname, TCG timeouts, tether-test.service enabled" \
+		systemd_boot_setup server
 }
 
 # unit_is UNIT PROPERTY VALUE : systemctl show's PROPERTY of UNIT is VALUE.

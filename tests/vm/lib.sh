@@ -113,3 +113,20 @@ reap() {
 	wait "$p" || rc=$?
 	return $rc
 }
+
+# systemd_boot_setup ROLE : what tests/install.sh's first boot (tests/vm/install-*.sh)
+# prepares besides tether for the systemd boot that follows: a machine id and hostname
+# (tether-ROLE-CID; an installed machine has both, without an id systemd would run its first
+# boot), longer systemd timeouts (TCG with the debug kernel, next to a busy host, can take
+# minutes to coldplug udev: past the default 90 s a device job fails, /srv's fstab mount
+# with it, and the boot ends in emergency mode), and the test-only tether-test.service
+# (tests/vm/tether-test.service), enabled.
+systemd_boot_setup() {
+	systemd-machine-id-setup
+	echo "tether-$1-$CID" >/etc/hostname
+	mkdir -p /etc/systemd/system.conf.d
+	printf '[Manager]\nDefaultDeviceTimeoutSec=15min\nDefaultTimeoutStartSec=15min\n' \
+		>/etc/systemd/system.conf.d/tether-test-tcg.conf
+	install -m 644 /tether/tests/vm/tether-test.service /etc/systemd/system/ &&
+		systemctl enable tether-test.service
+}
