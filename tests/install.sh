@@ -69,7 +69,7 @@ VM_ROOT=$RUN/client-root.qcow2 boot boot2-client client $CLIENT_CID ROLE_SCRIPT=
 ready_or_kill boot2-server 600
 ready_or_kill boot2-client 600
 wait_vm boot2-client "$VM_TIMEOUT"
-wait_vm boot2-server 120
+wait_vm boot2-server 300
 booted 2 "systemd: the units at boot, tethered program, reload, stop"
 
 DONE_VM=boot2-client ktap_gather

@@ -51,8 +51,6 @@ boot2() {
 	check "$UNIT came up at boot (is-active: active, ExecStart exited 0)" eval \
 		'systemctl is-active -q $UNIT && unit_is $UNIT ExecMainStatus 0'
 	systemctl status --no-pager $UNIT
-	systemd-analyze time
-	systemd-analyze critical-chain --no-pager $UNIT
 	check "tether_client came from /lib/modules/$KVER/extra (modprobe)" eval \
 		'[ "$(modinfo -n tether_client)" = /lib/modules/$KVER/extra/tether_client.ko ] && grep -q "^tether_client " /proc/modules'
 	# The Rust parameters are not in sysfs: the module's debugfs state shows them.

@@ -57,8 +57,6 @@ boot2() {
 	check "$UNIT came up at boot (is-active: active, ExecStart exited 0)" eval \
 		'systemctl is-active -q $UNIT && unit_is $UNIT ExecMainStatus 0'
 	systemctl status --no-pager $UNIT
-	systemd-analyze time
-	systemd-analyze critical-chain --no-pager $UNIT
 	check "/srv is the data disk, mounted from /etc/fstab (srv.mount)" eval \
 		'systemctl is-active -q srv.mount && [ "$(findmnt -n -o LABEL /srv)" = tetherdata ]'
 	check "tether_server came from /lib/modules/$KVER/extra (modprobe)" eval \
