@@ -41,7 +41,7 @@ boot1() {
 unit_is() { [ "$(systemctl show -P "$2" "$1")" = "$3" ]; }
 
 boot2() {
-	local o p=/sys/module/tether_client/parameters st=/sys/kernel/debug/tether_client/state
+	local o p=/sys/module/tether_client/parameters st=/sys/kernel/tether_client/state
 	o=$(systemctl is-system-running --wait 2>&1)
 	echo "is-system-running: $o"
 	[ "$o" = running ] || systemctl --failed --no-pager
@@ -53,10 +53,10 @@ boot2() {
 	systemctl status --no-pager $UNIT
 	check "tether_client came from /lib/modules/$KVER/extra (modprobe)" eval \
 		'[ "$(modinfo -n tether_client)" = /lib/modules/$KVER/extra/tether_client.ko ] && grep -q "^tether_client " /proc/modules'
-	# The Rust parameters are not in sysfs: the module's debugfs state shows them.
-	check "its server_cid is client.conf's SERVER_CID (${SERVER_CID:-4}; debugfs state)" \
+	# The Rust parameters are not in /sys/module: the module's state file shows them.
+	check "its server_cid is client.conf's SERVER_CID (${SERVER_CID:-4}; sysfs state)" \
 		eval '[ "$(key $st server_cid)" = ${SERVER_CID:-4} ]'
-	check "its split is client.conf's OPTIONS (split=2048; debugfs state)" eval '[ "$(key $st split)" = 2048 ]'
+	check "its split is client.conf's OPTIONS (split=2048; sysfs state)" eval '[ "$(key $st split)" = 2048 ]'
 	check "its log_file is /etc/modprobe.d/tether.conf's (in StateDirectory /var/lib/tether, 0700)" eval \
 		'grep -qx /var/lib/tether/client.log $p/log_file && [ "$(stat -c %a /var/lib/tether)" = 700 ]'
 	check "the program in /etc/tether/tethered is marked" tetherctl marked $APP

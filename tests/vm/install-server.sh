@@ -47,7 +47,7 @@ boot1() {
 unit_is() { [ "$(systemctl show -P "$2" "$1")" = "$3" ]; }
 
 boot2() {
-	local o st=/sys/kernel/debug/tether_server/state
+	local o st=/sys/kernel/tether_server/state
 	o=$(systemctl is-system-running --wait 2>&1)
 	echo "is-system-running: $o"
 	[ "$o" = running ] || systemctl --failed --no-pager
@@ -65,10 +65,10 @@ boot2() {
 		grep -qx /usr/libexec/tether/tether-shadow /sys/module/tether_server/parameters/shadow_path
 	check "its export root and clients are /etc/tether/exports'" eval \
 		'[ "$(cat /sys/module/tether_server/parameters/root)" = /srv ] && [ "$(cat /sys/module/tether_server/parameters/allowed_cids)" = 3 ]'
-	check "debugfs (sys-kernel-debug.mount) holds the module's export table: CID 3 at /srv" \
-		grep -qE '^3 /srv ' /sys/kernel/debug/tether_server/exports
-	# The Rust parameters are not in sysfs: the module's debugfs state shows them.
-	check "its flush_ms is server.conf's OPTIONS (1500), it authenticates with /etc/tether/key (debugfs state)" \
+	check "the module's export table (/sys/kernel/tether_server/exports): CID 3 at /srv" \
+		grep -qE '^3 /srv ' /sys/kernel/tether_server/exports
+	# The Rust parameters are not in /sys/module: the module's state file shows them.
+	check "its flush_ms is server.conf's OPTIONS (1500), it authenticates with /etc/tether/key (sysfs state)" \
 		eval '[ "$(key $st flush_ms)" = 1500 ] && [ "$(key $st auth)" = 1 ]'
 	o=$(tetherctl status 2>&1)
 	echo "$o"
@@ -85,12 +85,12 @@ boot2() {
 
 	echo "5 /srv root_squash   # added for systemctl reload" >>/etc/tether/exports
 	check "systemctl reload $UNIT (tetherctl exportfs -r) adds an exports line to the table" eval \
-		'systemctl reload $UNIT && grep -qE "^5 /srv " /sys/kernel/debug/tether_server/exports'
+		'systemctl reload $UNIT && grep -qE "^5 /srv " /sys/kernel/tether_server/exports'
 	sed -i '/^5 /d' /etc/tether/exports
 	check "systemctl reload $UNIT removes it again, CID 3's entry stays" eval \
-		'systemctl reload $UNIT && ! grep -qE "^5 " /sys/kernel/debug/tether_server/exports && grep -qE "^3 /srv " /sys/kernel/debug/tether_server/exports'
+		'systemctl reload $UNIT && ! grep -qE "^5 " /sys/kernel/tether_server/exports && grep -qE "^3 /srv " /sys/kernel/tether_server/exports'
 	check "$UNIT is still active after the reloads" systemctl is-active -q $UNIT
-	cat /sys/kernel/debug/tether_server/exports
+	cat /sys/kernel/tether_server/exports
 	touch /shared/boot2-server-checked
 
 	check "the client stopped its service" wait_until 240 test -e /shared/boot2-client-done
