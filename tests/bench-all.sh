@@ -100,6 +100,7 @@ row() {
 nreps=$(grep -l "^git_commit_s" "$RUN"/data/tt-*.txt 2>/dev/null | wc -l || true)
 echo "make bench, one run: $nreps of $REPS repetitions, $(date -u +%Y-%m-%d), kernel $KVARIANT, TCG, $(nproc) host cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
 echo "each cell: median [min-max] of the repetitions; ratios of medians (tv/tt: tether over vsock/TCP)"
+echo "sizes: ${BENCH_N:-200} timed calls per op, ${BENCH_MIB:-1024} MiB sequential, ${BENCH_RANDOPS:-2000} random ops, ${BENCH_PINGS:-2000} pings, blast $((${BENCH_BULK:-268435456} / 1048576)) MiB"
 src=$(grep -m1 "^source tree" "$RUN/server/role.log" 2>/dev/null || true)
 hdr "real programs (s, or commits/s; ${src:-source tree ?}; git: ${BENCH_GIT_FILES:-1000} files; sqlite: ${BENCH_COMMITS:-200} commits)"
 row "sqlite3 commits/s, rollback journal" sqlite_journal_cps
