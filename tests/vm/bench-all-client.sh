@@ -13,6 +13,7 @@
 #   tt     : tethered over TCP
 # Each peer's figures of repetition R go to /shared/data/PEER-R.txt ("name value" lines);
 # the raw streams are verified once at the start (bulk with a checksum, both transports).
+# Touching RUN/stop-reps on the host ends the run after the current repetition.
 set -u
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 . /tether/tests/vm/lib.sh
@@ -84,7 +85,9 @@ tethered() { # OPDIR WORKDIR TAR FILE
 	/tmp/bash-m -c "set -- $2 $3 $GITFILES $COMMITS; $(cat $WORK)" >>"$4" 2>&1
 }
 
+# (/shared/stop-reps, touched on the host: no further repetition after the current one)
 for ((r = 1; r <= REPS; r++)); do
+	[ ! -e /shared/stop-reps ] || { say "stop-reps: ending after $((r - 1)) repetitions"; break; }
 	say "repetition $r of $REPS: local"
 	srvreq local-$r "$OPB /srv/b/local-$r $N $MIB $RANDOPS $DIRENTS >$OUT/local-$r.txt 2>&1
 		bash $WORK /srv/b/localw-$r /srv/b/src.tar $GITFILES $COMMITS >>$OUT/local-$r.txt 2>&1
