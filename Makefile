@@ -40,8 +40,10 @@ torture:
 fuzz:
 	qemu/cargo.sh rust run --release --bin tether-proto-fuzz -- 10000000
 	FUZZ_SECONDS=600 tests/remote.sh
-# Benchmarks run on the release kernel (no lockdep/kmemleak): raw link, then remote calls.
+# Benchmarks run on the release kernel (no lockdep/kmemleak): first the one-run table of every
+# peer (local, raw vsock/TCP, NFSv4.2, tether over vsock and TCP), then the older parts.
 bench:
+	KVARIANT=release tests/bench-all.sh
 	KVARIANT=release tests/bench.sh
 	KVARIANT=release tests/bench-remote.sh
 	KVARIANT=release tests/bench-crash.sh

@@ -16,6 +16,7 @@ in_chroot /bin/sh -ec '
 	$cc -I$sel -o build/fuzz_server selftests/fuzz_server.c
 	$cc -I$sel -o build/hostile selftests/hostile.c
 	$cc -o build/vsock_bench bench/vsock_bench.c
+	$cc -o build/opbench bench/opbench.c
 	$cc -o build/wire_xcheck selftests/wire_xcheck.c
 	$cc -I$sel -o build/shadow_commit selftests/shadow_commit.c
 	gcc -O2 -Wall -Wextra -Werror -o build/torture fsops/torture.c
