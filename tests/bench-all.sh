@@ -132,7 +132,9 @@ for f in ping64_p50_us ping64_p99_us ping4k_p50_us ping4k_p99_us blast_MBps modp
 done
 echo
 sed 's/^/# verified: /' "$RUN/data/verify.txt" 2>/dev/null
-grep -h '^error\|opbench:' "$RUN"/data/*.txt "$RUN"/client/role.log "$RUN"/server/role.log 2>/dev/null | sort | uniq -c | sed 's/^/# /'
+{ grep -h '^error\|opbench:' "$RUN"/data/*.txt "$RUN"/client/role.log "$RUN"/server/role.log 2>/dev/null || true; } |
+	sort | uniq -c | sed 's/^/# /'
 bad=$(cat "$RUN"/*/dmesg.log "$RUN"/*/console.log 2>/dev/null | grep -E 'WARNING:|BUG:|Oops|KASAN|kernel BUG|Call Trace' | head -n 3 || true)
 [ -z "$bad" ] || echo "# dmesg: ${bad//$'\n'/ | }"
+grep -h 'silent for' "$RUN"/client/dmesg.log 2>/dev/null | sed 's/^/# client dmesg: /' || true
 echo "# run took $(hms "$elapsed"); boot-to-ready ms: server $(boot_ms server), client $(boot_ms client); raw: $RUN/data"

@@ -29,6 +29,11 @@ mount -t nfsd nfsd /proc/fs/nfsd
 echo 10 >/proc/fs/nfsd/nfsv4gracetime
 echo 10 >/proc/fs/nfsd/nfsv4leasetime
 mkdir -p /var/lib/nfs/nfsdcld /var/lib/nfs/v4recovery
+# nfsdcld talks to nfsd through rpc_pipefs (without it nfsd logs "Unable to initialize
+# client recovery tracking" and runs the whole grace period).
+mkdir -p /var/lib/nfs/rpc_pipefs
+grep -q ' /var/lib/nfs/rpc_pipefs ' /proc/mounts || mount -t rpc_pipefs sunrpc /var/lib/nfs/rpc_pipefs ||
+	echo "note: rpc_pipefs not mounted"
 nfsdcld -s /var/lib/nfs/nfsdcld || echo "error: nfsdcld"
 echo '/srv 10.0.0.0/24(rw,sync,no_root_squash,no_subtree_check,fsid=0)' >/etc/exports
 exportfs -ra || echo "error: exportfs"
