@@ -37,20 +37,9 @@ boot1() {
 		systemd_boot_setup client
 }
 
-# unit_is UNIT PROPERTY VALUE : systemctl show's PROPERTY of UNIT is VALUE.
-unit_is() { [ "$(systemctl show -P "$2" "$1")" = "$3" ]; }
-
 boot2() {
 	local o p=/sys/module/tether_client/parameters st=/sys/kernel/tether_client/state
-	o=$(systemctl is-system-running --wait 2>&1)
-	echo "is-system-running: $o"
-	[ "$o" = running ] || systemctl --failed --no-pager
-	check "systemd: the boot finished with no failed unit (is-system-running: $o)" [ "$o" = running ]
-	check "systemd is PID 1" eval '[ "$(cat /proc/1/comm)" = systemd ]'
-	check "systemctl is-enabled $UNIT: enabled" eval '[ "$(systemctl is-enabled $UNIT)" = enabled ]'
-	check "$UNIT came up at boot (is-active: active, ExecStart exited 0)" eval \
-		'systemctl is-active -q $UNIT && unit_is $UNIT ExecMainStatus 0'
-	systemctl status --no-pager $UNIT
+	check_systemd_boot
 	check "tether_client came from /lib/modules/$KVER/extra (modprobe)" eval \
 		'[ "$(modinfo -n tether_client)" = /lib/modules/$KVER/extra/tether_client.ko ] && grep -q "^tether_client " /proc/modules'
 	# The Rust parameters are not in /sys/module: the module's state file shows them.

@@ -130,3 +130,20 @@ systemd_boot_setup() {
 	install -m 644 /tether/tests/vm/tether-test.service /etc/systemd/system/ &&
 		systemctl enable tether-test.service
 }
+
+# unit_is UNIT PROPERTY VALUE : systemctl show's PROPERTY of UNIT is VALUE.
+unit_is() { [ "$(systemctl show -P "$2" "$1")" = "$3" ]; }
+# check_systemd_boot : the checks of tests/install.sh's second boot that both roles share:
+# a clean boot with systemd as PID 1 that started the enabled $UNIT by itself.
+check_systemd_boot() {
+	local o
+	o=$(systemctl is-system-running --wait 2>&1)
+	echo "is-system-running: $o"
+	[ "$o" = running ] || systemctl --failed --no-pager
+	check "systemd: the boot finished with no failed unit (is-system-running: $o)" [ "$o" = running ]
+	check "systemd is PID 1" eval '[ "$(cat /proc/1/comm)" = systemd ]'
+	check "systemctl is-enabled $UNIT: enabled" eval '[ "$(systemctl is-enabled $UNIT)" = enabled ]'
+	check "$UNIT came up at boot (is-active: active, ExecStart exited 0)" eval \
+		'systemctl is-active -q $UNIT && unit_is $UNIT ExecMainStatus 0'
+	systemctl status --no-pager $UNIT
+}
