@@ -32,6 +32,7 @@ mod latency;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../rust/src/proto.rs"]
 mod proto;
+#[allow(dead_code)]
 #[path = "../rust/kernel/sysfs.rs"]
 mod sysfs;
 #[allow(dead_code)]

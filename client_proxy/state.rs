@@ -396,26 +396,13 @@ impl Shared {
 
 /// The files of `/sys/kernel/tether_client`: the stable view `tetherctl` uses.
 const SYSFS_FILES: [FileSpec<Arc<Shared>>; 4] = [
-    FileSpec {
-        name: c"state",
-        show: Some(Shared::show),
-        store: None,
-    },
-    FileSpec {
-        name: c"calls",
-        show: Some(Shared::show_calls),
-        store: None,
-    },
-    FileSpec {
-        name: c"tasks",
-        show: Some(crate::intercept::hook::show_tasks::<Arc<Shared>>),
-        store: None,
-    },
-    FileSpec {
-        name: c"tether",
-        show: None,
-        store: Some(crate::intercept::hook::tether_store::<Arc<Shared>>),
-    },
+    FileSpec::read(c"state", Shared::show),
+    FileSpec::read(c"calls", Shared::show_calls),
+    FileSpec::read(c"tasks", crate::intercept::hook::show_tasks::<Arc<Shared>>),
+    FileSpec::write(
+        c"tether",
+        crate::intercept::hook::tether_store::<Arc<Shared>>,
+    ),
 ];
 
 /// The loaded module.

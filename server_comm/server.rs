@@ -576,21 +576,9 @@ impl Shared {
 
 /// The files of `/sys/kernel/tether_server`: the stable view `tetherctl` uses.
 const SYSFS_FILES: [FileSpec<Arc<Shared>>; 3] = [
-    FileSpec {
-        name: c"state",
-        show: Some(Shared::show),
-        store: None,
-    },
-    FileSpec {
-        name: c"calls",
-        show: Some(Shared::show_calls),
-        store: None,
-    },
-    FileSpec {
-        name: c"exports",
-        show: Some(Shared::show_exports),
-        store: Some(Shared::apply_exports),
-    },
+    FileSpec::read(c"state", Shared::show),
+    FileSpec::read(c"calls", Shared::show_calls),
+    FileSpec::read_write(c"exports", Shared::show_exports, Shared::apply_exports),
 ];
 
 /// The loaded module.

@@ -49,6 +49,35 @@ pub(crate) struct FileSpec<D> {
     pub(crate) store: Option<Store<D>>,
 }
 
+impl<D> FileSpec<D> {
+    /// A read-only file.
+    pub(crate) const fn read(name: &'static CStr, show: Show<D>) -> Self {
+        Self {
+            name,
+            show: Some(show),
+            store: None,
+        }
+    }
+
+    /// A write-only file.
+    pub(crate) const fn write(name: &'static CStr, store: Store<D>) -> Self {
+        Self {
+            name,
+            show: None,
+            store: Some(store),
+        }
+    }
+
+    /// A file that is read and written.
+    pub(crate) const fn read_write(name: &'static CStr, show: Show<D>, store: Store<D>) -> Self {
+        Self {
+            name,
+            show: Some(show),
+            store: Some(store),
+        }
+    }
+}
+
 /// The text a read at offset 0 made, and the open file (its address) that made it.
 type Snapshot = Option<(usize, KVec<u8>)>;
 
