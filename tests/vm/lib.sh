@@ -147,3 +147,11 @@ check_systemd_boot() {
 		'systemctl is-active -q $UNIT && unit_is $UNIT ExecMainStatus 0'
 	systemctl status --no-pager $UNIT
 }
+# check_systemd_stop MODULE : systemctl stop $UNIT unloads MODULE and leaves the unit
+# inactive, not failed; then the unit's journal of this boot.
+check_systemd_stop() {
+	check "systemctl stop $UNIT unloads the module" eval \
+		"systemctl stop $UNIT && ! grep -q '^$1 ' /proc/modules"
+	check "$UNIT is inactive, not failed" eval '[ "$(systemctl is-active $UNIT)" = inactive ]'
+	journalctl -b -u $UNIT --no-pager
+}
