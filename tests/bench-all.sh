@@ -61,8 +61,8 @@ elapsed=$(($(date +%s) - t0))
 fi
 
 # --- tables --------------------------------------------------------------------------------
-# stat PEER NAME : "median min max" of NAME over PEER's repetitions (empty when none)
-stat() {
+# spread PEER NAME : "median min max" of NAME over PEER's repetitions (empty when none)
+spread() {
 	cat "$RUN"/data/"$1"-*.txt 2>/dev/null | awk -v k="$2" '$1 == k && $2 ~ /^[0-9.]+$/ { print $2 }' |
 		sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%s %s %s\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
 }
@@ -83,10 +83,10 @@ hdr() {
 # round trips per second (the raw column of an IOPS row)
 row() {
 	local l n v t tv tt rv rt
-	l=$(stat local "$2") n=$(stat nfs "$2") tv=$(stat tv "$2") tt=$(stat tt "$2")
+	l=$(spread local "$2") n=$(spread nfs "$2") tv=$(spread tv "$2") tt=$(spread tt "$2")
 	rv= rt=
 	if [ -n "${3:-}" ] && [ "$3" != - ]; then
-		rv=$(stat rawv "$3") rt=$(stat rawt "$3")
+		rv=$(spread rawv "$3") rt=$(spread rawt "$3")
 		if [ "${4:-}" = inv ]; then
 			rv=$(awk -v s="$rv" 'BEGIN { split(s, a, " "); if (a[1] > 0) printf "%.1f %.1f %.1f\n", 1e6 / a[1], 1e6 / a[3], 1e6 / a[2] }')
 			rt=$(awk -v s="$rt" 'BEGIN { split(s, a, " "); if (a[1] > 0) printf "%.1f %.1f %.1f\n", 1e6 / a[1], 1e6 / a[3], 1e6 / a[2] }')
@@ -128,7 +128,7 @@ row "tar -xf of the source tree (s)" tar_xf_s
 row "rm -rf of two trees (s)" rm_rf_s
 printf '\n### raw link (us, MB/s)\n\n| figure | vsock | TCP |\n|---|---|---|\n'
 for f in ping64_p50_us ping64_p99_us ping4k_p50_us ping4k_p99_us blast_MBps modping64_p50_us modping64_p99_us; do
-	printf '| %s | %s | %s |\n' "$f" "$(fmt "$(stat rawv $f)")" "$(fmt "$(stat rawt $f)")"
+	printf '| %s | %s | %s |\n' "$f" "$(fmt "$(spread rawv $f)")" "$(fmt "$(spread rawt $f)")"
 done
 echo
 sed 's/^/# verified: /' "$RUN/data/verify.txt" 2>/dev/null
