@@ -200,6 +200,9 @@ pub(crate) struct Shared {
     pub(crate) last_redo_us: Atomic<u64>,
     /// Replay results that contradicted the log (e.g. an open file that is gone).
     pub(crate) divergences: Atomic<u64>,
+    /// Retained writes the redo could not write again: each is an error the app sees at
+    /// its next write, `fsync` or close of the file (`Log::write_failed`).
+    pub(crate) redo_errors: Atomic<u64>,
     pub(crate) heartbeats_sent: Atomic<u64>,
     pub(crate) heartbeat_misses: Atomic<u64>,
     pub(crate) last_down_detect_ms: Atomic<u64>,
@@ -353,6 +356,7 @@ impl Shared {
         writeln!(f, "disconnects={}", this.disconnects.load(Relaxed))?;
         writeln!(f, "replays={}", this.replays.load(Relaxed))?;
         writeln!(f, "divergences={}", this.divergences.load(Relaxed))?;
+        writeln!(f, "redo_errors={}", this.redo_errors.load(Relaxed))?;
         writeln!(f, "restarts={}", this.restarts.load(Relaxed))?;
         writeln!(f, "last_resume_us={}", this.last_resume_us.load(Relaxed))?;
         writeln!(f, "last_redo_us={}", this.last_redo_us.load(Relaxed))?;
@@ -448,6 +452,7 @@ impl kernel::Module for TetherClient {
                 last_resume_us: Atomic::new(0),
                 last_redo_us: Atomic::new(0),
                 divergences: Atomic::new(0),
+                redo_errors: Atomic::new(0),
                 heartbeats_sent: Atomic::new(0),
                 heartbeat_misses: Atomic::new(0),
                 last_down_detect_ms: Atomic::new(0),

@@ -20,7 +20,7 @@ use crate::proto::codec::{sum64, SUM_INIT};
 use crate::proto::device::LANE_MAIN;
 use crate::proto::error::ProtoError;
 use crate::proto::frame::{
-    Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, MAX_MISSES, VERSION,
+    max_misses, Header, F_ACK_REQ, F_REPLY, HANDSHAKE_MAX_FRAME, HEADER_LEN, VERSION,
 };
 use crate::proto::kind::Kind;
 use crate::proto::msg::{negotiate, ErrorMsg, Hello, SinkAck, Welcome};
@@ -60,7 +60,8 @@ enum End {
     Goodbye,
     /// The module is being unloaded.
     Stopping,
-    /// Nothing arrived for [`MAX_MISSES`] heartbeat intervals.
+    /// Nothing arrived for as many heartbeat intervals as end a connection over its
+    /// transport (`frame::max_misses`).
     Silent,
     /// The client broke the protocol.
     Bad(ProtoError, u32),
@@ -138,15 +139,13 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, peer: Peer) {
         link: None,
         total: shared.totals.clone(),
     };
-    sock.set_timeouts(
-        cfg.heartbeat_ms,
-        cfg.heartbeat_ms.saturating_mul(MAX_MISSES),
-    );
+    let misses = max_misses(peer.is_tcp());
+    sock.set_timeouts(cfg.heartbeat_ms, cfg.heartbeat_ms.saturating_mul(misses));
     let mut tx0 = Sender::new(sock.clone(), cfg.split, counters.clone());
     let hs = match Receiver::new(sock.clone(), HANDSHAKE_MAX_FRAME, counters) {
         Ok(mut rx) => {
             rx.set_deadline(Some(cfg.handshake_ms));
-            handshake(&shared, peer, &sock, &mut tx0, &mut rx)
+            handshake(&shared, peer, misses, &sock, &mut tx0, &mut rx)
         }
         Err(e) => Err(End::Io(e)),
     };
@@ -166,7 +165,7 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: Arc<Socket>, peer: Peer) {
         total: shared.totals.clone(),
     };
     let end = match Receiver::new(sock.clone(), max_frame, counters) {
-        Ok(mut rx) => run(&shared, &s, gen, &mut rx, max_frame),
+        Ok(mut rx) => run(&shared, &s, gen, &mut rx, max_frame, misses),
         Err(e) => End::Io(e),
     };
     let resumable = matches!(end, End::Closed | End::Silent | End::Io(_))
@@ -217,7 +216,7 @@ fn report(shared: &Shared, peer: Peer, id: u32, end: End, send: &mut dyn FnMut(&
             pr_notice!(
                 "dropping connection from {}: silent for {} heartbeats\n",
                 peer,
-                MAX_MISSES
+                max_misses(peer.is_tcp())
             );
         }
         End::Bad(code, detail) => {
@@ -229,7 +228,16 @@ fn report(shared: &Shared, peer: Peer, id: u32, end: End, send: &mut dyn FnMut(&
     }
 }
 
-fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame: u32) -> End {
+/// Serves session `s` on connection `gen` until it ends: after `max_misses` silent
+/// heartbeat intervals at the latest.
+fn run(
+    shared: &Shared,
+    s: &Arc<Session>,
+    gen: u64,
+    rx: &mut Receiver,
+    max_frame: u32,
+    max_misses: u32,
+) -> End {
     let reply = |kind, seq| Header {
         session: s.id,
         seq,
@@ -252,7 +260,7 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
             Ok(frame) => frame,
             Err(RecvError::Timeout) => {
                 misses = misses.saturating_add(1);
-                if misses >= MAX_MISSES {
+                if misses >= max_misses {
                     return End::Silent;
                 }
                 heartbeat_seq = heartbeat_seq.wrapping_add(1);
@@ -336,11 +344,13 @@ fn run(shared: &Shared, s: &Arc<Session>, gen: u64, rx: &mut Receiver, max_frame
     }
 }
 
-/// Waits for `HELLO`, attaches the connection to its session (sending `WELCOME`);
-/// returns the session, the connection's generation and the negotiated maximum body length.
+/// Waits for `HELLO` (at most `max_misses` heartbeat intervals), attaches the connection to
+/// its session (sending `WELCOME`); returns the session, the connection's generation and the
+/// negotiated maximum body length.
 fn handshake(
     shared: &Shared,
     peer: Peer,
+    max_misses: u32,
     sock: &Arc<Socket>,
     tx: &mut Sender,
     rx: &mut Receiver,
@@ -370,7 +380,7 @@ fn handshake(
             }
             Ok((hdr, _)) => return Err(End::Bad(ProtoError::Unexpected, hdr.kind as u32)),
             Err(RecvError::Timeout) if shared.is_stopping() => return Err(End::Stopping),
-            Err(RecvError::Timeout) if misses.saturating_add(1) < MAX_MISSES => {
+            Err(RecvError::Timeout) if misses.saturating_add(1) < max_misses => {
                 misses = misses.saturating_add(1)
             }
             Err(RecvError::Io(e)) if e == ETIMEDOUT => {

@@ -70,7 +70,7 @@ const ROUTED: [Entry; 86] = [
     route!(MSYNC, "msync", Remote(shmap::msync)),
     route!(SENDFILE, "sendfile", Remote(copy::sendfile)),
     route!(FCNTL, "fcntl", Remote(fcntl::fcntl)),
-    route!(FLOCK, "flock", Generic),
+    route!(FLOCK, "flock", Remote(fcntl::flock)),
     route!(FSYNC, "fsync", Remote(shmap::fsync)),
     route!(FDATASYNC, "fdatasync", Remote(shmap::fdatasync)),
     route!(TRUNCATE, "truncate", Generic),

@@ -13,7 +13,7 @@ use crate::auth;
 use crate::link::{bench, rpc};
 use crate::proto::auth::{hello_mac_input, welcome_mac_input, Challenge, C_AUTH, MAC_LEN};
 use crate::proto::error::ProtoError;
-use crate::proto::frame::{Header, F_REPLY, HANDSHAKE_MAX_FRAME, MAX_MISSES, MIN_FRAME, VERSION};
+use crate::proto::frame::{max_misses, Header, F_REPLY, HANDSHAKE_MAX_FRAME, MIN_FRAME, VERSION};
 use crate::proto::kind::Kind;
 use crate::proto::msg::{ErrorMsg, Flushed, Hello, Welcome, W_RESUMED};
 use crate::state::{LinkState, Shared};
@@ -49,6 +49,8 @@ pub(crate) struct Conn {
     rotated: bool,
     /// When the connection attempt began.
     started: Instant<Monotonic>,
+    /// Heartbeat intervals of silence that end it: more over TCP than over vsock.
+    max_misses: u32,
 }
 
 impl Conn {
@@ -65,8 +67,9 @@ impl Conn {
 /// How a connection ended.
 enum End {
     Stopping,
-    /// The server went silent; the value is how long it had been silent.
-    Silent(i64),
+    /// The server went silent: for how long (ms), and how many heartbeat intervals end
+    /// a connection over its transport.
+    Silent(i64, u32),
     Closed,
     Bad(ProtoError),
     Io(Error),
@@ -155,7 +158,7 @@ fn report(shared: &Shared, end: End) {
     let server = shared.server();
     match end {
         End::Stopping => (),
-        End::Silent(ms) => {
+        End::Silent(ms, misses) => {
             shared
                 .last_down_detect_ms
                 .store(u64::try_from(ms).unwrap_or(0), Relaxed);
@@ -163,7 +166,7 @@ fn report(shared: &Shared, end: End) {
                 "server {} silent for {} ms ({} heartbeats): connection down\n",
                 server,
                 ms,
-                MAX_MISSES
+                misses
             );
         }
         End::Closed => pr_notice!("server {} closed the connection\n", server),
@@ -183,7 +186,7 @@ fn sleep(shared: &Shared, ms: u32) {
 }
 
 /// The receive timeout: a quarter heartbeat, so silence is noticed soon after it passes
-/// [`MAX_MISSES`] intervals.
+/// [`Conn::max_misses`] intervals.
 fn poll_ms(shared: &Shared) -> u32 {
     (shared.config.heartbeat_ms / 4).max(10)
 }
@@ -193,11 +196,10 @@ fn connect(shared: &Shared) -> Result<Conn> {
     let started = Instant::now();
     // From a reserved port: the server admits no other (only a privileged process can
     // bind one).
-    let silent_ms = cfg.heartbeat_ms.saturating_mul(MAX_MISSES);
-    let sock = Arc::new(
-        Socket::connect(&shared.server(), true, silent_ms)?,
-        GFP_KERNEL,
-    )?;
+    let server = shared.server();
+    let misses = max_misses(server.peer.is_tcp());
+    let silent_ms = cfg.heartbeat_ms.saturating_mul(misses);
+    let sock = Arc::new(Socket::connect(&server, true, silent_ms)?, GFP_KERNEL)?;
     sock.set_timeouts(poll_ms(shared), silent_ms);
     shared.set_socket(Some(sock.clone()))?;
     let counters = Counters {
@@ -214,6 +216,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
         resumed: false,
         rotated: false,
         started,
+        max_misses: misses,
     };
     // After a lost connection: ask for the same session back (the server keeps it, its
     // shadows and their open files, for a while).
@@ -232,7 +235,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
             Ok((hdr, body)) if hdr.kind == Kind::Error => return Err(refused(body)),
             Ok(_) => return Err(EPROTO),
             Err(RecvError::Timeout)
-                if !shared.is_stopping() && !silent_too_long(shared, started) => {}
+                if !shared.is_stopping() && !silent_too_long(shared, conn.max_misses, started) => {}
             Err(_) => return Err(ECONNRESET),
         }
     };
@@ -274,7 +277,7 @@ fn connect(shared: &Shared) -> Result<Conn> {
             Ok((hdr, body)) if hdr.kind == Kind::Error => return Err(refused(body)),
             Ok(_) => return Err(EPROTO),
             Err(RecvError::Timeout)
-                if !shared.is_stopping() && !silent_too_long(shared, started) => {}
+                if !shared.is_stopping() && !silent_too_long(shared, conn.max_misses, started) => {}
             Err(_) => return Err(ECONNRESET),
         }
     };
@@ -442,9 +445,10 @@ fn flushed(shared: &Shared, session: u32, hdr: &Header, body: &[u8]) -> bool {
     changed
 }
 
-/// Whether `since` lies more than [`MAX_MISSES`] heartbeat intervals back.
-pub(crate) fn silent_too_long(shared: &Shared, since: Instant<Monotonic>) -> bool {
-    silent_for(shared, since, i64::from(MAX_MISSES))
+/// Whether `since` lies more than `misses` heartbeat intervals back: [`Conn::max_misses`]
+/// end a connection.
+fn silent_too_long(shared: &Shared, misses: u32, since: Instant<Monotonic>) -> bool {
+    silent_for(shared, since, i64::from(misses))
 }
 
 /// Whether `since` lies more than `misses` heartbeat intervals back.
@@ -555,8 +559,8 @@ fn serve(shared: &Shared, conn: &mut Conn) -> End {
                         .add(now_missed.abs_diff(missed), Relaxed);
                     missed = now_missed;
                 }
-                if silent_too_long(shared, conn.last_rx) {
-                    return End::Silent(silent);
+                if silent_too_long(shared, conn.max_misses, conn.last_rx) {
+                    return End::Silent(silent, conn.max_misses);
                 }
                 continue;
             }

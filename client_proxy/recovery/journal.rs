@@ -3,13 +3,14 @@
 //! The syscall log (DESIGN §3.1): what replay will need, compacted as calls complete, so
 //! that its size follows the open state, not the history: per remote process its cwd, the
 //! identity and file-size limit its shadow was last given, and its open files (server fd,
-//! path at open time, flags, mode). Shown in debugfs `log` (`tetherctl log`).
+//! path at open time, flags, mode, the locks held through it). Shown in debugfs `log`
+//! (`tetherctl log`).
 
 use core::fmt;
-use kernel::{alloc::KVVec, prelude::*};
+use kernel::{alloc::KVVec, bindings, prelude::*};
 
 use crate::num::arg_i64;
-use crate::proto::calls::SETFL_MASK;
+use crate::proto::calls::{FLOCK_LEN, F_SETLK, SETFL_MASK};
 use crate::proto::process::ProcAttrs;
 use crate::syscalls::paths::join;
 
@@ -22,6 +23,76 @@ pub(crate) struct FileRec {
     pub(crate) path: KVVec<u8>,
     /// Replay could not reopen it: its calls fail with `EIO`.
     pub(crate) lost: bool,
+    /// Data written through it could not be written again after the server lost it
+    /// ([`Log::write_failed`]): the next write, `fsync` or close of the fd fails with this
+    /// error, once.
+    pub(crate) write_error: Option<Error>,
+    /// The locks taken (and record locks released) through it, in order, compacted
+    /// ([`Log::locked`]): replay takes them again.
+    pub(crate) locks: KVec<Lock>,
+}
+
+/// The size of `struct flock` (x86-64).
+pub(crate) const FLOCK_SIZE: usize = 32;
+const _: () = assert!(FLOCK_SIZE == FLOCK_LEN as usize);
+
+/// Most lock operations kept per open file; beyond, a lock is not taken again by a replay
+/// (a notice says so).
+const MAX_LOCKS: usize = 64;
+
+/// A lock operation a replay makes again (DESIGN §3.4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// `flock(2)` with `LOCK_SH` or `LOCK_EX`: the lock of the open file description.
+    Flock(u32),
+    /// A record lock or unlock by `fcntl(2)`: `cmd` `F_SETLK` (the process's lock) or
+    /// `F_OFD_SETLK` (the open file description's), with the `struct flock` the app passed.
+    Record { cmd: u64, flock: [u8; FLOCK_SIZE] },
+}
+
+impl Lock {
+    /// A record lock's `l_type`.
+    fn l_type(flock: &[u8; FLOCK_SIZE]) -> i16 {
+        i16::from_ne_bytes([flock[0], flock[1]])
+    }
+
+    /// The bytes a record operation covers, `[start, end)` (`None`: to the end of any
+    /// file), when it gives them absolutely (`SEEK_SET`) and validly.
+    fn range(&self) -> Option<(i64, Option<i64>)> {
+        let Lock::Record { flock, .. } = self else {
+            return None;
+        };
+        let whence = i16::from_ne_bytes([flock[2], flock[3]]);
+        let word = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(flock.get(at..at.checked_add(8)?)?);
+            Some(i64::from_ne_bytes(b))
+        };
+        let (start, len) = (word(8)?, word(16)?);
+        if whence != 0 || start < 0 {
+            return None;
+        }
+        match len {
+            0 => Some((start, None)),
+            l if l > 0 => Some((start, Some(start.checked_add(l)?))),
+            l => Some((start.checked_add(l).filter(|s| *s >= 0)?, Some(start))),
+        }
+    }
+
+    /// Whether this is a record operation of `cmd`.
+    fn is_record(&self, of: u64) -> bool {
+        matches!(self, Lock::Record { cmd, .. } if *cmd == of)
+    }
+}
+
+/// Whether the range `outer` covers all of `inner` (ranges as [`Lock::range`] gives them).
+fn covers(outer: (i64, Option<i64>), inner: (i64, Option<i64>)) -> bool {
+    outer.0 <= inner.0
+        && match (outer.1, inner.1) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(o), Some(i)) => i <= o,
+        }
 }
 
 /// One tethered process that made remote calls.
@@ -44,10 +115,16 @@ fn copy(bytes: &[u8]) -> Result<KVVec<u8>> {
 }
 
 impl ProcRec {
-    /// A copy of this process's state, for process `rpid`.
-    fn try_clone(&self, rpid: u32) -> Result<Self> {
+    /// A copy of this process's state, for process `rpid`; without its locks for a forked
+    /// child (`locks` false): a child does not inherit its parent's record locks, and the
+    /// locks of the open file descriptions they share are taken again for the parent.
+    fn try_clone(&self, rpid: u32, locks: bool) -> Result<Self> {
         let mut files = KVec::with_capacity(self.files.len(), GFP_KERNEL)?;
         for f in self.files.iter() {
+            let mut kept = KVec::new();
+            if locks {
+                kept.extend_from_slice(&f.locks, GFP_KERNEL)?;
+            }
             files.push(
                 FileRec {
                     sfd: f.sfd,
@@ -55,6 +132,8 @@ impl ProcRec {
                     mode: f.mode,
                     path: copy(&f.path)?,
                     lost: f.lost,
+                    write_error: f.write_error,
+                    locks: kept,
                 },
                 GFP_KERNEL,
             )?;
@@ -193,6 +272,8 @@ impl Log {
                 mode,
                 path,
                 lost: false,
+                write_error: None,
+                locks: KVec::new(),
             },
             GFP_KERNEL,
         )?;
@@ -218,6 +299,87 @@ impl Log {
         {
             f.lost = true;
         }
+    }
+
+    /// Data retained for the file at `path` could not be written again (`err`): every fd
+    /// open on it reports `err` at its next write, `fsync` or close, as a write-back error
+    /// of NFS would be. Returns how many fds will.
+    pub(crate) fn write_failed(&mut self, path: &[u8], err: Error) -> usize {
+        let files = self.procs.iter_mut().flat_map(|p| p.files.iter_mut());
+        let mut n = 0usize;
+        for f in files.filter(|f| f.path[..] == *path) {
+            f.write_error = Some(err);
+            n = n.saturating_add(1);
+        }
+        n
+    }
+
+    /// The write error server fd `sfd` of process `rpid` has to report, if any; it is
+    /// reported once.
+    pub(crate) fn take_write_error(&mut self, rpid: u32, sfd: i32) -> Option<Error> {
+        self.find(rpid)?
+            .files
+            .iter_mut()
+            .find(|f| f.sfd == sfd)?
+            .write_error
+            .take()
+    }
+
+    /// Process `rpid` took (or, record locks, released) `lock` through server fd `sfd`.
+    ///
+    /// Kept in order, so that a replay that makes them again in that order ends with the
+    /// same locks; compacted as the kernel merges locks: a `flock` replaces the file's
+    /// earlier one (`LOCK_UN`: none kept), and a record operation on an absolute range
+    /// replaces the earlier ones of its kind on ranges it covers (an unlock with none left
+    /// is not kept).
+    pub(crate) fn locked(&mut self, rpid: u32, sfd: i32, lock: Lock) -> Result {
+        let Some(f) = self
+            .find(rpid)
+            .and_then(|p| p.files.iter_mut().find(|f| f.sfd == sfd))
+        else {
+            return Ok(());
+        };
+        let keep = match lock {
+            Lock::Flock(op) => {
+                f.locks.retain(|l| !matches!(l, Lock::Flock(_)));
+                op != bindings::LOCK_UN
+            }
+            Lock::Record { cmd, ref flock } => {
+                if let Some(r) = lock.range() {
+                    f.locks
+                        .retain(|l| !(l.is_record(cmd) && l.range().is_some_and(|o| covers(r, o))));
+                }
+                let unlock = u32::try_from(Lock::l_type(flock)).ok() == Some(bindings::F_UNLCK);
+                !unlock || f.locks.iter().any(|l| l.is_record(cmd))
+            }
+        };
+        if !keep {
+            return Ok(());
+        }
+        if f.locks.len() >= MAX_LOCKS {
+            return Err(ENOSPC);
+        }
+        f.locks.push(lock, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Process `rpid` closed an fd of the file open as its server fd `sfd`: as in Linux,
+    /// every record lock of the process on that file is gone (OFD locks and `flock`s stay
+    /// with their open file description).
+    pub(crate) fn record_locks_released(&mut self, rpid: u32, sfd: i32) {
+        let Some(p) = self.find(rpid) else {
+            return;
+        };
+        let Some(at) = p.files.iter().position(|f| f.sfd == sfd) else {
+            return;
+        };
+        let path = core::mem::take(&mut p.files[at].path);
+        for f in p.files.iter_mut() {
+            if f.sfd == sfd || f.path[..] == path[..] {
+                f.locks.retain(|l| !l.is_record(F_SETLK));
+            }
+        }
+        p.files[at].path = path;
     }
 
     /// Whether server fd `sfd` of process `rpid` was lost in a replay.
@@ -325,7 +487,7 @@ impl Log {
         let Some(p) = self.procs.iter().find(|p| p.rpid == parent) else {
             return Ok(());
         };
-        let copy = p.try_clone(child)?;
+        let copy = p.try_clone(child, false)?;
         self.procs.retain(|p| p.rpid != child);
         self.procs.push(copy, GFP_KERNEL)?;
         Ok(())
@@ -335,7 +497,7 @@ impl Log {
     pub(crate) fn snapshot(&self) -> Result<KVec<ProcRec>> {
         let mut procs = KVec::with_capacity(self.procs.len(), GFP_KERNEL)?;
         for p in self.procs.iter() {
-            procs.push(p.try_clone(p.rpid)?, GFP_KERNEL)?;
+            procs.push(p.try_clone(p.rpid, true)?, GFP_KERNEL)?;
         }
         Ok(procs)
     }
@@ -384,15 +546,24 @@ impl Log {
                 )?;
             }
             for r in p.files.iter() {
-                writeln!(
+                write!(
                     f,
-                    "  fd {} flags={:#o} mode={:#o} path={}{}",
+                    "  fd {} flags={:#o} mode={:#o} path={}",
                     r.sfd,
                     r.flags,
                     r.mode,
                     BStr(&r.path),
-                    if r.lost { " (lost in replay)" } else { "" }
                 )?;
+                if !r.locks.is_empty() {
+                    write!(f, " locks={}", r.locks.len())?;
+                }
+                if r.lost {
+                    write!(f, " (lost in replay)")?;
+                }
+                match r.write_error {
+                    Some(e) => writeln!(f, " (write error {} to report)", e.to_errno())?,
+                    None => writeln!(f)?,
+                }
             }
         }
         Ok(())

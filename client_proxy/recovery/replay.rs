@@ -34,14 +34,14 @@ use crate::link::attrs;
 use crate::link::connection::{handle_frame, silent_for, Conn, Handled};
 use crate::link::rpc;
 use crate::link::rpc::request;
-use crate::num::{len_u64, reg_i32, reg_i64, wire_len};
+use crate::num::{len_u64, outcome, reg_i32, reg_i64, wire_len};
 use crate::proto::calls;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::{ProcAttrs, REDO_RPID};
 use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN};
 use crate::proto::sysno;
-use crate::recovery::journal::{FileRec, ProcRec};
+use crate::recovery::journal::{FileRec, Lock, ProcRec};
 use crate::recovery::retain::WriteRec;
 use crate::state::Shared;
 use crate::transport::RecvError;
@@ -138,7 +138,7 @@ fn redo_all(shared: &Shared, conn: &mut Conn, recs: &mut KVec<WriteRec>) -> Resu
                         core::str::from_utf8(&r.path).unwrap_or("(path not UTF-8)")
                     );
                 } else if fd < 0 {
-                    diverged(shared, REDO_RPID, "open to write again", &r.path, fd);
+                    redo_failed(shared, "open to write again", &r.path, fd);
                 }
                 let mut path = KVVec::new();
                 path.extend_from_slice(&r.path, GFP_KERNEL)?;
@@ -265,7 +265,7 @@ impl Window {
         let r = &recs[i];
         let len = r.data().len();
         if i64::try_from(len).ok() != Some(ret) {
-            diverged(shared, REDO_RPID, "write again to", &r.path, ret);
+            redo_failed(shared, "write again to", &r.path, ret);
         }
         self.writes = self.writes.saturating_add(1);
         self.bytes = self.bytes.saturating_add(len_u64(len));
@@ -293,6 +293,24 @@ fn close(shared: &Shared, conn: &mut Conn, open: Option<(KVVec<u8>, i64)>) -> Re
         )?;
     }
     Ok(())
+}
+
+/// Data retained for the file at `path` could not be written again (`ret`: the result of
+/// the redo's open or write): a divergence, and an error that every fd open on the file
+/// reports at its next write, `fsync` or close (the errno, or `EIO` for a short write), as
+/// NFS reports a write-back error. The data is not kept for another try: the disk is full,
+/// or the file cannot be written any more.
+fn redo_failed(shared: &Shared, what: &str, path: &[u8], ret: i64) {
+    diverged(shared, REDO_RPID, what, path, ret);
+    let err = outcome(ret).err().unwrap_or(EIO);
+    let fds = shared.log.lock().write_failed(path, err);
+    shared.redo_errors.add(1, Relaxed);
+    pr_info!(
+        "write error {} for {}: reported to {} open fds\n",
+        err.to_errno(),
+        core::str::from_utf8(path).unwrap_or("(path not UTF-8)"),
+        fds
+    );
 }
 
 /// Reports a divergence.
@@ -412,7 +430,42 @@ fn reopen(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec) -> Result {
             &[],
         )?;
     }
+    for lock in f.locks.iter() {
+        if !relock(shared, conn, rpid, f, lock)? {
+            break;
+        }
+    }
     Ok(())
+}
+
+/// Takes `lock` again through `f` in process `rpid`'s shadow, without waiting: whether it
+/// was. One that cannot be taken (someone else holds it now: another client, or a process
+/// on the server) is a divergence: the app believes it holds it, so the file is marked
+/// lost and its calls fail with `EIO`.
+fn relock(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec, lock: &Lock) -> Result<bool> {
+    let sfd = reg_i32(f.sfd);
+    let ret = match lock {
+        Lock::Flock(op) => {
+            let op = u64::from(op | bindings::LOCK_NB);
+            let req = request(sysno::FLOCK, [sfd, op, 0, 0, 0, 0], &[]);
+            call(shared, conn, rpid, &req, &[])?
+        }
+        Lock::Record { cmd, flock } => {
+            let desc = BufDesc {
+                arg: 2,
+                dir: DIR_IN,
+                len: wire_len(flock.len())?,
+            };
+            let req = request(sysno::FCNTL, [sfd, *cmd, 0, 0, 0, 0], &[desc]);
+            call(shared, conn, rpid, &req, &[&flock[..]])?
+        }
+    };
+    if ret < 0 {
+        shared.log.lock().lose(rpid, f.sfd);
+        diverged(shared, rpid, "take a lock again on", &f.path, ret);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Syscall `nr` of process `rpid` whose argument `arg` is `path`.

@@ -99,6 +99,8 @@ pub(crate) struct Written {
 ///
 /// The pieces written are retained (`retain.rs`), appends at the offsets where they
 /// landed; `end` is then where the last append ended. Writes to a FIFO are not retained.
+/// A write error the fd has to report (`Proxy::take_write_error`) fails a write before
+/// any byte moves.
 pub(crate) fn transfer(
     p: &Proxy,
     buf: u64,
@@ -107,6 +109,9 @@ pub(crate) fn transfer(
     write: bool,
     end: &mut Option<i64>,
 ) -> Outcome {
+    if let Some(e) = write.then(|| p.take_write_error()).flatten() {
+        return Err(e);
+    }
     let mut written = KVec::new();
     let r = match transfer_at(p, buf, len, at, write, &mut written) {
         Err(e) if e == ESPIPE && matches!(at, At::FilePos(_)) => {
@@ -378,7 +383,10 @@ pub(crate) fn positional(a: &[u64; 6], write: bool) -> Dispatch {
     )
 }
 
-/// The `RWF_*` flags of `preadv2`/`pwritev2` (`include/uapi/linux/fs.h`).
+/// The `RWF_*` flags of `preadv2`/`pwritev2` (`include/uapi/linux/fs.h`; bindgen skips
+/// them: their macros cast to `__kernel_rwf_t`).
+pub(crate) const RWF_DSYNC: u32 = 0x2;
+pub(crate) const RWF_SYNC: u32 = 0x4;
 pub(crate) const RWF_APPEND: u32 = 0x10;
 pub(crate) const RWF_NOAPPEND: u32 = 0x20;
 pub(crate) const RWF_ATOMIC: u32 = 0x40;
@@ -387,9 +395,10 @@ pub(crate) const RWF_SUPPORTED: u32 = 0x1ff;
 
 /// The checks `kiocb_set_rw_flags()` makes of `preadv2`/`pwritev2` flags that do not depend
 /// on the file: unknown flags (`EOPNOTSUPP`), `RWF_APPEND` with `RWF_NOAPPEND` (`EINVAL`),
-/// `RWF_ATOMIC` on a read (`EOPNOTSUPP`). The other flags are accepted and, but for
-/// `RWF_APPEND`, not forwarded (known limit: `RWF_DSYNC`/`RWF_SYNC` writes are durable
-/// only as plain writes are, `RWF_NOWAIT` may wait, `RWF_ATOMIC` writes are not atomic).
+/// `RWF_ATOMIC` on a read (`EOPNOTSUPP`). The other flags are accepted; `RWF_APPEND`
+/// appends and `RWF_DSYNC`/`RWF_SYNC` make the write durable before it returns
+/// ([`vec_io_inner`]); the rest are not forwarded (known limit: `RWF_NOWAIT` may wait,
+/// `RWF_ATOMIC` writes are not atomic).
 pub(crate) fn check_rwf(flags: u32, write: bool) -> Result {
     if flags & !RWF_SUPPORTED != 0 {
         return Err(EOPNOTSUPP);
@@ -526,6 +535,21 @@ pub(crate) fn vec_io_inner(p: &Proxy, a: &[u64; 6], write: bool, at: VecAt, flag
         } else if let (true, Some(end)) = (moved > 0, end) {
             p.set_pos(end);
         }
+    }
+    if write && moved > 0 && flags & (RWF_DSYNC | RWF_SYNC) != 0 {
+        // As `generic_write_sync()`: the written range durable before the call returns, or
+        // the sync's error as the result. The reply frees the data retained for the file.
+        let nr = if flags & RWF_SYNC != 0 {
+            sysno::FSYNC
+        } else {
+            sysno::FDATASYNC
+        };
+        call(
+            p.rpid,
+            &request(nr, [p.sfd_arg(), 0, 0, 0, 0, 0], &[]),
+            &[],
+            &mut [],
+        )?;
     }
     Ok(moved)
 }

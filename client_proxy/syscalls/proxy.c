@@ -20,6 +20,7 @@ struct tether_proxy {
 };
 
 void tether_proxy_released(u32 rpid, int sfd); /* open.rs */
+int tether_proxy_flushed(int sfd); /* open.rs */
 int tether_proxy_install(u32 rpid, int sfd, unsigned int flags);
 struct file *tether_proxy_get(int fd, u32 *rpid, int *sfd);
 void tether_proxy_put(struct file *file);
@@ -60,6 +61,14 @@ static int tether_proxy_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/* Each close(2): a write error the fd has yet to report (open.rs). */
+static int tether_proxy_flush(struct file *file, fl_owner_t id)
+{
+	struct tether_proxy *p = file->private_data;
+
+	return tether_proxy_flushed(p->sfd);
+}
+
 /*
  * Reads and writes of a live proxy file never get here: they are sent to the server. They
  * run here only for a file replay could not reopen (proxy.rs treats it as local): EIO.
@@ -80,6 +89,7 @@ static const struct file_operations tether_proxy_fops = {
 	.owner = THIS_MODULE,
 	.read = tether_proxy_lost_read,
 	.write = tether_proxy_lost_write,
+	.flush = tether_proxy_flush,
 	.release = tether_proxy_release,
 };
 

@@ -3,7 +3,7 @@
 //! Proxy files: the client files (`proxy.c`, anon inodes) that stand for remote fds: the
 //! process, server fd, offset and flags of each.
 
-use kernel::{bindings, sync::atomic::Relaxed};
+use kernel::{bindings, error::Error, sync::atomic::Relaxed};
 
 use crate::num::{arg_i32, reg_i32};
 
@@ -125,11 +125,25 @@ impl Proxy {
         reg_i32(self.sfd)
     }
 
+    /// The write error this fd has to report, if any (`Log::write_failed`): the next
+    /// write, `fsync` or close gets it, once.
+    pub(crate) fn take_write_error(&self) -> Option<Error> {
+        take_write_error(self.rpid, self.sfd)
+    }
+
     /// Sets the `F_SETFL` status flags as `setfl()` in `fs/fcntl.c` does.
     pub(crate) fn set_status_flags(&self, arg: u32) {
         // SAFETY: As in `pos`; the shim takes the file's `f_lock`.
         unsafe { ffi::tether_proxy_setfl(self.file, arg) };
     }
+}
+
+/// The write error server fd `sfd` of process `rpid` has to report, if any (taken: it is
+/// reported once). The log is looked at only after a redo failed since load.
+pub(crate) fn take_write_error(rpid: u32, sfd: i32) -> Option<Error> {
+    let shared = client().filter(|s| s.redo_errors.load(Relaxed) != 0)?;
+    let err = shared.log.lock().take_write_error(rpid, sfd);
+    err
 }
 
 impl Drop for Proxy {

@@ -376,7 +376,8 @@ pub(crate) fn msync(a: &[u64; 6]) -> Dispatch {
 }
 
 /// Implements remote `fsync(2)`: the shared mappings made from the same fd are written
-/// back before the call goes to the server.
+/// back before the call goes to the server; a write error the fd has to report
+/// (`Proxy::take_write_error`) is its result.
 pub(crate) fn fsync(a: &[u64; 6]) -> Dispatch {
     sync_fd(sysno::FSYNC, a)
 }
@@ -387,17 +388,23 @@ pub(crate) fn fdatasync(a: &[u64; 6]) -> Dispatch {
 }
 
 fn sync_fd(nr: u32, a: &[u64; 6]) -> Dispatch {
-    // The proxy is looked up only when there are mappings to write back.
-    let Some(shared) = client().filter(|s| any(s)) else {
+    // The proxy is looked up only when there are mappings to write back or write errors to
+    // report.
+    let Some(shared) = client().filter(|s| any(s) || s.redo_errors.load(Relaxed) != 0) else {
         return super::generic::generic(nr, a);
     };
-    if let Some(p) = Proxy::get(a[0]) {
+    let p = Proxy::get(a[0]);
+    if let Some(p) = p.as_ref().filter(|_| any(&shared)) {
         if write_back_selected(&shared, |m| m.proxy.rpid == p.rpid && m.proxy.sfd == p.sfd).is_err()
         {
             return super::errno(EIO);
         }
     }
-    super::generic::generic(nr, a)
+    let r = super::generic::generic(nr, a);
+    match p.and_then(|p| p.take_write_error()) {
+        Some(e) => super::errno(e),
+        None => r,
+    }
 }
 
 /// Implements `exit_group(2)` of tethered tasks: the process's shared mappings of remote

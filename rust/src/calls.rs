@@ -183,8 +183,27 @@ pub const F_SETFL: u64 = 4;
 /// The status flags `F_SETFL` changes (`fs/fcntl.c` `SETFL_MASK` without `FASYNC`, which a
 /// remote file does not support): `O_APPEND`, `O_NONBLOCK`, `O_DIRECT`, `O_NOATIME`.
 pub const SETFL_MASK: u32 = 0o2000 | 0o4000 | 0o40000 | 0o1000000;
-/// `F_GETLK`, `F_SETLK`, `F_SETLKW`, `F_OFD_GETLK`, `F_OFD_SETLK`, `F_OFD_SETLKW`.
-pub const LOCK_CMDS: [u64; 6] = [5, 6, 7, 36, 37, 38];
+/// The record lock commands (`include/uapi/asm-generic/fcntl.h`).
+pub const F_GETLK: u64 = 5;
+/// See [`F_GETLK`].
+pub const F_SETLK: u64 = 6;
+/// See [`F_GETLK`].
+pub const F_SETLKW: u64 = 7;
+/// See [`F_GETLK`].
+pub const F_OFD_GETLK: u64 = 36;
+/// See [`F_GETLK`].
+pub const F_OFD_SETLK: u64 = 37;
+/// See [`F_GETLK`].
+pub const F_OFD_SETLKW: u64 = 38;
+/// Every record lock command.
+pub const LOCK_CMDS: [u64; 6] = [
+    F_GETLK,
+    F_SETLK,
+    F_SETLKW,
+    F_OFD_GETLK,
+    F_OFD_SETLK,
+    F_OFD_SETLKW,
+];
 
 use Arg::*;
 use Effect::{Commits, CommitsIfCreates, SyncsAll, SyncsFile};

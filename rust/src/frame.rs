@@ -35,8 +35,24 @@ pub const DEFAULT_SPLIT: usize = 3584;
 /// The heartbeat intervals (`heartbeat_ms`) both modules accept, in ms. The client waits
 /// for frames a quarter interval at a time, at least 10 ms.
 pub const HEARTBEAT_MS: core::ops::RangeInclusive<u32> = 40..=60_000;
-/// Heartbeat intervals of silence after which either side counts its peer as dead.
+/// Heartbeat intervals of silence after which either side counts its peer as dead, over
+/// vsock.
 pub const MAX_MISSES: u32 = 3;
+/// The same over TCP: a segment lost on the way is sent again only after the sender's
+/// retransmission timeout (200 ms at least, doubled at each loss in a row), so a live TCP
+/// connection over a lossy path (QEMU's datagram network between two loaded VMs) can be
+/// silent for 1.5 s.
+pub const MAX_MISSES_TCP: u32 = 2 * MAX_MISSES;
+
+/// Heartbeat intervals of silence after which a connection over vsock or (`tcp`) TCP
+/// counts as dead.
+pub const fn max_misses(tcp: bool) -> u32 {
+    if tcp {
+        MAX_MISSES_TCP
+    } else {
+        MAX_MISSES
+    }
+}
 
 /// Set on a frame that answers one of the same kind (heartbeat answers).
 pub const F_REPLY: u32 = 1 << 0;

@@ -899,7 +899,8 @@ if [ -n "${NET_SERVER_IP:-}" ]; then
 	check "tcp: tar, python3, sqlite3 and sha256sum as uid 1000 over TCP: the server's files are right (owner $(val own "$o"))" \
 		eval '[ "$(val sha "$o")" = "$want" ] && [ "$(val py "$out")" = "$want" ] && [ "$(val sha "$out")" = "$want" ] &&
 		[ "$(val own "$o")" = 1000:1000 ] && has "$o" "tree=$want two" && [ "$(tail -n1 <<<"$o")" = 3 ] && has "$out" 6'
-	# A partition: the client's link is down for 4 s (8 heartbeats), then up again.
+	# A partition: the client's link is down for 5 s (10 heartbeats; a TCP connection ends
+	# after 6 silent ones, frame::MAX_MISSES_TCP), then up again.
 	r0=$(c resumed) d0=$(c disconnects)
 	rm -f /tmp/tcp-part.out
 	$BASHM -c 'exec tether-runas 1000 1000 - /bin/bash -c "for i in \$(seq 1 100); do echo line-\$i; sleep 0.05; done >/tmp/tcp/part.txt"' \
@@ -907,8 +908,8 @@ if [ -n "${NET_SERVER_IP:-}" ]; then
 	wp=$!
 	sleep 1
 	ifc=$(for i in /sys/class/net/*; do [ -e "$i/device" ] && basename "$i" && break; done)
-	ip link set "$ifc" down && sleep 4 && ip link set "$ifc" up
-	check "tcp: after the link was down 4 s the client noticed (disconnects $d0 -> $(c disconnects)) and resumed the session" \
+	ip link set "$ifc" down && sleep 5 && ip link set "$ifc" up
+	check "tcp: after the link was down 5 s the client noticed (disconnects $d0 -> $(c disconnects)) and resumed the session" \
 		wait_until 60 eval '[ "$(c resumed)" -gt "$r0" ] && [ "$(c session)" = "$tsid" ] && [ "$(c state)" = connected ]'
 	rc=0
 	reap $wp 90 >&2 || rc=$?

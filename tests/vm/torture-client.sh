@@ -140,7 +140,7 @@ kill_point() {
 # the untethered crash-free reference (SETUP and RUN in $FR/ID on the client's tmpfs): the
 # torture's manifest (path, type, mode, size, SHA-256) of both.
 FX=/torture/faults FR=/tmp/fref SRV=srv0 fkills=0 narm=0 fpid=
-FAULTS=${TORTURE_FAULTS-a bf cd e g h s m t}
+FAULTS=${TORTURE_FAULTS-a bf cd e g h s m t n l}
 # crash_line : the crash point line of the running server's console ($SRV), if any.
 crash_line() { grep -a -o 'crash point .* reached' /shared/$SRV/console.log 2>/dev/null | head -n 1; }
 # wait_crash SECONDS : until the running server reset itself at its fault point.
@@ -286,6 +286,61 @@ for t in ts:
 for t in ts:
     t.join()
 "; echo "threads=$?"'
+# n. unflushed writes (hold_flush) of 256 KiB to a new file; the server's disk is then
+# filled (torture-server.sh's "fill": a preallocated file of root's, synced, that leaves
+# nothing for the squashed client even once the unflushed data's reservation is gone), and
+# the server crashes before the reply of the app's next call. The redo on the rebooted
+# server fails (ENOSPC): the app (Debian's python3) gets ENOSPC from its fsync, as from NFS
+# after a failed write-back, and 0 from its close (the error is reported once).
+FN_SETUP='mkdir -p "$W" && touch "$W"'
+FN_RUN='cd "$W" && python3 -c "
+import errno, os, time
+def res(f):
+    try:
+        f()
+        return \"0\"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+fd = os.open(\"f\", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+print(\"write=%d\" % os.write(fd, b\"n\" * 262144), flush=True)
+while not os.path.exists(\"full\"):
+    time.sleep(0.2)
+os.pread(fd, 1, 0)
+print(\"fsync=\" + res(lambda: os.fsync(fd)), flush=True)
+print(\"close=\" + res(lambda: os.close(fd)), flush=True)
+"'
+# l. locks across a crash: Debian's python3 (A) takes a flock on L and, through a second
+# fd, a record lock on its first 100 bytes (lockf), then waits; the server crashes before
+# the reply of its next call (pread64). The replay takes both again: another tethered
+# process (Debian's flock(1), then python3's lockf without waiting) cannot take them
+# before the crash, nor after it, and can once A let them go.
+FL_SETUP='mkdir -p "$W" && printf 0123456789 >"$W/L" && touch "$W"'
+FL_RUN='cd "$W" && python3 -c "
+import fcntl, os, time
+def wait(name):
+    while not os.path.exists(name):
+        time.sleep(0.2)
+fd = os.open(\"L\", os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+fd2 = os.open(\"L\", os.O_RDWR)
+fcntl.lockf(fd2, fcntl.LOCK_EX, 100, 0)
+print(\"locked\", flush=True)
+wait(\"go\")
+os.pread(fd, 1, 0)
+print(\"replayed\", flush=True)
+wait(\"release\")
+"; echo "a=$?"'
+FL_TRY='cd "$W" && flock -n L true; echo -n "flock=$? "; python3 -c "
+import fcntl, os
+fd = os.open(\"L\", os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 100, 0)
+    print(\"lockf=0\")
+except OSError as e:
+    print(\"lockf=%d\" % e.errno)
+"'
+# ftry ID K : FL_TRY tethered in the case's directory, its answer in /out/fault-ID.tryK.
+ftry() { W=$FX/$1 $BASHM -c "$FL_TRY" >/out/fault-$1.try$2 2>&1; }
 mkdir -p $FR
 for fc in $FAULTS; do
 	wait_until "$RECONNECT_S" connected || { nok "fault $fc: connected before the case (state=$(c state))"; break; }
@@ -366,7 +421,44 @@ for fc in $FAULTS; do
 		fcrash t "before_reply pwrite64"
 		fcheck t "four threads write files at once, crash before the 30th write's reply"
 		;;
-	*) nok "fault case $fc: no such case (a bf cd e g h s m t)" ;;
+	n)
+		# No crash-free reference: the app must see the error, and nothing else.
+		d0=$(c divergences) e0=$(c redo_errors)
+		fsetup n "$FN_SETUP" && arm "hold_flush on" "crash_at before_reply pread64 1" || continue
+		frun n "$FN_RUN"
+		wait_until 60 test -s /out/fault-n.out && arm "fill /srv$FX/n" || continue
+		fcrash n "before_reply pread64"
+		reap "$fpid" 120 >&2
+		out=$(tr '\n' ' ' </out/fault-n.out)
+		check "fault n: the redo of unflushed writes meets a full disk: the app's fsync fails with ENOSPC, once; its close returns 0 ($out)" \
+			test "$out" = "write=262144 fsync=ENOSPC close=0 "
+		dd=$(($(c divergences) - d0)) de=$(($(c redo_errors) - e0))
+		check "fault n: each write the redo could not make again (2 pieces of 128 KiB) is a divergence and a redo error ($dd, $de)" \
+			test "$dd $de" = "2 2"
+		# The disk's space back for what follows (the directory is the client's).
+		check "fault n: the filler removed" $BASHM -c "rm -f $FX/n/fill $FX/n/full"
+		div0=$(c divergences)
+		;;
+	l)
+		fsetup l "$FL_SETUP" || continue
+		frun l "$FL_RUN"
+		wait_until 60 grep -q locked /out/fault-l.out || { nok "fault l: the app took its locks ($(cat /out/fault-l.out))"; continue; }
+		ftry l 0
+		arm "crash_at before_reply pread64 1" && W=$FX/l $BASHM -c 'touch "$W/go"' || continue
+		fcrash l "before_reply pread64"
+		wait_until 120 grep -q replayed /out/fault-l.out
+		ftry l 1
+		W=$FX/l $BASHM -c 'touch "$W/release"'
+		reap "$fpid" 120 >&2
+		ftry l 2
+		check "fault l: another process cannot take the app's flock and record lock before the crash ($(cat /out/fault-l.try0))" \
+			test "$(cat /out/fault-l.try0)" = "flock=1 lockf=11"
+		check "fault l: nor after the replay took them again ($(cat /out/fault-l.try1))" \
+			test "$(cat /out/fault-l.try1)" = "flock=1 lockf=11"
+		check "fault l: and can once the app let them go ($(cat /out/fault-l.try2)); the app exits 0 ($(tr '\n' ' ' </out/fault-l.out))" \
+			eval '[ "$(cat /out/fault-l.try2)" = "flock=0 lockf=0" ] && grep -qx a=0 /out/fault-l.out'
+		;;
+	*) nok "fault case $fc: no such case (a bf cd e g h s m t n l)" ;;
 	esac
 done
 

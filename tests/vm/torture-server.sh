@@ -40,13 +40,27 @@ if [ "${BOOT_INDEX:-0}" = 0 ]; then
 fi
 touch /out/serving
 
+# fill DIR : preallocates DIR/fill (root's, synced) with every block an unprivileged user
+# could get on /srv, and 1 MiB more from root's reserve (so that the blocks unflushed data
+# holds in the page cache now are not free for it after a crash either); then DIR/full.
+fill() {
+	local avail
+	avail=$(df -B1 --output=avail /srv | tail -n 1) &&
+		fallocate -l $((avail + 1048576)) "$1/fill" && sync "$1/fill" &&
+		touch "$1/full" && sync "$1"
+}
+
 while [ ! -e /out/stop ]; do
 	# The client's arm request (tests/torture.sh): debugfs control lines (crash_at ...,
-	# hold_flush ...), each written once; /out/armed answers "LINE: ok|failed" per line.
+	# hold_flush ...), or "fill DIR" (above), each done once; /out/armed answers
+	# "LINE: ok|failed" per line.
 	if [ -e /out/arm ]; then
 		while IFS= read -r line; do
 			[ -n "$line" ] || continue
-			if (printf '%s\n' "$line" >$D/control) 2>/dev/null; then r=ok; else r=failed; fi
+			case $line in
+			"fill "*) fill "${line#fill }" >&2 && r=ok || r=failed ;;
+			*) if (printf '%s\n' "$line" >$D/control) 2>/dev/null; then r=ok; else r=failed; fi ;;
+			esac
 			echo "$line: $r"
 			echo "arm: $line: $r" >&2
 		done </out/arm >/out/armed.tmp
