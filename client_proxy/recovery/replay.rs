@@ -39,7 +39,7 @@ use crate::proto::calls;
 use crate::proto::frame::Header;
 use crate::proto::kind::Kind;
 use crate::proto::process::{ProcAttrs, REDO_RPID};
-use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN};
+use crate::proto::syscall::{BufDesc, SyscallReply, SyscallReq, DIR_IN, DIR_OUT};
 use crate::proto::sysno;
 use crate::recovery::journal::{FileRec, Lock, ProcRec};
 use crate::recovery::retain::WriteRec;
@@ -451,9 +451,11 @@ fn relock(shared: &Shared, conn: &mut Conn, rpid: u32, f: &FileRec, lock: &Lock)
             call(shared, conn, rpid, &req, &[])?
         }
         Lock::Record { cmd, flock } => {
+            // In and out, as the call table gives `fcntl`'s lock argument (the server
+            // refuses another direction); what comes back is not needed.
             let desc = BufDesc {
                 arg: 2,
-                dir: DIR_IN,
+                dir: DIR_IN | DIR_OUT,
                 len: wire_len(flock.len())?,
             };
             let req = request(sysno::FCNTL, [sfd, *cmd, 0, 0, 0, 0], &[desc]);
