@@ -965,6 +965,41 @@ check "server programs: a tethered bash, sha256sum and cat, all with the server'
 	eval '[ -n "$want" ] && [ "$(val sha "$out" | cut -c1-64)" = "$want" ]'
 check "server programs: a remote cat maps its libraries as copies ($maps tether-map mappings), its comm is cat" \
 	eval '[ "$maps" -gt 0 ] && [ "$(val comm "$out")" = cat ]'
+# Then Debian's sqlite3 (WAL mode), git and python3 (mmap, shutil.copytree, tempfile), the
+# server's copies with the server's libraries (python3's standard library and its extension
+# modules too), run by the tethered shell on the server's files: their output equals the
+# same commands run on the server VM itself. (SCRIPT DIR: runs in DIR/rp.)
+REAL='set -e
+cd "$1" && rm -rf rp && mkdir rp && cd rp
+sqlite3 db "create table t(x); insert into t values(1),(2); pragma journal_mode=wal; insert into t values(3); select sum(x) from t;"
+git init -q repo && cd repo && seq 1 100 >f && git add f
+git -c user.name=t -c user.email=t@e commit -qm first && git fsck --no-progress && git log --format=%s && cd ..
+python3 -c "
+import mmap, shutil, tempfile
+shutil.copytree(\"repo\", \"copy\")
+with open(\"copy/f\", \"r+b\") as f, mmap.mmap(f.fileno(), 0) as m:
+    m[0:1] = b\"X\"
+with tempfile.TemporaryFile(dir=\".\") as t:
+    t.write(b\"tmp\")
+    t.seek(0)
+    print(t.read().decode())
+d = open(\"copy/f\").read()
+print(d.count(chr(10)), d[:1])
+"'
+setup='set -e
+	py=$(python3 -c "import sys; print(\"/usr/lib/python%d.%d\" % sys.version_info[:2])")
+	for p in /usr/bin/sqlite3 /usr/bin/git /usr/bin/python3 /usr/bin/seq "$py"/lib-dynload/*.so; do
+		cp --parents -L "$p" /srv
+		for l in $(ldd "$p" | grep -o "=> /[^ ]*" | cut -c4-); do cp --parents -L "$l" /srv; done
+	done
+	cp -a --parents "$py" /usr/share/git-core /usr/lib/git-core /srv'
+o=$(srv 180 "$setup
+	bash -c $(printf %q "$REAL") _ /tmp 2>&1")
+note "server: $o"
+out=$(TB_TIMEOUT=600 tb "set -- /; $REAL" 2>&1)
+note "tethered: $out"
+check "server programs: sqlite3 (WAL), git init/add/commit/fsck and python3 (mmap, copytree, tempfile) from the server's export give what they give on the server ($(tr '\n' ' ' <<<"$out" | head -c 120))" \
+	eval '[ -n "$o" ] && [ "$out" = "$o" ] && has "$out" first'
 
 # A session (with a shadow) left waiting for a resume: the server's unload must end it
 # (tests/vm/remote-server.sh checks sessions, shadows and kmemleak after its rmmod).
