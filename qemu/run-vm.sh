@@ -54,9 +54,17 @@ for d in "$@"; do drives+=(-drive "file=$(cpath "$(realpath "$d")"),format=raw,i
 cv=$(cpath "$vmdir")
 net=()
 if [ -n "${VM_NET:-}" ]; then
-	[[ $VM_NET =~ ^([0-9]+):([0-9]+)$ ]] || die "VM_NET=$VM_NET: expected LOCALPORT:REMOTEPORT"
-	net=(-netdev "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=${BASH_REMATCH[1]},remote.type=inet,remote.host=127.0.0.1,remote.port=${BASH_REMATCH[2]}"
-		-device "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:$(printf %02x "$cid")")
+	if [[ $VM_NET =~ ^([0-9]+):([0-9]+)$ ]]; then
+		# A point-to-point link: this VM's UDP port and its peer's, on the host's loopback.
+		dgram="local.type=inet,local.host=127.0.0.1,local.port=${BASH_REMATCH[1]},remote.type=inet,remote.host=127.0.0.1,remote.port=${BASH_REMATCH[2]}"
+	elif [[ $VM_NET =~ ^mcast:([0-9.]+):([0-9]+)$ ]]; then
+		# A hub: every VM on this multicast group and port gets every frame, over the
+		# host's loopback.
+		dgram="remote.type=inet,remote.host=${BASH_REMATCH[1]},remote.port=${BASH_REMATCH[2]},local.type=inet,local.host=127.0.0.1"
+	else
+		die "VM_NET=$VM_NET: expected LOCALPORT:REMOTEPORT or mcast:GROUP:PORT"
+	fi
+	net=(-netdev "dgram,id=net0,$dgram" -device "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:$(printf %02x "$cid")")
 fi
 
 start=$(date +%s%N)

@@ -4,7 +4,8 @@
 # counts), make install into a DESTDIR, a dkms build, then the VM integration tests (tests/vmtest.sh: link,
 # handshake, crash, load cycles; tests/remote.sh: remote system calls, over vsock and TCP;
 # tests/torture.sh: crash torture, 20 server kills and 12 fault points over vsock, then 10
-# kills over TCP; tests/many.sh: four clients of one server through a server kill).
+# kills over TCP; tests/many.sh: four clients of one server through a server kill, over
+# vsock, then over TCP).
 # Builds whatever is missing. Last line: "N passed, N failed, N skipped"; exit 1 on failure.
 # No host Rust is used (cargo runs in the toolchain chroot). CHECK_VM=0: host-side steps only.
 . "$(dirname "$0")/../qemu/lib.sh"
@@ -193,6 +194,7 @@ if [ "${CHECK_VM:-1}" = 1 ]; then
 	vm_suite torture 3300
 	TORTURE_TCP=1 TORTURE_KILLS=10 TORTURE_FAULTS= TORTURE_NOBUILD=1 vm_suite torture 1800 torture-tcp
 	MANY_NOBUILD=1 vm_suite many 1800
+	MANY_TCP=1 MANY_NOBUILD=1 vm_suite many 1800 many-tcp
 else
 	echo "# CHECK_VM=0: the VM suites were not run"
 fi

@@ -20,7 +20,12 @@ KMODS=(server_comm/tether_server.ko client_proxy/tether_client.ko)
 # restarted server is reachable at the same address. Each VM's env (boot) then has NET_IP
 # (its own address: qemu/guest-init.sh brings the interface up with it before insmod),
 # NET_SERVER_IP and NET_CLIENT_IP.
-NET_SERVER_IP=10.0.0.1 NET_CLIENT_IP=10.0.0.2 NET_PORTS=()
+# With TETHER_NET=hub (tests/many.sh over TCP) every VM of the run is on one segment instead
+# (VM_NET mcast:NET_HUB: a multicast group on the host's loopback, one per run): the
+# servers NET_SERVER_IP, each client net_ip CID.
+NET_SERVER_IP=10.0.0.1 NET_CLIENT_IP=10.0.0.2 NET_PORTS=() NET_HUB=
+# net_ip CID : a client's address on the hub.
+net_ip() { echo "10.0.0.$((10 + $1))"; }
 PIDS=()
 HOST_T0=$(date +%s)
 declare -A VMPID
@@ -71,6 +76,10 @@ start_run() {
 	if [ "${TETHER_NET:-0}" = 1 ]; then
 		net_ports
 		echo "server $NET_SERVER_IP udp 127.0.0.1:${NET_PORTS[0]}, client $NET_CLIENT_IP udp 127.0.0.1:${NET_PORTS[1]}" >"$RUN/net"
+	elif [ "${TETHER_NET:-0}" = hub ]; then
+		net_ports
+		NET_HUB=230.0.$(($$ / 256 % 256)).$(($$ % 256)):${NET_PORTS[0]}
+		echo "hub: multicast $NET_HUB on 127.0.0.1; server $NET_SERVER_IP, client CID at 10.0.0.(10 + CID)" >"$RUN/net"
 	fi
 	trap cleanup EXIT
 	trap 'exit 143' TERM INT HUP
@@ -133,6 +142,14 @@ boot() {
 		client) vmnet=${NET_PORTS[1]}:${NET_PORTS[0]} && set -- NET_IP=$NET_CLIENT_IP "$@" ;;
 		esac
 		set -- NET_SERVER_IP=$NET_SERVER_IP NET_CLIENT_IP=$NET_CLIENT_IP "$@"
+	elif [ "${TETHER_NET:-0}" = hub ]; then
+		[ -n "$NET_HUB" ] || die "TETHER_NET=hub is set after start_run"
+		vmnet=mcast:$NET_HUB
+		case $role in
+		server) set -- NET_IP=$NET_SERVER_IP "$@" ;;
+		client) set -- NET_IP="$(net_ip "$cid")" "$@" ;;
+		esac
+		set -- NET_SERVER_IP=$NET_SERVER_IP "$@"
 	fi
 	VM_NET=$vmnet VM_ENV="$(printf '%s\n' "${COMMON_ENV[@]}" "$@")" VM_TIMEOUT="${VM_TIMEOUT:-3000}" timeout "${VM_TIMEOUT:-3000}" \
 		"$TETHER_ROOT/qemu/run-vm.sh" "$role" "$cid" "$RUN/$name" "$RUN/vhost-$cid.sock" "${disks[@]}" \

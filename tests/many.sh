@@ -11,7 +11,9 @@
 # cores. Every VM's dmesg must be free of warnings. Last line "# totals: pass=P fail=F
 # skip=S"; exit 1 on any failure.
 # Env: MANY_CLIENTS (4), MANY_NOBUILD=1 skips the build step, MANY_ROUNDS (torture rounds
-# per iteration, 12).
+# per iteration, 12), MANY_TCP=1: the clients reach the server over TCP instead of vsock,
+# every VM on one IPv4 segment (TETHER_NET=hub, tests/hostlib.sh: the server 10.0.0.1 on
+# tcp_port 7777, client CID at 10.0.0.(10 + CID), an export entry for each address).
 . "$(dirname "$0")/hostlib.sh"
 
 N=${MANY_CLIENTS:-4}
@@ -27,19 +29,27 @@ CIDS=(3) NAMES=(client)
 for ((i = 1; i < N; i++)); do CIDS+=($((5 + i))) NAMES+=("client$((5 + i))"); done
 HB_MANY=2000
 SERVER_PARAMS="port=$PORT heartbeat_ms=$HB_MANY max_frame=1048576 split=3584 shadow_path=/tether/userspace-tools/tether-shadow root=/srv"
+# Each client's address for its export entry (CID:ADDR), and how it reaches the server.
+PEERS= REACH="server_cid=$SERVER_CID port=$PORT" name=many
+if [ "${MANY_TCP:-0}" = 1 ]; then
+	TETHER_NET=hub SERVER_PARAMS+=" tcp_port=$PORT" REACH="servers=tcp:$NET_SERVER_IP:$PORT" name=many-tcp
+	for c in "${CIDS[@]}"; do PEERS+="$c:$(net_ip "$c") "; done
+else
+	for c in "${CIDS[@]}"; do PEERS+="$c:$c "; done
+fi
 export VM_TIMEOUT=${VM_TIMEOUT:-1500}
-RELAY_CIDS="${CIDS[*]} 4" RUN_TIMEOUT=$((VM_TIMEOUT + 300)) start_run many
+RELAY_CIDS="${CIDS[*]} 4" RUN_TIMEOUT=$((VM_TIMEOUT + 300)) start_run $name
 log "run directory: $RUN; clients: ${NAMES[*]} (CIDs ${CIDS[*]})"
 set +e
 
 VMS=(srv0)
 boot srv0 server $SERVER_CID BOOT_INDEX=0 ROLE_SCRIPT=/tether/tests/vm/many-server.sh \
-	"SERVER_PARAMS='$SERVER_PARAMS'" "MANY_CIDS='${CIDS[*]}'"
+	"SERVER_PARAMS='$SERVER_PARAMS'" "MANY_PEERS='$PEERS'"
 wait_file 240 "$RUN/srv0/serving" "${VMPID[srv0]}" || log "srv0 did not get ready"
 for ((i = 0; i < N; i++)); do
 	VMS+=("${NAMES[$i]}")
 	boot "${NAMES[$i]}" client "${CIDS[$i]}" ROLE_SCRIPT=/tether/tests/vm/many-client.sh \
-		"CLIENT_PARAMS='server_cid=$SERVER_CID port=$PORT heartbeat_ms=$HB_MANY split=3584 reconnect_max_ms=2000'" \
+		"CLIENT_PARAMS='$REACH heartbeat_ms=$HB_MANY split=3584 reconnect_max_ms=2000'" \
 		MANY_ROUNDS="${MANY_ROUNDS:-12}"
 done
 
@@ -57,7 +67,7 @@ while alive && [ "$(date +%s)" -lt $end ]; do
 		killed=1
 		VMS+=(srv1)
 		boot srv1 server $SERVER_CID BOOT_INDEX=1 ROLE_SCRIPT=/tether/tests/vm/many-server.sh \
-			"SERVER_PARAMS='$SERVER_PARAMS'" "MANY_CIDS='${CIDS[*]}'"
+			"SERVER_PARAMS='$SERVER_PARAMS'" "MANY_PEERS='$PEERS'"
 		if wait_file 240 "$RUN/srv1/serving" "${VMPID[srv1]}"; then
 			date +%s%3N >"$RUN/server-booted.tmp" && mv "$RUN/server-booted.tmp" "$RUN/server-booted"
 			log "srv1 serves"

@@ -2,8 +2,9 @@
 # Server VM role of tests/many.sh (CID 4; srv0, then srv1 after the kill, on the same data
 # disk). qemu/guest-init.sh mounted the disk at /srv and loaded tether_server.ko with
 # SERVER_PARAMS (no allowed_cids=: only export entries admit). Gives each client of
-# MANY_CIDS its own export root /srv/cCID (owned by nobody: root is squashed, the default)
-# and entry, publishes /out/serving, then the module's state until the host writes
+# MANY_PEERS (CID:ADDR: its CID, or over TCP its IPv4 address) its own export root
+# /srv/cCID (owned by nobody: root is squashed, the default) and an entry for ADDR,
+# publishes /out/serving, then the module's state until the host writes
 # /out/stop (or kills this VM). On stop: no shadow left, rmmod, unmount. Results in
 # /out/results.
 . /tether/tests/vm/lib.sh
@@ -13,10 +14,11 @@ D=/sys/kernel/debug/tether_server
 SYS=/sys/kernel/tether_server
 
 check "data disk mounted at /srv, tether_server loaded" eval 'mountpoint -q /srv && grep -q "^tether_server " /proc/modules'
-for c in $MANY_CIDS; do
+for pe in $MANY_PEERS; do
+	c=${pe%%:*} a=${pe#*:}
 	mkdir -p /srv/c$c && chown 65534:65534 /srv/c$c
-	check "export entry for cid $c: /srv/c$c, root_squash" \
-		eval 'echo "$c /srv/c$c root_squash" >$SYS/exports && grep -qx "$c /srv/c$c root_squash uids=0-4294967294 gids=0-4294967294" $SYS/exports'
+	check "export entry for cid $c ($a): /srv/c$c, root_squash" \
+		eval 'echo "$a /srv/c$c root_squash" >$SYS/exports && grep -qx "$a /srv/c$c root_squash uids=0-4294967294 gids=0-4294967294" $SYS/exports'
 done
 sync /srv
 touch /out/serving
