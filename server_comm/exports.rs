@@ -11,7 +11,10 @@
 //! `squash_root` (read at each `CLIENT_ATTRS`), any id. Every root is checked when given:
 //! an existing directory, not on a kernel or pseudo file system (procfs, sysfs, devtmpfs,
 //! ...), nothing mounted under it, and, for entries, on the file system of `root=` (the one
-//! the flusher syncs). Changes apply to shadows started and identities set afterwards.
+//! the flusher syncs); a file system mounted under a root later is not part of the export
+//! either: each shadow detaches the mounts below its root in its own mount namespace
+//! (`tether-shadow.c`, `one_file_system`). Changes apply to shadows started and identities
+//! set afterwards.
 //!
 //! Refused identities: a process whose `CLIENT_ATTRS` claimed ids outside its CID's ranges
 //! has its calls answered `EPERM` until it claims allowed ones (the session keeps a bounded

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -967,6 +968,85 @@ static int serve(uint32_t lane, uint8_t *req, uint8_t *rep, uint8_t *scratch)
 }
 
 /* Opens directory path as fd number fd (close-on-exec). */
+/* Undoes /proc/self/mountinfo's escapes (\ooo: space, tab, newline, backslash) in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++, w++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*w = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*w = *s;
+		}
+	}
+	*w = 0;
+}
+
+/*
+ * An export is one file system, as nfsd exports one without crossmnt: the mounts below the
+ * export root ROOT are detached in this shadow's own mount namespace (made private first,
+ * so nothing propagates back to the server's), and it sees the directories they cover. So
+ * every change a client makes is on the export root's file system, which the flusher's
+ * syncfs() and the commits make durable (docs/DESIGN.md §3.2). Forked shadows inherit the
+ * namespace.
+ */
+static int one_file_system(const char *root)
+{
+	size_t rl = strlen(root), n = 0, cap = 0;
+	char line[4096], **below = NULL;
+	int ret = 0;
+	FILE *f;
+
+	while (rl > 1 && root[rl - 1] == '/')
+		rl--;
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return -1;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ...: the fifth field. */
+		char *mp = line, *end, **more;
+
+		for (int i = 0; i < 4 && mp; i++)
+			mp = strchr(mp, ' ') ? strchr(mp, ' ') + 1 : NULL;
+		if (!mp || !(end = strchr(mp, ' ')))
+			continue;
+		*end = 0;
+		unescape(mp);
+		if (strncmp(mp, root, rl) || mp[rl == 1 ? 0 : rl] != '/' || !mp[1])
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			more = realloc(below, cap * sizeof(*below));
+			if (!more) {
+				ret = -1;
+				break;
+			}
+			below = more;
+		}
+		if (!(below[n] = strdup(mp))) {
+			ret = -1;
+			break;
+		}
+		n++;
+	}
+	fclose(f);
+	/* Deepest first (mountinfo lists a mount after the one it is on); a mount already gone
+	 * with the one it was on is EINVAL. */
+	while (n > 0) {
+		n--;
+		if (ret == 0 && umount2(below[n], MNT_DETACH) && errno != EINVAL && errno != ENOENT)
+			ret = -1;
+		free(below[n]);
+	}
+	free(below);
+	return ret;
+}
+
 static int open_at(const char *path, int fd)
 {
 	int f = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1045,6 +1125,11 @@ int main(int argc, char **argv)
 	dev = open("/dev/tether_shadow", O_RDWR | O_CLOEXEC);
 	if (dev < 0 || dup3(dev, DEV_FD, O_CLOEXEC) < 0 || close(dev)) {
 		report("cannot open /dev/tether_shadow");
+		return 1;
+	}
+	/* (Forked shadows are in their parent's namespace already.) */
+	if (one_file_system(root)) {
+		report("cannot detach the mounts below the export root");
 		return 1;
 	}
 	if (chdir(root) || chroot(".") || chdir("/")) {

@@ -937,6 +937,19 @@ else
 	skip "tcp: the TCP transport" "the VMs have no IPv4 link (TETHER_NET=0)"
 fi
 
+# --- one file system per export -----------------------------------------------------------
+# A mount below the export root (a tmpfs on the server's /srv/tmp/sub) is not part of the
+# export, as with nfsd without crossmnt: every shadow detaches the mounts below its root in
+# its own mount namespace (tether-shadow.c one_file_system), so a tethered shell lists and
+# writes the directory under the tmpfs, on the export's own file system, which the server's
+# syncs make durable; the server's own view keeps the tmpfs.
+o=$(srv 30 'mkdir -p -m 1777 /srv/tmp/sub && echo under >/srv/tmp/sub/under &&
+	mount -t tmpfs tmpfs /srv/tmp/sub && echo over >/srv/tmp/sub/over && echo mounted' 2>&1)
+out=$(tb 'ls /tmp/sub; echo written >/tmp/sub/new; echo "write=$?"' 2>&1)
+o2=$(srv 30 'echo "tmpfs: $(ls /srv/tmp/sub | tr "\n" " ")"; umount /srv/tmp/sub && echo "ext4: $(ls /srv/tmp/sub | tr "\n" " ")"' 2>&1)
+check "one file system: a tethered shell does not cross a tmpfs mounted below the export root: it lists and writes the directory under it ($(echo $out); server: $(echo $o2))" \
+	eval '[ "$o" = mounted ] && [ "$out" = "$(printf "under\nwrite=0")" ] && has "$o2" "tmpfs: over " && has "$o2" "ext4: new under "'
+
 # --- the server's programs and libraries -------------------------------------------------
 # Loaded again with only /dev, /proc and /sys local, a tethered shell runs everything from
 # the server's export: bash's own libraries (ld.so opens and maps them: mmap copies) and
