@@ -49,9 +49,11 @@ use crate::transport::RecvError;
 /// Flags that must not act again when a file is reopened.
 const O_ONCE: u32 = bindings::O_CREAT | bindings::O_EXCL | bindings::O_TRUNC;
 
-/// Heartbeat intervals a replay call may go unanswered: a server's session sends nothing
-/// while it starts a shadow (a user-mode helper: seconds on a loaded machine), and the
-/// first replayed call of each process starts one.
+/// Heartbeat intervals a replay step may wait for its answer, whatever else arrives
+/// meanwhile (heartbeats do not extend it): a server's session sends nothing while it
+/// starts a shadow (a user-mode helper: seconds on a loaded machine), and the first
+/// replayed call of each process starts one. A step past it (a call that blocks on the
+/// server) ends the connection: the replay starts again on the next one.
 const REPLAY_MISSES: i64 = 20;
 
 /// Rebuilds every logged process's state on the server of `conn`.
@@ -522,8 +524,10 @@ fn send(conn: &mut Conn, rpid: u32, req: &SyscallReq, ins: &[&[u8]], seq: u64) -
     conn.tx.lock().send(hdr, &body)
 }
 
-/// Waits for the reply to a call whose seq `mine` accepts: its seq and return value.
+/// Waits for the reply to a call whose seq `mine` accepts: its seq and return value; at
+/// most [`REPLAY_MISSES`] heartbeat intervals (`ETIMEDOUT`).
 fn reply(shared: &Shared, conn: &mut Conn, mine: impl Fn(u64) -> bool) -> Result<(u64, i64)> {
+    let asked = Instant::<Monotonic>::now();
     loop {
         match conn.rx.recv(conn.max_frame) {
             Ok((h, b)) => {
@@ -546,8 +550,15 @@ fn reply(shared: &Shared, conn: &mut Conn, mine: impl Fn(u64) -> bool) -> Result
                     }
                 }
             }
-            Err(RecvError::Timeout)
-                if !shared.is_stopping() && !silent_for(shared, conn.last_rx, REPLAY_MISSES) => {}
+            Err(RecvError::Timeout) if shared.is_stopping() => return Err(ECONNRESET),
+            Err(RecvError::Timeout) if silent_for(shared, asked, REPLAY_MISSES) => {
+                pr_notice!(
+                    "replay: no answer in {} heartbeat intervals: the connection ends, the replay starts again on the next\n",
+                    REPLAY_MISSES
+                );
+                return Err(ETIMEDOUT);
+            }
+            Err(RecvError::Timeout) => (),
             Err(_) => return Err(ECONNRESET),
         }
     }
