@@ -59,8 +59,8 @@ if [ -n "${VM_NET:-}" ]; then
 		dgram="local.type=inet,local.host=127.0.0.1,local.port=${BASH_REMATCH[1]},remote.type=inet,remote.host=127.0.0.1,remote.port=${BASH_REMATCH[2]}"
 	elif [[ $VM_NET =~ ^mcast:([0-9.]+):([0-9]+)$ ]]; then
 		# A hub: every VM on this multicast group and port gets every frame, over the
-		# host's loopback.
-		dgram="remote.type=inet,remote.host=${BASH_REMATCH[1]},remote.port=${BASH_REMATCH[2]},local.type=inet,local.host=127.0.0.1"
+		# host's loopback (local.host: the interface; QEMU wants a local.port, unused).
+		dgram="remote.type=inet,remote.host=${BASH_REMATCH[1]},remote.port=${BASH_REMATCH[2]},local.type=inet,local.host=127.0.0.1,local.port=${BASH_REMATCH[2]}"
 	else
 		die "VM_NET=$VM_NET: expected LOCALPORT:REMOTEPORT or mcast:GROUP:PORT"
 	fi
