@@ -87,15 +87,64 @@ extern "C" fn tether_process_event(parent: bindings::pid_t, tgid: bindings::pid_
             child: pid(tgid),
         }
     };
-    let mut events = shared.events.lock();
-    // While the server is unreachable the queue must not grow without bound; the server
-    // drops every shadow of a session that ends anyway.
-    if events.len() >= MAX_EVENTS || events.push(ev, GFP_ATOMIC).is_err() {
+    if !queue(&mut shared.events.lock(), ev) {
         pr_notice!(
             "cannot queue the fork or exit of pid {} for the server\n",
             tgid
         );
     }
+}
+
+/// Queues `ev` for the server, unless it cancels an event still queued: a process that
+/// forked and exits before either reached the server (a shell loop while the server is
+/// away) leaves nothing for it, nor does a thread that starts and exits; so an outage does
+/// not fill the queue with processes and threads that are gone. While the server is
+/// unreachable the queue must still not grow without bound ([`MAX_EVENTS`]): false when it
+/// is full (the server drops every shadow of a session that ends anyway).
+fn queue(events: &mut KVec<ProcEvent>, ev: ProcEvent) -> bool {
+    let is_fork_of =
+        |e: &ProcEvent, pid: u32| matches!(e, ProcEvent::Fork { child, .. } if *child == pid);
+    let is_thread_of =
+        |e: &ProcEvent, pid: u32| matches!(e, ProcEvent::Thread { tgid, .. } if *tgid == pid);
+    match ev {
+        ProcEvent::Exit { tgid } => {
+            // Its fork, unless a child of its own was queued after it (that fork needs it).
+            let fork = events.iter().rposition(|e| is_fork_of(e, tgid));
+            if let Some(at) = fork.filter(|&at| {
+                !events
+                    .iter()
+                    .skip(at.saturating_add(1))
+                    .any(|e| matches!(e, ProcEvent::Fork { parent, .. } if *parent == tgid))
+            }) {
+                // Its thread events after its fork go with it (before: an earlier process
+                // with the same pid).
+                let mut i = events.len();
+                while i > at {
+                    i = i.saturating_sub(1);
+                    if i > at && events.get(i).is_some_and(|e| is_thread_of(e, tgid)) {
+                        let _ = events.remove(i);
+                    }
+                }
+                let _ = events.remove(at);
+                return true;
+            }
+        }
+        ProcEvent::Thread {
+            tgid,
+            tid,
+            started: false,
+        } => {
+            let start = events.iter().rposition(|e| {
+                matches!(e, ProcEvent::Thread { tgid: g, tid: t, started: true } if *g == tgid && *t == tid)
+            });
+            if let Some(at) = start {
+                let _ = events.remove(at);
+                return true;
+            }
+        }
+        _ => (),
+    }
+    events.len() < MAX_EVENTS && events.push(ev, GFP_ATOMIC).is_ok()
 }
 
 /// Called from the fork and exit hooks (`hook.c`, atomic context) for a new thread, or one
@@ -113,8 +162,7 @@ extern "C" fn tether_thread_event(tgid: bindings::pid_t, tid: bindings::pid_t, s
         tid: pid(tid),
         started,
     };
-    let mut events = shared.events.lock();
-    if events.len() >= MAX_EVENTS || events.push(ev, GFP_ATOMIC).is_err() {
+    if !queue(&mut shared.events.lock(), ev) {
         pr_notice!(
             "cannot queue the start or exit of thread {} for the server\n",
             tid
@@ -138,8 +186,7 @@ extern "C" fn tether_flush_events() {
     let exits = core::mem::take(&mut *shared.exits_to_write_back.lock());
     for &tgid in exits.iter() {
         shmap::process_ended(&shared, tgid);
-        let mut events = shared.events.lock();
-        if events.push(ProcEvent::Exit { tgid }, GFP_ATOMIC).is_err() {
+        if !queue(&mut shared.events.lock(), ProcEvent::Exit { tgid }) {
             pr_notice!("cannot queue the exit of pid {} for the server\n", tgid);
         }
     }

@@ -140,7 +140,7 @@ kill_point() {
 # the untethered crash-free reference (SETUP and RUN in $FR/ID on the client's tmpfs): the
 # torture's manifest (path, type, mode, size, SHA-256) of both.
 FX=/torture/faults FR=/tmp/fref SRV=srv0 fkills=0 narm=0 fpid=
-FAULTS=${TORTURE_FAULTS-a bf cd e g h s m t n l}
+FAULTS=${TORTURE_FAULTS-a bf cd e g h s m t n l f}
 # crash_line : the crash point line of the running server's console ($SRV), if any.
 crash_line() { grep -a -o 'crash point .* reached' /shared/$SRV/console.log 2>/dev/null | head -n 1; }
 # wait_crash SECONDS : until the running server reset itself at its fault point.
@@ -339,6 +339,14 @@ try:
 except OSError as e:
     print(\"lockf=%d\" % e.errno)
 "'
+# f. forks during an outage: a tethered bash forks 3000 subshells that exit at once while
+# the server is killed and a replacement boots (a plain kill, no crash point). Each fork
+# and exit is an event for the server; a process that forked and exited before either
+# was sent leaves nothing in the queue (rpc.rs queue), so none is dropped (more than the
+# queue's 4096 slots would be), and the shell goes on after the reboot.
+FF_RUN='mkdir -p "$W" && cd "$W" && : >/dev/shm/f-started &&
+while [ ! -e /dev/shm/f-go ]; do sleep 0.1; done &&
+for i in $(seq 3000); do ( : ); done && echo forks-done >done && cat done'
 # ftry ID K : FL_TRY tethered in the case's directory, its answer in /out/fault-ID.tryK.
 ftry() { W=$FX/$1 $BASHM -c "$FL_TRY" >/out/fault-$1.try$2 2>&1; }
 mkdir -p $FR
@@ -460,7 +468,22 @@ for fc in $FAULTS; do
 		check "fault l: and can once the app let them go ($(cat /out/fault-l.try2)); the app exits 0 ($(tr '\n' ' ' </out/fault-l.out))" \
 			eval '[ "$(cat /out/fault-l.try2)" = "flock=0 lockf=0" ] && grep -qx a=0 /out/fault-l.out'
 		;;
-	*) nok "fault case $fc: no such case (a bf cd e g h s m t n l)" ;;
+	f)
+		# No crash point: the server is killed while the loop runs.
+		q0=$(dmesg | grep -c "cannot queue")
+		mkdir -p /dev/shm && rm -f /dev/shm/f-started /dev/shm/f-go
+		W=$FX/f $BASHM -c "$FF_RUN" >/out/fault-f.out 2>&1 &
+		fpid=$!
+		wait_until 60 test -e /dev/shm/f-started || { nok "fault f: the tethered shell started"; continue; }
+		touch /dev/shm/f-go
+		kill_point "f forks"
+		rc=0
+		reap "$fpid" 300 >&2 || rc=$?
+		q1=$(dmesg | grep -c "cannot queue")
+		check "fault f: 3000 processes forked and gone while the server was away: the shell goes on after the reboot (exit $rc: $(tr '\n' ' ' </out/fault-f.out)), no fork or exit event was dropped ($((q1 - q0)) 'cannot queue')" \
+			eval '[ $rc = 0 ] && grep -qx forks-done /out/fault-f.out && [ "$q1" = "$q0" ]'
+		;;
+	*) nok "fault case $fc: no such case (a bf cd e g h s m t n l f)" ;;
 	esac
 done
 
