@@ -86,6 +86,7 @@ connects=2
 disconnects=1
 replays=1
 divergences=0
+redo_errors=0
 restarts=0
 last_resume_us=52000
 last_redo_us=1200000
