@@ -18,14 +18,24 @@
 # BENCH_PINGS (2000), BENCH_BULK (256 MiB), BENCH_SRC (directories of the server VM that
 # make the source tree; default /usr/lib/python3.13), BENCH_DISK (data disk, 6G),
 # BENCH_NOBUILD=1 (skip prepare); BENCH_TABLES=RUNDIR only prints the tables of that earlier
-# run. Raw transcripts: $RUN/data/PEER-REP.txt.
+# run, with its sizes, kernel and date (RUNDIR/sizes). Raw transcripts: $RUN/data/PEER-REP.txt.
 . "$(dirname "$0")/hostlib.sh"
 
-REPS=${BENCH_REPS:-3}
+SIZEVARS=(BENCH_REPS BENCH_N BENCH_MIB BENCH_RANDOPS BENCH_DIRENTS BENCH_GIT_FILES BENCH_COMMITS
+	BENCH_PINGS BENCH_BULK BENCH_SRC)
 t0=$(date +%s)
 if [ -n "${BENCH_TABLES:-}" ]; then
 	RUN=$BENCH_TABLES elapsed=0
+	# The run's sizes, kernel and date (RUN/sizes, written when it ran), not this shell's.
+	if [ -e "$RUN/sizes" ]; then
+		unset "${SIZEVARS[@]}"
+		. "$RUN/sizes"
+	else
+		echo "(no $RUN/sizes: the sizes below are this shell's, not necessarily the run's)"
+	fi
+	REPS=${BENCH_REPS:-3}
 else
+REPS=${BENCH_REPS:-3}
 [ "${BENCH_NOBUILD:-0}" = 1 ] || prepare >&2
 in_chroot sh -c 'mkdir -p /work/tests/build &&
 	gcc -O2 -Wall -Wextra -Werror -o /work/tests/build/opbench /work/tests/bench/opbench.c' >&2 ||
@@ -41,10 +51,15 @@ mkfs.ext4 -q -F -L tetherdata "$RUN/server-data.img"
 mkdir -p "$RUN/req" "$RUN/data"
 log "bench-all: run directory $RUN, $REPS repetitions"
 benv=()
-for v in BENCH_REPS BENCH_N BENCH_MIB BENCH_RANDOPS BENCH_DIRENTS BENCH_GIT_FILES BENCH_COMMITS \
-	BENCH_PINGS BENCH_BULK BENCH_SRC; do
+for v in "${SIZEVARS[@]}"; do
 	[ -n "${!v:-}" ] && benv+=("$v=${!v}")
 done
+# What BENCH_TABLES=RUN prints the tables with: the sizes set (the rest are the defaults),
+# the kernel and the date of the run.
+{
+	for v in "${benv[@]}"; do printf '%s=%q\n' "${v%%=*}" "${v#*=}"; done
+	printf 'KVARIANT=%q\nRUN_DATE=%q\n' "$KVARIANT" "$(date -u +%Y-%m-%d)"
+} >"$RUN/sizes"
 export VM_TIMEOUT=${VM_TIMEOUT:-14000}
 VMS=(server client)
 boot server server $SERVER_CID ROLE_SCRIPT=/tether/tests/vm/bench-all-server.sh LOAD_MODULE=0 "${benv[@]}"
@@ -98,7 +113,7 @@ row() {
 }
 
 nreps=$(grep -l "^git_commit_s" "$RUN"/data/tt-*.txt 2>/dev/null | wc -l || true)
-echo "make bench, one run: $nreps of $REPS repetitions, $(date -u +%Y-%m-%d), kernel $KVARIANT, TCG, $(nproc) host cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
+echo "make bench, one run: $nreps of $REPS repetitions, ${RUN_DATE:-$(date -u +%Y-%m-%d)}, kernel $KVARIANT, TCG, $(nproc) host cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
 echo "each cell: median [min-max] of the repetitions; ratios of medians (tv/tt: tether over vsock/TCP)"
 echo "sizes: ${BENCH_N:-200} timed calls per op, ${BENCH_MIB:-1024} MiB sequential, ${BENCH_RANDOPS:-2000} random ops, ${BENCH_PINGS:-2000} pings, blast $((${BENCH_BULK:-268435456} / 1048576)) MiB"
 src=$(grep -m1 "^source tree" "$RUN/server/role.log" 2>/dev/null || true)
