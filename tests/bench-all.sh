@@ -28,7 +28,8 @@ SIZEVARS=(BENCH_REPS BENCH_N BENCH_MIB BENCH_RANDOPS BENCH_DIRENTS BENCH_GIT_FIL
 	BENCH_PINGS BENCH_BULK BENCH_SRC BENCH_STAGE_N)
 t0=$(date +%s)
 if [ -n "${BENCH_TABLES:-}" ]; then
-	RUN=$BENCH_TABLES elapsed=0
+	RUN=$BENCH_TABLES
+	elapsed=$(cat "$RUN/elapsed" 2>/dev/null || echo 0)
 	# The run's sizes, kernel and date (RUN/sizes, written when it ran), not this shell's.
 	if [ -e "$RUN/sizes" ]; then
 		unset "${SIZEVARS[@]}"
@@ -76,6 +77,7 @@ kill $tailpid 2>/dev/null
 touch "$RUN/client-done"
 wait_vm server 120
 elapsed=$(($(date +%s) - t0))
+echo "$elapsed" >"$RUN/elapsed"
 fi
 
 # --- tables --------------------------------------------------------------------------------
