@@ -11,21 +11,35 @@
 #   tether vsock a tethered process on the client working on the server's export
 #   tether TCP   the same over TCP
 # Figures: real programs (tests/vm/bench-work.sh), p50/p99 of single calls, sequential and
-# random I/O (tests/bench/opbench.c). Every cell is the median of the repetitions with
+# random I/O (tests/bench/opbench.c), and where the time of one tethered call goes over
+# vsock (a pread64 and a creating openat: the modules' per-call and per-stage figures,
+# /sys/kernel/tether_{client,server}/calls, over a window of only that call). Every cell is the median of the repetitions with
 # [min-max]; ratios are of medians, literal quotients (for rates < 1 means tether is slower).
 # Env: BENCH_REPS (3), BENCH_N (200 timed calls per op), BENCH_MIB (1024; sequential file),
 # BENCH_RANDOPS (2000), BENCH_DIRENTS (1000), BENCH_GIT_FILES (1000), BENCH_COMMITS (200),
 # BENCH_PINGS (2000), BENCH_BULK (256 MiB), BENCH_SRC (directories of the server VM that
-# make the source tree; default /usr/lib/python3.13), BENCH_DISK (data disk, 6G),
-# BENCH_NOBUILD=1 (skip prepare); BENCH_TABLES=RUNDIR only prints the tables of that earlier
-# run. Raw transcripts: $RUN/data/PEER-REP.txt.
+# make the source tree; default /usr/lib/python3.13), BENCH_STAGE_N (500 calls of each kind
+# for the breakdown), BENCH_DISK (data disk, 6G), BENCH_NOBUILD=1 (skip prepare);
+# BENCH_TABLES=RUNDIR only prints the tables of that earlier run, with its sizes, kernel and
+# date (RUNDIR/sizes). Raw transcripts: $RUN/data/PEER-REP.txt.
 . "$(dirname "$0")/hostlib.sh"
 
-REPS=${BENCH_REPS:-3}
+SIZEVARS=(BENCH_REPS BENCH_N BENCH_MIB BENCH_RANDOPS BENCH_DIRENTS BENCH_GIT_FILES BENCH_COMMITS
+	BENCH_PINGS BENCH_BULK BENCH_SRC BENCH_STAGE_N)
 t0=$(date +%s)
 if [ -n "${BENCH_TABLES:-}" ]; then
-	RUN=$BENCH_TABLES elapsed=0
+	RUN=$BENCH_TABLES
+	elapsed=$(cat "$RUN/elapsed" 2>/dev/null || echo 0)
+	# The run's sizes, kernel and date (RUN/sizes, written when it ran), not this shell's.
+	if [ -e "$RUN/sizes" ]; then
+		unset "${SIZEVARS[@]}"
+		. "$RUN/sizes"
+	else
+		echo "(no $RUN/sizes: the sizes below are this shell's, not necessarily the run's)"
+	fi
+	REPS=${BENCH_REPS:-3}
 else
+REPS=${BENCH_REPS:-3}
 [ "${BENCH_NOBUILD:-0}" = 1 ] || prepare >&2
 in_chroot sh -c 'mkdir -p /work/tests/build &&
 	gcc -O2 -Wall -Wextra -Werror -o /work/tests/build/opbench /work/tests/bench/opbench.c' >&2 ||
@@ -41,10 +55,15 @@ mkfs.ext4 -q -F -L tetherdata "$RUN/server-data.img"
 mkdir -p "$RUN/req" "$RUN/data"
 log "bench-all: run directory $RUN, $REPS repetitions"
 benv=()
-for v in BENCH_REPS BENCH_N BENCH_MIB BENCH_RANDOPS BENCH_DIRENTS BENCH_GIT_FILES BENCH_COMMITS \
-	BENCH_PINGS BENCH_BULK BENCH_SRC; do
+for v in "${SIZEVARS[@]}"; do
 	[ -n "${!v:-}" ] && benv+=("$v=${!v}")
 done
+# What BENCH_TABLES=RUN prints the tables with: the sizes set (the rest are the defaults),
+# the kernel and the date of the run.
+{
+	for v in "${benv[@]}"; do printf '%s=%q\n' "${v%%=*}" "${v#*=}"; done
+	printf 'KVARIANT=%q\nRUN_DATE=%q\n' "$KVARIANT" "$(date -u +%Y-%m-%d)"
+} >"$RUN/sizes"
 export VM_TIMEOUT=${VM_TIMEOUT:-14000}
 VMS=(server client)
 boot server server $SERVER_CID ROLE_SCRIPT=/tether/tests/vm/bench-all-server.sh LOAD_MODULE=0 "${benv[@]}"
@@ -58,6 +77,7 @@ kill $tailpid 2>/dev/null
 touch "$RUN/client-done"
 wait_vm server 120
 elapsed=$(($(date +%s) - t0))
+echo "$elapsed" >"$RUN/elapsed"
 fi
 
 # --- tables --------------------------------------------------------------------------------
@@ -98,7 +118,7 @@ row() {
 }
 
 nreps=$(grep -l "^git_commit_s" "$RUN"/data/tt-*.txt 2>/dev/null | wc -l || true)
-echo "make bench, one run: $nreps of $REPS repetitions, $(date -u +%Y-%m-%d), kernel $KVARIANT, TCG, $(nproc) host cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
+echo "make bench, one run: $nreps of $REPS repetitions, ${RUN_DATE:-$(date -u +%Y-%m-%d)}, kernel $KVARIANT, TCG, $(nproc) host cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
 echo "each cell: median [min-max] of the repetitions; ratios of medians (tv/tt: tether over vsock/TCP)"
 echo "sizes: ${BENCH_N:-200} timed calls per op, ${BENCH_MIB:-1024} MiB sequential, ${BENCH_RANDOPS:-2000} random ops, ${BENCH_PINGS:-2000} pings, blast $((${BENCH_BULK:-268435456} / 1048576)) MiB"
 src=$(grep -m1 "^source tree" "$RUN/server/role.log" 2>/dev/null || true)
@@ -126,6 +146,44 @@ row "random 4 KiB write, 1 process (IOPS)" randwrite_qd1_iops ping4k_p50_us inv
 row "random 4 KiB write, 8 processes (IOPS)" randwrite_8p_iops ping4k_p50_us inv
 row "tar -xf of the source tree (s)" tar_xf_s
 row "rm -rf of two trees (s)" rm_rf_s
+# Where the time of one call goes (tether over vsock; tests/vm/bench-all-client.sh
+# stage_figures): the modules' per-call and per-stage means over a window of only that call.
+# strow LABEL NAME : a row, pread64 and create (the creating openat), median [min-max]
+strow() {
+	printf '| %s | %s | %s |\n' "$1" "$(fmt "$(spread stv "st_pread64_$2")")" "$(fmt "$(spread stv "st_create_$2")")"
+}
+# strest : link + the server's receive and send paths: wait - (queue + syscall + reply), per
+# repetition, as a spread; one line for pread64, one for create (empty when none)
+strest() {
+	local op f
+	for op in pread64 create; do
+		echo "$(for f in "$RUN"/data/stv-*.txt; do
+			[ -e "$f" ] && awk -v o="st_${op}_" '{ v[$1] = $2 }
+				END { if ((o "wait_us") in v) printf "%.1f\n", v[o "wait_us"] - v[o "queue_us"] - v[o "syscall_us"] - v[o "reply_us"] }' "$f"
+		done | sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%s %s %s\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }')"
+	done
+}
+if ls "$RUN"/data/stv-*.txt >/dev/null 2>&1; then
+	printf '\n### where the time of one call goes (tether over vsock; us per call, mean over %s calls of one kind)\n\n' "${BENCH_STAGE_N:-500}"
+	echo "| stage | pread 64 B | create (openat O_CREAT) |"
+	echo "|---|---|---|"
+	strow "opbench p50 of the call, tethered (us)" p50_us
+	strow "client: the whole call, submit to reply (mean)" client_us
+	strow "client: submit to request sent" send_us
+	strow "link + server: request sent to reply received" wait_us
+	strow "- server: request queued to the shadow's pick-up" queue_us
+	strow "- server: the call in the shadow (pick-up to its reply)" syscall_us
+	strow "- server: the shadow's reply to the reply frame sent" reply_us
+	mapfile -t rest < <(strest)
+	printf '| %s | %s | %s |\n' "- the rest: the link both ways, both receive paths" "$(fmt "${rest[0]:-}")" "$(fmt "${rest[1]:-}")"
+	strow "client: reply received to the task running" wake_us
+	printf '| %s | %s | %s |\n' "local on the server: opbench p50 (us)" "$(fmt "$(spread local pread64_p50_us)")" "-"
+	printf '| %s | %s | %s |\n' "raw vsock ping-pong 64 B p50 / module ping p50 (us)" \
+		"$(fmt "$(spread rawv ping64_p50_us)") / $(fmt "$(spread rawv modping64_p50_us)")" "same"
+	callsof() { echo "$(fmt "$(spread stv "st_$1_calls")") / $(fmt "$(spread stv "st_$1_srvcalls")") / $(fmt "$(spread stv "st_$1_window")")"; }
+	printf '| %s | %s | %s |\n' "calls of that kind in the window, client / server / every call (client)" \
+		"$(callsof pread64)" "$(callsof create)"
+fi
 printf '\n### raw link (us, MB/s)\n\n| figure | vsock | TCP |\n|---|---|---|\n'
 for f in ping64_p50_us ping64_p99_us ping4k_p50_us ping4k_p99_us blast_MBps modping64_p50_us modping64_p99_us; do
 	printf '| %s | %s | %s |\n' "$f" "$(fmt "$(spread rawv $f)")" "$(fmt "$(spread rawt $f)")"

@@ -15,6 +15,15 @@
  *   rand{read,write}_8p_iops: the same total spread over 8 processes (forked before the
  *     clock starts; each ends with its own fsync for writes).
  * Nothing is checked here: the figures only (tests/bench-all.sh never asserts on time).
+ *
+ * OPBENCH_STAGES=pread64 or =create in the environment: only N calls of one kind, between
+ * two raise(SIGSTOP)s, so that whoever continues the process (SIGCONT) can read the
+ * modules' call counters while it is stopped, with nothing but those N calls in between
+ * (tests/vm/bench-all-client.sh, "where the time of one call goes"): pread64 of 64 B on
+ * one open 4 KiB file (made before the first stop), or create: open(O_WRONLY | O_CREAT |
+ * O_EXCL) of N new files, kept open until after the second stop (then written 4 KiB
+ * and closed), so the window holds only the creating openat calls. Prints NAME_p50_us and
+ * NAME_p99_us (pread64, create_open) after the second stop.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -24,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -149,6 +160,63 @@ static void rand_fig(const char *name, const char *file, long ops, uint64_t bloc
 	fflush(stdout);
 }
 
+/* OPBENCH_STAGES: N calls of one kind between two stops (see the top). */
+static int stages(const char *what, long n, uint64_t *t)
+{
+	static char b[4096];
+	struct rlimit rl;
+	uint64_t t0;
+	int fd, *fds;
+
+	memset(b, 'c', sizeof(b));
+	if (!strcmp(what, "pread64")) {
+		char *f = path("small", 0);
+
+		fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || write(fd, b, 4096) != 4096)
+			die("small file");
+		raise(SIGSTOP);
+		for (long i = 0; i < n; i++) {
+			t0 = now_ns();
+			if (pread(fd, b, 64, (i % 64) * 64) != 64)
+				die("pread");
+			t[i] = now_ns() - t0;
+		}
+		raise(SIGSTOP);
+		close(fd);
+		report("pread64", t, n);
+	} else if (!strcmp(what, "create")) {
+		fds = calloc(n, sizeof(*fds));
+		if (!fds)
+			die("calloc");
+		/* n files stay open at once */
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < (rlim_t)n + 16) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		raise(SIGSTOP);
+		for (long i = 0; i < n; i++) {
+			char *p = path("s%ld", i);
+
+			t0 = now_ns();
+			fds[i] = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			t[i] = now_ns() - t0;
+			if (fds[i] < 0)
+				die("create");
+		}
+		raise(SIGSTOP);
+		for (long i = 0; i < n; i++)
+			if (write(fds[i], b, 4096) != 4096 || close(fds[i]))
+				die("write+close");
+		report("create_open", t, n);
+	} else {
+		fprintf(stderr, "opbench: OPBENCH_STAGES=%s: pread64 or create\n", what);
+		return 2;
+	}
+	printf("done 1\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	long n = argc > 2 ? atol(argv[2]) : 200, mib = argc > 3 ? atol(argv[3]) : 1024;
@@ -168,6 +236,8 @@ int main(int argc, char **argv)
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		die("mkdir DIR");
 	memset(b, 'x', sizeof(b));
+	if (getenv("OPBENCH_STAGES"))
+		return stages(getenv("OPBENCH_STAGES"), n, t);
 
 	/* pread 64 B and fstat on one open 4 KiB file */
 	f = path("small", 0);

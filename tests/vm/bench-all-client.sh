@@ -11,6 +11,10 @@
 #   rawt   : the raw figures over TCP (vsock_bench with TETHER_TCP_SERVER; the module's ping
 #            after it was reloaded with servers=tcp:SERVER)
 #   tt     : tethered over TCP
+#   stv    : where the time of one call goes, tethered over vsock (after tv): opbench with
+#            OPBENCH_STAGES=pread64 and =create (BENCH_STAGE_N calls of one kind between two
+#            stops); both modules' calls files (/sys/kernel/tether_{client,server}/calls) read
+#            at each stop, their differences per call (stage_figures)
 # Each peer's figures of repetition R go to /shared/data/PEER-R.txt ("name value" lines);
 # the raw streams are verified once at the start (bulk with a checksum, both transports).
 # Touching RUN/stop-reps on the host ends the run after the current repetition.
@@ -25,7 +29,7 @@ VB=/tether/tests/build/vsock_bench
 WORK=/tether/tests/vm/bench-work.sh
 REPS=${BENCH_REPS:-3} N=${BENCH_N:-200} MIB=${BENCH_MIB:-1024} RANDOPS=${BENCH_RANDOPS:-2000}
 DIRENTS=${BENCH_DIRENTS:-1000} GITFILES=${BENCH_GIT_FILES:-1000} COMMITS=${BENCH_COMMITS:-200}
-PINGS=${BENCH_PINGS:-2000} BULK=${BENCH_BULK:-268435456}
+PINGS=${BENCH_PINGS:-2000} BULK=${BENCH_BULK:-268435456} STAGEN=${BENCH_STAGE_N:-500}
 OUT=/shared/data
 mkdir -p $OUT
 say() { echo "$(date +%T) $*"; }
@@ -86,6 +90,51 @@ tethered() { # OPDIR WORKDIR TAR FILE
 	/tmp/bash-m -c "set -- $2 $3 $GITFILES $COMMITS; $(cat $WORK)" >>"$4" 2>&1
 }
 
+# stage_figures OP REP : opbench OPBENCH_STAGES=OP (pread64 or create) tethered in /b/st-REP,
+# stopped before and after its STAGEN calls; at each stop both modules' calls files go to
+# $OUT/calls-REP-OP-{before,after}-{client,server}.txt. Appends to $OUT/stv-REP.txt, as
+# st_OP_NAME means in us per call over the window (the differences of the two readings):
+#   client_us (the call's whole time on the client, submit to reply), send_us, wait_us,
+#   wake_us (the client's stages), queue_us, reply_us (the server's), syscall_us (the call
+#   on the server: the shadow's pick-up to its reply), calls (the call's count on the
+#   client), window (every call's count in the window: stage_send), p50_us / p99_us (opbench).
+stage_figures() {
+	local op=$1 r=$2 pid when pre=$OUT/calls-$2-$1 call
+	OPBENCH_STAGES=$op /tmp/opbench-m /b/st-$r "$STAGEN" >$OUT/st-$r-$op.txt 2>&1 &
+	pid=$!
+	for when in before after; do
+		# stopped (T) at raise(SIGSTOP); gone: it failed
+		while [ "$(awk '{ print $3 }' /proc/$pid/stat 2>/dev/null)" != T ]; do
+			kill -0 $pid 2>/dev/null || { say "error: opbench $op ended before its stop"; return 1; }
+			sleep 0.1
+		done
+		cat $SYS/calls >$pre-$when-client.txt
+		srvreq calls-$r-$op-$when "cat /sys/kernel/tether_server/calls" >$pre-$when-server.txt
+		kill -CONT $pid
+	done
+	wait $pid || say "error: opbench $op failed"
+	case $op in pread64) call=pread64 ;; create) call=openat ;; esac
+	{
+		# per call: the mean over the window (differences of COUNT and TOTAL_US)
+		awk -v op="$op" -v call="$call" '
+			FNR == 1 { f++ } $1 == "call" { next }
+			{ c[f, $1] = $2; t[f, $1] = $3 }
+			function d(k, w) { return c[w + 1, k] - c[w, k] }
+			function m(k, w) { n = d(k, w); return n > 0 ? (t[w + 1, k] - t[w, k]) / n : "" }
+			function out(name, v) { if (v != "") printf "st_%s_%s %.1f\n", op, name, v }
+			END {
+				# files: 1 client before, 2 client after, 3 server before, 4 server after
+				out("client_us", m(call, 1)); out("send_us", m("stage_send", 1))
+				out("wait_us", m("stage_wait", 1)); out("wake_us", m("stage_wake", 1))
+				out("queue_us", m("stage_queue", 3)); out("syscall_us", m(call, 3))
+				out("reply_us", m("stage_reply", 3))
+				printf "st_%s_calls %d\nst_%s_window %d\nst_%s_srvcalls %d\n", op, d(call, 1),
+					op, d("stage_send", 1), op, d(call, 3)
+			}' $pre-before-client.txt $pre-after-client.txt $pre-before-server.txt $pre-after-server.txt
+		sed -n "s/^\(pread64\|create_open\)_\(p[0-9]*_us\) /st_${op}_\2 /p" $OUT/st-$r-$op.txt
+	} >>$OUT/stv-$r.txt
+}
+
 # (/shared/stop-reps, touched on the host: no further repetition after the current one)
 for ((r = 1; r <= REPS; r++)); do
 	[ ! -e /shared/stop-reps ] || { say "stop-reps: ending after $((r - 1)) repetitions"; break; }
@@ -102,6 +151,9 @@ for ((r = 1; r <= REPS; r++)); do
 	say "repetition $r: tether vsock"
 	tethered /b/tv-$r /b/tvw-$r /b/src.tar $OUT/tv-$r.txt
 	srvreq clean-tv-$r "rm -rf /srv/b/tv-$r /srv/b/tvw-$r; sync"
+	say "repetition $r: where the time of one call goes (tether vsock)"
+	stage_figures pread64 $r && stage_figures create $r
+	srvreq clean-st-$r "rm -rf /srv/b/st-$r; sync"
 	say "repetition $r: raw tcp"
 	load servers=tcp:$NET_SERVER_IP
 	raw tcp $OUT/rawt-$r.txt

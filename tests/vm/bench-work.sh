@@ -6,7 +6,8 @@
 #   sqlite_journal_cps, sqlite_wal_cps: COMMITS single-row transactions (synchronous=full)
 #     in one sqlite3 process, rollback journal and WAL: commits per second;
 #   tar_xf_s: tar -xf TAR; tar_cf_s: tar -cf of the extracted tree; tar_x_s: tar -xf of that
-#     into a second tree; diff_r_s: diff -r of the two; rm_rf_s: rm -rf of both trees;
+#     into a second tree; diff_r_s: diff -r of the two (symbolic links compared as links: an
+#     absolute one may point nowhere in a tethered process's root); rm_rf_s: rm -rf of both trees;
 #   git_status_s, git_commit_s: git status, then git commit -a after editing 10 files, in a
 #     repository of GITFILES files (made and committed untimed).
 # Times in seconds (bash's EPOCHREALTIME: no process per clock reading).
@@ -48,7 +49,7 @@ start
 tar -xf c.tar -C b
 secs tar_x_s
 start
-diff -r a b >/dev/null
+diff -r --no-dereference a b >/dev/null
 secs diff_r_s
 start
 rm -rf a b
