@@ -14,6 +14,8 @@ srv() {
 	n=$(($(cat /tmp/srv.n 2>/dev/null || echo 0) + 1))
 	echo $n >/tmp/srv.n
 	b=$CMD/c$n
+	# The server gives the request as long as this side waits for it.
+	echo "$1" >"$b.t"
 	printf '%s\n' "$2" >"$b.tmp" && mv "$b.tmp" "$b.sh"
 	wait_until "$1" test -e "$b.rc" || { echo "server did not answer request c$n in $1 s"; return 124; }
 	cat "$b.out"
@@ -31,10 +33,11 @@ tb() {
 	rm -f "$f" "$f.reap"
 	return $rc
 }
-# serve_requests SECONDS STOPFILE : (server) run the client's requests, one at a time, until
-# STOPFILE exists or SECONDS have passed.
+# serve_requests SECONDS STOPFILE : (server) run the client's requests, one at a time, each
+# for as long as the client waits for it (NAME.t, else 60 s), until STOPFILE exists or
+# SECONDS have passed.
 serve_requests() {
-	local end=$(($(date +%s) + $1)) f b rc
+	local end=$(($(date +%s) + $1)) f b rc t
 	mkdir -p "$CMD"
 	while [ ! -e "$2" ] && [ "$(date +%s)" -lt $end ]; do
 		for f in "$CMD"/*.sh; do
@@ -42,8 +45,8 @@ serve_requests() {
 			b=${f%.sh}
 			[ -e "$b.rc" ] && continue
 			echo "# request $(basename "$b")" >&2
-			rc=0
-			timeout 60 bash -c '. /tether/tests/vm/lib.sh; . "$1"' request "$f" >"$b.out" 2>&1 || rc=$?
+			rc=0 t=$(cat "$b.t" 2>/dev/null || echo 60)
+			timeout "$t" bash -c '. /tether/tests/vm/lib.sh; . "$1"' request "$f" >"$b.out" 2>&1 || rc=$?
 			echo $rc >"$b.rc.tmp" && mv "$b.rc.tmp" "$b.rc"
 		done
 		sleep 0.1
