@@ -967,7 +967,6 @@ static int serve(uint32_t lane, uint8_t *req, uint8_t *rep, uint8_t *scratch)
 	}
 }
 
-/* Opens directory path as fd number fd (close-on-exec). */
 /* Undoes /proc/self/mountinfo's escapes (\ooo: space, tab, newline, backslash) in place. */
 static void unescape(char *s)
 {
@@ -1012,7 +1011,8 @@ static int one_file_system(const char *root)
 		char *mp = line, *end, **more;
 
 		for (int i = 0; i < 4 && mp; i++)
-			mp = strchr(mp, ' ') ? strchr(mp, ' ') + 1 : NULL;
+			if ((mp = strchr(mp, ' ')))
+				mp++;
 		if (!mp || !(end = strchr(mp, ' ')))
 			continue;
 		*end = 0;
@@ -1047,6 +1047,7 @@ static int one_file_system(const char *root)
 	return ret;
 }
 
+/* Opens directory path as fd number fd (close-on-exec). */
 static int open_at(const char *path, int fd)
 {
 	int f = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -365,14 +365,11 @@ impl Log {
 
     /// Process `rpid` closed an fd of the file open as its server fd `sfd`: as in Linux,
     /// every record lock of the process on that file is gone (OFD locks and `flock`s stay
-    /// with their open file description).
-    pub(crate) fn record_locks_released(&mut self, rpid: u32, sfd: i32) {
-        let Some(p) = self.find(rpid) else {
-            return;
-        };
-        let Some(at) = p.files.iter().position(|f| f.sfd == sfd) else {
-            return;
-        };
+    /// with their open file description). Returns the write error the fd has to report,
+    /// if any ([`Log::take_write_error`]): a close reports it, as NFS's does.
+    pub(crate) fn fd_closed(&mut self, rpid: u32, sfd: i32) -> Option<Error> {
+        let p = self.find(rpid)?;
+        let at = p.files.iter().position(|f| f.sfd == sfd)?;
         let path = core::mem::take(&mut p.files[at].path);
         for f in p.files.iter_mut() {
             if f.sfd == sfd || f.path[..] == path[..] {
@@ -380,6 +377,7 @@ impl Log {
             }
         }
         p.files[at].path = path;
+        p.files[at].write_error.take()
     }
 
     /// Whether server fd `sfd` of process `rpid` was lost in a replay.

@@ -6,7 +6,7 @@
 use kernel::{alloc::KVVec, bindings, prelude::*, uaccess::UserPtr, uaccess::UserSlice};
 
 use super::paths::{remote_dirfd, PathArg};
-use super::proxy::{take_write_error, Proxy};
+use super::proxy::Proxy;
 use super::{call, done, errno, rpid, Dispatch, Outcome};
 use crate::link::rpc;
 use crate::link::rpc::request;
@@ -184,16 +184,15 @@ pub(crate) fn close_remote(rpid: u32, sfd: i32) {
 }
 
 /// Called by `proxy.c` at each close of a proxy file (its `flush`): the calling process's
-/// record locks on the file are gone (the log forgets them), and the write error its
-/// server fd `sfd` has to report is the result (as `-errno`, or 0): like NFS, a close
-/// reports a write-back error the app has not seen yet.
+/// record locks on the file are gone, and the write error its server fd `sfd` has to
+/// report is the result (as `-errno`, or 0), as in `Log::fd_closed`.
 #[no_mangle]
 extern "C" fn tether_proxy_flushed(sfd: i32) -> i32 {
-    let rpid = rpid();
-    if let Some(shared) = client() {
-        shared.log.lock().record_locks_released(rpid, sfd);
-    }
-    take_write_error(rpid, sfd).map_or(0, |e| e.to_errno())
+    let Some(shared) = client() else {
+        return 0;
+    };
+    let err = shared.log.lock().fd_closed(rpid(), sfd);
+    err.map_or(0, |e| e.to_errno())
 }
 
 /// Called by `proxy.c` when the last reference to a proxy file goes (but not when its

@@ -126,9 +126,12 @@ impl Proxy {
     }
 
     /// The write error this fd has to report, if any (`Log::write_failed`): the next
-    /// write, `fsync` or close gets it, once.
+    /// write, `fsync` or close gets it, once. The log is looked at only after a redo failed
+    /// since load.
     pub(crate) fn take_write_error(&self) -> Option<Error> {
-        take_write_error(self.rpid, self.sfd)
+        let shared = client().filter(|s| s.redo_errors.load(Relaxed) != 0)?;
+        let err = shared.log.lock().take_write_error(self.rpid, self.sfd);
+        err
     }
 
     /// Sets the `F_SETFL` status flags as `setfl()` in `fs/fcntl.c` does.
@@ -136,14 +139,6 @@ impl Proxy {
         // SAFETY: As in `pos`; the shim takes the file's `f_lock`.
         unsafe { ffi::tether_proxy_setfl(self.file, arg) };
     }
-}
-
-/// The write error server fd `sfd` of process `rpid` has to report, if any (taken: it is
-/// reported once). The log is looked at only after a redo failed since load.
-pub(crate) fn take_write_error(rpid: u32, sfd: i32) -> Option<Error> {
-    let shared = client().filter(|s| s.redo_errors.load(Relaxed) != 0)?;
-    let err = shared.log.lock().take_write_error(rpid, sfd);
-    err
 }
 
 impl Drop for Proxy {
